@@ -1,0 +1,564 @@
+package detect
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// PortSet is a set of ports: a 65536-bit bitmap, so that a membership test
+// costs one load and never allocates.
+type PortSet [1024]uint64
+
+// Add puts p in the set.
+func (s *PortSet) Add(p uint16) { s[p>>6] |= 1 << (p & 63) }
+
+// Has reports whether p is in the set.
+func (s *PortSet) Has(p uint16) bool { return s[p>>6]&(1<<(p&63)) != 0 }
+
+// Config sets up an Engine. The zero value of a field means its default.
+type Config struct {
+	// Window is the length of the per-source sliding window
+	// (DefaultWindow).
+	Window time.Duration
+	// Threshold is the score at which a source is reported
+	// (DefaultThreshold).
+	Threshold int
+	// ScanTrigger is PortSentry's SCAN_TRIGGER: the number of hits on trap
+	// ports within the window that makes an alert; 0 and 1 both mean the
+	// first hit, as in PortSentry 1.2.
+	ScanTrigger int
+	// MaxSources bounds the sources tracked at once (DefaultMaxSources).
+	MaxSources int
+	// TrapTCP and TrapUDP are the watched ports (TCP_PORTS, UDP_PORTS, or
+	// the advanced-mode ranges). A nil set watches nothing.
+	TrapTCP, TrapUDP *PortSet
+	// Home lists the protected addresses: only probes aimed at them count.
+	// Empty means every destination is protected.
+	Home []netip.Prefix
+}
+
+// Stats counts what the engine has seen.
+type Stats struct {
+	Packets uint64 // packets given to Process
+	Probes  uint64 // packets counted as probes
+	Replies uint64 // answers of probed hosts matched to a probe
+	Ignored uint64 // packets that were neither (established traffic, multicast, unprotected destinations)
+	Sources int    // sources tracked now
+	Evicted uint64 // sources dropped to make room for new ones
+	Alerts  uint64 // alerts raised
+}
+
+// Target states.
+const (
+	stUnanswered uint8 = iota // probed, no answer yet
+	stClosed                  // the host said closed (RST, ICMP unreachable), or answered an ACK probe
+	stOpen                    // the service answered (SYN-ACK, UDP reply)
+	stHalfOpen                // answered, then reset by the source
+	stPending                 // FIN+ACK outside a known connection, waiting for the host's RST
+	stMask       uint8 = 0x07
+	bitTrap      uint8 = 0x08 // a probe hit a trap port here
+	bitStealth   uint8 = 0x10 // a probe no legitimate client sends (FIN, NULL, XMAS, odd)
+)
+
+// target is one distinct (destination, protocol, port) a source touched.
+// The destination is kept as a 32-bit hash: a collision merges two targets,
+// which can only lower a score.
+type target struct {
+	ts    int64
+	dsth  uint32
+	port  uint16
+	proto uint8
+	st    uint8
+}
+
+func (t *target) weight() int32 {
+	var w int32
+	switch t.st & stMask {
+	case stOpen, stPending:
+		return 0
+	case stClosed:
+		w = WeightClosed
+	case stHalfOpen:
+		w = WeightHalfOpen
+	default:
+		w = WeightUnanswered
+	}
+	if t.st&(bitTrap|bitStealth) != 0 && w < WeightClosed {
+		w = WeightClosed
+	}
+	return w
+}
+
+// source is everything kept about one source address. Sources live in one
+// slice allocated up front; they are linked into an LRU list by index.
+type source struct {
+	addr       netip.Addr
+	hash       uint64
+	prev, next int32
+	first      int64
+	trapFirst  int64
+	probes     uint32
+	trapHits   uint32
+	score      int32
+	ntargets   uint8
+	ndst       uint8
+	alerted    bool
+	types      [numTypes]uint32
+	targets    [maxTargets]target
+	dsts       [maxDsts]netip.Addr
+}
+
+// Engine classifies packets and scores sources. It is not safe for
+// concurrent use: one goroutine feeds it (the capture loop), which keeps
+// the per-packet path free of locks.
+type Engine struct {
+	window    int64
+	threshold int32
+	trigger   uint32
+	trapTCP   PortSet
+	trapUDP   PortSet
+	home      []netip.Prefix
+	seed0     uint64
+	seed1     uint64
+
+	srcs       []source
+	used       int32 // sources handed out of srcs so far
+	table      []int32
+	mask       uint64
+	head, tail int32 // LRU list: head is the most recently seen
+	stats      Stats
+}
+
+// New returns an engine for cfg, with every table allocated up front.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Window == 0 {
+		cfg.Window = DefaultWindow
+	}
+	if cfg.Threshold == 0 {
+		cfg.Threshold = DefaultThreshold
+	}
+	if cfg.MaxSources == 0 {
+		cfg.MaxSources = DefaultMaxSources
+	}
+	switch {
+	case cfg.Window < 0:
+		return nil, fmt.Errorf("detect: window %v is negative", cfg.Window)
+	case cfg.Threshold < 0:
+		return nil, fmt.Errorf("detect: threshold %d is negative", cfg.Threshold)
+	case cfg.ScanTrigger < 0:
+		return nil, fmt.Errorf("detect: scan trigger %d is negative", cfg.ScanTrigger)
+	case cfg.MaxSources < minMaxSources:
+		return nil, fmt.Errorf("detect: max sources %d is below %d", cfg.MaxSources, minMaxSources)
+	case cfg.MaxSources > 1<<26:
+		return nil, errors.New("detect: max sources above 67108864")
+	}
+	e := &Engine{
+		window:    int64(cfg.Window),
+		threshold: int32(cfg.Threshold),
+		trigger:   uint32(max(cfg.ScanTrigger, 1)),
+		home:      slices.Clone(cfg.Home),
+		seed0:     rand.Uint64(),
+		seed1:     rand.Uint64(),
+		srcs:      make([]source, cfg.MaxSources),
+		head:      -1,
+		tail:      -1,
+	}
+	if cfg.TrapTCP != nil {
+		e.trapTCP = *cfg.TrapTCP
+	}
+	if cfg.TrapUDP != nil {
+		e.trapUDP = *cfg.TrapUDP
+	}
+	n := 1
+	for n < 2*cfg.MaxSources {
+		n <<= 1
+	}
+	e.table = make([]int32, n)
+	for i := range e.table {
+		e.table[i] = -1
+	}
+	e.mask = uint64(n - 1)
+	return e, nil
+}
+
+// Stats returns the counters so far.
+func (e *Engine) Stats() Stats {
+	s := e.stats
+	s.Sources = e.count()
+	return s
+}
+
+func (e *Engine) count() int {
+	n := 0
+	for i := e.head; i >= 0; i = e.srcs[i].next {
+		n++
+	}
+	return n
+}
+
+// Process classifies one packet and returns an alert when this packet makes
+// its source a scanner, nil otherwise. It allocates only for the alert.
+func (e *Engine) Process(p *Probe) *Alert {
+	e.stats.Packets++
+	if !p.Src.IsValid() || !p.Dst.IsValid() || p.Src == p.Dst {
+		e.stats.Ignored++
+		return nil
+	}
+	switch p.Kind {
+	case KindTCP:
+		return e.tcp(p)
+	case KindUDP:
+		return e.udp(p)
+	case KindUnreach:
+		if p.Proto == ProtoTCP || p.Proto == ProtoUDP {
+			return e.answered(p, p.Proto, stClosed)
+		}
+	}
+	e.stats.Ignored++
+	return nil
+}
+
+// classify names the probe a TCP segment without ACK or RST is.
+func classify(flags uint8, stack bool) (ScanType, bool) {
+	switch {
+	case flags&^(FlagECE|FlagCWR) == FlagSYN:
+		if stack {
+			return TypeConnect, false
+		}
+		return TypeSYN, false
+	case flags == FlagFIN:
+		return TypeFIN, true
+	case flags == 0:
+		return TypeNULL, true
+	case flags == FlagFIN|FlagPSH|FlagURG:
+		return TypeXMAS, true
+	}
+	return TypeOdd, true
+}
+
+func (e *Engine) tcp(p *Probe) *Alert {
+	f := p.Flags
+	if f&FlagACK == 0 {
+		if f&FlagRST != 0 {
+			return e.bareRST(p)
+		}
+		typ, stealth := classify(f, p.StackSYN)
+		return e.probe(p, typ, ProtoTCP, stealth, stUnanswered)
+	}
+	switch {
+	case f&FlagRST != 0:
+		return e.answered(p, ProtoTCP, stClosed)
+	case f&FlagSYN != 0:
+		return e.answered(p, ProtoTCP, stOpen)
+	case f&FlagFIN != 0:
+		return e.finACK(p)
+	}
+	// ACK with neither SYN, FIN nor RST: established traffic, or an ACK
+	// probe that only the host's bare RST reveals. The live BPF filter
+	// drops these, so the engine ignores them too: live and replay agree.
+	e.stats.Ignored++
+	return nil
+}
+
+func (e *Engine) udp(p *Probe) *Alert {
+	// A datagram from a port that the receiver itself probed is the
+	// answer to it.
+	if s := e.lookup(p.Dst); s != nil {
+		if t := s.find(e.hash32(p.Src), p.SrcPort, ProtoUDP); t != nil {
+			if t.st&stMask == stUnanswered {
+				t.st = t.st&^stMask | stOpen
+				s.rescore()
+			}
+			e.stats.Replies++
+			return nil
+		}
+	}
+	return e.probe(p, TypeUDP, ProtoUDP, false, stUnanswered)
+}
+
+// answered handles an answer of a probed host (p.Src) to a prober (p.Dst):
+// RST+ACK or ICMP unreachable (closed), SYN+ACK (open).
+func (e *Engine) answered(p *Probe, proto, st uint8) *Alert {
+	s := e.lookup(p.Dst)
+	if s == nil {
+		e.stats.Ignored++
+		return nil
+	}
+	t := s.find(e.hash32(p.Src), p.SrcPort, proto)
+	if t == nil {
+		e.stats.Ignored++
+		return nil
+	}
+	e.stats.Replies++
+	switch t.st & stMask {
+	case stUnanswered, stPending:
+		t.st = t.st&^stMask | st
+	default:
+		// An answer after an earlier one (a server resetting an open
+		// connection, a retransmitted RST) changes nothing.
+		return nil
+	}
+	e.expire(s, p.TS)
+	s.rescore()
+	return e.check(s, p.TS, proto, p.SrcPort)
+}
+
+// bareRST handles a RST without ACK. Either the probed host answers an
+// ACK-bearing probe (nmap -sA, -sM) with it, or a SYN scanner's kernel
+// resets the half-open connection the host had answered.
+func (e *Engine) bareRST(p *Probe) *Alert {
+	if s := e.lookup(p.Dst); s != nil {
+		if t := s.find(e.hash32(p.Src), p.SrcPort, ProtoTCP); t != nil {
+			e.stats.Replies++
+			switch t.st & stMask {
+			case stPending: // the host's answer to a FIN+ACK probe
+				t.st = t.st&^stMask | stClosed
+				s.probes++
+				s.types[TypeMaimon]++
+				e.stats.Probes++
+			case stUnanswered:
+				t.st = t.st&^stMask | stClosed
+			default:
+				return nil
+			}
+			e.expire(s, p.TS)
+			s.rescore()
+			return e.check(s, p.TS, ProtoTCP, p.SrcPort)
+		}
+	}
+	if s := e.lookup(p.Src); s != nil {
+		if t := s.find(e.hash32(p.Dst), p.DstPort, ProtoTCP); t != nil {
+			if t.st&stMask == stOpen {
+				t.st = t.st&^stMask | stHalfOpen
+				t.ts = p.TS
+				e.expire(s, p.TS)
+				s.rescore()
+				return e.check(s, p.TS, ProtoTCP, p.DstPort)
+			}
+			e.stats.Ignored++
+			return nil
+		}
+	}
+	// No context: the host's answer to an ACK probe we could not see (the
+	// filter drops bare ACKs). Count it as that probe, already closed.
+	if !e.protected(p.Src) {
+		e.stats.Ignored++
+		return nil
+	}
+	q := Probe{TS: p.TS, Src: p.Dst, Dst: p.Src, SrcPort: p.DstPort, DstPort: p.SrcPort, Kind: KindTCP, Proto: ProtoTCP, Flags: FlagACK}
+	return e.probe(&q, TypeACK, ProtoTCP, false, stClosed)
+}
+
+// finACK handles a FIN with ACK: the close of a connection, or a Maimon
+// probe when no connection is known; the probed host's RST decides.
+func (e *Engine) finACK(p *Probe) *Alert {
+	if !e.protected(p.Dst) {
+		e.stats.Ignored++
+		return nil
+	}
+	if s := e.lookup(p.Src); s != nil {
+		if t := s.find(e.hash32(p.Dst), p.DstPort, ProtoTCP); t != nil {
+			t.ts = p.TS
+			e.stats.Ignored++
+			return nil
+		}
+	}
+	if s := e.lookup(p.Dst); s != nil && s.find(e.hash32(p.Src), p.SrcPort, ProtoTCP) != nil {
+		// the server side closing a connection the other side opened
+		e.stats.Ignored++
+		return nil
+	}
+	if !usable(p) {
+		e.stats.Ignored++
+		return nil
+	}
+	s := e.get(p.Src, p.TS)
+	e.expire(s, p.TS)
+	t := s.add(e.hash32(p.Dst), p.DstPort, ProtoTCP, p.TS)
+	t.st = stPending
+	s.addDst(p.Dst)
+	return nil
+}
+
+// usable rules out packets that are no probe of a host: multicast and
+// broadcast destinations (mDNS, SSDP, DHCP) and unspecified or multicast
+// sources.
+func usable(p *Probe) bool {
+	if p.Dst.IsMulticast() || p.Src.IsMulticast() || p.Src.IsUnspecified() || p.Dst.IsUnspecified() {
+		return false
+	}
+	if p.Dst.Is4() && p.Dst.As4() == [4]byte{255, 255, 255, 255} {
+		return false
+	}
+	return true
+}
+
+// probe counts one probe from p.Src to p.Dst:p.DstPort.
+func (e *Engine) probe(p *Probe, typ ScanType, proto uint8, stealth bool, st uint8) *Alert {
+	if !e.protected(p.Dst) || !usable(p) {
+		e.stats.Ignored++
+		return nil
+	}
+	e.stats.Probes++
+	s := e.get(p.Src, p.TS)
+	e.expire(s, p.TS)
+	s.probes++
+	s.types[typ]++
+	dh := e.hash32(p.Dst)
+	t := s.find(dh, p.DstPort, proto)
+	if t == nil {
+		t = s.add(dh, p.DstPort, proto, p.TS)
+		t.st = st
+	}
+	t.ts = p.TS
+	if stealth {
+		t.st |= bitStealth
+	}
+	trap := false
+	if proto == ProtoTCP {
+		trap = e.trapTCP.Has(p.DstPort)
+	} else {
+		trap = e.trapUDP.Has(p.DstPort)
+	}
+	if trap {
+		t.st |= bitTrap
+		if s.trapHits == 0 || p.TS-s.trapFirst > e.window {
+			s.trapHits, s.trapFirst = 0, p.TS
+		}
+		s.trapHits++
+	}
+	s.addDst(p.Dst)
+	s.rescore()
+	return e.check(s, p.TS, proto, p.DstPort)
+}
+
+// check raises the source's alert when it has earned one.
+func (e *Engine) check(s *source, ts int64, proto uint8, port uint16) *Alert {
+	if s.alerted {
+		return nil
+	}
+	var why Trigger
+	switch {
+	case s.trapHits >= e.trigger:
+		why = TriggerTrap
+	case s.score >= e.threshold:
+		why = TriggerScore
+	default:
+		return nil
+	}
+	s.alerted = true
+	e.stats.Alerts++
+	a := &Alert{
+		Src:     s.addr,
+		Type:    s.dominant(),
+		Trigger: why,
+		Time:    ts,
+		First:   s.first,
+		Probes:  s.probes,
+		Score:   int(s.score),
+		Proto:   proto,
+		Port:    port,
+		Dst:     slices.Clone(s.dsts[:s.ndst]),
+	}
+	for i := range s.targets[:s.ntargets] {
+		t := &s.targets[i]
+		a.Ports = append(a.Ports, PortRef{Proto: t.proto, Port: t.port})
+	}
+	slices.SortFunc(a.Ports, func(x, y PortRef) int {
+		if x.Proto != y.Proto {
+			return int(x.Proto) - int(y.Proto)
+		}
+		return int(x.Port) - int(y.Port)
+	})
+	a.Ports = slices.Compact(a.Ports)
+	return a
+}
+
+func (e *Engine) protected(a netip.Addr) bool {
+	if len(e.home) == 0 {
+		return true
+	}
+	for _, p := range e.home {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// expire drops the source's targets that have left the window.
+func (e *Engine) expire(s *source, now int64) {
+	for i := 0; i < int(s.ntargets); {
+		if now-s.targets[i].ts > e.window {
+			s.ntargets--
+			s.targets[i] = s.targets[s.ntargets]
+			continue
+		}
+		i++
+	}
+	if s.trapHits > 0 && now-s.trapFirst > e.window {
+		s.trapHits = 0
+	}
+}
+
+func (s *source) find(dsth uint32, port uint16, proto uint8) *target {
+	for i := range s.targets[:s.ntargets] {
+		t := &s.targets[i]
+		if t.port == port && t.dsth == dsth && t.proto == proto {
+			return t
+		}
+	}
+	return nil
+}
+
+// add appends a target, replacing the oldest when the source has
+// maxTargets already.
+func (s *source) add(dsth uint32, port uint16, proto uint8, ts int64) *target {
+	i := int(s.ntargets)
+	if i == maxTargets {
+		i = 0
+		for j := 1; j < maxTargets; j++ {
+			if s.targets[j].ts < s.targets[i].ts {
+				i = j
+			}
+		}
+	} else {
+		s.ntargets++
+	}
+	s.targets[i] = target{ts: ts, dsth: dsth, port: port, proto: proto}
+	return &s.targets[i]
+}
+
+func (s *source) addDst(a netip.Addr) {
+	for _, d := range s.dsts[:s.ndst] {
+		if d == a {
+			return
+		}
+	}
+	if s.ndst < maxDsts {
+		s.dsts[s.ndst] = a
+		s.ndst++
+	}
+}
+
+func (s *source) rescore() {
+	var sum int32
+	for i := range s.targets[:s.ntargets] {
+		sum += s.targets[i].weight()
+	}
+	s.score = sum
+}
+
+func (s *source) dominant() ScanType {
+	best := ScanType(0)
+	for t := ScanType(1); t < numTypes; t++ {
+		if s.types[t] > s.types[best] {
+			best = t
+		}
+	}
+	return best
+}

@@ -1,0 +1,561 @@
+package detect
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+)
+
+var (
+	victim   = netip.MustParseAddr("198.51.100.10")
+	attacker = netip.MustParseAddr("198.51.100.66")
+	benign   = netip.MustParseAddr("198.51.100.20")
+)
+
+const ms = int64(time.Millisecond)
+
+// t0 is an arbitrary packet time: the engine only ever looks at differences.
+const t0 = int64(1_700_000_000) * int64(time.Second)
+
+func tcp(ts int64, src netip.Addr, sport uint16, dst netip.Addr, dport uint16, flags uint8) *Probe {
+	return &Probe{TS: ts, Src: src, Dst: dst, SrcPort: sport, DstPort: dport, Kind: KindTCP, Proto: ProtoTCP, Flags: flags}
+}
+
+func udp(ts int64, src netip.Addr, sport uint16, dst netip.Addr, dport uint16) *Probe {
+	return &Probe{TS: ts, Src: src, Dst: dst, SrcPort: sport, DstPort: dport, Kind: KindUDP, Proto: ProtoUDP}
+}
+
+// unreach is the ICMP port unreachable the host sends about a datagram
+// from prober:sport to host:port (already turned around, as the decoder
+// does).
+func unreach(ts int64, host netip.Addr, port uint16, prober netip.Addr, sport uint16, proto uint8) *Probe {
+	return &Probe{TS: ts, Src: host, Dst: prober, SrcPort: port, DstPort: sport, Kind: KindUnreach, Proto: proto, Code: 3}
+}
+
+func newEngine(t testing.TB, cfg Config) *Engine {
+	t.Helper()
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func ports(ps ...uint16) *PortSet {
+	var s PortSet
+	for _, p := range ps {
+		s.Add(p)
+	}
+	return &s
+}
+
+// run feeds packets and returns the alerts, failing on a second alert for
+// the same source.
+func run(t testing.TB, e *Engine, pkts ...*Probe) []*Alert {
+	t.Helper()
+	var out []*Alert
+	seen := map[netip.Addr]bool{}
+	for _, p := range pkts {
+		if a := e.Process(p); a != nil {
+			if seen[a.Src] {
+				t.Fatalf("second alert for %v", a.Src)
+			}
+			seen[a.Src] = true
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// synScan builds an nmap -sS-like exchange: a SYN to each port, answered by
+// RST+ACK (closed) or SYN+ACK then the scanner's RST (open).
+func synScan(start int64, gap int64, src netip.Addr, dst netip.Addr, open map[uint16]bool, ps ...uint16) []*Probe {
+	var out []*Probe
+	ts := start
+	for _, p := range ps {
+		out = append(out, tcp(ts, src, 40000, dst, p, FlagSYN))
+		if open[p] {
+			out = append(out, tcp(ts+ms/10, dst, p, src, 40000, FlagSYN|FlagACK))
+			out = append(out, tcp(ts+ms/5, src, 40000, dst, p, FlagRST))
+		} else {
+			out = append(out, tcp(ts+ms/10, dst, p, src, 40000, FlagRST|FlagACK))
+		}
+		ts += gap
+	}
+	return out
+}
+
+func seq(from, n uint16) []uint16 {
+	var out []uint16
+	for i := uint16(0); i < n; i++ {
+		out = append(out, from+i)
+	}
+	return out
+}
+
+func TestSYNScanByScore(t *testing.T) {
+	e := newEngine(t, Config{})
+	pkts := synScan(t0, ms, attacker, victim, nil, seq(2000, 40)...)
+	alerts := run(t, e, pkts...)
+	if len(alerts) != 1 {
+		t.Fatalf("got %d alerts, want 1", len(alerts))
+	}
+	a := alerts[0]
+	if a.Src != attacker || a.Type != TypeSYN || a.Trigger != TriggerScore {
+		t.Fatalf("alert %+v", a)
+	}
+	// 4 closed ports reach the default threshold of 12: the 4th RST raises it.
+	if a.Probes != 4 || a.Score != 12 || a.Port != 2003 || a.Time != t0+3*ms+ms/10 {
+		t.Fatalf("alert probes=%d score=%d port=%d time=%d", a.Probes, a.Score, a.Port, a.Time-t0)
+	}
+	if want := []PortRef{{6, 2000}, {6, 2001}, {6, 2002}, {6, 2003}}; !slices.Equal(a.Ports, want) {
+		t.Fatalf("ports %v", a.Ports)
+	}
+	if !slices.Equal(a.Dst, []netip.Addr{victim}) {
+		t.Fatalf("dst %v", a.Dst)
+	}
+}
+
+func TestUnansweredSYNsNeedMorePorts(t *testing.T) {
+	// a host that drops everything: only the weight of unanswered probes
+	e := newEngine(t, Config{})
+	var pkts []*Probe
+	for i, p := range seq(3000, 20) {
+		pkts = append(pkts, tcp(t0+int64(i)*ms, attacker, 40000, victim, p, FlagSYN))
+	}
+	alerts := run(t, e, pkts...)
+	if len(alerts) != 1 || alerts[0].Probes != DefaultThreshold/WeightUnanswered {
+		t.Fatalf("alerts %+v", alerts)
+	}
+}
+
+func TestTrapPortsAndScanTrigger(t *testing.T) {
+	trap := ports(1, 11, 15, 79, 111)
+	for _, tc := range []struct {
+		trigger int
+		want    uint32 // probes at the alert
+	}{{0, 1}, {1, 1}, {2, 2}, {3, 3}} {
+		t.Run(fmt.Sprint(tc.trigger), func(t *testing.T) {
+			e := newEngine(t, Config{ScanTrigger: tc.trigger, TrapTCP: trap})
+			// the SYNs go unanswered so the score stays low (3 each,
+			// below 12 for three hits)
+			var pkts []*Probe
+			for i, p := range []uint16{1, 11, 15, 79, 111} {
+				pkts = append(pkts, tcp(t0+int64(i)*ms, attacker, 40000, victim, p, FlagSYN))
+			}
+			alerts := run(t, e, pkts...)
+			if len(alerts) != 1 || alerts[0].Trigger != TriggerTrap || alerts[0].Probes != tc.want {
+				t.Fatalf("alerts %+v", alerts)
+			}
+		})
+	}
+	// hits on trap ports that fall out of the window do not add up
+	e := newEngine(t, Config{ScanTrigger: 2, TrapTCP: trap, Window: 10 * time.Second})
+	if a := run(t, e, tcp(t0, attacker, 1, victim, 1, FlagSYN), tcp(t0+11*int64(time.Second), attacker, 1, victim, 11, FlagSYN)); len(a) != 0 {
+		t.Fatalf("hits 11 s apart with a 10 s window alerted: %+v", a[0])
+	}
+}
+
+func TestUDPTrapAndScore(t *testing.T) {
+	e := newEngine(t, Config{TrapUDP: ports(161)})
+	alerts := run(t, e, udp(t0, attacker, 5000, victim, 161))
+	if len(alerts) != 1 || alerts[0].Type != TypeUDP || alerts[0].Trigger != TriggerTrap || alerts[0].Proto != ProtoUDP {
+		t.Fatalf("alerts %+v", alerts)
+	}
+	// without traps: ICMP port unreachable marks closed ports
+	e = newEngine(t, Config{})
+	var pkts []*Probe
+	for i, p := range seq(7000, 10) {
+		ts := t0 + int64(i)*ms
+		pkts = append(pkts, udp(ts, attacker, 5000, victim, p))
+		if i%2 == 0 { // Linux rate-limits its ICMP errors: only some come back
+			pkts = append(pkts, unreach(ts+ms/10, victim, p, attacker, 5000, ProtoUDP))
+		}
+	}
+	alerts = run(t, e, pkts...)
+	// closed: 7000, 7002, 7004 (9) + unanswered 7001, 7003, 7005 (3) = 12 at the 6th probe's ... 7005
+	if len(alerts) != 1 || alerts[0].Type != TypeUDP || alerts[0].Trigger != TriggerScore || alerts[0].Port != 7005 {
+		t.Fatalf("alerts %+v", alerts)
+	}
+}
+
+func TestStealthTypes(t *testing.T) {
+	for _, tc := range []struct {
+		flags uint8
+		want  ScanType
+	}{
+		{FlagFIN, TypeFIN},
+		{0, TypeNULL},
+		{FlagFIN | FlagPSH | FlagURG, TypeXMAS},
+		{FlagSYN | FlagFIN, TypeOdd},
+		{FlagURG, TypeOdd},
+		{FlagECE | FlagCWR, TypeOdd},
+		{FlagSYN | FlagECE | FlagCWR, TypeSYN},
+	} {
+		t.Run(tc.want.String(), func(t *testing.T) {
+			e := newEngine(t, Config{})
+			var pkts []*Probe
+			// no answers at all (open or filtered ports ignore these):
+			// the probe itself is the evidence, except for SYN
+			for i, p := range seq(100, 20) {
+				pkts = append(pkts, tcp(t0+int64(i)*ms, attacker, 40000, victim, p, tc.flags))
+			}
+			alerts := run(t, e, pkts...)
+			if len(alerts) != 1 || alerts[0].Type != tc.want {
+				t.Fatalf("alerts %+v", alerts)
+			}
+			wantProbes := uint32(4)
+			if tc.want == TypeSYN {
+				wantProbes = 12
+			}
+			if alerts[0].Probes != wantProbes {
+				t.Fatalf("alert after %d probes, want %d", alerts[0].Probes, wantProbes)
+			}
+		})
+	}
+}
+
+func TestACKScanSeenThroughBareRSTs(t *testing.T) {
+	e := newEngine(t, Config{})
+	var pkts []*Probe
+	for i, p := range seq(500, 10) {
+		ts := t0 + int64(i)*ms
+		pkts = append(pkts, tcp(ts, attacker, 41000, victim, p, FlagACK)) // dropped by the filter; ignored here too
+		pkts = append(pkts, tcp(ts+ms/10, victim, p, attacker, 41000, FlagRST))
+	}
+	alerts := run(t, e, pkts...)
+	if len(alerts) != 1 || alerts[0].Type != TypeACK || alerts[0].Src != attacker || alerts[0].Probes != 4 {
+		t.Fatalf("alerts %+v", alerts)
+	}
+}
+
+func TestMaimonScan(t *testing.T) {
+	e := newEngine(t, Config{})
+	var pkts []*Probe
+	for i, p := range seq(600, 10) {
+		ts := t0 + int64(i)*ms
+		pkts = append(pkts, tcp(ts, attacker, 42000, victim, p, FlagFIN|FlagACK))
+		pkts = append(pkts, tcp(ts+ms/10, victim, p, attacker, 42000, FlagRST))
+	}
+	alerts := run(t, e, pkts...)
+	if len(alerts) != 1 || alerts[0].Type != TypeMaimon || alerts[0].Probes != 4 {
+		t.Fatalf("alerts %+v", alerts)
+	}
+}
+
+func TestConnectScan(t *testing.T) {
+	e := newEngine(t, Config{})
+	var pkts []*Probe
+	for i, p := range seq(800, 10) {
+		ts := t0 + int64(i)*ms
+		syn := tcp(ts, attacker, uint16(43000+i), victim, p, FlagSYN)
+		syn.StackSYN = true
+		pkts = append(pkts, syn, tcp(ts+ms/10, victim, p, attacker, uint16(43000+i), FlagRST|FlagACK))
+	}
+	alerts := run(t, e, pkts...)
+	if len(alerts) != 1 || alerts[0].Type != TypeConnect {
+		t.Fatalf("alerts %+v", alerts)
+	}
+}
+
+func TestHalfOpenOnOpenPorts(t *testing.T) {
+	// a SYN scan of open ports only: SYN, SYN+ACK, RST from the scanner
+	open := map[uint16]bool{}
+	for _, p := range seq(900, 20) {
+		open[p] = true
+	}
+	e := newEngine(t, Config{})
+	alerts := run(t, e, synScan(t0, ms, attacker, victim, open, seq(900, 20)...)...)
+	if len(alerts) != 1 || alerts[0].Type != TypeSYN || alerts[0].Probes != 12 {
+		t.Fatalf("alerts %+v", alerts)
+	}
+}
+
+// benignTraffic: a client making new HTTP connections to an open port, DNS
+// queries answered by the host, the host's own outbound connections and
+// UDP, and a closed port tried a few times.
+func benignTraffic(start int64, n int) []*Probe {
+	server := netip.MustParseAddr("198.51.100.20")
+	var out []*Probe
+	for i := 0; i < n; i++ {
+		ts := start + int64(i)*100*ms
+		cport := uint16(32768 + i)
+		syn := tcp(ts, benign, cport, victim, 80, FlagSYN)
+		syn.StackSYN = true
+		out = append(out, syn,
+			tcp(ts+1, victim, 80, benign, cport, FlagSYN|FlagACK),
+			tcp(ts+2, benign, cport, victim, 80, FlagACK),
+			tcp(ts+3, benign, cport, victim, 80, FlagACK|FlagPSH),
+			tcp(ts+4, victim, 80, benign, cport, FlagACK|FlagPSH|FlagFIN),
+			tcp(ts+5, benign, cport, victim, 80, FlagACK|FlagFIN),
+			tcp(ts+6, victim, 80, benign, cport, FlagACK),
+			// DNS-like: a new source port each time, some of them
+			// PortSentry trap ports (32771..32774)
+			udp(ts+7, benign, cport, victim, 53),
+			udp(ts+8, victim, 53, benign, cport),
+			// the victim's own outbound connection and query
+			tcp(ts+9, victim, cport, server, 8080, FlagSYN),
+			tcp(ts+10, server, 8080, victim, cport, FlagSYN|FlagACK),
+			tcp(ts+11, victim, cport, server, 8080, FlagACK|FlagFIN),
+			tcp(ts+12, server, 8080, victim, cport, FlagACK|FlagFIN),
+			udp(ts+13, victim, cport, server, 5353),
+			udp(ts+14, server, 5353, victim, cport),
+		)
+		if i%10 == 0 { // a client retrying a closed port now and then
+			out = append(out, tcp(ts+15, benign, cport+1, victim, 8443, FlagSYN), tcp(ts+16, victim, 8443, benign, cport+1, FlagRST|FlagACK))
+		}
+	}
+	return out
+}
+
+func TestBenignNeverAlerts(t *testing.T) {
+	trapTCP := ports(1, 11, 15, 79, 111, 32771, 32772, 32773, 32774, 40421, 49724, 54320)
+	trapUDP := ports(1, 7, 9, 69, 161, 32770, 32771, 32772, 32773, 32774, 31337, 54321)
+	e := newEngine(t, Config{TrapTCP: trapTCP, TrapUDP: trapUDP})
+	if alerts := run(t, e, benignTraffic(t0, 2000)...); len(alerts) != 0 {
+		t.Fatalf("benign traffic alerted: %+v", alerts[0])
+	}
+	st := e.Stats()
+	if st.Replies == 0 || st.Probes == 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestBenignDuringScan(t *testing.T) {
+	e := newEngine(t, Config{TrapTCP: ports(1, 111)})
+	pkts := append(benignTraffic(t0, 300), synScan(t0+5*int64(time.Second), ms, attacker, victim, map[uint16]bool{80: true}, append([]uint16{80, 22, 443}, seq(1000, 50)...)...)...)
+	slices.SortStableFunc(pkts, func(a, b *Probe) int { return int(a.TS - b.TS) })
+	alerts := run(t, e, pkts...)
+	if len(alerts) != 1 || alerts[0].Src != attacker {
+		t.Fatalf("alerts %+v", alerts)
+	}
+}
+
+func TestWindow(t *testing.T) {
+	// nmap -T2 spacing (0.4 s) is caught with the default window
+	e := newEngine(t, Config{})
+	if alerts := run(t, e, synScan(t0, 400*ms, attacker, victim, nil, seq(2000, 30)...)...); len(alerts) != 1 {
+		t.Fatal("-T2 spacing not caught")
+	}
+	// nmap -T1 spacing (15 s) against a host that answers nothing (a
+	// firewall dropping probes) is not caught by default: twelve unanswered
+	// probes take 165 s...
+	slow := func() []*Probe {
+		var out []*Probe
+		for i, p := range seq(2000, 30) {
+			out = append(out, tcp(t0+int64(i)*15*int64(time.Second), attacker, 40000, victim, p, FlagSYN))
+		}
+		return out
+	}
+	e = newEngine(t, Config{})
+	if alerts := run(t, e, slow()...); len(alerts) != 0 {
+		t.Fatalf("-T1 spacing caught with a 60 s window: %+v", alerts[0])
+	}
+	// ...but is with the documented DETECT_WINDOW of 600 s
+	e = newEngine(t, Config{Window: 600 * time.Second})
+	alerts := run(t, e, slow()...)
+	if len(alerts) != 1 || alerts[0].Probes != 12 {
+		t.Fatalf("-T1 with 600 s window: %+v", alerts)
+	}
+	// and closed ports (RST answers) are caught by default even at -T1
+	// spacing: four in 45 s
+	e = newEngine(t, Config{})
+	if alerts := run(t, e, synScan(t0, 15*int64(time.Second), attacker, victim, nil, seq(2000, 30)...)...); len(alerts) != 1 || alerts[0].Probes != 4 {
+		t.Fatalf("-T1 spacing on closed ports: %+v", alerts)
+	}
+}
+
+func TestSweepOnePortManyHosts(t *testing.T) {
+	e := newEngine(t, Config{})
+	var pkts []*Probe
+	for i := 0; i < 6; i++ {
+		h := netip.AddrFrom4([4]byte{198, 51, 100, byte(10 + i)})
+		pkts = append(pkts, synScan(t0+int64(i)*ms, ms, attacker, h, nil, 23)...)
+	}
+	alerts := run(t, e, pkts...)
+	if len(alerts) != 1 || len(alerts[0].Dst) != 4 || !slices.Equal(alerts[0].Ports, []PortRef{{6, 23}}) {
+		t.Fatalf("alerts %+v", alerts)
+	}
+}
+
+func TestHomeNetworks(t *testing.T) {
+	e := newEngine(t, Config{Home: []netip.Prefix{netip.MustParsePrefix("198.51.100.10/32")}})
+	other := netip.MustParseAddr("198.51.100.30")
+	if alerts := run(t, e, synScan(t0, ms, attacker, other, nil, seq(1, 50)...)...); len(alerts) != 0 {
+		t.Fatalf("scan of an unprotected host alerted: %+v", alerts[0])
+	}
+	if alerts := run(t, e, synScan(t0, ms, attacker, victim, nil, seq(1, 50)...)...); len(alerts) != 1 {
+		t.Fatal("scan of the protected host not caught")
+	}
+}
+
+func TestIPv6Scan(t *testing.T) {
+	v6victim := netip.MustParseAddr("fd00:77::10")
+	v6attacker := netip.MustParseAddr("fd00:77::66")
+	e := newEngine(t, Config{})
+	alerts := run(t, e, synScan(t0, ms, v6attacker, v6victim, nil, seq(100, 20)...)...)
+	if len(alerts) != 1 || alerts[0].Src != v6attacker || alerts[0].Type != TypeSYN {
+		t.Fatalf("alerts %+v", alerts)
+	}
+}
+
+func TestMulticastAndBroadcastIgnored(t *testing.T) {
+	e := newEngine(t, Config{TrapUDP: ports(1900, 5353)})
+	var pkts []*Probe
+	for i := 0; i < 50; i++ {
+		ts := t0 + int64(i)*ms
+		pkts = append(pkts,
+			udp(ts, benign, 5353, netip.MustParseAddr("224.0.0.251"), 5353),
+			udp(ts, benign, uint16(50000+i), netip.MustParseAddr("239.255.255.250"), 1900),
+			udp(ts, netip.IPv4Unspecified(), 68, netip.MustParseAddr("255.255.255.255"), 67),
+			udp(ts, netip.MustParseAddr("fe80::1"), 5353, netip.MustParseAddr("ff02::fb"), uint16(5000+i)),
+		)
+	}
+	if alerts := run(t, e, pkts...); len(alerts) != 0 {
+		t.Fatalf("multicast alerted: %+v", alerts[0])
+	}
+}
+
+func TestDominantType(t *testing.T) {
+	e := newEngine(t, Config{Threshold: 50})
+	var pkts []*Probe
+	for i, p := range seq(100, 30) {
+		f := FlagFIN
+		if i%3 == 0 {
+			f = FlagSYN
+		}
+		pkts = append(pkts, tcp(t0+int64(i)*ms, attacker, 40000, victim, p, f))
+	}
+	alerts := run(t, e, pkts...)
+	if len(alerts) != 1 || alerts[0].Type != TypeFIN {
+		t.Fatalf("alerts %+v", alerts)
+	}
+}
+
+func TestBoundedSourcesUnderForgedFlood(t *testing.T) {
+	const max = 1024
+	e := newEngine(t, Config{MaxSources: max, TrapTCP: ports(1)})
+	var alerts []*Alert
+	flood := 200_000
+	for i := 0; i < flood; i++ {
+		src := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		ts := t0 + int64(i)*int64(time.Microsecond)
+		if a := e.Process(tcp(ts, src, 1234, victim, 80, FlagSYN)); a != nil {
+			t.Fatalf("forged SYN to an open port alerted: %+v", a)
+		}
+		// a slow real scanner (one closed port every 10,000 flood
+		// packets, i.e. 10 ms) survives eviction thanks to its score
+		if i%10_000 == 0 {
+			port := uint16(2000 + i/10_000)
+			e.Process(tcp(ts, attacker, 40000, victim, port, FlagSYN))
+			if a := e.Process(tcp(ts+1, victim, port, attacker, 40000, FlagRST|FlagACK)); a != nil {
+				alerts = append(alerts, a)
+			}
+		}
+	}
+	st := e.Stats()
+	if st.Sources > max || st.Evicted < uint64(flood-max) {
+		t.Fatalf("stats %+v", st)
+	}
+	if len(alerts) != 1 || alerts[0].Src != attacker {
+		t.Fatalf("scanner during flood: alerts %+v", alerts)
+	}
+}
+
+func TestTableAgainstMap(t *testing.T) {
+	// every tracked source must stay findable through inserts and
+	// evictions, and evicted ones must be gone
+	e := newEngine(t, Config{MaxSources: 64})
+	live := map[netip.Addr]bool{}
+	for i := 0; i < 20000; i++ {
+		a := netip.AddrFrom4([4]byte{10, 0, byte(i % 97), byte(i % 251)})
+		before := e.stats.Evicted
+		e.get(a, int64(i))
+		live[a] = true
+		if e.stats.Evicted != before {
+			// find which one went
+			for x := range live {
+				if e.lookup(x) == nil {
+					delete(live, x)
+				}
+			}
+		}
+		if len(live) > 64 {
+			t.Fatalf("%d live sources", len(live))
+		}
+		for x := range live {
+			if s := e.lookup(x); s == nil || s.addr != x {
+				t.Fatalf("step %d: %v lost", i, x)
+			}
+		}
+	}
+	if e.Stats().Sources != len(live) {
+		t.Fatalf("LRU has %d sources, table %d", e.Stats().Sources, len(live))
+	}
+}
+
+func TestSameVerdictsWhateverTheSeed(t *testing.T) {
+	pkts := append(benignTraffic(t0, 200), synScan(t0, ms, attacker, victim, nil, seq(1, 100)...)...)
+	slices.SortStableFunc(pkts, func(a, b *Probe) int { return int(a.TS - b.TS) })
+	var first []Alert
+	for range 5 {
+		e := newEngine(t, Config{TrapTCP: ports(1, 111)})
+		var got []Alert
+		for _, a := range run(t, e, pkts...) {
+			got = append(got, *a)
+		}
+		if first == nil {
+			first = got
+			continue
+		}
+		if fmt.Sprint(got) != fmt.Sprint(first) {
+			t.Fatalf("verdicts differ:\n%v\n%v", got, first)
+		}
+	}
+	if len(first) != 1 {
+		t.Fatalf("alerts %v", first)
+	}
+}
+
+func TestProcessDoesNotAllocate(t *testing.T) {
+	e := newEngine(t, Config{Threshold: 1 << 20, TrapTCP: ports(1)})
+	pkts := append(benignTraffic(t0, 50), synScan(t0, ms, attacker, victim, map[uint16]bool{80: true}, seq(1, 200)...)...)
+	for i := range 5000 {
+		src := netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)})
+		pkts = append(pkts, tcp(t0+int64(i), src, 1, victim, 80, FlagSYN), udp(t0+int64(i), src, 1, victim, 53))
+	}
+	// the trap port alerts once (allocating); warm that up first
+	for _, p := range pkts {
+		e.Process(p)
+	}
+	allocs := testing.AllocsPerRun(10, func() {
+		for _, p := range pkts {
+			e.Process(p)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per run of %d packets", allocs, len(pkts))
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	for _, c := range []Config{{Window: -1}, {Threshold: -1}, {ScanTrigger: -2}, {MaxSources: 3}} {
+		if _, err := New(c); err == nil {
+			t.Errorf("New(%+v) accepted", c)
+		}
+	}
+}
+
+func TestScanTypeNames(t *testing.T) {
+	for ty := ScanType(0); ty < numTypes; ty++ {
+		got, err := ParseScanType(ty.String())
+		if err != nil || got != ty {
+			t.Errorf("%v: %v %v", ty, got, err)
+		}
+	}
+	if _, err := ParseScanType("bogus"); err == nil {
+		t.Error("bogus type parsed")
+	}
+}

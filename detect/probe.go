@@ -1,0 +1,63 @@
+// Package detect is scanwarden's detection engine: pure logic over decoded
+// packets, with no I/O and no wall clock. Every decision is taken on packet
+// timestamps, so a live capture and a replay of the same packets give the
+// same verdicts.
+package detect
+
+import "net/netip"
+
+// Packet kinds a Probe can carry.
+const (
+	KindNone    uint8 = iota
+	KindTCP           // a TCP segment: Flags, ports and StackSYN are set
+	KindUDP           // a UDP datagram: ports are set
+	KindUnreach       // an ICMP/ICMPv6 destination-unreachable about an earlier datagram or segment
+)
+
+// IP protocol numbers used in Probe.Proto.
+const (
+	ProtoTCP uint8 = 6
+	ProtoUDP uint8 = 17
+)
+
+// TCP flag bits as they stand in byte 13 of the TCP header.
+const (
+	FlagFIN uint8 = 0x01
+	FlagSYN uint8 = 0x02
+	FlagRST uint8 = 0x04
+	FlagPSH uint8 = 0x08
+	FlagACK uint8 = 0x10
+	FlagURG uint8 = 0x20
+	FlagECE uint8 = 0x40
+	FlagCWR uint8 = 0x80
+)
+
+// Probe is one decoded packet, reduced to what the classifier needs. It is a
+// plain value: the capture layer fills one in place per packet and the engine
+// reads it, so nothing is allocated per packet.
+//
+// For KindTCP and KindUDP the fields describe the packet as it was sent:
+// Src:SrcPort -> Dst:DstPort.
+//
+// For KindUnreach they describe the packet quoted inside the ICMP error,
+// turned around so that it reads like a reply from the probed host: Src and
+// SrcPort are the quoted packet's destination address and port (the host and
+// port that were probed), Dst and DstPort its source (the prober), Proto the
+// quoted packet's protocol, and Code the ICMP code.
+type Probe struct {
+	TS       int64 // packet timestamp, nanoseconds since the Unix epoch
+	Src, Dst netip.Addr
+	SrcPort  uint16
+	DstPort  uint16
+	Kind     uint8 // KindTCP, KindUDP or KindUnreach
+	Proto    uint8 // ProtoTCP or ProtoUDP
+	Flags    uint8 // TCP flags (KindTCP only)
+	Code     uint8 // ICMP code (KindUnreach only)
+	// StackSYN is set on a SYN whose options only an operating system's TCP
+	// stack sends (SACK-permitted, window scale or timestamps): the mark of
+	// a connect() call rather than a crafted half-open probe.
+	StackSYN bool
+	// Frag is set when the packet's transport header was reassembled from
+	// IPv4 or IPv6 fragments.
+	Frag bool
+}

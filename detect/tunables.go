@@ -1,0 +1,74 @@
+package detect
+
+import "time"
+
+// Every tunable of the engine is named here, with why it has its value
+// (scanlogd's habit). The ones an administrator may want to change are also
+// config keys (see etc/scanwarden.conf); the others are fixed by design.
+
+const (
+	// DefaultWindow is how far back the per-source sliding window reaches.
+	// nmap -T2 ("polite") waits 0.4 s between probes, so a minute holds
+	// about 150 of its probes, far more than the threshold needs; a benign
+	// client that touches a few closed ports in a minute stays well below
+	// it. nmap -T1 ("sneaky", 15 s between probes) needs DETECT_WINDOW="600"
+	// unless it touches a trap port first.
+	DefaultWindow = 60 * time.Second
+
+	// DefaultThreshold is the score at which a source is reported: four
+	// closed, trap or stealth-probed ports (WeightClosed each), or twelve
+	// ports that never answered (WeightUnanswered). scanlogd uses 21 with
+	// weights 3 and 1 over 3 s; here the host's own answers back the
+	// evidence, so a lower bar is safe, and it lets a sweep of one port
+	// over four hosts count as a scan.
+	DefaultThreshold = 12
+
+	// DefaultMaxSources bounds the number of sources tracked at once. The
+	// table is allocated once (about 0.8 KiB a source, see source), so a
+	// flood of forged sources costs constant memory: a source that has
+	// shown little is evicted to make room for a new one. 16384 sources
+	// take about 13 MiB.
+	DefaultMaxSources = 16384
+
+	// DefaultScanTrigger is PortSentry's SCAN_TRIGGER default: react on the
+	// first hit on a watched (trap) port.
+	DefaultScanTrigger = 0
+)
+
+// Weights of one distinct target (destination, protocol, port) in a
+// source's score.
+const (
+	// WeightUnanswered: a SYN or UDP datagram that got no answer (yet). A
+	// filtered port looks like this, and so does a slow server, so it
+	// weighs least.
+	WeightUnanswered = 1
+	// WeightClosed: the host answered "closed" (RST, ICMP unreachable), or
+	// the probe was a kind no legitimate client sends (FIN, NULL, XMAS or
+	// odd flags without ACK), or it hit a trap port. Clients do not go
+	// looking for closed ports, so each of these is strong evidence.
+	WeightClosed = 3
+	// WeightHalfOpen: a SYN that was answered by the service and then reset
+	// by the source instead of completing (nmap -sS on an open port).
+	WeightHalfOpen = 1
+	// An open port (the service answered and nothing odd followed) weighs
+	// nothing: legitimate connections never count.
+)
+
+const (
+	// maxTargets is how many distinct targets one source keeps. It must
+	// hold a full threshold's worth of the lightest evidence
+	// (DefaultThreshold / WeightUnanswered = 12) with room to spare for a
+	// raised DETECT_THRESHOLD; beyond it the oldest target makes room.
+	maxTargets = 32
+	// maxDsts is how many distinct destination addresses a source keeps
+	// for the alert's dst list; a sweep over more is reported by its
+	// first maxDsts hosts (the score still counts them all).
+	maxDsts = 8
+	// evictSample is how many of the least recently seen sources are
+	// looked at when the table is full; the one with the lowest score
+	// goes. A real scanner has a score well above a forged flood's one
+	// probe, so it survives a flood even when it probes slowly.
+	evictSample = 8
+	// minMaxSources is the smallest table the engine accepts.
+	minMaxSources = 64
+)
