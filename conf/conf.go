@@ -1,0 +1,460 @@
+// Package conf reads scanwarden's configuration: PortSentry's
+// portsentry.conf syntax and keys (1.2 and 2.x), scanwarden's own keys, and
+// PortSentry ignore files.
+//
+// A config file is a list of KEY="value" lines, with "#" comments and blank
+// lines; KEY = "value" (as PortSentry 2.x writes it) and unquoted values are
+// accepted too, and so are CRLF line endings. As in PortSentry 1.2 the first
+// occurrence of a key wins; later ones are reported in Config.Warnings. An
+// unknown key, a malformed line or a bad value is an error that names the
+// file, the line and the key (*LineError). Keys absent from the file keep
+// the values of Default().
+package conf
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/scanwarden/scanwarden/detect"
+)
+
+// BlockMode is the value of BLOCK_TCP and BLOCK_UDP, with PortSentry 1.2's
+// meaning.
+type BlockMode int
+
+const (
+	// BlockLogOnly (0): report the scan, block nothing, run nothing.
+	BlockLogOnly BlockMode = 0
+	// BlockAct (1): block the scanner (firewall backend, KILL_ROUTE,
+	// KILL_HOSTS_DENY) and run KILL_RUN_CMD if it is set.
+	BlockAct BlockMode = 1
+	// BlockRunCmdOnly (2): only run KILL_RUN_CMD.
+	BlockRunCmdOnly BlockMode = 2
+)
+
+// String returns the mode as the config file writes it and what it does,
+// e.g. `1 (block)`.
+func (m BlockMode) String() string {
+	switch m {
+	case BlockLogOnly:
+		return "0 (log only)"
+	case BlockAct:
+		return "1 (block)"
+	case BlockRunCmdOnly:
+		return "2 (run KILL_RUN_CMD only)"
+	}
+	return fmt.Sprintf("%d (invalid)", int(m))
+}
+
+// Backend is the value of BLOCK_BACKEND: how scanwarden itself blocks a
+// scanner.
+type Backend string
+
+const (
+	// BackendIptables inserts DROP rules with iptables/ip6tables.
+	BackendIptables Backend = "iptables"
+	// BackendDryRun logs the rules it would insert and changes nothing.
+	BackendDryRun Backend = "dry-run"
+	// BackendNone does no firewall blocking of its own (KILL_ROUTE,
+	// KILL_HOSTS_DENY and KILL_RUN_CMD still apply).
+	BackendNone Backend = "none"
+)
+
+// Limits of the values scanwarden's own keys accept.
+const (
+	minDetectWindow    = time.Second
+	maxDetectWindow    = 24 * time.Hour
+	minDetectThreshold = 1
+	maxDetectThreshold = 1000
+	minMaxSources      = 64
+	maxMaxSources      = 4194304
+	// maxScanTrigger bounds SCAN_TRIGGER; PortSentry only asks for a
+	// non-negative number, and no sensible trigger is anywhere near this.
+	maxScanTrigger = 65535
+	// maxIfaceName is IFNAMSIZ-1, the longest Linux interface name.
+	maxIfaceName   = 15
+	maxSyslogTag   = 32
+	maxRateLimit   = 1<<31 - 1
+	minBanDuration = time.Second
+)
+
+// Defaults of scanwarden's own keys (PortSentry's keys take PortSentry's
+// defaults, see Default).
+const (
+	// DefaultStateDir is where scanwarden keeps its block list.
+	DefaultStateDir = "/var/lib/scanwarden"
+	// DefaultIgnoreFile is IGNORE_FILE's default.
+	DefaultIgnoreFile = "/etc/scanwarden/scanwarden.ignore"
+	// DefaultHistoryFile is HISTORY_FILE's default.
+	DefaultHistoryFile = "/var/lib/scanwarden/scanwarden.history"
+	// DefaultBlockedFile is BLOCKED_FILE's default (the base name: as in
+	// PortSentry, a mode suffix such as ".stcp" is appended).
+	DefaultBlockedFile = "/var/lib/scanwarden/scanwarden.blocked"
+	// DefaultKillHostsDeny is Debian's KILL_HOSTS_DENY.
+	DefaultKillHostsDeny = "ALL: $TARGET$ : DENY"
+	// DefaultBanExpiry is how long a block lasts unless BAN_EXPIRY_TCP or
+	// BAN_EXPIRY_UDP says otherwise.
+	DefaultBanExpiry = 24 * time.Hour
+	// DefaultBlockRateLimit is BLOCK_RATE_LIMIT's default: new blocks a
+	// minute, a brake on a flood of forged sources.
+	DefaultBlockRateLimit = 60
+	// DefaultSyslogTag is SYSLOG_TAG's default.
+	DefaultSyslogTag = "scanwarden"
+	// DefaultAdvancedPorts is PortSentry's ADVANCED_PORTS_TCP/UDP default.
+	DefaultAdvancedPorts = 1024
+)
+
+// Config is a parsed configuration. Every field holds a valid value: the
+// file's when the key was set there, Default()'s otherwise.
+type Config struct {
+	// Path is the file the config was read from (the name given to
+	// Parse); "" for Default().
+	Path string
+
+	// TCPPorts is TCP_PORTS: the TCP trap ports.
+	TCPPorts PortSet
+	// UDPPorts is UDP_PORTS: the UDP trap ports.
+	UDPPorts PortSet
+	// AdvancedPortsTCP is ADVANCED_PORTS_TCP: in advanced mode TCP ports
+	// 0..AdvancedPortsTCP-1 are watched (1..65535).
+	AdvancedPortsTCP int
+	// AdvancedPortsUDP is ADVANCED_PORTS_UDP, likewise for UDP.
+	AdvancedPortsUDP int
+	// AdvancedExcludeTCP is ADVANCED_EXCLUDE_TCP: TCP ports never watched
+	// in advanced mode.
+	AdvancedExcludeTCP PortSet
+	// AdvancedExcludeUDP is ADVANCED_EXCLUDE_UDP, likewise for UDP.
+	AdvancedExcludeUDP PortSet
+	// IgnoreFile is IGNORE_FILE, an absolute path; "" for none.
+	IgnoreFile string
+	// HistoryFile is HISTORY_FILE, an absolute path; "" for none.
+	HistoryFile string
+	// BlockedFile is BLOCKED_FILE, the absolute base path of the blocked
+	// files (a mode suffix is appended); "" for none.
+	BlockedFile string
+	// ResolveHost is RESOLVE_HOST: look up the scanner's DNS name for
+	// the log lines.
+	ResolveHost bool
+	// BlockTCP is BLOCK_TCP.
+	BlockTCP BlockMode
+	// BlockUDP is BLOCK_UDP.
+	BlockUDP BlockMode
+	// KillRoute is KILL_ROUTE, a shell command with $TARGET$; "" for none.
+	KillRoute string
+	// KillHostsDeny is KILL_HOSTS_DENY, a hosts.deny line with $TARGET$;
+	// "" for none.
+	KillHostsDeny string
+	// KillRunCmd is KILL_RUN_CMD, a shell command with $TARGET$ (and
+	// optionally $PORT$, $MODE$); "" for none.
+	KillRunCmd string
+	// KillRunCmdFirst is KILL_RUN_CMD_FIRST: run KillRunCmd before
+	// blocking rather than after.
+	KillRunCmdFirst bool
+	// ScanTrigger is SCAN_TRIGGER as written (0..65535); see TriggerHits
+	// for what it means.
+	ScanTrigger int
+
+	// Interfaces is INTERFACES: the interfaces to capture on; empty means
+	// every non-loopback interface that is up.
+	Interfaces []string
+	// HomeNetworks is HOME_NETWORKS: the protected destinations, masked,
+	// addresses as /32 or /128; empty means every destination.
+	HomeNetworks []netip.Prefix
+	// DetectWindow is DETECT_WINDOW, the sliding window (1s..24h).
+	DetectWindow time.Duration
+	// DetectThreshold is DETECT_THRESHOLD, the score that reports a
+	// source (1..1000).
+	DetectThreshold int
+	// MaxSources is MAX_SOURCES, the sources tracked at once
+	// (64..4194304).
+	MaxSources int
+	// BanExpiryTCP is BAN_EXPIRY_TCP, how long a block for a TCP scan
+	// lasts; 0 means it never expires, otherwise at least 1s.
+	BanExpiryTCP time.Duration
+	// BanExpiryUDP is BAN_EXPIRY_UDP, likewise for a UDP scan.
+	BanExpiryUDP time.Duration
+	// StateDir is STATE_DIR, an absolute directory for scanwarden's state.
+	StateDir string
+	// BlockBackend is BLOCK_BACKEND.
+	BlockBackend Backend
+	// BlockRateLimit is BLOCK_RATE_LIMIT, new blocks a minute (>= 1).
+	BlockRateLimit int
+	// NeverBlockGateway is NEVER_BLOCK_GATEWAY: never block the default
+	// gateways.
+	NeverBlockGateway bool
+	// NeverBlockResolvers is NEVER_BLOCK_RESOLVERS: never block the DNS
+	// resolvers of /etc/resolv.conf.
+	NeverBlockResolvers bool
+	// Syslog is SYSLOG: also log to syslog.
+	Syslog bool
+	// SyslogTag is SYSLOG_TAG, the syslog tag (1..32 of A-Z a-z 0-9 . _ -).
+	SyslogTag string
+
+	// Unused holds, by key, the raw values of keys that are accepted for
+	// compatibility but that scanwarden does not act on (yet); each also
+	// gave a warning. nil when there are none.
+	Unused map[string]string
+	// Warnings are the things worth telling the administrator that do not
+	// stop scanwarden, each starting with "FILE:LINE: KEY: ".
+	Warnings []string
+
+	// set maps each key set in the file to its line number.
+	set map[string]int
+}
+
+// Default returns the configuration used for keys a file does not set:
+// PortSentry 1.2's ports and switches (SCAN_TRIGGER 0, BLOCK_TCP and
+// BLOCK_UDP 1), RESOLVE_HOST 0, Debian's KILL_HOSTS_DENY, no KILL_ROUTE
+// (the native firewall backend blocks), paths under /etc/scanwarden and
+// /var/lib/scanwarden, and detect's tunables. Each call returns a new value.
+func Default() *Config {
+	return &Config{
+		TCPPorts: portsOf(1, 11, 15, 79, 111, 119, 143, 540, 635, 1080, 1524, 2000, 5742, 6667,
+			12345, 12346, 20034, 27665, 31337, 32771, 32772, 32773, 32774, 40421, 49724, 54320),
+		UDPPorts: portsOf(1, 7, 9, 69, 161, 162, 513, 635, 640, 641, 700, 37444, 34555, 31335,
+			32770, 32771, 32772, 32773, 32774, 31337, 54321),
+		AdvancedPortsTCP:    DefaultAdvancedPorts,
+		AdvancedPortsUDP:    DefaultAdvancedPorts,
+		AdvancedExcludeTCP:  portsOf(113, 139),
+		AdvancedExcludeUDP:  portsOf(520, 138, 137, 67),
+		IgnoreFile:          DefaultIgnoreFile,
+		HistoryFile:         DefaultHistoryFile,
+		BlockedFile:         DefaultBlockedFile,
+		ResolveHost:         false,
+		BlockTCP:            BlockAct,
+		BlockUDP:            BlockAct,
+		KillRoute:           "",
+		KillHostsDeny:       DefaultKillHostsDeny,
+		KillRunCmd:          "",
+		KillRunCmdFirst:     false,
+		ScanTrigger:         detect.DefaultScanTrigger,
+		DetectWindow:        detect.DefaultWindow,
+		DetectThreshold:     detect.DefaultThreshold,
+		MaxSources:          detect.DefaultMaxSources,
+		BanExpiryTCP:        DefaultBanExpiry,
+		BanExpiryUDP:        DefaultBanExpiry,
+		StateDir:            DefaultStateDir,
+		BlockBackend:        BackendIptables,
+		BlockRateLimit:      DefaultBlockRateLimit,
+		NeverBlockGateway:   true,
+		NeverBlockResolvers: true,
+		Syslog:              false,
+		SyslogTag:           DefaultSyslogTag,
+	}
+}
+
+// Load reads and validates the config file at path (see Parse). A file that
+// cannot be opened is an error wrapping the os error, so errors.Is(err,
+// fs.ErrNotExist) works.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	defer f.Close()
+	return Parse(f, path)
+}
+
+// Parse reads a config from r and validates it (Validate); name is the file
+// name used in messages and kept as Config.Path. It returns the first
+// problem found, as a *LineError naming name, the line and the key, or an
+// error wrapping the read error. On success every key absent from r has its
+// Default() value, duplicates of a key were ignored (the first wins, as in
+// PortSentry 1.2) with a warning, and keys accepted but not acted on are in
+// Unused with a warning.
+func Parse(r io.Reader, name string) (*Config, error) {
+	c := Default()
+	c.Path = name
+	c.set = make(map[string]int)
+	specs := keySpecs()
+	byKey := make(map[string]*keySpec, len(specs))
+	for i := range specs {
+		byKey[specs[i].key] = &specs[i]
+	}
+
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), maxLineLen)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := sc.Text()
+		if line == 1 {
+			text = strings.TrimPrefix(text, utf8BOM)
+		}
+		key, val, skip, lerr := splitLine(text)
+		if lerr != nil {
+			lerr.File, lerr.Line = name, line
+			return nil, lerr
+		}
+		if skip {
+			continue
+		}
+		spec := byKey[key]
+		if spec == nil {
+			return nil, &LineError{File: name, Line: line, Key: key, Msg: unknownKeyMsg(key, specs)}
+		}
+		if first, dup := c.set[key]; dup {
+			c.warn(line, key, fmt.Sprintf("set again; ignored, the first setting (line %d) wins as in PortSentry 1.2", first))
+			continue
+		}
+		c.set[key] = line
+		if spec.unused != "" {
+			if c.Unused == nil {
+				c.Unused = make(map[string]string)
+			}
+			c.Unused[key] = val
+			c.warn(line, key, "accepted but not used yet: "+spec.unused)
+			continue
+		}
+		if err := spec.set(c, val); err != nil {
+			return nil, &LineError{File: name, Line: line, Key: key, Msg: err.Error()}
+		}
+		if spec.check != nil {
+			if err := spec.check(c); err != nil {
+				return nil, &LineError{File: name, Line: line, Key: key, Msg: err.Error()}
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, &LineError{File: name, Line: line + 1, Msg: fmt.Sprintf("line longer than %d bytes", maxLineLen)}
+		}
+		return nil, fmt.Errorf("reading config %s: %w", name, err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// IsSet reports whether key was set in the file (its first occurrence
+// counts; a key that is only in Default() is not set).
+func (c *Config) IsSet(key string) bool {
+	_, ok := c.set[key]
+	return ok
+}
+
+// Line returns the line of the file where key was set, or 0 when it was
+// not set there.
+func (c *Config) Line(key string) int {
+	return c.set[key]
+}
+
+// Keys returns every key a config file may set, PortSentry's first, in the
+// order etc/scanwarden.conf documents them. The slice is the caller's.
+func Keys() []string {
+	specs := keySpecs()
+	out := make([]string, len(specs))
+	for i, s := range specs {
+		out[i] = s.key
+	}
+	return out
+}
+
+// TriggerHits returns how many hits on trap ports a source needs before
+// scanwarden reacts, with PortSentry 1.2's reading of SCAN_TRIGGER: 0 and 1
+// both react on the first hit, N on the Nth.
+func (c *Config) TriggerHits() int {
+	if c.ScanTrigger < 1 {
+		return 1
+	}
+	return c.ScanTrigger
+}
+
+// AdvancedWatchTCP returns the TCP ports PortSentry's advanced mode watches:
+// 0..ADVANCED_PORTS_TCP-1 less ADVANCED_EXCLUDE_TCP. (Ports a local service
+// listens on are left out at run time, not here.)
+func (c *Config) AdvancedWatchTCP() *PortSet {
+	return advancedWatch(c.AdvancedPortsTCP, &c.AdvancedExcludeTCP)
+}
+
+// AdvancedWatchUDP is AdvancedWatchTCP for UDP.
+func (c *Config) AdvancedWatchUDP() *PortSet {
+	return advancedWatch(c.AdvancedPortsUDP, &c.AdvancedExcludeUDP)
+}
+
+func advancedWatch(limit int, exclude *PortSet) *PortSet {
+	s := &PortSet{}
+	if limit > 0 {
+		s.AddRange(0, uint16(min(limit, 65536)-1))
+	}
+	for i := range s.bits {
+		s.bits[i] &^= exclude.bits[i]
+	}
+	return s
+}
+
+// Validate checks every value and the combinations of keys: the first
+// problem is returned as a *LineError naming the key and, when the key was
+// set in a file, the file and line. Parse calls it; call it again after
+// changing a Config in code. Checked across keys: BLOCK_TCP or BLOCK_UDP 2
+// needs a KILL_RUN_CMD; KILL_ROUTE, KILL_HOSTS_DENY and KILL_RUN_CMD, when
+// set, must contain $TARGET$.
+func (c *Config) Validate() error {
+	for _, spec := range keySpecs() {
+		if spec.check == nil {
+			continue
+		}
+		if err := spec.check(c); err != nil {
+			return c.errAt(spec.key, err.Error())
+		}
+	}
+	for _, b := range []struct {
+		key  string
+		mode BlockMode
+	}{{"BLOCK_TCP", c.BlockTCP}, {"BLOCK_UDP", c.BlockUDP}} {
+		if b.mode == BlockRunCmdOnly && strings.TrimSpace(c.KillRunCmd) == "" {
+			return c.errAt(b.key, `is 2 (run KILL_RUN_CMD only) but KILL_RUN_CMD is empty; set KILL_RUN_CMD or use "0" or "1"`)
+		}
+	}
+	for _, k := range []struct{ key, val string }{
+		{"KILL_ROUTE", c.KillRoute},
+		{"KILL_HOSTS_DENY", c.KillHostsDeny},
+		{"KILL_RUN_CMD", c.KillRunCmd},
+	} {
+		if strings.TrimSpace(k.val) != "" && !strings.Contains(k.val, "$TARGET$") {
+			return c.errAt(k.key, "has no $TARGET$, so it would not name the scanner's address")
+		}
+	}
+	return nil
+}
+
+// errAt makes the error for key, pointing at the line that set it.
+func (c *Config) errAt(key, msg string) *LineError {
+	line := c.set[key]
+	if line == 0 && c.Path != "" {
+		msg += " (not set in this file)"
+	}
+	return &LineError{File: c.Path, Line: line, Key: key, Msg: msg}
+}
+
+// warn records a warning for key at line.
+func (c *Config) warn(line int, key, msg string) {
+	c.Warnings = append(c.Warnings, (&LineError{File: c.Path, Line: line, Key: key, Msg: msg}).Error())
+}
+
+// portsOf builds a PortSet from a literal list.
+func portsOf(ports ...uint16) PortSet {
+	var s PortSet
+	for _, p := range ports {
+		s.Add(p)
+	}
+	return s
+}
+
+// unknownKeyMsg says a key is unknown and, when only its case is wrong,
+// which key was meant.
+func unknownKeyMsg(key string, specs []keySpec) string {
+	for _, s := range specs {
+		if strings.EqualFold(s.key, key) {
+			return fmt.Sprintf("unknown key (keys are upper case: did you mean %s?)", s.key)
+		}
+	}
+	return "unknown key"
+}
