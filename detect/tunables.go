@@ -11,8 +11,10 @@ const (
 	// nmap -T2 ("polite") waits 0.4 s between probes, so a minute holds
 	// about 150 of its probes, far more than the threshold needs; a benign
 	// client that touches a few closed ports in a minute stays well below
-	// it. nmap -T1 ("sneaky", 15 s between probes) needs DETECT_WINDOW="600"
-	// unless it touches a trap port first.
+	// it. nmap -T1 ("sneaky", 15 s between probes) is caught by default on
+	// a host that answers closed ports (four RSTs in 45 s) or when it
+	// touches a trap port; against a host that drops unanswered probes
+	// (twelve of them take 165 s) it needs DETECT_WINDOW="600".
 	DefaultWindow = 60 * time.Second
 
 	// DefaultThreshold is the score at which a source is reported: four
