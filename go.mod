@@ -2,9 +2,9 @@ module github.com/scanwarden/scanwarden
 
 go 1.26.8
 
-require github.com/gopacket/gopacket v1.7.7
-
 require (
-	golang.org/x/net v0.55.0 // indirect
-	golang.org/x/sys v0.45.0 // indirect
+	github.com/gopacket/gopacket v1.7.7
+	golang.org/x/sys v0.45.0
 )
+
+require golang.org/x/net v0.55.0 // indirect

@@ -1,0 +1,477 @@
+// Package capture turns packets, from a live interface or a capture file,
+// into detect.Probe values: the link and network layers are peeled off with
+// gopacket's DecodingLayerParser over preallocated layers, fragmented
+// transport headers are reassembled in a fixed table, and ICMP errors are
+// turned around to read as the probed host's answer. Nothing is allocated
+// per packet, nothing is logged: problems come back as errors, and what was
+// skipped is counted in Stats.
+package capture
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcap"
+
+	"github.com/scanwarden/scanwarden/detect"
+)
+
+// Stats counts what a Decoder did with the packets it was given. Every
+// packet counts in Packets and in one of Decoded, Ignored, Malformed and
+// Fragments, except the fragment that completes a datagram's header: it
+// counts in Fragments and also in Decoded and Reassembled (or in
+// Malformed, if the reassembled header makes no sense). Evicted and
+// Expired count datagrams, not packets.
+type Stats struct {
+	// Packets is every packet handed to Decode.
+	Packets uint64
+	// Decoded is every Probe produced: TCP segments, UDP datagrams, ICMP
+	// destination-unreachable errors and reassembled datagrams.
+	Decoded uint64
+	// Ignored is well-formed traffic the classifier has no use for: ARP,
+	// ICMP other than destination-unreachable, other IP protocols.
+	Ignored uint64
+	// Malformed is packets skipped because a header was truncated or
+	// inconsistent (including reassembled headers that made no sense).
+	Malformed uint64
+	// Fragments is every IPv4 or IPv6 fragment of a TCP or UDP datagram.
+	Fragments uint64
+	// Reassembled is datagrams whose transport header was put together
+	// from fragments (each is also counted in Decoded).
+	Reassembled uint64
+	// Evicted is incomplete datagrams dropped from the fragment table to
+	// make room for a newer one: probes that may have been lost.
+	Evicted uint64
+	// Expired is incomplete datagrams dropped after FragTimeout without
+	// their missing fragments (counted when their slot is next looked up
+	// or reused).
+	Expired uint64
+}
+
+// Decoder decodes the frames of one link type into Probes. It holds its
+// parser, layers and fragment table, all allocated once by NewDecoder, so
+// Decode allocates nothing. A Decoder is not safe for concurrent use; use
+// one per capture.
+type Decoder struct {
+	link    layers.LinkType
+	parser  *gopacket.DecodingLayerParser // starts at the link layer (IPv4 for raw IP)
+	parser6 *gopacket.DecodingLayerParser // raw IP only: starts at IPv6
+	raw     bool
+	decoded []gopacket.LayerType
+
+	eth   ethHeader
+	dot1q layers.Dot1Q
+	sll   layers.LinuxSLL
+	sll2  layers.LinuxSLL2
+	loop  layers.Loopback
+	ip4   ipv4Header
+	ip6   ipv6Header
+	ext   layers.IPv6ExtensionSkipper
+	frag6 layers.IPv6Fragment
+	tcp   tcpHeader
+	udp   layers.UDP
+	icmp4 layers.ICMPv4
+	icmp6 layers.ICMPv6
+
+	frags fragTable
+	stats Stats
+}
+
+// Link types whose frames start directly with an IPv4 or IPv6 header.
+const (
+	linkTypeRawDLT12 layers.LinkType = 12 // DLT_RAW on most systems
+	linkTypeRawDLT14 layers.LinkType = 14 // DLT_RAW on OpenBSD
+)
+
+// NewDecoder returns a Decoder for frames of the given link type: Ethernet
+// (with 802.1Q/802.1ad tags), Linux cooked capture v1 and v2 (tcpdump -i
+// any), BSD loopback (DLT_NULL, DLT_LOOP) and raw IP (DLT_RAW 12, 14 and
+// 101, LINKTYPE_IPV4 228, LINKTYPE_IPV6 229). Any other link type is an
+// error that names it.
+func NewDecoder(link layers.LinkType) (*Decoder, error) {
+	d := &Decoder{link: link, decoded: make([]gopacket.LayerType, 0, 16)}
+	d.frags.init()
+	var first gopacket.LayerType
+	switch link {
+	case layers.LinkTypeEthernet:
+		first = layers.LayerTypeEthernet
+	case layers.LinkTypeLinuxSLL:
+		first = layers.LayerTypeLinuxSLL
+	case layers.LinkTypeLinuxSLL2:
+		first = layers.LayerTypeLinuxSLL2
+	case layers.LinkTypeNull, layers.LinkTypeLoop:
+		first = layers.LayerTypeLoopback
+	case linkTypeRawDLT12, linkTypeRawDLT14, layers.LinkTypeRaw, layers.LinkTypeIPv4, layers.LinkTypeIPv6:
+		first = layers.LayerTypeIPv4
+		d.raw = true
+	default:
+		return nil, fmt.Errorf("unsupported link type %s: scanwarden reads Ethernet, Linux cooked (SLL, SLL2), BSD loopback and raw IP captures", linkTypeDesc(link))
+	}
+
+	// DecodingLayerSparse indexes the layers by type in a slice: the
+	// fastest container, and small since every type here is below 200.
+	var dlc gopacket.DecodingLayerContainer = gopacket.DecodingLayerSparse(nil)
+	for _, l := range []gopacket.DecodingLayer{
+		&d.eth, &d.dot1q, &d.sll, &d.sll2, &d.loop,
+		&d.ip4, &d.ip6,
+		&d.ext,   // hop-by-hop, routing and destination options are skipped...
+		&d.frag6, // ...and the fragment header, registered after, replaces the skipper for its type
+		&d.tcp, &d.udp, &d.icmp4, &d.icmp6,
+	} {
+		dlc = dlc.Put(l)
+	}
+	d.parser = newParser(first, dlc)
+	if d.raw {
+		d.parser6 = newParser(layers.LayerTypeIPv6, dlc)
+	}
+	return d, nil
+}
+
+func newParser(first gopacket.LayerType, dlc gopacket.DecodingLayerContainer) *gopacket.DecodingLayerParser {
+	p := gopacket.NewDecodingLayerParser(first)
+	p.SetDecodingLayerContainer(dlc)
+	// A layer we have no decoder for (ARP, LLC, payloads) ends decoding
+	// without an error: what was decoded so far says what the packet is.
+	// Panics inside gopacket stay recovered (IgnorePanic false).
+	p.IgnoreUnsupported = true
+	return p
+}
+
+// LinkType returns the link type the Decoder was made for.
+func (d *Decoder) LinkType() layers.LinkType { return d.link }
+
+// Stats returns the Decoder's counters so far.
+func (d *Decoder) Stats() Stats { return d.stats }
+
+// Decode decodes one frame captured at ts (nanoseconds since the Unix
+// epoch) into p and reports whether p now holds a probe: a TCP segment, a
+// UDP datagram, or an ICMPv4/ICMPv6 destination-unreachable about a TCP or
+// UDP packet (turned around as detect.Probe describes). It returns false,
+// and leaves p zeroed, for anything else: other protocols, ICMP of other
+// types, malformed or truncated frames, and fragments of a datagram whose
+// transport header is not complete yet. A datagram reassembled from
+// fragments is reported once, when its header becomes complete, with
+// p.Frag set.
+//
+// Decode never panics on any input and allocates nothing. It does not keep
+// data: the frame may be reused as soon as Decode returns.
+func (d *Decoder) Decode(data []byte, ts int64, p *detect.Probe) bool {
+	*p = detect.Probe{}
+	d.stats.Packets++
+	parser := d.parser
+	if d.raw && len(data) > 0 && data[0]>>4 == 6 {
+		parser = d.parser6
+	}
+	if err := parser.DecodeLayers(data, &d.decoded); err != nil {
+		d.stats.Malformed++
+		return false
+	}
+	if len(d.decoded) == 0 {
+		d.stats.Malformed++
+		return false
+	}
+
+	// The network layer is the last IPv4 or IPv6 header decoded (the inner
+	// one of a tunnel: both share a struct, so the inner one is what the
+	// struct now holds).
+	var v6 bool
+	var haveIP bool
+	for _, t := range d.decoded {
+		switch t {
+		case layers.LayerTypeIPv4:
+			v6, haveIP = false, true
+		case layers.LayerTypeIPv6:
+			v6, haveIP = true, true
+		}
+	}
+	if !haveIP {
+		d.stats.Ignored++
+		return false
+	}
+	var ok bool
+	switch d.decoded[len(d.decoded)-1] {
+	case layers.LayerTypeTCP:
+		ok = fillTCP(p, d.tcp.hdr)
+	case layers.LayerTypeUDP:
+		ok = fillUDP(p, d.udp.Contents)
+	case layers.LayerTypeICMPv4:
+		if d.icmp4.TypeCode.Type() != layers.ICMPv4TypeDestinationUnreachable {
+			d.stats.Ignored++
+			return false
+		}
+		return d.unreach(p, ts, d.icmp4.Payload, d.icmp4.TypeCode.Code(), false)
+	case layers.LayerTypeICMPv6:
+		if d.icmp6.TypeCode.Type() != layers.ICMPv6TypeDestinationUnreachable {
+			d.stats.Ignored++
+			return false
+		}
+		// Four unused bytes follow the ICMPv6 header, then the quote.
+		if len(d.icmp6.Payload) < 4 {
+			d.stats.Malformed++
+			return false
+		}
+		return d.unreach(p, ts, d.icmp6.Payload[4:], d.icmp6.TypeCode.Code(), true)
+	case layers.LayerTypeIPv4:
+		if d.ip4.fragment() {
+			return d.fragment4(p, ts)
+		}
+		d.stats.Ignored++
+		return false
+	case layers.LayerTypeIPv6Fragment:
+		if d.frag6.MoreFragments || d.frag6.FragmentOffset != 0 {
+			return d.fragment6(p, ts)
+		}
+		d.stats.Ignored++
+		return false
+	default:
+		d.stats.Ignored++
+		return false
+	}
+	if !ok {
+		*p = detect.Probe{}
+		d.stats.Malformed++
+		return false
+	}
+	p.TS = ts
+	if v6 {
+		p.Src = netip.AddrFrom16([16]byte(d.ip6.src))
+		p.Dst = netip.AddrFrom16([16]byte(d.ip6.dst))
+	} else {
+		p.Src = netip.AddrFrom4([4]byte(d.ip4.src))
+		p.Dst = netip.AddrFrom4([4]byte(d.ip4.dst))
+	}
+	d.stats.Decoded++
+	return true
+}
+
+// fillTCP fills p's TCP fields from a TCP header of at least 20 bytes
+// (options may be cut short).
+func fillTCP(p *detect.Probe, h []byte) bool {
+	if len(h) < 20 {
+		return false
+	}
+	p.Kind = detect.KindTCP
+	p.Proto = detect.ProtoTCP
+	p.SrcPort = uint16(h[0])<<8 | uint16(h[1])
+	p.DstPort = uint16(h[2])<<8 | uint16(h[3])
+	p.Flags = h[13]
+	if p.Flags&(detect.FlagSYN|detect.FlagACK) == detect.FlagSYN {
+		p.StackSYN = stackOptions(h[20:])
+	}
+	return true
+}
+
+// fillUDP fills p's UDP fields from a UDP header of at least 8 bytes.
+func fillUDP(p *detect.Probe, h []byte) bool {
+	if len(h) < 8 {
+		return false
+	}
+	p.Kind = detect.KindUDP
+	p.Proto = detect.ProtoUDP
+	p.SrcPort = uint16(h[0])<<8 | uint16(h[1])
+	p.DstPort = uint16(h[2])<<8 | uint16(h[3])
+	return true
+}
+
+// TCP option kinds that mark an operating system's SYN.
+const (
+	tcpOptEnd       = 0
+	tcpOptNop       = 1
+	tcpOptWScale    = 3
+	tcpOptSACKPerm  = 4
+	tcpOptTimestamp = 8
+)
+
+// stackOptions reports whether TCP options carry SACK-permitted, window
+// scale or timestamps: what Linux, BSD, macOS and Windows put in the SYN of
+// every connect(), and what nmap's raw -sS SYN (MSS only) lacks. A
+// malformed option list ends the scan with what was found so far.
+func stackOptions(opts []byte) bool {
+	for len(opts) > 0 {
+		switch opts[0] {
+		case tcpOptEnd:
+			return false
+		case tcpOptNop:
+			opts = opts[1:]
+			continue
+		case tcpOptWScale, tcpOptSACKPerm, tcpOptTimestamp:
+			return true
+		}
+		if len(opts) < 2 || opts[1] < 2 || int(opts[1]) > len(opts) {
+			return false
+		}
+		opts = opts[opts[1]:]
+	}
+	return false
+}
+
+// IPv6 extension headers that may stand between an IPv6 header and the
+// transport header of a quoted packet.
+const (
+	ipProtoHopByHop = 0
+	ipProtoTCP      = 6
+	ipProtoUDP      = 17
+	ipProtoRouting  = 43
+	ipProtoFragment = 44
+	ipProtoDestOpts = 60
+)
+
+// unreach fills p from the packet quoted in an ICMP destination-unreachable
+// error, turned around: the quoted destination (the probed host and port)
+// becomes the source. It accepts quotes of TCP and UDP packets whose
+// transport ports are present (RFC 792 guarantees 8 bytes of them).
+func (d *Decoder) unreach(p *detect.Probe, ts int64, q []byte, code uint8, v6 bool) bool {
+	var proto uint8
+	var src, dst netip.Addr
+	var th []byte
+	if !v6 {
+		if len(q) < 20 || q[0]>>4 != 4 {
+			d.stats.Malformed++
+			return false
+		}
+		ihl := int(q[0]&0x0f) * 4
+		if ihl < 20 || len(q) < ihl {
+			d.stats.Malformed++
+			return false
+		}
+		if (uint16(q[6])<<8|uint16(q[7]))&0x1fff != 0 {
+			// A later fragment was quoted: it has no ports.
+			d.stats.Ignored++
+			return false
+		}
+		proto = q[9]
+		src = netip.AddrFrom4([4]byte(q[12:16]))
+		dst = netip.AddrFrom4([4]byte(q[16:20]))
+		th = q[ihl:]
+	} else {
+		if len(q) < 40 || q[0]>>4 != 6 {
+			d.stats.Malformed++
+			return false
+		}
+		src = netip.AddrFrom16([16]byte(q[8:24]))
+		dst = netip.AddrFrom16([16]byte(q[24:40]))
+		proto = q[6]
+		th = q[40:]
+		// Walk the extension headers a probe may carry.
+	walk:
+		for {
+			switch proto {
+			case ipProtoHopByHop, ipProtoRouting, ipProtoDestOpts:
+				if len(th) < 8 || len(th) < int(th[1])*8+8 {
+					d.stats.Malformed++
+					return false
+				}
+				proto, th = th[0], th[int(th[1])*8+8:]
+			case ipProtoFragment:
+				if len(th) < 8 {
+					d.stats.Malformed++
+					return false
+				}
+				if (uint16(th[2])<<8|uint16(th[3]))&0xfff8 != 0 {
+					d.stats.Ignored++ // a later fragment: no ports
+					return false
+				}
+				proto, th = th[0], th[8:]
+			default:
+				break walk
+			}
+		}
+	}
+	if proto != ipProtoTCP && proto != ipProtoUDP {
+		d.stats.Ignored++
+		return false
+	}
+	if len(th) < 4 {
+		d.stats.Malformed++
+		return false
+	}
+	p.TS = ts
+	p.Kind = detect.KindUnreach
+	p.Proto = proto
+	p.Code = code
+	p.Src, p.SrcPort = dst, uint16(th[2])<<8|uint16(th[3])
+	p.Dst, p.DstPort = src, uint16(th[0])<<8|uint16(th[1])
+	d.stats.Decoded++
+	return true
+}
+
+// fragment4 hands an IPv4 fragment to the reassembly table.
+func (d *Decoder) fragment4(p *detect.Probe, ts int64) bool {
+	ip := &d.ip4
+	proto := ip.proto
+	if proto != ipProtoTCP && proto != ipProtoUDP {
+		d.stats.Ignored++
+		return false
+	}
+	d.stats.Fragments++
+	k := makeFragKey(ip.src, ip.dst, uint32(ip.id), proto, false)
+	h, ok := d.frags.add(&k, ts, int(ip.fragOff)*8, ip.more, ip.payload, ip.realLen, &d.stats)
+	if !ok {
+		return false
+	}
+	return d.fragDone(p, ts, proto, h, false)
+}
+
+// fragment6 hands an IPv6 fragment to the reassembly table. Only fragments
+// whose fragmentable part starts with the TCP or UDP header are kept:
+// that is how every stack (and nmap -6 -f) fragments.
+func (d *Decoder) fragment6(p *detect.Probe, ts int64) bool {
+	f := &d.frag6
+	proto := uint8(f.NextHeader)
+	if proto != ipProtoTCP && proto != ipProtoUDP || d.ip6.length == 0 {
+		d.stats.Ignored++
+		return false
+	}
+	d.stats.Fragments++
+	k := makeFragKey(d.ip6.src, d.ip6.dst, f.Identification, proto, true)
+	// Bytes between the IPv6 header and this fragment's data: extension
+	// headers and the fragment header. Both payloads end at the same
+	// place, so their lengths differ by exactly that.
+	hdrs := len(d.ip6.payload) - len(f.Payload)
+	realLen := int(d.ip6.length) - hdrs
+	h, ok := d.frags.add(&k, ts, int(f.FragmentOffset)*8, f.MoreFragments, f.Payload, realLen, &d.stats)
+	if !ok {
+		return false
+	}
+	return d.fragDone(p, ts, proto, h, true)
+}
+
+// fragDone fills p from a reassembled transport header.
+func (d *Decoder) fragDone(p *detect.Probe, ts int64, proto uint8, h []byte, v6 bool) bool {
+	var ok bool
+	if proto == ipProtoTCP {
+		ok = fillTCP(p, h)
+	} else {
+		ok = fillUDP(p, h)
+	}
+	if !ok { // cannot happen: the table only completes full headers
+		*p = detect.Probe{}
+		d.stats.Malformed++
+		return false
+	}
+	p.TS = ts
+	p.Frag = true
+	if v6 {
+		p.Src = netip.AddrFrom16([16]byte(d.ip6.src))
+		p.Dst = netip.AddrFrom16([16]byte(d.ip6.dst))
+	} else {
+		p.Src = netip.AddrFrom4([4]byte(d.ip4.src))
+		p.Dst = netip.AddrFrom4([4]byte(d.ip4.dst))
+	}
+	d.stats.Decoded++
+	return true
+}
+
+// linkTypeDesc names a link type for an error: libpcap's name (the one
+// tcpdump -L prints) and the number, or just the number when nobody knows it.
+func linkTypeDesc(l layers.LinkType) string {
+	if name := pcap.DatalinkValToName(int(l)); name != "" {
+		return fmt.Sprintf("%s (%d)", name, uint16(l))
+	}
+	if name := l.String(); name != "UnknownLinkType" {
+		return fmt.Sprintf("%s (%d)", name, uint16(l))
+	}
+	return fmt.Sprintf("%d", uint16(l))
+}

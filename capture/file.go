@@ -1,0 +1,422 @@
+package capture
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/scanwarden/scanwarden/detect"
+)
+
+// File magic numbers, as the first four bytes read big-endian.
+const (
+	magicMicroLE  = 0xd4c3b2a1 // classic pcap, little-endian, microseconds
+	magicMicroBE  = 0xa1b2c3d4
+	magicNanoLE   = 0x4d3cb2a1 // classic pcap, nanoseconds (tcpdump --nano)
+	magicNanoBE   = 0xa1b23c4d
+	magicModLE    = 0x34cdb2a1 // Kuznetzov's modified pcap (old Red Hat tcpdump): 24-byte record headers
+	magicModBE    = 0xa1b2cd34
+	magicPcapNG   = 0x0a0d0d0a // pcapng Section Header Block, either byte order
+	magicGzipMask = 0xffff0000
+	magicGzip     = 0x1f8b0000
+
+	pcapFileHeaderLen = 24
+)
+
+// FileError is a structural problem in a capture file: a truncated or
+// corrupt record. It names the file, the 1-based number of the record
+// (every record counts, decodable or not) and the byte offset where that
+// record starts.
+type FileError struct {
+	File   string
+	Packet uint64
+	Offset int64
+	Err    error
+}
+
+// Error formats as "FILE: packet N at offset X: problem".
+func (e *FileError) Error() string {
+	return fmt.Sprintf("%s: packet %d at offset %d: %v", e.File, e.Packet, e.Offset, e.Err)
+}
+
+// Unwrap returns the problem (io.ErrUnexpectedEOF for a truncated file).
+func (e *FileError) Unwrap() error { return e.Err }
+
+// truncatedError is a record cut short by the end of the file.
+type truncatedError struct {
+	what       string
+	want, have int
+	header     bool // the record header itself is cut short
+}
+
+func (e *truncatedError) Error() string {
+	if e.header {
+		return fmt.Sprintf("truncated %s: %d of %d bytes", e.what, e.have, e.want)
+	}
+	return fmt.Sprintf("truncated %s: header says %d bytes, %d remain", e.what, e.want, e.have)
+}
+
+func (e *truncatedError) Unwrap() error { return io.ErrUnexpectedEOF }
+
+// FileSource reads probes from a pcap or pcapng file. Classic pcap is read
+// by a lean record reader of our own straight out of a 1 MiB buffer
+// (packets are decoded in place, nothing is copied or allocated per
+// record); pcapng by gopacket's pcapgo.NgReader over the same buffer.
+// A FileSource is not safe for concurrent use.
+type FileSource struct {
+	name string
+	f    *os.File
+	cr   countingReader
+	br   *bufio.Reader
+	link layers.LinkType
+	dec  *Decoder
+
+	// classic pcap
+	bigEndian  bool
+	nanoFactor int64 // 1000 for microsecond files, 1 for nanosecond ones
+	recHdrLen  int   // 16, or 24 for the modified format
+	off        int64 // offset of the next record
+
+	// pcapng
+	ng     *pcapgo.NgReader
+	ngDecs []ngDecoder // one decoder per link type met, in order of appearance
+
+	records uint64 // records read so far (the number of the last one)
+	skipped uint64 // records of a link type we cannot decode (pcapng interfaces)
+	err     error  // sticky: once the file is broken, every Next says so
+}
+
+type ngDecoder struct {
+	link layers.LinkType
+	dec  *Decoder // nil: unsupported link type, its packets are skipped
+}
+
+// countingReader counts the bytes read from the file, so that the offset
+// of a pcapng record is known: count minus what bufio still buffers.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// OpenFile opens a capture file: classic pcap in either byte order with
+// microsecond or nanosecond timestamps (and the old modified format), or
+// pcapng. A file of any other kind is an error naming its magic number; a
+// capture of a link type the Decoder does not support is an error naming
+// the link type.
+func OpenFile(path string) (*FileSource, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open capture: %w", err)
+	}
+	s := &FileSource{name: path, f: f, cr: countingReader{r: f}}
+	s.br = bufio.NewReaderSize(&s.cr, FileBufferSize)
+	if err := s.open(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *FileSource) open() error {
+	head, err := s.br.Peek(4)
+	if len(head) < 4 {
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("%s: read: %w", s.name, err)
+		}
+		return fmt.Errorf("%s: not a pcap or pcapng file (%d bytes long)", s.name, len(head))
+	}
+	magic := binary.BigEndian.Uint32(head)
+	switch magic {
+	case magicMicroLE, magicMicroBE, magicNanoLE, magicNanoBE, magicModLE, magicModBE:
+		return s.openPcap(magic)
+	case magicPcapNG:
+		return s.openPcapNG()
+	}
+	if magic&magicGzipMask == magicGzip {
+		return fmt.Errorf("%s: not a pcap or pcapng file (magic 0x%08x): it looks gzip-compressed, decompress it first", s.name, magic)
+	}
+	return fmt.Errorf("%s: not a pcap or pcapng file (magic 0x%08x)", s.name, magic)
+}
+
+func (s *FileSource) openPcap(magic uint32) error {
+	h, err := s.br.Peek(pcapFileHeaderLen)
+	if len(h) < pcapFileHeaderLen {
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("%s: read: %w", s.name, err)
+		}
+		return fmt.Errorf("%s: truncated pcap file header: %d of %d bytes", s.name, len(h), pcapFileHeaderLen)
+	}
+	s.bigEndian = magic == magicMicroBE || magic == magicNanoBE || magic == magicModBE
+	s.nanoFactor = 1000
+	if magic == magicNanoLE || magic == magicNanoBE {
+		s.nanoFactor = 1
+	}
+	s.recHdrLen = 16
+	if magic == magicModLE || magic == magicModBE {
+		s.recHdrLen = 24
+	}
+	if major := s.u16(h[4:6]); major != 2 {
+		return fmt.Errorf("%s: unsupported pcap version %d.%d (only 2.x exists)", s.name, major, s.u16(h[6:8]))
+	}
+	// The low 16 bits are the link type; the high ones may carry FCS
+	// information, which the IP layer's own length makes moot.
+	s.link = layers.LinkType(s.u32(h[20:24]) & 0xffff)
+	if s.dec, err = NewDecoder(s.link); err != nil {
+		return fmt.Errorf("%s: %w", s.name, err)
+	}
+	s.br.Discard(pcapFileHeaderLen)
+	s.off = pcapFileHeaderLen
+	return nil
+}
+
+func (s *FileSource) openPcapNG() (err error) {
+	defer func() {
+		// pcapgo is not ours: whatever it does with a corrupt header
+		// becomes an error, never a crash of the replay.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s: corrupt pcapng header: %v", s.name, r)
+		}
+	}()
+	// pcapgo wraps its input in a bufio.Reader unless it already is one
+	// (of at least 4 KiB): ours is used as it is, so the offset of what
+	// it reads is s.cr.n - s.br.Buffered().
+	s.ng, err = pcapgo.NewNgReader(s.br, pcapgo.NgReaderOptions{WantMixedLinkType: true})
+	if err != nil {
+		return fmt.Errorf("%s: bad pcapng header: %w", s.name, err)
+	}
+	link, ok := s.peekNGLinkType()
+	if !ok {
+		// No interface in the first MiB: there can be no packet before
+		// one either. Decoders are made as interfaces appear.
+		s.link = s.ng.LinkType()
+		return nil
+	}
+	s.link = link
+	dec, err := NewDecoder(link)
+	if err != nil {
+		return fmt.Errorf("%s: %w", s.name, err)
+	}
+	s.ngDecs = append(s.ngDecs, ngDecoder{link: link, dec: dec})
+	s.dec = dec
+	return nil
+}
+
+// peekNGLinkType finds the link type of the first Interface Description
+// Block in what the buffer holds (the reader reads interfaces as packets
+// need them, so it does not know yet), without consuming anything.
+func (s *FileSource) peekNGLinkType() (layers.LinkType, bool) {
+	b, _ := s.br.Peek(FileBufferSize)
+	var order binary.ByteOrder = binary.LittleEndian
+	for off := 0; off+12 <= len(b); {
+		typ := order.Uint32(b[off:])
+		if typ == magicPcapNG {
+			if binary.BigEndian.Uint32(b[off+8:]) == 0x1a2b3c4d {
+				order = binary.BigEndian
+			} else {
+				order = binary.LittleEndian
+			}
+		}
+		if typ == 1 { // Interface Description Block
+			return layers.LinkType(order.Uint16(b[off+8:])), true
+		}
+		n := int(order.Uint32(b[off+4:]))
+		if n < 12 || n%4 != 0 {
+			return 0, false
+		}
+		off += n
+	}
+	return 0, false
+}
+
+func (s *FileSource) u16(b []byte) uint16 {
+	if s.bigEndian {
+		return binary.BigEndian.Uint16(b)
+	}
+	return binary.LittleEndian.Uint16(b)
+}
+
+func (s *FileSource) u32(b []byte) uint32 {
+	if s.bigEndian {
+		return binary.BigEndian.Uint32(b)
+	}
+	return binary.LittleEndian.Uint32(b)
+}
+
+// Name returns the path the file was opened with.
+func (s *FileSource) Name() string { return s.name }
+
+// LinkType returns the file's link type (for pcapng, that of its first
+// interface).
+func (s *FileSource) LinkType() layers.LinkType { return s.link }
+
+// Stats returns the decoding counters so far; Packets counts every record
+// read. Records of a pcapng interface with an unsupported link type count
+// in Packets and Ignored.
+func (s *FileSource) Stats() Stats {
+	var t Stats
+	if s.ng == nil {
+		t = s.dec.Stats()
+	} else {
+		// One decoder per link type met (usually just one).
+		for _, d := range s.ngDecs {
+			if d.dec != nil {
+				t.add(d.dec.Stats())
+			}
+		}
+	}
+	t.Packets += s.skipped
+	t.Ignored += s.skipped
+	return t
+}
+
+func (t *Stats) add(o Stats) {
+	t.Packets += o.Packets
+	t.Decoded += o.Decoded
+	t.Ignored += o.Ignored
+	t.Malformed += o.Malformed
+	t.Fragments += o.Fragments
+	t.Reassembled += o.Reassembled
+	t.Evicted += o.Evicted
+	t.Expired += o.Expired
+}
+
+// Close closes the file; Next then returns an error wrapping
+// os.ErrClosed. Close is idempotent.
+func (s *FileSource) Close() error {
+	if s.f == nil {
+		return nil
+	}
+	err := s.f.Close()
+	s.f = nil
+	if s.err == nil {
+		s.err = fmt.Errorf("%s: %w", s.name, os.ErrClosed)
+	}
+	return err
+}
+
+// Next fills p with the next probe in the file and returns nil, or returns
+// io.EOF after the last record. Records that hold no probe (other
+// protocols, malformed packets, pending fragments) are skipped and
+// counted, never reported as errors; only a broken file structure is,
+// as a *FileError naming the record number and offset. After an error,
+// every later call returns the same error. Next allocates nothing for
+// classic pcap files.
+func (s *FileSource) Next(p *detect.Probe) error {
+	if s.err != nil {
+		return s.err
+	}
+	if s.ng != nil {
+		return s.nextNG(p)
+	}
+	for {
+		n := s.recHdrLen
+		s.records++
+		h, err := s.br.Peek(n)
+		if len(h) < n {
+			if len(h) == 0 && errors.Is(err, io.EOF) {
+				s.records--
+				s.err = io.EOF
+				return io.EOF
+			}
+			return s.fail(s.readErr(err, &truncatedError{what: "record header", want: n, have: len(h), header: true}))
+		}
+		sec := int64(s.u32(h[0:4]))
+		frac := int64(s.u32(h[4:8]))
+		caplen := s.u32(h[8:12])
+		if caplen > MaxRecordLen {
+			return s.fail(fmt.Errorf("corrupt record: header says %d bytes, more than the %d-byte maximum", caplen, MaxRecordLen))
+		}
+		s.br.Discard(n)
+		data, err := s.br.Peek(int(caplen))
+		if len(data) < int(caplen) {
+			return s.fail(s.readErr(err, &truncatedError{what: "record", want: int(caplen), have: len(data)}))
+		}
+		s.br.Discard(int(caplen))
+		s.off += int64(n) + int64(caplen)
+		if s.dec.Decode(data, sec*1e9+frac*s.nanoFactor, p) {
+			return nil
+		}
+	}
+}
+
+// readErr prefers a real read error over the truncation it caused.
+func (s *FileSource) readErr(err error, trunc error) error {
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("read: %w", err)
+	}
+	return trunc
+}
+
+// fail records a structural error at the current record.
+func (s *FileSource) fail(err error) error {
+	s.err = &FileError{File: s.name, Packet: s.records, Offset: s.off, Err: err}
+	return s.err
+}
+
+func (s *FileSource) nextNG(p *detect.Probe) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = s.fail(fmt.Errorf("corrupt pcapng block: %v", r))
+		}
+	}()
+	for {
+		s.off = s.cr.n - int64(s.br.Buffered())
+		s.records++
+		data, ci, err := s.ng.ZeroCopyReadPacketData()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				s.records--
+				s.err = io.EOF
+				return io.EOF
+			}
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				return s.fail(fmt.Errorf("truncated pcapng block: %w", err))
+			}
+			return s.fail(fmt.Errorf("corrupt pcapng block: %w", err))
+		}
+		dec := s.ngDecoder(ci.InterfaceIndex)
+		if dec == nil {
+			s.skipped++
+			continue
+		}
+		var ts int64
+		if !ci.Timestamp.IsZero() {
+			ts = ci.Timestamp.UnixNano()
+		}
+		if dec.Decode(data, ts, p) {
+			return nil
+		}
+	}
+}
+
+// ngDecoder returns the decoder for a pcapng interface's link type, or nil
+// when that link type is not supported.
+func (s *FileSource) ngDecoder(iface int) *Decoder {
+	link := s.link
+	if i, err := s.ng.Interface(iface); err == nil {
+		link = i.LinkType
+	}
+	for i := range s.ngDecs {
+		if s.ngDecs[i].link == link {
+			return s.ngDecs[i].dec
+		}
+	}
+	dec, err := NewDecoder(link)
+	if err != nil {
+		dec = nil
+	}
+	s.ngDecs = append(s.ngDecs, ngDecoder{link: link, dec: dec})
+	return dec
+}

@@ -1,0 +1,220 @@
+package capture
+
+import (
+	"errors"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+)
+
+// Lean DecodingLayers for the headers every packet goes through. They plug
+// into the same DecodingLayerParser as gopacket's own layers (which still
+// decode 802.1Q, Linux cooked v1/v2, loopback, IPv6 extension and fragment
+// headers, UDP and ICMP), but read only the fields a probe needs and keep
+// the rest as raw bytes. Profiling a replay showed why each exists:
+//
+//   - layers.Ethernet stores its BaseLayer through a stack temporary that
+//     the CPU cannot forward from the preceding narrower stores: 13 of the
+//     63 ns of an Ethernet/IPv4/TCP decode went to that one stall.
+//   - layers.IPv4 checks its next layer against the IPv6 extension class
+//     and parses IP options into a slice; we need neither.
+//   - layers.IPv6 decodes a hop-by-hop header itself, allocating one struct
+//     per option (every MLD report has one); here the hop-by-hop header is
+//     left to the extension skipper like the others.
+//   - layers.TCP parses every option into a ~100-byte struct (and allocates
+//     for MPTCP ones); we scan the raw options once for three kinds.
+//
+// Their errors are preallocated values, so even a malformed packet costs
+// no allocation in these layers.
+
+var (
+	errShortEthernet = errors.New("ethernet header shorter than 14 bytes")
+	errShortIPv4     = errors.New("IPv4 header shorter than 20 bytes")
+	errIPv4Version   = errors.New("IPv4 header with a version other than 4")
+	errIPv4HeaderLen = errors.New("IPv4 header length below 20 bytes or beyond the packet")
+	errShortIPv6     = errors.New("IPv6 header shorter than 40 bytes")
+	errIPv6Version   = errors.New("IPv6 header with a version other than 6")
+	errShortTCP      = errors.New("TCP header shorter than 20 bytes")
+	errTCPOffset     = errors.New("TCP data offset below 5")
+)
+
+// etherTypeLayer maps the EtherTypes we follow to their layers; any other
+// ends decoding (the packet is then ignored).
+func etherTypeLayer(t uint16) gopacket.LayerType {
+	switch t {
+	case 0x0800:
+		return layers.LayerTypeIPv4
+	case 0x86dd:
+		return layers.LayerTypeIPv6
+	case 0x8100, 0x88a8: // 802.1Q, 802.1ad (QinQ)
+		return layers.LayerTypeDot1Q
+	}
+	return gopacket.LayerTypeZero
+}
+
+// ipProtoLayer maps the IP protocols we follow to their layers.
+func ipProtoLayer(p uint8) gopacket.LayerType {
+	switch p {
+	case ipProtoTCP:
+		return layers.LayerTypeTCP
+	case ipProtoUDP:
+		return layers.LayerTypeUDP
+	case 1:
+		return layers.LayerTypeICMPv4
+	case 58:
+		return layers.LayerTypeICMPv6
+	case 4: // IPv4 in IP
+		return layers.LayerTypeIPv4
+	case 41: // IPv6 in IP
+		return layers.LayerTypeIPv6
+	case ipProtoHopByHop:
+		return layers.LayerTypeIPv6HopByHop
+	case ipProtoRouting:
+		return layers.LayerTypeIPv6Routing
+	case ipProtoFragment:
+		return layers.LayerTypeIPv6Fragment
+	case ipProtoDestOpts:
+		return layers.LayerTypeIPv6Destination
+	}
+	return gopacket.LayerTypeZero
+}
+
+// ethHeader is Ethernet II (an 802.3 length field ends decoding: LLC
+// frames carry no IP).
+type ethHeader struct {
+	typ     uint16
+	payload []byte
+}
+
+func (e *ethHeader) DecodeFromBytes(data []byte, _ gopacket.DecodeFeedback) error {
+	if len(data) < 14 {
+		return errShortEthernet
+	}
+	e.typ = uint16(data[12])<<8 | uint16(data[13])
+	e.payload = data[14:]
+	return nil
+}
+
+func (e *ethHeader) CanDecode() gopacket.LayerClass    { return layers.LayerTypeEthernet }
+func (e *ethHeader) NextLayerType() gopacket.LayerType { return etherTypeLayer(e.typ) }
+func (e *ethHeader) LayerPayload() []byte              { return e.payload }
+
+// ipv4Header is the IPv4 header; options are skipped, not parsed.
+type ipv4Header struct {
+	src, dst []byte
+	id       uint16
+	proto    uint8
+	more     bool   // more-fragments flag
+	fragOff  uint16 // fragment offset in 8-byte units
+	realLen  int    // payload length from the header (which the capture may cut short)
+	payload  []byte // bounded by the header's total length, and by the capture
+}
+
+func (h *ipv4Header) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
+	if len(data) < 20 {
+		df.SetTruncated()
+		return errShortIPv4
+	}
+	if data[0]>>4 != 4 {
+		return errIPv4Version
+	}
+	ihl := int(data[0]&0x0f) * 4
+	total := int(data[2])<<8 | int(data[3])
+	if total == 0 {
+		// TCP segmentation offload hands the capture a super-packet
+		// whose length field is 0: the capture's length is the truth.
+		total = len(data)
+	}
+	if ihl < 20 || ihl > total || ihl > len(data) {
+		return errIPv4HeaderLen
+	}
+	if total < len(data) {
+		data = data[:total] // drop a link-layer trailer
+	} else if total > len(data) {
+		df.SetTruncated()
+	}
+	ff := uint16(data[6])<<8 | uint16(data[7])
+	h.more = ff&0x2000 != 0
+	h.fragOff = ff & 0x1fff
+	h.id = uint16(data[4])<<8 | uint16(data[5])
+	h.proto = data[9]
+	h.src, h.dst = data[12:16], data[16:20]
+	h.realLen = total - ihl
+	h.payload = data[ihl:]
+	return nil
+}
+
+func (h *ipv4Header) fragment() bool { return h.more || h.fragOff != 0 }
+
+func (h *ipv4Header) CanDecode() gopacket.LayerClass { return layers.LayerTypeIPv4 }
+func (h *ipv4Header) NextLayerType() gopacket.LayerType {
+	if h.fragment() {
+		return gopacket.LayerTypeFragment
+	}
+	switch h.proto {
+	case ipProtoHopByHop, ipProtoRouting, ipProtoFragment, ipProtoDestOpts:
+		return gopacket.LayerTypeZero // IPv6 extension numbers mean nothing in IPv4
+	}
+	return ipProtoLayer(h.proto)
+}
+func (h *ipv4Header) LayerPayload() []byte { return h.payload }
+
+// ipv6Header is the fixed IPv6 header.
+type ipv6Header struct {
+	src, dst []byte
+	next     uint8
+	length   uint16 // payload length from the header (0: jumbogram, not followed)
+	payload  []byte // bounded by length, and by the capture
+}
+
+func (h *ipv6Header) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
+	if len(data) < 40 {
+		df.SetTruncated()
+		return errShortIPv6
+	}
+	if data[0]>>4 != 6 {
+		return errIPv6Version
+	}
+	h.length = uint16(data[4])<<8 | uint16(data[5])
+	h.next = data[6]
+	h.src, h.dst = data[8:24], data[24:40]
+	h.payload = data[40:]
+	if int(h.length) <= len(h.payload) {
+		h.payload = h.payload[:h.length] // drop a link-layer trailer
+	} else {
+		df.SetTruncated()
+	}
+	return nil
+}
+
+func (h *ipv6Header) CanDecode() gopacket.LayerClass    { return layers.LayerTypeIPv6 }
+func (h *ipv6Header) NextLayerType() gopacket.LayerType { return ipProtoLayer(h.next) }
+func (h *ipv6Header) LayerPayload() []byte              { return h.payload }
+
+// tcpHeader keeps the raw TCP header, options included.
+type tcpHeader struct {
+	hdr     []byte // the header (cut short if the capture was)
+	payload []byte
+}
+
+func (t *tcpHeader) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
+	if len(data) < 20 {
+		df.SetTruncated()
+		return errShortTCP
+	}
+	hl := int(data[12]>>4) * 4
+	if hl < 20 {
+		return errTCPOffset
+	}
+	if hl > len(data) {
+		// Options cut off by the snap length: ports and flags are there.
+		df.SetTruncated()
+		hl = len(data)
+	}
+	t.hdr, t.payload = data[:hl], data[hl:]
+	return nil
+}
+
+func (t *tcpHeader) CanDecode() gopacket.LayerClass    { return layers.LayerTypeTCP }
+func (t *tcpHeader) NextLayerType() gopacket.LayerType { return gopacket.LayerTypePayload }
+func (t *tcpHeader) LayerPayload() []byte              { return t.payload }
