@@ -1,0 +1,121 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/scanwarden/scanwarden/detect"
+)
+
+// timeLayout is RFC 3339 with all nine digits of nanoseconds (Go's
+// RFC3339Nano drops trailing zeros, which makes columns ragged and sorts
+// badly as text).
+const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// jsonAlert is one line of `replay --json`.
+type jsonAlert struct {
+	Src     string   `json:"src"`
+	Type    string   `json:"type"`
+	Time    string   `json:"time"`
+	Probes  uint32   `json:"probes"`
+	Ports   []uint16 `json:"ports"`
+	Dst     []string `json:"dst"`
+	Proto   string   `json:"proto"`
+	Port    uint16   `json:"port"`
+	Trigger string   `json:"trigger"`
+	Score   int      `json:"score"`
+	First   string   `json:"first"`
+	File    string   `json:"file,omitempty"`
+}
+
+func formatTime(ns int64) string { return time.Unix(0, ns).UTC().Format(timeLayout) }
+
+// writeAlert prints one alert as a JSON object or a readable line.
+func writeAlert(w io.Writer, a *detect.Alert, file string, asJSON bool) error {
+	if asJSON {
+		j := jsonAlert{
+			Src:     a.Src.String(),
+			Type:    a.Type.String(),
+			Time:    formatTime(a.Time),
+			Probes:  a.Probes,
+			Ports:   []uint16{},
+			Dst:     make([]string, 0, len(a.Dst)),
+			Proto:   strings.ToLower(detect.ProtoName(a.Proto)),
+			Port:    a.Port,
+			Trigger: a.Trigger.String(),
+			Score:   a.Score,
+			First:   formatTime(a.First),
+			File:    file,
+		}
+		seen := map[uint16]bool{}
+		for _, p := range a.Ports {
+			if !seen[p.Port] {
+				seen[p.Port] = true
+				j.Ports = append(j.Ports, p.Port)
+			}
+		}
+		for _, d := range a.Dst {
+			j.Dst = append(j.Dst, d.String())
+		}
+		b, err := json.Marshal(j)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	}
+	_, err := fmt.Fprintf(w, "%s %s %s scan (%s): %d probes, score %d, last %s/%d, ports %s, dst %s\n",
+		formatTime(a.Time), a.Src, a.Type, a.Trigger, a.Probes, a.Score,
+		strings.ToLower(detect.ProtoName(a.Proto)), a.Port, portList(a.Ports), addrList(a.Dst))
+	return err
+}
+
+// portList prints ports compactly: tcp/1-5,22 udp/53.
+func portList(ps []detect.PortRef) string {
+	var b strings.Builder
+	for i := 0; i < len(ps); {
+		proto := ps[i].Proto
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(strings.ToLower(detect.ProtoName(proto)))
+		b.WriteByte('/')
+		first := true
+		for i < len(ps) && ps[i].Proto == proto {
+			j := i
+			for j+1 < len(ps) && ps[j+1].Proto == proto && ps[j+1].Port == ps[j].Port+1 {
+				j++
+			}
+			if !first {
+				b.WriteByte(',')
+			}
+			first = false
+			b.WriteString(strconv.Itoa(int(ps[i].Port)))
+			if j > i {
+				b.WriteByte('-')
+				b.WriteString(strconv.Itoa(int(ps[j].Port)))
+			}
+			i = j + 1
+		}
+	}
+	if b.Len() == 0 {
+		return "-"
+	}
+	return b.String()
+}
+
+func addrList(as []netip.Addr) string {
+	if len(as) == 0 {
+		return "-"
+	}
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ",")
+}
