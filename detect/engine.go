@@ -94,22 +94,43 @@ func (t *target) weight() int32 {
 }
 
 // source is everything kept about one source address. Sources live in one
-// slice allocated up front; they are linked into an LRU list by index.
+// slice allocated up front.
 type source struct {
-	addr       netip.Addr
-	hash       uint64
-	prev, next int32
-	first      int64
-	trapFirst  int64
-	probes     uint32
-	trapHits   uint32
-	score      int32
-	ntargets   uint8
-	ndst       uint8
-	alerted    bool
-	types      [numTypes]uint32
-	targets    [maxTargets]target
-	dsts       [maxDsts]netip.Addr
+	// what every packet of the source touches comes first, so that an
+	// alerted source's packets touch two cache lines
+	addr      addrKey
+	hash      uint64
+	last      int64 // time of its latest probe
+	probes    uint32
+	alerted   bool
+	ntargets  uint8
+	ndst      uint8
+	types     [numTypes]uint32
+	score     int32
+	trapHits  uint32
+	first     int64
+	trapFirst int64
+	oldest    int64 // no target is older than this
+	targets   [maxTargets]target
+	dsts      [maxDsts]addrKey
+}
+
+// addrKey is an address without pointers (netip.Addr holds one for its
+// zone), so that the source table is memory the garbage collector never
+// has to scan.
+type addrKey struct {
+	b   [16]byte
+	is4 bool
+}
+
+func keyOf(a netip.Addr) addrKey { return addrKey{a.As16(), a.Is4()} }
+
+func (k addrKey) addr() netip.Addr {
+	a := netip.AddrFrom16(k.b)
+	if k.is4 {
+		return a.Unmap()
+	}
+	return a
 }
 
 // Engine classifies packets and scores sources. It is not safe for
@@ -125,12 +146,13 @@ type Engine struct {
 	seed0     uint64
 	seed1     uint64
 
-	srcs       []source
-	used       int32 // sources handed out of srcs so far
-	table      []int32
-	mask       uint64
-	head, tail int32 // LRU list: head is the most recently seen
-	stats      Stats
+	srcs  []source
+	used  int32 // sources handed out of srcs so far
+	live  int   // sources in the table
+	hand  int32 // where the next eviction starts looking in srcs
+	table []int32
+	mask  uint64
+	stats Stats
 }
 
 // New returns an engine for cfg, with every table allocated up front.
@@ -164,8 +186,6 @@ func New(cfg Config) (*Engine, error) {
 		seed0:     rand.Uint64(),
 		seed1:     rand.Uint64(),
 		srcs:      make([]source, cfg.MaxSources),
-		head:      -1,
-		tail:      -1,
 	}
 	if cfg.TrapTCP != nil {
 		e.trapTCP = *cfg.TrapTCP
@@ -188,16 +208,8 @@ func New(cfg Config) (*Engine, error) {
 // Stats returns the counters so far.
 func (e *Engine) Stats() Stats {
 	s := e.stats
-	s.Sources = e.count()
+	s.Sources = e.live
 	return s
-}
-
-func (e *Engine) count() int {
-	n := 0
-	for i := e.head; i >= 0; i = e.srcs[i].next {
-		n++
-	}
-	return n
 }
 
 // Process classifies one packet and returns an alert when this packet makes
@@ -270,8 +282,7 @@ func (e *Engine) udp(p *Probe) *Alert {
 	if s := e.lookup(p.Dst); s != nil {
 		if t := s.find(e.hash32(p.Src), p.SrcPort, ProtoUDP); t != nil {
 			if t.st&stMask == stUnanswered {
-				t.st = t.st&^stMask | stOpen
-				s.rescore()
+				s.set(t, t.st&^stMask|stOpen)
 			}
 			e.stats.Replies++
 			return nil
@@ -288,6 +299,10 @@ func (e *Engine) answered(p *Probe, proto, st uint8) *Alert {
 		e.stats.Ignored++
 		return nil
 	}
+	if s.alerted {
+		e.stats.Replies++
+		return nil
+	}
 	t := s.find(e.hash32(p.Src), p.SrcPort, proto)
 	if t == nil {
 		e.stats.Ignored++
@@ -296,14 +311,13 @@ func (e *Engine) answered(p *Probe, proto, st uint8) *Alert {
 	e.stats.Replies++
 	switch t.st & stMask {
 	case stUnanswered, stPending:
-		t.st = t.st&^stMask | st
+		s.set(t, t.st&^stMask|st)
 	default:
 		// An answer after an earlier one (a server resetting an open
 		// connection, a retransmitted RST) changes nothing.
 		return nil
 	}
 	e.expire(s, p.TS)
-	s.rescore()
 	return e.check(s, p.TS, proto, p.SrcPort)
 }
 
@@ -316,27 +330,25 @@ func (e *Engine) bareRST(p *Probe) *Alert {
 			e.stats.Replies++
 			switch t.st & stMask {
 			case stPending: // the host's answer to a FIN+ACK probe
-				t.st = t.st&^stMask | stClosed
+				s.set(t, t.st&^stMask|stClosed)
 				s.probes++
 				s.types[TypeMaimon]++
 				e.stats.Probes++
 			case stUnanswered:
-				t.st = t.st&^stMask | stClosed
+				s.set(t, t.st&^stMask|stClosed)
 			default:
 				return nil
 			}
 			e.expire(s, p.TS)
-			s.rescore()
 			return e.check(s, p.TS, ProtoTCP, p.SrcPort)
 		}
 	}
 	if s := e.lookup(p.Src); s != nil {
 		if t := s.find(e.hash32(p.Dst), p.DstPort, ProtoTCP); t != nil {
 			if t.st&stMask == stOpen {
-				t.st = t.st&^stMask | stHalfOpen
+				s.set(t, t.st&^stMask|stHalfOpen)
 				t.ts = p.TS
 				e.expire(s, p.TS)
-				s.rescore()
 				return e.check(s, p.TS, ProtoTCP, p.DstPort)
 			}
 			e.stats.Ignored++
@@ -378,8 +390,7 @@ func (e *Engine) finACK(p *Probe) *Alert {
 	}
 	s := e.get(p.Src, p.TS)
 	e.expire(s, p.TS)
-	t := s.add(e.hash32(p.Dst), p.DstPort, ProtoTCP, p.TS)
-	t.st = stPending
+	s.add(e.hash32(p.Dst), p.DstPort, ProtoTCP, p.TS, stPending)
 	s.addDst(p.Dst)
 	return nil
 }
@@ -405,18 +416,23 @@ func (e *Engine) probe(p *Probe, typ ScanType, proto uint8, stealth bool, st uin
 	}
 	e.stats.Probes++
 	s := e.get(p.Src, p.TS)
-	e.expire(s, p.TS)
 	s.probes++
 	s.types[typ]++
+	if s.alerted {
+		// Its verdict is in: only the counts matter now. A blocked
+		// scanner keeps sending (the capture sees packets before the
+		// firewall drops them), so this path is kept short.
+		return nil
+	}
+	e.expire(s, p.TS)
 	dh := e.hash32(p.Dst)
 	t := s.find(dh, p.DstPort, proto)
 	if t == nil {
-		t = s.add(dh, p.DstPort, proto, p.TS)
-		t.st = st
+		t = s.add(dh, p.DstPort, proto, p.TS, st)
 	}
 	t.ts = p.TS
 	if stealth {
-		t.st |= bitStealth
+		s.set(t, t.st|bitStealth)
 	}
 	trap := false
 	if proto == ProtoTCP {
@@ -425,14 +441,13 @@ func (e *Engine) probe(p *Probe, typ ScanType, proto uint8, stealth bool, st uin
 		trap = e.trapUDP.Has(p.DstPort)
 	}
 	if trap {
-		t.st |= bitTrap
+		s.set(t, t.st|bitTrap)
 		if s.trapHits == 0 || p.TS-s.trapFirst > e.window {
 			s.trapHits, s.trapFirst = 0, p.TS
 		}
 		s.trapHits++
 	}
 	s.addDst(p.Dst)
-	s.rescore()
 	return e.check(s, p.TS, proto, p.DstPort)
 }
 
@@ -453,7 +468,7 @@ func (e *Engine) check(s *source, ts int64, proto uint8, port uint16) *Alert {
 	s.alerted = true
 	e.stats.Alerts++
 	a := &Alert{
-		Src:     s.addr,
+		Src:     s.addr.addr(),
 		Type:    s.dominant(),
 		Trigger: why,
 		Time:    ts,
@@ -462,7 +477,9 @@ func (e *Engine) check(s *source, ts int64, proto uint8, port uint16) *Alert {
 		Score:   int(s.score),
 		Proto:   proto,
 		Port:    port,
-		Dst:     slices.Clone(s.dsts[:s.ndst]),
+	}
+	for _, d := range s.dsts[:s.ndst] {
+		a.Dst = append(a.Dst, d.addr())
 	}
 	for i := range s.targets[:s.ntargets] {
 		t := &s.targets[i]
@@ -492,17 +509,27 @@ func (e *Engine) protected(a netip.Addr) bool {
 
 // expire drops the source's targets that have left the window.
 func (e *Engine) expire(s *source, now int64) {
-	for i := 0; i < int(s.ntargets); {
-		if now-s.targets[i].ts > e.window {
-			s.ntargets--
-			s.targets[i] = s.targets[s.ntargets]
-			continue
-		}
-		i++
-	}
 	if s.trapHits > 0 && now-s.trapFirst > e.window {
 		s.trapHits = 0
 	}
+	// oldest is a lower bound of the targets' times (a target's time only
+	// moves forward), so most packets skip the walk.
+	if now-s.oldest <= e.window {
+		return
+	}
+	oldest := now
+	for i := 0; i < int(s.ntargets); {
+		t := &s.targets[i]
+		if now-t.ts > e.window {
+			s.score -= t.weight()
+			s.ntargets--
+			*t = s.targets[s.ntargets]
+			continue
+		}
+		oldest = min(oldest, t.ts)
+		i++
+	}
+	s.oldest = oldest
 }
 
 func (s *source) find(dsth uint32, port uint16, proto uint8) *target {
@@ -515,9 +542,9 @@ func (s *source) find(dsth uint32, port uint16, proto uint8) *target {
 	return nil
 }
 
-// add appends a target, replacing the oldest when the source has
-// maxTargets already.
-func (s *source) add(dsth uint32, port uint16, proto uint8, ts int64) *target {
+// add appends a target in state st, replacing the oldest when the source
+// has maxTargets already.
+func (s *source) add(dsth uint32, port uint16, proto uint8, ts int64, st uint8) *target {
 	i := int(s.ntargets)
 	if i == maxTargets {
 		i = 0
@@ -526,31 +553,50 @@ func (s *source) add(dsth uint32, port uint16, proto uint8, ts int64) *target {
 				i = j
 			}
 		}
+		s.score -= s.targets[i].weight()
 	} else {
 		s.ntargets++
 	}
-	s.targets[i] = target{ts: ts, dsth: dsth, port: port, proto: proto}
-	return &s.targets[i]
+	t := &s.targets[i]
+	*t = target{ts: ts, dsth: dsth, port: port, proto: proto, st: st}
+	s.score += t.weight()
+	if s.ntargets == 1 || ts < s.oldest {
+		s.oldest = ts
+	}
+	return t
+}
+
+// set changes a target's state and bits, keeping the score in step.
+func (s *source) set(t *target, st uint8) {
+	s.score -= t.weight()
+	t.st = st
+	s.score += t.weight()
 }
 
 func (s *source) addDst(a netip.Addr) {
+	if s.ndst == maxDsts {
+		return
+	}
+	k := keyOf(a)
 	for _, d := range s.dsts[:s.ndst] {
-		if d == a {
+		if d == k {
 			return
 		}
 	}
 	if s.ndst < maxDsts {
-		s.dsts[s.ndst] = a
+		s.dsts[s.ndst] = k
 		s.ndst++
 	}
 }
 
-func (s *source) rescore() {
+// sumWeights recomputes the score from scratch (tests check that the
+// running score agrees with it).
+func (s *source) sumWeights() int32 {
 	var sum int32
 	for i := range s.targets[:s.ntargets] {
 		sum += s.targets[i].weight()
 	}
-	s.score = sum
+	return sum
 }
 
 func (s *source) dominant() ScanType {

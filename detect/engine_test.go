@@ -486,7 +486,7 @@ func TestTableAgainstMap(t *testing.T) {
 			t.Fatalf("%d live sources", len(live))
 		}
 		for x := range live {
-			if s := e.lookup(x); s == nil || s.addr != x {
+			if s := e.lookup(x); s == nil || s.addr.addr() != x {
 				t.Fatalf("step %d: %v lost", i, x)
 			}
 		}
@@ -557,5 +557,43 @@ func TestScanTypeNames(t *testing.T) {
 	}
 	if _, err := ParseScanType("bogus"); err == nil {
 		t.Error("bogus type parsed")
+	}
+}
+
+func TestRunningScoreMatchesRecount(t *testing.T) {
+	// a mixed workload with expiry, replacement of the oldest target,
+	// state changes of every kind; after every packet the running score of
+	// every source must equal a recount
+	e := newEngine(t, Config{Threshold: 1000, Window: 2 * time.Second, TrapTCP: ports(1, 2, 3)})
+	var pkts []*Probe
+	for i := 0; i < 3000; i++ {
+		ts := t0 + int64(i)*7*ms
+		src := netip.AddrFrom4([4]byte{198, 51, 100, byte(100 + i%5)})
+		port := uint16(i*7919%90 + 1)
+		switch i % 7 {
+		case 0:
+			pkts = append(pkts, tcp(ts, src, 40000, victim, port, FlagSYN), tcp(ts+1, victim, port, src, 40000, FlagRST|FlagACK))
+		case 1:
+			pkts = append(pkts, tcp(ts, src, 40000, victim, port, FlagSYN), tcp(ts+1, victim, port, src, 40000, FlagSYN|FlagACK), tcp(ts+2, src, 40000, victim, port, FlagRST))
+		case 2:
+			pkts = append(pkts, tcp(ts, src, 40000, victim, port, FlagFIN))
+		case 3:
+			pkts = append(pkts, tcp(ts, src, 40000, victim, port, FlagFIN|FlagACK), tcp(ts+1, victim, port, src, 40000, FlagRST))
+		case 4:
+			pkts = append(pkts, udp(ts, src, 5000, victim, port), unreach(ts+1, victim, port, src, 5000, ProtoUDP))
+		case 5:
+			pkts = append(pkts, udp(ts, src, 5000, victim, port), udp(ts+1, victim, port, src, 5000))
+		case 6:
+			pkts = append(pkts, tcp(ts, victim, port, src, 41000, FlagRST))
+		}
+	}
+	for i, p := range pkts {
+		e.Process(p)
+		for j := range e.srcs[:e.used] {
+			s := &e.srcs[j]
+			if s.score != s.sumWeights() {
+				t.Fatalf("packet %d: %v score %d, recount %d", i, s.addr, s.score, s.sumWeights())
+			}
+		}
 	}
 }

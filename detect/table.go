@@ -7,17 +7,21 @@ import (
 )
 
 // The source table: an open-addressing hash table (linear probing,
-// backward-shift deletion) of indexes into Engine.srcs, plus an LRU list
-// threaded through the sources. Everything is allocated in New; lookups,
-// inserts and evictions never allocate.
+// backward-shift deletion) of indexes into Engine.srcs. Everything is
+// allocated in New; lookups, inserts and evictions never allocate.
+// Eviction is a clock: a hand walks over srcs and picks, among the next
+// evictSample sources, the one with the lowest score (the least recently
+// seen among equals). Unlike an LRU list it costs no pointer updates per
+// packet, which at ten thousand active sources are cache misses.
 
 // hash mixes an address with the engine's random seed, so that forged
 // sources cannot be chosen to collide.
-func (e *Engine) hash(a netip.Addr) uint64 {
-	b := a.As16()
-	x := binary.LittleEndian.Uint64(b[:8])
-	y := binary.LittleEndian.Uint64(b[8:])
-	if a.Is4() {
+func (e *Engine) hash(a netip.Addr) uint64 { return e.hashKey(keyOf(a)) }
+
+func (e *Engine) hashKey(k addrKey) uint64 {
+	x := binary.LittleEndian.Uint64(k.b[:8])
+	y := binary.LittleEndian.Uint64(k.b[8:])
+	if k.is4 {
 		y ^= 0x9e3779b97f4a7c15 // keep 1.2.3.4 and ::ffff:1.2.3.4 apart
 	}
 	hi, lo := bits.Mul64(x^e.seed0, y^e.seed1)
@@ -31,30 +35,32 @@ func (e *Engine) hash32(a netip.Addr) uint32 {
 
 // lookup returns the source for a, or nil.
 func (e *Engine) lookup(a netip.Addr) *source {
-	h := e.hash(a)
+	k := keyOf(a)
+	h := e.hashKey(k)
 	for i := h & e.mask; ; i = (i + 1) & e.mask {
 		idx := e.table[i]
 		if idx < 0 {
 			return nil
 		}
-		if s := &e.srcs[idx]; s.hash == h && s.addr == a {
+		if s := &e.srcs[idx]; s.hash == h && s.addr == k {
 			return s
 		}
 	}
 }
 
 // get returns the source for a, making a fresh one (and evicting to make
-// room) when a is not tracked, and marks it as the most recently seen.
+// room) when a is not tracked, and notes ts as its latest time.
 func (e *Engine) get(a netip.Addr, ts int64) *source {
-	h := e.hash(a)
+	k := keyOf(a)
+	h := e.hashKey(k)
 	i := h & e.mask
 	for ; ; i = (i + 1) & e.mask {
 		idx := e.table[i]
 		if idx < 0 {
 			break
 		}
-		if s := &e.srcs[idx]; s.hash == h && s.addr == a {
-			e.touch(idx)
+		if s := &e.srcs[idx]; s.hash == h && s.addr == k {
+			s.last = ts
 			return s
 		}
 	}
@@ -69,25 +75,30 @@ func (e *Engine) get(a netip.Addr, ts int64) *source {
 		}
 	}
 	e.table[i] = idx
+	e.live++
 	s := &e.srcs[idx]
-	*s = source{addr: a, hash: h, first: ts, prev: -1, next: -1}
-	e.pushFront(idx)
+	*s = source{addr: k, hash: h, first: ts, last: ts}
 	return s
 }
 
-// evict removes the source with the lowest score among the evictSample
-// least recently seen ones and returns its index for reuse.
+// evict removes the source with the lowest score among the next
+// evictSample ones under the clock hand (the least recently seen among
+// equal scores) and returns its index for reuse.
 func (e *Engine) evict() int32 {
-	victim := e.tail
-	n := 0
-	for i := e.tail; i >= 0 && n < evictSample; i = e.srcs[i].prev {
-		if e.srcs[i].score < e.srcs[victim].score {
+	n := int32(len(e.srcs))
+	victim := e.hand
+	for k := 0; k < evictSample; k++ {
+		i := e.hand
+		if e.hand++; e.hand == n {
+			e.hand = 0
+		}
+		c, v := &e.srcs[i], &e.srcs[victim]
+		if c.score < v.score || (c.score == v.score && c.last < v.last) {
 			victim = i
 		}
-		n++
 	}
-	e.unlink(victim)
 	e.remove(victim)
+	e.live--
 	e.stats.Evicted++
 	return victim
 }
@@ -120,39 +131,4 @@ func (e *Engine) remove(idx int32) {
 			}
 		}
 	}
-}
-
-func (e *Engine) pushFront(idx int32) {
-	s := &e.srcs[idx]
-	s.prev, s.next = -1, e.head
-	if e.head >= 0 {
-		e.srcs[e.head].prev = idx
-	}
-	e.head = idx
-	if e.tail < 0 {
-		e.tail = idx
-	}
-}
-
-func (e *Engine) unlink(idx int32) {
-	s := &e.srcs[idx]
-	if s.prev >= 0 {
-		e.srcs[s.prev].next = s.next
-	} else {
-		e.head = s.next
-	}
-	if s.next >= 0 {
-		e.srcs[s.next].prev = s.prev
-	} else {
-		e.tail = s.prev
-	}
-	s.prev, s.next = -1, -1
-}
-
-func (e *Engine) touch(idx int32) {
-	if e.head == idx {
-		return
-	}
-	e.unlink(idx)
-	e.pushFront(idx)
 }
