@@ -1,0 +1,365 @@
+#!/usr/bin/env bash
+# scripts/lab.sh: scanwarden's network-namespace lab.
+#
+#   lab.sh up                    build the lab (tears down leftovers first)
+#   lab.sh down                  stop the lab's recorded processes, remove it
+#   lab.sh status                show it; exit 0 when complete, 1 otherwise
+#   lab.sh attacker-addr N       add 198.51.100.(100+N) and fd00:77::(100+N)
+#                                to the attacker (N in 1..49) and print them
+#   lab.sh ns ROLE               print the namespace of ROLE
+#                                (lan, attacker, victim, benign)
+#   lab.sh spawn ROLE NAME CMD...  run CMD in ROLE's namespace in the
+#                                background (log: RUNDIR/NAME.log), record
+#                                its PID so that stop/down end it; prints it
+#   lab.sh adopt NAME PID        record a process the caller started in one
+#                                of the lab's namespaces, so down ends it too
+#   lab.sh stop NAME             end a recorded process (TERM, then KILL)
+#
+# Layout: namespace PREFIX+lan holds the bridge br0; PREFIX+attacker,
+# PREFIX+victim and PREFIX+benign each have a veth "veth0" whose peer (named
+# after the role) is a port of br0.
+#
+#   victim    198.51.100.10/24 fd00:77::10/64, and 198.51.100.11-.14/24
+#             (sweep targets)
+#   benign    198.51.100.20/24 fd00:77::20/64
+#   attacker  198.51.100.66/24 fd00:77::66/64, plus attacker-addr's
+#
+# Nothing is routed: no default route, no address outside 198.51.100.0/24
+# and fd00:77::/64, no link to the host's namespace. IPv6 duplicate address
+# detection is off and no link-local addresses are made, so IPv6 is usable
+# at once and the only IPv6 sources on the wire are the lab's addresses.
+# Addresses 198.51.100.150-254 are never assigned (decoys, unreachables).
+#
+# Environment: SW_LAB_PREFIX (default "sw-") prefixes the namespace names so
+# several labs can run at once; SW_LAB_RUNDIR (default
+# /run/scanwarden-lab/PREFIX) holds the recorded PIDs and logs.
+set -euo pipefail
+
+PREFIX=${SW_LAB_PREFIX:-sw-}
+RUNDIR=${SW_LAB_RUNDIR:-/run/scanwarden-lab/${PREFIX%-}}
+ROLES=(attacker victim benign)
+LAN=${PREFIX}lan
+IFACE=veth0
+
+# Addresses of each role: IPv4 and IPv6 lists.
+declare -A V4=(
+	[victim]="198.51.100.10 198.51.100.11 198.51.100.12 198.51.100.13 198.51.100.14"
+	[benign]="198.51.100.20"
+	[attacker]="198.51.100.66"
+)
+declare -A V6=(
+	[victim]="fd00:77::10"
+	[benign]="fd00:77::20"
+	[attacker]="fd00:77::66"
+)
+
+log() { printf 'lab: %s\n' "$*"; }
+die() {
+	printf 'lab: error: %s\n' "$*" >&2
+	exit 1
+}
+
+ns_of() {
+	case $1 in
+	lan | attacker | victim | benign) printf '%s%s\n' "$PREFIX" "$1" ;;
+	*) die "unknown role '$1' (want lan, attacker, victim or benign)" ;;
+	esac
+}
+
+ns_exists() { [[ -e /run/netns/$1 ]]; }
+
+# inx NS CMD...: run CMD in namespace NS.
+inx() {
+	local ns=$1
+	shift
+	ip netns exec "$ns" "$@"
+}
+
+need_root() {
+	((EUID == 0)) || die "the lab needs root (network namespaces): run as root"
+	command -v ip >/dev/null || die "ip (iproute2) is missing: run scripts/deps.sh as root"
+}
+
+check_prefix() {
+	[[ $PREFIX =~ ^[A-Za-z0-9_.-]{1,12}$ ]] ||
+		die "SW_LAB_PREFIX='$PREFIX': use 1-12 letters, digits, '.', '_' or '-'"
+}
+
+# ---- recorded processes -------------------------------------------------
+
+pid_file() { printf '%s/%s.pid\n' "$RUNDIR" "$1"; }
+
+# in_lab PID: true when PID lives in one of this lab's namespaces.
+in_lab() {
+	local pid=$1 ino r
+	ino=$(stat -L -c %i "/proc/$pid/ns/net" 2>/dev/null) || return 1
+	for r in lan "${ROLES[@]}"; do
+		if ns_exists "$PREFIX$r" && [[ $(stat -L -c %i "/run/netns/$PREFIX$r") == "$ino" ]]; then
+			return 0
+		fi
+	done
+	return 1
+}
+
+# stop_recorded NAME: end the process recorded as NAME, if it is still the
+# one we started (alive, same start time, in one of the lab's namespaces).
+stop_recorded() {
+	local name=$1 f pid start now i
+	f=$(pid_file "$name")
+	[[ -f $f ]] || return 0
+	read -r pid start <"$f" || true
+	rm -f "$f"
+	[[ $pid =~ ^[0-9]+$ ]] || return 0
+	now=$(proc_start "$pid") || return 0
+	if [[ -n $start && $now != "$start" ]]; then
+		log "not stopping $name: PID $pid is now another process"
+		return 0
+	fi
+	if ! in_lab "$pid"; then
+		log "not stopping $name: PID $pid is not in the lab's namespaces"
+		return 0
+	fi
+	log "stopping $name (PID $pid)"
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for ((i = 0; i < 50; i++)); do
+		[[ $(proc_start "$pid" 2>/dev/null) == "$now" ]] || return 0
+		sleep 0.1
+	done
+	log "$name (PID $pid) ignored SIGTERM for 5s: SIGKILL"
+	kill -KILL "$pid" 2>/dev/null || true
+}
+
+# proc_start PID: the process's start time in clock ticks (field 22 of
+# /proc/PID/stat), which tells a PID's reuse apart.
+proc_start() {
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	stat=${stat##*) }
+	# After "comm)", fields start at 3 (state); starttime is field 22. A
+	# zombie has already ended.
+	awk '$1 != "Z" { print $20; ok = 1 } END { exit !ok }' <<<"$stat"
+}
+
+record() {
+	local name=$1 pid=$2 start
+	[[ $name =~ ^[A-Za-z0-9_.-]+$ ]] || die "bad process name '$name'"
+	start=$(proc_start "$pid") || die "no process $pid"
+	mkdir -p "$RUNDIR"
+	printf '%s %s\n' "$pid" "$start" >"$(pid_file "$name")"
+}
+
+cmd_spawn() {
+	(($# >= 3)) || die "usage: lab.sh spawn ROLE NAME CMD..."
+	local ns name=$2 pid
+	ns=$(ns_of "$1")
+	shift 2
+	ns_exists "$ns" || die "namespace $ns does not exist: run lab.sh up"
+	[[ ! -f $(pid_file "$name") ]] || stop_recorded "$name"
+	mkdir -p "$RUNDIR"
+	# setsid: the process outlives this script and gets no terminal signals.
+	setsid ip netns exec "$ns" "$@" </dev/null >"$RUNDIR/$name.log" 2>&1 &
+	pid=$!
+	record "$name" "$pid"
+	printf '%s\n' "$pid"
+}
+
+cmd_adopt() {
+	(($# == 2)) || die "usage: lab.sh adopt NAME PID"
+	[[ $2 =~ ^[0-9]+$ ]] || die "bad PID '$2'"
+	local i
+	# A process just started with `ip netns exec` may not have entered its
+	# namespace yet: give it two seconds.
+	for ((i = 0; i < 40; i++)); do
+		if in_lab "$2"; then
+			record "$1" "$2"
+			return
+		fi
+		sleep 0.05
+	done
+	die "PID $2 is not in one of the lab's namespaces"
+}
+
+cmd_stop() {
+	(($# == 1)) || die "usage: lab.sh stop NAME"
+	stop_recorded "$1"
+}
+
+# ---- up / down ----------------------------------------------------------
+
+cmd_down() {
+	local f name r ns pids
+	if [[ -d $RUNDIR ]]; then
+		for f in "$RUNDIR"/*.pid; do
+			[[ -e $f ]] || continue
+			name=$(basename "$f" .pid)
+			stop_recorded "$name"
+		done
+	fi
+	for r in "${ROLES[@]}" lan; do
+		ns=$PREFIX$r
+		ns_exists "$ns" || continue
+		pids=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')
+		if [[ -n ${pids// /} ]]; then
+			log "warning: processes not started through lab.sh remain in $ns: ${pids}(not stopped; end them yourself)"
+		fi
+		ip netns del "$ns"
+		log "deleted namespace $ns"
+	done
+	if [[ -d $RUNDIR ]]; then
+		rm -f "$RUNDIR"/*.log "$RUNDIR"/*.pid
+		rmdir "$RUNDIR" 2>/dev/null || true
+		rmdir "$(dirname "$RUNDIR")" 2>/dev/null || true
+	fi
+}
+
+# sysctl_ns NS KEY=VALUE...
+sysctl_ns() {
+	local ns=$1
+	shift
+	inx "$ns" sysctl -q -w "$@" >/dev/null
+}
+
+cmd_up() {
+	local r ns a lan_ns
+	cmd_down
+	mkdir -p "$RUNDIR"
+	lan_ns=$LAN
+	ip netns add "$lan_ns"
+	log "created namespace $lan_ns"
+	ip -n "$lan_ns" link set lo up
+	# The bridge needs no IPv6 of its own: none, so it never talks.
+	sysctl_ns "$lan_ns" net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+	ip -n "$lan_ns" link add br0 type bridge stp_state 0 forward_delay 0 mcast_snooping 0
+	ip -n "$lan_ns" link set br0 up
+
+	for r in "${ROLES[@]}"; do
+		ns=$PREFIX$r
+		ip netns add "$ns"
+		ip -n "$ns" link set lo up
+		# No DAD, no link-local addresses, no router solicitations: the
+		# lab's addresses are usable at once and are the only sources.
+		sysctl_ns "$ns" \
+			net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
+			net.ipv6.conf.default.addr_gen_mode=1 \
+			net.ipv6.conf.all.router_solicitations=0 net.ipv6.conf.default.router_solicitations=0 \
+			net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0
+		ip -n "$lan_ns" link add "$r" type veth peer name "$IFACE" netns "$ns"
+		sysctl_ns "$ns" "net.ipv6.conf.$IFACE.addr_gen_mode=1" "net.ipv6.conf.$IFACE.accept_dad=0" \
+			"net.ipv6.conf.$IFACE.router_solicitations=0"
+		ip -n "$lan_ns" link set "$r" master br0 up
+		for a in ${V4[$r]}; do
+			ip -n "$ns" addr add "$a/24" dev "$IFACE"
+		done
+		for a in ${V6[$r]}; do
+			ip -n "$ns" addr add "$a/64" dev "$IFACE" nodad
+		done
+		ip -n "$ns" link set "$IFACE" up
+		log "created namespace $ns: $IFACE ${V4[$r]// /,} ${V6[$r]}"
+	done
+	wait_ready
+	log "up (namespaces ${LAN}, ${PREFIX}attacker, ${PREFIX}victim, ${PREFIX}benign; run dir $RUNDIR)"
+}
+
+# wait_ready: every veth has carrier and no IPv6 address is tentative.
+wait_ready() {
+	local r ns i ok
+	for ((i = 0; i < 100; i++)); do
+		ok=1
+		for r in "${ROLES[@]}"; do
+			ns=$PREFIX$r
+			if [[ $(ip -n "$ns" link show dev "$IFACE") != *LOWER_UP* ]]; then
+				ok=0
+			elif [[ -n $(ip -n "$ns" -6 addr show dev "$IFACE" tentative) ]]; then
+				ok=0
+			fi
+		done
+		((ok)) && return 0
+		sleep 0.05
+	done
+	die "the lab's links or IPv6 addresses did not become ready in 5s"
+}
+
+cmd_attacker_addr() {
+	if ! (($# == 1)) || ! [[ $1 =~ ^[0-9]+$ ]] || (($1 < 1 || $1 > 49)); then
+		die "usage: lab.sh attacker-addr N (N in 1..49)"
+	fi
+	local ns=${PREFIX}attacker n=$((100 + $1)) v4 v6 i
+	ns_exists "$ns" || die "namespace $ns does not exist: run lab.sh up"
+	v4=198.51.100.$n
+	v6=fd00:77::$n
+	ip -n "$ns" addr replace "$v4/24" dev "$IFACE"
+	ip -n "$ns" addr replace "$v6/64" dev "$IFACE" nodad
+	for ((i = 0; i < 100; i++)); do
+		[[ -z $(ip -n "$ns" -6 addr show dev "$IFACE" tentative) ]] && break
+		sleep 0.05
+	done
+	printf '%s %s\n' "$v4" "$v6"
+}
+
+cmd_status() {
+	local r ns complete=1 f name pid start
+	for r in lan "${ROLES[@]}"; do
+		ns=$PREFIX$r
+		if ! ns_exists "$ns"; then
+			printf '%-16s missing\n' "$ns"
+			complete=0
+			continue
+		fi
+		if [[ $r == lan ]]; then
+			printf '%-16s bridge br0: %s\n' "$ns" \
+				"$(ip -n "$ns" -br link show master br0 2>/dev/null | awk '{printf "%s(%s) ", $1, $2}')"
+			continue
+		fi
+		printf '%-16s %s\n' "$ns" \
+			"$(ip -n "$ns" -br addr show dev "$IFACE" 2>/dev/null | cut -c17- || echo "no $IFACE")"
+		ip -n "$ns" -br addr show dev "$IFACE" >/dev/null 2>&1 || complete=0
+		if [[ -n $(ip -n "$ns" route show default) || -n $(ip -n "$ns" -6 route show default) ]]; then
+			printf '%-16s warning: has a default route\n' "$ns"
+		fi
+	done
+	if [[ -d $RUNDIR ]]; then
+		for f in "$RUNDIR"/*.pid; do
+			[[ -e $f ]] || continue
+			name=$(basename "$f" .pid)
+			read -r pid start <"$f" || true
+			if [[ $(proc_start "$pid" 2>/dev/null) == "$start" ]]; then
+				printf 'process %-20s PID %s running\n' "$name" "$pid"
+			else
+				printf 'process %-20s PID %s exited\n' "$name" "$pid"
+			fi
+		done
+	fi
+	if ((complete)); then
+		echo "lab is up"
+		return 0
+	fi
+	echo "lab is down or incomplete"
+	return 1
+}
+
+main() {
+	(($# >= 1)) || die "usage: lab.sh up|down|status|attacker-addr N|ns ROLE|spawn ROLE NAME CMD...|adopt NAME PID|stop NAME"
+	check_prefix
+	local cmd=$1
+	shift
+	case $cmd in
+	ns)
+		(($# == 1)) || die "usage: lab.sh ns ROLE"
+		ns_of "$1"
+		return
+		;;
+	up | down | status | attacker-addr | spawn | adopt | stop) need_root ;;
+	*) die "unknown command '$cmd' (want up, down, status, attacker-addr, ns, spawn, adopt or stop)" ;;
+	esac
+	case $cmd in
+	up) cmd_up ;;
+	down) cmd_down ;;
+	status) cmd_status ;;
+	attacker-addr) cmd_attacker_addr "$@" ;;
+	spawn) cmd_spawn "$@" ;;
+	adopt) cmd_adopt "$@" ;;
+	stop) cmd_stop "$@" ;;
+	esac
+}
+
+main "$@"
