@@ -7,6 +7,9 @@
 #    three runs of `tcpdump -r FILE -w /dev/null` (libpcap's own read speed)
 #    and of `bin/scanwarden replay FILE`, in packets per second, their ratio,
 #    and scanwarden's peak resident memory.
+# 3. A flood of forged sources: 1,000,000 SYNs from 1,000,000 distinct
+#    sources replayed, with scanwarden's peak resident memory (bounded by
+#    MAX_SOURCES whatever the number of sources).
 #
 # Environment: BENCH_PACKETS (default 1000000), BENCH_SOURCES (default
 # 10000), BENCH_RUNS (default 3), BENCH_CACHE (default scripts/.cache).
@@ -133,6 +136,23 @@ main() {
 	awk -v s="$scanwarden_ns" -v t="$tcpdump_ns" \
 		'BEGIN { printf "ratio scanwarden/tcpdump (packets/s): %.2f\n", t / s }'
 	printf 'scanwarden peak RSS: %d KiB (%.1f MiB)\n' "$PEAK_RSS" "$(awk -v k="$PEAK_RSS" 'BEGIN { print k / 1024 }')"
+
+	echo
+	forged_sources
+}
+
+# forged_sources: replay a capture in which every packet has a source of
+# its own, and print scanwarden's peak memory.
+forged_sources() {
+	local file=$TMP/forged.pcap
+	if [[ ! -x $TMP/gensyn ]]; then
+		"$GO" build -o "$TMP/gensyn" ./scripts/gensyn
+	fi
+	"$TMP/gensyn" -o "$file" -n "$PACKETS" -sources "$PACKETS" >/dev/null
+	time_ns "$BIN" replay "$file"
+	log "forged flood: $(tail -n 1 "$TMP/stderr")"
+	printf 'forged flood of %d distinct sources: %s s, peak RSS %d KiB (%.1f MiB)\n' "$PACKETS" "$(fmt_s "$NS")" "$RSS" \
+		"$(awk -v k="$RSS" 'BEGIN { print k / 1024 }')"
 }
 
 main "$@"
