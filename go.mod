@@ -7,4 +7,8 @@ require (
 	golang.org/x/sys v0.45.0
 )
 
-require golang.org/x/net v0.55.0 // indirect
+require (
+	github.com/coreos/go-iptables v0.8.0 // indirect
+	github.com/sirupsen/logrus v1.9.3 // indirect
+	golang.org/x/net v0.55.0 // indirect
+)

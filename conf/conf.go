@@ -89,6 +89,9 @@ const (
 const (
 	// DefaultStateDir is where scanwarden keeps its block list.
 	DefaultStateDir = "/var/lib/scanwarden"
+	// DefaultHostsDenyFile is HOSTS_DENY_FILE's default, PortSentry's
+	// WRAPPER_HOSTS_DENY.
+	DefaultHostsDenyFile = "/etc/hosts.deny"
 	// DefaultIgnoreFile is IGNORE_FILE's default.
 	DefaultIgnoreFile = "/etc/scanwarden/scanwarden.ignore"
 	// DefaultHistoryFile is HISTORY_FILE's default.
@@ -181,6 +184,10 @@ type Config struct {
 	BanExpiryUDP time.Duration
 	// StateDir is STATE_DIR, an absolute directory for scanwarden's state.
 	StateDir string
+	// HostsDenyFile is HOSTS_DENY_FILE, the hosts_access(5) deny file
+	// KILL_HOSTS_DENY entries go to (PortSentry compiled it in as
+	// /etc/hosts.deny).
+	HostsDenyFile string
 	// BlockBackend is BLOCK_BACKEND.
 	BlockBackend Backend
 	// BlockRateLimit is BLOCK_RATE_LIMIT, new blocks a minute (>= 1).
@@ -240,6 +247,7 @@ func Default() *Config {
 		BanExpiryTCP:        DefaultBanExpiry,
 		BanExpiryUDP:        DefaultBanExpiry,
 		StateDir:            DefaultStateDir,
+		HostsDenyFile:       DefaultHostsDenyFile,
 		BlockBackend:        BackendIptables,
 		BlockRateLimit:      DefaultBlockRateLimit,
 		NeverBlockGateway:   true,

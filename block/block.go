@@ -1,0 +1,65 @@
+// Package block shuts scanners out and lets them back in: the Blocker
+// interface at the firewall boundary, and the Manager that decides, from
+// the engine's alerts, what to block, records it (PortSentry's history and
+// blocked files, the state file) and undoes it on expiry or request.
+//
+// Backends live in subpackages (block/iptables, block/hostsdeny) and
+// external commands in block/command; they know nothing of alerts or
+// policy, only how to make one kind of block exist or not.
+package block
+
+import (
+	"context"
+	"net/netip"
+	"time"
+)
+
+// Ban is one blocked source and why.
+type Ban struct {
+	Addr netip.Addr `json:"addr"`
+	// Proto is the protocol of the scan that earned the ban: "tcp" or
+	// "udp". It chooses BLOCK_TCP or BLOCK_UDP, BAN_EXPIRY_TCP or _UDP,
+	// and the word in PortSentry's history line.
+	Proto string `json:"proto"`
+	// Port is the port of the probe that raised the alert.
+	Port uint16 `json:"port"`
+	// Type is the scan type (syn, fin, ...).
+	Type string `json:"type"`
+	// Reason is a readable account of the alert.
+	Reason string `json:"reason"`
+	// Since is when the ban was put in place.
+	Since time.Time `json:"since"`
+	// Until is when it expires; the zero time means never.
+	Until time.Time `json:"until,omitzero"`
+}
+
+// Expired reports whether the ban has run out at now.
+func (b *Ban) Expired(now time.Time) bool { return !b.Until.IsZero() && !now.Before(b.Until) }
+
+// Blocker is one way of keeping a source out: firewall rules, hosts.deny
+// entries, a dry run. Every method is idempotent, touches only what the
+// backend itself added, and is safe to call again after a failure or a
+// crash. Implementations are safe for use by one goroutine at a time; the
+// Manager serialises its calls.
+type Blocker interface {
+	// Name identifies the backend in logs and the state file
+	// ("iptables", "hosts.deny", "dry-run").
+	Name() string
+	// Block makes sure b.Addr is blocked. When it already is, nothing
+	// changes and Block returns nil: there is never more than one entry
+	// per address.
+	Block(ctx context.Context, b Ban) error
+	// Unblock makes sure addr is no longer blocked by this backend.
+	// Unblocking an address that is not blocked returns nil.
+	Unblock(ctx context.Context, addr netip.Addr) error
+	// List returns the addresses this backend blocks now, as the kernel
+	// or file has them, in no particular order.
+	List(ctx context.Context) ([]netip.Addr, error)
+	// Sync makes the backend block exactly the addresses of want: missing
+	// entries are added, entries for other addresses removed, nothing
+	// duplicated.
+	Sync(ctx context.Context, want []Ban) error
+	// Flush removes everything the backend ever added (for a firewall,
+	// its rules and its chain) and nothing else.
+	Flush(ctx context.Context) error
+}
