@@ -1,0 +1,227 @@
+package records
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// historyPerm is the mode of a history or blocked file scanwarden creates.
+// PortSentry 1.2 created them with whatever its umask allowed (0644 under
+// the usual 022); the files say who was blocked when, so scanwarden keeps
+// them to root. An existing file keeps its mode.
+const historyPerm fs.FileMode = 0o600
+
+// History is an open PortSentry history file or blocked file, appended to
+// one line at a time. It is safe for concurrent use, and lines appended by
+// several Histories or processes to the same file never interleave.
+//
+// Each Append holds a shared flock(2) on PATH.scanwarden.lock (the lock
+// RewriteFile takes exclusively), and reopens the path first when the file
+// there is no longer the one it has open: a blocked file rewritten by
+// RemoveFromBlocked, or a history file moved away by logrotate, gets the
+// line, never the replaced file.
+type History struct {
+	path string
+	mu   sync.Mutex
+	f    *os.File
+	dev  uint64
+	ino  uint64
+	lock *os.File
+}
+
+// OpenHistory opens path for appending, creating it with mode 0600 when it
+// does not exist, and its lock file (path + LockSuffix, 0600). It refuses
+// a symbolic link (the file is opened with O_NOFOLLOW, so a link put in
+// place after the check is refused too), a path that is not a regular
+// file, and a world-writable file or directory; the error names the file.
+func OpenHistory(path string) (*History, error) {
+	if _, err := CheckPath(path); err != nil {
+		return nil, err
+	}
+	lock, err := openLock(path + LockSuffix)
+	if err != nil {
+		return nil, err
+	}
+	h := &History{path: path, lock: lock}
+	if err := h.open(); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
+// open (re)opens the file at h.path.
+func (h *History) open() error {
+	// O_NONBLOCK: opening a FIFO put in place after the check fails at
+	// once instead of hanging; it changes nothing for a regular file.
+	f, err := os.OpenFile(h.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC|syscall.O_NONBLOCK, historyPerm)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return fmt.Errorf("%s: refusing to use a symbolic link (point the configuration at the real file)", h.path)
+		}
+		return fmt.Errorf("opening history file: %w", err)
+	}
+	fi, err := f.Stat()
+	if err == nil {
+		err = checkInfo(h.path, fi)
+	}
+	if err != nil {
+		f.Close()
+		return err
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if h.f != nil {
+		h.f.Close()
+	}
+	h.f, h.dev, h.ino = f, st.Dev, st.Ino
+	return nil
+}
+
+// Path returns the file's path.
+func (h *History) Path() string { return h.path }
+
+// Append adds line and a newline to the end of the file in a single
+// write(2) on an O_APPEND descriptor, so concurrent appenders (goroutines
+// or processes) never interleave their lines; see History for the lock
+// and the reopening. line must be one line: a trailing newline is
+// accepted, any other newline or carriage return is an error and nothing
+// is written. A short write (a full disk) is an error naming the file.
+func (h *History) Append(line string) error {
+	line = strings.TrimSuffix(line, "\n")
+	if strings.ContainsAny(line, "\n\r") {
+		return fmt.Errorf("%s: refusing to append a line with a line break in it: %q", h.path, line)
+	}
+	buf := []byte(line + "\n")
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.f == nil {
+		return fmt.Errorf("appending to %s: %w", h.path, os.ErrClosed)
+	}
+	if err := flock(context.Background(), h.lock, h.path+LockSuffix, syscall.LOCK_SH); err != nil {
+		return err
+	}
+	defer syscall.Flock(int(h.lock.Fd()), syscall.LOCK_UN)
+	fi, err := os.Lstat(h.path)
+	if err != nil || fi.Sys().(*syscall.Stat_t).Dev != h.dev || fi.Sys().(*syscall.Stat_t).Ino != h.ino {
+		if err := h.open(); err != nil {
+			return err
+		}
+	}
+	rc, err := h.f.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("appending to %s: %w", h.path, err)
+	}
+	var n int
+	var werr error
+	err = rc.Write(func(fd uintptr) bool {
+		for {
+			n, werr = syscall.Write(int(fd), buf)
+			if werr != syscall.EINTR {
+				return true
+			}
+		}
+	})
+	if err == nil {
+		err = werr
+	}
+	if err != nil {
+		return fmt.Errorf("appending to %s: %w", h.path, err)
+	}
+	if n != len(buf) {
+		return fmt.Errorf("appending to %s: short write, %d of %d bytes (disk full?)", h.path, n, len(buf))
+	}
+	return nil
+}
+
+// Close closes the file. Appending after Close is an error.
+func (h *History) Close() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.f == nil {
+		return fmt.Errorf("closing %s: %w", h.path, os.ErrClosed)
+	}
+	err := h.f.Close()
+	h.lock.Close()
+	h.f = nil
+	if err != nil {
+		return fmt.Errorf("closing %s: %w", h.path, err)
+	}
+	return nil
+}
+
+// BlockedPath returns the blocked file PortSentry 1.2 writes in mode:
+// base + "." + mode, e.g. /var/lib/portsentry/portsentry.blocked.stcp. It
+// returns "" when base is empty or mode is not one of Modes(), so that a
+// bad mode can never name another file.
+func BlockedPath(base, mode string) string {
+	if base == "" || !ValidMode(mode) {
+		return ""
+	}
+	return base + "." + mode
+}
+
+// RemoveFromBlocked rewrites the blocked file path without the history
+// lines of addr (an IPv4-mapped address matches its IPv4 form), keeping
+// every other line byte for byte. It uses RewriteFile: serialised with
+// other writers by a lock file, written to a temporary file and renamed,
+// never half-written; when addr has no line, or the file does not exist,
+// nothing is written. Waiting for another writer's lock is bounded (10 s).
+// Lines appended meanwhile through a History are never lost: Append and
+// the rewrite exclude each other.
+func RemoveFromBlocked(path string, addr netip.Addr) error {
+	want := addr.Unmap().WithZone("")
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil // nothing to remove, and no lock file to leave behind
+	}
+	return RewriteFile(context.Background(), path, historyPerm, func(old []byte) ([]byte, bool, error) {
+		if old == nil {
+			return nil, false, nil
+		}
+		var out strings.Builder
+		out.Grow(len(old))
+		removed := false
+		for _, line := range strings.SplitAfter(string(old), "\n") {
+			if a, ok := LineAddr(line); ok && a == want {
+				removed = true
+				continue
+			}
+			out.WriteString(line)
+		}
+		return []byte(out.String()), removed, nil
+	})
+}
+
+// LineAddr returns the address of a history line (the part after the last
+// '/' of its "Host: name/address" field), unmapped and without a zone; ok
+// is false when line is not a history line. A trailing newline or CRLF is
+// ignored.
+func LineAddr(line string) (addr netip.Addr, ok bool) {
+	line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+	if !strings.HasSuffix(line, " Blocked") {
+		return netip.Addr{}, false
+	}
+	_, rest, found := strings.Cut(line, " Host: ")
+	if !found {
+		return netip.Addr{}, false
+	}
+	field, _, found := strings.Cut(rest, " Port: ")
+	if !found {
+		return netip.Addr{}, false
+	}
+	i := strings.LastIndexByte(field, '/')
+	if i < 0 {
+		return netip.Addr{}, false
+	}
+	a, err := netip.ParseAddr(field[i+1:])
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return a.Unmap().WithZone(""), true
+}
