@@ -1,0 +1,90 @@
+package block
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"sync"
+
+	"github.com/sirupsen/logrus"
+)
+
+// DryRun is the backend that changes nothing: it logs the block and unblock
+// it would make and remembers them, so that List and Sync behave as a real
+// backend's would (within one process).
+type DryRun struct {
+	log logrus.FieldLogger
+	mu  sync.Mutex
+	set map[netip.Addr]bool
+}
+
+var _ Blocker = (*DryRun)(nil)
+
+// NewDryRun returns a dry-run backend logging to log.
+func NewDryRun(log logrus.FieldLogger) *DryRun {
+	return &DryRun{log: log, set: map[netip.Addr]bool{}}
+}
+
+// Name is "dry-run".
+func (d *DryRun) Name() string { return "dry-run" }
+
+// Block logs the block it would make.
+func (d *DryRun) Block(_ context.Context, b Ban) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.set[b.Addr] {
+		d.log.Infof("dry-run: would block %s", b.Addr)
+		d.set[b.Addr] = true
+	}
+	return nil
+}
+
+// Unblock logs the unblock it would make.
+func (d *DryRun) Unblock(_ context.Context, a netip.Addr) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.set[a] {
+		d.log.Infof("dry-run: would unblock %s", a)
+		delete(d.set, a)
+	}
+	return nil
+}
+
+// List returns what it pretends to block.
+func (d *DryRun) List(context.Context) ([]netip.Addr, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]netip.Addr, 0, len(d.set))
+	for a := range d.set {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out, nil
+}
+
+// Sync pretends to block exactly want.
+func (d *DryRun) Sync(ctx context.Context, want []Ban) error {
+	keep := map[netip.Addr]bool{}
+	for _, b := range want {
+		keep[b.Addr] = true
+		d.Block(ctx, b)
+	}
+	cur, _ := d.List(ctx)
+	for _, a := range cur {
+		if !keep[a] {
+			d.Unblock(ctx, a)
+		}
+	}
+	return nil
+}
+
+// Flush forgets everything.
+func (d *DryRun) Flush(context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.set) > 0 {
+		d.log.Infof("dry-run: would remove %d block(s)", len(d.set))
+	}
+	clear(d.set)
+	return nil
+}

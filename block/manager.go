@@ -1,0 +1,444 @@
+package block
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/scanwarden/scanwarden/block/records"
+	"github.com/scanwarden/scanwarden/conf"
+	"github.com/scanwarden/scanwarden/detect"
+)
+
+// Action is an external command run for a ban: a KILL_ROUTE that the
+// native backend does not cover, or KILL_RUN_CMD.
+type Action interface {
+	// Run runs the command for b in mode (tcp, udp, stcp, ...) and returns
+	// the command line as logged and its output.
+	Run(ctx context.Context, b Ban, mode string) (cmdline string, output []byte, err error)
+}
+
+// Describer is implemented by a Blocker that can say how it blocks an
+// address, for the attackalert line ("ALL: 192.0.2.1 : DENY", or a rule).
+type Describer interface {
+	Describe(addr netip.Addr) string
+}
+
+// Journal records what PortSentry recorded: the history file (every
+// detection) and the blocked file (every block).
+type Journal interface {
+	// History appends a history line.
+	History(line string) error
+	// Blocked appends a line to the blocked file of mode.
+	Blocked(mode, line string) error
+	// Unblocked removes addr's lines from every blocked file.
+	Unblocked(addr netip.Addr) error
+}
+
+// Policy is what the config says to do with a detection.
+type Policy struct {
+	BlockTCP, BlockUDP conf.BlockMode
+	KillRunCmdFirst    bool
+	ExpiryTCP          time.Duration // 0: never
+	ExpiryUDP          time.Duration
+	RateLimit          int // new blocks a minute
+	ResolveHost        bool
+}
+
+// PolicyOf takes the policy from a config.
+func PolicyOf(c *conf.Config) Policy {
+	return Policy{
+		BlockTCP: c.BlockTCP, BlockUDP: c.BlockUDP, KillRunCmdFirst: c.KillRunCmdFirst,
+		ExpiryTCP: c.BanExpiryTCP, ExpiryUDP: c.BanExpiryUDP, RateLimit: c.BlockRateLimit,
+		ResolveHost: c.ResolveHost,
+	}
+}
+
+// Options are a Manager's parts. Blockers, Route and RunCmd may be empty.
+type Options struct {
+	Policy   Policy
+	Blockers []Blocker // the native firewall backend and hosts.deny
+	Route    Action    // KILL_ROUTE, when it is not a native iptables rule
+	RunCmd   Action    // KILL_RUN_CMD
+	Never    *NeverBlock
+	State    *StateFile
+	Journal  Journal
+	Log      logrus.FieldLogger
+	Now      func() time.Time // time.Now when nil
+	// LookupAddr resolves a name for RESOLVE_HOST (net.DefaultResolver's
+	// when nil).
+	LookupAddr func(ctx context.Context, addr string) ([]string, error)
+}
+
+// Manager turns alerts into blocks and keeps them: exactly one block per
+// source in every backend, recorded in the state file before the backends
+// are touched (so a crash half-way is repaired by Restore), the never-block
+// list and the rate limit checked first. Safe for concurrent use; calls are
+// serialised.
+type Manager struct {
+	mu      sync.Mutex
+	o       Options
+	limiter *rateLimiter
+}
+
+// NewManager returns a manager with the given parts.
+func NewManager(o Options) (*Manager, error) {
+	if o.State == nil || o.Never == nil || o.Log == nil {
+		return nil, errors.New("block: a manager needs a state file, a never-block list and a logger")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.LookupAddr == nil {
+		o.LookupAddr = net.DefaultResolver.LookupAddr
+	}
+	if o.Policy.RateLimit < 1 {
+		o.Policy.RateLimit = conf.DefaultBlockRateLimit
+	}
+	return &Manager{o: o, limiter: newRateLimiter(o.Policy.RateLimit)}, nil
+}
+
+// Outcome is what Handle did with an alert.
+type Outcome int
+
+const (
+	// Ignored: the source is on the never-block list.
+	Ignored Outcome = iota
+	// AlreadyBlocked: the source has a ban already.
+	AlreadyBlocked
+	// LoggedOnly: BLOCK_TCP/BLOCK_UDP is 0.
+	LoggedOnly
+	// RateLimited: the limit on new blocks refused it.
+	RateLimited
+	// CommandOnly: BLOCK_x is 2, KILL_RUN_CMD was run.
+	CommandOnly
+	// Blocked: the source was blocked.
+	Blocked
+)
+
+var outcomeNames = [...]string{"ignored", "already blocked", "logged only", "rate limited", "command only", "blocked"}
+
+func (o Outcome) String() string {
+	if int(o) < len(outcomeNames) {
+		return outcomeNames[o]
+	}
+	return fmt.Sprintf("outcome(%d)", int(o))
+}
+
+// Handle acts on one alert, as PortSentry 1.2 would for BLOCK_TCP or
+// BLOCK_UDP: log the attackalert line, skip never-block and already
+// blocked sources, write the history line, then (mode 1) block with every
+// backend, run KILL_ROUTE and KILL_RUN_CMD (first when KILL_RUN_CMD_FIRST),
+// or (mode 2) run KILL_RUN_CMD only. mode is PortSentry's mode name for
+// the record files (stcp, sudp, ...). A failing backend does not stop the
+// others; the ban is recorded anyway so that Restore adds what is missing.
+func (m *Manager) Handle(ctx context.Context, a *detect.Alert, mode string) (Outcome, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.o.Now()
+	addr := a.Src.Unmap()
+	proto := strings.ToLower(detect.ProtoName(a.Type.Proto()))
+	host := m.hostName(ctx, addr)
+	log := m.o.Log.WithFields(logrus.Fields{"src": addr.String(), "type": a.Type.String()})
+	log.Warn(records.ScanAlert(a.Type.PortSentryLabel(), host, addr, detect.ProtoName(a.Type.Proto()), a.Port))
+
+	if why := m.o.Never.Reason(addr); why != "" {
+		log.Infof("attackalert: Host: %s/%s is %s: not blocked", host, addr, why)
+		return Ignored, nil
+	}
+	bans, err := m.o.State.Load()
+	if err != nil {
+		return Ignored, err
+	}
+	if i := findBan(bans, addr); i >= 0 && !bans[i].Expired(now) {
+		log.Info(records.AlreadyBlocked(host, addr))
+		return AlreadyBlocked, nil
+	}
+	blockMode := m.o.Policy.BlockTCP
+	expire := m.o.Policy.ExpiryTCP
+	if proto == "udp" {
+		blockMode, expire = m.o.Policy.BlockUDP, m.o.Policy.ExpiryUDP
+	}
+	ban := Ban{
+		Addr: addr, Proto: proto, Port: a.Port, Type: a.Type.String(),
+		Reason: fmt.Sprintf("%s scan (%s): %d probes, score %d", a.Type, a.Trigger, a.Probes, a.Score),
+		Since:  now, Until: expiry(now, expire),
+	}
+	histLine := records.HistoryLine(now, host, addr, a.Port, strings.ToUpper(proto))
+	var errs []error
+	switch blockMode {
+	case conf.BlockLogOnly:
+		errs = append(errs, m.history(histLine))
+		return LoggedOnly, errors.Join(errs...)
+	case conf.BlockRunCmdOnly:
+		errs = append(errs, m.history(histLine))
+		errs = append(errs, m.run(ctx, log, m.o.RunCmd, ban, mode))
+		return CommandOnly, errors.Join(errs...)
+	}
+	if ok, first := m.limiter.allow(now); !ok {
+		if first {
+			m.o.Log.Warnf("adminalert: more than %d new blocks a minute: further scanners are logged but not blocked until the rate eases", m.o.Policy.RateLimit)
+		}
+		return RateLimited, nil
+	}
+	// the ban goes into the state first: whatever fails below, a restart
+	// (Restore) puts it in place
+	if err := m.o.State.Update(func(bans []Ban) ([]Ban, bool, error) {
+		if i := findBan(bans, addr); i >= 0 {
+			bans[i] = ban
+		} else {
+			bans = append(bans, ban)
+		}
+		return bans, true, nil
+	}); err != nil {
+		return Ignored, fmt.Errorf("recording the ban of %s: %w", addr, err)
+	}
+	if m.o.Policy.KillRunCmdFirst {
+		errs = append(errs, m.run(ctx, log, m.o.RunCmd, ban, mode))
+	}
+	for _, b := range m.o.Blockers {
+		if err := b.Block(ctx, ban); err != nil {
+			log.Errorf("blocking %s with %s: %v", addr, b.Name(), err)
+			errs = append(errs, fmt.Errorf("%s: %w", b.Name(), err))
+			continue
+		}
+		desc := b.Name()
+		if d, ok := b.(Describer); ok {
+			desc = d.Describe(addr)
+		}
+		if b.Name() == "hosts.deny" {
+			log.Warn(records.WrappersBlocked(addr, desc))
+		} else {
+			log.Warn(records.RouteBlocked(addr, desc))
+		}
+	}
+	if m.o.Route != nil {
+		cmdline, out, err := m.o.Route.Run(ctx, ban, mode)
+		logOutput(log, cmdline, out)
+		if err != nil {
+			log.Errorf("KILL_ROUTE for %s: %v", addr, err)
+			errs = append(errs, fmt.Errorf("KILL_ROUTE: %w", err))
+		} else {
+			log.Warn(records.RouteBlocked(addr, cmdline))
+		}
+	}
+	if !m.o.Policy.KillRunCmdFirst {
+		errs = append(errs, m.run(ctx, log, m.o.RunCmd, ban, mode))
+	}
+	errs = append(errs, m.history(histLine))
+	if m.o.Journal != nil {
+		if err := m.o.Journal.Blocked(mode, histLine); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return Blocked, errors.Join(errs...)
+}
+
+func (m *Manager) history(line string) error {
+	if m.o.Journal == nil {
+		return nil
+	}
+	return m.o.Journal.History(line)
+}
+
+func (m *Manager) run(ctx context.Context, log logrus.FieldLogger, a Action, b Ban, mode string) error {
+	if a == nil {
+		return nil
+	}
+	cmdline, out, err := a.Run(ctx, b, mode)
+	logOutput(log, cmdline, out)
+	if err != nil {
+		log.Errorf("KILL_RUN_CMD for %s: %v", b.Addr, err)
+		return fmt.Errorf("KILL_RUN_CMD: %w", err)
+	}
+	log.Warn(records.CommandRun(b.Addr, cmdline))
+	return nil
+}
+
+func logOutput(log logrus.FieldLogger, cmdline string, out []byte) {
+	if s := strings.TrimSpace(string(out)); s != "" {
+		log.Infof("output of %q: %s", cmdline, s)
+	}
+}
+
+// hostName is the name for the records: the address itself unless
+// RESOLVE_HOST asks for a reverse lookup (bounded to two seconds).
+func (m *Manager) hostName(ctx context.Context, addr netip.Addr) string {
+	if !m.o.Policy.ResolveHost {
+		return addr.String()
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	names, err := m.o.LookupAddr(ctx, addr.String())
+	if err != nil || len(names) == 0 {
+		return addr.String()
+	}
+	return strings.TrimSuffix(names[0], ".")
+}
+
+// List returns the current bans, sorted by address.
+func (m *Manager) List() ([]Ban, error) { return m.o.State.Load() }
+
+// Unblock lifts the bans of addrs from every backend, the state and the
+// blocked files. An address that is not banned is still removed from the
+// backends (a leftover of a crash) and reported in the returned list of
+// addresses that had no ban.
+func (m *Manager) Unblock(ctx context.Context, addrs ...netip.Addr) (notBanned []netip.Addr, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	want := map[netip.Addr]bool{}
+	for _, a := range addrs {
+		want[a.Unmap()] = true
+	}
+	var errs []error
+	for a := range want {
+		errs = append(errs, m.unblockBackends(ctx, a)...)
+	}
+	found := map[netip.Addr]bool{}
+	if err := m.o.State.Update(func(bans []Ban) ([]Ban, bool, error) {
+		out := bans[:0]
+		for _, b := range bans {
+			if want[b.Addr] {
+				found[b.Addr] = true
+				continue
+			}
+			out = append(out, b)
+		}
+		return out, len(found) > 0, nil
+	}); err != nil {
+		errs = append(errs, err)
+	}
+	for a := range want {
+		if found[a] {
+			m.o.Log.WithField("src", a.String()).Warnf("attackalert: Host %s has been unblocked", a)
+		} else {
+			notBanned = append(notBanned, a)
+		}
+	}
+	slices.SortFunc(notBanned, netip.Addr.Compare)
+	return notBanned, errors.Join(errs...)
+}
+
+func (m *Manager) unblockBackends(ctx context.Context, a netip.Addr) []error {
+	var errs []error
+	for _, b := range m.o.Blockers {
+		if err := b.Unblock(ctx, a); err != nil {
+			errs = append(errs, fmt.Errorf("%s: unblocking %s: %w", b.Name(), a, err))
+		}
+	}
+	if m.o.Journal != nil {
+		if err := m.o.Journal.Unblocked(a); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+// Expire lifts every ban that has run out at now. It returns how many.
+func (m *Manager) Expire(ctx context.Context) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.o.Now()
+	var gone []Ban
+	var errs []error
+	err := m.o.State.Update(func(bans []Ban) ([]Ban, bool, error) {
+		out := bans[:0]
+		gone = gone[:0]
+		for _, b := range bans {
+			if b.Expired(now) {
+				gone = append(gone, b)
+				continue
+			}
+			out = append(out, b)
+		}
+		// the backends first: a ban leaves the state only when every
+		// backend has let it go, so a failure is retried next time
+		var kept []Ban
+		for _, b := range gone {
+			if e := m.unblockBackends(ctx, b.Addr); len(e) > 0 {
+				errs = append(errs, e...)
+				kept = append(kept, b)
+				continue
+			}
+			m.o.Log.WithField("src", b.Addr.String()).Warnf("attackalert: Host %s block expired (%s since %s): unblocked", b.Addr, b.Type, b.Since.Format(time.RFC3339))
+		}
+		out = append(out, kept...)
+		return out, len(gone) > 0, nil
+	})
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return len(gone), errors.Join(errs...)
+}
+
+// Restore brings the backends in line with the state on start: expired
+// bans are lifted, every backend is synced to the remaining ones (missing
+// entries added, entries for addresses without a ban removed, nothing
+// duplicated).
+func (m *Manager) Restore(ctx context.Context) error {
+	if _, err := m.Expire(ctx); err != nil {
+		m.o.Log.Errorf("lifting expired bans: %v", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	bans, err := m.o.State.Load()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, b := range m.o.Blockers {
+		if err := b.Sync(ctx, bans); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", b.Name(), err))
+		}
+	}
+	m.o.Log.Infof("restored %d ban(s) from %s", len(bans), m.o.State.Path())
+	return errors.Join(errs...)
+}
+
+// Flush removes everything scanwarden added: every backend's entries, the
+// state, and the blocked files' lines of the banned sources.
+func (m *Manager) Flush(ctx context.Context) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var errs []error
+	for _, b := range m.o.Blockers {
+		if err := b.Flush(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", b.Name(), err))
+		}
+	}
+	n := 0
+	if err := m.o.State.Update(func(bans []Ban) ([]Ban, bool, error) {
+		n = len(bans)
+		for _, b := range bans {
+			if m.o.Journal != nil {
+				if err := m.o.Journal.Unblocked(b.Addr); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+		return nil, n > 0, nil
+	}); err != nil {
+		errs = append(errs, err)
+	}
+	return n, errors.Join(errs...)
+}
+
+// BackendNames names the manager's backends.
+func (m *Manager) BackendNames() []string {
+	var out []string
+	for _, b := range m.o.Blockers {
+		out = append(out, b.Name())
+	}
+	if len(out) == 0 {
+		out = append(out, "no backend")
+	}
+	return out
+}

@@ -1,0 +1,515 @@
+package block
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/sirupsen/logrus/hooks/test"
+
+	"github.com/scanwarden/scanwarden/conf"
+	"github.com/scanwarden/scanwarden/detect"
+)
+
+// calls is a shared, ordered record of what the fakes were asked to do.
+type calls struct {
+	mu sync.Mutex
+	l  []string
+}
+
+func (c *calls) add(format string, a ...any) {
+	c.mu.Lock()
+	c.l = append(c.l, fmt.Sprintf(format, a...))
+	c.mu.Unlock()
+}
+
+func (c *calls) list() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.l)
+}
+
+// fakeBlocker is an in-memory backend that can be told to fail.
+type fakeBlocker struct {
+	name string
+	c    *calls
+	set  map[netip.Addr]int // entries (a count, to catch duplicates)
+	fail error
+}
+
+func newFake(name string, c *calls) *fakeBlocker {
+	return &fakeBlocker{name: name, c: c, set: map[netip.Addr]int{}}
+}
+
+func (f *fakeBlocker) Name() string { return f.name }
+func (f *fakeBlocker) Block(_ context.Context, b Ban) error {
+	f.c.add("%s block %s", f.name, b.Addr)
+	if f.fail != nil {
+		return f.fail
+	}
+	if f.set[b.Addr] == 0 {
+		f.set[b.Addr] = 1
+	}
+	return nil
+}
+func (f *fakeBlocker) Unblock(_ context.Context, a netip.Addr) error {
+	f.c.add("%s unblock %s", f.name, a)
+	if f.fail != nil {
+		return f.fail
+	}
+	delete(f.set, a)
+	return nil
+}
+func (f *fakeBlocker) List(context.Context) ([]netip.Addr, error) {
+	var out []netip.Addr
+	for a := range f.set {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out, nil
+}
+func (f *fakeBlocker) Sync(_ context.Context, want []Ban) error {
+	f.c.add("%s sync %d", f.name, len(want))
+	if f.fail != nil {
+		return f.fail
+	}
+	clear(f.set)
+	for _, b := range want {
+		f.set[b.Addr] = 1
+	}
+	return nil
+}
+func (f *fakeBlocker) Flush(context.Context) error {
+	f.c.add("%s flush", f.name)
+	clear(f.set)
+	return nil
+}
+func (f *fakeBlocker) Describe(a netip.Addr) string { return "ALL: " + a.String() }
+
+type fakeAction struct {
+	name string
+	c    *calls
+	fail error
+}
+
+func (f *fakeAction) Run(_ context.Context, b Ban, mode string) (string, []byte, error) {
+	line := fmt.Sprintf("%s %s %d %s", f.name, b.Addr, b.Port, mode)
+	f.c.add("run %s", line)
+	return line, []byte("done\n"), f.fail
+}
+
+type fakeJournal struct {
+	c *calls
+}
+
+func (j *fakeJournal) History(line string) error { j.c.add("history %s", line); return nil }
+func (j *fakeJournal) Blocked(mode, line string) error {
+	j.c.add("blocked.%s %s", mode, line)
+	return nil
+}
+func (j *fakeJournal) Unblocked(a netip.Addr) error { j.c.add("unblocked %s", a); return nil }
+
+var (
+	scanner = netip.MustParseAddr("198.51.100.66")
+	local   = netip.MustParseAddr("198.51.100.10")
+	gateway = netip.MustParseAddr("198.51.100.1")
+	dns     = netip.MustParseAddr("198.51.100.53")
+	ignored = netip.MustParseAddr("203.0.113.7")
+)
+
+type rig struct {
+	m       *Manager
+	c       *calls
+	fw, hd  *fakeBlocker
+	route   *fakeAction
+	cmd     *fakeAction
+	hook    *test.Hook
+	now     time.Time
+	dir     string
+	state   *StateFile
+	journal *fakeJournal
+}
+
+// newRig builds a manager over fakes with a never-block list made of
+// fixture files: a local address, a gateway, a resolver and an ignore file.
+func newRig(t *testing.T, p Policy) *rig {
+	t.Helper()
+	dir := t.TempDir()
+	r := &rig{c: &calls{}, dir: dir, now: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
+	r.fw, r.hd = newFake("iptables", r.c), newFake("hosts.deny", r.c)
+	r.route, r.cmd = &fakeAction{name: "route", c: r.c}, &fakeAction{name: "cmd", c: r.c}
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	ig, err := conf.ParseIgnore(strings.NewReader("127.0.0.1/32\n0.0.0.0\n203.0.113.0/28\n"), "test.ignore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nb := NewNeverBlock(ig, true, true)
+	nb.RouteV4 = write("route", "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\neth0\t00000000\t016433C6\t0003\t0\t0\t0\t00000000\t0\t0\t0\neth0\t006433C6\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n")
+	nb.RouteV6 = write("ipv6_route", "00000000000000000000000000000000 00 00000000000000000000000000000000 00 fd000077000000000000000000000001 00000400 00000001 00000000 00000003 eth0\n")
+	nb.ResolvConf = write("resolv.conf", "# generated\nsearch example.net\nnameserver 198.51.100.53\nnameserver fe80::53%eth0\n")
+	nb.Interfaces = func() ([]netip.Addr, error) { return []netip.Addr{local, netip.MustParseAddr("fd00:77::10")}, nil }
+	if err := nb.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := OpenState(filepath.Join(dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.state = st
+	log, hook := test.NewNullLogger()
+	log.SetLevel(logrus.DebugLevel)
+	r.hook = hook
+	r.journal = &fakeJournal{c: r.c}
+	m, err := NewManager(Options{
+		Policy: p, Blockers: []Blocker{r.fw, r.hd}, Route: r.route, RunCmd: r.cmd,
+		Never: nb, State: st, Journal: r.journal, Log: log,
+		Now: func() time.Time { return r.now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.m = m
+	return r
+}
+
+func alert(src netip.Addr, typ detect.ScanType, port uint16) *detect.Alert {
+	return &detect.Alert{Src: src, Type: typ, Trigger: detect.TriggerTrap, Probes: 1, Score: 3, Port: port, Proto: typ.Proto()}
+}
+
+func defaultPolicy() Policy {
+	return Policy{BlockTCP: conf.BlockAct, BlockUDP: conf.BlockAct, ExpiryTCP: time.Hour, ExpiryUDP: 10 * time.Minute, RateLimit: 60}
+}
+
+func (r *rig) messages() []string {
+	var out []string
+	for _, e := range r.hook.AllEntries() {
+		out = append(out, e.Message)
+	}
+	return out
+}
+
+func TestHandleBlocksEverywhereOnce(t *testing.T) {
+	r := newRig(t, defaultPolicy())
+	ctx := context.Background()
+	out, err := r.m.Handle(ctx, alert(scanner, detect.TypeSYN, 111), "stcp")
+	if err != nil || out != Blocked {
+		t.Fatalf("Handle: %v %v", out, err)
+	}
+	hist := fmt.Sprintf("%d - %s Host: 198.51.100.66/198.51.100.66 Port: 111 TCP Blocked", r.now.Unix(), r.now.Local().Format("01/02/2006 15:04:05"))
+	want := []string{
+		"iptables block 198.51.100.66",
+		"hosts.deny block 198.51.100.66",
+		"run cmd 198.51.100.66 111 stcp",
+		"history " + hist,
+		"blocked.stcp " + hist,
+	}
+	got := r.c.list()
+	// KILL_ROUTE runs between the backends and KILL_RUN_CMD
+	want = slices.Insert(want, 2, "run route 198.51.100.66 111 stcp")
+	if !slices.Equal(got, want) {
+		t.Fatalf("calls:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	msgs := strings.Join(r.messages(), "\n")
+	for _, w := range []string{
+		"attackalert: TCP SYN/Normal scan from host: 198.51.100.66/198.51.100.66 to TCP port: 111",
+		`attackalert: Host 198.51.100.66 has been blocked via wrappers with string: "ALL: 198.51.100.66"`,
+		`attackalert: Host 198.51.100.66 has been blocked via dropped route using command: "route 198.51.100.66 111 stcp"`,
+		`attackalert: External command run for host: 198.51.100.66 using command: "cmd 198.51.100.66 111 stcp"`,
+	} {
+		if !strings.Contains(msgs, w) {
+			t.Errorf("log lacks %q:\n%s", w, msgs)
+		}
+	}
+	bans, _ := r.m.List()
+	if len(bans) != 1 || bans[0].Addr != scanner || bans[0].Proto != "tcp" || !bans[0].Until.Equal(r.now.Add(time.Hour)) {
+		t.Fatalf("state %+v", bans)
+	}
+	// a second alert (a restart of the scan, or a second engine) changes nothing
+	before := len(r.c.list())
+	out, err = r.m.Handle(ctx, alert(scanner, detect.TypeFIN, 79), "stcp")
+	if err != nil || out != AlreadyBlocked || len(r.c.list()) != before {
+		t.Fatalf("second alert: %v %v %v", out, err, r.c.list()[before:])
+	}
+	if !strings.Contains(strings.Join(r.messages(), "\n"), "attackalert: Host: 198.51.100.66/198.51.100.66 is already blocked Ignoring") {
+		t.Fatal("no already-blocked line")
+	}
+}
+
+func TestHandleModes(t *testing.T) {
+	ctx := context.Background()
+	// BLOCK_UDP 0: history only
+	p := defaultPolicy()
+	p.BlockUDP = conf.BlockLogOnly
+	r := newRig(t, p)
+	if out, err := r.m.Handle(ctx, alert(scanner, detect.TypeUDP, 161), "sudp"); err != nil || out != LoggedOnly {
+		t.Fatalf("%v %v", out, err)
+	}
+	if got := r.c.list(); len(got) != 1 || !strings.HasSuffix(got[0], "Port: 161 UDP Blocked") {
+		t.Fatalf("BLOCK_UDP=0: %q", got)
+	}
+	if bans, _ := r.m.List(); len(bans) != 0 {
+		t.Fatalf("BLOCK_UDP=0 recorded a ban: %+v", bans)
+	}
+	// BLOCK_TCP 2: KILL_RUN_CMD only
+	p = defaultPolicy()
+	p.BlockTCP = conf.BlockRunCmdOnly
+	r = newRig(t, p)
+	if out, err := r.m.Handle(ctx, alert(scanner, detect.TypeXMAS, 1), "stcp"); err != nil || out != CommandOnly {
+		t.Fatalf("%v %v", out, err)
+	}
+	if got := r.c.list(); len(got) != 2 || !strings.HasPrefix(got[0], "history ") || got[1] != "run cmd 198.51.100.66 1 stcp" {
+		t.Fatalf("BLOCK_TCP=2: %q", got)
+	}
+	// KILL_RUN_CMD_FIRST
+	p = defaultPolicy()
+	p.KillRunCmdFirst = true
+	r = newRig(t, p)
+	r.m.Handle(ctx, alert(scanner, detect.TypeSYN, 1), "stcp")
+	if got := r.c.list(); got[0] != "run cmd 198.51.100.66 1 stcp" || got[1] != "iptables block 198.51.100.66" {
+		t.Fatalf("KILL_RUN_CMD_FIRST: %q", got)
+	}
+}
+
+func TestNeverBlock(t *testing.T) {
+	r := newRig(t, defaultPolicy())
+	ctx := context.Background()
+	for _, a := range []string{"198.51.100.10", "fd00:77::10", "198.51.100.1", "fd00:77::1", "198.51.100.53", "fe80::53",
+		"203.0.113.7", "127.0.0.1", "::1", "0.0.0.0", "224.0.0.1", "::ffff:198.51.100.10"} {
+		out, err := r.m.Handle(ctx, alert(netip.MustParseAddr(a), detect.TypeSYN, 1), "stcp")
+		if err != nil || out != Ignored {
+			t.Errorf("%s: %v %v", a, out, err)
+		}
+	}
+	if got := r.c.list(); len(got) != 0 {
+		t.Fatalf("never-block addresses reached the backends: %q", got)
+	}
+	// a gateway or resolver switch turned off lets them be blocked
+	nb := NewNeverBlock(nil, false, false)
+	nb.Interfaces = func() ([]netip.Addr, error) { return nil, nil }
+	nb.Refresh()
+	if nb.Reason(gateway) != "" || nb.Reason(dns) != "" {
+		t.Fatal("gateway/resolver protected with the switches off")
+	}
+}
+
+func TestNeverBlockKeepsAddressesWhenRefreshFails(t *testing.T) {
+	nb := NewNeverBlock(nil, false, false)
+	nb.Interfaces = func() ([]netip.Addr, error) { return []netip.Addr{local}, nil }
+	nb.Refresh()
+	nb.Interfaces = func() ([]netip.Addr, error) { return nil, errors.New("netlink down") }
+	if err := nb.Refresh(); err == nil {
+		t.Fatal("no error")
+	}
+	if nb.Reason(local) == "" {
+		t.Fatal("a failed refresh dropped the host's address")
+	}
+}
+
+func TestRateLimitUnderForgedFlood(t *testing.T) {
+	p := defaultPolicy()
+	p.RateLimit = 25
+	r := newRig(t, p)
+	r.m.o.Blockers = []Blocker{r.fw} // keep the fakes' call log small
+	r.m.o.Route, r.m.o.RunCmd, r.m.o.Journal = nil, nil, nil
+	ctx := context.Background()
+	start := r.now
+	protected := []netip.Addr{local, gateway, dns, ignored}
+	outcomes := map[Outcome]int{}
+	const n = 100_000
+	for i := 0; i < n; i++ {
+		r.now = start.Add(time.Duration(i) * time.Minute / n) // all within one minute
+		src := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		if i%1000 == 0 {
+			src = protected[(i/1000)%len(protected)]
+		}
+		out, err := r.m.Handle(ctx, alert(src, detect.TypeSYN, 1), "stcp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		outcomes[out]++
+	}
+	if len(r.fw.set) != 25 || outcomes[Blocked] != 25 || outcomes[Ignored] != 100 {
+		t.Fatalf("%d rules, outcomes %v", len(r.fw.set), outcomes)
+	}
+	for _, a := range protected {
+		if r.fw.set[a] != 0 {
+			t.Fatalf("%s blocked", a)
+		}
+	}
+	said := 0
+	for _, m := range r.messages() {
+		if strings.Contains(m, "new blocks a minute") {
+			said++
+		}
+	}
+	if said != 1 {
+		t.Fatalf("the rate limit was reported %d times, want once", said)
+	}
+	// a minute later there is room again
+	r.now = start.Add(2 * time.Minute)
+	if out, _ := r.m.Handle(ctx, alert(scanner, detect.TypeSYN, 1), "stcp"); out != Blocked {
+		t.Fatalf("after the flood: %v", out)
+	}
+}
+
+func TestFailingBackendDoesNotLoseTheBlock(t *testing.T) {
+	r := newRig(t, defaultPolicy())
+	ctx := context.Background()
+	r.fw.fail = errors.New("xtables lock busy")
+	out, err := r.m.Handle(ctx, alert(scanner, detect.TypeSYN, 1), "stcp")
+	if out != Blocked || err == nil || !strings.Contains(err.Error(), "xtables lock busy") {
+		t.Fatalf("%v %v", out, err)
+	}
+	if r.hd.set[scanner] != 1 {
+		t.Fatal("hosts.deny skipped because iptables failed")
+	}
+	// the ban is in the state: a restart puts the rule in place
+	r.fw.fail = nil
+	if err := r.m.Restore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r.fw.set[scanner] != 1 {
+		t.Fatal("Restore did not add the missing rule")
+	}
+}
+
+func TestExpireAndRestore(t *testing.T) {
+	r := newRig(t, defaultPolicy())
+	ctx := context.Background()
+	udpScanner := netip.MustParseAddr("198.51.100.67")
+	r.m.Handle(ctx, alert(scanner, detect.TypeSYN, 1), "stcp")    // 1 h
+	r.m.Handle(ctx, alert(udpScanner, detect.TypeUDP, 7), "sudp") // 10 min
+	r.now = r.now.Add(30 * time.Minute)
+	if n, err := r.m.Expire(ctx); n != 1 || err != nil {
+		t.Fatalf("Expire: %d %v", n, err)
+	}
+	if r.fw.set[udpScanner] != 0 || r.hd.set[udpScanner] != 0 || r.fw.set[scanner] != 1 {
+		t.Fatalf("after expiry: fw %v hd %v", r.fw.set, r.hd.set)
+	}
+	if !slices.Contains(r.c.list(), "unblocked 198.51.100.67") {
+		t.Fatal("blocked file not cleaned")
+	}
+	// a backend that fails to unblock keeps the ban for the next round
+	r.now = r.now.Add(time.Hour)
+	r.hd.fail = errors.New("read-only file system")
+	if _, err := r.m.Expire(ctx); err == nil {
+		t.Fatal("no error")
+	}
+	if bans, _ := r.m.List(); len(bans) != 1 {
+		t.Fatalf("ban dropped although hosts.deny still has it: %+v", bans)
+	}
+	r.hd.fail = nil
+	if n, err := r.m.Expire(ctx); n != 1 || err != nil {
+		t.Fatalf("retry: %d %v", n, err)
+	}
+	// a restart with stale backends (a crash after kill -9): Restore syncs
+	r.m.Handle(ctx, alert(scanner, detect.TypeSYN, 1), "stcp")
+	r.fw.set[netip.MustParseAddr("198.51.100.99")] = 1 // left over, no ban
+	delete(r.hd.set, scanner)                          // lost
+	if err := r.m.Restore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.fw.set) != 1 || r.fw.set[scanner] != 1 || r.hd.set[scanner] != 1 {
+		t.Fatalf("after Restore: fw %v hd %v", r.fw.set, r.hd.set)
+	}
+}
+
+func TestUnblockAndFlush(t *testing.T) {
+	r := newRig(t, defaultPolicy())
+	ctx := context.Background()
+	other := netip.MustParseAddr("fd00:77::66")
+	r.m.Handle(ctx, alert(scanner, detect.TypeSYN, 1), "stcp")
+	r.m.Handle(ctx, alert(other, detect.TypeSYN, 1), "stcp")
+	notBanned, err := r.m.Unblock(ctx, scanner, netip.MustParseAddr("192.0.2.1"))
+	if err != nil || len(notBanned) != 1 || notBanned[0].String() != "192.0.2.1" {
+		t.Fatalf("Unblock: %v %v", notBanned, err)
+	}
+	if r.fw.set[scanner] != 0 || r.hd.set[scanner] != 0 {
+		t.Fatal("still blocked")
+	}
+	if bans, _ := r.m.List(); len(bans) != 1 || bans[0].Addr != other {
+		t.Fatalf("state %+v", bans)
+	}
+	n, err := r.m.Flush(ctx)
+	if n != 1 || err != nil || len(r.fw.set) != 0 || len(r.hd.set) != 0 {
+		t.Fatalf("Flush: %d %v", n, err)
+	}
+	if bans, _ := r.m.List(); len(bans) != 0 {
+		t.Fatalf("state after flush %+v", bans)
+	}
+}
+
+func TestStateFile(t *testing.T) {
+	dir := t.TempDir()
+	st, err := OpenState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bans, err := st.Load(); err != nil || len(bans) != 0 {
+		t.Fatalf("empty state: %v %v", bans, err)
+	}
+	// concurrent read-modify-writes, each through its own lock: none lost
+	var wg sync.WaitGroup
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st2, _ := OpenState(dir)
+			err := st2.Update(func(bans []Ban) ([]Ban, bool, error) {
+				return append(bans, Ban{Addr: netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), Proto: "tcp"}), true, nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	bans, err := st.Load()
+	if err != nil || len(bans) != 40 {
+		t.Fatalf("%d bans, %v", len(bans), err)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".tmp") {
+			t.Fatalf("temporary file left: %s", e.Name())
+		}
+	}
+	fi, _ := os.Stat(st.Path())
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("state mode %v", fi.Mode())
+	}
+	// a damaged state file is an error naming it, not an empty list
+	os.WriteFile(st.Path(), []byte("{\"version\":1,\"bans\":[{\"addr\":"), 0o600)
+	if _, err := st.Load(); err == nil || !strings.Contains(err.Error(), st.Path()) {
+		t.Fatalf("damaged state: %v", err)
+	}
+}
+
+func TestRateLimiterWindow(t *testing.T) {
+	r := newRateLimiter(3)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var got []bool
+	for _, s := range []int{0, 10, 20, 30, 59, 60, 61, 70, 119, 121} {
+		ok, _ := r.allow(t0.Add(time.Duration(s) * time.Second))
+		got = append(got, ok)
+	}
+	want := []bool{true, true, true, false, false, true, false, true, true, true}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %v want %v", got, want)
+	}
+}
