@@ -1,0 +1,452 @@
+package iptables
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+
+	"github.com/scanwarden/scanwarden/block"
+)
+
+// ErrUnsupportedFamily is wrapped by the error of an operation on an
+// address whose family the Backend has no Runner for (a host without
+// ip6tables or without IPv6); the error says why.
+var ErrUnsupportedFamily = errors.New("address family not supported")
+
+// Backend is the iptables block.Blocker: one DROP rule per blocked source
+// in the chain SCANWARDEN of the filter table, which the first rule of
+// INPUT jumps to; iptables for IPv4 sources, ip6tables for IPv6 ones.
+// Every rule it writes carries the comment "scanwarden". It never changes
+// a rule it did not write, apart from Flush removing jumps to SCANWARDEN
+// (the chain cannot be deleted while they exist).
+//
+// Its methods are safe for concurrent use (they are serialised).
+type Backend struct {
+	mu     sync.Mutex
+	v4, v6 Runner
+	// why4, why6 say why a nil runner is nil.
+	why4, why6 error
+}
+
+var _ block.Blocker = (*Backend)(nil)
+
+// New returns a Backend over the runners of each family. Either may be
+// nil: that family is then unsupported, and Block, EnsureChain and Sync
+// of its addresses fail with an error wrapping ErrUnsupportedFamily, while
+// Unblock of its addresses (which cannot be blocked) is nil and List and
+// Flush skip it.
+func New(v4, v6 Runner) *Backend {
+	b := &Backend{v4: v4, v6: v6}
+	if v4 == nil {
+		b.why4 = errors.New("no iptables runner configured")
+	}
+	if v6 == nil {
+		b.why6 = errors.New("no ip6tables runner configured")
+	}
+	return b
+}
+
+// NewDefault returns a Backend over the host's iptables and ip6tables (see
+// NewRunner for which ones), after checking that each can read the filter
+// table. Without a working iptables it fails. Without a working ip6tables
+// (not installed, no IPv6 in the kernel) it leaves IPv6 unsupported, and
+// the reason is in the error of any IPv6 block and in String.
+func NewDefault() (*Backend, error) {
+	legacy, why := detectLegacy()
+	v4, err := newRunner(IPv4, legacy, why)
+	if err == nil {
+		err = probe(v4)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("iptables %s: %w", IPv4, err)
+	}
+	b := &Backend{v4: v4}
+	v6, err := newRunner(IPv6, legacy, why)
+	if err == nil {
+		err = probe(v6)
+	}
+	if err != nil {
+		b.why6 = err
+	} else {
+		b.v6 = v6
+	}
+	return b, nil
+}
+
+// probe checks that r can read the filter table.
+func probe(r Runner) error {
+	ok, err := r.ChainExists(TableFilter, ChainInput)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("the %s table has no %s chain", TableFilter, ChainInput)
+	}
+	return nil
+}
+
+// Name returns "iptables".
+func (b *Backend) Name() string { return "iptables" }
+
+// String describes the runner of each family, or why it has none.
+func (b *Backend) String() string {
+	d := func(f Family, r Runner, why error) string {
+		if r == nil {
+			return fmt.Sprintf("%s: unsupported (%v)", f, why)
+		}
+		if s, ok := r.(fmt.Stringer); ok {
+			return s.String()
+		}
+		return fmt.Sprintf("%s: %T", f, r)
+	}
+	return "iptables: " + d(IPv4, b.v4, b.why4) + "; " + d(IPv6, b.v6, b.why6)
+}
+
+// runner returns the runner of f, or an error wrapping
+// ErrUnsupportedFamily with the reason.
+func (b *Backend) runner(f Family) (Runner, error) {
+	switch f {
+	case IPv4:
+		if b.v4 != nil {
+			return b.v4, nil
+		}
+		return nil, fmt.Errorf("%w: %v", ErrUnsupportedFamily, b.why4)
+	case IPv6:
+		if b.v6 != nil {
+			return b.v6, nil
+		}
+		return nil, fmt.Errorf("%w: %v", ErrUnsupportedFamily, b.why6)
+	}
+	return nil, fmt.Errorf("%w: %v", ErrUnsupportedFamily, f)
+}
+
+// opError wraps err with the family, the operation and the address (when
+// the operation is about one).
+func opError(f Family, op string, a netip.Addr, err error) error {
+	if a.IsValid() {
+		return fmt.Errorf("iptables %s: %s %s: %w", f, op, a, err)
+	}
+	return fmt.Errorf("iptables %s: %s: %w", f, op, err)
+}
+
+// EnsureChain makes sure family f has the chain SCANWARDEN in the filter
+// table and exactly one jump to it from INPUT: the chain is created when
+// missing; the jump (-m comment --comment scanwarden -j SCANWARDEN) is
+// inserted as the first rule of INPUT when missing, and when there are
+// several copies of it all but the last are deleted. An existing jump is
+// not moved: an administrator may have put rules above it on purpose.
+// Rules of the chain and other rules of INPUT are left alone.
+func (b *Backend) EnsureChain(f Family) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r, err := b.runner(f)
+	if err != nil {
+		return opError(f, "ensure chain", netip.Addr{}, err)
+	}
+	if err := ensureChain(r); err != nil {
+		return opError(f, "ensure chain", netip.Addr{}, err)
+	}
+	return nil
+}
+
+func ensureChain(r Runner) error {
+	ok, err := r.ChainExists(TableFilter, ChainScanwarden)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if err := r.NewChain(TableFilter, ChainScanwarden); err != nil {
+			// Made meanwhile by someone else (another instance)? Fine.
+			if ok, e := r.ChainExists(TableFilter, ChainScanwarden); e != nil || !ok {
+				return fmt.Errorf("creating chain %s: %w", ChainScanwarden, err)
+			}
+		}
+	}
+	lines, err := r.List(TableFilter, ChainInput)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, l := range lines {
+		if spec, ok := ruleOf(l, ChainInput); ok && slices.Equal(spec, jumpSpec) {
+			n++
+		}
+	}
+	if n == 0 {
+		if err := r.Insert(TableFilter, ChainInput, 1, jumpSpec...); err != nil {
+			return fmt.Errorf("inserting the jump to %s: %w", ChainScanwarden, err)
+		}
+	}
+	// iptables -D deletes the first copy: the last one stays.
+	for ; n > 1; n-- {
+		if err := r.Delete(TableFilter, ChainInput, jumpSpec...); err != nil {
+			return fmt.Errorf("deleting a duplicate jump to %s: %w", ChainScanwarden, err)
+		}
+	}
+	return nil
+}
+
+// Block makes sure every packet from ban.Addr is dropped: it ensures the
+// chain and the jump (see EnsureChain) of the address's family, then
+// appends -s ADDR/32 (or /128) -m comment --comment scanwarden -j DROP to
+// SCANWARDEN unless that rule is already there, so that blocking again,
+// after a second alert or a restart, changes nothing. An IPv4-mapped IPv6
+// address is blocked as the IPv4 address it maps.
+func (b *Backend) Block(ctx context.Context, ban block.Ban) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	a, f, err := normalize(ban.Addr)
+	if err != nil {
+		return fmt.Errorf("iptables: block %v: %w", ban.Addr, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return opError(f, "block", a, err)
+	}
+	r, err := b.runner(f)
+	if err != nil {
+		return opError(f, "block", a, err)
+	}
+	if err := ensureChain(r); err != nil {
+		return opError(f, "block", a, err)
+	}
+	spec := dropSpec(a)
+	ok, err := r.Exists(TableFilter, ChainScanwarden, spec...)
+	if err != nil {
+		return opError(f, "block", a, err)
+	}
+	if ok {
+		return nil
+	}
+	if err := r.Append(TableFilter, ChainScanwarden, spec...); err != nil {
+		return opError(f, "block", a, err)
+	}
+	return nil
+}
+
+// Unblock makes sure scanwarden drops nothing from addr: every copy of
+// its DROP rule in SCANWARDEN is deleted. An address without a rule, a
+// family without the chain and a family without a runner are nil. An IPv4-mapped IPv6 address is the
+// IPv4 address it maps.
+func (b *Backend) Unblock(ctx context.Context, addr netip.Addr) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	a, f, err := normalize(addr)
+	if err != nil {
+		return fmt.Errorf("iptables: unblock %v: %w", addr, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return opError(f, "unblock", a, err)
+	}
+	r, err := b.runner(f)
+	if err != nil {
+		return nil // nothing of that family can have been blocked
+	}
+	have, _, err := listOwn(r)
+	if err != nil {
+		return opError(f, "unblock", a, err)
+	}
+	for n := have[a]; n > 0; n-- {
+		if err := r.Delete(TableFilter, ChainScanwarden, dropSpec(a)...); err != nil {
+			return opError(f, "unblock", a, err)
+		}
+	}
+	return nil
+}
+
+// listOwn lists SCANWARDEN once and counts scanwarden's DROP rules per
+// address; exists is false (and the error nil) when there is no chain.
+// Rules scanwarden did not write are not counted.
+func listOwn(r Runner) (have map[netip.Addr]int, exists bool, err error) {
+	lines, err := r.List(TableFilter, ChainScanwarden)
+	if err != nil {
+		if ok, e := r.ChainExists(TableFilter, ChainScanwarden); e == nil && !ok {
+			return map[netip.Addr]int{}, false, nil
+		}
+		return nil, false, fmt.Errorf("listing %s: %w", ChainScanwarden, err)
+	}
+	have = map[netip.Addr]int{}
+	for _, l := range lines {
+		if spec, ok := ruleOf(l, ChainScanwarden); ok {
+			if a, ok := dropAddr(spec); ok {
+				have[a]++
+			}
+		}
+	}
+	return have, true, nil
+}
+
+// List returns the addresses SCANWARDEN drops now, IPv4 then IPv6, each
+// once, sorted, read from the kernel (one listing per family). Rules in
+// the chain that scanwarden did not write are not reported. A family
+// without a runner or without the chain has none.
+func (b *Backend) List(ctx context.Context) ([]netip.Addr, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []netip.Addr
+	for _, f := range []Family{IPv4, IPv6} {
+		if err := ctx.Err(); err != nil {
+			return nil, opError(f, "list", netip.Addr{}, err)
+		}
+		r, err := b.runner(f)
+		if err != nil {
+			continue
+		}
+		have, _, err := listOwn(r)
+		if err != nil {
+			return nil, opError(f, "list", netip.Addr{}, err)
+		}
+		// A mistaken family (an IPv6 rule in iptables) cannot be
+		// written; skip it rather than report it twice.
+		for _, a := range sortedKeys(have) {
+			if (f == IPv4) == a.Is4() {
+				out = append(out, a)
+			}
+		}
+	}
+	return out, nil
+}
+
+// Sync makes SCANWARDEN drop exactly the addresses of want, in one listing
+// per family: a missing rule is appended, a duplicate deleted, and the
+// rules of addresses not in want deleted. Rules scanwarden did not write
+// stay. The chain and jump are ensured when the family has addresses to
+// block or already has the chain; a family with neither is left without.
+// Sync goes on after a failure and returns every error, joined; an IPv6
+// address without an IPv6 runner is one of them, and IPv4 is synced still.
+func (b *Backend) Sync(ctx context.Context, want []block.Ban) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var errs []error
+	wanted := map[Family]map[netip.Addr]bool{IPv4: {}, IPv6: {}}
+	for _, w := range want {
+		a, f, err := normalize(w.Addr)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("iptables: sync %v: %w", w.Addr, err))
+			continue
+		}
+		wanted[f][a] = true
+	}
+	for _, f := range []Family{IPv4, IPv6} {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, opError(f, "sync", netip.Addr{}, err))
+			break
+		}
+		errs = append(errs, b.syncFamily(ctx, f, wanted[f])...)
+	}
+	return errors.Join(errs...)
+}
+
+func (b *Backend) syncFamily(ctx context.Context, f Family, wanted map[netip.Addr]bool) []error {
+	r, err := b.runner(f)
+	if err != nil {
+		var errs []error
+		for _, a := range sortedKeys(wanted) {
+			errs = append(errs, opError(f, "sync", a, err))
+		}
+		return errs
+	}
+	have, exists, err := listOwn(r)
+	if err != nil {
+		return []error{opError(f, "sync", netip.Addr{}, err)}
+	}
+	if !exists && len(wanted) == 0 {
+		return nil
+	}
+	if err := ensureChain(r); err != nil {
+		return []error{opError(f, "sync", netip.Addr{}, err)}
+	}
+	var errs []error
+	// Add first, so that a wanted address is never let through.
+	for _, a := range sortedKeys(wanted) {
+		if err := ctx.Err(); err != nil {
+			return append(errs, opError(f, "sync", a, err))
+		}
+		if have[a] == 0 {
+			if err := r.Append(TableFilter, ChainScanwarden, dropSpec(a)...); err != nil {
+				errs = append(errs, opError(f, "sync", a, err))
+			}
+		}
+	}
+	for _, a := range sortedKeys(have) {
+		extra := have[a]
+		if wanted[a] {
+			extra--
+		}
+		for ; extra > 0; extra-- {
+			if err := ctx.Err(); err != nil {
+				return append(errs, opError(f, "sync", a, err))
+			}
+			if err := r.Delete(TableFilter, ChainScanwarden, dropSpec(a)...); err != nil {
+				errs = append(errs, opError(f, "sync", a, err))
+				break
+			}
+		}
+	}
+	return errs
+}
+
+// Flush removes everything scanwarden added, in both families: every rule
+// of INPUT that jumps to SCANWARDEN, then the chain's rules and the chain.
+// Nothing else is touched; in particular, a jump to SCANWARDEN from
+// another chain than INPUT is left, and then the chain cannot be deleted:
+// the error says so. A family without the chain (or without a runner) is
+// nil. Both families are flushed even when one fails; the errors are
+// joined.
+func (b *Backend) Flush(ctx context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var errs []error
+	for _, f := range []Family{IPv4, IPv6} {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, opError(f, "flush", netip.Addr{}, err))
+			break
+		}
+		r, err := b.runner(f)
+		if err != nil {
+			continue
+		}
+		if err := flush(r); err != nil {
+			errs = append(errs, opError(f, "flush", netip.Addr{}, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func flush(r Runner) error {
+	lines, err := r.List(TableFilter, ChainInput)
+	if err != nil {
+		return err
+	}
+	for _, l := range lines {
+		if spec, ok := ruleOf(l, ChainInput); ok && isJump(spec) {
+			if err := r.Delete(TableFilter, ChainInput, spec...); err != nil {
+				return fmt.Errorf("deleting the jump %q: %w", l, err)
+			}
+		}
+	}
+	ok, err := r.ChainExists(TableFilter, ChainScanwarden)
+	if err != nil || !ok {
+		return err
+	}
+	if err := r.ClearChain(TableFilter, ChainScanwarden); err != nil {
+		return err
+	}
+	if err := r.DeleteChain(TableFilter, ChainScanwarden); err != nil {
+		return fmt.Errorf("deleting chain %s (is a rule of another chain than %s still jumping to it?): %w",
+			ChainScanwarden, ChainInput, err)
+	}
+	return nil
+}
+
+// sortedKeys returns the keys of m in address order.
+func sortedKeys[V any](m map[netip.Addr]V) []netip.Addr {
+	out := make([]netip.Addr, 0, len(m))
+	for a := range m {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}

@@ -1,0 +1,589 @@
+package iptables
+
+// Real-kernel tests: as root only, each in network namespaces of its own
+// (swipt-PID-N-ROLE), deleted when it ends. The backend runs inside the
+// victim namespace (see helper_test.go); nothing is ever sent anywhere but
+// between the test's namespaces, on 198.51.100.0/24 and fd00:77::/64, with
+// no default route and no link to the host.
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// The lab's addresses and timings.
+var (
+	victim4   = netip.MustParseAddr("198.51.100.221")
+	attacker4 = netip.MustParseAddr("198.51.100.222")
+	benign4   = netip.MustParseAddr("198.51.100.223")
+	victim6   = netip.MustParseAddr("fd00:77::221")
+	attacker6 = netip.MustParseAddr("fd00:77::222")
+	benign6   = netip.MustParseAddr("fd00:77::223")
+)
+
+const (
+	labPort = 8022
+	// blockedWait is how long a connect expected to be dropped is given:
+	// a dropped SYN is not answered at all, so any wait shows it; one
+	// second is the first SYN retransmission.
+	blockedWait = time.Second
+	// openWait bounds a connect or datagram expected to get through: far
+	// more than a veth round trip, so that a slow CI machine never fails.
+	openWait = 5 * time.Second
+	// udpGrace is how long after a later control datagram arrived a dropped
+	// one is still waited for: it was sent first, so it would be there.
+	udpGrace = 300 * time.Millisecond
+	// cmdTimeout bounds every command a test runs.
+	cmdTimeout = time.Minute
+)
+
+var nsSeq atomic.Int32
+
+// lab is a test's set of network namespaces, by role.
+type lab struct {
+	t   *testing.T
+	exe string
+	ns  map[string]string
+}
+
+// newLab creates one namespace per role, with loopback up and IPv6 set to
+// make no link-local address, do no DAD and send no solicitation, so that
+// the lab's addresses are the only sources and usable at once. It skips
+// the test when not root or a tool is missing.
+func newLab(t *testing.T, roles ...string) *lab {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("not root: the kernel tests create network namespaces and firewall rules in them")
+	}
+	for _, c := range []string{"ip", "iptables", "ip6tables", "sysctl"} {
+		if _, err := exec.LookPath(c); err != nil {
+			t.Skipf("%s is missing (scripts/deps.sh installs it): %v", c, err)
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &lab{t: t, exe: exe, ns: map[string]string{}}
+	n := nsSeq.Add(1)
+	for _, r := range roles {
+		name := fmt.Sprintf("swipt-%d-%d-%s", os.Getpid(), n, r)
+		if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+			t.Skipf("cannot create network namespace %s: %v: %s", name, err, out)
+		}
+		t.Cleanup(func() {
+			if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+				t.Errorf("ip netns del %s: %v: %s", name, err, out)
+			}
+		})
+		l.ns[r] = name
+		l.run(r, "ip", "link", "set", "lo", "up")
+		l.run(r, "sysctl", "-q", "-w",
+			"net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
+			"net.ipv6.conf.default.addr_gen_mode=1",
+			"net.ipv6.conf.all.router_solicitations=0", "net.ipv6.conf.default.router_solicitations=0",
+			"net.ipv6.conf.all.accept_ra=0", "net.ipv6.conf.default.accept_ra=0")
+	}
+	return l
+}
+
+// wire links attacker and benign to the victim: a bridge br0 in the
+// victim holds its addresses and one veth per client, whose peer is the
+// client's eth0. It waits until every link is up.
+func (l *lab) wire() {
+	l.t.Helper()
+	l.run("victim", "ip", "link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0", "mcast_snooping", "0")
+	for _, c := range []struct {
+		role, port string
+		v4, v6     netip.Addr
+	}{{"attacker", "va", attacker4, attacker6}, {"benign", "vb", benign4, benign6}} {
+		l.run("victim", "ip", "link", "add", c.port, "type", "veth", "peer", "name", "eth0", "netns", l.ns[c.role])
+		l.run(c.role, "sysctl", "-q", "-w", "net.ipv6.conf.eth0.addr_gen_mode=1", "net.ipv6.conf.eth0.accept_dad=0")
+		l.run("victim", "ip", "link", "set", c.port, "master", "br0", "up")
+		l.run(c.role, "ip", "addr", "add", c.v4.String()+"/24", "dev", "eth0")
+		l.run(c.role, "ip", "addr", "add", c.v6.String()+"/64", "dev", "eth0", "nodad")
+		l.run(c.role, "ip", "link", "set", "eth0", "up")
+	}
+	l.run("victim", "ip", "addr", "add", victim4.String()+"/24", "dev", "br0")
+	l.run("victim", "ip", "addr", "add", victim6.String()+"/64", "dev", "br0", "nodad")
+	l.run("victim", "ip", "link", "set", "br0", "up")
+	for i := 0; ; i++ {
+		ready := true
+		for _, r := range []struct{ role, dev string }{{"attacker", "eth0"}, {"benign", "eth0"}, {"victim", "br0"}} {
+			link := l.run(r.role, "ip", "link", "show", "dev", r.dev)
+			tentative := l.run(r.role, "ip", "-6", "addr", "show", "dev", r.dev, "tentative")
+			ready = ready && strings.Contains(link, "LOWER_UP") && strings.TrimSpace(tentative) == ""
+		}
+		if ready {
+			return
+		}
+		if i == 100 {
+			l.t.Fatal("the lab's links did not come up in 5s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// command returns name args run in role's namespace.
+func (l *lab) command(ctx context.Context, role, name string, args ...string) *exec.Cmd {
+	ns, ok := l.ns[role]
+	if !ok {
+		l.t.Fatalf("no namespace for role %s", role)
+	}
+	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns, name}, args...)...)
+}
+
+// try runs name args in role's namespace and returns its standard output
+// and an error carrying its standard error.
+func (l *lab) try(role, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	c := l.command(ctx, role, name, args...)
+	var stderr strings.Builder
+	c.Stderr = &stderr
+	out, err := c.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("%s %s in %s: %w: %s", name, strings.Join(args, " "), role, err, strings.TrimSpace(stderr.String()))
+	}
+	return string(out), nil
+}
+
+// run is try that fails the test on an error.
+func (l *lab) run(role, name string, args ...string) string {
+	l.t.Helper()
+	out, err := l.try(role, name, args...)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return out
+}
+
+// helper returns this test binary as helper op in role's namespace.
+func (l *lab) helper(ctx context.Context, role, op string, args ...string) *exec.Cmd {
+	c := l.command(ctx, role, l.exe)
+	c.Env = append(os.Environ(), envHelper+"="+op, envNetns+"="+l.ns[role], envArgs+"="+strings.Join(args, "\n"),
+		// Under -race, a process that ran goroutines sleeps a second at
+		// exit (for late reports); helpers are many and short.
+		"GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+	return c
+}
+
+// backend runs cmds (see helperBackend) in a new process in the victim
+// namespace, that is with a fresh Backend, and returns what it printed.
+func (l *lab) backend(cmds ...string) string {
+	l.t.Helper()
+	return l.backendEnv(nil, cmds...)
+}
+
+// backendEnv is backend with env added to the helper's environment.
+func (l *lab) backendEnv(env []string, cmds ...string) string {
+	l.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	c := l.helper(ctx, "victim", "backend", cmds...)
+	c.Env = append(c.Env, env...)
+	var stderr strings.Builder
+	c.Stderr = &stderr
+	out, err := c.Output()
+	if err != nil {
+		l.t.Fatalf("backend %q: %v: %s", cmds, err, stderr.String())
+	}
+	return string(out)
+}
+
+// rules returns `bin -S [chain]` in the victim, without iptables-nft's
+// "# Warning" lines.
+func (l *lab) rules(bin string, chain ...string) ([]string, error) {
+	out, err := l.try("victim", bin, append([]string{"-S"}, chain...)...)
+	if err != nil {
+		return nil, err
+	}
+	var lines []string
+	for _, s := range strings.Split(strings.TrimSpace(out), "\n") {
+		if s != "" && !strings.HasPrefix(s, "#") {
+			lines = append(lines, s)
+		}
+	}
+	return lines, nil
+}
+
+func (l *lab) mustRules(bin string, chain ...string) []string {
+	l.t.Helper()
+	r, err := l.rules(bin, chain...)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return r
+}
+
+// server is the helper serve, running in the victim.
+type server struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (s *server) has(sub string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.ContainsFunc(s.lines, func(l string) bool { return strings.Contains(l, sub) })
+}
+
+// wait reports whether a line containing sub appears within d.
+func (s *server) wait(sub string, d time.Duration) bool {
+	for end := time.Now().Add(d); ; time.Sleep(10 * time.Millisecond) {
+		if s.has(sub) {
+			return true
+		}
+		if time.Now().After(end) {
+			return false
+		}
+	}
+}
+
+// serve starts the listener in the victim; it ends when the test does
+// (its standard input closes; the process is killed if it lingers).
+func (l *lab) serve() *server {
+	l.t.Helper()
+	c := l.helper(context.Background(), "victim", "serve", fmt.Sprint(labPort))
+	stdin, err := c.StdinPipe()
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	stdout, err := c.StdoutPipe()
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	var stderr strings.Builder
+	c.Stderr = &stderr
+	if err := c.Start(); err != nil {
+		l.t.Fatal(err)
+	}
+	s := &server{}
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			s.mu.Lock()
+			s.lines = append(s.lines, sc.Text())
+			s.mu.Unlock()
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	l.t.Cleanup(func() {
+		_ = stdin.Close()
+		done := make(chan error, 1)
+		go func() { <-read; done <- c.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				l.t.Errorf("listener: %v: %s", err, stderr.String())
+			}
+		case <-time.After(10 * time.Second):
+			_ = c.Process.Kill() // the process this test started, by PID
+			<-done
+			l.t.Error("listener did not stop when its input closed: killed")
+		}
+	})
+	if !s.wait("ready", 30*time.Second) {
+		l.t.Fatalf("listener not ready: %s", stderr.String())
+	}
+	return s
+}
+
+// dial connects from role to the victim's addr and returns the tcp
+// helper's exit code: exitConnected or exitTimeout (anything else fails
+// the test).
+func (l *lab) dial(role string, addr netip.Addr, timeout time.Duration) int {
+	l.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	c := l.helper(ctx, role, "tcp", netip.AddrPortFrom(addr, labPort).String(), timeout.String())
+	out, err := c.CombinedOutput()
+	if c.ProcessState == nil {
+		l.t.Fatalf("tcp from %s to %v: %v", role, addr, err)
+	}
+	code := c.ProcessState.ExitCode()
+	if code != exitConnected && code != exitTimeout {
+		l.t.Fatalf("tcp from %s to %v: %v: %s", role, addr, err, out)
+	}
+	return code
+}
+
+var tokenSeq atomic.Int64
+
+// sendUDP sends a new token from role to the victim's addr, three times,
+// and returns it.
+func (l *lab) sendUDP(role string, addr netip.Addr) string {
+	l.t.Helper()
+	token := fmt.Sprintf("token-%s-%d", role, tokenSeq.Add(1))
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	c := l.helper(ctx, role, "udp", netip.AddrPortFrom(addr, labPort).String(), token, "3")
+	if out, err := c.CombinedOutput(); err != nil {
+		l.t.Fatalf("udp from %s to %v: %v: %s", role, addr, err, out)
+	}
+	return token
+}
+
+// wantReach checks whether role reaches the victim's addr over TCP and
+// UDP; benign must reach it, and is the control of a negative check.
+func (l *lab) wantReach(s *server, role string, addr netip.Addr, want bool) {
+	l.t.Helper()
+	if want {
+		if code := l.dial(role, addr, openWait); code != exitConnected {
+			l.t.Errorf("TCP from %s to %v: timed out, want a connection", role, addr)
+		}
+		if token := l.sendUDP(role, addr); !s.wait(token, openWait) {
+			l.t.Errorf("UDP from %s to %v: not received, want it received", role, addr)
+		}
+		return
+	}
+	if code := l.dial(role, addr, blockedWait); code != exitTimeout {
+		l.t.Errorf("TCP from %s to %v: connected, want a timeout (dropped)", role, addr)
+	}
+	dropped := l.sendUDP(role, addr)
+	control := l.sendUDP("benign", addr)
+	if !s.wait(control, openWait) {
+		l.t.Fatalf("UDP from benign to %v (the control) not received", addr)
+	}
+	time.Sleep(udpGrace)
+	if s.has(dropped) {
+		l.t.Errorf("UDP from %s to %v: received, want it dropped", role, addr)
+	}
+}
+
+// TestKernelBlockStopsTheAttackerOnly: Block drops the attacker's TCP and
+// UDP, IPv4 and IPv6, at the victim, and the benign client's still get
+// through; Unblock lets the attacker in again.
+func TestKernelBlockStopsTheAttackerOnly(t *testing.T) {
+	l := newLab(t, "attacker", "victim", "benign")
+	l.wire()
+	s := l.serve()
+	victims := []netip.Addr{victim4, victim6}
+	for _, v := range victims {
+		l.wantReach(s, "attacker", v, true)
+		l.wantReach(s, "benign", v, true)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	out := l.backend("block "+attacker4.String(), "block "+attacker6.String(), "list", "describe")
+	t.Logf("backend in the victim: %s", out)
+	if !strings.Contains(out, "list 198.51.100.222 fd00:77::222\n") {
+		t.Errorf("List after Block: %q", out)
+	}
+	// The rules are in the victim's namespace.
+	if r := l.mustRules("iptables", "SCANWARDEN"); !slices.Contains(r, dropA4) {
+		t.Errorf("iptables -S SCANWARDEN in the victim: %q, want %q", r, dropA4)
+	}
+	if r := l.mustRules("ip6tables", "SCANWARDEN"); !slices.Contains(r, dropA6) {
+		t.Errorf("ip6tables -S SCANWARDEN in the victim: %q, want %q", r, dropA6)
+	}
+	for _, v := range victims {
+		l.wantReach(s, "attacker", v, false)
+		l.wantReach(s, "benign", v, true)
+	}
+
+	l.backend("unblock "+attacker4.String(), "unblock "+attacker6.String())
+	for _, v := range victims {
+		l.wantReach(s, "attacker", v, true)
+		l.wantReach(s, "benign", v, true)
+	}
+}
+
+// TestKernelIdempotentAcrossRestart: blocking twice, then a new process
+// (a restart) syncing the same bans, leaves exactly one rule per address
+// and one jump in INPUT, in both families, even with a duplicate rule
+// left behind.
+func TestKernelIdempotentAcrossRestart(t *testing.T) {
+	l := newLab(t, "victim")
+	l.backend("block "+attacker4.String(), "block "+attacker4.String(),
+		"block "+attacker6.String(), "block "+attacker6.String(),
+		"block ::ffff:"+benign4.String())
+	// A duplicate, as a crash or a second instance could leave one.
+	l.run("victim", "iptables", "-A", "SCANWARDEN", "-s", attacker4.String(), "-m", "comment", "--comment", "scanwarden", "-j", "DROP")
+	l.run("victim", "ip6tables", "-I", "INPUT", "1", "-m", "comment", "--comment", "scanwarden", "-j", "SCANWARDEN")
+
+	for range 2 {
+		l.backend("sync " + attacker4.String() + " " + attacker6.String() + " " + benign4.String())
+		check := func(bin string, want ...string) {
+			t.Helper()
+			got := l.mustRules(bin, "SCANWARDEN")
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("%s -S SCANWARDEN:\n%s\nwant:\n%s", bin, strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			if got := l.mustRules(bin, "INPUT"); !slices.Equal(got, []string{"-P INPUT ACCEPT", jumpLine}) {
+				t.Errorf("%s -S INPUT: %q, want the policy and one jump", bin, got)
+			}
+		}
+		check("iptables", "-N SCANWARDEN", dropA4, strings.Replace(dropA4, "222", "223", 1))
+		check("ip6tables", "-N SCANWARDEN", dropA6)
+	}
+	if out := l.backend("list"); out != "list 198.51.100.222 198.51.100.223 fd00:77::222\n" {
+		t.Errorf("list after the restart: %q", out)
+	}
+}
+
+// withoutOurs drops scanwarden's chain, its rules and the jump.
+func withoutOurs(lines []string) []string {
+	return slices.DeleteFunc(slices.Clone(lines), func(s string) bool {
+		return s == "-N SCANWARDEN" || strings.HasPrefix(s, "-A SCANWARDEN ") || s == jumpLine
+	})
+}
+
+// TestKernelLeavesOthersAlone: the administrator's rules in INPUT and
+// another tool's chain, some of them dropping the same address with the
+// same comment, survive Block, Sync, Unblock and Flush untouched, and
+// after Flush nothing of scanwarden is left.
+func TestKernelLeavesOthersAlone(t *testing.T) {
+	l := newLab(t, "victim")
+	for _, fam := range []struct {
+		bin                string
+		attacker, adminSrc string
+	}{{"iptables", "198.51.100.222/32", "198.51.100.223/32"}, {"ip6tables", "fd00:77::222/128", "fd00:77::223/128"}} {
+		for _, rule := range [][]string{
+			{"-A", "INPUT", "-i", "lo", "-j", "ACCEPT"},
+			{"-A", "INPUT", "-s", fam.adminSrc, "-p", "tcp", "-m", "tcp", "--dport", "22", "-j", "ACCEPT"},
+			{"-A", "INPUT", "-s", fam.attacker, "-m", "comment", "--comment", "scanwarden", "-j", "DROP"},
+			{"-N", "OTHERTOOL"},
+			{"-A", "OTHERTOOL", "-s", fam.attacker, "-j", "DROP"},
+			{"-A", "OTHERTOOL", "-s", fam.adminSrc, "-m", "comment", "--comment", "scanwarden", "-j", "DROP"},
+			{"-A", "INPUT", "-j", "OTHERTOOL"},
+			{"-A", "FORWARD", "-s", fam.attacker, "-j", "DROP"},
+		} {
+			l.run("victim", fam.bin, rule...)
+		}
+	}
+	before4, before6 := l.mustRules("iptables"), l.mustRules("ip6tables")
+	untouched := func(step string) {
+		t.Helper()
+		for _, c := range []struct {
+			bin    string
+			before []string
+		}{{"iptables", before4}, {"ip6tables", before6}} {
+			if got := withoutOurs(l.mustRules(c.bin)); !slices.Equal(got, c.before) {
+				t.Errorf("after %s, %s -S less scanwarden's rules:\n%s\nwant:\n%s", step, c.bin, strings.Join(got, "\n"), strings.Join(c.before, "\n"))
+			}
+		}
+	}
+
+	l.backend("block "+attacker4.String(), "block "+attacker6.String())
+	untouched("Block")
+	for _, bin := range []string{"iptables", "ip6tables"} {
+		if r := l.mustRules(bin, "INPUT"); len(r) < 2 || r[1] != jumpLine || slices.Index(r[2:], jumpLine) >= 0 {
+			t.Errorf("%s -S INPUT after Block: %q, want the jump first and once", bin, r)
+		}
+	}
+	l.backend("sync " + attacker4.String() + " " + benign4.String() + " " + benign6.String())
+	untouched("Sync")
+	l.backend("unblock "+attacker4.String(), "unblock "+attacker6.String())
+	untouched("Unblock")
+	if out := l.backend("list"); out != "list 198.51.100.223 fd00:77::223\n" {
+		t.Errorf("list: %q", out)
+	}
+	l.backend("flush")
+	untouched("Flush")
+	// Exactly as before: no chain, no jump.
+	if got := l.mustRules("iptables"); !slices.Equal(got, before4) {
+		t.Errorf("iptables -S after Flush:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(before4, "\n"))
+	}
+	if got := l.mustRules("ip6tables"); !slices.Equal(got, before6) {
+		t.Errorf("ip6tables -S after Flush:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(before6, "\n"))
+	}
+	for _, bin := range []string{"iptables", "ip6tables"} {
+		if r, err := l.rules(bin, "SCANWARDEN"); err == nil {
+			t.Errorf("%s -S SCANWARDEN after Flush: %q, want no such chain", bin, r)
+		}
+	}
+	l.backend("flush") // again: nothing to do, no error
+	if out := l.backend("list"); out != "list\n" {
+		t.Errorf("list after Flush: %q", out)
+	}
+}
+
+// TestKernelLegacyHost: in a namespace whose firewall is legacy iptables
+// (rules there, none in nf_tables), the backend writes to the legacy
+// tables, where the administrator looks.
+func TestKernelLegacyHost(t *testing.T) {
+	l := newLab(t, "victim")
+	for _, c := range []string{"iptables-legacy", "ip6tables-legacy", "iptables-nft", "ip6tables-nft"} {
+		if _, err := exec.LookPath(c); err != nil {
+			t.Skipf("%s is missing: %v", c, err)
+		}
+	}
+	if _, err := l.try("victim", "iptables-legacy", "-S"); err != nil {
+		t.Skipf("the kernel has no legacy iptables: %v", err)
+	}
+	admin := []string{"-A", "INPUT", "-s", "198.51.100.223/32", "-j", "ACCEPT"}
+	l.run("victim", "iptables-legacy", admin...)
+	out := l.backend("describe", "block "+attacker4.String(), "block "+attacker6.String())
+	if !strings.Contains(out, "iptables-legacy") || !strings.Contains(out, "ip6tables-legacy") {
+		t.Errorf("describe: %q, want the legacy binaries", out)
+	}
+	if r := l.mustRules("iptables-legacy", "INPUT"); !slices.Equal(r, []string{"-P INPUT ACCEPT", jumpLine, "-A INPUT -s 198.51.100.223/32 -j ACCEPT"}) {
+		t.Errorf("iptables-legacy -S INPUT: %q", r)
+	}
+	if r := l.mustRules("iptables-legacy", "SCANWARDEN"); !slices.Equal(r, []string{"-N SCANWARDEN", dropA4}) {
+		t.Errorf("iptables-legacy -S SCANWARDEN: %q", r)
+	}
+	if r := l.mustRules("ip6tables-legacy", "SCANWARDEN"); !slices.Equal(r, []string{"-N SCANWARDEN", dropA6}) {
+		t.Errorf("ip6tables-legacy -S SCANWARDEN: %q", r)
+	}
+	for _, bin := range []string{"iptables-nft", "ip6tables-nft"} {
+		if r, err := l.rules(bin, "SCANWARDEN"); err == nil {
+			t.Errorf("%s -S SCANWARDEN: %q, want nothing in nf_tables", bin, r)
+		}
+	}
+	l.backend("flush")
+	if r := l.mustRules("iptables-legacy"); !slices.Equal(r, []string{"-P INPUT ACCEPT", "-P FORWARD ACCEPT", "-P OUTPUT ACCEPT", "-A INPUT -s 198.51.100.223/32 -j ACCEPT"}) {
+		t.Errorf("iptables-legacy -S after Flush: %q", r)
+	}
+}
+
+// TestKernelWithoutIp6tables: on a host without ip6tables, NewDefault
+// still works for IPv4, and blocking an IPv6 address fails saying why.
+func TestKernelWithoutIp6tables(t *testing.T) {
+	l := newLab(t, "victim")
+	// A PATH with the IPv4 commands only.
+	dir := t.TempDir()
+	for _, c := range []string{"iptables", "iptables-legacy", "iptables-nft", "iptables-legacy-save", "iptables-nft-save"} {
+		p, err := exec.LookPath(c)
+		if err != nil {
+			continue
+		}
+		if err := os.Symlink(p, dir+"/"+c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := l.backendEnv([]string{"PATH=" + dir}, "describe", "block "+attacker4.String(), "try-block "+attacker6.String(), "list")
+	for _, want := range []string{
+		`IPv6: unsupported (exec: "ip6tables": executable file not found in $PATH)`,
+		`error: iptables IPv6: block fd00:77::222: address family not supported: exec: "ip6tables": executable file not found`,
+		"list 198.51.100.222\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("backend without ip6tables printed:\n%s\nwant %q in it", out, want)
+		}
+	}
+	if r := l.mustRules("iptables", "SCANWARDEN"); !slices.Equal(r, []string{"-N SCANWARDEN", dropA4}) {
+		t.Errorf("iptables -S SCANWARDEN: %q", r)
+	}
+	if r, err := l.rules("ip6tables", "SCANWARDEN"); err == nil {
+		t.Errorf("ip6tables -S SCANWARDEN: %q, want no such chain", r)
+	}
+}
