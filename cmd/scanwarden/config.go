@@ -93,6 +93,9 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) error {
 	if _, err := detect.New(engineConfig(c)); err != nil {
 		return err
 	}
+	if _, err := parseActions(c, newCLILogger(stderr)); err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, "%s: OK: %d TCP and %d UDP trap ports, window %v, threshold %d, SCAN_TRIGGER %d\n",
 		path, c.TCPPorts.Len(), c.UDPPorts.Len(), c.DetectWindow, c.DetectThreshold, c.ScanTrigger)
 	return nil

@@ -2,6 +2,9 @@
 //
 //	scanwarden replay [-c CONF] [--home CIDR]... [--json] FILE...
 //	scanwarden check-config [-c CONF]
+//	scanwarden list [-c CONF] [--json]
+//	scanwarden unblock [-c CONF] ADDR...
+//	scanwarden flush [-c CONF]
 //	scanwarden version
 package main
 
@@ -28,16 +31,19 @@ var errUsage = errors.New("usage")
 // together with the usage.
 var errReported = errors.New("usage error already reported")
 
-type command struct {
+type subcommand struct {
 	name    string
 	summary string
 	run     func(args []string, stdout, stderr io.Writer) error
 }
 
-func commands() []command {
-	return []command{
+func commands() []subcommand {
+	return []subcommand{
 		{"replay", "run the detection engine over capture files and print the alerts", runReplay},
 		{"check-config", "read the config and ignore files and report problems", runCheckConfig},
+		{"list", "list the blocked sources, why, since and until when", runList},
+		{"unblock", "lift the block of the given addresses everywhere", runUnblock},
+		{"flush", "remove every block scanwarden made, and nothing else", runFlush},
 		{"version", "print the version", func(_ []string, stdout, _ io.Writer) error {
 			_, err := fmt.Fprintf(stdout, "scanwarden %s\n", version)
 			return err

@@ -1,0 +1,261 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/scanwarden/scanwarden/block"
+	"github.com/scanwarden/scanwarden/block/command"
+	"github.com/scanwarden/scanwarden/block/hostsdeny"
+	"github.com/scanwarden/scanwarden/block/iptables"
+	"github.com/scanwarden/scanwarden/conf"
+)
+
+// commandAction runs a KILL_ROUTE or KILL_RUN_CMD template for a ban.
+type commandAction struct {
+	t *command.Template
+	r command.Runner
+}
+
+func (a commandAction) Run(ctx context.Context, b block.Ban, mode string) (string, []byte, error) {
+	if err := a.t.Check(b.Addr, mode); err != nil {
+		return a.t.String(), nil, err
+	}
+	out, err := a.r.Run(ctx, a.t.Argv(b.Addr, b.Port, mode))
+	return a.t.Expand(b.Addr, b.Port, mode), out, err
+}
+
+// blockParts are what the config asks the blocking to be made of.
+type blockParts struct {
+	blockers []block.Blocker
+	route    block.Action
+	runCmd   block.Action
+}
+
+// buildBlockers makes the backends and commands of a config: the native
+// backend of BLOCK_BACKEND (a KILL_ROUTE that is just an iptables DROP
+// rule is covered by it rather than run), hosts.deny when KILL_HOSTS_DENY
+// is set, and the KILL_ROUTE and KILL_RUN_CMD commands.
+func buildBlockers(c *conf.Config, log logrus.FieldLogger) (*blockParts, error) {
+	p, err := parseActions(c, log)
+	if err != nil {
+		return nil, err
+	}
+	var native block.Blocker
+	switch c.BlockBackend {
+	case conf.BackendIptables:
+		b, err := iptables.NewDefault()
+		if err != nil {
+			return nil, err
+		}
+		native = b
+	case conf.BackendDryRun:
+		native = block.NewDryRun(log)
+	case conf.BackendNone:
+	default:
+		return nil, fmt.Errorf("BLOCK_BACKEND %q unknown", c.BlockBackend)
+	}
+	if native != nil {
+		p.blockers = append([]block.Blocker{native}, p.blockers...)
+	}
+	return p, nil
+}
+
+// parseActions checks and builds what needs no system access: hosts.deny
+// and the command templates (check-config uses it as it is).
+func parseActions(c *conf.Config, log logrus.FieldLogger) (*blockParts, error) {
+	p := &blockParts{}
+	if c.KillHostsDeny != "" {
+		hd, err := hostsdeny.New(c.HostsDenyFile, c.KillHostsDeny)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: KILL_HOSTS_DENY: %w", c.Path, c.Line("KILL_HOSTS_DENY"), err)
+		}
+		p.blockers = append(p.blockers, hd)
+	}
+	runner := &command.ExecRunner{}
+	if c.KillRoute != "" {
+		if command.NativeKillRoute(c.KillRoute) && c.BlockBackend != conf.BackendNone {
+			log.Infof("KILL_ROUTE %q is covered by the %s backend: not run as a command", c.KillRoute, c.BlockBackend)
+		} else {
+			t, err := command.ParseTemplate("KILL_ROUTE", c.KillRoute)
+			if err != nil {
+				return nil, fmt.Errorf("%s:%d: %w", c.Path, c.Line("KILL_ROUTE"), err)
+			}
+			p.route = commandAction{t, runner}
+		}
+	}
+	if c.KillRunCmd != "" {
+		t, err := command.ParseTemplate("KILL_RUN_CMD", c.KillRunCmd)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", c.Path, c.Line("KILL_RUN_CMD"), err)
+		}
+		p.runCmd = commandAction{t, runner}
+	}
+	return p, nil
+}
+
+// newManager builds the block manager of a config. The never-block list is
+// read (ignore file, host addresses, gateways, resolvers) only when
+// withNever is set: unblock, flush and list do not need it.
+func newManager(c *conf.Config, log logrus.FieldLogger, withNever bool) (*block.Manager, *block.FileJournal, error) {
+	parts, err := buildBlockers(c, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	var ignore *conf.IgnoreList
+	if withNever && c.IgnoreFile != "" {
+		if ignore, err = conf.LoadIgnore(c.IgnoreFile); err != nil {
+			return nil, nil, fmt.Errorf("IGNORE_FILE: %w", err)
+		}
+	}
+	never := block.NewNeverBlock(ignore, c.NeverBlockGateway, c.NeverBlockResolvers)
+	if withNever {
+		if err := never.Refresh(); err != nil {
+			log.Warnf("never-block list: %v", err)
+		}
+	}
+	st, err := block.OpenState(c.StateDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	j := block.NewJournal(c.HistoryFile, c.BlockedFile)
+	m, err := block.NewManager(block.Options{
+		Policy: block.PolicyOf(c), Blockers: parts.blockers, Route: parts.route, RunCmd: parts.runCmd,
+		Never: never, State: st, Journal: j, Log: log,
+	})
+	return m, j, err
+}
+
+func newCLILogger(w io.Writer) *logrus.Logger {
+	l := logrus.New()
+	l.SetOutput(w)
+	l.SetFormatter(&logrus.TextFormatter{DisableTimestamp: true, DisableQuote: true})
+	return l
+}
+
+// blockCommand parses the common flags of list, unblock and flush.
+func blockCommand(name, synopsis string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*conf.Config, []string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := configFlag(fs)
+	if extra != nil {
+		extra(fs)
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: scanwarden %s\n\n", synopsis)
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	path, _ := cfgPath()
+	c, err := conf.Load(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, pos, nil
+}
+
+func runList(args []string, stdout, stderr io.Writer) error {
+	var asJSON bool
+	c, pos, err := blockCommand("list", "list [-c CONF] [--json]", args, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&asJSON, "json", false, "print the bans as a JSON array")
+	})
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("unexpected argument %q: %w", pos[0], errUsage)
+	}
+	st, err := block.OpenState(c.StateDir)
+	if err != nil {
+		return err
+	}
+	bans, err := st.Load()
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		if bans == nil {
+			bans = []block.Ban{}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(bans)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ADDRESS\tSCAN\tPORT\tSINCE\tUNTIL\tREASON")
+	for _, b := range bans {
+		until := "never"
+		if !b.Until.IsZero() {
+			until = b.Until.Local().Format(time.DateTime)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s/%d\t%s\t%s\t%s\n", b.Addr, b.Type, b.Proto, b.Port,
+			b.Since.Local().Format(time.DateTime), until, b.Reason)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "%d blocked source(s) in %s\n", len(bans), st.Path())
+	return nil
+}
+
+func runUnblock(args []string, stdout, stderr io.Writer) error {
+	c, pos, err := blockCommand("unblock", "unblock [-c CONF] ADDR...", args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return fmt.Errorf("no address given: %w", errUsage)
+	}
+	var addrs []netip.Addr
+	for _, s := range pos {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return fmt.Errorf("%q is not an IPv4 or IPv6 address: %w", s, errUsage)
+		}
+		addrs = append(addrs, a.Unmap())
+	}
+	log := newCLILogger(stderr)
+	m, j, err := newManager(c, log, false)
+	if err != nil {
+		return err
+	}
+	defer j.Close()
+	notBanned, err := m.Unblock(context.Background(), addrs...)
+	for _, a := range notBanned {
+		fmt.Fprintf(stderr, "%s had no ban (removed from the backends anyway)\n", a)
+	}
+	return err
+}
+
+func runFlush(args []string, stdout, stderr io.Writer) error {
+	c, pos, err := blockCommand("flush", "flush [-c CONF]", args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("unexpected argument %q: %w", pos[0], errUsage)
+	}
+	log := newCLILogger(stderr)
+	m, j, err := newManager(c, log, false)
+	if err != nil {
+		return err
+	}
+	defer j.Close()
+	n, err := m.Flush(context.Background())
+	fmt.Fprintf(stdout, "flushed: %d ban(s) lifted; %s\n", n, strings.Join(backendNames(m), ", "))
+	return err
+}
+
+func backendNames(m *block.Manager) []string { return m.BackendNames() }
