@@ -88,3 +88,8 @@ func (d *DryRun) Flush(context.Context) error {
 	clear(d.set)
 	return nil
 }
+
+// Describe says that nothing is done.
+func (d *DryRun) Describe(addr netip.Addr) string {
+	return "dry-run (no rule written for " + addr.String() + ")"
+}

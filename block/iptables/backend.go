@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/scanwarden/scanwarden/block"
@@ -449,4 +450,19 @@ func sortedKeys[V any](m map[netip.Addr]V) []netip.Addr {
 	}
 	slices.SortFunc(out, netip.Addr.Compare)
 	return out
+}
+
+// Describe returns the rule Block writes for addr, as an iptables command
+// line, for the attackalert log line ("blocked via dropped route using
+// command: ...").
+func (b *Backend) Describe(addr netip.Addr) string {
+	a, f, err := normalize(addr)
+	if err != nil {
+		return "iptables: " + err.Error()
+	}
+	tool := "iptables"
+	if f == IPv6 {
+		tool = "ip6tables"
+	}
+	return tool + " -A " + string(ChainScanwarden) + " " + strings.Join(dropSpec(a), " ")
 }

@@ -479,3 +479,16 @@ func TestBlockerContract(t *testing.T) {
 		t.Fatalf("List after Flush = %v", got)
 	}
 }
+
+func TestDescribe(t *testing.T) {
+	b := New(NewFake(), NewFake())
+	for a, want := range map[string]string{
+		"198.51.100.7":        "iptables -A SCANWARDEN -s 198.51.100.7/32 -m comment --comment scanwarden -j DROP",
+		"::ffff:198.51.100.7": "iptables -A SCANWARDEN -s 198.51.100.7/32 -m comment --comment scanwarden -j DROP",
+		"fd00:77::7":          "ip6tables -A SCANWARDEN -s fd00:77::7/128 -m comment --comment scanwarden -j DROP",
+	} {
+		if got := b.Describe(netip.MustParseAddr(a)); got != want {
+			t.Errorf("%s: %q", a, got)
+		}
+	}
+}

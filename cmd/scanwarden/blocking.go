@@ -45,8 +45,8 @@ type blockParts struct {
 // backend of BLOCK_BACKEND (a KILL_ROUTE that is just an iptables DROP
 // rule is covered by it rather than run), hosts.deny when KILL_HOSTS_DENY
 // is set, and the KILL_ROUTE and KILL_RUN_CMD commands.
-func buildBlockers(c *conf.Config, log logrus.FieldLogger) (*blockParts, error) {
-	p, err := parseActions(c, log)
+func buildBlockers(c *conf.Config, log logrus.FieldLogger, runner command.Runner) (*blockParts, error) {
+	p, err := parseActions(c, log, runner)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +72,7 @@ func buildBlockers(c *conf.Config, log logrus.FieldLogger) (*blockParts, error) 
 
 // parseActions checks and builds what needs no system access: hosts.deny
 // and the command templates (check-config uses it as it is).
-func parseActions(c *conf.Config, log logrus.FieldLogger) (*blockParts, error) {
+func parseActions(c *conf.Config, log logrus.FieldLogger, runner command.Runner) (*blockParts, error) {
 	p := &blockParts{}
 	if c.KillHostsDeny != "" {
 		hd, err := hostsdeny.New(c.HostsDenyFile, c.KillHostsDeny)
@@ -81,7 +81,6 @@ func parseActions(c *conf.Config, log logrus.FieldLogger) (*blockParts, error) {
 		}
 		p.blockers = append(p.blockers, hd)
 	}
-	runner := &command.ExecRunner{}
 	if c.KillRoute != "" {
 		if command.NativeKillRoute(c.KillRoute) && c.BlockBackend != conf.BackendNone {
 			log.Infof("KILL_ROUTE %q is covered by the %s backend: not run as a command", c.KillRoute, c.BlockBackend)
@@ -107,7 +106,13 @@ func parseActions(c *conf.Config, log logrus.FieldLogger) (*blockParts, error) {
 // read (ignore file, host addresses, gateways, resolvers) only when
 // withNever is set: unblock, flush and list do not need it.
 func newManager(c *conf.Config, log logrus.FieldLogger, withNever bool) (*block.Manager, *block.FileJournal, error) {
-	parts, err := buildBlockers(c, log)
+	return newManagerWith(c, log, withNever, &command.ExecRunner{})
+}
+
+// newManagerWith is newManager with the runner of the external commands
+// given (tests give a fake).
+func newManagerWith(c *conf.Config, log logrus.FieldLogger, withNever bool, runner command.Runner) (*block.Manager, *block.FileJournal, error) {
+	parts, err := buildBlockers(c, log, runner)
 	if err != nil {
 		return nil, nil, err
 	}

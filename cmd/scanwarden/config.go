@@ -93,7 +93,7 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) error {
 	if _, err := detect.New(engineConfig(c)); err != nil {
 		return err
 	}
-	if _, err := parseActions(c, newCLILogger(stderr)); err != nil {
+	if _, err := parseActions(c, newCLILogger(stderr), nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: OK: %d TCP and %d UDP trap ports, window %v, threshold %d, SCAN_TRIGGER %d\n",
