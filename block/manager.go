@@ -190,9 +190,16 @@ func (m *Manager) Handle(ctx context.Context, a *detect.Alert, mode string) (Out
 		return RateLimited, nil
 	}
 	// the ban goes into the state first: whatever fails below, a restart
-	// (Restore) puts it in place
+	// (Restore) puts it in place. The check is made again under the
+	// state's lock, so that two processes (PortSentry's -tcp and -udp
+	// pair) never block the same source twice.
+	taken := false
 	if err := m.o.State.Update(func(bans []Ban) ([]Ban, bool, error) {
 		if i := findBan(bans, addr); i >= 0 {
+			if !bans[i].Expired(now) {
+				taken = true
+				return bans, false, nil
+			}
 			bans[i] = ban
 		} else {
 			bans = append(bans, ban)
@@ -200,6 +207,10 @@ func (m *Manager) Handle(ctx context.Context, a *detect.Alert, mode string) (Out
 		return bans, true, nil
 	}); err != nil {
 		return Ignored, fmt.Errorf("recording the ban of %s: %w", addr, err)
+	}
+	if taken {
+		log.Info(records.AlreadyBlocked(host, addr))
+		return AlreadyBlocked, nil
 	}
 	if m.o.Policy.KillRunCmdFirst {
 		errs = append(errs, m.run(ctx, log, m.o.RunCmd, ban, mode))

@@ -513,3 +513,38 @@ func TestRateLimiterWindow(t *testing.T) {
 		t.Fatalf("got %v want %v", got, want)
 	}
 }
+
+func TestTwoManagersOneState(t *testing.T) {
+	// PortSentry's -tcp and -udp daemons share the state: the same source
+	// is blocked once, whichever sees it first
+	r := newRig(t, defaultPolicy())
+	log, _ := test.NewNullLogger()
+	other, err := NewManager(Options{Policy: defaultPolicy(), Blockers: []Blocker{r.fw}, Never: r.m.o.Never, State: r.state, Journal: r.journal, Log: log, Now: r.m.o.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	outs := make([]Outcome, 2)
+	for i, m := range []*Manager{r.m, other} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outs[i], _ = m.Handle(ctx, alert(scanner, detect.TypeSYN, 1), "stcp")
+		}()
+	}
+	wg.Wait()
+	slices.Sort(outs)
+	if outs[0] != AlreadyBlocked || outs[1] != Blocked {
+		t.Fatalf("outcomes %v", outs)
+	}
+	n := 0
+	for _, c := range r.c.list() {
+		if strings.HasPrefix(c, "history ") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d history lines", n)
+	}
+}

@@ -147,9 +147,10 @@ type Engine struct {
 	seed1     uint64
 
 	srcs  []source
-	used  int32 // sources handed out of srcs so far
-	live  int   // sources in the table
-	hand  int32 // where the next eviction starts looking in srcs
+	used  int32   // sources handed out of srcs so far
+	free  []int32 // forgotten slots below used, to be handed out again
+	live  int     // sources in the table
+	hand  int32   // where the next eviction starts looking in srcs
 	table []int32
 	mask  uint64
 	stats Stats
@@ -186,6 +187,7 @@ func New(cfg Config) (*Engine, error) {
 		seed0:     rand.Uint64(),
 		seed1:     rand.Uint64(),
 		srcs:      make([]source, cfg.MaxSources),
+		free:      make([]int32, 0, cfg.MaxSources),
 	}
 	if cfg.TrapTCP != nil {
 		e.trapTCP = *cfg.TrapTCP
@@ -607,4 +609,38 @@ func (s *source) dominant() ScanType {
 		}
 	}
 	return best
+}
+
+// SetTraps replaces the watched ports (the daemon drops ports that a
+// service has bound since, and follows a reload). Like Process, it must be
+// called from the goroutine that feeds the engine.
+func (e *Engine) SetTraps(tcp, udp *PortSet) {
+	e.trapTCP, e.trapUDP = PortSet{}, PortSet{}
+	if tcp != nil {
+		e.trapTCP = *tcp
+	}
+	if udp != nil {
+		e.trapUDP = *udp
+	}
+}
+
+// Forget drops everything known about src, so that its next probes are
+// judged afresh (used when an alert turns out to concern a port a service
+// has just bound).
+func (e *Engine) Forget(src netip.Addr) {
+	k := keyOf(src)
+	h := e.hashKey(k)
+	for i := h & e.mask; ; i = (i + 1) & e.mask {
+		idx := e.table[i]
+		if idx < 0 {
+			return
+		}
+		if s := &e.srcs[idx]; s.hash == h && s.addr == k {
+			e.remove(idx)
+			e.live--
+			*s = source{}
+			e.free = append(e.free, idx)
+			return
+		}
+	}
 }

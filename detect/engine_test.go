@@ -597,3 +597,35 @@ func TestRunningScoreMatchesRecount(t *testing.T) {
 		}
 	}
 }
+
+func TestSetTrapsAndForget(t *testing.T) {
+	e := newEngine(t, Config{TrapTCP: ports(111)})
+	if a := e.Process(tcp(t0, attacker, 1, victim, 111, FlagSYN)); a == nil {
+		t.Fatal("trap hit did not alert")
+	}
+	// a service binds 111: the daemon takes it out of the traps and
+	// forgets the source
+	e.SetTraps(ports(1), nil)
+	e.Forget(attacker)
+	if e.Stats().Sources != 0 || e.lookup(attacker) != nil {
+		t.Fatal("source not forgotten")
+	}
+	if a := e.Process(tcp(t0+ms, attacker, 1, victim, 111, FlagSYN)); a != nil {
+		t.Fatalf("port no longer watched still alerted: %+v", a)
+	}
+	if a := e.Process(tcp(t0+2*ms, attacker, 1, victim, 1, FlagSYN)); a == nil || a.Trigger != TriggerTrap {
+		t.Fatalf("new trap port: %+v", a)
+	}
+	// a forgotten slot is reused
+	e2 := newEngine(t, Config{MaxSources: 64})
+	for i := 0; i < 64; i++ {
+		e2.get(netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), t0)
+	}
+	e2.Forget(netip.AddrFrom4([4]byte{10, 0, 0, 5}))
+	for i := 64; i < 200; i++ {
+		e2.get(netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), t0)
+		if e2.Stats().Sources > 64 {
+			t.Fatal("table grew past its size")
+		}
+	}
+}

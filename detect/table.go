@@ -65,7 +65,10 @@ func (e *Engine) get(a netip.Addr, ts int64) *source {
 		}
 	}
 	var idx int32
-	if int(e.used) < len(e.srcs) {
+	if n := len(e.free); n > 0 {
+		idx = e.free[n-1]
+		e.free = e.free[:n-1]
+	} else if int(e.used) < len(e.srcs) {
 		idx = e.used
 		e.used++
 	} else {
