@@ -106,27 +106,45 @@ func parseActions(c *conf.Config, log logrus.FieldLogger, runner command.Runner)
 // read (ignore file, host addresses, gateways, resolvers) only when
 // withNever is set: unblock, flush and list do not need it.
 func newManager(c *conf.Config, log logrus.FieldLogger, withNever bool) (*block.Manager, *block.FileJournal, error) {
-	return newManagerWith(c, log, withNever, &command.ExecRunner{})
+	var never *block.NeverBlock
+	if withNever {
+		var err error
+		if never, err = newNeverBlock(c, log); err != nil {
+			return nil, nil, err
+		}
+	}
+	return newManagerWith(c, log, never, &command.ExecRunner{})
 }
 
-// newManagerWith is newManager with the runner of the external commands
-// given (tests give a fake).
-func newManagerWith(c *conf.Config, log logrus.FieldLogger, withNever bool, runner command.Runner) (*block.Manager, *block.FileJournal, error) {
+// newNeverBlock reads the ignore file and the host's addresses, gateways
+// and resolvers.
+func newNeverBlock(c *conf.Config, log logrus.FieldLogger) (*block.NeverBlock, error) {
+	var ignore *conf.IgnoreList
+	if c.IgnoreFile != "" {
+		var err error
+		if ignore, err = conf.LoadIgnore(c.IgnoreFile); err != nil {
+			return nil, fmt.Errorf("IGNORE_FILE: %w", err)
+		}
+	}
+	never := block.NewNeverBlock(ignore, c.NeverBlockGateway, c.NeverBlockResolvers)
+	if err := never.Refresh(); err != nil {
+		log.Warnf("never-block list: %v", err)
+	}
+	return never, nil
+}
+
+// newManagerWith is newManager with the never-block list (nil: an empty
+// one) and the runner of the external commands given.
+func newManagerWith(c *conf.Config, log logrus.FieldLogger, never *block.NeverBlock, runner command.Runner) (*block.Manager, *block.FileJournal, error) {
+	if runner == nil {
+		runner = &command.ExecRunner{}
+	}
 	parts, err := buildBlockers(c, log, runner)
 	if err != nil {
 		return nil, nil, err
 	}
-	var ignore *conf.IgnoreList
-	if withNever && c.IgnoreFile != "" {
-		if ignore, err = conf.LoadIgnore(c.IgnoreFile); err != nil {
-			return nil, nil, fmt.Errorf("IGNORE_FILE: %w", err)
-		}
-	}
-	never := block.NewNeverBlock(ignore, c.NeverBlockGateway, c.NeverBlockResolvers)
-	if withNever {
-		if err := never.Refresh(); err != nil {
-			log.Warnf("never-block list: %v", err)
-		}
+	if never == nil {
+		never = block.NewNeverBlock(nil, false, false)
 	}
 	st, err := block.OpenState(c.StateDir)
 	if err != nil {

@@ -144,7 +144,7 @@ KILL_RUN_CMD="/usr/local/bin/notify $TARGET$ $MODE$"`, "198.51.100.66",
 				t.Fatal(err)
 			}
 			runner := &command.FakeRunner{}
-			m, j, err := newManagerWith(c, newCLILogger(io.Discard), false, runner)
+			m, j, err := newManagerWith(c, newCLILogger(io.Discard), nil, runner)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,5 +1,6 @@
 // Command scanwarden catches port scans from raw packets.
 //
+//	scanwarden run [-c CONF] [--log-format text|json] [-stcp -sudp -atcp -audp -tcp -udp]
 //	scanwarden replay [-c CONF] [--home CIDR]... [--json] FILE...
 //	scanwarden check-config [-c CONF]
 //	scanwarden list [-c CONF] [--json]
@@ -39,6 +40,7 @@ type subcommand struct {
 
 func commands() []subcommand {
 	return []subcommand{
+		{"run", "the daemon: capture, detect and block", runRun},
 		{"replay", "run the detection engine over capture files and print the alerts", runReplay},
 		{"check-config", "read the config and ignore files and report problems", runCheckConfig},
 		{"list", "list the blocked sources, why, since and until when", runList},
@@ -71,6 +73,13 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	name := args[0]
+	switch strings.TrimPrefix(name, "-") {
+	case "tcp", "udp", "stcp", "sudp", "atcp", "audp":
+		// PortSentry's command line: portsentry -tcp
+		if !strings.HasPrefix(name, "--") {
+			name, args = "run", append([]string{"run"}, args...)
+		}
+	}
 	if name == "-h" || name == "--help" || name == "help" {
 		usage(stdout)
 		return 0

@@ -1,0 +1,440 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/scanwarden/scanwarden/block"
+	"github.com/scanwarden/scanwarden/capture"
+	"github.com/scanwarden/scanwarden/conf"
+	"github.com/scanwarden/scanwarden/detect"
+)
+
+// Intervals of the daemon's housekeeping.
+const (
+	// expireEvery is how often expired bans are lifted: a ban outlives
+	// its BAN_EXPIRY_* by at most this.
+	expireEvery = 30 * time.Second
+	// boundEvery is how often the ports bound by services are re-read, so
+	// that a watched port a service starts to use stops being a trap.
+	boundEvery = 5 * time.Second
+	// statsEvery is how often capture counters (kernel drops above all)
+	// are logged.
+	statsEvery = 5 * time.Minute
+	// alertQueue is how many alerts may wait for the blocker (each takes
+	// a few iptables runs): enough for a burst of scanners, bounded so
+	// that a flood cannot grow memory.
+	alertQueue = 1024
+)
+
+// modeSet is which of PortSentry's modes are on.
+type modeSet struct {
+	tcp, udp       bool // watch TCP / UDP
+	advTCP, advUDP bool // advanced mode: every port below ADVANCED_PORTS_*
+	classic        []string
+}
+
+// name is PortSentry's mode name for the record files.
+func (m modeSet) name(proto uint8) string {
+	if proto == detect.ProtoUDP {
+		if m.advUDP {
+			return "audp"
+		}
+		return "sudp"
+	}
+	if m.advTCP {
+		return "atcp"
+	}
+	return "stcp"
+}
+
+// traps are the watched ports, replaced as a whole when they change; gen
+// tells the capture loops to pick up a new set.
+type traps struct {
+	tcp, udp *detect.PortSet
+	gen      uint64
+}
+
+type daemon struct {
+	cfgPath  string
+	explicit bool
+	modes    modeSet
+	log      *logrus.Logger
+
+	mu    sync.Mutex // guards cfg, mgr, journal, never on reload
+	cfg   *conf.Config
+	mgr   *block.Manager
+	jrnl  *block.FileJournal
+	never *block.NeverBlock
+
+	traps  atomic.Pointer[traps]
+	bound  procNet
+	alerts chan *detect.Alert
+}
+
+func runRun(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := configFlag(fs)
+	format := fs.String("log-format", "text", "log format: text (for journald) or json")
+	var m modeSet
+	flags := map[string]*bool{}
+	for _, f := range []struct{ name, usage string }{
+		{"stcp", "stealth TCP: watch TCP_PORTS and every other port for probes (the default with -sudp)"},
+		{"sudp", "stealth UDP: watch UDP_PORTS and every other port"},
+		{"atcp", "advanced TCP: watch every port below ADVANCED_PORTS_TCP except ADVANCED_EXCLUDE_TCP and bound ones"},
+		{"audp", "advanced UDP: likewise for UDP"},
+		{"tcp", "PortSentry's classic TCP mode: here the same detection as -stcp (full connects are seen too)"},
+		{"udp", "PortSentry's classic UDP mode: here the same detection as -sudp"},
+	} {
+		flags[f.name] = fs.Bool(f.name, false, f.usage)
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, `usage: scanwarden run [-c CONF] [--log-format text|json] [-stcp] [-sudp] [-atcp] [-audp] [-tcp] [-udp]
+
+Captures on INTERFACES (default: every interface, through libpcap's "any"),
+detects scans and blocks the scanners as the config says. Without a mode
+flag it watches TCP and UDP in stealth mode. SIGHUP re-reads the config and
+the ignore file; SIGTERM and SIGINT stop it, keeping the blocks.
+
+`)
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q: %w", fs.Arg(0), errUsage)
+	}
+	m.tcp = *flags["stcp"] || *flags["atcp"] || *flags["tcp"]
+	m.udp = *flags["sudp"] || *flags["audp"] || *flags["udp"]
+	m.advTCP, m.advUDP = *flags["atcp"], *flags["audp"]
+	for _, c := range []string{"tcp", "udp"} {
+		if *flags[c] {
+			m.classic = append(m.classic, c)
+		}
+	}
+	if !m.tcp && !m.udp {
+		m.tcp, m.udp = true, true
+	}
+	path, explicit := cfgPath()
+	c, err := loadConfig(path, explicit)
+	if err != nil {
+		return err
+	}
+	log, err := newDaemonLogger(stderr, *format, c.Syslog, c.SyslogTag)
+	if err != nil {
+		return err
+	}
+	for _, w := range c.Warnings {
+		log.Warn(w)
+	}
+	d := &daemon{cfgPath: path, explicit: explicit, modes: m, log: log, cfg: c, bound: "/proc/net",
+		alerts: make(chan *detect.Alert, alertQueue)}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return d.run(ctx)
+}
+
+// computeTraps returns the watched ports of c in the daemon's modes, less
+// the ports services have bound.
+func (d *daemon) computeTraps(c *conf.Config, gen uint64) (*traps, error) {
+	btcp, budp, err := d.bound.boundPorts()
+	t := &traps{gen: gen, tcp: &detect.PortSet{}, udp: &detect.PortSet{}}
+	pick := func(on, adv bool, list conf.PortSet, advSet *conf.PortSet, bound *detect.PortSet) *detect.PortSet {
+		var s detect.PortSet
+		if !on {
+			return &s
+		}
+		src := &list
+		if adv {
+			src = advSet
+		}
+		for _, p := range src.Ports() {
+			s.Add(p)
+		}
+		return minus(&s, bound)
+	}
+	t.tcp = pick(d.modes.tcp, d.modes.advTCP, c.TCPPorts, c.AdvancedWatchTCP(), &btcp)
+	t.udp = pick(d.modes.udp, d.modes.advUDP, c.UDPPorts, c.AdvancedWatchUDP(), &budp)
+	return t, err
+}
+
+func (d *daemon) run(ctx context.Context) error {
+	c := d.cfg
+	d.log.Warnf("adminalert: scanwarden %s is starting.", version)
+	if len(d.modes.classic) > 0 {
+		d.log.Warnf("adminalert: classic mode (-%s) is served by packet capture: probes and full connects are seen, no port is bound", strings.Join(d.modes.classic, " -"))
+	}
+	never, err := newNeverBlock(c, d.log)
+	if err != nil {
+		return err
+	}
+	mgr, jrnl, err := newManagerWith(c, d.log, never, nil)
+	if err != nil {
+		return err
+	}
+	d.mgr, d.jrnl, d.never = mgr, jrnl, never
+	defer func() { d.jrnl.Close() }()
+	if err := mgr.Restore(ctx); err != nil {
+		d.log.Errorf("restoring blocks: %v", err)
+	}
+	if err := never.Watch(ctx, func(err error) { d.log.Warnf("never-block list: %v", err) }); err != nil {
+		d.log.Warnf("not following address changes: %v", err)
+	}
+	t, err := d.computeTraps(c, 1)
+	if err != nil {
+		d.log.Warnf("reading bound ports: %v", err)
+	}
+	d.traps.Store(t)
+
+	ifaces := c.Interfaces
+	if len(ifaces) == 0 {
+		ifaces = []string{"any"}
+	}
+	filter := capture.Filter(capture.FilterOptions{TCP: d.modes.tcp, UDP: d.modes.udp})
+	var srcs []*capture.LiveSource
+	for _, iface := range ifaces {
+		s, err := capture.OpenLive(iface, capture.LiveOptions{Filter: filter})
+		if err != nil {
+			for _, s := range srcs {
+				s.Close()
+			}
+			return err
+		}
+		srcs = append(srcs, s)
+	}
+	var wg sync.WaitGroup
+	for _, s := range srcs {
+		eng, err := detect.New(engineConfig(c))
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.captureLoop(ctx, s, eng)
+		}()
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for a := range d.alerts {
+			d.handle(ctx, a)
+		}
+	}()
+	for _, p := range []struct {
+		proto string
+		set   *detect.PortSet
+	}{{"TCP", t.tcp}, {"UDP", t.udp}} {
+		n := 0
+		for i := range p.set {
+			for w := p.set[i]; w != 0; w &= w - 1 {
+				n++
+			}
+		}
+		d.log.Infof("adminalert: watching %d %s trap ports (stealth detection on every port)", n, p.proto)
+	}
+	d.log.Warnf("adminalert: scanwarden is now active and listening.")
+	sdNotify("READY=1\nSTATUS=watching " + strings.Join(ifaces, ","))
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	expire := time.NewTicker(expireEvery)
+	bound := time.NewTicker(boundEvery)
+	stats := time.NewTicker(statsEvery)
+	defer expire.Stop()
+	defer bound.Stop()
+	defer stats.Stop()
+	var watchdog <-chan time.Time
+	if iv := watchdogInterval(); iv > 0 {
+		tk := time.NewTicker(iv)
+		defer tk.Stop()
+		watchdog = tk.C
+	}
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-hup:
+			d.reload(ctx)
+		case <-expire.C:
+			d.mu.Lock()
+			m := d.mgr
+			d.mu.Unlock()
+			if _, err := m.Expire(ctx); err != nil {
+				d.log.Errorf("lifting expired bans: %v", err)
+			}
+		case <-bound.C:
+			d.refreshTraps()
+		case <-stats.C:
+			d.logStats(srcs)
+		case <-watchdog:
+			sdNotify("WATCHDOG=1")
+		}
+	}
+	sdNotify("STOPPING=1")
+	d.log.Warnf("adminalert: scanwarden is stopping; blocks are kept")
+	d.logStats(srcs)
+	for _, s := range srcs {
+		s.Close()
+	}
+	wg.Wait()
+	close(d.alerts)
+	<-done
+	return nil
+}
+
+// refreshTraps re-reads the bound ports and publishes a new trap set when
+// it changed.
+func (d *daemon) refreshTraps() {
+	d.mu.Lock()
+	c := d.cfg
+	d.mu.Unlock()
+	old := d.traps.Load()
+	t, err := d.computeTraps(c, old.gen+1)
+	if err != nil {
+		d.log.Warnf("reading bound ports: %v", err)
+		return
+	}
+	if *t.tcp != *old.tcp || *t.udp != *old.udp {
+		d.traps.Store(t)
+	}
+}
+
+// captureLoop feeds one capture's packets to its engine and queues the
+// alerts. Nothing here logs or locks per packet: the trap set is an
+// atomic load, compared by generation.
+func (d *daemon) captureLoop(ctx context.Context, src *capture.LiveSource, eng *detect.Engine) {
+	var p detect.Probe
+	var gen uint64
+	for {
+		if t := d.traps.Load(); t.gen != gen {
+			eng.SetTraps(t.tcp, t.udp)
+			gen = t.gen
+		}
+		err := src.Next(&p)
+		switch {
+		case err == nil:
+		case errors.Is(err, capture.ErrTimeout):
+			if ctx.Err() != nil {
+				return
+			}
+			continue
+		case errors.Is(err, io.EOF):
+			return
+		default:
+			if ctx.Err() == nil {
+				d.log.Errorf("capture on %s: %v", src.Interface(), err)
+			}
+			return
+		}
+		a := eng.Process(&p)
+		if a == nil {
+			continue
+		}
+		if a.Trigger == detect.TriggerTrap {
+			// PortSentry checks again, on a hit, that no service has
+			// bound the port since: a hit on a real service is no scan
+			btcp, budp, err := d.bound.boundPorts()
+			set := &btcp
+			if a.Proto == detect.ProtoUDP {
+				set = &budp
+			}
+			if err == nil && set.Has(a.Port) {
+				d.log.Infof("%s port %d is bound by a service now: hit from %s not counted", detect.ProtoName(a.Proto), a.Port, a.Src)
+				eng.Forget(a.Src)
+				d.refreshTraps()
+				continue
+			}
+		}
+		d.alerts <- a
+	}
+}
+
+// handle passes an alert to the block manager and logs the decision.
+func (d *daemon) handle(ctx context.Context, a *detect.Alert) {
+	d.mu.Lock()
+	m := d.mgr
+	d.mu.Unlock()
+	out, err := m.Handle(ctx, a, d.modes.name(a.Type.Proto()))
+	took := float64(time.Since(time.Unix(0, a.First)).Microseconds()) / 1000
+	log := d.log.WithFields(logrus.Fields{
+		"src": a.Src.String(), "type": a.Type.String(), "probes": a.Probes, "score": a.Score,
+		"trigger": a.Trigger.String(), "port": a.Port, "first_probe": formatTime(a.First),
+		"outcome": out.String(),
+	})
+	if out == block.Blocked {
+		log = log.WithField("block_ms", took)
+		log.Infof("blocked %s: %s scan, %d probes, rule in place %.1f ms after its first probe", a.Src, a.Type, a.Probes, took)
+	} else {
+		log.Infof("not blocked %s: %s", a.Src, out)
+	}
+	if err != nil {
+		d.log.WithField("src", a.Src.String()).Errorf("blocking %s: %v", a.Src, err)
+	}
+}
+
+// reload re-reads the config and the ignore file (SIGHUP). Blocks and the
+// detection state are kept; a config with errors is refused as a whole
+// and the running one stays.
+func (d *daemon) reload(ctx context.Context) {
+	c, err := loadConfig(d.cfgPath, d.explicit)
+	if err != nil {
+		d.log.Errorf("reload refused, keeping the running config: %v", err)
+		return
+	}
+	never, err := newNeverBlock(c, d.log)
+	if err != nil {
+		d.log.Errorf("reload refused, keeping the running config: %v", err)
+		return
+	}
+	mgr, jrnl, err := newManagerWith(c, d.log, never, nil)
+	if err != nil {
+		d.log.Errorf("reload refused, keeping the running config: %v", err)
+		return
+	}
+	if err := never.Watch(ctx, func(err error) { d.log.Warnf("never-block list: %v", err) }); err != nil {
+		d.log.Warnf("not following address changes: %v", err)
+	}
+	d.mu.Lock()
+	oldJ := d.jrnl
+	d.cfg, d.mgr, d.jrnl, d.never = c, mgr, jrnl, never
+	d.mu.Unlock()
+	oldJ.Close()
+	if err := mgr.Restore(ctx); err != nil {
+		d.log.Errorf("restoring blocks after reload: %v", err)
+	}
+	d.refreshTraps()
+	d.log.Warnf("adminalert: configuration reloaded from %s", d.cfgPath)
+}
+
+func (d *daemon) logStats(srcs []*capture.LiveSource) {
+	for _, s := range srcs {
+		st, err := s.Stats()
+		if err != nil {
+			d.log.Warnf("capture on %s: stats: %v", s.Interface(), err)
+			continue
+		}
+		l := d.log.WithFields(logrus.Fields{"iface": s.Interface(), "received": st.Received, "dropped": st.Dropped, "if_dropped": st.IfDropped, "decoded": st.Decoded})
+		if st.Dropped > 0 || st.IfDropped > 0 {
+			l.Warnf("capture on %s: the kernel dropped %d packets (%d by the interface) of %d", s.Interface(), st.Dropped, st.IfDropped, st.Received)
+		} else {
+			l.Infof("capture on %s: %d packets, none dropped", s.Interface(), st.Received)
+		}
+	}
+}

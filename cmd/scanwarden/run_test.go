@@ -1,0 +1,75 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/scanwarden/scanwarden/conf"
+	"github.com/scanwarden/scanwarden/detect"
+)
+
+func TestBoundPorts(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// a listener on 143 (0x8F), a connection from 111 (0x6F, not
+	// listening), an IPv6 listener on 2000 (0x7D0), UDP on 161 (0xA1)
+	write("tcp", `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:008F 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0
+   1: 0A00000A:006F 0A000014:C350 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0 100 0 0 10 0
+`)
+	write("tcp6", `  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000000000000000000000000000:07D0 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 3 1 0 100 0 0 10 0
+`)
+	write("udp", `   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+  1: 00000000:00A1 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4 2 0 0
+`)
+	// no udp6: IPv6 off
+	tcp, udp, err := procNet(dir).boundPorts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tcp.Has(143) || !tcp.Has(2000) || tcp.Has(111) || !udp.Has(161) || udp.Has(143) {
+		t.Fatalf("tcp 143:%v 2000:%v 111:%v udp 161:%v", tcp.Has(143), tcp.Has(2000), tcp.Has(111), udp.Has(161))
+	}
+
+	// the traps of the default config less what is bound
+	d := &daemon{bound: procNet(dir), modes: modeSet{tcp: true, udp: true}}
+	tr, err := d.computeTraps(conf.Default(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.tcp.Has(143) || !tr.tcp.Has(111) || tr.tcp.Has(2001) || !tr.tcp.Has(31337) || tr.udp.Has(161) || !tr.udp.Has(7) {
+		t.Fatal("stealth traps wrong")
+	}
+	// advanced TCP: every port below 1024 but the excluded and bound ones
+	d.modes = modeSet{tcp: true, advTCP: true}
+	tr, _ = d.computeTraps(conf.Default(), 2)
+	if !tr.tcp.Has(22) || !tr.tcp.Has(1023) || tr.tcp.Has(1024) || tr.tcp.Has(113) || tr.tcp.Has(143) || tr.udp.Has(7) {
+		t.Fatal("advanced traps wrong")
+	}
+	if d.modes.name(detect.ProtoTCP) != "atcp" || d.modes.name(detect.ProtoUDP) != "sudp" {
+		t.Fatal("mode names")
+	}
+}
+
+func TestPortSentryCommandLine(t *testing.T) {
+	// portsentry -tcp is scanwarden run -tcp; a bad config is reported
+	// with its file and line before anything is opened
+	bad := filepath.Join(t.TempDir(), "bad.conf")
+	os.WriteFile(bad, []byte("TCP_PORTS=\"1,70000\"\n"), 0o644)
+	_, errOut, code := runCLI(t, "-tcp", "-c", bad)
+	if code != 1 || !contains(errOut, "bad.conf:1") {
+		t.Fatalf("exit %d: %q", code, errOut)
+	}
+	if _, errOut, code := runCLI(t, "run", "--log-format", "xml", "-c", noConfig(t)); code != 2 || !contains(errOut, "xml") {
+		t.Fatalf("bad log format: %d %q", code, errOut)
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
