@@ -395,23 +395,32 @@ func (m *Manager) Expire(ctx context.Context) (int, error) {
 // entries added, entries for addresses without a ban removed, nothing
 // duplicated).
 func (m *Manager) Restore(ctx context.Context) error {
+	n, err := m.Resync(ctx)
+	m.o.Log.Infof("restored %d ban(s) from %s", n, m.o.State.Path())
+	return err
+}
+
+// Resync is Restore without its log line, for the daemon to run
+// periodically: it lifts expired bans and puts back what an administrator
+// or another tool removed (a flushed chain, a deleted rule, an edited
+// hosts.deny). It returns the number of bans in force.
+func (m *Manager) Resync(ctx context.Context) (int, error) {
+	var errs []error
 	if _, err := m.Expire(ctx); err != nil {
-		m.o.Log.Errorf("lifting expired bans: %v", err)
+		errs = append(errs, fmt.Errorf("lifting expired bans: %w", err))
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	bans, err := m.o.State.Load()
 	if err != nil {
-		return err
+		return 0, errors.Join(append(errs, err)...)
 	}
-	var errs []error
 	for _, b := range m.o.Blockers {
 		if err := b.Sync(ctx, bans); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", b.Name(), err))
 		}
 	}
-	m.o.Log.Infof("restored %d ban(s) from %s", len(bans), m.o.State.Path())
-	return errors.Join(errs...)
+	return len(bans), errors.Join(errs...)
 }
 
 // Flush removes everything scanwarden added: every backend's entries, the

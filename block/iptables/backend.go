@@ -28,6 +28,9 @@ var ErrUnsupportedFamily = errors.New("address family not supported")
 type Backend struct {
 	mu     sync.Mutex
 	v4, v6 Runner
+	// ensured says the chain and jump of a family were checked since the
+	// last Flush or failure.
+	ensured map[Family]bool
 	// why4, why6 say why a nil runner is nil.
 	why4, why6 error
 }
@@ -40,7 +43,7 @@ var _ block.Blocker = (*Backend)(nil)
 // Unblock of its addresses (which cannot be blocked) is nil and List and
 // Flush skip it.
 func New(v4, v6 Runner) *Backend {
-	b := &Backend{v4: v4, v6: v6}
+	b := &Backend{v4: v4, v6: v6, ensured: map[Family]bool{}}
 	if v4 == nil {
 		b.why4 = errors.New("no iptables runner configured")
 	}
@@ -64,7 +67,7 @@ func NewDefault() (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("iptables %s: %w", IPv4, err)
 	}
-	b := &Backend{v4: v4}
+	b := &Backend{v4: v4, ensured: map[Family]bool{}}
 	v6, err := newRunner(IPv6, legacy, why)
 	if err == nil {
 		err = probe(v6)
@@ -210,8 +213,16 @@ func (b *Backend) Block(ctx context.Context, ban block.Ban) error {
 	if err != nil {
 		return opError(f, "block", a, err)
 	}
-	if err := ensureChain(r); err != nil {
-		return opError(f, "block", a, err)
+	// The chain and its jump are checked on the first block of a family
+	// and again whenever the rule cannot be looked up (the chain was
+	// deleted under us), not on every block: each check is an iptables
+	// run, and a block must be in place within milliseconds. Sync (on
+	// every start and reload) checks them in any case.
+	if !b.ensured[f] {
+		if err := ensureChain(r); err != nil {
+			return opError(f, "block", a, err)
+		}
+		b.ensured[f] = true
 	}
 	spec := dropSpec(a)
 	ok, err := r.Exists(TableFilter, ChainScanwarden, spec...)
@@ -222,7 +233,16 @@ func (b *Backend) Block(ctx context.Context, ban block.Ban) error {
 		return nil
 	}
 	if err := r.Append(TableFilter, ChainScanwarden, spec...); err != nil {
-		return opError(f, "block", a, err)
+		// the chain may have been deleted under us (iptables -X):
+		// make it again and retry once
+		b.ensured[f] = false
+		if err2 := ensureChain(r); err2 != nil {
+			return opError(f, "block", a, errors.Join(err, err2))
+		}
+		b.ensured[f] = true
+		if err := r.Append(TableFilter, ChainScanwarden, spec...); err != nil {
+			return opError(f, "block", a, err)
+		}
 	}
 	return nil
 }
@@ -399,6 +419,7 @@ func (b *Backend) syncFamily(ctx context.Context, f Family, wanted map[netip.Add
 func (b *Backend) Flush(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	clear(b.ensured)
 	var errs []error
 	for _, f := range []Family{IPv4, IPv6} {
 		if err := ctx.Err(); err != nil {

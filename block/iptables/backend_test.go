@@ -127,9 +127,13 @@ func TestEnsureChainRemovesDuplicateJumpsOnly(t *testing.T) {
 func TestEnsureChainRecreatesWhatWasRemoved(t *testing.T) {
 	b, v4, _ := newBackend()
 	must(t, b.Block(ctx, ban(a4)))
-	// An administrator flushes INPUT: the next block puts the jump back.
+	// An administrator flushes INPUT: Block does not look for the jump
+	// every time (it costs an iptables run per block); EnsureChain, which
+	// the daemon runs every 30 s and Sync runs on every start, puts it
+	// back.
 	must(t, v4.ClearChain(TableFilter, ChainInput))
 	must(t, b.Block(ctx, ban(b4)))
+	must(t, b.EnsureChain(IPv4))
 	wantDump(t, v4, dump("-N SCANWARDEN", jumpLine, dropA4, dropB4)...)
 	// ... and the whole chain, after iptables -F; iptables -X.
 	must(t, v4.ClearChain(TableFilter, ChainInput))
@@ -368,7 +372,7 @@ func TestUnsupportedIPv6(t *testing.T) {
 	wantDump(t, v4, policies...)
 
 	// The reason NewDefault keeps is the one reported.
-	b = &Backend{v4: v4, why6: errors.New(`exec: "ip6tables": executable file not found in $PATH`)}
+	b = &Backend{v4: v4, ensured: map[Family]bool{}, why6: errors.New(`exec: "ip6tables": executable file not found in $PATH`)}
 	if err := b.Block(ctx, ban(a6)); err == nil || !strings.Contains(err.Error(), `"ip6tables": executable file not found`) {
 		t.Errorf("Block(IPv6) = %v, want the kept reason", err)
 	}

@@ -24,8 +24,9 @@ import (
 
 // Intervals of the daemon's housekeeping.
 const (
-	// expireEvery is how often expired bans are lifted: a ban outlives
-	// its BAN_EXPIRY_* by at most this.
+	// expireEvery is how often expired bans are lifted and the backends
+	// re-synced with the state (a flushed chain or a deleted rule is put
+	// back): a ban outlives its BAN_EXPIRY_* by at most this.
 	expireEvery = 30 * time.Second
 	// boundEvery is how often the ports bound by services are re-read, so
 	// that a watched port a service starts to use stops being a trap.
@@ -276,8 +277,8 @@ loop:
 			d.mu.Lock()
 			m := d.mgr
 			d.mu.Unlock()
-			if _, err := m.Expire(ctx); err != nil {
-				d.log.Errorf("lifting expired bans: %v", err)
+			if _, err := m.Resync(ctx); err != nil {
+				d.log.Errorf("resyncing blocks: %v", err)
 			}
 		case <-bound.C:
 			d.refreshTraps()
