@@ -206,19 +206,25 @@ func (d *daemon) run(ctx context.Context) error {
 		ifaces = []string{"any"}
 	}
 	filter := capture.Filter(capture.FilterOptions{TCP: d.modes.tcp, UDP: d.modes.udp})
-	var srcs []*capture.LiveSource
-	for _, iface := range ifaces {
-		s, err := capture.OpenLive(iface, capture.LiveOptions{Filter: filter})
-		if err != nil {
-			for _, s := range srcs {
-				s.Close()
+	caps := make([]*liveCapture, len(ifaces))
+	opened := 0
+	var firstErr error
+	for i, iface := range ifaces {
+		caps[i] = &liveCapture{iface: iface, filter: filter}
+		if err := caps[i].open(); err != nil {
+			d.log.Errorf("%v: retrying every %v", err, reopenEvery)
+			if firstErr == nil {
+				firstErr = err
 			}
-			return err
+			continue
 		}
-		srcs = append(srcs, s)
+		opened++
+	}
+	if opened == 0 {
+		return firstErr
 	}
 	var wg sync.WaitGroup
-	for _, s := range srcs {
+	for _, lc := range caps {
 		eng, err := detect.New(engineConfig(c))
 		if err != nil {
 			return err
@@ -226,7 +232,7 @@ func (d *daemon) run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d.captureLoop(ctx, s, eng)
+			d.supervise(ctx, lc, eng)
 		}()
 	}
 	done := make(chan struct{})
@@ -283,16 +289,16 @@ loop:
 		case <-bound.C:
 			d.refreshTraps()
 		case <-stats.C:
-			d.logStats(srcs)
+			d.logStats(caps)
 		case <-watchdog:
 			sdNotify("WATCHDOG=1")
 		}
 	}
 	sdNotify("STOPPING=1")
 	d.log.Warnf("adminalert: scanwarden is stopping; blocks are kept")
-	d.logStats(srcs)
-	for _, s := range srcs {
-		s.Close()
+	d.logStats(caps)
+	for _, lc := range caps {
+		lc.close()
 	}
 	wg.Wait()
 	close(d.alerts)
@@ -424,8 +430,13 @@ func (d *daemon) reload(ctx context.Context) {
 	d.log.Warnf("adminalert: configuration reloaded from %s", d.cfgPath)
 }
 
-func (d *daemon) logStats(srcs []*capture.LiveSource) {
-	for _, s := range srcs {
+func (d *daemon) logStats(caps []*liveCapture) {
+	for _, lc := range caps {
+		s := lc.current()
+		if s == nil {
+			d.log.Warnf("capture on %s: not open", lc.iface)
+			continue
+		}
 		st, err := s.Stats()
 		if err != nil {
 			d.log.Warnf("capture on %s: stats: %v", s.Interface(), err)
@@ -436,6 +447,78 @@ func (d *daemon) logStats(srcs []*capture.LiveSource) {
 			l.Warnf("capture on %s: the kernel dropped %d packets (%d by the interface) of %d", s.Interface(), st.Dropped, st.IfDropped, st.Received)
 		} else {
 			l.Infof("capture on %s: %d packets, none dropped", s.Interface(), st.Received)
+		}
+	}
+}
+
+// reopenEvery is how often a capture whose interface is gone (or not
+// there yet) is tried again.
+const reopenEvery = 5 * time.Second
+
+// liveCapture is one configured interface's capture, which may come and
+// go with the interface.
+type liveCapture struct {
+	iface, filter string
+	mu            sync.Mutex
+	src           *capture.LiveSource
+	closed        bool
+}
+
+func (lc *liveCapture) open() error {
+	s, err := capture.OpenLive(lc.iface, capture.LiveOptions{Filter: lc.filter})
+	if err != nil {
+		return err
+	}
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if lc.closed {
+		s.Close()
+		return errors.New("capture closed")
+	}
+	lc.src = s
+	return nil
+}
+
+func (lc *liveCapture) current() *capture.LiveSource {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	return lc.src
+}
+
+func (lc *liveCapture) close() {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	lc.closed = true
+	if lc.src != nil {
+		lc.src.Close()
+	}
+}
+
+// supervise runs the capture loop of lc and, when its interface goes away
+// or was not there, opens it again every reopenEvery until ctx ends. The
+// engine (and so what it knows of each source) survives a reopen.
+func (d *daemon) supervise(ctx context.Context, lc *liveCapture, eng *detect.Engine) {
+	for ctx.Err() == nil {
+		if s := lc.current(); s != nil {
+			d.captureLoop(ctx, s, eng)
+			lc.mu.Lock()
+			if lc.src == s {
+				s.Close()
+				lc.src = nil
+			}
+			lc.mu.Unlock()
+			if ctx.Err() != nil {
+				return
+			}
+			d.log.Warnf("capture on %s ended: reopening it every %v", lc.iface, reopenEvery)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(reopenEvery):
+		}
+		if err := lc.open(); err == nil {
+			d.log.Warnf("adminalert: capturing on %s again", lc.iface)
 		}
 	}
 }
