@@ -17,13 +17,32 @@
 //
 // The file is changed only through records.RewriteFile: refused when it is
 // a symbolic link or it or its directory is world-writable; read, changed
-// and replaced under an exclusive flock(2) on PATH.scanwarden.lock (a
-// separate, stable file: rename puts a new inode at PATH, so PATH itself
-// cannot carry the lock) and a mutex in the process; written to a
-// temporary file with the old file's mode, owner and group, fsynced,
-// renamed over it and the directory fsynced; never half-written; not
-// rewritten at all when there is nothing to change. A missing file is
-// created with mode 0644, owned by the daemon's user (root).
+// and written under an exclusive flock(2) on its lock file and a mutex in
+// the process; not rewritten at all when there is nothing to change. The
+// lock file is a separate, stable file (rename puts a new inode at PATH,
+// so PATH itself cannot carry the lock): PATH.scanwarden.lock by default,
+// LOCKDIR/NAME.lock with WithLockDir (the daemon and the CLI use
+// STATE_DIR/locks, e.g. /var/lib/scanwarden/locks/etc_hosts.deny.lock).
+//
+// Two ways of writing, chosen per change (see records.RewriteFile):
+//
+//   - replace, whenever the directory allows it: a temporary file with
+//     the old file's mode, owner and group, fsynced, renamed over the old
+//     one and the directory fsynced. Readers (tcpd) see the old file or
+//     the new one; a crash leaves one of the two. A missing file is
+//     created with mode 0644, owned by the daemon's user.
+//   - journaled in place, when the directory is read-only or the file a
+//     bind mount (a service with ProtectSystem=strict and
+//     ReadWritePaths=/etc/hosts.deny): the new contents are committed to
+//     a journal next to the lock file, then written over the file (only
+//     from the first byte that changes), which is cut to length and
+//     fsynced, then the journal is removed. Owner, mode, ACLs and inode
+//     are kept. A crash may leave the file half-written on disk, and the
+//     backend's next operation (whichever: Block, Unblock, Sync, Flush,
+//     List), or any other scanwarden writer of the file, completes it
+//     from the journal before anything else. A reader that does not lock
+//     (tcpd) may see a mix for the microseconds of the write. A missing
+//     file cannot be created this way: create it (empty) first.
 package hostsdeny
 
 import (
@@ -57,10 +76,24 @@ const (
 // Backend keeps scanners out with hosts.deny entries. It implements
 // block.Blocker and is safe for concurrent use.
 type Backend struct {
-	path string
-	tmpl string
-	segs []string // tmpl split at Target: len(segs) >= 2
-	mu   sync.Mutex
+	path    string
+	tmpl    string
+	segs    []string // tmpl split at Target: len(segs) >= 2
+	lockDir string   // "" is next to the file
+	mu      sync.Mutex
+}
+
+// Option is an option of New.
+type Option func(*Backend)
+
+// WithLockDir keeps the file's lock and journal in dir, an absolute
+// directory created (0700) on first use, instead of next to the file (see
+// records.WithLockDir for the names): a daemon whose /etc is read-only
+// cannot create /etc/hosts.deny.scanwarden.lock. Every process writing
+// the file must use the same dir; scanwarden's daemon and its unblock and
+// flush commands use STATE_DIR/locks. An empty dir is the default.
+func WithLockDir(dir string) Option {
+	return func(b *Backend) { b.lockDir = dir }
 }
 
 var _ block.Blocker = (*Backend)(nil)
@@ -74,16 +107,32 @@ var _ block.Blocker = (*Backend)(nil)
 // continuation), and has no $PORT$ or $MODE$: scanwarden keeps one entry
 // per address whatever port or mode caught it, and must recognise its
 // entries again (use KILL_RUN_CMD for per-port actions). Nothing is read
-// or written until the first operation.
-func New(path, template string) (*Backend, error) {
+// or written until the first operation (which completes a journal an
+// interrupted in-place rewrite left before anything else).
+func New(path, template string, opts ...Option) (*Backend, error) {
 	if path == "" || !filepath.IsAbs(path) {
 		return nil, fmt.Errorf("hosts.deny file %q: not an absolute path", path)
 	}
 	if err := checkTemplate(template); err != nil {
 		return nil, err
 	}
-	return &Backend{path: path, tmpl: template, segs: strings.Split(template, Target)}, nil
+	b := &Backend{path: path, tmpl: template, segs: strings.Split(template, Target)}
+	for _, o := range opts {
+		o(b)
+	}
+	if b.lockDir != "" && !filepath.IsAbs(b.lockDir) {
+		return nil, fmt.Errorf("hosts.deny lock directory %q: not an absolute path", b.lockDir)
+	}
+	return b, nil
 }
+
+// ropts are the records options of the file.
+func (b *Backend) ropts() []records.Option {
+	return []records.Option{records.WithLockDir(b.lockDir)}
+}
+
+// LockPath returns the lock file that serialises the writers of the file.
+func (b *Backend) LockPath() string { return records.LockPath(b.path, b.ropts()...) }
 
 func checkTemplate(t string) error {
 	bad := func(why string) error { return fmt.Errorf("%s %q: %s", templateKey, t, why) }
@@ -331,7 +380,7 @@ func (b *Backend) rewrite(ctx context.Context, edit func(old []byte) ([]byte, bo
 	return records.RewriteFile(ctx, b.path, filePerm, func(old []byte) ([]byte, bool, error) {
 		updated, changed := edit(old)
 		return updated, changed, nil
-	})
+	}, b.ropts()...)
 }
 
 // Block makes sure the file has ban.Addr's entry: it appends it (creating
@@ -359,13 +408,14 @@ func (b *Backend) Unblock(ctx context.Context, addr netip.Addr) error {
 }
 
 // List returns the addresses that have an entry, each once, in file
-// order. A missing file blocks nothing. The file is read, not locked:
-// it is only ever replaced whole.
+// order. A missing file blocks nothing. The file is read under its lock
+// (shared, after completing a leftover journal), so that an in-place
+// rewrite is never seen half-done.
 func (b *Backend) List(ctx context.Context) ([]netip.Addr, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	data, err := records.ReadFile(b.path)
+	data, err := records.ReadFileLocked(ctx, b.path, b.ropts()...)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

@@ -441,7 +441,7 @@ func blockAll(ctx context.Context, b *Backend, n int, shared bool, seed uint64) 
 			mine := b
 			if !shared {
 				var err error
-				if mine, err = New(b.path, b.tmpl); err != nil {
+				if mine, err = New(b.path, b.tmpl, WithLockDir(b.lockDir)); err != nil {
 					errs <- err
 					return
 				}
@@ -507,7 +507,7 @@ func TestHelperProcess(t *testing.T) {
 	if os.Getenv("SCANWARDEN_HOSTSDENY_HELPER") != "block" {
 		return
 	}
-	b, err := New(os.Getenv("HELPER_PATH"), tmplDebian)
+	b, err := New(os.Getenv("HELPER_PATH"), tmplDebian, WithLockDir(os.Getenv("HELPER_LOCKDIR")))
 	if err == nil {
 		err = blockAll(context.Background(), b, 5, true, 2)
 	}

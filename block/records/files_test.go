@@ -310,7 +310,7 @@ func TestRewriteFaults(t *testing.T) {
 			}
 			return nil
 		}}
-		err := r.rewrite(t.Context(), path, 0o644, func(old []byte) ([]byte, bool, error) {
+		err := r.rewrite(t.Context(), path, 0o644, options{}, func(old []byte) ([]byte, bool, error) {
 			return append(old, "\nnew line\n"...), true, nil
 		})
 		if !errors.Is(err, boom) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), step) {

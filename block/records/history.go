@@ -22,13 +22,16 @@ const historyPerm fs.FileMode = 0o600
 // one line at a time. It is safe for concurrent use, and lines appended by
 // several Histories or processes to the same file never interleave.
 //
-// Each Append holds a shared flock(2) on PATH.scanwarden.lock (the lock
-// RewriteFile takes exclusively), and reopens the path first when the file
-// there is no longer the one it has open: a blocked file rewritten by
-// RemoveFromBlocked, or a history file moved away by logrotate, gets the
-// line, never the replaced file.
+// Each Append holds a shared flock(2) on the file's lock (PATH.scanwarden.lock,
+// or the one WithLockDir names: the lock RewriteFile takes exclusively),
+// completes first a journal an interrupted in-place rewrite left (see
+// RewriteFile), and reopens the path when the file there is no longer the
+// one it has open: a blocked file rewritten by RemoveFromBlocked, or a
+// history file moved away by logrotate, gets the line, never the replaced
+// file.
 type History struct {
 	path string
+	opts options
 	mu   sync.Mutex
 	f    *os.File
 	dev  uint64
@@ -37,19 +40,30 @@ type History struct {
 }
 
 // OpenHistory opens path for appending, creating it with mode 0600 when it
-// does not exist, and its lock file (path + LockSuffix, 0600). It refuses
-// a symbolic link (the file is opened with O_NOFOLLOW, so a link put in
-// place after the check is refused too), a path that is not a regular
-// file, and a world-writable file or directory; the error names the file.
-func OpenHistory(path string) (*History, error) {
+// does not exist, and its lock file (path + LockSuffix, or in the
+// directory of WithLockDir; 0600). It refuses a symbolic link (the file is
+// opened with O_NOFOLLOW, so a link put in place after the check is
+// refused too), a path that is not a regular file, and a world-writable
+// file or directory; the error names the file. A journal an interrupted
+// in-place rewrite of path left is completed first.
+func OpenHistory(path string, opts ...Option) (*History, error) {
 	if _, err := CheckPath(path); err != nil {
 		return nil, err
 	}
-	lock, err := openLock(path + LockSuffix)
+	o := makeOptions(opts)
+	if err := o.prepare(); err != nil {
+		return nil, err
+	}
+	lock, err := openLock(o.lockPath(path))
 	if err != nil {
 		return nil, err
 	}
-	h := &History{path: path, lock: lock}
+	if err := (rewriter{}).lockAndRecover(context.Background(), lock, path, o, syscall.LOCK_EX); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	h := &History{path: path, opts: o, lock: lock}
 	if err := h.open(); err != nil {
 		lock.Close()
 		return nil, err
@@ -104,7 +118,7 @@ func (h *History) Append(line string) error {
 	if h.f == nil {
 		return fmt.Errorf("appending to %s: %w", h.path, os.ErrClosed)
 	}
-	if err := flock(context.Background(), h.lock, h.path+LockSuffix, syscall.LOCK_SH); err != nil {
+	if err := (rewriter{}).lockAndRecover(context.Background(), h.lock, h.path, h.opts, syscall.LOCK_SH); err != nil {
 		return err
 	}
 	defer syscall.Flock(int(h.lock.Fd()), syscall.LOCK_UN)
@@ -169,13 +183,15 @@ func BlockedPath(base, mode string) string {
 
 // RemoveFromBlocked rewrites the blocked file path without the history
 // lines of addr (an IPv4-mapped address matches its IPv4 form), keeping
-// every other line byte for byte. It uses RewriteFile: serialised with
-// other writers by a lock file, written to a temporary file and renamed,
-// never half-written; when addr has no line, or the file does not exist,
+// every other line byte for byte. It uses RewriteFile (with opts):
+// serialised with other writers by a lock file, written to a temporary
+// file and renamed (or journaled and written in place), never
+// half-written; when addr has no line, or the file does not exist,
 // nothing is written. Waiting for another writer's lock is bounded (10 s).
 // Lines appended meanwhile through a History are never lost: Append and
-// the rewrite exclude each other.
-func RemoveFromBlocked(path string, addr netip.Addr) error {
+// the rewrite exclude each other. Histories of the same file must be
+// opened with the same options.
+func RemoveFromBlocked(path string, addr netip.Addr, opts ...Option) error {
 	want := addr.Unmap().WithZone("")
 	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil // nothing to remove, and no lock file to leave behind
@@ -195,7 +211,7 @@ func RemoveFromBlocked(path string, addr netip.Addr) error {
 			out.WriteString(line)
 		}
 		return []byte(out.String()), removed, nil
-	})
+	}, opts...)
 }
 
 // LineAddr returns the address of a history line (the part after the last

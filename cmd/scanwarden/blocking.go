@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -71,11 +72,14 @@ func buildBlockers(c *conf.Config, log logrus.FieldLogger, runner command.Runner
 }
 
 // parseActions checks and builds what needs no system access: hosts.deny
-// and the command templates (check-config uses it as it is).
+// and the command templates (check-config uses it as it is). The
+// hosts.deny lock and journal live in STATE_DIR/locks, which the daemon
+// may write even when the file's own directory is read-only (systemd's
+// ProtectSystem=strict), and where unblock and flush find the same lock.
 func parseActions(c *conf.Config, log logrus.FieldLogger, runner command.Runner) (*blockParts, error) {
 	p := &blockParts{}
 	if c.KillHostsDeny != "" {
-		hd, err := hostsdeny.New(c.HostsDenyFile, c.KillHostsDeny)
+		hd, err := hostsdeny.New(c.HostsDenyFile, c.KillHostsDeny, hostsdeny.WithLockDir(filepath.Join(c.StateDir, "locks")))
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: KILL_HOSTS_DENY: %w", c.Path, c.Line("KILL_HOSTS_DENY"), err)
 		}
