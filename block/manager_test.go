@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -546,5 +547,33 @@ func TestTwoManagersOneState(t *testing.T) {
 	}
 	if n != 1 {
 		t.Fatalf("%d history lines", n)
+	}
+}
+
+func TestStateFilesBelongToTheDirectorysOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to chown")
+	}
+	dir := filepath.Join(t.TempDir(), "state")
+	os.Mkdir(dir, 0o700)
+	os.Chown(dir, 4321, 4321) // the daemon's user
+	st, err := OpenState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// root (a `scanwarden unblock`) writes the state
+	if err := st.Update(func(b []Ban) ([]Ban, bool, error) {
+		return append(b, Ban{Addr: scanner, Proto: "tcp"}), true, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"state.json", "lock"} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); st.Uid != 4321 || st.Gid != 4321 {
+			t.Errorf("%s owned by %d:%d", name, st.Uid, st.Gid)
+		}
 	}
 }

@@ -26,6 +26,10 @@ const stateVersion = 1
 // list, never half of one.
 type StateFile struct {
 	dir string
+	// owner of dir: files root creates there (a root `scanwarden
+	// unblock` beside a daemon running as its own user) are given to it,
+	// so that the daemon can still read and lock them.
+	uid, gid int
 
 	// The last list read or written, and the identity of the file it came
 	// from: a reader whose file has not changed (same inode, size and
@@ -54,7 +58,13 @@ func OpenState(dir string) (*StateFile, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
-	return &StateFile{dir: dir}, nil
+	s := &StateFile{dir: dir, uid: -1, gid: -1}
+	if fi, err := os.Stat(dir); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			s.uid, s.gid = int(st.Uid), int(st.Gid)
+		}
+	}
+	return s, nil
 }
 
 // Path is the state file's path.
@@ -94,6 +104,7 @@ func (s *StateFile) locked(exclusive bool, fn func() error) error {
 		return fmt.Errorf("state lock: %w", err)
 	}
 	defer f.Close()
+	s.giveToOwner(f)
 	how := syscall.LOCK_SH
 	if exclusive {
 		how = syscall.LOCK_EX
@@ -179,6 +190,7 @@ func (s *StateFile) write(bans []Ban) error {
 	if err := tmp.Chmod(0o600); err != nil {
 		return fmt.Errorf("state %s: %w", tmp.Name(), err)
 	}
+	s.giveToOwner(tmp)
 	if err := tmp.Sync(); err != nil {
 		return fmt.Errorf("state %s: %w", tmp.Name(), err)
 	}
@@ -194,6 +206,21 @@ func (s *StateFile) write(bans []Ban) error {
 		d.Close()
 	}
 	return nil
+}
+
+// giveToOwner makes a file root created in the state directory belong to
+// the directory's owner (nothing happens for other users, who cannot
+// chown, or when the owner is root).
+func (s *StateFile) giveToOwner(f *os.File) {
+	if os.Geteuid() != 0 || s.uid <= 0 {
+		return
+	}
+	if fi, err := f.Stat(); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == s.uid && int(st.Gid) == s.gid {
+			return
+		}
+	}
+	f.Chown(s.uid, s.gid)
 }
 
 func sortBans(bans []Ban) {
