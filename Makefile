@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/scanwarden
 PKGS    := ./...
 
-.PHONY: all build deps test unit lint bench pcaps demo e2e clean
+.PHONY: all build deps test bench pcaps demo e2e clean
 
 all: build
 
@@ -27,11 +27,113 @@ bench: build
 pcaps: build
 	bash scripts/record-pcaps.sh
 
-demo:
-	@echo "make demo: not yet: the live daemon (issue 4) is needed for it"
+# The lab: network namespaces (attacker, victim, benign client), the daemon
+# in the victim as an unprivileged user with only CAP_NET_RAW and
+# CAP_NET_ADMIN, nmap scans from the attacker. demo is the short, readable
+# tour; e2e asserts every scan is detected with its type and blocked while
+# the benign client keeps working.
+demo: deps
+	bash scripts/demo.sh
 
-e2e:
-	@echo "make e2e: not yet: the live daemon (issue 4) is needed for it"
+e2e: deps
+	bash scripts/e2e.sh
 
 clean:
 	rm -rf bin
+
+# install / uninstall: the program, the systemd unit, the config and the
+# manual page. `make install DESTDIR=/tmp/root` stages the files only; without
+# DESTDIR it also creates the scanwarden system user, its state directory,
+# lets it write /etc/hosts.deny (group scanwarden, mode g+w: the unit runs
+# unprivileged and rewrites that file in place) and reloads systemd when it
+# runs. An existing config or ignore file is never overwritten: the shipped
+# one goes next to it as .dist.
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(SYSCONFDIR)/systemd/system
+MANDIR     ?= $(PREFIX)/share/man
+SW_USER    := scanwarden
+HOSTS_DENY := $(SYSCONFDIR)/hosts.deny
+
+.PHONY: install uninstall
+
+install: build
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(SYSCONFDIR)/scanwarden $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man8
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/sbin/scanwarden
+	@set -e; for f in scanwarden.conf scanwarden.ignore; do \
+		dst=$(DESTDIR)$(SYSCONFDIR)/scanwarden/$$f; \
+		if [ ! -e "$$dst" ]; then \
+			echo "install -m 0644 etc/$$f $$dst"; install -m 0644 etc/$$f "$$dst"; \
+		elif cmp -s etc/$$f "$$dst"; then \
+			echo "$$dst: unchanged"; rm -f "$$dst.dist"; \
+		else \
+			echo "$$dst: exists, kept; the shipped one is $$dst.dist"; install -m 0644 etc/$$f "$$dst.dist"; \
+		fi; \
+	done
+	sed -e 's|/usr/local/sbin/scanwarden|$(PREFIX)/sbin/scanwarden|g' \
+	    -e 's|/etc/scanwarden/scanwarden.conf|$(SYSCONFDIR)/scanwarden/scanwarden.conf|g' \
+	    etc/scanwarden.service >$(DESTDIR)$(UNITDIR)/scanwarden.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/scanwarden.service
+	install -m 0644 docs/scanwarden.8 $(DESTDIR)$(MANDIR)/man8/scanwarden.8
+	@set -e; if [ -n "$(DESTDIR)" ]; then \
+		echo "DESTDIR set: not creating the $(SW_USER) user nor touching $(HOSTS_DENY) or systemd"; exit 0; \
+	fi; \
+	if ! getent passwd $(SW_USER) >/dev/null; then \
+		echo "useradd --system --user-group $(SW_USER)"; \
+		useradd --system --user-group --home-dir /var/lib/scanwarden --no-create-home \
+			--shell /usr/sbin/nologin --comment "scanwarden port scan detector" $(SW_USER); \
+	fi; \
+	if [ -d /var/lib/scanwarden ]; then \
+		echo "chown -R $(SW_USER): /var/lib/scanwarden (state written by root runs)"; \
+		chown -R $(SW_USER):$(SW_USER) /var/lib/scanwarden; \
+	else \
+		install -d -m 0700 -o $(SW_USER) -g $(SW_USER) /var/lib/scanwarden; \
+	fi; \
+	if [ ! -e $(HOSTS_DENY) ]; then \
+		echo "creating an empty $(HOSTS_DENY)"; install -m 0644 /dev/null $(HOSTS_DENY); \
+	fi; \
+	if [ -f $(HOSTS_DENY) ] && [ ! -L $(HOSTS_DENY) ]; then \
+		echo "$(HOSTS_DENY): group $(SW_USER), group-writable (the service writes it as $(SW_USER))"; \
+		chgrp $(SW_USER) $(HOSTS_DENY); chmod g+w $(HOSTS_DENY); \
+	fi; \
+	if [ -d /run/systemd/system ]; then \
+		echo "systemctl daemon-reload"; systemctl daemon-reload; \
+		echo "start it with: systemctl enable --now scanwarden"; \
+	else \
+		echo "systemd is not running: not reloading it"; \
+	fi
+
+# uninstall removes what install put in place, except a config or ignore
+# file that differs from the shipped one, the state directory and the user.
+# Without DESTDIR it first stops the service and lifts every block
+# (`scanwarden flush`): with the program gone, nothing could ever lift them.
+uninstall:
+	@set -e; if [ -z "$(DESTDIR)" ]; then \
+		if [ -d /run/systemd/system ] && [ -e $(UNITDIR)/scanwarden.service ]; then \
+			echo "systemctl disable --now scanwarden"; systemctl disable --now scanwarden.service || true; \
+		fi; \
+		if [ -x $(PREFIX)/sbin/scanwarden ] && [ -e $(SYSCONFDIR)/scanwarden/scanwarden.conf ]; then \
+			echo "$(PREFIX)/sbin/scanwarden flush"; \
+			$(PREFIX)/sbin/scanwarden flush -c $(SYSCONFDIR)/scanwarden/scanwarden.conf || \
+				echo "uninstall: warning: flush failed: remove scanwarden's blocks by hand (iptables chain SCANWARDEN, $(HOSTS_DENY))" >&2; \
+		fi; \
+	fi
+	rm -f $(DESTDIR)$(PREFIX)/sbin/scanwarden $(DESTDIR)$(UNITDIR)/scanwarden.service $(DESTDIR)$(MANDIR)/man8/scanwarden.8
+	@set -e; for f in scanwarden.conf scanwarden.ignore; do \
+		dst=$(DESTDIR)$(SYSCONFDIR)/scanwarden/$$f; \
+		rm -f "$$dst.dist"; \
+		if [ -e "$$dst" ] && cmp -s etc/$$f "$$dst"; then \
+			echo "rm $$dst"; rm -f "$$dst"; \
+		elif [ -e "$$dst" ]; then \
+			echo "$$dst: changed by the administrator, kept"; \
+		fi; \
+	done; \
+	rmdir $(DESTDIR)$(SYSCONFDIR)/scanwarden 2>/dev/null || true; \
+	if [ -z "$(DESTDIR)" ]; then \
+		if [ -f $(HOSTS_DENY) ] && [ "$$(stat -c %G $(HOSTS_DENY))" = $(SW_USER) ]; then \
+			echo "$(HOSTS_DENY): back to group root, not group-writable"; \
+			chgrp root $(HOSTS_DENY); chmod g-w $(HOSTS_DENY); \
+		fi; \
+		if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi; \
+		echo "kept: /var/lib/scanwarden and the $(SW_USER) user (userdel $(SW_USER); rm -r /var/lib/scanwarden)"; \
+	fi
