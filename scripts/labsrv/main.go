@@ -4,7 +4,7 @@
 // on a new connection or from a new source port.
 //
 //	labsrv serve  -http ADDR:PORT[,ADDR:PORT...] -udp ADDR:PORT[,ADDR:PORT...]
-//	labsrv client -http URL[,URL...] -udp ADDR:PORT[,ADDR:PORT...] -n N -interval D
+//	labsrv client -http URL[,URL...] -udp ADDR:PORT[,ADDR:PORT...] -n N -interval D [-src ADDR]
 //
 // serve answers 200 "ok" to every HTTP request and answers every UDP
 // datagram: a DNS query gets a NOERROR response carrying its question, any
@@ -12,8 +12,10 @@
 //
 // client makes N rounds (N=0: until SIGINT or SIGTERM); each round is one
 // HTTP GET per URL on a new TCP connection and one DNS query per UDP target
-// from a new socket, waiting for the answer. It prints a summary on exit and
-// exits 1 when any request failed or none was made, 2 on bad usage.
+// from a new socket, waiting for the answer. With -src every connection and
+// datagram is sent from that address (one of the host's), as a scanner's
+// fresh address would. It prints a summary on exit and exits 1 when any
+// request failed or none was made, 2 on bad usage.
 //
 // It is lab tooling only: it is never pointed at anything but the lab's
 // namespaces by the scripts.
@@ -29,6 +31,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -40,7 +43,7 @@ import (
 func usage() {
 	fmt.Fprint(os.Stderr, `usage:
   labsrv serve  -http ADDR:PORT[,...] -udp ADDR:PORT[,...]
-  labsrv client -http URL[,...] -udp ADDR:PORT[,...] [-n N] [-interval D] [-timeout D]
+  labsrv client -http URL[,...] -udp ADDR:PORT[,...] [-n N] [-interval D] [-timeout D] [-src ADDR]
 `)
 	os.Exit(2)
 }
@@ -287,6 +290,7 @@ func client(args []string) error {
 	n := fs.Int("n", 10, "rounds of requests (0: until SIGINT or SIGTERM)")
 	interval := fs.Duration("interval", 500*time.Millisecond, "pause between rounds")
 	timeout := fs.Duration("timeout", 2*time.Second, "timeout of each request")
+	src := fs.String("src", "", "source address of every request (default: the kernel's choice)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
@@ -300,6 +304,16 @@ func client(args []string) error {
 	if *n < 0 || *interval < 0 || *timeout <= 0 {
 		return usageError{"-n and -interval must not be negative, -timeout must be positive"}
 	}
+	tcpDialer := &net.Dialer{Timeout: *timeout}
+	udpDialer := &net.Dialer{Timeout: *timeout}
+	if *src != "" {
+		a, err := netip.ParseAddr(*src)
+		if err != nil || a.Zone() != "" {
+			return usageError{fmt.Sprintf("-src %q: not an IP address", *src)}
+		}
+		tcpDialer.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(a, 0))
+		udpDialer.LocalAddr = net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, 0))
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -307,7 +321,7 @@ func client(args []string) error {
 	hc := &http.Client{
 		Timeout: *timeout,
 		// A new TCP connection for every request: no keep-alive, no proxy.
-		Transport: &http.Transport{DisableKeepAlives: true},
+		Transport: &http.Transport{DisableKeepAlives: true, DialContext: tcpDialer.DialContext},
 	}
 	var h, u tally
 	start := time.Now()
@@ -326,7 +340,7 @@ func client(args []string) error {
 			h.add(get(hc, url))
 		}
 		for _, addr := range udpTargets {
-			u.add(ask(addr, *timeout))
+			u.add(ask(udpDialer, addr, *timeout))
 		}
 	}
 	fmt.Printf("labsrv client: %d rounds in %.1fs: http %s, udp %s\n",
@@ -355,10 +369,10 @@ func get(hc *http.Client, url string) error {
 	return nil
 }
 
-// ask sends one DNS query from a new socket (so a new source port) and
-// waits for the answer with the same ID.
-func ask(addr string, timeout time.Duration) error {
-	c, err := net.DialTimeout("udp", addr, timeout)
+// ask sends one DNS query from a new socket (so a new source port) made by
+// d and waits for the answer with the same ID.
+func ask(d *net.Dialer, addr string, timeout time.Duration) error {
+	c, err := d.Dial("udp", addr)
 	if err != nil {
 		return err
 	}
