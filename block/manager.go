@@ -32,6 +32,13 @@ type Describer interface {
 	Describe(addr netip.Addr) string
 }
 
+// Preparer is implemented by a Blocker that can set up ahead of the first
+// block what every block needs (the iptables chain and its jump), so that
+// the first block is as fast as the others. Restore and Resync call it.
+type Preparer interface {
+	Prepare(ctx context.Context) error
+}
+
 // Journal records what PortSentry recorded: the history file (every
 // detection) and the blocked file (every block).
 type Journal interface {
@@ -416,6 +423,11 @@ func (m *Manager) Resync(ctx context.Context) (int, error) {
 		return 0, errors.Join(append(errs, err)...)
 	}
 	for _, b := range m.o.Blockers {
+		if p, ok := b.(Preparer); ok {
+			if err := p.Prepare(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", b.Name(), err))
+			}
+		}
 		if err := b.Sync(ctx, bans); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", b.Name(), err))
 		}

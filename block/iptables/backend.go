@@ -153,7 +153,27 @@ func (b *Backend) EnsureChain(f Family) error {
 	if err := ensureChain(r); err != nil {
 		return opError(f, "ensure chain", netip.Addr{}, err)
 	}
+	b.ensured[f] = true
 	return nil
+}
+
+// Prepare makes the chain and its jump exist in every family the host
+// supports, so that the first block of each family costs no more than
+// the others (the daemon calls it on start and on every resync).
+func (b *Backend) Prepare(context.Context) error {
+	var errs []error
+	for _, f := range []Family{IPv4, IPv6} {
+		b.mu.Lock()
+		_, err := b.runner(f)
+		b.mu.Unlock()
+		if err != nil {
+			continue // unsupported family: nothing to prepare
+		}
+		if err := b.EnsureChain(f); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func ensureChain(r Runner) error {

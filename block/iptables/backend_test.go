@@ -496,3 +496,18 @@ func TestDescribe(t *testing.T) {
 		}
 	}
 }
+
+func TestPrepareMakesChainsAheadOfTheFirstBlock(t *testing.T) {
+	v4, v6 := NewFake(), NewFake()
+	b := New(v4, v6)
+	must(t, b.Prepare(ctx))
+	wantDump(t, v4, dump("-N SCANWARDEN", jumpLine)...)
+	v4.ResetCalls()
+	must(t, b.Block(ctx, ban(a4)))
+	// look up, append: nothing else
+	if calls := v4.Calls(); len(calls) != 2 {
+		t.Fatalf("first block after Prepare made %d calls: %v", len(calls), calls)
+	}
+	// a host without IPv6: Prepare does IPv4 only, without error
+	must(t, New(NewFake(), nil).Prepare(ctx))
+}
