@@ -12,8 +12,11 @@ all: build
 deps:
 	@bash scripts/deps.sh
 
+# VERSION is stamped into the binary (scanwarden version, the start-up line).
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
 build: deps
-	$(GO) build -o $(BIN) ./cmd/scanwarden
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/scanwarden
 
 # The README's test command: formatting, vet, staticcheck, then every test
 # (root-only kernel tests run when make test runs as root, and skip with a
