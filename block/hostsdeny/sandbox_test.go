@@ -15,6 +15,7 @@ import (
 
 	"github.com/scanwarden/scanwarden/block"
 	"github.com/scanwarden/scanwarden/block/records"
+	"github.com/scanwarden/scanwarden/internal/sandboxtest"
 )
 
 // TestWithLockDir: the lock lives in the directory given, under a name
@@ -54,67 +55,6 @@ func TestWithLockDir(t *testing.T) {
 	}
 }
 
-// inMountNS runs the calling test again, alone, in a private mount
-// namespace (unshare --mount --propagation private: no mount leaks to the
-// host) and reports how it went; it returns true in that second process,
-// where the test does its work. It skips when not root or when this
-// system cannot make a mount namespace.
-func inMountNS(t *testing.T) bool {
-	t.Helper()
-	if os.Getenv("SCANWARDEN_HOSTSDENY_MOUNTNS") == t.Name() {
-		return true
-	}
-	if os.Getuid() != 0 {
-		t.Skip("bind mounts in a private mount namespace need root")
-	}
-	unshare, err := exec.LookPath("unshare")
-	if err != nil {
-		t.Skip("unshare(1) (util-linux) is missing")
-	}
-	if out, err := exec.Command(unshare, "--mount", "--propagation", "private", "true").CombinedOutput(); err != nil {
-		t.Skipf("cannot make a mount namespace here: %v: %s", err, out)
-	}
-	cmd := exec.Command(unshare, "--mount", "--propagation", "private", os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), "SCANWARDEN_HOSTSDENY_MOUNTNS="+t.Name())
-	out, err := cmd.CombinedOutput()
-	switch {
-	case err != nil:
-		t.Fatalf("in a private mount namespace: %v\n%s", err, out)
-	case bytes.Contains(out, []byte("--- SKIP: "+t.Name())):
-		t.Skipf("in a private mount namespace:\n%s", out)
-	case !bytes.Contains(out, []byte("--- PASS: "+t.Name())):
-		t.Fatalf("the test did not run in the mount namespace:\n%s", out)
-	}
-	t.Logf("in a private mount namespace:\n%s", out)
-	return false
-}
-
-// sandbox makes etc and etc/hosts.deny what systemd makes /etc and
-// /etc/hosts.deny of a service with ProtectSystem=strict and
-// ReadWritePaths=/etc/hosts.deny: the file is bind-mounted on itself and
-// stays writable; with roDir the directory around it is a read-only bind
-// mount (otherwise it stays writable, and only renaming over the file
-// fails, with EBUSY).
-func sandbox(t *testing.T, etc, file string, roDir bool) {
-	t.Helper()
-	mount := func(src, dst string, flags uintptr) {
-		t.Helper()
-		if err := syscall.Mount(src, dst, "", flags, ""); err != nil {
-			t.Fatalf("mount %s on %s (%#x): %v", src, dst, flags, err)
-		}
-	}
-	mount(etc, etc, syscall.MS_BIND)
-	t.Cleanup(func() { syscall.Unmount(etc, syscall.MNT_DETACH) })
-	mount(file, file, syscall.MS_BIND)
-	t.Cleanup(func() { syscall.Unmount(file, syscall.MNT_DETACH) })
-	if roDir {
-		mount("", etc, syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_RDONLY)
-		if _, err := os.CreateTemp(etc, "probe-*"); !errors.Is(err, syscall.EROFS) {
-			t.Fatalf("creating a file in the read-only %s: %v, want EROFS", etc, err)
-		}
-	}
-}
-
 // handJournal is a journal written by hand, from the format
 // block/records documents.
 func handJournal(target string, data string) []byte {
@@ -129,7 +69,7 @@ func handJournal(target string, data string) []byte {
 // nothing; and a rewrite interrupted after its journal was written is
 // completed by the next backend before anything else.
 func TestSandboxedHostsDeny(t *testing.T) {
-	if !inMountNS(t) {
+	if !sandboxtest.InMountNS(t) {
 		return
 	}
 	for _, roDir := range []bool{true, false} {
@@ -145,7 +85,7 @@ func TestSandboxedHostsDeny(t *testing.T) {
 			}
 			os.Chmod(path, 0o640)
 			os.Chown(path, 0, 4242)
-			sandbox(t, etc, path, roDir)
+			sandboxtest.Sandbox(t, etc, path, roDir)
 
 			if roDir {
 				// the default lock, next to the file, cannot be made

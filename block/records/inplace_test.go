@@ -9,13 +9,14 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/scanwarden/scanwarden/internal/sandboxtest"
 )
 
 func TestLockNames(t *testing.T) {
@@ -460,85 +461,13 @@ func TestJournalRefusals(t *testing.T) {
 	}
 }
 
-// inMountNS runs the calling test again, alone, in a private mount
-// namespace (unshare --mount --propagation private, so no mount leaks to
-// the host) and reports how it went; it returns true in that second
-// process, where the test does its work. It skips when not root or when
-// this system cannot make a mount namespace.
-func inMountNS(t *testing.T) bool {
-	t.Helper()
-	if os.Getenv("SCANWARDEN_RECORDS_MOUNTNS") == t.Name() {
-		return true
-	}
-	if os.Getuid() != 0 {
-		t.Skip("bind mounts in a private mount namespace need root")
-	}
-	unshare, err := exec.LookPath("unshare")
-	if err != nil {
-		t.Skip("unshare(1) (util-linux) is missing")
-	}
-	if out, err := exec.Command(unshare, "--mount", "--propagation", "private", "true").CombinedOutput(); err != nil {
-		t.Skipf("cannot make a mount namespace here: %v: %s", err, out)
-	}
-	cmd := exec.Command(unshare, "--mount", "--propagation", "private", os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), "SCANWARDEN_RECORDS_MOUNTNS="+t.Name())
-	out, err := cmd.CombinedOutput()
-	switch {
-	case err != nil:
-		t.Fatalf("in a private mount namespace: %v\n%s", err, out)
-	case bytes.Contains(out, []byte("--- SKIP: "+t.Name())):
-		t.Skipf("in a private mount namespace:\n%s", out)
-	case !bytes.Contains(out, []byte("--- PASS: "+t.Name())):
-		t.Fatalf("the test did not run in the mount namespace:\n%s", out)
-	}
-	t.Logf("in a private mount namespace:\n%s", out)
-	return false
-}
-
-// sandbox does to dir and file (in dir) what systemd does to /etc and
-// /etc/hosts.deny for ProtectSystem=strict and
-// ReadWritePaths=/etc/hosts.deny: file is bind-mounted on itself, writable,
-// and, with roDir, dir around it is made a read-only bind mount. It
-// checks that the result refuses what it should.
-func sandbox(t *testing.T, dir, file string, roDir bool) {
-	t.Helper()
-	mount := func(src, dst string, flags uintptr) {
-		t.Helper()
-		if err := syscall.Mount(src, dst, "", flags, ""); err != nil {
-			t.Fatalf("mount %s on %s (%#x): %v", src, dst, flags, err)
-		}
-	}
-	mount(dir, dir, syscall.MS_BIND)
-	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
-	mount(file, file, syscall.MS_BIND)
-	t.Cleanup(func() { syscall.Unmount(file, syscall.MNT_DETACH) })
-	if roDir {
-		mount("", dir, syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_RDONLY)
-		if _, err := os.CreateTemp(dir, "probe-*"); !errors.Is(err, syscall.EROFS) {
-			t.Fatalf("creating a file in the read-only %s: %v, want EROFS", dir, err)
-		}
-	} else {
-		probe := filepath.Join(dir, "probe")
-		os.WriteFile(probe, nil, 0o600)
-		if err := os.Rename(probe, file); !errors.Is(err, syscall.EBUSY) {
-			t.Fatalf("renaming over the bind-mounted %s: %v, want EBUSY", file, err)
-		}
-		os.Remove(probe)
-	}
-	f, err := os.OpenFile(file, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatalf("the bind-mounted %s is not writable: %v", file, err)
-	}
-	f.Close()
-}
-
 // TestSandboxedRewrite rewrites a file that, as under systemd's
 // ProtectSystem=strict with ReadWritePaths=FILE, is a writable bind mount
 // in a read-only directory (and, second, in a writable directory, where
 // the rename fails with EBUSY): RewriteFile, RemoveFromBlocked and History
 // work, in place, and a crash half-way is completed by the next writer.
 func TestSandboxedRewrite(t *testing.T) {
-	if !inMountNS(t) {
+	if !sandboxtest.InMountNS(t) {
 		return
 	}
 	for _, roDir := range []bool{true, false} {
@@ -551,7 +480,7 @@ func TestSandboxedRewrite(t *testing.T) {
 			l1, l2 := HistoryLine(at, "", v4, 1, "tcp"), HistoryLine(at, "", v6, 2, "tcp")
 			mustWrite(t, path, l1+"\n"+l2+"\n", 0o640)
 			os.Chown(path, 4321, 8765)
-			sandbox(t, etc, path, roDir)
+			sandboxtest.Sandbox(t, etc, path, roDir)
 			before := stat(t, path)
 			opt := WithLockDir(locks)
 
