@@ -281,8 +281,6 @@ func runFlush(args []string, stdout, stderr io.Writer) error {
 	}
 	defer j.Close()
 	n, err := m.Flush(context.Background())
-	fmt.Fprintf(stdout, "flushed: %d ban(s) lifted; %s\n", n, strings.Join(backendNames(m), ", "))
+	fmt.Fprintf(stdout, "flushed: %d ban(s) lifted; %s\n", n, strings.Join(m.BackendNames(), ", "))
 	return err
 }
-
-func backendNames(m *block.Manager) []string { return m.BackendNames() }

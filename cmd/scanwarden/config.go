@@ -28,22 +28,24 @@ func loadConfig(path string, explicit bool) (*conf.Config, error) {
 
 // engineConfig turns the config into the engine's settings.
 func engineConfig(c *conf.Config) detect.Config {
-	var tcp, udp detect.PortSet
-	for _, p := range c.TCPPorts.Ports() {
-		tcp.Add(p)
-	}
-	for _, p := range c.UDPPorts.Ports() {
-		udp.Add(p)
-	}
 	return detect.Config{
 		Window:      c.DetectWindow,
 		Threshold:   c.DetectThreshold,
 		ScanTrigger: c.ScanTrigger,
 		MaxSources:  c.MaxSources,
-		TrapTCP:     &tcp,
-		TrapUDP:     &udp,
+		TrapTCP:     portSet(&c.TCPPorts),
+		TrapUDP:     portSet(&c.UDPPorts),
 		Home:        c.HomeNetworks,
 	}
+}
+
+// portSet converts the config's port set into the engine's.
+func portSet(ps *conf.PortSet) *detect.PortSet {
+	var s detect.PortSet
+	for _, p := range ps.Ports() {
+		s.Add(p)
+	}
+	return &s
 }
 
 // configFlag adds -c to fs and returns a function telling the path and

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/bits"
 	"os"
 	"os/signal"
 	"strings"
@@ -153,23 +154,20 @@ the ignore file; SIGTERM and SIGINT stop it, keeping the blocks.
 // the ports services have bound.
 func (d *daemon) computeTraps(c *conf.Config, gen uint64) (*traps, error) {
 	btcp, budp, err := d.bound.boundPorts()
-	t := &traps{gen: gen, tcp: &detect.PortSet{}, udp: &detect.PortSet{}}
-	pick := func(on, adv bool, list conf.PortSet, advSet *conf.PortSet, bound *detect.PortSet) *detect.PortSet {
-		var s detect.PortSet
-		if !on {
-			return &s
+	pick := func(on, adv bool, list *conf.PortSet, advSet *conf.PortSet, bound *detect.PortSet) *detect.PortSet {
+		switch {
+		case !on:
+			return &detect.PortSet{}
+		case adv:
+			return minus(portSet(advSet), bound)
 		}
-		src := &list
-		if adv {
-			src = advSet
-		}
-		for _, p := range src.Ports() {
-			s.Add(p)
-		}
-		return minus(&s, bound)
+		return minus(portSet(list), bound)
 	}
-	t.tcp = pick(d.modes.tcp, d.modes.advTCP, c.TCPPorts, c.AdvancedWatchTCP(), &btcp)
-	t.udp = pick(d.modes.udp, d.modes.advUDP, c.UDPPorts, c.AdvancedWatchUDP(), &budp)
+	t := &traps{
+		gen: gen,
+		tcp: pick(d.modes.tcp, d.modes.advTCP, &c.TCPPorts, c.AdvancedWatchTCP(), &btcp),
+		udp: pick(d.modes.udp, d.modes.advUDP, &c.UDPPorts, c.AdvancedWatchUDP(), &budp),
+	}
 	return t, err
 }
 
@@ -247,10 +245,8 @@ func (d *daemon) run(ctx context.Context) error {
 		set   *detect.PortSet
 	}{{"TCP", t.tcp}, {"UDP", t.udp}} {
 		n := 0
-		for i := range p.set {
-			for w := p.set[i]; w != 0; w &= w - 1 {
-				n++
-			}
+		for _, w := range p.set {
+			n += bits.OnesCount64(w)
 		}
 		d.log.Infof("adminalert: watching %d %s trap ports (stealth detection on every port)", n, p.proto)
 	}
