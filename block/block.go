@@ -63,3 +63,50 @@ type Blocker interface {
 	// its rules and its chain) and nothing else.
 	Flush(ctx context.Context) error
 }
+
+// Trap is the first-hit trap a Trapper puts in the kernel: the source of a
+// TCP segment without ACK (SYN, FIN, NULL, XMAS and the odd-flag probes) to
+// one of TCP, or of a UDP datagram to one of UDP, is added to the
+// backend's trap set and the packet dropped, before userspace has seen it.
+// Userspace still sees the packet through pcap and records the ban as its
+// own (state, history, hosts.deny).
+type Trap struct {
+	// TCP and UDP are the trap ports, sorted and without duplicates. With
+	// both empty there is no trap.
+	TCP, UDP []uint16
+	// Exempt are the never-block addresses and networks (ignore file, the
+	// host's own addresses, gateways, resolvers, loopback): the trap never
+	// adds nor drops their packets, and SetTrap removes from the trap set
+	// any element they cover.
+	Exempt []netip.Prefix
+	// TimeoutTCP and TimeoutUDP are how long a source trapped through a
+	// TCP or UDP port stays in the trap set (BAN_EXPIRY_TCP/_UDP); 0 keeps
+	// it until it is unblocked or flushed.
+	TimeoutTCP, TimeoutUDP time.Duration
+	// Size bounds the elements of each family's trap set (TRAP_SET_SIZE),
+	// so that a flood of forged sources cannot exhaust kernel memory. A
+	// first hit that finds the set full is dropped but not added, and
+	// counted (see Trapper.TrapOverflows).
+	Size int
+}
+
+// Enabled reports whether t traps any port.
+func (t *Trap) Enabled() bool { return len(t.TCP) > 0 || len(t.UDP) > 0 }
+
+// Trapper is implemented by a set backend that can hold a Trap. Its
+// Blocker methods cover the trap set as well: Unblock removes an address
+// from the ban set and the trap set, List returns both, Flush removes the
+// trap with everything else, and Sync makes the ban set agree with the
+// bans it is given while leaving the kernel's own trap entries alone.
+type Trapper interface {
+	// SetTrap installs t, or replaces the trap in force, in one kernel
+	// transaction where the backend allows it: afterwards exactly t's
+	// ports and exemptions are in force. A trap that is not Enabled
+	// removes the trap rules and keeps the sources already trapped. The
+	// ban rules and sets are prepared too, as by Prepare.
+	SetTrap(ctx context.Context, t Trap) error
+	// TrapOverflows returns how many first hits, since the trap was
+	// installed, found the trap set full: dropped, not added. The daemon
+	// logs when it grows.
+	TrapOverflows(ctx context.Context) (uint64, error)
+}

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 
@@ -25,6 +27,7 @@ type NeverBlock struct {
 	mu     sync.RWMutex
 	ignore *conf.IgnoreList
 	fixed  map[netip.Addr]string // host addresses, gateways, resolvers: reason
+	gen    uint64                // counts changes of ignore and fixed
 
 	// Sources, replaceable in tests.
 	Gateway    bool   // include the default gateways
@@ -55,6 +58,7 @@ func NewNeverBlock(ignore *conf.IgnoreList, gateway, resolvers bool) *NeverBlock
 func (n *NeverBlock) SetIgnore(l *conf.IgnoreList) {
 	n.mu.Lock()
 	n.ignore = l
+	n.gen++
 	n.mu.Unlock()
 }
 
@@ -97,9 +101,44 @@ func (n *NeverBlock) Refresh() error {
 			}
 		}
 	}
+	if !maps.Equal(n.fixed, fixed) {
+		n.gen++
+	}
 	n.fixed = fixed
 	n.mu.Unlock()
 	return errors.Join(errs...)
+}
+
+// alwaysExempt are the networks Reason refuses whatever the config says,
+// as prefixes for a kernel exemption list.
+var alwaysExempt = []netip.Prefix{
+	netip.MustParsePrefix("127.0.0.0/8"),
+	netip.MustParsePrefix("0.0.0.0/32"),
+	netip.MustParsePrefix("224.0.0.0/4"),
+	netip.MustParsePrefix("255.255.255.255/32"),
+	netip.MustParsePrefix("::1/128"),
+	netip.MustParsePrefix("::/128"),
+	netip.MustParsePrefix("ff00::/8"),
+}
+
+// Prefixes returns every address and network Reason refuses, as prefixes
+// (single addresses as /32 or /128), for a kernel trap's exemptions, and
+// the generation of the list: it changes whenever the list may have.
+func (n *NeverBlock) Prefixes() ([]netip.Prefix, uint64) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	out := slices.Clone(alwaysExempt)
+	for a := range n.fixed {
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	out = append(out, n.ignore.Prefixes()...)
+	slices.SortFunc(out, func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits()
+	})
+	return slices.Compact(out), n.gen
 }
 
 // Reason returns why addr must not be blocked, or "" when it may be.

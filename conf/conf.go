@@ -59,6 +59,13 @@ type Backend string
 const (
 	// BackendIptables inserts DROP rules with iptables/ip6tables.
 	BackendIptables Backend = "iptables"
+	// BackendNftables adds sources to nftables sets with timeouts (one
+	// netlink message per ban, no process), matched by one drop rule per
+	// family in scanwarden's own table.
+	BackendNftables Backend = "nftables"
+	// BackendIpset adds sources to ipset hash:ip sets with timeouts over
+	// netlink, matched by one iptables rule per family.
+	BackendIpset Backend = "ipset"
 	// BackendDryRun logs the rules it would insert and changes nothing.
 	BackendDryRun Backend = "dry-run"
 	// BackendNone does no firewall blocking of its own (KILL_ROUTE,
@@ -78,9 +85,15 @@ const (
 	// non-negative number, and no sensible trigger is anywhere near this.
 	maxScanTrigger = 65535
 	// maxIfaceName is IFNAMSIZ-1, the longest Linux interface name.
-	maxIfaceName   = 15
-	maxSyslogTag   = 32
-	maxRateLimit   = 1<<31 - 1
+	maxIfaceName = 15
+	maxSyslogTag = 32
+	maxRateLimit = 1<<31 - 1
+	// minTrapSetSize and maxTrapSetSize bound TRAP_SET_SIZE: below a few
+	// hundred the trap fills with the first scan's decoys, above 4M the
+	// kernel memory it may take (~100 bytes an element) is no longer
+	// small.
+	minTrapSetSize = 256
+	maxTrapSetSize = 4194304
 	minBanDuration = time.Second
 )
 
@@ -104,6 +117,11 @@ const (
 	// DefaultBanExpiry is how long a block lasts unless BAN_EXPIRY_TCP or
 	// BAN_EXPIRY_UDP says otherwise.
 	DefaultBanExpiry = 24 * time.Hour
+	// DefaultTrapSetSize is TRAP_SET_SIZE's default: 65536 sources (about
+	// 6 MiB of kernel memory per family), far more than the scanners any
+	// host sees within a ban's lifetime, small enough that a forged flood
+	// that fills it costs nothing serious.
+	DefaultTrapSetSize = 65536
 	// DefaultBlockRateLimit is BLOCK_RATE_LIMIT's default: new blocks a
 	// minute, a brake on a flood of forged sources.
 	DefaultBlockRateLimit = 60
@@ -190,6 +208,12 @@ type Config struct {
 	HostsDenyFile string
 	// BlockBackend is BLOCK_BACKEND.
 	BlockBackend Backend
+	// KernelTrap is KERNEL_TRAP: with a set backend (nftables, ipset) and
+	// a SCAN_TRIGGER of 0 or 1, let the kernel itself block the source of
+	// the first probe to a trap port (see block.Trap).
+	KernelTrap bool
+	// TrapSetSize is TRAP_SET_SIZE, the bound of each family's trap set.
+	TrapSetSize int
 	// BlockRateLimit is BLOCK_RATE_LIMIT, new blocks a minute (>= 1).
 	BlockRateLimit int
 	// NeverBlockGateway is NEVER_BLOCK_GATEWAY: never block the default
@@ -250,6 +274,8 @@ func Default() *Config {
 		HostsDenyFile:       DefaultHostsDenyFile,
 		BlockBackend:        BackendIptables,
 		BlockRateLimit:      DefaultBlockRateLimit,
+		KernelTrap:          true,
+		TrapSetSize:         DefaultTrapSetSize,
 		NeverBlockGateway:   true,
 		NeverBlockResolvers: true,
 		Syslog:              false,

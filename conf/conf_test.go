@@ -235,6 +235,10 @@ func TestKeys(t *testing.T) {
 		{`BLOCK_BACKEND="dry-run"`, func(c *Config) any { return c.BlockBackend }, BackendDryRun},
 		{`BLOCK_BACKEND="none"`, func(c *Config) any { return c.BlockBackend }, BackendNone},
 		{`BLOCK_BACKEND="iptables"`, func(c *Config) any { return c.BlockBackend }, BackendIptables},
+		{`BLOCK_BACKEND="nftables"`, func(c *Config) any { return c.BlockBackend }, BackendNftables},
+		{`BLOCK_BACKEND="ipset"`, func(c *Config) any { return c.BlockBackend }, BackendIpset},
+		{`KERNEL_TRAP="0"`, func(c *Config) any { return c.KernelTrap }, false},
+		{`TRAP_SET_SIZE="1000"`, func(c *Config) any { return c.TrapSetSize }, 1000},
 		{`BLOCK_RATE_LIMIT="1"`, func(c *Config) any { return c.BlockRateLimit }, 1},
 		{`NEVER_BLOCK_GATEWAY="0"`, func(c *Config) any { return c.NeverBlockGateway }, false},
 		{`NEVER_BLOCK_RESOLVERS="0"`, func(c *Config) any { return c.NeverBlockResolvers }, false},
@@ -349,8 +353,10 @@ func TestKeyErrors(t *testing.T) {
 		{`HOME_NETWORKS="example.com"`, 1, "HOME_NETWORKS", "not an IPv4 or IPv6 address"},
 		{`HOME_NETWORKS="fe80::1%eth0"`, 1, "HOME_NETWORKS", "zone"},
 		{`HOME_NETWORKS="10.0.0.0/8 192.0.2.0/24"`, 1, "HOME_NETWORKS", "one address"},
-		{`BLOCK_BACKEND="nftables"`, 1, "BLOCK_BACKEND", `"iptables", "dry-run" or "none"`},
-		{`BLOCK_BACKEND="IPTABLES"`, 1, "BLOCK_BACKEND", `"iptables", "dry-run" or "none"`},
+		{`BLOCK_BACKEND="nft"`, 1, "BLOCK_BACKEND", `"iptables", "nftables", "ipset", "dry-run" or "none"`},
+		{`BLOCK_BACKEND="IPTABLES"`, 1, "BLOCK_BACKEND", `"iptables", "nftables", "ipset", "dry-run" or "none"`},
+		{`TRAP_SET_SIZE="100"`, 1, "TRAP_SET_SIZE", "256"},
+		{`KERNEL_TRAP="yes"`, 1, "KERNEL_TRAP", ""},
 		{`SYSLOG_TAG=""`, 1, "SYSLOG_TAG", "1 to 32 characters"},
 		{`SYSLOG_TAG="port sentry"`, 1, "SYSLOG_TAG", "may only contain"},
 		{`SYSLOG_TAG="a:b"`, 1, "SYSLOG_TAG", "may only contain"},
@@ -572,7 +578,7 @@ func TestKeysList(t *testing.T) {
 		"ADVANCED_EXCLUDE_UDP", "IGNORE_FILE", "HISTORY_FILE", "BLOCKED_FILE", "RESOLVE_HOST", "BLOCK_UDP", "BLOCK_TCP",
 		"KILL_ROUTE", "KILL_HOSTS_DENY", "KILL_RUN_CMD", "KILL_RUN_CMD_FIRST", "SCAN_TRIGGER", "PORT_BANNER",
 		"INTERFACES", "HOME_NETWORKS", "DETECT_WINDOW", "DETECT_THRESHOLD", "MAX_SOURCES", "BAN_EXPIRY_TCP",
-		"BAN_EXPIRY_UDP", "STATE_DIR", "HOSTS_DENY_FILE", "BLOCK_BACKEND", "BLOCK_RATE_LIMIT", "NEVER_BLOCK_GATEWAY",
+		"BAN_EXPIRY_UDP", "STATE_DIR", "HOSTS_DENY_FILE", "BLOCK_BACKEND", "KERNEL_TRAP", "TRAP_SET_SIZE", "BLOCK_RATE_LIMIT", "NEVER_BLOCK_GATEWAY",
 		"NEVER_BLOCK_RESOLVERS", "SYSLOG", "SYSLOG_TAG"}
 	if len(keys) != len(want12) {
 		t.Errorf("%d keys, want %d: %v", len(keys), len(want12), keys)

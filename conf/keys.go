@@ -96,6 +96,10 @@ func keySpecs() []keySpec {
 		{key: "BLOCK_BACKEND",
 			set:   func(c *Config, v string) error { c.BlockBackend = Backend(strings.TrimSpace(v)); return nil },
 			check: func(c *Config) error { return checkBackend(c.BlockBackend) }},
+		{key: "KERNEL_TRAP", set: func(c *Config, v string) (err error) { c.KernelTrap, err = parseSwitch(v); return }},
+		{key: "TRAP_SET_SIZE",
+			set:   func(c *Config, v string) (err error) { c.TrapSetSize, err = parseCount(v); return },
+			check: func(c *Config) error { return checkRange(c.TrapSetSize, minTrapSetSize, maxTrapSetSize) }},
 		{key: "BLOCK_RATE_LIMIT",
 			set:   func(c *Config, v string) (err error) { c.BlockRateLimit, err = parseCount(v); return },
 			check: func(c *Config) error { return checkRange(c.BlockRateLimit, 1, maxRateLimit) }},
@@ -307,10 +311,10 @@ func checkNetworks(ps []netip.Prefix) error {
 
 func checkBackend(b Backend) error {
 	switch b {
-	case BackendIptables, BackendDryRun, BackendNone:
+	case BackendIptables, BackendNftables, BackendIpset, BackendDryRun, BackendNone:
 		return nil
 	}
-	return fmt.Errorf(`must be "iptables", "dry-run" or "none", got %q`, short(string(b)))
+	return fmt.Errorf(`must be "iptables", "nftables", "ipset", "dry-run" or "none", got %q`, short(string(b)))
 }
 
 // checkSyslogTag keeps the tag to what every syslog daemon parses as a
