@@ -410,7 +410,10 @@ func (m *Manager) Restore(ctx context.Context) error {
 // Resync is Restore without its log line, for the daemon to run
 // periodically: it lifts expired bans and puts back what an administrator
 // or another tool removed (a flushed chain, a deleted rule, an edited
-// hosts.deny). It returns the number of bans in force.
+// hosts.deny). It returns the number of bans in force. The backends are
+// synced under the state's exclusive lock, so that two processes sharing
+// the state (PortSentry's -tcp and -udp pair) never both add what they
+// both found missing.
 func (m *Manager) Resync(ctx context.Context) (int, error) {
 	var errs []error
 	if _, err := m.Expire(ctx); err != nil {
@@ -418,21 +421,35 @@ func (m *Manager) Resync(ctx context.Context) (int, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	bans, err := m.o.State.Load()
-	if err != nil {
-		return 0, errors.Join(append(errs, err)...)
-	}
-	for _, b := range m.o.Blockers {
-		if p, ok := b.(Preparer); ok {
-			if err := p.Prepare(ctx); err != nil {
+	n := 0
+	err := m.o.State.Update(func(bans []Ban) ([]Ban, bool, error) {
+		n = len(bans)
+		for _, b := range m.o.Blockers {
+			if p, ok := b.(Preparer); ok {
+				if err := p.Prepare(ctx); err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", b.Name(), err))
+				}
+			}
+			if err := b.Sync(ctx, bans); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", b.Name(), err))
 			}
 		}
-		if err := b.Sync(ctx, bans); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", b.Name(), err))
+		return bans, false, nil
+	})
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return n, errors.Join(errs...)
+}
+
+// Trapper returns the first backend that can hold a kernel trap, or nil.
+func (m *Manager) Trapper() Trapper {
+	for _, b := range m.o.Blockers {
+		if t, ok := b.(Trapper); ok {
+			return t
 		}
 	}
-	return len(bans), errors.Join(errs...)
+	return nil
 }
 
 // Flush removes everything scanwarden added: every backend's entries, the
