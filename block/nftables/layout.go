@@ -1,0 +1,279 @@
+package nftables
+
+// The table's objects, as the kernel is to have them (see doc.go).
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/fnv"
+	"strings"
+	"sync/atomic"
+
+	nft "github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+	"golang.org/x/sys/unix"
+
+	"github.com/scanwarden/scanwarden/block"
+)
+
+// Names of the table's chains, sets and counter.
+const (
+	chainInput = "input"
+	chainTrap  = "trap"
+
+	setBan4     = "ban4"
+	setBan6     = "ban6"
+	setTrap4    = "trap4"
+	setTrap6    = "trap6"
+	setNever4   = "never4"
+	setNever6   = "never6"
+	setTCPTraps = "tcp_traps"
+	setUDPTraps = "udp_traps"
+
+	counterOverflow = "trap_overflow"
+
+	// tagPrefix starts the comment of every rule the backend writes.
+	tagPrefix = "scanwarden:"
+)
+
+// family is what differs between the IPv4 and IPv6 halves of the table.
+type family struct {
+	nfproto          byte // NFPROTO_IPV4 or _IPV6
+	name             string
+	saddrOff, addrSz uint32 // source address in the network header
+	key              nft.SetDatatype
+	ban, trap, never string // set names
+}
+
+var (
+	fam4 = family{nfproto: unix.NFPROTO_IPV4, name: "ip", saddrOff: 12, addrSz: 4, key: nft.TypeIPAddr,
+		ban: setBan4, trap: setTrap4, never: setNever4}
+	fam6 = family{nfproto: unix.NFPROTO_IPV6, name: "ip6", saddrOff: 8, addrSz: 16, key: nft.TypeIP6Addr,
+		ban: setBan6, trap: setTrap6, never: setNever6}
+	families = []family{fam4, fam6}
+)
+
+// setKind says what a set holds, and so what is kept when it is rebuilt.
+type setKind int
+
+const (
+	kindBan   setKind = iota // addresses with timeouts, written by userspace
+	kindTrap                 // addresses with timeouts, written by the kernel
+	kindNever                // address intervals
+	kindPorts                // ports
+)
+
+// setSpec is one set as it must be.
+type setSpec struct {
+	name string
+	kind setKind
+	key  nft.SetDatatype
+	size uint32 // 0: no bound
+}
+
+func (s setSpec) timeout() bool  { return s.kind == kindBan || s.kind == kindTrap }
+func (s setSpec) dynamic() bool  { return s.kind == kindTrap }
+func (s setSpec) interval() bool { return s.kind == kindNever }
+
+// setSpecs are the table's sets, with trap sets of trapSize elements.
+func setSpecs(trapSize uint32) []setSpec {
+	return []setSpec{
+		{setBan4, kindBan, nft.TypeIPAddr, banSetSize},
+		{setBan6, kindBan, nft.TypeIP6Addr, banSetSize},
+		{setTrap4, kindTrap, nft.TypeIPAddr, trapSize},
+		{setTrap6, kindTrap, nft.TypeIP6Addr, trapSize},
+		{setNever4, kindNever, nft.TypeIPAddr, 0},
+		{setNever6, kindNever, nft.TypeIP6Addr, 0},
+		{setTCPTraps, kindPorts, nft.TypeInetService, 0},
+		{setUDPTraps, kindPorts, nft.TypeInetService, 0},
+	}
+}
+
+// matches reports whether the kernel's set k is s: same key type, flags
+// and bound. Anything else (an administrator's edit, an older layout) is
+// rebuilt.
+func (s setSpec) matches(k *nft.Set) bool {
+	return k.KeyType.GetNFTMagic() == s.key.GetNFTMagic() && k.KeyType.Bytes == s.key.Bytes &&
+		k.HasTimeout == s.timeout() && k.Dynamic == s.dynamic() && k.Interval == s.interval() &&
+		!k.IsMap && !k.Constant && !k.Anonymous && !k.Concatenation && k.Timeout == 0 &&
+		k.Size == s.size
+}
+
+// setIDs numbers the sets a transaction creates (the kernel wants an ID
+// unique within the batch). Ours, not the library's global counter, which
+// is not safe for concurrent use.
+var setIDs atomic.Uint32
+
+// set returns the nftables Set of s in t, with a fresh ID for creating it.
+func (s setSpec) set(t *nft.Table) *nft.Set {
+	return &nft.Set{
+		Table: t, ID: setIDs.Add(1), Name: s.name, KeyType: s.key,
+		HasTimeout: s.timeout(), Dynamic: s.dynamic(), Interval: s.interval(), Size: s.size,
+	}
+}
+
+// ref returns a Set value naming the existing set name in t, for element
+// operations.
+func ref(t *nft.Table, s setSpec) *nft.Set {
+	return &nft.Set{Table: t, Name: s.name, KeyType: s.key, HasTimeout: s.timeout(), Interval: s.interval()}
+}
+
+// ruleSpec is one rule as it must be: its expressions and the comment that
+// identifies it.
+type ruleSpec struct {
+	name  string
+	exprs []expr.Any
+}
+
+// tag is the rule's comment: "scanwarden:NAME#HASH", the hash over its
+// expressions, so that a rule that was changed, or written by an older
+// version with other expressions, is told apart from the one wanted.
+func (r ruleSpec) tag() string {
+	h := fnv.New32a()
+	for _, e := range r.exprs {
+		b, err := expr.Marshal(byte(nft.TableFamilyINet), e)
+		if err != nil {
+			// Our own expressions always marshal; if one does not, the
+			// tag never matches and the rule is rewritten (and the
+			// write reports the error).
+			return tagPrefix + r.name + "#invalid"
+		}
+		h.Write(b)
+	}
+	return fmt.Sprintf("%s%s#%08x", tagPrefix, r.name, h.Sum32())
+}
+
+// userData is the rule's comment in nft's user data format, so that
+// `nft list ruleset` shows it.
+func (r ruleSpec) userData() []byte {
+	return userdata.AppendString(nil, userdata.TypeComment, r.tag())
+}
+
+// ruleTag returns the comment of a kernel rule ("" when it has none).
+func ruleTag(r *nft.Rule) string {
+	s, _ := userdata.GetString(r.UserData, userdata.TypeComment)
+	return strings.TrimRight(s, "\x00")
+}
+
+// Expression builders, all working in register 1.
+
+func matchFamily(f family) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{f.nfproto}},
+	}
+}
+
+func loadSaddr(f family) expr.Any {
+	return &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: f.saddrOff, Len: f.addrSz}
+}
+
+func lookup(set string) expr.Any { return &expr.Lookup{SourceRegister: 1, SetName: set} }
+
+func verdict(k expr.VerdictKind) expr.Any { return &expr.Verdict{Kind: k} }
+
+// saddrIn is "ip saddr @set" (or ip6).
+func saddrIn(f family, set string) []expr.Any {
+	return append(matchFamily(f), loadSaddr(f), lookup(set))
+}
+
+// probe is the trap's match for proto (tcp or udp) in family f: a TCP
+// segment without ACK to a port of @tcp_traps, or a UDP datagram to a port
+// of @udp_traps.
+func probe(f family, proto string) []expr.Any {
+	e := matchFamily(f)
+	if proto == "tcp" {
+		e = append(e,
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+			// tcp flags & ack == 0
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x10}, Xor: []byte{0}},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			lookup(setTCPTraps),
+		)
+	} else {
+		e = append(e,
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_UDP}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			lookup(setUDPTraps),
+		)
+	}
+	return e
+}
+
+// inputRules are the rules of the input chain: drop what the ban and trap
+// sets hold, then, with jump, go through the trap.
+func inputRules(jump bool) []ruleSpec {
+	var rs []ruleSpec
+	for _, f := range families {
+		rs = append(rs, ruleSpec{"drop-" + f.ban, append(saddrIn(f, f.ban), verdict(expr.VerdictDrop))})
+	}
+	for _, f := range families {
+		rs = append(rs, ruleSpec{"drop-" + f.trap, append(saddrIn(f, f.trap), verdict(expr.VerdictDrop))})
+	}
+	if jump {
+		rs = append(rs, jumpRule())
+	}
+	return rs
+}
+
+func jumpRule() ruleSpec {
+	return ruleSpec{"jump-trap", []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: chainTrap}}}
+}
+
+// trapRules are the rules of the trap chain for t: loopback and the
+// exemptions return; a probe adds its source to the trap set and is
+// dropped; a probe whose add failed (the set is full) is counted and
+// dropped.
+func trapRules(t *block.Trap) []ruleSpec {
+	lo := make([]byte, unix.IFNAMSIZ)
+	copy(lo, "lo")
+	rs := []ruleSpec{
+		{"return-lo", []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: lo},
+			verdict(expr.VerdictReturn),
+		}},
+	}
+	for _, f := range families {
+		rs = append(rs, ruleSpec{"return-" + f.never, append(saddrIn(f, f.never), verdict(expr.VerdictReturn))})
+	}
+	for _, f := range families {
+		for _, proto := range []string{"tcp", "udp"} {
+			timeout := t.TimeoutTCP
+			if proto == "udp" {
+				timeout = t.TimeoutUDP
+			}
+			if timeout > 0 {
+				timeout = roundUpMs(max(timeout, minTimeout))
+			}
+			if timeout > maxTimeout {
+				timeout = 0
+			}
+			name := proto + "-" + f.name
+			rs = append(rs,
+				ruleSpec{"trap-" + name, append(probe(f, proto),
+					loadSaddr(f),
+					&expr.Dynset{SrcRegKey: 1, SetName: f.trap, Operation: uint32(unix.NFT_DYNSET_OP_ADD), Timeout: timeout},
+					verdict(expr.VerdictDrop))},
+				ruleSpec{"overflow-" + name, append(probe(f, proto),
+					&expr.Objref{Type: int(nft.ObjTypeCounter), Name: counterOverflow},
+					verdict(expr.VerdictDrop))},
+			)
+		}
+	}
+	return rs
+}
+
+// portElems returns ports as inet_service elements.
+func portElems(ports []uint16) []nft.SetElement {
+	out := make([]nft.SetElement, 0, len(ports))
+	for _, p := range ports {
+		out = append(out, nft.SetElement{Key: binary.BigEndian.AppendUint16(nil, p)})
+	}
+	return out
+}

@@ -1,0 +1,228 @@
+package nftables
+
+// Real-kernel tests of the trap: probes from the attacker's namespace to
+// the victim's, where the backend installed a Trap.
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/scanwarden/scanwarden/block"
+)
+
+// TCP flag bits.
+const (
+	flagFIN = 0x01
+	flagSYN = 0x02
+	flagACK = 0x10
+)
+
+// trapLab is a wired lab with the listener up and a Backend in the victim.
+func trapLab(t *testing.T) (*lab, *server, *Backend) {
+	t.Helper()
+	l := newLab(t, "attacker", "victim")
+	l.wire()
+	s := l.serve()
+	return l, s, l.backend()
+}
+
+// inSet reports whether set name holds a.
+func inSet(t testing.TB, b *Backend, name string, a netip.Addr) bool {
+	t.Helper()
+	_, ok := elems(t, b, name)[a]
+	return ok
+}
+
+// wantTrapped checks that src is in its family's trap set with about left
+// to run (0: no timeout) and that its next connection to the open port is
+// dropped.
+func wantTrapped(t *testing.T, l *lab, b *Backend, src, dst netip.Addr, left time.Duration, what string) {
+	t.Helper()
+	name := setTrap4
+	if src.Is6() {
+		name = setTrap6
+	}
+	if !inSet(t, b, name, src) {
+		t.Errorf("%s from %v: not in %s", what, src, name)
+		return
+	}
+	wantLeft(t, b, name, src, left)
+	if code := l.dial(src, dst, openPort, droppedWait); code != exitTimeout {
+		t.Errorf("after %s, a connection from %v to the open port: exit %d, want a timeout (dropped)", what, src, code)
+	}
+}
+
+// TestKernelTrap: SYN, FIN and NULL segments and UDP datagrams to trap
+// ports put the source in the trap set, with the trap's timeout, and are
+// dropped, as is everything the source sends next; an ACK does not trap,
+// nor does anything from an exempt source; IPv6 the same. A SetTrap with
+// new exemptions frees the sources they cover; a trap that is not Enabled
+// traps no more and keeps the sources trapped.
+func TestKernelTrap(t *testing.T) {
+	l, s, b := trapLab(t)
+	ctx := context.Background()
+	exempt := attacker4(9)
+	trap := block.Trap{
+		TCP: []uint16{trapTCP}, UDP: []uint16{trapUDP},
+		Exempt:     []netip.Prefix{netip.PrefixFrom(exempt, 32), netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		TimeoutTCP: time.Hour, TimeoutUDP: 30 * time.Minute, Size: 1024,
+	}
+	if err := b.SetTrap(ctx, trap); err != nil {
+		t.Fatal(err)
+	}
+	// The control: before any probe, every source reaches the open port.
+	for _, src := range []netip.Addr{attacker4(0), attacker4(4)} {
+		if code := l.dial(src, victim4, openPort, openWait); code != exitConnected {
+			t.Fatalf("before the probes, %v cannot connect to the open port: exit %d", src, code)
+		}
+	}
+
+	// A SYN (a connect) to the trap port is dropped, not reset.
+	if code := l.dial(attacker4(0), victim4, trapTCP, droppedWait); code != exitTimeout {
+		t.Errorf("connect to the trap port: exit %d, want a timeout (the SYN dropped)", code)
+	}
+	wantTrapped(t, l, b, attacker4(0), victim4, time.Hour, "a SYN")
+	l.raw(attacker4(1), victim4, trapTCP, flagFIN)
+	wantTrapped(t, l, b, attacker4(1), victim4, time.Hour, "a FIN")
+	l.raw(attacker4(2), victim4, trapTCP, 0)
+	wantTrapped(t, l, b, attacker4(2), victim4, time.Hour, "a NULL segment")
+	l.sendUDP(attacker4(3), victim4, trapUDP)
+	udpAt := time.Now()
+	wantTrapped(t, l, b, attacker4(3), victim4, 30*time.Minute, "a UDP datagram")
+	if token := l.sendUDP(attacker4(3), victim4, openPort); s.wait(token, udpGrace) {
+		t.Errorf("UDP from the trapped %v to the open port: received, want it dropped", attacker4(3))
+	}
+
+	// An ACK is no probe: not trapped, and the source still connects.
+	l.raw(attacker4(4), victim4, trapTCP, flagACK)
+	if inSet(t, b, setTrap4, attacker4(4)) {
+		t.Errorf("an ACK-only segment trapped %v", attacker4(4))
+	}
+	if code := l.dial(attacker4(4), victim4, openPort, openWait); code != exitConnected {
+		t.Errorf("after an ACK to the trap port, %v's connection: exit %d, want it to connect", attacker4(4), code)
+	}
+
+	// An exempt source is neither trapped nor dropped: its SYN to the
+	// trap port is answered with a reset.
+	if code := l.dial(exempt, victim4, trapTCP, openWait); code != exitRefused {
+		t.Errorf("connect from the exempt %v to the trap port: exit %d, want refused", exempt, code)
+	}
+	if inSet(t, b, setTrap4, exempt) {
+		t.Errorf("the exempt %v was trapped", exempt)
+	}
+
+	// IPv6.
+	if code := l.dial(attacker6(0), victim6, trapTCP, droppedWait); code != exitTimeout {
+		t.Errorf("IPv6 connect to the trap port: exit %d, want a timeout", code)
+	}
+	wantTrapped(t, l, b, attacker6(0), victim6, time.Hour, "an IPv6 SYN")
+	l.sendUDP(attacker6(1), victim6, trapUDP)
+	wantTrapped(t, l, b, attacker6(1), victim6, 30*time.Minute, "an IPv6 UDP datagram")
+
+	if got := mustList(t, b); !slices.Equal(got, []netip.Addr{attacker4(0), attacker4(1), attacker4(2), attacker4(3), attacker6(0), attacker6(1)}) {
+		t.Errorf("List: %v, want the six trapped sources", got)
+	}
+	if n, err := b.TrapOverflows(ctx); n != 0 || err != nil {
+		t.Errorf("TrapOverflows with room in the set: %d, %v", n, err)
+	}
+
+	// New exemptions free the sources they cover, at once.
+	trap.Exempt = append(trap.Exempt, netip.PrefixFrom(attacker4(0), 31), netip.MustParsePrefix("::ffff:"+attacker4(2).String()+"/128"))
+	if err := b.SetTrap(ctx, trap); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []netip.Addr{attacker4(0), attacker4(1), attacker4(2)} {
+		if inSet(t, b, setTrap4, a) {
+			t.Errorf("after exempting it, %v is still trapped", a)
+		}
+		if code := l.dial(a, victim4, openPort, openWait); code != exitConnected {
+			t.Errorf("after exempting it, %v's connection: exit %d, want it to connect", a, code)
+		}
+	}
+	if !inSet(t, b, setTrap4, attacker4(3)) {
+		t.Errorf("the new exemptions freed %v too", attacker4(3))
+	}
+
+	// A trap that is not Enabled traps no more, and keeps the trapped.
+	if err := b.SetTrap(ctx, block.Trap{Exempt: trap.Exempt, Size: trap.Size}); err != nil {
+		t.Fatal(err)
+	}
+	if code := l.dial(attacker4(5), victim4, trapTCP, openWait); code != exitRefused {
+		t.Errorf("connect to the former trap port: exit %d, want refused (no trap)", code)
+	}
+	if inSet(t, b, setTrap4, attacker4(5)) {
+		t.Errorf("a disabled trap trapped %v", attacker4(5))
+	}
+	wantTrapped(t, l, b, attacker4(3), victim4, 30*time.Minute-time.Since(udpAt), "a UDP datagram, with the trap disabled since,")
+	if tags, _ := rules(t, b, chainInput); slices.Contains(tags, jumpRule().tag()) {
+		t.Errorf("input with the trap disabled: %v, want no jump", tags)
+	}
+	// Unblock lets a trapped source in again.
+	if err := b.Unblock(ctx, attacker4(3)); err != nil {
+		t.Fatal(err)
+	}
+	if code := l.dial(attacker4(3), victim4, openPort, openWait); code != exitConnected {
+		t.Errorf("after Unblock, %v's connection: exit %d, want it to connect", attacker4(3), code)
+	}
+}
+
+// TestKernelTrapOverflow: a trap set of two fills with the first two
+// sources; the third's probe is dropped all the same, not added, and
+// counted. A larger size rebuilds the sets keeping the two with their
+// timeouts, and the counter, and traps again.
+func TestKernelTrapOverflow(t *testing.T) {
+	l, _, b := trapLab(t)
+	ctx := context.Background()
+	trap := block.Trap{TCP: []uint16{trapTCP}, UDP: []uint16{trapUDP}, TimeoutTCP: time.Hour, Size: 2}
+	if err := b.SetTrap(ctx, trap); err != nil {
+		t.Fatal(err)
+	}
+	l.raw(attacker4(0), victim4, trapTCP, flagSYN)
+	l.sendUDP(attacker4(1), victim4, trapUDP)
+	wantTrapped(t, l, b, attacker4(0), victim4, time.Hour, "a SYN")
+	wantTrapped(t, l, b, attacker4(1), victim4, 0, "a UDP datagram (no timeout)")
+
+	l.raw(attacker4(2), victim4, trapTCP, flagSYN)
+	if inSet(t, b, setTrap4, attacker4(2)) {
+		t.Fatalf("a third source got into a trap set of two")
+	}
+	if n, err := b.TrapOverflows(ctx); err != nil || n != 1 {
+		t.Errorf("TrapOverflows after one probe found the set full: %d, %v; want 1", n, err)
+	}
+	// Its SYN to the trap port is dropped, not reset (and counted again).
+	if code := l.dial(attacker4(2), victim4, trapTCP, droppedWait); code != exitTimeout {
+		t.Errorf("connect to the trap port with the trap set full: exit %d, want a timeout (dropped)", code)
+	}
+	overflows, err := b.TrapOverflows(ctx)
+	if err != nil || overflows < 2 {
+		t.Errorf("TrapOverflows after the connect: %d, %v; want 2 or more", overflows, err)
+	}
+
+	// A larger set: rebuilt with the two sources and their timeouts.
+	trap.Size = 16
+	if err := b.SetTrap(ctx, trap); err != nil {
+		t.Fatal(err)
+	}
+	if s := kernelSet(t, b, setTrap4); s.Size != 16 {
+		t.Errorf("trap4's size after SetTrap: %d, want 16", s.Size)
+	}
+	wantTrapped(t, l, b, attacker4(0), victim4, time.Hour, "a SYN, before the resize,")
+	wantTrapped(t, l, b, attacker4(1), victim4, 0, "a UDP datagram, before the resize,")
+	if n, err := b.TrapOverflows(ctx); err != nil || n != overflows {
+		t.Errorf("TrapOverflows after the resize: %d, %v; want %d (not reset)", n, err, overflows)
+	}
+	l.raw(attacker4(2), victim4, trapTCP, flagSYN)
+	wantTrapped(t, l, b, attacker4(2), victim4, time.Hour, "a SYN with room again")
+
+	// A smaller one keeps those that expire last: no timeout first.
+	trap.Size = 1
+	if err := b.SetTrap(ctx, trap); err != nil {
+		t.Fatal(err)
+	}
+	if got := elems(t, b, setTrap4); len(got) != 1 || !inSet(t, b, setTrap4, attacker4(1)) {
+		t.Errorf("trap4 after shrinking to 1: %v, want %v alone", got, attacker4(1))
+	}
+}

@@ -1,0 +1,86 @@
+package nftables
+
+import (
+	"time"
+
+	"github.com/scanwarden/scanwarden/conf"
+)
+
+// Every tunable of the backend, with the reason for its value.
+const (
+	// DefaultTable is the inet table the backend owns when Options.Table
+	// is empty.
+	DefaultTable = "scanwarden"
+
+	// banSetSize bounds ban4 and ban6. Userspace bans are rate limited
+	// (BLOCK_RATE_LIMIT, 60 a minute by default: 86,400 a day), so a
+	// million is never reached in practice; it is there so that no bug or
+	// flood can grow a set without limit. The kernel sizes the hash table
+	// by the elements actually present, so a large bound costs nothing.
+	banSetSize = 1 << 20
+
+	// defaultTrapSize is the trap set bound used when no Trap has said
+	// otherwise (Prepare on a table without trap sets).
+	defaultTrapSize = conf.DefaultTrapSetSize
+
+	// elemsPerMsg is how many set elements go into one netlink message.
+	// The element list is one nested attribute, whose length is 16 bits:
+	// github.com/google/nftables v0.3.0 fails above about 2,300 IPv4
+	// elements (28 bytes each with a timeout; IPv6 ones take 40). A
+	// thousand keeps every message under 40 KiB, with a wide margin.
+	elemsPerMsg = 1000
+
+	// msgsPerBatch is how many element messages go into one transaction
+	// (one sendmsg). A batch must fit the netlink socket's send buffer
+	// (net.core.wmem_default, 208 KiB on Linux by default) and the
+	// kernel's error replies, which quote a failed message whole, must
+	// fit its receive buffer (same default): four 40 KiB messages leave
+	// room for the small rule and set messages of Prepare beside them.
+	msgsPerBatch = 4
+
+	// timeoutTolerance is how far an element's remaining timeout in the
+	// kernel may be from the state's before Sync replaces the element.
+	// Timeouts tick in jiffies and a Sync takes some time between reading
+	// the set and writing it; two seconds is far above both and far below
+	// any ban's length (at least a second, usually hours).
+	timeoutTolerance = 2 * time.Second
+
+	// minTimeout is the shortest element timeout written: a ban with less
+	// than this left still gets it, so that it is never written already
+	// expired (the kernel would refuse a zero timeout as "none").
+	minTimeout = time.Second
+
+	// maxTimeout is the longest element timeout written; a ban that runs
+	// longer is written without a timeout (the Manager lifts it at its
+	// end in any case). The kernel refuses timeouts beyond about 584
+	// years (2^64 ns); a century is "never" for a firewall.
+	maxTimeout = 100 * 365 * 24 * time.Hour
+
+	// inputPriority is the priority of the input base chain: filter - 10,
+	// so that banned sources are dropped before the filter-priority chains
+	// of iptables-nft, firewalld or an administrator's own table see them.
+	inputPriority = -10
+
+	// changeAttempts bounds how often an operation that found the set
+	// changed under it (an element expired between the read and the
+	// write: ENOENT aborts the whole transaction) is started over.
+	changeAttempts = 3
+
+	// dumpAttempts bounds how often a set is read again when a read was
+	// inconsistent (see Backend.elements), and dumpRetryPause is the
+	// pause before the first retry, growing linearly: the kernel resizes
+	// a hash table within milliseconds, so 20+40+60+80 ms is plenty.
+	dumpAttempts   = 5
+	dumpRetryPause = 20 * time.Millisecond
+
+	// dumpBufSize is the receive buffer offered to the kernel when
+	// reading a set: at least the largest dump message it makes
+	// (SKB_WITH_OVERHEAD(32768)), so that it makes only such (see
+	// dump.go).
+	dumpBufSize = 64 << 10
+
+	// dumpTimeout bounds the wait for each message of a set read: a
+	// kernel that stops answering must not hang the daemon, and a
+	// 32 KiB message never takes more than milliseconds.
+	dumpTimeout = 30 * time.Second
+)
