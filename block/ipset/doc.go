@@ -1,0 +1,69 @@
+// Package ipset is scanwarden's ipset backend: a block.Blocker (Backend)
+// that keeps blocked sources in ipset hash:ip sets with per-element
+// timeouts, filled over netlink (github.com/vishvananda/netlink, and
+// batched messages of its own), and drops them with one iptables rule per
+// set and family, written through block/iptables' Runner (go-iptables). It
+// also holds the kernel's first-hit trap (block.Trapper). No ipset or
+// other program runs for a block: a block is one netlink message, and the
+// kernel lifts it when its timeout runs out.
+//
+// The sets (ipset list shows them):
+//
+//	scanwarden-ban4    hash:ip family inet  timeout 0 maxelem 1048576   the bans (Block, Sync)
+//	scanwarden-ban6    hash:ip family inet6 timeout 0 maxelem 1048576
+//	scanwarden-trap4   hash:ip family inet  timeout 0 maxelem Trap.Size the sources the kernel trapped
+//	scanwarden-trap6   hash:ip family inet6 timeout 0 maxelem Trap.Size
+//	scanwarden-never4  hash:net family inet  maxelem 65536               the trap's exemptions (Trap.Exempt)
+//	scanwarden-never6  hash:net family inet6 maxelem 65536
+//	scanwarden-tcp     bitmap:port range 0-65535                          the trap ports (Trap.TCP)
+//	scanwarden-udp     bitmap:port range 0-65535                          (Trap.UDP)
+//
+// "timeout 0" is the default timeout: an element is permanent unless it
+// carries one. A ban's element has the time left until its Until, in whole
+// seconds rounded up; a ban without end, and one with more than about
+// 24.8 days left (the kernel cuts element timeouts to 2147483 s), is added
+// permanent, and userspace expiry (the manager's Unblock) lifts it.
+//
+// The rules, in the filter table of iptables (IPv4, the sets ending in 4)
+// and ip6tables (IPv6, in 6):
+//
+//	-N SCANWARDEN-SETS
+//	-A INPUT -m comment --comment scanwarden -j SCANWARDEN-SETS    (inserted as INPUT's first rule)
+//	-A SCANWARDEN-SETS -m set --match-set scanwarden-ban4 src -m comment --comment scanwarden -j DROP
+//	-A SCANWARDEN-SETS -m set --match-set scanwarden-trap4 src -m comment --comment scanwarden -j DROP
+//	-A SCANWARDEN-SETS -m comment --comment scanwarden -j SCANWARDEN-TRAP    (while a trap is enabled)
+//	-N SCANWARDEN-TRAP
+//	-A SCANWARDEN-TRAP -i lo -m comment --comment scanwarden -j RETURN
+//	-A SCANWARDEN-TRAP -m set --match-set scanwarden-never4 src -m comment --comment scanwarden -j RETURN
+//	-A SCANWARDEN-TRAP -p tcp -m tcp ! --tcp-flags ACK ACK -m set --match-set scanwarden-tcp dst
+//	       -m comment --comment scanwarden -j SET --add-set scanwarden-trap4 src --exist --timeout TimeoutTCP
+//	-A SCANWARDEN-TRAP -p tcp -m tcp ! --tcp-flags ACK ACK -m set --match-set scanwarden-tcp dst
+//	       -m set --match-set scanwarden-trap4 src -m comment --comment scanwarden -j DROP
+//	-A SCANWARDEN-TRAP -p tcp -m tcp ! --tcp-flags ACK ACK -m set --match-set scanwarden-tcp dst
+//	       -m comment --comment scanwarden-trap-overflow -j DROP
+//	(the same three for UDP: -p udp -m set --match-set scanwarden-udp dst ..., with TimeoutUDP)
+//
+// So a TCP segment without ACK (SYN, FIN, NULL, XMAS, odd flags) or a UDP
+// datagram to a trap port, from a source that is neither on loopback nor
+// exempt, adds its source to the trap set and is dropped, and so is all
+// that source sends afterwards, until the element's timeout (none when the
+// Trap's is 0 or beyond the kernel's limit) or Unblock. When the trap set
+// is full the SET target adds nothing, the packet falls to the overflow
+// rule, which drops and counts it: TrapOverflows reads those counters. The
+// chain SCANWARDEN belongs to the iptables backend and is never touched.
+//
+// Every operation is idempotent and safe to repeat after a failure or a
+// restart. Prepare (and SetTrap, and the first Block of a family) makes
+// the sets, chains and rules exist without losing an element or its
+// timer: a set an administrator recreated with another size or without
+// timeouts is rebuilt under a temporary name (scanwarden-ban4-tmp) and
+// swapped in, elements and remaining timeouts kept; a deleted rule, jump
+// or set is put back. Sync makes the ban sets agree with the state file,
+// remaining timeouts included (within syncTolerance), in batched netlink
+// messages: 100,000 bans load in a fraction of a second. Flush removes the
+// rules, chains and sets.
+//
+// The kernel is reached through setOps, a narrow interface: netlinkSets
+// for the kernel, a map in tests. Tests of the rules use iptables.NewFake;
+// the kernel tests run in network namespaces of their own.
+package ipset

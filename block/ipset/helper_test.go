@@ -1,0 +1,469 @@
+package ipset
+
+// The kernel tests run the backend, a listener and clients inside network
+// namespaces by running this test binary again under `ip netns exec NS`,
+// with SWIPS_HELPER saying what to do: TestMain sees it and does that
+// instead of running tests. Every helper first checks that it really is in
+// the namespace SWIPS_NETNS names, so nothing can reach the host's own
+// firewall, sets or network by mistake.
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/scanwarden/scanwarden/block"
+)
+
+const (
+	envHelper = "SWIPS_HELPER" // backend, serve, tcp, udp or raw
+	envNetns  = "SWIPS_NETNS"  // the namespace the helper must be in
+	envArgs   = "SWIPS_ARGS"   // its arguments, one a line
+)
+
+// Exit codes of the tcp helper.
+const (
+	exitConnected = 0
+	exitFailed    = 1
+	exitBadUse    = 2
+	exitTimeout   = 3
+)
+
+func TestMain(m *testing.M) {
+	if op := os.Getenv(envHelper); op != "" {
+		os.Exit(helperMain(op, os.Getenv(envNetns), splitArgs(os.Getenv(envArgs))))
+	}
+	os.Exit(m.Run())
+}
+
+func splitArgs(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+func helperMain(op, ns string, args []string) int {
+	if err := checkNetns(ns); err != nil {
+		fmt.Fprintf(os.Stderr, "helper %s: %v\n", op, err)
+		return exitBadUse
+	}
+	var err error
+	switch op {
+	case "backend":
+		err = helperBackend(args)
+	case "serve":
+		err = helperServe(args)
+	case "tcp":
+		return helperTCP(args)
+	case "udp":
+		err = helperUDP(args)
+	case "raw":
+		err = helperRaw(args)
+	default:
+		err = fmt.Errorf("unknown helper %q", op)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "helper %s: %v\n", op, err)
+		return exitFailed
+	}
+	return 0
+}
+
+// checkNetns makes sure this process runs in the named namespace, and not
+// in that of PID 1.
+func checkNetns(ns string) error {
+	if ns == "" || strings.Contains(ns, "/") {
+		return fmt.Errorf("bad %s %q", envNetns, ns)
+	}
+	self, err := os.Stat("/proc/self/ns/net")
+	if err != nil {
+		return err
+	}
+	want, err := os.Stat("/run/netns/" + ns)
+	if err != nil {
+		return err
+	}
+	if !os.SameFile(self, want) {
+		return fmt.Errorf("not in network namespace %s: refusing to run", ns)
+	}
+	if init, err := os.Stat("/proc/1/ns/net"); err == nil && os.SameFile(self, init) {
+		return errors.New("in the network namespace of PID 1: refusing to run")
+	}
+	return nil
+}
+
+// parseBans reads "ADDR=UNTIL" words: UNTIL is a Unix time in
+// milliseconds, 0 for a ban without end.
+func parseBans(words []string) ([]block.Ban, error) {
+	var out []block.Ban
+	for _, w := range words {
+		s, u, ok := strings.Cut(w, "=")
+		a, err := netip.ParseAddr(s)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("bad ban %q", w)
+		}
+		ms, err := strconv.ParseInt(u, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("bad ban %q: %w", w, err)
+		}
+		b := block.Ban{Addr: a, Proto: "tcp", Since: time.Now()}
+		if ms != 0 {
+			b.Until = time.UnixMilli(ms)
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// manyBans returns n bans of fd00:77::1:0 onwards (the lab's IPv6 net has
+// room for them; its IPv4 one has not), each lasting d.
+func manyBans(n int, d time.Duration) []block.Ban {
+	base := netip.MustParseAddr("fd00:77::1:0").As16()
+	until := time.Now().Add(d)
+	out := make([]block.Ban, n)
+	for i := range out {
+		a := base
+		binary.BigEndian.PutUint32(a[12:], binary.BigEndian.Uint32(a[12:])+uint32(i))
+		out[i] = block.Ban{Addr: netip.AddrFrom16(a), Proto: "tcp", Since: time.Now(), Until: until}
+	}
+	return out
+}
+
+// helperBackend runs commands against a fresh NewDefault Backend (a
+// restart, each time), one per argument:
+//
+//	describe            prints String
+//	prepare
+//	block ADDR=UNTIL    (see parseBans)
+//	unblock ADDR
+//	sync ADDR=UNTIL...
+//	sync-many N SECONDS syncs N IPv6 bans (manyBans), prints "synced N in DURATION"
+//	list                prints "list ADDR..."
+//	flush
+//	settrap JSON        a block.Trap
+//	overflows           prints "overflows N"
+//	bench-block N       blocks N addresses, prints "elapsed NANOSECONDS"
+//	bench-sync N COUNT  COUNT times: flush, prepare, sync N bans (timed); prints "elapsed NANOSECONDS"
+func helperBackend(cmds []string) error {
+	ctx := context.Background()
+	b, err := NewDefault()
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	for _, c := range cmds {
+		verb, rest, _ := strings.Cut(c, " ")
+		f := strings.Fields(rest)
+		switch verb {
+		case "describe":
+			fmt.Println(b.String())
+		case "prepare":
+			err = b.Prepare(ctx)
+		case "block", "sync":
+			var bans []block.Ban
+			if bans, err = parseBans(f); err != nil {
+				return err
+			}
+			if verb == "sync" {
+				err = b.Sync(ctx, bans)
+			} else if len(bans) == 1 {
+				err = b.Block(ctx, bans[0])
+			} else {
+				err = fmt.Errorf("block takes one ban")
+			}
+		case "unblock":
+			var a netip.Addr
+			if a, err = netip.ParseAddr(rest); err == nil {
+				err = b.Unblock(ctx, a)
+			}
+		case "sync-many":
+			var n, secs int
+			if _, err = fmt.Sscan(rest, &n, &secs); err != nil {
+				return fmt.Errorf("%q: %w", c, err)
+			}
+			bans := manyBans(n, time.Duration(secs)*time.Second)
+			start := time.Now()
+			err = b.Sync(ctx, bans)
+			fmt.Printf("synced %d in %v\n", n, time.Since(start))
+		case "list":
+			var got []netip.Addr
+			if got, err = b.List(ctx); err == nil {
+				s := make([]string, len(got))
+				for i, a := range got {
+					s[i] = a.String()
+				}
+				fmt.Println(strings.TrimSpace("list " + strings.Join(s, " ")))
+			}
+		case "flush":
+			err = b.Flush(ctx)
+		case "settrap":
+			var t block.Trap
+			if err = json.Unmarshal([]byte(rest), &t); err == nil {
+				err = b.SetTrap(ctx, t)
+			}
+		case "overflows":
+			var n uint64
+			if n, err = b.TrapOverflows(ctx); err == nil {
+				fmt.Println("overflows", n)
+			}
+		case "bench-block":
+			var n int
+			if _, err = fmt.Sscan(rest, &n); err != nil {
+				return fmt.Errorf("%q: %w", c, err)
+			}
+			bans := manyBans(n, time.Hour)
+			if err = b.Prepare(ctx); err != nil {
+				return err
+			}
+			start := time.Now()
+			for _, ban := range bans {
+				if err = b.Block(ctx, ban); err != nil {
+					break
+				}
+			}
+			fmt.Println("elapsed", time.Since(start).Nanoseconds())
+		case "bench-sync":
+			var n, count int
+			if _, err = fmt.Sscan(rest, &n, &count); err != nil {
+				return fmt.Errorf("%q: %w", c, err)
+			}
+			var total time.Duration
+			for range count {
+				bans := manyBans(n, time.Hour)
+				if err = errors.Join(b.Flush(ctx), b.Prepare(ctx)); err != nil {
+					return err
+				}
+				start := time.Now()
+				if err = b.Sync(ctx, bans); err != nil {
+					return err
+				}
+				total += time.Since(start)
+			}
+			fmt.Println("elapsed", total.Nanoseconds())
+		default:
+			return fmt.Errorf("bad command %q", c)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", c, err)
+		}
+	}
+	return nil
+}
+
+// helperServe listens on TCP and UDP on each port of args (every address
+// of the namespace), prints "ready", then "udp PORT SRC PAYLOAD" for every
+// datagram and "tcp PORT SRC" for every connection (which it answers "ok"
+// and closes), until its standard input closes.
+func helperServe(args []string) error {
+	var mu sync.Mutex
+	say := func(format string, a ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Printf(format+"\n", a...)
+	}
+	var closers []io.Closer
+	for _, port := range args {
+		addr := net.JoinHostPort("::", port)
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return err
+		}
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return err
+		}
+		closers = append(closers, ln, pc)
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				say("tcp %s %s", port, c.RemoteAddr())
+				_, _ = c.Write([]byte("ok\n"))
+				_ = c.Close()
+			}
+		}()
+		go func() {
+			buf := make([]byte, 2048)
+			for {
+				n, from, err := pc.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				say("udp %s %s %s", port, from, buf[:n])
+			}
+		}()
+	}
+	say("ready")
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	for _, c := range closers {
+		_ = c.Close()
+	}
+	return nil
+}
+
+// helperTCP connects from args[2] (an address, or "" for any) to args[0]
+// within args[1] (a duration) and reads the server's "ok": exit 0 when it
+// did, exitTimeout when the connection timed out, exitFailed for any
+// other failure.
+func helperTCP(args []string) int {
+	if len(args) != 3 {
+		fmt.Fprintln(os.Stderr, "usage: tcp ADDR:PORT TIMEOUT SRC")
+		return exitBadUse
+	}
+	d, err := time.ParseDuration(args[1])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return exitBadUse
+	}
+	dialer := net.Dialer{Timeout: d}
+	if args[2] != "" {
+		dialer.LocalAddr = &net.TCPAddr{IP: net.ParseIP(args[2])}
+	}
+	c, err := dialer.Dial("tcp", args[0])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return exitTimeout
+		}
+		return exitFailed
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(d))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || line != "ok\n" {
+		fmt.Fprintf(os.Stderr, "read %q: %v\n", line, err)
+		return exitFailed
+	}
+	return exitConnected
+}
+
+// helperUDP sends args[1] from args[3] (an address, or "" for any) to
+// args[0] in args[2] datagrams, 50ms apart (copies, in case the first
+// waits on neighbour discovery).
+func helperUDP(args []string) error {
+	if len(args) != 4 {
+		return errors.New("usage: udp ADDR:PORT PAYLOAD COUNT SRC")
+	}
+	n, err := strconv.Atoi(args[2])
+	if err != nil {
+		return err
+	}
+	var local *net.UDPAddr
+	if args[3] != "" {
+		local = &net.UDPAddr{IP: net.ParseIP(args[3])}
+	}
+	raddr, err := net.ResolveUDPAddr("udp", args[0])
+	if err != nil {
+		return err
+	}
+	c, err := net.DialUDP("udp", local, raddr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for i := range n {
+		if i > 0 {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if _, err := c.Write([]byte(args[1])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// helperRaw sends one TCP segment from args[0] to args[1] port args[2]
+// with the flags of args[3] (letters of FSRPAU; "" for none: a NULL
+// probe) through a raw socket, as a scanner does, three times 50ms apart.
+func helperRaw(args []string) error {
+	if len(args) != 4 {
+		return errors.New("usage: raw SRC DST PORT FLAGS")
+	}
+	src, err := netip.ParseAddr(args[0])
+	if err != nil {
+		return err
+	}
+	dst, err := netip.ParseAddr(args[1])
+	if err != nil {
+		return err
+	}
+	port, err := strconv.ParseUint(args[2], 10, 16)
+	if err != nil {
+		return err
+	}
+	var flags byte
+	for _, c := range args[3] {
+		i := strings.IndexRune("FSRPAU", c)
+		if i < 0 {
+			return fmt.Errorf("bad flag %q", c)
+		}
+		flags |= 1 << i
+	}
+	seg := make([]byte, 20)
+	binary.BigEndian.PutUint16(seg[0:], 40000+uint16(os.Getpid()%20000))
+	binary.BigEndian.PutUint16(seg[2:], uint16(port))
+	binary.BigEndian.PutUint32(seg[4:], 0x5ca11ed)
+	if flags&(1<<4) != 0 {
+		binary.BigEndian.PutUint32(seg[8:], 0xacced)
+	}
+	seg[12] = 5 << 4
+	seg[13] = flags
+	binary.BigEndian.PutUint16(seg[14:], 1024)
+	// the checksum over the pseudo header and the segment
+	var sum uint32
+	add := func(b []byte) {
+		for i := 0; i+1 < len(b); i += 2 {
+			sum += uint32(binary.BigEndian.Uint16(b[i:]))
+		}
+	}
+	add(src.AsSlice())
+	add(dst.AsSlice())
+	sum += unix.IPPROTO_TCP + uint32(len(seg))
+	add(seg)
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	binary.BigEndian.PutUint16(seg[16:], ^uint16(sum))
+
+	domain := unix.AF_INET
+	var sa, da unix.Sockaddr = &unix.SockaddrInet4{Addr: src.As4()}, &unix.SockaddrInet4{Addr: dst.As4()}
+	if dst.Is6() {
+		domain = unix.AF_INET6
+		sa, da = &unix.SockaddrInet6{Addr: src.As16()}, &unix.SockaddrInet6{Addr: dst.As16()}
+	}
+	fd, err := unix.Socket(domain, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	if err != nil {
+		return fmt.Errorf("raw socket: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, sa); err != nil {
+		return fmt.Errorf("bind %v: %w", src, err)
+	}
+	for i := range 3 {
+		if i > 0 {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err := unix.Sendto(fd, seg, 0, da); err != nil {
+			return fmt.Errorf("sendto %v: %w", dst, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,519 @@
+package ipset
+
+// Real-kernel tests (see lab_test.go): as root only, each in network
+// namespaces of its own.
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+
+	"github.com/scanwarden/scanwarden/block"
+)
+
+// The rules of the victim, as iptables -S prints them.
+const (
+	jumpLine = "-A INPUT -m comment --comment scanwarden -j SCANWARDEN-SETS"
+	trapJmp  = "-A SCANWARDEN-SETS -m comment --comment scanwarden -j SCANWARDEN-TRAP"
+)
+
+func setsLines(v string) []string {
+	return []string{
+		"-N SCANWARDEN-SETS",
+		"-A SCANWARDEN-SETS -m set --match-set scanwarden-ban" + v + " src -m comment --comment scanwarden -j DROP",
+		"-A SCANWARDEN-SETS -m set --match-set scanwarden-trap" + v + " src -m comment --comment scanwarden -j DROP",
+	}
+}
+
+// secondsSince is the whole seconds since start, rounded up.
+func secondsSince(start time.Time) uint32 { return uint32(time.Since(start)/time.Second) + 1 }
+
+// TestKernelBlockUnblockSync: Block drops the attacker's TCP and UDP, IPv4
+// and IPv6, with the ban's remaining time as the element's timeout, and
+// lets the benign client through; Unblock lets the attacker in again; Sync
+// makes the ban sets what the bans say, timeouts included.
+func TestKernelBlockUnblockSync(t *testing.T) {
+	l := newLab(t, "victim", "attacker", "benign")
+	l.wire()
+	s := l.serve()
+	victims := []netip.Addr{victim4, victim6}
+	for _, v := range victims {
+		l.wantReach(s, "attacker", netip.Addr{}, v, true)
+		l.wantReach(s, "benign", netip.Addr{}, v, true)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	start := time.Now()
+	out := l.backend("block "+banArg(attacker4, start.Add(time.Hour)), "block "+banArg(attacker6, time.Time{}), "list", "describe")
+	t.Logf("backend in the victim: %s", out)
+	if !strings.Contains(out, "list 198.51.100.232 fd00:77::232\n") {
+		t.Errorf("List after Block: %q", out)
+	}
+	l.wantTimeout(SetBan4, attacker4, 3600-secondsSince(start), 3600)
+	l.wantTimeout(SetBan6, attacker6, 0, 0)
+	if got, want := l.mustRules("iptables", "SCANWARDEN-SETS"), setsLines("4"); !slices.Equal(got, want) {
+		t.Errorf("iptables -S SCANWARDEN-SETS:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if got, want := l.mustRules("ip6tables", "SCANWARDEN-SETS"), setsLines("6"); !slices.Equal(got, want) {
+		t.Errorf("ip6tables -S SCANWARDEN-SETS:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for _, bin := range []string{"iptables", "ip6tables"} {
+		if got := l.mustRules(bin, "INPUT"); !slices.Equal(got, []string{"-P INPUT ACCEPT", jumpLine}) {
+			t.Errorf("%s -S INPUT: %q", bin, got)
+		}
+	}
+	for _, v := range victims {
+		l.wantReach(s, "attacker", netip.Addr{}, v, false)
+		l.wantReach(s, "benign", netip.Addr{}, v, true)
+	}
+
+	l.backend("unblock " + attacker4.String())
+	l.wantIn(SetBan4, attacker4, false)
+	l.wantReach(s, "attacker", netip.Addr{}, victim4, true)
+	l.wantReach(s, "attacker", netip.Addr{}, victim6, false)
+	l.backend("unblock " + attacker4.String()) // again: nothing to do
+
+	// Sync: attacker4 back for 1000 s, extra4[0] for 2000 s, extra4[1]'s
+	// ban is over, attacker6 has none
+	start = time.Now()
+	l.backend("sync " + banArg(attacker4, start.Add(1000*time.Second)) + " " + banArg(extra4[0], start.Add(2000*time.Second)) +
+		" " + banArg(extra4[1], start.Add(-time.Second)))
+	l.wantTimeout(SetBan4, attacker4, 1000-secondsSince(start), 1000)
+	l.wantTimeout(SetBan4, extra4[0], 2000-secondsSince(start), 2000)
+	l.wantIn(SetBan4, extra4[1], false)
+	if m, _ := l.members(SetBan6); len(m) != 0 {
+		t.Errorf("ban6 after Sync: %v, want none", m)
+	}
+	l.wantReach(s, "attacker", netip.Addr{}, victim4, false)
+	l.wantReach(s, "attacker", netip.Addr{}, victim6, true)
+
+	// a ban longer than the kernel keeps a timeout is permanent
+	l.backend("block " + banArg(extra4[2], time.Now().Add(40*24*time.Hour)))
+	l.wantTimeout(SetBan4, extra4[2], 0, 0)
+	// an expired one is not added
+	l.backend("block " + banArg(extra4[3], time.Now().Add(-time.Second)))
+	l.wantIn(SetBan4, extra4[3], false)
+}
+
+// TestKernelRestartKeepsTimeouts: a new Backend (a restart) preparing and
+// syncing the same state keeps every running timeout, of the bans and of
+// the trapped sources, and puts back an element an administrator deleted
+// with what remains of its ban; a new trap size keeps the trapped sources
+// and their timeouts.
+func TestKernelRestartKeepsTimeouts(t *testing.T) {
+	l := newLab(t, "victim")
+	start := time.Now()
+	bans := "sync " + banArg(attacker4, start.Add(1000*time.Second)) + " " + banArg(benign4, start.Add(2000*time.Second)) +
+		" " + banArg(attacker6, time.Time{})
+	trap := block.Trap{TCP: []uint16{trapTCP}, TimeoutTCP: 500 * time.Second, Size: 300}
+	l.backend("prepare", bans, trapArg(trap))
+	// a source the kernel trapped 600 s ago... as it would be listed
+	ttl := uint32(600)
+	if err := l.nl.IpsetAdd(SetTrap4, &netlink.IPSetEntry{IP: net.IP(extra4[0].AsSlice()), Timeout: &ttl, Replace: true}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	// an administrator deletes a ban
+	if err := l.nl.IpsetDel(SetBan4, &netlink.IPSetEntry{IP: net.IP(benign4.AsSlice())}); err != nil {
+		t.Fatal(err)
+	}
+	l.backend("prepare", bans, trapArg(trap))
+	e := secondsSince(start)
+	l.wantTimeout(SetBan4, attacker4, 1000-e, 1000-2)
+	l.wantTimeout(SetBan4, benign4, 2000-e, 2000-2)
+	l.wantTimeout(SetBan6, attacker6, 0, 0)
+	l.wantTimeout(SetTrap4, extra4[0], 600-e, 600-2)
+
+	// another trap size: the trap set is rebuilt, its sources kept
+	trap.Size = 400
+	l.backend(trapArg(trap))
+	r, err := l.nl.IpsetList(SetTrap4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.MaxElements != 400 {
+		t.Errorf("trap4 maxelem %d after SetTrap with Size 400", r.MaxElements)
+	}
+	// (listed in whole seconds rounded down, and so added again: up to a
+	// second is lost)
+	l.wantTimeout(SetTrap4, extra4[0], 600-secondsSince(start)-1, 600-2)
+	if out := l.backend("list"); out != "list 198.51.100.232 198.51.100.233 198.51.100.234 fd00:77::232\n" {
+		t.Errorf("list: %q", out)
+	}
+}
+
+// TestKernelSync100k: 100,000 bans load with Sync, with their timeouts;
+// a second Sync of the same bans (a restart) changes nothing; Sync of none
+// removes them.
+func TestKernelSync100k(t *testing.T) {
+	l := newLab(t, "victim")
+	out := l.backend("prepare", "sync-many 100000 3600")
+	t.Logf("first load: %s", strings.TrimSpace(out))
+	m, _ := l.members(SetBan6)
+	if len(m) != 100000 {
+		t.Fatalf("ban6 holds %d elements, want 100000", len(m))
+	}
+	for a, tm := range m {
+		if tm < 3500 || tm > 3600 {
+			t.Errorf("%v has timeout %d, want about 3600", a, tm)
+			break
+		}
+	}
+	out = l.backend("sync-many 100000 3600")
+	t.Logf("again (a restart, nothing to change): %s", strings.TrimSpace(out))
+	l.backend("sync")
+	if m, _ := l.members(SetBan6); len(m) != 0 {
+		t.Errorf("ban6 after Sync of none holds %d elements", len(m))
+	}
+}
+
+// TestKernelPrepareRepairsAndFlush: what an administrator deletes (the
+// jump, a ban rule, a trap rule, an exemption set) is put back by Prepare
+// and SetTrap, without losing the bans; the administrator's own rules are
+// never touched, and after Flush nothing of the backend is left.
+func TestKernelPrepareRepairsAndFlush(t *testing.T) {
+	l := newLab(t, "victim")
+	for _, bin := range []string{"iptables", "ip6tables"} {
+		for _, rule := range [][]string{
+			{"-A", "INPUT", "-i", "lo", "-j", "ACCEPT"},
+			{"-N", "OTHERTOOL"},
+			{"-A", "OTHERTOOL", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"},
+			{"-A", "INPUT", "-j", "OTHERTOOL"},
+		} {
+			l.run("victim", bin, rule...)
+		}
+	}
+	before4, before6 := l.mustRules("iptables"), l.mustRules("ip6tables")
+	trap := block.Trap{TCP: []uint16{trapTCP}, UDP: []uint16{trapUDP}, Exempt: []netip.Prefix{netip.PrefixFrom(benign4, 32)},
+		TimeoutTCP: time.Hour, Size: 300}
+	start := time.Now()
+	l.backend(trapArg(trap), "block "+banArg(attacker4, start.Add(time.Hour)), "block "+banArg(attacker6, start.Add(time.Hour)))
+	full4, full6 := l.mustRules("iptables"), l.mustRules("ip6tables")
+	t.Logf("iptables -S with the trap:\n%s", strings.Join(full4, "\n"))
+	for _, want := range []string{
+		jumpLine, trapJmp,
+		"-A SCANWARDEN-TRAP -i lo -m comment --comment scanwarden -j RETURN",
+		"-A SCANWARDEN-TRAP -m set --match-set scanwarden-never4 src -m comment --comment scanwarden -j RETURN",
+		"-A SCANWARDEN-TRAP -p tcp -m tcp ! --tcp-flags ACK ACK -m set --match-set scanwarden-tcp dst -m comment --comment scanwarden -j SET --add-set scanwarden-trap4 src --exist --timeout 3600",
+		"-A SCANWARDEN-TRAP -p udp -m set --match-set scanwarden-udp dst -m comment --comment scanwarden-trap-overflow -j DROP",
+	} {
+		if !slices.Contains(full4, want) {
+			t.Errorf("iptables -S lacks %q", want)
+		}
+	}
+	if l.mustRules("iptables", "INPUT")[1] != jumpLine {
+		t.Errorf("the jump is not INPUT's first rule: %q", l.mustRules("iptables", "INPUT"))
+	}
+
+	// the administrator breaks things
+	neverRule := "-m set --match-set scanwarden-never4 src -m comment --comment scanwarden -j RETURN"
+	l.run("victim", "iptables", append([]string{"-D", "INPUT"}, strings.Fields("-m comment --comment scanwarden -j SCANWARDEN-SETS")...)...)
+	l.run("victim", "iptables", append([]string{"-D", "SCANWARDEN-SETS"}, strings.Fields("-m set --match-set scanwarden-ban4 src -m comment --comment scanwarden -j DROP")...)...)
+	l.run("victim", "iptables", append([]string{"-D", "SCANWARDEN-TRAP"}, strings.Fields(neverRule)...)...)
+	if err := l.nl.IpsetDestroy(SetNever4); err != nil {
+		t.Fatal(err)
+	}
+	l.run("victim", "ip6tables", append([]string{"-D", "INPUT"}, strings.Fields("-m comment --comment scanwarden -j SCANWARDEN-SETS")...)...)
+
+	// a restart: Prepare puts back what it knows of; the trap rule comes
+	// back with SetTrap (a new Backend does not know the trap before)
+	l.backend("prepare")
+	got4 := l.mustRules("iptables")
+	if slices.Contains(got4, "-A SCANWARDEN-TRAP "+neverRule) {
+		t.Errorf("Prepare of a new Backend rewrote the trap (it does not know it)")
+	}
+	if !slices.Contains(got4, jumpLine) || !slices.Contains(got4, setsLines("4")[1]) {
+		t.Errorf("Prepare did not put back the jump or the ban rule:\n%s", strings.Join(got4, "\n"))
+	}
+	if _, ok := l.members(SetNever4); !ok {
+		t.Error("Prepare did not make the exemption set again")
+	}
+	l.backend(trapArg(trap))
+	if got := l.mustRules("iptables"); !slices.Equal(got, full4) {
+		t.Errorf("iptables -S after the repair:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(full4, "\n"))
+	}
+	if got := l.mustRules("ip6tables"); !slices.Equal(got, full6) {
+		t.Errorf("ip6tables -S after the repair:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(full6, "\n"))
+	}
+	if m, _ := l.members(SetNever4); len(m) != 1 {
+		t.Errorf("never4 after SetTrap: %v, want benign4", m)
+	}
+	l.wantTimeout(SetBan4, attacker4, 3600-secondsSince(start), 3600)
+	l.wantTimeout(SetBan6, attacker6, 3600-secondsSince(start), 3600)
+
+	l.backend("flush")
+	if got := l.mustRules("iptables"); !slices.Equal(got, before4) {
+		t.Errorf("iptables -S after Flush:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(before4, "\n"))
+	}
+	if got := l.mustRules("ip6tables"); !slices.Equal(got, before6) {
+		t.Errorf("ip6tables -S after Flush:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(before6, "\n"))
+	}
+	all, err := l.nl.IpsetListAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range all {
+		t.Errorf("set %s left after Flush", s.SetName)
+	}
+	l.backend("flush") // again: nothing to do, no error
+	if out := l.backend("list"); out != "list\n" {
+		t.Errorf("list after Flush: %q", out)
+	}
+}
+
+// TestKernelTrap: with the trap installed, a SYN, FIN, NULL or XMAS probe
+// or a UDP datagram to a trap port puts its source into the trap set (with
+// the protocol's timeout) and is dropped, and so is all the source sends
+// afterwards; an ACK segment is no first hit; an exempt source is never
+// trapped; IPv6 likewise. Unblock lets a trapped source in again.
+func TestKernelTrap(t *testing.T) {
+	l := newLab(t, "victim", "attacker", "benign")
+	l.wire()
+	s := l.serve()
+	if l.dial("attacker", attacker4, victim4, trapTCP, openWait) != exitConnected {
+		t.Fatal("the trap port is not served before the trap")
+	}
+	trap := block.Trap{
+		TCP: []uint16{trapTCP}, UDP: []uint16{trapUDP},
+		Exempt:     []netip.Prefix{netip.PrefixFrom(benign4, 32), netip.PrefixFrom(benign6, 128), netip.MustParsePrefix("127.0.0.0/8")},
+		TimeoutTCP: time.Hour, TimeoutUDP: 30 * time.Minute, Size: 1000,
+	}
+	l.backend(trapArg(trap))
+
+	// ACK only: no first hit (and then a SYN is, so the ACK had its chance)
+	l.raw(attacker4, victim4, trapTCP, "A")
+	l.wantIn(SetTrap4, attacker4, false)
+	start := time.Now()
+	if code := l.dial("attacker", attacker4, victim4, trapTCP, blockedWait); code != exitTimeout {
+		t.Errorf("SYN to the trap port: connected, want it dropped")
+	}
+	l.wantTimeout(SetTrap4, attacker4, 3600-secondsSince(start), 3600)
+	l.wantReach(s, "attacker", attacker4, victim4, false)
+
+	for i, flags := range []string{"F", "", "FPU"} {
+		start := time.Now()
+		l.raw(extra4[i], victim4, trapTCP, flags)
+		l.wantTimeout(SetTrap4, extra4[i], 3600-secondsSince(start), 3600)
+	}
+
+	// UDP: trapped with the UDP timeout, the datagram dropped
+	start = time.Now()
+	dropped := l.sendUDP("attacker", extra4[3], victim4, trapUDP)
+	time.Sleep(settle)
+	l.wantTimeout(SetTrap4, extra4[3], 1800-secondsSince(start), 1800)
+	control := l.sendUDP("benign", benign4, victim4, trapUDP)
+	if !s.wait(control, openWait) {
+		t.Errorf("UDP from the exempt benign client to the trap port: not received")
+	}
+	time.Sleep(udpGrace)
+	if s.has(dropped) {
+		t.Errorf("UDP from the attacker to the trap port: received, want it dropped")
+	}
+
+	// the exempt client uses the trap port and is not trapped
+	if code := l.dial("benign", benign4, victim4, trapTCP, openWait); code != exitConnected {
+		t.Errorf("exempt TCP to the trap port: dropped")
+	}
+	l.wantIn(SetTrap4, benign4, false)
+	l.wantReach(s, "benign", benign4, victim4, true)
+
+	// IPv6
+	start = time.Now()
+	if code := l.dial("attacker", attacker6, victim6, trapTCP, blockedWait); code != exitTimeout {
+		t.Errorf("IPv6 SYN to the trap port: connected, want it dropped")
+	}
+	l.wantTimeout(SetTrap6, attacker6, 3600-secondsSince(start), 3600)
+	l.wantReach(s, "attacker", attacker6, victim6, false)
+	if code := l.dial("benign", benign6, victim6, trapTCP, openWait); code != exitConnected {
+		t.Errorf("exempt IPv6 TCP to the trap port: dropped")
+	}
+	l.wantIn(SetTrap6, benign6, false)
+
+	out := l.backend("list", "overflows")
+	if want := "list 198.51.100.232 198.51.100.234 198.51.100.235 198.51.100.236 198.51.100.237 fd00:77::232\noverflows 0\n"; out != want {
+		t.Errorf("list, overflows: %q, want %q", out, want)
+	}
+	l.backend("unblock " + attacker4.String())
+	l.wantIn(SetTrap4, attacker4, false)
+	l.wantReach(s, "attacker", attacker4, victim4, true)
+}
+
+// TestKernelTrapOverflow: a trap set of 2 fills with two sources; the
+// third source's first hit is dropped but not added, and counted by
+// TrapOverflows; not being in the set, it still reaches other ports.
+func TestKernelTrapOverflow(t *testing.T) {
+	l := newLab(t, "victim", "attacker", "benign")
+	l.wire()
+	s := l.serve()
+	l.backend(trapArg(block.Trap{TCP: []uint16{trapTCP}, TimeoutTCP: time.Hour, Size: 2}))
+	l.raw(extra4[0], victim4, trapTCP, "S")
+	l.raw(extra4[1], victim4, trapTCP, "S")
+	l.wantIn(SetTrap4, extra4[0], true)
+	l.wantIn(SetTrap4, extra4[1], true)
+	if out := l.backend("overflows"); out != "overflows 0\n" {
+		t.Errorf("overflows before the set is full: %q", out)
+	}
+	if code := l.dial("attacker", extra4[2], victim4, trapTCP, blockedWait); code != exitTimeout {
+		t.Errorf("SYN to the trap port with the set full: connected, want it dropped")
+	}
+	l.wantIn(SetTrap4, extra4[2], false)
+	out := l.backend("overflows")
+	var n int
+	if _, err := fmt.Sscanf(out, "overflows %d\n", &n); err != nil || n < 1 {
+		t.Errorf("overflows after a first hit on a full set: %q, want at least 1", out)
+	}
+	t.Logf("overflow count: %d (the first SYN and its retransmissions)", n)
+	l.wantReach(s, "attacker", extra4[2], victim4, true)
+}
+
+// TestKernelSetTrapChanges: a new trap size keeps the trapped sources and
+// the rules working on the rebuilt set; new exemptions remove the sources
+// they cover, which may then come in and are not trapped again; a trap
+// that is not enabled traps nothing more and keeps those trapped.
+func TestKernelSetTrapChanges(t *testing.T) {
+	l := newLab(t, "victim", "attacker", "benign")
+	l.wire()
+	s := l.serve()
+	trap := block.Trap{TCP: []uint16{trapTCP}, TimeoutTCP: time.Hour, Size: 100}
+	l.backend(trapArg(trap))
+	l.raw(attacker4, victim4, trapTCP, "S")
+	l.raw(extra4[0], victim4, trapTCP, "S")
+	l.wantReach(s, "attacker", attacker4, victim4, false)
+
+	trap.Size = 200
+	l.backend(trapArg(trap))
+	l.wantIn(SetTrap4, attacker4, true)
+	l.wantIn(SetTrap4, extra4[0], true)
+	l.wantReach(s, "attacker", attacker4, victim4, false)
+	l.raw(extra4[1], victim4, trapTCP, "S")
+	l.wantIn(SetTrap4, extra4[1], true)
+
+	trap.Exempt = []netip.Prefix{netip.PrefixFrom(attacker4, 32)}
+	l.backend(trapArg(trap))
+	l.wantIn(SetTrap4, attacker4, false)
+	l.wantIn(SetTrap4, extra4[0], true)
+	l.wantReach(s, "attacker", attacker4, victim4, true)
+	l.raw(attacker4, victim4, trapTCP, "S")
+	l.wantIn(SetTrap4, attacker4, false)
+
+	l.backend(trapArg(block.Trap{Size: 200}))
+	for _, bin := range []string{"iptables", "ip6tables"} {
+		if r, err := l.rules(bin, "SCANWARDEN-TRAP"); err == nil {
+			t.Errorf("%s -S SCANWARDEN-TRAP after disabling the trap: %q, want no such chain", bin, r)
+		}
+	}
+	l.raw(extra4[2], victim4, trapTCP, "S")
+	l.wantIn(SetTrap4, extra4[2], false)
+	l.wantIn(SetTrap4, extra4[0], true)
+	l.wantReach(s, "attacker", extra4[0], victim4, false)
+}
+
+// TestKernelNetlinkSets drives the backend's netlink code directly, in
+// the victim namespace (a netlink socket opened there, no firewall):
+// creating, listing, batched adds and deletes (a batch stopped by a full
+// set still adds what fits, and says which did not), swapping, destroying,
+// and the errors of a missing or referenced set.
+func TestKernelNetlinkSets(t *testing.T) {
+	l := newLab(t, "victim")
+	n, err := newNetlinkSets("/run/netns/" + l.ns["victim"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.close()
+	const s, tmp = "swtest", "swtest-tmp"
+	must(t, n.create(s, header{typ: typeHashIP, family: unix.AF_INET6, timeout: true, maxElem: 3000}))
+	if err := n.create(s, header{typ: typeHashIP, family: unix.AF_INET6, timeout: true, maxElem: 3000}); !errors.Is(err, unix.EEXIST) {
+		t.Errorf("create again: %v, want EEXIST", err)
+	}
+	h, ms, ok, err := n.list(s, true)
+	if err != nil || !ok || len(ms) != 0 || h.String() != "hash:ip family inet6 maxelem 3000 timeout" || h.entries != 0 {
+		t.Errorf("list -t: %v %v %v %v", h, ms, ok, err)
+	}
+	// 3100 members, 3000 fit: several messages, the last stopped
+	var add []member
+	for _, b := range manyBans(3100, 0) {
+		add = append(add, addrMember(b.Addr, 1000))
+	}
+	err = n.add(s, true, add)
+	if !errors.Is(err, nl.IPSetError(errHashFull)) || !strings.Contains(err.Error(), "the set is full") {
+		t.Errorf("adding 3100 to a set of 3000: %v, want full", err)
+	}
+	if err != nil && !strings.Contains(err.Error(), "and 99 more not added to set swtest: the set is full") {
+		t.Errorf("adding 3100 to a set of 3000: %v, want the 99 after the first counted", err)
+	}
+	h, ms, _, err = n.list(s, false)
+	if err != nil || len(ms) != 3000 || h.entries != 3000 {
+		t.Fatalf("list: %d members, header %+v, %v", len(ms), h, err)
+	}
+	if m, _ := l.members(s); len(m) != 3000 || m[add[0].prefix.Addr()] < 998 {
+		t.Errorf("the library lists %d members, the first with timeout %d", len(m), m[add[0].prefix.Addr()])
+	}
+	// re-adding sets the timeout anew; deleting absent members is fine
+	must(t, n.add(s, true, []member{addrMember(add[0].prefix.Addr(), 50)}))
+	must(t, n.del(s, add[2900:]))
+	must(t, n.del(s, add[2900:]))
+	_, ms, _, _ = n.list(s, false)
+	if len(ms) != 2900 {
+		t.Errorf("after deleting 100 (of which 100 absent): %d members", len(ms))
+	}
+	l.wantTimeout(s, add[0].prefix.Addr(), 49, 50)
+
+	// swap with a bigger one, as rebuild does
+	must(t, n.create(tmp, header{typ: typeHashIP, family: unix.AF_INET6, timeout: true, maxElem: 5000}))
+	must(t, n.add(tmp, true, ms))
+	must(t, n.swap(s, tmp))
+	must(t, n.destroy(tmp))
+	h, ms, _, _ = n.list(s, false)
+	if h.maxElem != 5000 || len(ms) != 2900 {
+		t.Errorf("after the swap: maxelem %d, %d members", h.maxElem, len(ms))
+	}
+
+	// ports and networks, several at once
+	must(t, n.create("swports", portHeader))
+	must(t, n.add("swports", false, []member{{port: 0}, {port: 22}, {port: 65535}}))
+	must(t, n.create("swnets", header{typ: typeHashNet, family: unix.AF_INET, maxElem: 100}))
+	nets := []member{{prefix: netip.MustParsePrefix("198.51.100.0/25")}, {prefix: netip.MustParsePrefix("198.51.100.231/32")}}
+	must(t, n.add("swnets", false, nets))
+	_, got, _, _ := n.list("swports", false)
+	var ports []uint16
+	for _, m := range got {
+		ports = append(ports, m.port)
+	}
+	if !slices.Equal(ports, []uint16{0, 22, 65535}) {
+		t.Errorf("ports: %+v", got)
+	}
+	_, got, _, _ = n.list("swnets", false)
+	if len(got) != 2 || !slices.ContainsFunc(got, func(m member) bool { return m == nets[0] }) {
+		t.Errorf("networks: %+v", got)
+	}
+
+	// a set a rule refers to cannot be destroyed
+	l.run("victim", "iptables", "-A", "INPUT", "-m", "set", "--match-set", "swnets", "src", "-j", "DROP")
+	if err := n.destroy("swnets"); !errors.Is(err, nl.IPSetError(errBusy)) || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("destroying a referenced set: %v", err)
+	}
+	l.run("victim", "iptables", "-D", "INPUT", "-m", "set", "--match-set", "swnets", "src", "-j", "DROP")
+	for _, name := range []string{s, "swports", "swnets", "nothing"} {
+		must(t, n.destroy(name))
+	}
+	if _, _, ok, err := n.list(s, false); ok || err != nil {
+		t.Errorf("list of a destroyed set: %v, %v", ok, err)
+	}
+	if err := n.add(s, true, add[:2]); !isNoSet(err) {
+		t.Errorf("add to a missing set: %v", err)
+	}
+	if err := n.add(s, true, add[:1]); !isNoSet(err) {
+		t.Errorf("add one to a missing set: %v", err)
+	}
+}

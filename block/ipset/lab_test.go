@@ -1,0 +1,497 @@
+package ipset
+
+// The lab of the kernel tests: as root only, network namespaces of the
+// test's own (swips-PID-N-ROLE), deleted when it ends. The backend runs
+// inside the victim namespace (see helper_test.go); nothing is ever sent
+// anywhere but between the test's namespaces, on 198.51.100.0/24 and
+// fd00:77::/64, with no default route and no link to the host. The test
+// process reads the victim's sets through a netlink handle of that
+// namespace (vishvananda/netlink, not the backend's own code).
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/scanwarden/scanwarden/block"
+)
+
+// The lab's addresses.
+var (
+	victim4   = netip.MustParseAddr("198.51.100.231")
+	attacker4 = netip.MustParseAddr("198.51.100.232")
+	benign4   = netip.MustParseAddr("198.51.100.233")
+	victim6   = netip.MustParseAddr("fd00:77::231")
+	attacker6 = netip.MustParseAddr("fd00:77::232")
+	benign6   = netip.MustParseAddr("fd00:77::233")
+	// extra4 are more attacker addresses, on the attacker's link.
+	extra4 = []netip.Addr{
+		netip.MustParseAddr("198.51.100.234"), netip.MustParseAddr("198.51.100.235"),
+		netip.MustParseAddr("198.51.100.236"), netip.MustParseAddr("198.51.100.237"),
+		netip.MustParseAddr("198.51.100.238"),
+	}
+)
+
+const (
+	openPort = 8022 // a served port that is no trap
+	trapTCP  = 2323 // a served TCP port that is a trap
+	trapUDP  = 2324 // a served UDP port that is a trap
+	// blockedWait is how long a connect expected to be dropped is given:
+	// a dropped SYN is not answered at all, so any wait shows it; one
+	// second is the first SYN retransmission.
+	blockedWait = time.Second
+	// openWait bounds a connect or datagram expected to get through: far
+	// more than a veth round trip, so that a slow CI machine never fails.
+	openWait = 5 * time.Second
+	// settle is how long after sending a probe the trap set is read: the
+	// kernel adds within microseconds; this covers the helper's exit.
+	settle = 200 * time.Millisecond
+	// udpGrace is how long after a later control datagram arrived a
+	// dropped one is still waited for: it was sent first, so it would be
+	// there.
+	udpGrace = 300 * time.Millisecond
+	// cmdTimeout bounds every command a test runs.
+	cmdTimeout = 2 * time.Minute
+)
+
+var nsSeq atomic.Int32
+
+// lab is a test's set of network namespaces, by role, and a netlink
+// handle on the victim's sets.
+type lab struct {
+	t   testing.TB
+	exe string
+	ns  map[string]string
+	nl  *netlink.Handle
+}
+
+// newLab creates one namespace per role (the first is the victim, whose
+// sets the lab reads), with loopback up and IPv6 set to make no
+// link-local address, do no DAD and send no solicitation. It skips the
+// test when not root or a tool is missing.
+func newLab(t testing.TB, roles ...string) *lab {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("not root: the kernel tests create network namespaces and sets and rules in them")
+	}
+	for _, c := range []string{"ip", "iptables", "ip6tables", "sysctl"} {
+		if _, err := exec.LookPath(c); err != nil {
+			t.Skipf("%s is missing (scripts/deps.sh installs it): %v", c, err)
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &lab{t: t, exe: exe, ns: map[string]string{}}
+	n := nsSeq.Add(1)
+	for _, r := range roles {
+		name := fmt.Sprintf("swips-%d-%d-%s", os.Getpid(), n, r)
+		if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+			t.Skipf("cannot create network namespace %s: %v: %s", name, err, out)
+		}
+		t.Cleanup(func() {
+			if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+				t.Errorf("ip netns del %s: %v: %s", name, err, out)
+			}
+		})
+		l.ns[r] = name
+		l.run(r, "ip", "link", "set", "lo", "up")
+		l.run(r, "sysctl", "-q", "-w",
+			"net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
+			"net.ipv6.conf.default.addr_gen_mode=1",
+			"net.ipv6.conf.all.router_solicitations=0", "net.ipv6.conf.default.router_solicitations=0",
+			"net.ipv6.conf.all.accept_ra=0", "net.ipv6.conf.default.accept_ra=0")
+	}
+	h, err := netns.GetFromName(l.ns[roles[0]])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.nl, err = netlink.NewHandleAt(h, unix.NETLINK_NETFILTER); err != nil {
+		_ = h.Close()
+		t.Fatal(err)
+	}
+	_ = h.Close()
+	t.Cleanup(l.nl.Close) // runs before the namespaces are deleted
+	if _, _, err := l.nl.IpsetProtocol(); err != nil {
+		t.Skipf("the kernel has no ipset (CONFIG_IP_SET): %v", err)
+	}
+	return l
+}
+
+// wire links attacker and benign to the victim: a bridge br0 in the
+// victim holds its addresses and one veth per client, whose peer is the
+// client's eth0 (the attacker's with extra4 too). It waits until every
+// link is up.
+func (l *lab) wire() {
+	l.t.Helper()
+	l.run("victim", "ip", "link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0", "mcast_snooping", "0")
+	for _, c := range []struct {
+		role, port string
+		v4, v6     netip.Addr
+	}{{"attacker", "va", attacker4, attacker6}, {"benign", "vb", benign4, benign6}} {
+		l.run("victim", "ip", "link", "add", c.port, "type", "veth", "peer", "name", "eth0", "netns", l.ns[c.role])
+		l.run(c.role, "sysctl", "-q", "-w", "net.ipv6.conf.eth0.addr_gen_mode=1", "net.ipv6.conf.eth0.accept_dad=0")
+		l.run("victim", "ip", "link", "set", c.port, "master", "br0", "up")
+		l.run(c.role, "ip", "addr", "add", c.v4.String()+"/24", "dev", "eth0")
+		l.run(c.role, "ip", "addr", "add", c.v6.String()+"/64", "dev", "eth0", "nodad")
+		l.run(c.role, "ip", "link", "set", "eth0", "up")
+	}
+	for _, a := range extra4 {
+		l.run("attacker", "ip", "addr", "add", a.String()+"/24", "dev", "eth0")
+	}
+	l.run("victim", "ip", "addr", "add", victim4.String()+"/24", "dev", "br0")
+	l.run("victim", "ip", "addr", "add", victim6.String()+"/64", "dev", "br0", "nodad")
+	l.run("victim", "ip", "link", "set", "br0", "up")
+	for i := 0; ; i++ {
+		ready := true
+		for _, r := range []struct{ role, dev string }{{"attacker", "eth0"}, {"benign", "eth0"}, {"victim", "br0"}} {
+			link := l.run(r.role, "ip", "link", "show", "dev", r.dev)
+			tentative := l.run(r.role, "ip", "-6", "addr", "show", "dev", r.dev, "tentative")
+			ready = ready && strings.Contains(link, "LOWER_UP") && strings.TrimSpace(tentative) == ""
+		}
+		if ready {
+			return
+		}
+		if i == 100 {
+			l.t.Fatal("the lab's links did not come up in 5s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// command returns name args run in role's namespace.
+func (l *lab) command(ctx context.Context, role, name string, args ...string) *exec.Cmd {
+	ns, ok := l.ns[role]
+	if !ok {
+		l.t.Fatalf("no namespace for role %s", role)
+	}
+	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns, name}, args...)...)
+}
+
+// try runs name args in role's namespace and returns its standard output
+// and an error carrying its standard error.
+func (l *lab) try(role, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	c := l.command(ctx, role, name, args...)
+	var stderr strings.Builder
+	c.Stderr = &stderr
+	out, err := c.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("%s %s in %s: %w: %s", name, strings.Join(args, " "), role, err, strings.TrimSpace(stderr.String()))
+	}
+	return string(out), nil
+}
+
+// run is try that fails the test on an error.
+func (l *lab) run(role, name string, args ...string) string {
+	l.t.Helper()
+	out, err := l.try(role, name, args...)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return out
+}
+
+// helper returns this test binary as helper op in role's namespace.
+func (l *lab) helper(ctx context.Context, role, op string, args ...string) *exec.Cmd {
+	c := l.command(ctx, role, l.exe)
+	c.Env = append(os.Environ(), envHelper+"="+op, envNetns+"="+l.ns[role], envArgs+"="+strings.Join(args, "\n"),
+		// Under -race, a process that ran goroutines sleeps a second at
+		// exit (for late reports); helpers are many and short.
+		"GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+	return c
+}
+
+// backend runs cmds (see helperBackend) in a new process in the victim
+// namespace, that is with a fresh Backend, and returns what it printed.
+func (l *lab) backend(cmds ...string) string {
+	l.t.Helper()
+	out, err := l.tryBackend(cmds...)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return out
+}
+
+func (l *lab) tryBackend(cmds ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	c := l.helper(ctx, "victim", "backend", cmds...)
+	var stderr strings.Builder
+	c.Stderr = &stderr
+	out, err := c.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("backend %q: %v: %s", cmds, err, stderr.String())
+	}
+	return string(out), nil
+}
+
+// banArg is the "ADDR=UNTIL" of a ban of a until the given time (zero:
+// without end).
+func banArg(a netip.Addr, until time.Time) string {
+	if until.IsZero() {
+		return a.String() + "=0"
+	}
+	return fmt.Sprintf("%s=%d", a, until.UnixMilli())
+}
+
+// trapArg is the settrap command for t.
+func trapArg(t block.Trap) string {
+	b, err := json.Marshal(t)
+	if err != nil {
+		panic(err)
+	}
+	return "settrap " + string(b)
+}
+
+// members returns the victim's set name as its members' addresses and
+// remaining timeouts (0: permanent), read over netlink; ok is false when
+// there is no such set.
+func (l *lab) members(name string) (map[netip.Addr]uint32, bool) {
+	l.t.Helper()
+	r, err := l.nl.IpsetList(name)
+	if err != nil {
+		if strings.Contains(err.Error(), "no such file") {
+			return nil, false
+		}
+		l.t.Fatalf("ipset list %s: %v", name, err)
+	}
+	out := map[netip.Addr]uint32{}
+	for _, e := range r.Entries {
+		a, ok := netip.AddrFromSlice(e.IP)
+		if !ok {
+			l.t.Fatalf("ipset list %s: bad address %v", name, e.IP)
+		}
+		var t uint32
+		if e.Timeout != nil {
+			t = *e.Timeout
+		}
+		out[a.Unmap()] = t
+	}
+	return out, true
+}
+
+// wantTimeout checks that set holds a with a remaining timeout within
+// [lo, hi] seconds (0, 0 for permanent).
+func (l *lab) wantTimeout(set string, a netip.Addr, lo, hi uint32) {
+	l.t.Helper()
+	m, _ := l.members(set)
+	got, ok := m[a]
+	switch {
+	case !ok:
+		l.t.Errorf("%s does not hold %v (holds %v)", set, a, m)
+	case got < lo || got > hi:
+		l.t.Errorf("%s holds %v with timeout %d, want %d..%d", set, a, got, lo, hi)
+	}
+}
+
+// wantIn checks whether set holds a.
+func (l *lab) wantIn(set string, a netip.Addr, want bool) {
+	l.t.Helper()
+	m, _ := l.members(set)
+	if _, ok := m[a]; ok != want {
+		l.t.Errorf("%s holds %v: %v, want %v (holds %v)", set, a, ok, want, m)
+	}
+}
+
+// rules returns `bin -S [chain]` in the victim, without iptables-nft's
+// "# Warning" lines.
+func (l *lab) rules(bin string, chain ...string) ([]string, error) {
+	out, err := l.try("victim", bin, append([]string{"-S"}, chain...)...)
+	if err != nil {
+		return nil, err
+	}
+	var lines []string
+	for _, s := range strings.Split(strings.TrimSpace(out), "\n") {
+		if s != "" && !strings.HasPrefix(s, "#") {
+			lines = append(lines, s)
+		}
+	}
+	return lines, nil
+}
+
+func (l *lab) mustRules(bin string, chain ...string) []string {
+	l.t.Helper()
+	r, err := l.rules(bin, chain...)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return r
+}
+
+// server is the helper serve, running in the victim.
+type server struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (s *server) has(sub string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.ContainsFunc(s.lines, func(l string) bool { return strings.Contains(l, sub) })
+}
+
+// wait reports whether a line containing sub appears within d.
+func (s *server) wait(sub string, d time.Duration) bool {
+	for end := time.Now().Add(d); ; time.Sleep(10 * time.Millisecond) {
+		if s.has(sub) {
+			return true
+		}
+		if time.Now().After(end) {
+			return false
+		}
+	}
+}
+
+// serve starts the listener on openPort, trapTCP and trapUDP in the
+// victim; it ends when the test does (its standard input closes; the
+// process is killed if it lingers).
+func (l *lab) serve() *server {
+	l.t.Helper()
+	c := l.helper(context.Background(), "victim", "serve", fmt.Sprint(openPort), fmt.Sprint(trapTCP), fmt.Sprint(trapUDP))
+	stdin, err := c.StdinPipe()
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	stdout, err := c.StdoutPipe()
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	var stderr strings.Builder
+	c.Stderr = &stderr
+	if err := c.Start(); err != nil {
+		l.t.Fatal(err)
+	}
+	s := &server{}
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			s.mu.Lock()
+			s.lines = append(s.lines, sc.Text())
+			s.mu.Unlock()
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	l.t.Cleanup(func() {
+		_ = stdin.Close()
+		done := make(chan error, 1)
+		go func() { <-read; done <- c.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				l.t.Errorf("listener: %v: %s", err, stderr.String())
+			}
+		case <-time.After(10 * time.Second):
+			_ = c.Process.Kill() // the process this test started, by PID
+			<-done
+			l.t.Error("listener did not stop when its input closed: killed")
+		}
+	})
+	if !s.wait("ready", 30*time.Second) {
+		l.t.Fatalf("listener not ready: %s", stderr.String())
+	}
+	return s
+}
+
+// dial connects from role (from address src when valid) to the victim's
+// addr and port and returns the tcp helper's exit code: exitConnected or
+// exitTimeout (anything else fails the test).
+func (l *lab) dial(role string, src, addr netip.Addr, port int, timeout time.Duration) int {
+	l.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	from := ""
+	if src.IsValid() {
+		from = src.String()
+	}
+	c := l.helper(ctx, role, "tcp", netip.AddrPortFrom(addr, uint16(port)).String(), timeout.String(), from)
+	out, err := c.CombinedOutput()
+	if c.ProcessState == nil {
+		l.t.Fatalf("tcp from %s to %v: %v", role, addr, err)
+	}
+	code := c.ProcessState.ExitCode()
+	if code != exitConnected && code != exitTimeout {
+		l.t.Fatalf("tcp from %s %v to %v port %d: %v: %s", role, src, addr, port, err, out)
+	}
+	return code
+}
+
+var tokenSeq atomic.Int64
+
+// sendUDP sends a new token from role (from src when valid) to the
+// victim's addr and port, three times, and returns it.
+func (l *lab) sendUDP(role string, src, addr netip.Addr, port int) string {
+	l.t.Helper()
+	token := fmt.Sprintf("token-%s-%d", role, tokenSeq.Add(1))
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	from := ""
+	if src.IsValid() {
+		from = src.String()
+	}
+	c := l.helper(ctx, role, "udp", netip.AddrPortFrom(addr, uint16(port)).String(), token, "3", from)
+	if out, err := c.CombinedOutput(); err != nil {
+		l.t.Fatalf("udp from %s to %v: %v: %s", role, addr, err, out)
+	}
+	return token
+}
+
+// raw sends a TCP segment with flags from the attacker's src to the
+// victim's dst and port.
+func (l *lab) raw(src, dst netip.Addr, port int, flags string) {
+	l.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	c := l.helper(ctx, "attacker", "raw", src.String(), dst.String(), fmt.Sprint(port), flags)
+	if out, err := c.CombinedOutput(); err != nil {
+		l.t.Fatalf("raw %q from %v to %v: %v: %s", flags, src, dst, err, out)
+	}
+	time.Sleep(settle)
+}
+
+// wantReach checks whether role, from src, reaches the victim's addr on
+// openPort over TCP and UDP; the benign client must, and is the control
+// of a negative check.
+func (l *lab) wantReach(s *server, role string, src, addr netip.Addr, want bool) {
+	l.t.Helper()
+	if want {
+		if code := l.dial(role, src, addr, openPort, openWait); code != exitConnected {
+			l.t.Errorf("TCP from %s %v to %v: timed out, want a connection", role, src, addr)
+		}
+		if token := l.sendUDP(role, src, addr, openPort); !s.wait(token, openWait) {
+			l.t.Errorf("UDP from %s %v to %v: not received, want it received", role, src, addr)
+		}
+		return
+	}
+	if code := l.dial(role, src, addr, openPort, blockedWait); code != exitTimeout {
+		l.t.Errorf("TCP from %s %v to %v: connected, want a timeout (dropped)", role, src, addr)
+	}
+	dropped := l.sendUDP(role, src, addr, openPort)
+	control := l.sendUDP("benign", netip.Addr{}, addr, openPort)
+	if !s.wait(control, openWait) {
+		l.t.Fatalf("UDP from benign to %v (the control) not received", addr)
+	}
+	time.Sleep(udpGrace)
+	if s.has(dropped) {
+		l.t.Errorf("UDP from %s %v to %v: received, want it dropped", role, src, addr)
+	}
+}

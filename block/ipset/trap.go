@@ -1,0 +1,269 @@
+package ipset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/scanwarden/scanwarden/block"
+	"github.com/scanwarden/scanwarden/block/iptables"
+)
+
+// SetTrap installs t in every supported family, or replaces the trap in
+// force, in the order that never traps an exempt source nor lets a first
+// hit through unhandled (ipset and iptables have no transaction spanning
+// both):
+//
+//  1. the sets are made sure of as by Prepare; a trap set whose maxelem
+//     is not t.Size is rebuilt at that size with its elements and their
+//     remaining timeouts (see rebuild: the new set is swapped in under
+//     the rules, which go on referring to its name);
+//  2. t's exemptions are added to the exemption sets;
+//  3. the trap sets' elements that t's exemptions cover are removed;
+//  4. the trap rules are written with t's timeouts, and the jump to
+//     SCANWARDEN-TRAP put in place, or, when t is not Enabled, removed
+//     with the chain (trapped sources stay trapped);
+//  5. the port sets are made to hold exactly t's ports;
+//  6. the exemptions that t does not have are removed.
+//
+// A Size of 0 or less is defaultTrapSize. Exemptions that are IPv4-mapped
+// IPv6 networks are IPv4 ones; /0 is written as two /1 (hash:net holds no
+// /0). SetTrap goes on after a failure and returns every error, joined.
+func (b *Backend) SetTrap(ctx context.Context, t block.Trap) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t = normalTrap(t)
+	exempt := exemptions(t.Exempt)
+	var errs []error
+	var fams []*family
+	for _, fam := range b.fams {
+		if fam.r != nil {
+			fams = append(fams, fam)
+		}
+	}
+	step := func(fam *family, what string, err error) bool {
+		if err != nil {
+			errs = append(errs, opError(fam, "set trap: "+what, netip.Addr{}, err))
+			b.prepared[fam.f] = false
+		}
+		return err == nil
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("ipset: set trap: %w", err)
+	}
+	// 1. sets
+	b.trap = &t
+	ok := map[*family]bool{}
+	for _, fam := range fams {
+		ok[fam] = step(fam, "sets", b.prepareSets(fam))
+	}
+	for _, name := range []string{SetTCP, SetUDP} {
+		if err := b.ensureSet(name, portHeader, false); err != nil {
+			errs = append(errs, fmt.Errorf("ipset: set trap: %w", err))
+			clear(ok)
+		}
+	}
+	// 2. and 3. exemptions in, the trapped sources they cover out
+	for _, fam := range fams {
+		if !ok[fam] {
+			continue
+		}
+		ok[fam] = step(fam, "exemptions", b.syncMembers(fam.nevr, false, exempt[fam.f], false)) &&
+			step(fam, "removing exempt sources", b.removeCovered(fam, exempt[fam.f]))
+	}
+	// 4. rules
+	for _, fam := range fams {
+		if ok[fam] {
+			ok[fam] = step(fam, "rules", b.prepareRules(fam))
+		}
+	}
+	// 5. ports
+	for _, p := range []struct {
+		set   string
+		ports []uint16
+	}{{SetTCP, t.TCP}, {SetUDP, t.UDP}} {
+		ms := make([]member, len(p.ports))
+		for i, port := range p.ports {
+			ms[i] = member{port: port}
+		}
+		if err := b.syncMembers(p.set, false, ms, true); err != nil {
+			errs = append(errs, fmt.Errorf("ipset: set trap: ports: %w", err))
+		}
+	}
+	// 6. exemptions out
+	for _, fam := range fams {
+		if ok[fam] {
+			ok[fam] = step(fam, "exemptions", b.syncMembers(fam.nevr, false, exempt[fam.f], true))
+		}
+		if ok[fam] {
+			b.prepared[fam.f] = true
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// normalTrap returns a copy of t with its ports sorted and without
+// duplicates, and its Size defaultTrapSize when not positive.
+func normalTrap(t block.Trap) block.Trap {
+	t.TCP = slices.Compact(slices.Sorted(slices.Values(t.TCP)))
+	t.UDP = slices.Compact(slices.Sorted(slices.Values(t.UDP)))
+	t.Exempt = slices.Clone(t.Exempt)
+	if t.Size <= 0 {
+		t.Size = defaultTrapSize
+	}
+	return t
+}
+
+// exemptions returns the members of each family's exemption set for
+// prefixes: IPv4-mapped IPv6 networks of /96 or longer as IPv4 ones,
+// zones dropped, masked, /0 as its two /1 halves, sorted, each once.
+// Invalid prefixes are skipped.
+func exemptions(prefixes []netip.Prefix) map[iptables.Family][]member {
+	out := map[iptables.Family][]member{}
+	seen := map[netip.Prefix]bool{}
+	for _, p := range prefixes {
+		if !p.IsValid() {
+			continue
+		}
+		a, bits := p.Addr().WithZone(""), p.Bits()
+		if a.Is4In6() && bits >= 96 {
+			a, bits = a.Unmap(), bits-96
+		}
+		q := netip.PrefixFrom(a, bits).Masked()
+		qs := []netip.Prefix{q}
+		if bits == 0 {
+			// the upper half: the first address with the top bit set
+			hi := a.AsSlice()
+			hi[0] = 0x80
+			h, _ := netip.AddrFromSlice(hi)
+			qs = []netip.Prefix{netip.PrefixFrom(a, 1), netip.PrefixFrom(h, 1)}
+		}
+		for _, q := range qs {
+			if seen[q] {
+				continue
+			}
+			seen[q] = true
+			f := iptables.IPv6
+			if q.Addr().Is4() {
+				f = iptables.IPv4
+			}
+			out[f] = append(out[f], member{prefix: q})
+		}
+	}
+	for _, ms := range out {
+		slices.SortFunc(ms, func(x, y member) int {
+			if c := x.prefix.Addr().Compare(y.prefix.Addr()); c != 0 {
+				return c
+			}
+			return x.prefix.Bits() - y.prefix.Bits()
+		})
+	}
+	return out
+}
+
+// syncMembers adds to set name the members of want it lacks and, with
+// removeExtra, removes those it has that want does not. Timeouts are not
+// compared.
+func (b *Backend) syncMembers(name string, timeouts bool, want []member, removeExtra bool) error {
+	_, have, ok, err := b.sets.list(name, false)
+	if err == nil && !ok {
+		err = fmt.Errorf("no set %s", name)
+	}
+	if err != nil {
+		return err
+	}
+	key := func(m member) member { m.timeout = 0; return m }
+	in := map[member]bool{}
+	for _, m := range have {
+		in[key(m)] = true
+	}
+	wanted := map[member]bool{}
+	var add, del []member
+	for _, m := range want {
+		wanted[key(m)] = true
+		if !in[key(m)] {
+			add = append(add, m)
+		}
+	}
+	if removeExtra {
+		for _, m := range have {
+			if !wanted[key(m)] {
+				del = append(del, key(m))
+			}
+		}
+	}
+	var errs []error
+	if len(add) > 0 {
+		errs = append(errs, b.sets.add(name, timeouts, add))
+	}
+	if len(del) > 0 {
+		errs = append(errs, b.sets.del(name, del))
+	}
+	return errors.Join(errs...)
+}
+
+// removeCovered removes from fam's trap set every source that one of
+// exempt covers.
+func (b *Backend) removeCovered(fam *family, exempt []member) error {
+	if len(exempt) == 0 {
+		return nil
+	}
+	_, ms, ok, err := b.sets.list(fam.trap, false)
+	if err != nil || !ok {
+		return err
+	}
+	var del []member
+	for _, m := range ms {
+		a := m.prefix.Addr()
+		if slices.ContainsFunc(exempt, func(e member) bool { return e.prefix.Contains(a) }) {
+			del = append(del, addrMember(a, 0))
+		}
+	}
+	if len(del) == 0 {
+		return nil
+	}
+	return b.sets.del(fam.trap, del)
+}
+
+// TrapOverflows returns the packets counted by the trap's overflow rules
+// of every supported family: first hits that found the trap set full,
+// dropped and not added, since the rules were written (by the SetTrap
+// that installed the trap, or the Prepare that repaired them). A family
+// without the trap chain counts 0. It fails when a runner cannot read
+// counters (see iptables.CounterLister).
+func (b *Backend) TrapOverflows(ctx context.Context) (uint64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var n uint64
+	for _, fam := range b.fams {
+		if fam.r == nil {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return 0, opError(fam, "trap overflows", netip.Addr{}, err)
+		}
+		cl, ok := fam.r.(iptables.CounterLister)
+		if !ok {
+			return 0, opError(fam, "trap overflows", netip.Addr{}, fmt.Errorf("the runner (%T) cannot read rule counters", fam.r))
+		}
+		exists, err := fam.r.ChainExists(iptables.TableFilter, ChainTrap)
+		if err != nil {
+			return 0, opError(fam, "trap overflows", netip.Addr{}, err)
+		}
+		if !exists {
+			continue
+		}
+		lines, err := cl.ListWithCounters(iptables.TableFilter, ChainTrap)
+		if err == nil {
+			var c uint64
+			c, err = overflowCount(lines)
+			n += c
+		}
+		if err != nil {
+			return 0, opError(fam, "trap overflows", netip.Addr{}, err)
+		}
+	}
+	return n, nil
+}
