@@ -17,7 +17,9 @@ import (
 	"github.com/scanwarden/scanwarden/block"
 	"github.com/scanwarden/scanwarden/block/command"
 	"github.com/scanwarden/scanwarden/block/hostsdeny"
+	"github.com/scanwarden/scanwarden/block/ipset"
 	"github.com/scanwarden/scanwarden/block/iptables"
+	"github.com/scanwarden/scanwarden/block/nftables"
 	"github.com/scanwarden/scanwarden/conf"
 )
 
@@ -55,6 +57,18 @@ func buildBlockers(c *conf.Config, log logrus.FieldLogger, runner command.Runner
 	switch c.BlockBackend {
 	case conf.BackendIptables:
 		b, err := iptables.NewDefault()
+		if err != nil {
+			return nil, err
+		}
+		native = b
+	case conf.BackendNftables:
+		b, err := nftables.New(nftables.Options{})
+		if err != nil {
+			return nil, err
+		}
+		native = b
+	case conf.BackendIpset:
+		b, err := ipset.NewDefault()
 		if err != nil {
 			return nil, err
 		}

@@ -22,16 +22,19 @@ const releaseQueue = 64
 // trapFor returns the kernel trap that c asks for in the daemon's modes,
 // over the trap ports of t and the never-block list, or a disabled trap and
 // why there is none.
+// A trap that is off still carries the exemptions and the size: a backend
+// is given it to remove the rules an earlier run may have left.
 func trapFor(c *conf.Config, m modeSet, t *traps, never *block.NeverBlock) (block.Trap, string) {
+	tr := block.Trap{TimeoutTCP: c.BanExpiryTCP, TimeoutUDP: c.BanExpiryUDP, Size: c.TrapSetSize}
+	tr.Exempt, _ = never.Prefixes()
 	switch {
 	case !c.KernelTrap:
-		return block.Trap{}, "KERNEL_TRAP is 0"
+		return tr, "KERNEL_TRAP is 0"
 	case c.BlockBackend != conf.BackendNftables && c.BlockBackend != conf.BackendIpset:
-		return block.Trap{}, fmt.Sprintf("BLOCK_BACKEND %q has no kernel sets", c.BlockBackend)
+		return tr, fmt.Sprintf("BLOCK_BACKEND %q has no kernel sets", c.BlockBackend)
 	case c.TriggerHits() != 1:
-		return block.Trap{}, fmt.Sprintf("SCAN_TRIGGER is %d: the kernel only reacts on a first hit", c.ScanTrigger)
+		return tr, fmt.Sprintf("SCAN_TRIGGER is %d: the kernel only reacts on a first hit", c.ScanTrigger)
 	}
-	tr := block.Trap{TimeoutTCP: c.BanExpiryTCP, TimeoutUDP: c.BanExpiryUDP, Size: c.TrapSetSize}
 	if m.tcp && c.BlockTCP == conf.BlockAct {
 		tr.TCP = setPorts(t.tcp)
 	}
@@ -39,9 +42,8 @@ func trapFor(c *conf.Config, m modeSet, t *traps, never *block.NeverBlock) (bloc
 		tr.UDP = setPorts(t.udp)
 	}
 	if !tr.Enabled() {
-		return block.Trap{}, "no trap port is blocked on the first hit (BLOCK_TCP/BLOCK_UDP, modes, bound ports)"
+		return tr, "no trap port is blocked on the first hit (BLOCK_TCP/BLOCK_UDP, modes, bound ports)"
 	}
-	tr.Exempt, _ = never.Prefixes()
 	return tr, ""
 }
 
