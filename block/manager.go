@@ -91,9 +91,13 @@ type Options struct {
 // list and the rate limit checked first. Safe for concurrent use; calls are
 // serialised.
 type Manager struct {
-	mu      sync.Mutex
-	o       Options
-	limiter *rateLimiter
+	mu sync.Mutex
+	o  Options
+	// limitOne and limitMore are the rate limits of sources reported on a
+	// single probe (which one forged packet suffices for) and of sources
+	// with more evidence: a flood of forged one-packet sources exhausts
+	// only the first, and a real scanner in its midst is still blocked.
+	limitOne, limitMore *rateLimiter
 }
 
 // NewManager returns a manager with the given parts.
@@ -110,7 +114,7 @@ func NewManager(o Options) (*Manager, error) {
 	if o.Policy.RateLimit < 1 {
 		o.Policy.RateLimit = conf.DefaultBlockRateLimit
 	}
-	return &Manager{o: o, limiter: newRateLimiter(o.Policy.RateLimit)}, nil
+	return &Manager{o: o, limitOne: newRateLimiter(o.Policy.RateLimit), limitMore: newRateLimiter(o.Policy.RateLimit)}, nil
 }
 
 // Outcome is what Handle did with an alert.
@@ -190,9 +194,13 @@ func (m *Manager) Handle(ctx context.Context, a *detect.Alert, mode string) (Out
 		errs = append(errs, m.run(ctx, log, m.o.RunCmd, ban, mode))
 		return CommandOnly, errors.Join(errs...)
 	}
-	if ok, first := m.limiter.allow(now); !ok {
+	lim, of := m.limitMore, "sources of several probes"
+	if a.Probes <= 1 {
+		lim, of = m.limitOne, "sources seen in a single probe"
+	}
+	if ok, first := lim.allow(now); !ok {
 		if first {
-			m.o.Log.Warnf("adminalert: more than %d new blocks a minute: further scanners are logged but not blocked until the rate eases", m.o.Policy.RateLimit)
+			m.o.Log.Warnf("adminalert: more than %d new blocks a minute of %s: further ones are logged but not blocked until the rate eases", m.o.Policy.RateLimit, of)
 		}
 		return RateLimited, nil
 	}
@@ -222,21 +230,28 @@ func (m *Manager) Handle(ctx context.Context, a *detect.Alert, mode string) (Out
 	if m.o.Policy.KillRunCmdFirst {
 		errs = append(errs, m.run(ctx, log, m.o.RunCmd, ban, mode))
 	}
-	for _, b := range m.o.Blockers {
-		if err := b.Block(ctx, ban); err != nil {
-			log.Errorf("blocking %s with %s: %v", addr, b.Name(), err)
-			errs = append(errs, fmt.Errorf("%s: %w", b.Name(), err))
-			continue
+	// the backends under the state's lock: another process's Resync
+	// cannot add the rule between a backend's check and its append
+	if err := m.o.State.Update(func(bans []Ban) ([]Ban, bool, error) {
+		for _, b := range m.o.Blockers {
+			if err := b.Block(ctx, ban); err != nil {
+				log.Errorf("blocking %s with %s: %v", addr, b.Name(), err)
+				errs = append(errs, fmt.Errorf("%s: %w", b.Name(), err))
+				continue
+			}
+			desc := b.Name()
+			if d, ok := b.(Describer); ok {
+				desc = d.Describe(addr)
+			}
+			if b.Name() == "hosts.deny" {
+				log.Warn(records.WrappersBlocked(addr, desc))
+			} else {
+				log.Warn(records.RouteBlocked(addr, desc))
+			}
 		}
-		desc := b.Name()
-		if d, ok := b.(Describer); ok {
-			desc = d.Describe(addr)
-		}
-		if b.Name() == "hosts.deny" {
-			log.Warn(records.WrappersBlocked(addr, desc))
-		} else {
-			log.Warn(records.RouteBlocked(addr, desc))
-		}
+		return bans, false, nil
+	}); err != nil {
+		errs = append(errs, err)
 	}
 	if m.o.Route != nil {
 		cmdline, out, err := m.o.Route.Run(ctx, ban, mode)
@@ -317,11 +332,13 @@ func (m *Manager) Unblock(ctx context.Context, addrs ...netip.Addr) (notBanned [
 		want[a.Unmap()] = true
 	}
 	var errs []error
-	for a := range want {
-		errs = append(errs, m.unblockBackends(ctx, a)...)
-	}
 	found := map[netip.Addr]bool{}
+	// the backends under the state's lock, so that a Resync of another
+	// process cannot put a rule back between its removal and the ban's
 	if err := m.o.State.Update(func(bans []Ban) ([]Ban, bool, error) {
+		for a := range want {
+			errs = append(errs, m.unblockBackends(ctx, a)...)
+		}
 		out := bans[:0]
 		for _, b := range bans {
 			if want[b.Addr] {
@@ -458,13 +475,14 @@ func (m *Manager) Flush(ctx context.Context) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var errs []error
-	for _, b := range m.o.Blockers {
-		if err := b.Flush(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", b.Name(), err))
-		}
-	}
 	n := 0
+	// under the state's lock, as Unblock
 	if err := m.o.State.Update(func(bans []Ban) ([]Ban, bool, error) {
+		for _, b := range m.o.Blockers {
+			if err := b.Flush(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", b.Name(), err))
+			}
+		}
 		n = len(bans)
 		for _, b := range bans {
 			if m.o.Journal != nil {

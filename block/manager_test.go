@@ -361,9 +361,26 @@ func TestRateLimitUnderForgedFlood(t *testing.T) {
 	if said != 1 {
 		t.Fatalf("the rate limit was reported %d times, want once", said)
 	}
+	// a real scanner in the midst of the one-packet flood, reported with
+	// several probes, has a budget of its own
+	real := alert(scanner, detect.TypeSYN, 22)
+	real.Probes, real.Trigger, real.Score = 5, detect.TriggerScore, 13
+	if out, _ := r.m.Handle(ctx, real, "stcp"); out != Blocked {
+		t.Fatalf("a scanner of several probes during the flood: %v", out)
+	}
+	// which is bounded too
+	for i := 0; i < 30; i++ {
+		a := alert(netip.AddrFrom4([4]byte{10, 200, 0, byte(i)}), detect.TypeSYN, 22)
+		a.Probes = 4
+		out, _ := r.m.Handle(ctx, a, "stcp")
+		outcomes[out]++
+	}
+	if len(r.fw.set) != 25+25 {
+		t.Fatalf("%d rules after the multi-probe burst, want 50", len(r.fw.set))
+	}
 	// a minute later there is room again
 	r.now = start.Add(2 * time.Minute)
-	if out, _ := r.m.Handle(ctx, alert(scanner, detect.TypeSYN, 1), "stcp"); out != Blocked {
+	if out, _ := r.m.Handle(ctx, alert(netip.MustParseAddr("198.51.100.99"), detect.TypeSYN, 1), "stcp"); out != Blocked {
 		t.Fatalf("after the flood: %v", out)
 	}
 }

@@ -110,6 +110,9 @@ type source struct {
 	trapHits  uint32
 	first     int64
 	trapFirst int64
+	// rearmAt, when not 0, is the packet time from which an alerted
+	// source is judged again (see Rearm).
+	rearmAt int64
 	oldest    int64 // no target is older than this
 	targets   [maxTargets]target
 	dsts      [maxDsts]addrKey
@@ -421,10 +424,14 @@ func (e *Engine) probe(p *Probe, typ ScanType, proto uint8, stealth bool, st uin
 	s.probes++
 	s.types[typ]++
 	if s.alerted {
-		// Its verdict is in: only the counts matter now. A blocked
-		// scanner keeps sending (the capture sees packets before the
-		// firewall drops them), so this path is kept short.
-		return nil
+		if s.rearmAt == 0 || p.TS < s.rearmAt {
+			// Its verdict is in: only the counts matter now. A
+			// blocked scanner keeps sending (the capture sees packets
+			// before the firewall drops them), so this path is kept
+			// short.
+			return nil
+		}
+		s.alerted, s.rearmAt = false, 0
 	}
 	e.expire(s, p.TS)
 	dh := e.hash32(p.Dst)
@@ -621,6 +628,19 @@ func (e *Engine) SetTraps(tcp, udp *PortSet) {
 	}
 	if udp != nil {
 		e.trapUDP = *udp
+	}
+}
+
+// Rearm makes an alerted src be judged again from packet time at on, with
+// what is known of it kept: its next probe from then on that still
+// earns an alert (it has, unless its window ran out) raises a new one,
+// carrying its probes so far. The daemon uses it when the blocker could
+// not act on an alert (the rate limit refused it), so that a scanner that
+// goes on probing is reported again rather than never. An unknown or not
+// alerted src is left alone.
+func (e *Engine) Rearm(src netip.Addr, at int64) {
+	if s := e.lookup(src); s != nil && s.alerted {
+		s.rearmAt = max(at, 1)
 	}
 }
 

@@ -629,3 +629,33 @@ func TestSetTrapsAndForget(t *testing.T) {
 		}
 	}
 }
+
+func TestRearm(t *testing.T) {
+	e := newEngine(t, Config{TrapTCP: ports(111, 1)})
+	a := e.Process(tcp(t0, attacker, 1, victim, 111, FlagSYN))
+	if a == nil || a.Probes != 1 {
+		t.Fatalf("first hit: %+v", a)
+	}
+	// alerted: its further probes raise nothing
+	if a := e.Process(tcp(t0+ms, attacker, 1, victim, 22, FlagSYN)); a != nil {
+		t.Fatalf("alerted source alerted again: %+v", a)
+	}
+	// the blocker refused it: judged again from 5 s on, not before
+	e.Rearm(attacker, t0+5*int64(time.Second))
+	if a := e.Process(tcp(t0+2*int64(time.Second), attacker, 1, victim, 23, FlagSYN)); a != nil {
+		t.Fatalf("re-alerted before its time: %+v", a)
+	}
+	a = e.Process(tcp(t0+6*int64(time.Second), attacker, 1, victim, 24, FlagSYN))
+	if a == nil || a.Trigger != TriggerTrap || a.Probes != 4 {
+		t.Fatalf("rearmed source: %+v", a)
+	}
+	if a := e.Process(tcp(t0+7*int64(time.Second), attacker, 1, victim, 25, FlagSYN)); a != nil {
+		t.Fatalf("one rearm gave two alerts: %+v", a)
+	}
+	// unknown and not alerted sources are left alone
+	other := netip.MustParseAddr("198.51.100.67")
+	e.Rearm(other, t0)
+	if a := e.Process(tcp(t0+8*int64(time.Second), other, 1, victim, 22, FlagSYN)); a != nil {
+		t.Fatalf("one closed-port probe alerted: %+v", a)
+	}
+}
