@@ -113,9 +113,9 @@ type source struct {
 	// rearmAt, when not 0, is the packet time from which an alerted
 	// source is judged again (see Rearm).
 	rearmAt int64
-	oldest    int64 // no target is older than this
-	targets   [maxTargets]target
-	dsts      [maxDsts]addrKey
+	oldest  int64 // no target is older than this
+	targets [maxTargets]target
+	dsts    [maxDsts]addrKey
 }
 
 // addrKey is an address without pointers (netip.Addr holds one for its
