@@ -129,9 +129,11 @@ func (l *lab) reach(role string) (tcp4, udp4, tcp6, udp6 bool) {
 	return strings.Contains(out, "tcp4 ok"), strings.Contains(out, "udp4 ok"), strings.Contains(out, "tcp6 ok"), strings.Contains(out, "udp6 ok")
 }
 
-func (l *lab) config() string {
+// config writes the lab's config: the lines of first (which win, as the
+// first setting of a key does), then the lab's paths and iptables.
+func (l *lab) config(first ...string) string {
 	p := filepath.Join(l.dir, "scanwarden.conf")
-	text := fmt.Sprintf(`STATE_DIR=%q
+	text := strings.Join(append(first, ""), "\n") + fmt.Sprintf(`STATE_DIR=%q
 HOSTS_DENY_FILE=%q
 HISTORY_FILE=%q
 BLOCKED_FILE=%q

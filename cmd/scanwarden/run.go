@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,7 +41,25 @@ const (
 	// a few iptables runs): enough for a burst of scanners, bounded so
 	// that a flood cannot grow memory.
 	alertQueue = 1024
+	// rearmAfter is how long after a refused alert (rate limit) its source
+	// may be reported again while it goes on probing: soon enough that a
+	// real scanner is blocked once the limit eases, rare enough that a
+	// refused source adds at most one log line per this period.
+	rearmAfter = 5 * time.Second
+	// rearmQueue bounds the rearm requests waiting for a capture loop; a
+	// request that finds it full is dropped (that source stays reported
+	// once, as without rearming).
+	rearmQueue = 256
+	// trapCallTimeout bounds the kernel trap's removal at exit.
+	trapCallTimeout = 5 * time.Second
 )
+
+// rearmReq asks a capture loop's engine to judge src again from packet
+// time at.
+type rearmReq struct {
+	src netip.Addr
+	at  int64
+}
 
 // modeSet is which of PortSentry's modes are on.
 type modeSet struct {
@@ -48,16 +68,22 @@ type modeSet struct {
 	classic        []string
 }
 
-// name is PortSentry's mode name for the record files.
+// name is PortSentry's mode name for the record files and $MODE$.
 func (m modeSet) name(proto uint8) string {
 	if proto == detect.ProtoUDP {
-		if m.advUDP {
+		switch {
+		case m.advUDP:
 			return "audp"
+		case slices.Contains(m.classic, "udp"):
+			return "udp"
 		}
 		return "sudp"
 	}
-	if m.advTCP {
+	switch {
+	case m.advTCP:
 		return "atcp"
+	case slices.Contains(m.classic, "tcp"):
+		return "tcp"
 	}
 	return "stcp"
 }
@@ -84,6 +110,15 @@ type daemon struct {
 	traps  atomic.Pointer[traps]
 	bound  procNet
 	alerts chan *detect.Alert
+	// classic binds and serves the ports of -tcp/-udp (classic.go); nil
+	// in the other modes.
+	classic *classicMode
+	// rearms has one queue per capture loop (see rearmAfter).
+	rearms []chan rearmReq
+	// releases are sources to let out of the kernel trap (see release).
+	releases chan netip.Addr
+	// trap keeps the kernel trap; only the housekeeping loop updates it.
+	trap kernelTrap
 }
 
 func runRun(args []string, stdout, stderr io.Writer) error {
@@ -98,8 +133,8 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 		{"sudp", "stealth UDP: watch UDP_PORTS and every other port"},
 		{"atcp", "advanced TCP: watch every port below ADVANCED_PORTS_TCP except ADVANCED_EXCLUDE_TCP and bound ones"},
 		{"audp", "advanced UDP: likewise for UDP"},
-		{"tcp", "PortSentry's classic TCP mode: here the same detection as -stcp (full connects are seen too)"},
-		{"udp", "PortSentry's classic UDP mode: here the same detection as -sudp"},
+		{"tcp", "PortSentry's classic TCP mode: bind TCP_PORTS so that they look open (PORT_BANNER), react to full connections; -stcp detection on the other ports"},
+		{"udp", "PortSentry's classic UDP mode: bind UDP_PORTS, react to datagrams at them; -sudp detection on the other ports"},
 	} {
 		flags[f.name] = fs.Bool(f.name, false, f.usage)
 	}
@@ -140,20 +175,24 @@ the ignore file; SIGTERM and SIGINT stop it, keeping the blocks.
 	if err != nil {
 		return err
 	}
-	for _, w := range c.Warnings {
+	for _, w := range configWarnings(c, m) {
 		log.Warn(w)
 	}
 	d := &daemon{cfgPath: path, explicit: explicit, modes: m, log: log, cfg: c, bound: "/proc/net",
-		alerts: make(chan *detect.Alert, alertQueue)}
+		alerts: make(chan *detect.Alert, alertQueue), releases: make(chan netip.Addr, releaseQueue)}
+	d.trap.log = log
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	return d.run(ctx)
 }
 
 // computeTraps returns the watched ports of c in the daemon's modes, less
-// the ports services have bound.
+// the ports services have bound and the classic ports scanwarden has bound
+// itself (their listeners are the traps there).
 func (d *daemon) computeTraps(c *conf.Config, gen uint64) (*traps, error) {
-	btcp, budp, err := d.bound.boundPorts()
+	btcp, budp, err := d.servicePorts()
+	otcp, oudp := d.classic.owned()
+	btcp, budp = *union(&btcp, &otcp), *union(&budp, &oudp)
 	pick := func(on, adv bool, list *conf.PortSet, advSet *conf.PortSet, bound *detect.PortSet) *detect.PortSet {
 		switch {
 		case !on:
@@ -174,8 +213,10 @@ func (d *daemon) computeTraps(c *conf.Config, gen uint64) (*traps, error) {
 func (d *daemon) run(ctx context.Context) error {
 	c := d.cfg
 	d.log.Warnf("adminalert: scanwarden %s is starting.", version)
-	if len(d.modes.classic) > 0 {
-		d.log.Warnf("adminalert: classic mode (-%s) is served by packet capture: probes and full connects are seen, no port is bound", strings.Join(d.modes.classic, " -"))
+	// classic ports are bound first: they are no traps of the capture
+	d.classic = newClassicMode(d.modes, d.log, func(a *detect.Alert) { d.alerts <- a })
+	if d.classic != nil {
+		d.classic.sync(c)
 	}
 	never, err := newNeverBlock(c, d.log)
 	if err != nil {
@@ -198,6 +239,8 @@ func (d *daemon) run(ctx context.Context) error {
 		d.log.Warnf("reading bound ports: %v", err)
 	}
 	d.traps.Store(t)
+	d.applyTrap(ctx)
+	defer d.removeTrap()
 
 	ifaces := c.Interfaces
 	if len(ifaces) == 0 {
@@ -227,17 +270,34 @@ func (d *daemon) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		rearm := make(chan rearmReq, rearmQueue)
+		d.rearms = append(d.rearms, rearm)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d.supervise(ctx, lc, eng)
+			d.supervise(ctx, lc, eng, rearm)
 		}()
 	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for a := range d.alerts {
-			d.handle(ctx, a)
+		for {
+			select {
+			case a, ok := <-d.alerts:
+				if !ok {
+					return
+				}
+				if !d.classic.admit(a) {
+					d.log.WithField("src", a.Src.String()).Infof("%s: %s scan (%s) not reported again: its alert of this window is in", a.Src, a.Type, a.Trigger)
+					continue
+				}
+				d.handle(ctx, a)
+			case addr := <-d.releases:
+				d.mu.Lock()
+				m := d.mgr
+				d.mu.Unlock()
+				release(ctx, m, addr, d.log)
+			}
 		}
 	}()
 	for _, p := range []struct {
@@ -284,6 +344,8 @@ loop:
 			}
 		case <-bound.C:
 			d.refreshTraps()
+			d.applyTrap(ctx)
+			d.trap.checkOverflow(ctx)
 		case <-stats.C:
 			d.logStats(caps)
 		case <-watchdog:
@@ -297,6 +359,7 @@ loop:
 		lc.close()
 	}
 	wg.Wait()
+	d.classic.close()
 	close(d.alerts)
 	<-done
 	return nil
@@ -322,13 +385,18 @@ func (d *daemon) refreshTraps() {
 // captureLoop feeds one capture's packets to its engine and queues the
 // alerts. Nothing here logs or locks per packet: the trap set is an
 // atomic load, compared by generation.
-func (d *daemon) captureLoop(ctx context.Context, src *capture.LiveSource, eng *detect.Engine) {
+func (d *daemon) captureLoop(ctx context.Context, src *capture.LiveSource, eng *detect.Engine, rearm <-chan rearmReq) {
 	var p detect.Probe
 	var gen uint64
 	for {
 		if t := d.traps.Load(); t.gen != gen {
 			eng.SetTraps(t.tcp, t.udp)
 			gen = t.gen
+		}
+		select { // a receive that finds the queue empty takes no lock
+		case r := <-rearm:
+			eng.Rearm(r.src, r.at)
+		default:
 		}
 		err := src.Next(&p)
 		switch {
@@ -353,7 +421,7 @@ func (d *daemon) captureLoop(ctx context.Context, src *capture.LiveSource, eng *
 		if a.Trigger == detect.TriggerTrap {
 			// PortSentry checks again, on a hit, that no service has
 			// bound the port since: a hit on a real service is no scan
-			btcp, budp, err := d.bound.boundPorts()
+			btcp, budp, err := d.servicePorts()
 			set := &btcp
 			if a.Proto == detect.ProtoUDP {
 				set = &budp
@@ -362,6 +430,12 @@ func (d *daemon) captureLoop(ctx context.Context, src *capture.LiveSource, eng *
 				d.log.Infof("%s port %d is bound by a service now: hit from %s not counted", detect.ProtoName(a.Proto), a.Port, a.Src)
 				eng.Forget(a.Src)
 				d.refreshTraps()
+				if d.trap.trapped(a, d.currentNever()) {
+					select { // the kernel trapped it meanwhile: let it out
+					case d.releases <- a.Src:
+					default:
+					}
+				}
 				continue
 			}
 		}
@@ -374,6 +448,7 @@ func (d *daemon) handle(ctx context.Context, a *detect.Alert) {
 	d.mu.Lock()
 	m := d.mgr
 	d.mu.Unlock()
+	kernel := d.trap.trapped(a, d.currentNever())
 	out, err := m.Handle(ctx, a, d.modes.name(a.Type.Proto()))
 	took := float64(time.Since(time.Unix(0, a.First)).Microseconds()) / 1000
 	log := d.log.WithFields(logrus.Fields{
@@ -381,10 +456,17 @@ func (d *daemon) handle(ctx context.Context, a *detect.Alert) {
 		"trigger": a.Trigger.String(), "port": a.Port, "first_probe": formatTime(a.First),
 		"outcome": out.String(),
 	})
-	if out == block.Blocked {
+	switch {
+	case out == block.Blocked && kernel:
+		log = log.WithFields(logrus.Fields{"block_ms": 0, "kernel_trap": true, "recorded_ms": took})
+		log.Infof("blocked %s: %s scan, trapped by the kernel on its first probe to port %d; recorded %.1f ms later", a.Src, a.Type, a.Port, took)
+	case out == block.Blocked:
 		log = log.WithField("block_ms", took)
 		log.Infof("blocked %s: %s scan, %d probes, rule in place %.1f ms after its first probe", a.Src, a.Type, a.Probes, took)
-	} else {
+	default:
+		if out == block.RateLimited {
+			d.rearm(a)
+		}
 		log.Infof("not blocked %s: %s", a.Src, out)
 	}
 	if err != nil {
@@ -422,7 +504,11 @@ func (d *daemon) reload(ctx context.Context) {
 	if err := mgr.Restore(ctx); err != nil {
 		d.log.Errorf("restoring blocks after reload: %v", err)
 	}
+	if d.classic != nil {
+		d.classic.sync(c)
+	}
 	d.refreshTraps()
+	d.applyTrap(ctx)
 	d.log.Warnf("adminalert: configuration reloaded from %s", d.cfgPath)
 }
 
@@ -493,10 +579,10 @@ func (lc *liveCapture) close() {
 // supervise runs the capture loop of lc and, when its interface goes away
 // or was not there, opens it again every reopenEvery until ctx ends. The
 // engine (and so what it knows of each source) survives a reopen.
-func (d *daemon) supervise(ctx context.Context, lc *liveCapture, eng *detect.Engine) {
+func (d *daemon) supervise(ctx context.Context, lc *liveCapture, eng *detect.Engine, rearm <-chan rearmReq) {
 	for ctx.Err() == nil {
 		if s := lc.current(); s != nil {
-			d.captureLoop(ctx, s, eng)
+			d.captureLoop(ctx, s, eng, rearm)
 			lc.mu.Lock()
 			if lc.src == s {
 				s.Close()
@@ -517,4 +603,49 @@ func (d *daemon) supervise(ctx context.Context, lc *liveCapture, eng *detect.Eng
 			d.log.Warnf("adminalert: capturing on %s again", lc.iface)
 		}
 	}
+}
+
+// rearm asks every engine to report a's source again after rearmAfter, if
+// it goes on probing: the block manager refused this alert (rate limit).
+// The engine that does not know the source ignores the request.
+func (d *daemon) rearm(a *detect.Alert) {
+	d.classic.unclaim(a.Src)
+	r := rearmReq{src: a.Src, at: a.Time + int64(rearmAfter)}
+	for _, q := range d.rearms {
+		select {
+		case q <- r:
+		default:
+		}
+	}
+}
+
+// currentNever returns the never-block list in force.
+func (d *daemon) currentNever() *block.NeverBlock {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.never
+}
+
+// applyTrap brings the kernel trap in line with the config, the trap ports
+// and the never-block list (housekeeping loop only).
+func (d *daemon) applyTrap(ctx context.Context) {
+	d.mu.Lock()
+	c, m, never := d.cfg, d.mgr, d.never
+	d.mu.Unlock()
+	want, why := trapFor(c, d.modes, d.traps.Load(), never)
+	d.trap.update(ctx, m.Trapper(), want, why)
+}
+
+// removeTrap takes the kernel trap out at exit: without the daemon,
+// trapped sources would be neither recorded nor written to hosts.deny.
+// The bans themselves stay.
+func (d *daemon) removeTrap() {
+	d.mu.Lock()
+	c, m, never := d.cfg, d.mgr, d.never
+	d.mu.Unlock()
+	off, _ := trapFor(c, d.modes, d.traps.Load(), never)
+	off.TCP, off.UDP = nil, nil
+	ctx, cancel := context.WithTimeout(context.Background(), trapCallTimeout)
+	defer cancel()
+	d.trap.update(ctx, m.Trapper(), off, "scanwarden stopped")
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 
 	"github.com/sirupsen/logrus"
 
@@ -66,7 +67,7 @@ func sameTrap(a, b *block.Trap) bool {
 
 // kernelTrap keeps the backend's kernel trap in line with the config, the
 // trap ports and the never-block list. Only the daemon's housekeeping
-// goroutine calls it.
+// goroutine calls update and checkOverflow; trapped is safe anywhere.
 type kernelTrap struct {
 	log     logrus.FieldLogger
 	backend block.Trapper // nil: no set backend
@@ -74,6 +75,8 @@ type kernelTrap struct {
 	ok      bool   // applied is what the kernel has
 	why     string // why the trap is off, as last logged
 	seen    uint64 // overflows already reported
+	// live is applied while ok, for trapped; nil otherwise.
+	live atomic.Pointer[block.Trap]
 }
 
 // update installs the trap c asks for when it differs from what is in
@@ -81,6 +84,7 @@ type kernelTrap struct {
 func (k *kernelTrap) update(ctx context.Context, backend block.Trapper, want block.Trap, why string) {
 	if backend != k.backend {
 		k.backend, k.ok, k.seen = backend, false, 0
+		k.live.Store(nil)
 	}
 	if k.backend == nil {
 		return
@@ -90,11 +94,14 @@ func (k *kernelTrap) update(ctx context.Context, backend block.Trapper, want blo
 	}
 	if err := k.backend.SetTrap(ctx, want); err != nil {
 		k.ok = false
+		k.live.Store(nil)
 		k.log.Errorf("kernel trap: %v (userspace detection and blocking go on; retrying)", err)
 		return
 	}
 	was := k.applied
 	k.applied, k.ok = want, true
+	live := want
+	k.live.Store(&live)
 	switch {
 	case want.Enabled() && (!was.Enabled() || len(was.TCP) != len(want.TCP) || len(was.UDP) != len(want.UDP) || was.Size != want.Size):
 		k.log.Warnf("adminalert: kernel trap set: the first probe to any of %d TCP and %d UDP trap ports blocks its source in the kernel (at most %d trapped sources per family, %d never-block exemptions)",
@@ -128,13 +135,14 @@ func (k *kernelTrap) checkOverflow(ctx context.Context) {
 // trapped reports whether the kernel trap blocked src itself on a hit of
 // port: the alert then only records a block already in place.
 func (k *kernelTrap) trapped(a *detect.Alert, never *block.NeverBlock) bool {
-	if !k.ok || a.Trigger != detect.TriggerTrap || a.Type == detect.TypeACK || a.Type == detect.TypeMaimon ||
+	t := k.live.Load()
+	if t == nil || a.Trigger != detect.TriggerTrap || a.Type == detect.TypeACK || a.Type == detect.TypeMaimon ||
 		never.Reason(a.Src) != "" {
 		return false // the kernel traps no segment with ACK set
 	}
-	ports := k.applied.TCP
+	ports := t.TCP
 	if a.Proto == detect.ProtoUDP {
-		ports = k.applied.UDP
+		ports = t.UDP
 	}
 	_, found := slices.BinarySearch(ports, a.Port)
 	return found

@@ -169,7 +169,8 @@ func TestKernelTrapped(t *testing.T) {
 	never := block.NewNeverBlock(nil, false, false)
 	never.Interfaces = func() ([]netip.Addr, error) { return []netip.Addr{netip.MustParseAddr("198.51.100.10")}, nil }
 	never.Refresh()
-	k := &kernelTrap{ok: true, applied: block.Trap{TCP: []uint16{111, 31337}, UDP: []uint16{7}}}
+	k := &kernelTrap{}
+	k.live.Store(&block.Trap{TCP: []uint16{111, 31337}, UDP: []uint16{7}})
 	src := netip.MustParseAddr("198.51.100.66")
 	for _, tc := range []struct {
 		a    detect.Alert

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scanwarden/scanwarden/block"
+)
+
+// TestKernelTrapDaemon runs the real daemon in the victim namespace with
+// each set backend and the kernel trap: one connection attempt at a trap
+// port (its SYN, and the retransmission) blocks the attacker in the
+// kernel, over IPv4 and IPv6; the daemon records it as its own block
+// (state, hosts.deny, history, the "trapped by the kernel" decision); the
+// benign client is never blocked; at exit the trap is taken out and the
+// bans stay.
+func TestKernelTrapDaemon(t *testing.T) {
+	for _, backend := range []string{"nftables", "ipset"} {
+		t.Run(backend, func(t *testing.T) {
+			l := newLab(t)
+			bin := buildScanwarden(t)
+			cfg := l.config(fmt.Sprintf("BLOCK_BACKEND=%q", backend), `KERNEL_TRAP="1"`, `SCAN_TRIGGER="0"`,
+				`TCP_PORTS="1,31337"`, `UDP_PORTS="31335"`)
+			late := "198.51.100.248" // a second attacker address, used after the daemon stopped
+			sh(t, "ip", "-n", l.ns("attacker"), "addr", "add", late+"/24", "dev", "eth0")
+			l.start("victim", "serve")
+			log, stop := l.startDaemonStop(bin, "run", "-c", cfg)
+			if !strings.Contains(log.String(), "kernel trap set") {
+				t.Fatalf("no kernel trap:\n%s", log)
+			}
+			if tcp4, _, tcp6, _ := l.reach("attacker"); !tcp4 || !tcp6 {
+				t.Fatalf("the attacker cannot reach the service before any probe:\n%s", log)
+			}
+			// one connection attempt at a trap port, from each family
+			for _, dst := range []string{labVictim4.String(), labVictim6.String()} {
+				src := labAttacker4.String()
+				if strings.Contains(dst, ":") {
+					src = labAttacker6.String()
+				}
+				if out := l.attack("connect", src, dst, "31337"); !strings.Contains(out, "fail") {
+					t.Fatalf("the trap port answered:\n%s", out)
+				}
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for strings.Count(log.String(), "trapped by the kernel on its first probe") < 2 {
+				if time.Now().After(deadline) {
+					t.Fatalf("no kernel-trap decision for both families:\n%s", log)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if tcp4, _, tcp6, _ := l.reach("attacker"); tcp4 || tcp6 {
+				t.Fatalf("the attacker still reaches the service after the trap (tcp4 %v tcp6 %v)", tcp4, tcp6)
+			}
+			if tcp4, udp4, tcp6, udp6 := l.reach("benign"); !tcp4 || !udp4 || !tcp6 || !udp6 {
+				t.Fatalf("the benign client was cut off: %v %v %v %v", tcp4, udp4, tcp6, udp6)
+			}
+			st, err := block.OpenState(filepath.Join(l.dir, "state"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			bans, err := st.Load()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(bans) != 2 {
+				t.Fatalf("state has %d bans, want the attacker's two: %+v", len(bans), bans)
+			}
+			deny, _ := os.ReadFile(filepath.Join(l.dir, "hosts.deny"))
+			hist, _ := os.ReadFile(filepath.Join(l.dir, "history"))
+			for _, a := range []string{labAttacker4.String(), labAttacker6.String()} {
+				if countLines(string(deny), a) != 1 || countLines(string(hist), a) != 1 {
+					t.Errorf("%s: %d hosts.deny and %d history lines, want one each", a, countLines(string(deny), a), countLines(string(hist), a))
+				}
+			}
+
+			// at exit the trap goes, the bans stay
+			stop()
+			if out := l.attack("connect", late, labVictim4.String(), "31337"); !strings.Contains(out, "refused") {
+				t.Errorf("the trap is still in place after the daemon stopped:\n%s", out)
+			}
+			if tcp4, _, _, _ := l.reach("attacker"); tcp4 {
+				t.Error("the ban was lifted when the daemon stopped")
+			}
+			if strings.Contains(log.String(), "level=error") {
+				t.Errorf("errors in the daemon's log:\n%s", log)
+			}
+		})
+	}
+}
