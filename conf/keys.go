@@ -63,7 +63,7 @@ func keySpecs() []keySpec {
 			set:   func(c *Config, v string) (err error) { c.ScanTrigger, err = parseCount(v); return },
 			check: func(c *Config) error { return checkRange(c.ScanTrigger, 0, maxScanTrigger) }},
 		{key: "PORT_BANNER",
-			unused: "scanwarden watches raw packets and never accepts a connection, so no banner is ever sent"},
+			unused: "only the classic TCP mode (-tcp) accepts connections and sends it; the stealth and advanced modes watch raw packets"},
 
 		// scanwarden's own keys.
 		{key: "INTERFACES",
