@@ -41,6 +41,14 @@ demo: deps
 e2e: deps
 	bash scripts/e2e.sh
 
+# issue #4's check: the daemon in the lab under a flood of SYNs from
+# 1,000,000 forged IPv6 sources (scripts/synflood); a real nmap scan during
+# it must be blocked, the benign client keep working and the daemon's peak
+# RSS stay bounded. Prints the figures (rate, RSS, capture drops, blocks).
+.PHONY: flood
+flood: deps
+	bash scripts/flood.sh
+
 clean:
 	rm -rf bin
 

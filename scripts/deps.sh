@@ -18,6 +18,8 @@ PACKAGES=(
 	tshark          # pcapng writing (editcap), capture checks
 	hping3          # odd-flag and UDP probes in the lab
 	iptables        # the iptables blocker and its kernel tests
+	nftables        # nft: the lab's look at the nftables backend's table (the backend itself speaks netlink)
+	ipset           # ipset list: likewise for the ipset backend
 	iproute2        # ip netns, veth, bridge for the lab
 	fail2ban        # fail2ban-regex against our attackalert lines
 	procps          # sysctl, ps
