@@ -204,12 +204,15 @@ func (m *Manager) Handle(ctx context.Context, a *detect.Alert, mode string) (Out
 		}
 		return RateLimited, nil
 	}
-	// the ban goes into the state first: whatever fails below, a restart
-	// (Restore) puts it in place. The check is made again under the
-	// state's lock, so that two processes (PortSentry's -tcp and -udp
-	// pair) never block the same source twice.
-	taken := false
-	if err := m.o.State.Update(func(bans []Ban) ([]Ban, bool, error) {
+	// The ban goes into the state first (renamed into place, made durable
+	// just after the blocks): whatever fails below, a restart (Restore)
+	// puts it in place. The check is made again under the state's lock,
+	// so that two processes (PortSentry's -tcp and -udp pair) never block
+	// the same source twice, and the backends are changed under it too, so
+	// that another process's Resync cannot add a rule between a backend's
+	// check and its append.
+	taken, acted := false, false
+	err = m.o.State.UpdateThen(func(bans []Ban) ([]Ban, bool, error) {
 		if i := findBan(bans, addr); i >= 0 {
 			if !bans[i].Expired(now) {
 				taken = true
@@ -220,19 +223,14 @@ func (m *Manager) Handle(ctx context.Context, a *detect.Alert, mode string) (Out
 			bans = append(bans, ban)
 		}
 		return bans, true, nil
-	}); err != nil {
-		return Ignored, fmt.Errorf("recording the ban of %s: %w", addr, err)
-	}
-	if taken {
-		log.Info(records.AlreadyBlocked(host, addr))
-		return AlreadyBlocked, nil
-	}
-	if m.o.Policy.KillRunCmdFirst {
-		errs = append(errs, m.run(ctx, log, m.o.RunCmd, ban, mode))
-	}
-	// the backends under the state's lock: another process's Resync
-	// cannot add the rule between a backend's check and its append
-	if err := m.o.State.Update(func(bans []Ban) ([]Ban, bool, error) {
+	}, func() {
+		if taken {
+			return
+		}
+		acted = true
+		if m.o.Policy.KillRunCmdFirst {
+			errs = append(errs, m.run(ctx, log, m.o.RunCmd, ban, mode))
+		}
 		for _, b := range m.o.Blockers {
 			if err := b.Block(ctx, ban); err != nil {
 				log.Errorf("blocking %s with %s: %v", addr, b.Name(), err)
@@ -249,9 +247,15 @@ func (m *Manager) Handle(ctx context.Context, a *detect.Alert, mode string) (Out
 				log.Warn(records.RouteBlocked(addr, desc))
 			}
 		}
-		return bans, false, nil
-	}); err != nil {
-		errs = append(errs, err)
+	})
+	switch {
+	case err != nil && !acted:
+		return Ignored, fmt.Errorf("recording the ban of %s: %w", addr, err)
+	case err != nil:
+		errs = append(errs, fmt.Errorf("recording the ban of %s: %w", addr, err))
+	case taken:
+		log.Info(records.AlreadyBlocked(host, addr))
+		return AlreadyBlocked, nil
 	}
 	if m.o.Route != nil {
 		cmdline, out, err := m.o.Route.Run(ctx, ban, mode)

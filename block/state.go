@@ -85,16 +85,36 @@ func (s *StateFile) Load() ([]Ban, error) {
 // Update runs fn on the bans under the lock and saves what it returns
 // (when it returns changed == true).
 func (s *StateFile) Update(fn func(bans []Ban) (out []Ban, changed bool, err error)) error {
+	return s.UpdateThen(fn, nil)
+}
+
+// UpdateThen is Update with then (when not nil) run under the same lock
+// once fn's bans are in place: the new file is renamed over the old one
+// before then runs, and made durable (fsync) only after it, so that what
+// then does (a firewall block, within a millisecond of the alert) does not
+// wait for the disk. A crash of the process at any point leaves the bans
+// recorded; a power loss before the fsync may lose them, as it loses the
+// kernel's rules in any case. then runs even when fn changed nothing.
+func (s *StateFile) UpdateThen(fn func(bans []Ban) (out []Ban, changed bool, err error), then func()) error {
 	return s.locked(true, func() error {
 		bans, err := s.read()
 		if err != nil {
 			return err
 		}
 		out, changed, err := fn(bans)
-		if err != nil || !changed {
+		if err != nil {
 			return err
 		}
-		return s.write(out)
+		durable := func() error { return nil }
+		if changed {
+			if durable, err = s.put(out); err != nil {
+				return err
+			}
+		}
+		if then != nil {
+			then()
+		}
+		return durable()
 	})
 }
 
@@ -163,19 +183,22 @@ func (s *StateFile) read() ([]Ban, error) {
 	return doc.Bans, nil
 }
 
-func (s *StateFile) write(bans []Ban) error {
+// put writes bans to a temporary file and renames it over the state, and
+// returns the function that makes the new state durable (fsync of the file
+// and the directory).
+func (s *StateFile) put(bans []Ban) (durable func() error, err error) {
 	sortBans(bans)
 	if bans == nil {
 		bans = []Ban{}
 	}
 	data, err := json.MarshalIndent(stateDoc{Version: stateVersion, Bans: bans}, "", "  ")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	data = append(data, '\n')
 	tmp, err := os.CreateTemp(s.dir, ".state-*.tmp")
 	if err != nil {
-		return fmt.Errorf("state: %w", err)
+		return nil, fmt.Errorf("state: %w", err)
 	}
 	ok := false
 	defer func() {
@@ -185,27 +208,35 @@ func (s *StateFile) write(bans []Ban) error {
 		}
 	}()
 	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("state %s: %w", tmp.Name(), err)
+		return nil, fmt.Errorf("state %s: %w", tmp.Name(), err)
 	}
 	if err := tmp.Chmod(0o600); err != nil {
-		return fmt.Errorf("state %s: %w", tmp.Name(), err)
+		return nil, fmt.Errorf("state %s: %w", tmp.Name(), err)
 	}
 	s.giveToOwner(tmp)
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("state %s: %w", tmp.Name(), err)
-	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("state %s: %w", tmp.Name(), err)
+		return nil, fmt.Errorf("state %s: %w", tmp.Name(), err)
 	}
 	if err := os.Rename(tmp.Name(), s.Path()); err != nil {
-		return fmt.Errorf("state: %w", err)
+		return nil, fmt.Errorf("state: %w", err)
 	}
 	ok = true
-	if d, err := os.Open(s.dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	return func() error {
+		f, err := os.Open(s.Path())
+		if err != nil {
+			return fmt.Errorf("state: %w", err)
+		}
+		err = f.Sync()
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("state %s: %w", s.Path(), err)
+		}
+		if d, err := os.Open(s.dir); err == nil {
+			d.Sync()
+			d.Close()
+		}
+		return nil
+	}, nil
 }
 
 // giveToOwner makes a file root created in the state directory belong to

@@ -31,6 +31,12 @@ type Backend struct {
 	// ensured says the chain and jump of a family were checked since the
 	// last Flush or failure.
 	ensured map[Family]bool
+	// present holds, per family, the addresses the chain is known to drop
+	// since its last listing (Sync, List, Unblock) and the blocks made
+	// since; a family without an entry is not known. Block trusts it, so
+	// that a block is one iptables run instead of a check and an append;
+	// a rule deleted behind its back is put back by the next Sync.
+	present map[Family]map[netip.Addr]bool
 	// why4, why6 say why a nil runner is nil.
 	why4, why6 error
 }
@@ -43,7 +49,7 @@ var _ block.Blocker = (*Backend)(nil)
 // Unblock of its addresses (which cannot be blocked) is nil and List and
 // Flush skip it.
 func New(v4, v6 Runner) *Backend {
-	b := &Backend{v4: v4, v6: v6, ensured: map[Family]bool{}}
+	b := &Backend{v4: v4, v6: v6, ensured: map[Family]bool{}, present: map[Family]map[netip.Addr]bool{}}
 	if v4 == nil {
 		b.why4 = errors.New("no iptables runner configured")
 	}
@@ -67,7 +73,7 @@ func NewDefault() (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("iptables %s: %w", IPv4, err)
 	}
-	b := &Backend{v4: v4, ensured: map[Family]bool{}}
+	b := &Backend{v4: v4, ensured: map[Family]bool{}, present: map[Family]map[netip.Addr]bool{}}
 	v6, err := newRunner(IPv6, legacy, why)
 	if err == nil {
 		err = probe(v6)
@@ -217,7 +223,10 @@ func ensureChain(r Runner) error {
 // chain and the jump (see EnsureChain) of the address's family, then
 // appends -s ADDR/32 (or /128) -m comment --comment scanwarden -j DROP to
 // SCANWARDEN unless that rule is already there, so that blocking again,
-// after a second alert or a restart, changes nothing. An IPv4-mapped IPv6
+// after a second alert or a restart, changes nothing. Whether it is there
+// is taken from the family's last listing (Sync, List, Unblock) and the
+// blocks made since, when there is one: a block is then a single iptables
+// run. Without one it is checked (iptables -C) first. An IPv4-mapped IPv6
 // address is blocked as the IPv4 address it maps.
 func (b *Backend) Block(ctx context.Context, ban block.Ban) error {
 	b.mu.Lock()
@@ -245,14 +254,24 @@ func (b *Backend) Block(ctx context.Context, ban block.Ban) error {
 		b.ensured[f] = true
 	}
 	spec := dropSpec(a)
-	ok, err := r.Exists(TableFilter, ChainScanwarden, spec...)
-	if err != nil {
-		return opError(f, "block", a, err)
-	}
-	if ok {
+	known, listed := b.present[f]
+	switch {
+	case listed && known[a]:
 		return nil
+	case !listed:
+		ok, err := r.Exists(TableFilter, ChainScanwarden, spec...)
+		if err != nil {
+			return opError(f, "block", a, err)
+		}
+		if ok {
+			return nil
+		}
+	}
+	if listed {
+		known[a] = true
 	}
 	if err := r.Append(TableFilter, ChainScanwarden, spec...); err != nil {
+		delete(b.present, f)
 		// the chain may have been deleted under us (iptables -X):
 		// make it again and retry once
 		b.ensured[f] = false
@@ -287,13 +306,17 @@ func (b *Backend) Unblock(ctx context.Context, addr netip.Addr) error {
 	}
 	have, _, err := listOwn(r)
 	if err != nil {
+		delete(b.present, f)
 		return opError(f, "unblock", a, err)
 	}
+	b.learn(f, have)
 	for n := have[a]; n > 0; n-- {
 		if err := r.Delete(TableFilter, ChainScanwarden, dropSpec(a)...); err != nil {
+			delete(b.present, f)
 			return opError(f, "unblock", a, err)
 		}
 	}
+	delete(b.present[f], a)
 	return nil
 }
 
@@ -337,8 +360,10 @@ func (b *Backend) List(ctx context.Context) ([]netip.Addr, error) {
 		}
 		have, _, err := listOwn(r)
 		if err != nil {
+			delete(b.present, f)
 			return nil, opError(f, "list", netip.Addr{}, err)
 		}
+		b.learn(f, have)
 		// A mistaken family (an IPv6 rule in iptables) cannot be
 		// written; skip it rather than report it twice.
 		for _, a := range sortedKeys(have) {
@@ -389,16 +414,20 @@ func (b *Backend) syncFamily(ctx context.Context, f Family, wanted map[netip.Add
 		}
 		return errs
 	}
+	delete(b.present, f)
 	have, exists, err := listOwn(r)
 	if err != nil {
 		return []error{opError(f, "sync", netip.Addr{}, err)}
 	}
 	if !exists && len(wanted) == 0 {
+		b.present[f] = map[netip.Addr]bool{}
 		return nil
 	}
 	if err := ensureChain(r); err != nil {
+		b.ensured[f] = false
 		return []error{opError(f, "sync", netip.Addr{}, err)}
 	}
+	b.ensured[f] = true
 	var errs []error
 	// Add first, so that a wanted address is never let through.
 	for _, a := range sortedKeys(wanted) {
@@ -426,7 +455,23 @@ func (b *Backend) syncFamily(ctx context.Context, f Family, wanted map[netip.Add
 			}
 		}
 	}
+	if len(errs) == 0 {
+		known := map[netip.Addr]bool{}
+		for a := range wanted {
+			known[a] = true
+		}
+		b.present[f] = known
+	}
 	return errs
+}
+
+// learn records the addresses a listing of family f found.
+func (b *Backend) learn(f Family, have map[netip.Addr]int) {
+	known := make(map[netip.Addr]bool, len(have))
+	for a := range have {
+		known[a] = true
+	}
+	b.present[f] = known
 }
 
 // Flush removes everything scanwarden added, in both families: every rule
@@ -440,6 +485,7 @@ func (b *Backend) Flush(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	clear(b.ensured)
+	clear(b.present)
 	var errs []error
 	for _, f := range []Family{IPv4, IPv6} {
 		if err := ctx.Err(); err != nil {

@@ -511,3 +511,29 @@ func TestPrepareMakesChainsAheadOfTheFirstBlock(t *testing.T) {
 	// a host without IPv6: Prepare does IPv4 only, without error
 	must(t, New(NewFake(), nil).Prepare(ctx))
 }
+
+func TestBlockAfterSyncIsOneAppend(t *testing.T) {
+	b, v4, _ := newBackend()
+	must(t, b.Sync(ctx, bans(a4)))
+	v4.ResetCalls()
+	must(t, b.Block(ctx, ban(b4)))
+	if calls := v4.Calls(); len(calls) != 1 || calls[0].Op != "Append" {
+		t.Fatalf("a block after a sync made %d calls: %v", len(calls), calls)
+	}
+	v4.ResetCalls()
+	must(t, b.Block(ctx, ban(a4))) // listed by the sync: nothing to do
+	must(t, b.Block(ctx, ban(b4))) // blocked just now: likewise
+	if calls := v4.Calls(); len(calls) != 0 {
+		t.Fatalf("blocks of known addresses made calls: %v", calls)
+	}
+	wantDump(t, v4, dump("-N SCANWARDEN", jumpLine, dropA4, dropB4)...)
+	// a rule deleted behind the backend's back is back after the next Sync
+	must(t, v4.Delete(TableFilter, ChainScanwarden, dropSpec(b4)...))
+	must(t, b.Block(ctx, ban(b4)))
+	must(t, b.Sync(ctx, bans(a4, b4)))
+	wantDump(t, v4, dump("-N SCANWARDEN", jumpLine, dropA4, dropB4)...)
+	// after an unblock, a block writes the rule again
+	must(t, b.Unblock(ctx, b4))
+	must(t, b.Block(ctx, ban(b4)))
+	wantDump(t, v4, dump("-N SCANWARDEN", jumpLine, dropA4, dropB4)...)
+}

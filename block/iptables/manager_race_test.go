@@ -21,7 +21,8 @@ import (
 	"github.com/scanwarden/scanwarden/detect"
 )
 
-// hook runs fn once, just before the first call of op on SCANWARDEN.
+// hook runs fn once, around the first call of op on SCANWARDEN: after
+// Exists and Delete, before Append.
 type hook struct {
 	iptables.Runner
 	op   string
@@ -35,6 +36,13 @@ func (h *hook) Exists(t iptables.Table, c iptables.Chain, spec ...string) (bool,
 		h.once.Do(h.fn)
 	}
 	return ok, err
+}
+
+func (h *hook) Append(t iptables.Table, c iptables.Chain, spec ...string) error {
+	if h.op == "Append" && c == "SCANWARDEN" {
+		h.once.Do(h.fn)
+	}
+	return h.Runner.Append(t, c, spec...)
 }
 
 func (h *hook) Delete(t iptables.Table, c iptables.Chain, spec ...string) error {
@@ -81,13 +89,14 @@ func drops(f *iptables.Fake, a string) int {
 	return n
 }
 
-// Process A blocks a source while process B's periodic Resync runs between
-// A's "iptables -C" and its "iptables -A".
+// Process A blocks a source while process B's periodic Resync runs just
+// before A's "iptables -A" (A's backend trusts its last listing, so it
+// does not check first).
 func TestHandleVsResync(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
 	kernel := iptables.NewFake()
 	b := mgr(t, dir, kernel)
-	h := &hook{Runner: kernel, op: "Exists"}
+	h := &hook{Runner: kernel, op: "Append"}
 	a := mgr(t, dir, h)
 	ctx := context.Background()
 	a.Resync(ctx)
