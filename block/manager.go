@@ -204,29 +204,15 @@ func (m *Manager) Handle(ctx context.Context, a *detect.Alert, mode string) (Out
 		}
 		return RateLimited, nil
 	}
-	// The ban goes into the state first (renamed into place, made durable
-	// just after the blocks): whatever fails below, a restart (Restore)
-	// puts it in place. The check is made again under the state's lock,
-	// so that two processes (PortSentry's -tcp and -udp pair) never block
-	// the same source twice, and the backends are changed under it too, so
-	// that another process's Resync cannot add a rule between a backend's
-	// check and its append.
-	taken, acted := false, false
-	err = m.o.State.UpdateThen(func(bans []Ban) ([]Ban, bool, error) {
-		if i := findBan(bans, addr); i >= 0 {
-			if !bans[i].Expired(now) {
-				taken = true
-				return bans, false, nil
-			}
-			bans[i] = ban
-		} else {
-			bans = append(bans, ban)
-		}
-		return bans, true, nil
-	}, func() {
-		if taken {
-			return
-		}
+	// The ban goes into the state first (a pending line, before the
+	// firewall; the state file rewritten after it): whatever fails below,
+	// a restart (Restore) puts it in place. The check is made again under
+	// the state's lock, so that two processes (PortSentry's -tcp and -udp
+	// pair) never block the same source twice, and the backends are
+	// changed under it too, so that another process's Resync cannot add a
+	// rule between a backend's check and its append.
+	acted := false
+	taken, err := m.o.State.RecordThen(ban, now, func() {
 		acted = true
 		if m.o.Policy.KillRunCmdFirst {
 			errs = append(errs, m.run(ctx, log, m.o.RunCmd, ban, mode))

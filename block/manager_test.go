@@ -2,8 +2,10 @@ package block
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -623,5 +625,53 @@ func TestUpdateThenRunsAfterTheRename(t *testing.T) {
 	}
 	if bans, _ := st.Load(); len(bans) != 1 || bans[0].Addr != a {
 		t.Fatalf("state %+v", bans)
+	}
+}
+
+func TestRecordThenPendingLine(t *testing.T) {
+	dir := t.TempDir()
+	st, err := OpenState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	a := netip.MustParseAddr("198.51.100.7")
+	ban := Ban{Addr: a, Proto: "tcp", Since: now, Until: now.Add(time.Hour)}
+	ran := 0
+	taken, err := st.RecordThen(ban, now, func() {
+		ran++
+		// the firewall changes once the ban is on disk as a pending line
+		data, err := os.ReadFile(filepath.Join(dir, pendingName))
+		if err != nil || !strings.Contains(string(data), a.String()) {
+			t.Errorf("no pending line before the block: %v %q", err, data)
+		}
+	})
+	if taken || err != nil || ran != 1 {
+		t.Fatalf("taken %v err %v ran %d", taken, err, ran)
+	}
+	if _, err := os.Stat(filepath.Join(dir, pendingName)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("pending line left after the state was written: %v", err)
+	}
+	// in force: taken, nothing run
+	if taken, err := st.RecordThen(ban, now, func() { ran++ }); !taken || err != nil || ran != 1 {
+		t.Fatalf("second record: taken %v err %v ran %d", taken, err, ran)
+	}
+	// a crash after the pending line: every read has the ban, a torn last
+	// line is skipped, and the next rewrite folds it in
+	b := netip.MustParseAddr("198.51.100.8")
+	line, _ := json.Marshal(Ban{Addr: b, Proto: "udp", Since: now})
+	os.WriteFile(filepath.Join(dir, pendingName), append(line, []byte("\n{\"addr\":\"198.51")...), 0o600)
+	bans, err := st.Load()
+	if err != nil || len(bans) != 2 || bans[1].Addr != b || bans[1].Proto != "udp" {
+		t.Fatalf("after a crash: %+v %v", bans, err)
+	}
+	if err := st.Update(func(bans []Ban) ([]Ban, bool, error) { return bans, true, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, pendingName)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal("pending line not folded in by the rewrite")
+	}
+	if bans, _ := st.Load(); len(bans) != 2 {
+		t.Fatalf("lost a ban folding the pending line in: %+v", bans)
 	}
 }

@@ -1,6 +1,7 @@
 package block
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,12 +19,22 @@ import (
 // stateVersion is the state file's format version.
 const stateVersion = 1
 
+// pendingName is the file in STATE_DIR a new ban is appended to, as one
+// JSON line, before the firewall is changed (RecordThen): one small write
+// instead of a rewrite and rename of the whole state, which took ~0.35 ms
+// on ext4 (the rename over an existing file starts writeback), so that
+// the block is in place sooner. Every read merges it; every durable
+// rewrite of the state removes it.
+const pendingName = "pending.jsonl"
+
 // StateFile is the list of current bans, kept in STATE_DIR/state.json so
 // that blocks survive a restart. Every change is a read-modify-write under
 // an exclusive flock on STATE_DIR/lock (so the daemon and `scanwarden
 // unblock` never lose each other's changes), written to a temporary file,
 // fsynced and renamed over the old one: a crash leaves the old or the new
-// list, never half of one.
+// list, never half of one. A new ban is first appended to
+// STATE_DIR/pending.jsonl (see RecordThen), which reads merge in until the
+// next rewrite folds it into the list.
 type StateFile struct {
 	dir string
 	// owner of dir: files root creates there (a root `scanwarden
@@ -114,8 +125,112 @@ func (s *StateFile) UpdateThen(fn func(bans []Ban) (out []Ban, changed bool, err
 		if then != nil {
 			then()
 		}
-		return durable()
+		if err := durable(); err != nil {
+			return err
+		}
+		if changed {
+			s.dropPending()
+		}
+		return nil
 	})
+}
+
+// RecordThen records ban (replacing an expired ban of its address) and
+// runs then, unless the state holds a ban of the address still in force
+// at now: then taken is true and nothing is done. All of it happens under
+// the state's lock: the ban is appended as one line to pending.jsonl
+// (merged by every read, so that from then on no crash of the process can
+// lose it), then runs (the firewall change, not delayed by the disk), and
+// only then is the state file rewritten, made durable, and the pending
+// line dropped. On an error before then ran, then does not run.
+func (s *StateFile) RecordThen(ban Ban, now time.Time, then func()) (taken bool, err error) {
+	err = s.locked(true, func() error {
+		bans, err := s.read()
+		if err != nil {
+			return err
+		}
+		if i := findBan(bans, ban.Addr); i >= 0 {
+			if !bans[i].Expired(now) {
+				taken = true
+				return nil
+			}
+			bans[i] = ban
+		} else {
+			bans = append(bans, ban)
+		}
+		line, err := json.Marshal(ban)
+		if err != nil {
+			return err
+		}
+		f, err := os.OpenFile(s.pendingPath(), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return fmt.Errorf("state: %w", err)
+		}
+		s.giveToOwner(f)
+		_, err = f.Write(append(line, '\n'))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("state %s: %w", s.pendingPath(), err)
+		}
+		if then != nil {
+			then()
+		}
+		durable, err := s.put(bans)
+		if err == nil {
+			err = durable()
+		}
+		if err != nil {
+			return err // the ban stays in pending.jsonl
+		}
+		s.dropPending()
+		return nil
+	})
+	return taken, err
+}
+
+func (s *StateFile) pendingPath() string { return filepath.Join(s.dir, pendingName) }
+
+// dropPending removes pending.jsonl once the state file holds what it
+// held (under the lock).
+func (s *StateFile) dropPending() {
+	if err := os.Remove(s.pendingPath()); err == nil {
+		if d, err := os.Open(s.dir); err == nil {
+			d.Sync()
+			d.Close()
+		}
+	}
+}
+
+// mergePending returns bans with the bans of pending.jsonl put in (a
+// line's ban replaces a ban of the same address). A line that cannot be
+// read (a crash in the middle of its write) is skipped.
+func (s *StateFile) mergePending(bans []Ban) ([]Ban, error) {
+	data, err := os.ReadFile(s.pendingPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return bans, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	changed := false
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		var b Ban
+		if len(line) == 0 || json.Unmarshal(line, &b) != nil || !b.Addr.IsValid() {
+			continue
+		}
+		if i := findBan(bans, b.Addr); i >= 0 {
+			bans[i] = b
+		} else {
+			bans = append(bans, b)
+		}
+		changed = true
+	}
+	if changed {
+		sortBans(bans)
+	}
+	return bans, nil
 }
 
 func (s *StateFile) locked(exclusive bool, fn func() error) error {
@@ -136,7 +251,16 @@ func (s *StateFile) locked(exclusive bool, fn func() error) error {
 	return fn()
 }
 
+// read returns the bans of the state file with pending.jsonl merged in.
 func (s *StateFile) read() ([]Ban, error) {
+	bans, err := s.readFile()
+	if err != nil {
+		return nil, err
+	}
+	return s.mergePending(bans)
+}
+
+func (s *StateFile) readFile() ([]Ban, error) {
 	f, err := os.Open(s.Path())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
