@@ -10,9 +10,24 @@
 # 3. A flood of forged sources: 1,000,000 SYNs from 1,000,000 distinct
 #    sources replayed, with scanwarden's peak resident memory (bounded by
 #    MAX_SOURCES whatever the number of sources).
+# 4. Ban speed per blocking backend (scripts/bench-sets.sh): the nftables
+#    and ipset backends' Go benchmarks (bans/s, 100,000 bans loaded), and
+#    for iptables bans/s through the backend and a 100,000-rule
+#    ip6tables-restore.
+# 5. Per-packet cost of the firewall with 0 and 100,000 bans, per backend
+#    (scripts/fwdbench fwd: a generator and a sink in namespaces of their
+#    own).
+# 6. nmap -sS and -sF over the default 1,000 ports against the daemon in
+#    the lab, per backend (scripts/bench-nmap.sh): ports nmap could still
+#    classify, probes before the block, ms to the block.
+# Parts 4 to 6 need root and print "skipped: REASON" without it; every
+# figure is printed, none asserted. A part that breaks does not stop the
+# others; the exit status then says so.
 #
 # Environment: BENCH_PACKETS (default 1000000), BENCH_SOURCES (default
-# 10000), BENCH_RUNS (default 3), BENCH_CACHE (default scripts/.cache).
+# 10000), BENCH_RUNS (default 3), BENCH_CACHE (default scripts/.cache),
+# BENCH_FWD_FLAGS (extra flags of fwdbench fwd, e.g. "-rounds 5"); and
+# those of bench-sets.sh and bench-nmap.sh.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -139,6 +154,29 @@ main() {
 
 	echo
 	forged_sources
+
+	local broken=()
+	echo
+	bash scripts/bench-sets.sh || broken+=("bench-sets.sh (exit $?)")
+	echo
+	fwd_bench || broken+=("fwdbench fwd (exit $?)")
+	echo
+	bash scripts/bench-nmap.sh || broken+=("bench-nmap.sh (exit $?)")
+	if ((${#broken[@]} > 0)); then
+		die "these parts broke (their output is above): ${broken[*]}"
+	fi
+}
+
+# fwd_bench: per-packet cost with 0 and 100,000 bans (see scripts/fwdbench).
+fwd_bench() {
+	log "per-packet cost of the firewall backends (scripts/fwdbench fwd)"
+	if ((EUID != 0)); then
+		log "fwdbench: skipped: needs root (network namespaces, firewall structures in them)"
+		return 0
+	fi
+	"$GO" build -o "$TMP/fwdbench" ./scripts/fwdbench
+	# shellcheck disable=SC2086 # BENCH_FWD_FLAGS is a list of flags
+	"$TMP/fwdbench" fwd ${BENCH_FWD_FLAGS:-}
 }
 
 # forged_sources: replay a capture in which every packet has a source of
