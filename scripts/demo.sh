@@ -83,8 +83,42 @@ show_alerts() {
 	fi
 	probes=$(jnum "$line" probes)
 	ms=$(jnum "$line" block_ms)
-	printf '  %s=> blocked after %s probes, %.1f ms from its first probe to the DROP rule%s\n' \
-		"$BOLD" "$probes" "$ms" "$RESET"
+	if [[ $line == *'"kernel_trap":true'* ]]; then
+		printf '  %s=> blocked by the kernel itself on its first probe to a trap port%s\n' "$BOLD" "$RESET"
+	else
+		printf '  %s=> blocked after %s probes, %.1f ms from its first probe to the DROP rule%s\n' \
+			"$BOLD" "$probes" "$ms" "$RESET"
+	fi
+}
+
+# demo_trap: the same daemon with the nftables backend, the kernel trap and
+# advanced mode (-atcp: every unbound port below 1024 is a trap), against
+# one more SYN scan from a fresh address.
+demo_trap() {
+	local n=$((${#DEMO_SCANS[@]} + 1)) out=$WORK/logs/scan-trap.nmap
+	heading "Scan $n: the kernel trap (BLOCK_BACKEND=\"nftables\", KERNEL_TRAP=\"1\", run -atcp)"
+	stop_daemon
+	shown "scanwarden flush    ${DIM}# the iptables blocks of the scans above${RESET}"
+	flush
+	sed -i 's/^BLOCK_BACKEND=.*/BLOCK_BACKEND="nftables"\nKERNEL_TRAP="1"/' "$CONF"
+	DAEMON_ARGS=(-atcp -audp)
+	start_daemon
+	say "with a set backend, kernel rules add the source of the first probe to any trap port to a set"
+	say "and drop it before scanwarden has even seen it; scanwarden then records the block as its own"
+	scan_addrs "$n" -sS
+	nmap_cmd -sS "$SRC" "$DST" --max-retries 0
+	shown "${NMAP[*]}"
+	if run_nmap trap; then
+		grep -E '^(Not shown|All [0-9]+ scanned|[0-9]+/(tcp|udp) )' "$out" | head -n 4 | indented
+		printf '  %s\n' "$(nmap_verdict "$out")"
+	fi
+	show_alerts "$SRC"
+	local what
+	for what in "set inet scanwarden trap4" "set inet scanwarden ban4" "chain inet scanwarden input"; do
+		shown "nft list $what"
+		# shellcheck disable=SC2086 # what is three words
+		ip netns exec "$NS_VIC" nft list $what 2>&1 | grep -vE '^\s*(table|\}|type|flags|size)' | indented || true
+	done
 }
 
 demo_scan() {
@@ -181,7 +215,7 @@ EOF
   retrying them.
 EOF
 	heading "Setting up"
-	setup "${#DEMO_SCANS[@]}"
+	setup "$((${#DEMO_SCANS[@]} + 1))"
 	say "lab up; labsrv serving on the victim; benign client running"
 	start_daemon
 	say "command: setpriv --reuid=$SW_USER --regid=$SW_USER --init-groups --inh-caps=-all,+net_raw,+net_admin --ambient-caps=-all,+net_raw,+net_admin --bounding-set=-all,+net_raw,+net_admin --no-new-privs scanwarden run -c CONF --log-format json"
@@ -190,6 +224,8 @@ EOF
 		demo_scan "$i"
 	done
 	demo_state
+	alive "$DPID" || fail "scanwarden is no longer running"
+	demo_trap
 	alive "$DPID" || fail "scanwarden is no longer running"
 	demo_teardown
 	if ((FAILURES > 0)); then

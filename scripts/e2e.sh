@@ -81,6 +81,7 @@ TAG=e2e
 WORK=""
 DDIR=""    # the daemon's directory (owned by SW_USER)
 CONF=""    # its config
+DAEMON_ARGS=() # extra arguments of `scanwarden run` (mode flags)
 DLOG=""    # its log (stderr)
 SWBIN=""   # the binary it runs
 LABSRV=""  # labsrv
@@ -388,7 +389,7 @@ start_daemon() {
 	ip netns exec "$NS_VIC" env -i PATH="$SERVICE_PATH" LANG=C.UTF-8 \
 		setpriv --reuid="$SW_USER" --regid="$SW_USER" --init-groups \
 		--inh-caps="$caps" --ambient-caps="$caps" --bounding-set="$caps" --no-new-privs \
-		"$SWBIN" run -c "$CONF" --log-format json </dev/null >"$WORK/logs/daemon.stdout" 2>"$DLOG" &
+		"$SWBIN" run -c "$CONF" --log-format json "${DAEMON_ARGS[@]}" </dev/null >"$WORK/logs/daemon.stdout" 2>"$DLOG" &
 	DPID=$!
 	bash "$LAB" adopt scanwarden "$DPID" >/dev/null
 	for ((i = 0; i < START_TIMEOUT * 10; i++)); do
