@@ -159,19 +159,12 @@ func (m *Manager) Handle(ctx context.Context, a *detect.Alert, mode string) (Out
 	proto := strings.ToLower(detect.ProtoName(a.Type.Proto()))
 	host := m.hostName(ctx, addr)
 	log := m.o.Log.WithFields(logrus.Fields{"src": addr.String(), "type": a.Type.String()})
-	log.Warn(records.ScanAlert(a.Type.PortSentryLabel(), host, addr, detect.ProtoName(a.Type.Proto()), a.Port))
+	scan := records.ScanAlert(a.Type.PortSentryLabel(), host, addr, detect.ProtoName(a.Type.Proto()), a.Port)
 
 	if why := m.o.Never.Reason(addr); why != "" {
+		log.Warn(scan)
 		log.Infof("attackalert: Host: %s/%s is %s: not blocked", host, addr, why)
 		return Ignored, nil
-	}
-	bans, err := m.o.State.Load()
-	if err != nil {
-		return Ignored, err
-	}
-	if i := findBan(bans, addr); i >= 0 && !bans[i].Expired(now) {
-		log.Info(records.AlreadyBlocked(host, addr))
-		return AlreadyBlocked, nil
 	}
 	blockMode := m.o.Policy.BlockTCP
 	expire := m.o.Policy.ExpiryTCP
@@ -185,12 +178,20 @@ func (m *Manager) Handle(ctx context.Context, a *detect.Alert, mode string) (Out
 	}
 	histLine := records.HistoryLine(now, host, addr, a.Port, strings.ToUpper(proto))
 	var errs []error
-	switch blockMode {
-	case conf.BlockLogOnly:
+	if blockMode != conf.BlockAct {
+		log.Warn(scan)
+		bans, err := m.o.State.Load()
+		if err != nil {
+			return Ignored, err
+		}
+		if i := findBan(bans, addr); i >= 0 && !bans[i].Expired(now) {
+			log.Info(records.AlreadyBlocked(host, addr))
+			return AlreadyBlocked, nil
+		}
 		errs = append(errs, m.history(histLine))
-		return LoggedOnly, errors.Join(errs...)
-	case conf.BlockRunCmdOnly:
-		errs = append(errs, m.history(histLine))
+		if blockMode == conf.BlockLogOnly {
+			return LoggedOnly, errors.Join(errs...)
+		}
 		errs = append(errs, m.run(ctx, log, m.o.RunCmd, ban, mode))
 		return CommandOnly, errors.Join(errs...)
 	}
@@ -198,28 +199,29 @@ func (m *Manager) Handle(ctx context.Context, a *detect.Alert, mode string) (Out
 	if a.Probes <= 1 {
 		lim, of = m.limitOne, "sources seen in a single probe"
 	}
-	if ok, first := lim.allow(now); !ok {
-		if first {
-			m.o.Log.Warnf("adminalert: more than %d new blocks a minute of %s: further ones are logged but not blocked until the rate eases", m.o.Policy.RateLimit, of)
-		}
-		return RateLimited, nil
-	}
 	// The ban goes into the state first (a pending line, before the
 	// firewall; the state file rewritten after it): whatever fails below,
-	// a restart (Restore) puts it in place. The check is made again under
-	// the state's lock, so that two processes (PortSentry's -tcp and -udp
-	// pair) never block the same source twice, and the backends are
-	// changed under it too, so that another process's Resync cannot add a
-	// rule between a backend's check and its append.
-	acted := false
-	taken, err := m.o.State.RecordThen(ban, now, func() {
+	// a restart (Restore) puts it in place. The check that the source has
+	// no ban yet and the rate limit are done under the state's lock, so
+	// that two processes (PortSentry's -tcp and -udp pair) never block the
+	// same source twice, and the backends are changed under it too, so
+	// that another process's Resync cannot add a rule between a backend's
+	// check and its append. The log lines wait until the firewall is
+	// changed: nothing but the block is on the way from alert to rule.
+	var limited, limitFirst, acted bool
+	var later []func() // log lines of the blocks, after the scan's
+	taken, err := m.o.State.RecordThen(ban, now, func() bool {
+		ok, first := lim.allow(now)
+		limited, limitFirst = !ok, first
+		return ok
+	}, func() {
 		acted = true
 		if m.o.Policy.KillRunCmdFirst {
 			errs = append(errs, m.run(ctx, log, m.o.RunCmd, ban, mode))
 		}
 		for _, b := range m.o.Blockers {
 			if err := b.Block(ctx, ban); err != nil {
-				log.Errorf("blocking %s with %s: %v", addr, b.Name(), err)
+				later = append(later, func() { log.Errorf("blocking %s with %s: %v", addr, b.Name(), err) })
 				errs = append(errs, fmt.Errorf("%s: %w", b.Name(), err))
 				continue
 			}
@@ -228,13 +230,22 @@ func (m *Manager) Handle(ctx context.Context, a *detect.Alert, mode string) (Out
 				desc = d.Describe(addr)
 			}
 			if b.Name() == "hosts.deny" {
-				log.Warn(records.WrappersBlocked(addr, desc))
+				later = append(later, func() { log.Warn(records.WrappersBlocked(addr, desc)) })
 			} else {
-				log.Warn(records.RouteBlocked(addr, desc))
+				later = append(later, func() { log.Warn(records.RouteBlocked(addr, desc)) })
 			}
 		}
 	})
+	log.Warn(scan)
+	for _, f := range later {
+		f()
+	}
 	switch {
+	case limited:
+		if limitFirst {
+			m.o.Log.Warnf("adminalert: more than %d new blocks a minute of %s: further ones are logged but not blocked until the rate eases", m.o.Policy.RateLimit, of)
+		}
+		return RateLimited, nil
 	case err != nil && !acted:
 		return Ignored, fmt.Errorf("recording the ban of %s: %w", addr, err)
 	case err != nil:

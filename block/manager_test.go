@@ -638,7 +638,7 @@ func TestRecordThenPendingLine(t *testing.T) {
 	a := netip.MustParseAddr("198.51.100.7")
 	ban := Ban{Addr: a, Proto: "tcp", Since: now, Until: now.Add(time.Hour)}
 	ran := 0
-	taken, err := st.RecordThen(ban, now, func() {
+	taken, err := st.RecordThen(ban, now, nil, func() {
 		ran++
 		// the firewall changes once the ban is on disk as a pending line
 		data, err := os.ReadFile(filepath.Join(dir, pendingName))
@@ -653,8 +653,16 @@ func TestRecordThenPendingLine(t *testing.T) {
 		t.Fatalf("pending line left after the state was written: %v", err)
 	}
 	// in force: taken, nothing run
-	if taken, err := st.RecordThen(ban, now, func() { ran++ }); !taken || err != nil || ran != 1 {
+	if taken, err := st.RecordThen(ban, now, nil, func() { ran++ }); !taken || err != nil || ran != 1 {
 		t.Fatalf("second record: taken %v err %v ran %d", taken, err, ran)
+	}
+	// refused by admit (the rate limit): nothing recorded, nothing run
+	c := netip.MustParseAddr("198.51.100.9")
+	if taken, err := st.RecordThen(Ban{Addr: c, Proto: "tcp"}, now, func() bool { return false }, func() { ran++ }); taken || err != nil || ran != 1 {
+		t.Fatalf("refused record: taken %v err %v ran %d", taken, err, ran)
+	}
+	if bans, _ := st.Load(); findBan(bans, c) >= 0 {
+		t.Fatal("a refused ban was recorded")
 	}
 	// a crash after the pending line: every read has the ban, a torn last
 	// line is skipped, and the next rewrite folds it in

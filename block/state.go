@@ -137,13 +137,15 @@ func (s *StateFile) UpdateThen(fn func(bans []Ban) (out []Ban, changed bool, err
 
 // RecordThen records ban (replacing an expired ban of its address) and
 // runs then, unless the state holds a ban of the address still in force
-// at now: then taken is true and nothing is done. All of it happens under
+// at now (then taken is true and nothing is done) or admit, when not nil,
+// says no (asked only when the address is not taken; nothing is done
+// either). All of it happens under
 // the state's lock: the ban is appended as one line to pending.jsonl
 // (merged by every read, so that from then on no crash of the process can
 // lose it), then runs (the firewall change, not delayed by the disk), and
 // only then is the state file rewritten, made durable, and the pending
 // line dropped. On an error before then ran, then does not run.
-func (s *StateFile) RecordThen(ban Ban, now time.Time, then func()) (taken bool, err error) {
+func (s *StateFile) RecordThen(ban Ban, now time.Time, admit func() bool, then func()) (taken bool, err error) {
 	err = s.locked(true, func() error {
 		bans, err := s.read()
 		if err != nil {
@@ -157,6 +159,9 @@ func (s *StateFile) RecordThen(ban Ban, now time.Time, then func()) (taken bool,
 			bans[i] = ban
 		} else {
 			bans = append(bans, ban)
+		}
+		if admit != nil && !admit() {
+			return nil
 		}
 		line, err := json.Marshal(ban)
 		if err != nil {

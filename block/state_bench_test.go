@@ -20,7 +20,7 @@ func BenchmarkRecordThen(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
 		t0 := time.Now()
-		if _, err := st.RecordThen(Ban{Addr: a, Proto: "tcp", Since: now}, now, func() { toThen += time.Since(t0) }); err != nil {
+		if _, err := st.RecordThen(Ban{Addr: a, Proto: "tcp", Since: now}, now, nil, func() { toThen += time.Since(t0) }); err != nil {
 			b.Fatal(err)
 		}
 		all += time.Since(t0)
