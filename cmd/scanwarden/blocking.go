@@ -85,6 +85,47 @@ func buildBlockers(c *conf.Config, log logrus.FieldLogger, runner command.Runner
 	return p, nil
 }
 
+// firewallBackends are the BLOCK_BACKEND values that put objects of their
+// own into the kernel, and how to reach each.
+var firewallBackends = []struct {
+	kind conf.Backend
+	open func() (block.Blocker, error)
+}{
+	{conf.BackendIptables, func() (block.Blocker, error) { return iptables.NewDefault() }},
+	{conf.BackendNftables, func() (block.Blocker, error) { return nftables.New(nftables.Options{}) }},
+	{conf.BackendIpset, func() (block.Blocker, error) { return ipset.NewDefault() }},
+}
+
+// removeOtherBackends flushes what the firewall backends other than c's
+// left in the kernel (after BLOCK_BACKEND changed): their rules would go
+// on dropping sources whose bans nothing lifts any more, and a kernel trap
+// would go on trapping. Flush touches only scanwarden's own chain, table
+// or sets, and is a no-op where there are none. The bans
+// themselves are in the state and are put into c's backend by the
+// restore. A backend that cannot be reached here (no iptables, no nf_tables
+// or ip_set in the kernel) can have left nothing.
+func removeOtherBackends(ctx context.Context, c *conf.Config, log logrus.FieldLogger) {
+	for _, fb := range firewallBackends {
+		if fb.kind == c.BlockBackend {
+			continue
+		}
+		b, err := fb.open()
+		if err != nil {
+			continue
+		}
+		// Flush also takes out a kernel trap a killed daemon left
+		had, _ := b.List(ctx)
+		if err := b.Flush(ctx); err != nil {
+			log.Errorf("BLOCK_BACKEND is %q now: removing what %q left: %v", c.BlockBackend, fb.kind, err)
+		} else if len(had) > 0 {
+			log.Warnf("adminalert: BLOCK_BACKEND is %q now: removed the %d block(s) %q had left in the kernel (the bans in force are restored with %q)", c.BlockBackend, len(had), fb.kind, c.BlockBackend)
+		}
+		if f, ok := b.(interface{ Close() error }); ok {
+			f.Close()
+		}
+	}
+}
+
 // parseActions checks and builds what needs no system access: hosts.deny
 // and the command templates (check-config uses it as it is). The
 // hosts.deny lock and journal live in STATE_DIR/locks, which the daemon

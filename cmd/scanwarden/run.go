@@ -228,6 +228,7 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	d.mgr, d.jrnl, d.never = mgr, jrnl, never
 	defer func() { d.jrnl.Close() }()
+	removeOtherBackends(ctx, c, d.log)
 	if err := mgr.Restore(ctx); err != nil {
 		d.log.Errorf("restoring blocks: %v", err)
 	}
@@ -497,10 +498,13 @@ func (d *daemon) reload(ctx context.Context) {
 		d.log.Warnf("not following address changes: %v", err)
 	}
 	d.mu.Lock()
-	oldJ := d.jrnl
+	oldJ, old := d.jrnl, d.cfg
 	d.cfg, d.mgr, d.jrnl, d.never = c, mgr, jrnl, never
 	d.mu.Unlock()
 	oldJ.Close()
+	if c.BlockBackend != old.BlockBackend {
+		removeOtherBackends(ctx, c, d.log)
+	}
 	if err := mgr.Restore(ctx); err != nil {
 		d.log.Errorf("restoring blocks after reload: %v", err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -89,5 +90,47 @@ func TestKernelTrapDaemon(t *testing.T) {
 				t.Errorf("errors in the daemon's log:\n%s", log)
 			}
 		})
+	}
+}
+
+// TestKernelBackendSwitch: a daemon blocks with iptables; restarted with
+// BLOCK_BACKEND="nftables", it removes the iptables chain it left (whose
+// rules nothing would lift any more) and keeps the ban with nftables.
+func TestKernelBackendSwitch(t *testing.T) {
+	l := newLab(t)
+	bin := buildScanwarden(t)
+	cfg := l.config(`SCAN_TRIGGER="0"`, `TCP_PORTS="31337"`)
+	l.start("victim", "serve")
+	log, stop := l.startDaemonStop(bin, "run", "-c", cfg)
+	l.attack("connect", labAttacker4.String(), labVictim4.String(), "31337")
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(log.String(), "blocked "+labAttacker4.String()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no block with iptables:\n%s", log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	if out := sh(t, "ip", "netns", "exec", l.ns("victim"), "iptables", "-S", "SCANWARDEN"); !strings.Contains(out, labAttacker4.String()) {
+		t.Fatalf("no iptables rule after the first run:\n%s", out)
+	}
+
+	cfg = l.config(`BLOCK_BACKEND="nftables"`, `KERNEL_TRAP="0"`, `SCAN_TRIGGER="0"`, `TCP_PORTS="31337"`)
+	log, _ = l.startDaemonStop(bin, "run", "-c", cfg)
+	if !strings.Contains(log.String(), `removed the 1 block(s) "iptables" had left`) {
+		t.Errorf("no word of the iptables leftovers:\n%s", log)
+	}
+	if out, err := exec.Command("ip", "netns", "exec", l.ns("victim"), "iptables", "-S", "SCANWARDEN").CombinedOutput(); err == nil {
+		t.Errorf("the iptables chain is still there:\n%s", out)
+	}
+	out := sh(t, "ip", "netns", "exec", l.ns("victim"), "nft", "list", "set", "inet", "scanwarden", "ban4")
+	if !strings.Contains(out, labAttacker4.String()) {
+		t.Errorf("the ban was not restored with nftables:\n%s", out)
+	}
+	if tcp4, _, _, _ := l.reach("attacker"); tcp4 {
+		t.Error("the attacker got through after the switch")
+	}
+	if tcp4, _, _, _ := l.reach("benign"); !tcp4 {
+		t.Error("the benign client was cut off")
 	}
 }
