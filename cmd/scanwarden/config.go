@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 
+	"github.com/scanwarden/scanwarden/block"
 	"github.com/scanwarden/scanwarden/conf"
 	"github.com/scanwarden/scanwarden/detect"
 )
@@ -100,5 +101,12 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s: OK: %d TCP and %d UDP trap ports, window %v, threshold %d, SCAN_TRIGGER %d\n",
 		path, c.TCPPorts.Len(), c.UDPPorts.Len(), c.DetectWindow, c.DetectThreshold, c.ScanTrigger)
+	// the kernel trap of the default stealth modes, before bound ports
+	all := &traps{tcp: portSet(&c.TCPPorts), udp: portSet(&c.UDPPorts)}
+	if tr, why := trapFor(c, modeSet{tcp: true, udp: true}, all, block.NewNeverBlock(nil, false, false)); tr.Enabled() {
+		fmt.Fprintf(stdout, "%s: blocking with %s; kernel trap on the first probe to a trap port (at most %d trapped sources per family)\n", path, c.BlockBackend, tr.Size)
+	} else {
+		fmt.Fprintf(stdout, "%s: blocking with %s; no kernel trap: %s\n", path, c.BlockBackend, why)
+	}
 	return nil
 }
