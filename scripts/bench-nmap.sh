@@ -152,31 +152,10 @@ EOF
 # bench_start_daemon: start_daemon of e2e.sh, but a daemon that does not
 # come up is no error: false, with the reason in START_ERR.
 bench_start_daemon() {
-	local caps=-all,+net_raw,+net_admin i rc
-	START_ERR=""
-	ip netns exec "$NS_VIC" env -i PATH="$SERVICE_PATH" LANG=C.UTF-8 \
-		setpriv --reuid="$SW_USER" --regid="$SW_USER" --init-groups \
-		--inh-caps="$caps" --ambient-caps="$caps" --bounding-set="$caps" --no-new-privs \
-		"$SWBIN" run -c "$CONF" --log-format json ${MODES:+"$MODES"} </dev/null >"$WORK/logs/daemon.stdout" 2>"$DLOG" &
-	DPID=$!
-	# (adopt fails when the daemon has already exited: seen below)
-	bash "$LAB" adopt scanwarden "$DPID" >/dev/null 2>&1 || true
-	for ((i = 0; i < START_TIMEOUT * 10; i++)); do
-		if grep -qF '"msg":"adminalert: scanwarden is now active and listening."' "$DLOG"; then
-			check_daemon_identity
-			return 0
-		fi
-		if ! alive "$DPID"; then
-			rc=0
-			wait "$DPID" || rc=$?
-			DPID=""
-			START_ERR="scanwarden exited (status $rc) before it was listening: $(last_error)"
-			return 1
-		fi
-		sleep 0.1
-	done
-	stop_daemon || true
-	START_ERR="scanwarden did not say it was listening within ${START_TIMEOUT}s: $(last_error)"
+	DAEMON_ARGS=()
+	[[ -z $MODES ]] || DAEMON_ARGS=("$MODES")
+	try_start_daemon && return 0
+	START_ERR="$START_ERR; last log line: $(last_error)"
 	return 1
 }
 

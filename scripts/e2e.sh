@@ -384,28 +384,40 @@ reach() {
 # no_new_privs as systemd's NoNewPrivileges), in a service's environment.
 # ip netns exec, env and setpriv each exec the next: $! is the daemon.
 start_daemon() {
-	local caps=-all,+net_raw,+net_admin i
+	try_start_daemon || die "$START_ERR"
+}
+
+# try_start_daemon: start_daemon, but a daemon that does not come up is
+# no error: false, with the reason in START_ERR (for scripts that go on
+# with other variants, as bench-nmap.sh does).
+try_start_daemon() {
+	local caps=-all,+net_raw,+net_admin i rc
+	START_ERR=""
 	say "starting scanwarden in $NS_VIC as $SW_USER with CAP_NET_RAW and CAP_NET_ADMIN only"
 	ip netns exec "$NS_VIC" env -i PATH="$SERVICE_PATH" LANG=C.UTF-8 \
 		setpriv --reuid="$SW_USER" --regid="$SW_USER" --init-groups \
 		--inh-caps="$caps" --ambient-caps="$caps" --bounding-set="$caps" --no-new-privs \
 		"$SWBIN" run -c "$CONF" --log-format json "${DAEMON_ARGS[@]}" </dev/null >"$WORK/logs/daemon.stdout" 2>"$DLOG" &
 	DPID=$!
-	bash "$LAB" adopt scanwarden "$DPID" >/dev/null
+	# (adopt fails when the daemon has already exited: seen below)
+	bash "$LAB" adopt scanwarden "$DPID" >/dev/null 2>&1 || true
 	for ((i = 0; i < START_TIMEOUT * 10; i++)); do
 		if grep -qF '"msg":"adminalert: scanwarden is now active and listening."' "$DLOG"; then
 			check_daemon_identity
 			return 0
 		fi
 		if ! alive "$DPID"; then
-			local rc=0
+			rc=0
 			wait "$DPID" || rc=$?
 			DPID=""
-			die "scanwarden exited (status $rc) before it was listening"
+			START_ERR="scanwarden exited (status $rc) before it was listening: $(tail -n 3 "$DLOG" 2>/dev/null | tr '\n' ' ')"
+			return 1
 		fi
 		sleep 0.1
 	done
-	die "scanwarden did not log 'adminalert: scanwarden is now active and listening.' within ${START_TIMEOUT}s"
+	stop_daemon || true
+	START_ERR="scanwarden did not log 'adminalert: scanwarden is now active and listening.' within ${START_TIMEOUT}s"
+	return 1
 }
 
 # check_daemon_identity: the running daemon is SW_USER with exactly
