@@ -160,6 +160,9 @@ func (m *Manager) Handle(ctx context.Context, a *detect.Alert, mode string) (Out
 	host := m.hostName(ctx, addr)
 	log := m.o.Log.WithFields(logrus.Fields{"src": addr.String(), "type": a.Type.String()})
 	scan := records.ScanAlert(a.Type.PortSentryLabel(), host, addr, detect.ProtoName(a.Type.Proto()), a.Port)
+	if a.Connected {
+		scan = records.ConnectAlert(host, addr, detect.ProtoName(a.Type.Proto()), a.Port)
+	}
 
 	if why := m.o.Never.Reason(addr); why != "" {
 		log.Warn(scan)

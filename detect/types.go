@@ -125,6 +125,10 @@ type Alert struct {
 	// the first eight).
 	Ports []PortRef
 	Dst   []netip.Addr
+	// Connected says the alert is of a full connection to, or a datagram
+	// at, a port the daemon's classic mode holds open (not of probes the
+	// engine saw): PortSentry logs those as "Connect from host".
+	Connected bool
 }
 
 // Timestamp returns Time as a time.Time in UTC.

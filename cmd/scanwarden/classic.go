@@ -722,6 +722,7 @@ func (h *classicHits) hit(src, dst netip.Addr, proto uint8, port uint16, now int
 		Score: len(s.ports) * detect.WeightClosed,
 		Proto: proto, Port: port,
 		Ports: slices.Clone(s.ports), Dst: slices.Clone(s.dsts),
+		Connected: true,
 	}
 	slices.SortFunc(a.Ports, func(x, y detect.PortRef) int {
 		if x.Proto != y.Proto {

@@ -353,6 +353,7 @@ func TestKernelClassicPair(t *testing.T) {
 		{string(blockedTCP), fmt.Sprintf("/%s Port: %d TCP Blocked", labAttacker4, classicTCPPort)},
 		{string(blockedUDP), fmt.Sprintf("/%s Port: %d UDP Blocked", labAttackerUDP, classicUDPPort)},
 		{logs, fmt.Sprintf("attackalert: Connect from host: %s/%s to TCP port: %d", labAttacker4, labAttacker4, classicTCPPort)},
+		{logs, fmt.Sprintf("attackalert: Connect from host: %s/%s to UDP port: %d", labAttackerUDP, labAttackerUDP, classicUDPPort)},
 	} {
 		if !strings.Contains(c.file, c.want) {
 			t.Errorf("missing %q", c.want)
