@@ -98,6 +98,9 @@ type Manager struct {
 	// with more evidence: a flood of forged one-packet sources exhausts
 	// only the first, and a real scanner in its midst is still blocked.
 	limitOne, limitMore *rateLimiter
+	// ruleAt is when the first backend's block of the latest Blocked
+	// outcome was in place.
+	ruleAt time.Time
 }
 
 // NewManager returns a manager with the given parts.
@@ -219,11 +222,16 @@ func (m *Manager) Handle(ctx context.Context, a *detect.Alert, mode string) (Out
 		return ok
 	}, func() {
 		acted = true
+		m.ruleAt = time.Time{}
 		if m.o.Policy.KillRunCmdFirst {
 			errs = append(errs, m.run(ctx, log, m.o.RunCmd, ban, mode))
 		}
 		for _, b := range m.o.Blockers {
-			if err := b.Block(ctx, ban); err != nil {
+			err := b.Block(ctx, ban)
+			if err == nil && m.ruleAt.IsZero() {
+				m.ruleAt = time.Now()
+			}
+			if err != nil {
 				later = append(later, func() { log.Errorf("blocking %s with %s: %v", addr, b.Name(), err) })
 				errs = append(errs, fmt.Errorf("%s: %w", b.Name(), err))
 				continue
@@ -304,6 +312,17 @@ func logOutput(log logrus.FieldLogger, cmdline string, out []byte) {
 	if s := strings.TrimSpace(string(out)); s != "" {
 		log.Infof("output of %q: %s", cmdline, s)
 	}
+}
+
+// RuleAt returns when the block of the latest Handle that returned
+// Blocked was in place: when its first backend (the firewall, when one is
+// configured) had blocked the source, which is before Handle returns (the
+// records and commands come after). It is the zero time when no backend
+// blocked. Call it right after Handle, from the same goroutine.
+func (m *Manager) RuleAt() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.ruleAt
 }
 
 // hostName is the name for the records: the address itself unless

@@ -683,3 +683,14 @@ func TestRecordThenPendingLine(t *testing.T) {
 		t.Fatalf("lost a ban folding the pending line in: %+v", bans)
 	}
 }
+
+func TestRuleAt(t *testing.T) {
+	r := newRig(t, defaultPolicy())
+	before := time.Now()
+	if out, err := r.m.Handle(context.Background(), alert(scanner, detect.TypeSYN, 1), "stcp"); out != Blocked || err != nil {
+		t.Fatalf("%v %v", out, err)
+	}
+	if at := r.m.RuleAt(); at.Before(before) || at.After(time.Now()) {
+		t.Fatalf("RuleAt %v not within the Handle call", at)
+	}
+}

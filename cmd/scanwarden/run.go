@@ -451,7 +451,12 @@ func (d *daemon) handle(ctx context.Context, a *detect.Alert) {
 	d.mu.Unlock()
 	kernel := d.trap.trapped(a, d.currentNever())
 	out, err := m.Handle(ctx, a, d.modes.name(a.Type.Proto()))
-	took := float64(time.Since(time.Unix(0, a.First)).Microseconds()) / 1000
+	first := time.Unix(0, a.First)
+	took := float64(time.Since(first).Microseconds()) / 1000 // the decision done: records written
+	ruleMs := took
+	if at := m.RuleAt(); out == block.Blocked && !at.IsZero() {
+		ruleMs = float64(at.Sub(first).Microseconds()) / 1000
+	}
 	log := d.log.WithFields(logrus.Fields{
 		"src": a.Src.String(), "type": a.Type.String(), "probes": a.Probes, "score": a.Score,
 		"trigger": a.Trigger.String(), "port": a.Port, "first_probe": formatTime(a.First),
@@ -462,8 +467,8 @@ func (d *daemon) handle(ctx context.Context, a *detect.Alert) {
 		log = log.WithFields(logrus.Fields{"block_ms": 0, "kernel_trap": true, "recorded_ms": took})
 		log.Infof("blocked %s: %s scan, trapped by the kernel on its first probe to port %d; recorded %.1f ms later", a.Src, a.Type, a.Port, took)
 	case out == block.Blocked:
-		log = log.WithField("block_ms", took)
-		log.Infof("blocked %s: %s scan, %d probes, rule in place %.1f ms after its first probe", a.Src, a.Type, a.Probes, took)
+		log = log.WithFields(logrus.Fields{"block_ms": ruleMs, "recorded_ms": took})
+		log.Infof("blocked %s: %s scan, %d probes, rule in place %.1f ms after its first probe (records written at %.1f ms)", a.Src, a.Type, a.Probes, ruleMs, took)
 	default:
 		if out == block.RateLimited {
 			d.rearm(a)
