@@ -98,9 +98,6 @@ type Manager struct {
 	// with more evidence: a flood of forged one-packet sources exhausts
 	// only the first, and a real scanner in its midst is still blocked.
 	limitOne, limitMore *rateLimiter
-	// ruleAt is when the first backend's block of the latest Blocked
-	// outcome was in place.
-	ruleAt time.Time
 }
 
 // NewManager returns a manager with the given parts.
@@ -147,14 +144,29 @@ func (o Outcome) String() string {
 	return fmt.Sprintf("outcome(%d)", int(o))
 }
 
-// Handle acts on one alert, as PortSentry 1.2 would for BLOCK_TCP or
+// Decision is what Handle did with an alert, and when.
+type Decision struct {
+	Outcome Outcome
+	// RuleAt is when the first backend (the firewall, when one is
+	// configured) had blocked the source: before Handle returns, as the
+	// records and commands come after. Zero unless a backend blocked.
+	RuleAt time.Time
+}
+
+// Handle is Decide's outcome alone.
+func (m *Manager) Handle(ctx context.Context, a *detect.Alert, mode string) (Outcome, error) {
+	d, err := m.Decide(ctx, a, mode)
+	return d.Outcome, err
+}
+
+// Decide acts on one alert, as PortSentry 1.2 would for BLOCK_TCP or
 // BLOCK_UDP: log the attackalert line, skip never-block and already
 // blocked sources, write the history line, then (mode 1) block with every
 // backend, run KILL_ROUTE and KILL_RUN_CMD (first when KILL_RUN_CMD_FIRST),
 // or (mode 2) run KILL_RUN_CMD only. mode is PortSentry's mode name for
 // the record files (stcp, sudp, ...). A failing backend does not stop the
 // others; the ban is recorded anyway so that Restore adds what is missing.
-func (m *Manager) Handle(ctx context.Context, a *detect.Alert, mode string) (Outcome, error) {
+func (m *Manager) Decide(ctx context.Context, a *detect.Alert, mode string) (Decision, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.o.Now()
@@ -170,7 +182,7 @@ func (m *Manager) Handle(ctx context.Context, a *detect.Alert, mode string) (Out
 	if why := m.o.Never.Reason(addr); why != "" {
 		log.Warn(scan)
 		log.Infof("attackalert: Host: %s/%s is %s: not blocked", host, addr, why)
-		return Ignored, nil
+		return Decision{Outcome: Ignored}, nil
 	}
 	blockMode := m.o.Policy.BlockTCP
 	expire := m.o.Policy.ExpiryTCP
@@ -188,18 +200,18 @@ func (m *Manager) Handle(ctx context.Context, a *detect.Alert, mode string) (Out
 		log.Warn(scan)
 		bans, err := m.o.State.Load()
 		if err != nil {
-			return Ignored, err
+			return Decision{Outcome: Ignored}, err
 		}
 		if i := findBan(bans, addr); i >= 0 && !bans[i].Expired(now) {
 			log.Info(records.AlreadyBlocked(host, addr))
-			return AlreadyBlocked, nil
+			return Decision{Outcome: AlreadyBlocked}, nil
 		}
 		errs = append(errs, m.history(histLine))
 		if blockMode == conf.BlockLogOnly {
-			return LoggedOnly, errors.Join(errs...)
+			return Decision{Outcome: LoggedOnly}, errors.Join(errs...)
 		}
 		errs = append(errs, m.run(ctx, log, m.o.RunCmd, ban, mode))
-		return CommandOnly, errors.Join(errs...)
+		return Decision{Outcome: CommandOnly}, errors.Join(errs...)
 	}
 	lim, of := m.limitMore, "sources of several probes"
 	if a.Probes <= 1 {
@@ -215,6 +227,7 @@ func (m *Manager) Handle(ctx context.Context, a *detect.Alert, mode string) (Out
 	// check and its append. The log lines wait until the firewall is
 	// changed: nothing but the block is on the way from alert to rule.
 	var limited, limitFirst, acted bool
+	var ruleAt time.Time
 	var later []func() // log lines of the blocks, after the scan's
 	taken, err := m.o.State.RecordThen(ban, now, func() bool {
 		ok, first := lim.allow(now)
@@ -222,14 +235,13 @@ func (m *Manager) Handle(ctx context.Context, a *detect.Alert, mode string) (Out
 		return ok
 	}, func() {
 		acted = true
-		m.ruleAt = time.Time{}
 		if m.o.Policy.KillRunCmdFirst {
 			errs = append(errs, m.run(ctx, log, m.o.RunCmd, ban, mode))
 		}
 		for _, b := range m.o.Blockers {
 			err := b.Block(ctx, ban)
-			if err == nil && m.ruleAt.IsZero() {
-				m.ruleAt = time.Now()
+			if err == nil && ruleAt.IsZero() {
+				ruleAt = time.Now()
 			}
 			if err != nil {
 				later = append(later, func() { log.Errorf("blocking %s with %s: %v", addr, b.Name(), err) })
@@ -256,14 +268,14 @@ func (m *Manager) Handle(ctx context.Context, a *detect.Alert, mode string) (Out
 		if limitFirst {
 			m.o.Log.Warnf("adminalert: more than %d new blocks a minute of %s: further ones are logged but not blocked until the rate eases", m.o.Policy.RateLimit, of)
 		}
-		return RateLimited, nil
+		return Decision{Outcome: RateLimited}, nil
 	case err != nil && !acted:
-		return Ignored, fmt.Errorf("recording the ban of %s: %w", addr, err)
+		return Decision{Outcome: Ignored}, fmt.Errorf("recording the ban of %s: %w", addr, err)
 	case err != nil:
 		errs = append(errs, fmt.Errorf("recording the ban of %s: %w", addr, err))
 	case taken:
 		log.Info(records.AlreadyBlocked(host, addr))
-		return AlreadyBlocked, nil
+		return Decision{Outcome: AlreadyBlocked}, nil
 	}
 	if m.o.Route != nil {
 		cmdline, out, err := m.o.Route.Run(ctx, ban, mode)
@@ -284,7 +296,7 @@ func (m *Manager) Handle(ctx context.Context, a *detect.Alert, mode string) (Out
 			errs = append(errs, err)
 		}
 	}
-	return Blocked, errors.Join(errs...)
+	return Decision{Outcome: Blocked, RuleAt: ruleAt}, errors.Join(errs...)
 }
 
 func (m *Manager) history(line string) error {
@@ -312,17 +324,6 @@ func logOutput(log logrus.FieldLogger, cmdline string, out []byte) {
 	if s := strings.TrimSpace(string(out)); s != "" {
 		log.Infof("output of %q: %s", cmdline, s)
 	}
-}
-
-// RuleAt returns when the block of the latest Handle that returned
-// Blocked was in place: when its first backend (the firewall, when one is
-// configured) had blocked the source, which is before Handle returns (the
-// records and commands come after). It is the zero time when no backend
-// blocked. Call it right after Handle, from the same goroutine.
-func (m *Manager) RuleAt() time.Time {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.ruleAt
 }
 
 // hostName is the name for the records: the address itself unless

@@ -597,37 +597,6 @@ func TestStateFilesBelongToTheDirectorysOwner(t *testing.T) {
 	}
 }
 
-func TestUpdateThenRunsAfterTheRename(t *testing.T) {
-	dir := t.TempDir()
-	st, err := OpenState(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := netip.MustParseAddr("198.51.100.7")
-	ran := false
-	err = st.UpdateThen(func(bans []Ban) ([]Ban, bool, error) {
-		return append(bans, Ban{Addr: a, Proto: "tcp"}), true, nil
-	}, func() {
-		ran = true
-		data, err := os.ReadFile(st.Path())
-		if err != nil || !strings.Contains(string(data), a.String()) {
-			t.Errorf("then ran before the new state was in place: %v %q", err, data)
-		}
-	})
-	if err != nil || !ran {
-		t.Fatalf("UpdateThen: %v, then ran %v", err, ran)
-	}
-	// a failing fn runs nothing
-	ran = false
-	err = st.UpdateThen(func(bans []Ban) ([]Ban, bool, error) { return nil, false, errors.New("no") }, func() { ran = true })
-	if err == nil || ran {
-		t.Fatalf("failing fn: %v, then ran %v", err, ran)
-	}
-	if bans, _ := st.Load(); len(bans) != 1 || bans[0].Addr != a {
-		t.Fatalf("state %+v", bans)
-	}
-}
-
 func TestRecordThenPendingLine(t *testing.T) {
 	dir := t.TempDir()
 	st, err := OpenState(dir)
@@ -687,10 +656,11 @@ func TestRecordThenPendingLine(t *testing.T) {
 func TestRuleAt(t *testing.T) {
 	r := newRig(t, defaultPolicy())
 	before := time.Now()
-	if out, err := r.m.Handle(context.Background(), alert(scanner, detect.TypeSYN, 1), "stcp"); out != Blocked || err != nil {
-		t.Fatalf("%v %v", out, err)
+	d, err := r.m.Decide(context.Background(), alert(scanner, detect.TypeSYN, 1), "stcp")
+	if d.Outcome != Blocked || err != nil {
+		t.Fatalf("%v %v", d.Outcome, err)
 	}
-	if at := r.m.RuleAt(); at.Before(before) || at.After(time.Now()) {
+	if at := d.RuleAt; at.Before(before) || at.After(time.Now()) {
 		t.Fatalf("RuleAt %v not within the Handle call", at)
 	}
 }

@@ -96,41 +96,19 @@ func (s *StateFile) Load() ([]Ban, error) {
 // Update runs fn on the bans under the lock and saves what it returns
 // (when it returns changed == true).
 func (s *StateFile) Update(fn func(bans []Ban) (out []Ban, changed bool, err error)) error {
-	return s.UpdateThen(fn, nil)
-}
-
-// UpdateThen is Update with then (when not nil) run under the same lock
-// once fn's bans are in place: the new file is renamed over the old one
-// before then runs, and made durable (fsync) only after it, so that what
-// then does (a firewall block, within a millisecond of the alert) does not
-// wait for the disk. A crash of the process at any point leaves the bans
-// recorded; a power loss before the fsync may lose them, as it loses the
-// kernel's rules in any case. then runs even when fn changed nothing.
-func (s *StateFile) UpdateThen(fn func(bans []Ban) (out []Ban, changed bool, err error), then func()) error {
 	return s.locked(true, func() error {
 		bans, err := s.read()
 		if err != nil {
 			return err
 		}
 		out, changed, err := fn(bans)
-		if err != nil {
+		if err != nil || !changed {
 			return err
 		}
-		durable := func() error { return nil }
-		if changed {
-			if durable, err = s.put(out); err != nil {
-				return err
-			}
-		}
-		if then != nil {
-			then()
-		}
-		if err := durable(); err != nil {
+		if err := s.write(out); err != nil {
 			return err
 		}
-		if changed {
-			s.dropPending()
-		}
+		s.dropPending()
 		return nil
 	})
 }
@@ -182,11 +160,7 @@ func (s *StateFile) RecordThen(ban Ban, now time.Time, admit func() bool, then f
 		if then != nil {
 			then()
 		}
-		durable, err := s.put(bans)
-		if err == nil {
-			err = durable()
-		}
-		if err != nil {
+		if err := s.write(bans); err != nil {
 			return err // the ban stays in pending.jsonl
 		}
 		s.dropPending()
@@ -312,22 +286,20 @@ func (s *StateFile) readFile() ([]Ban, error) {
 	return doc.Bans, nil
 }
 
-// put writes bans to a temporary file and renames it over the state, and
-// returns the function that makes the new state durable (fsync of the file
-// and the directory).
-func (s *StateFile) put(bans []Ban) (durable func() error, err error) {
+// write saves bans: a temporary file, fsynced, renamed over the state.
+func (s *StateFile) write(bans []Ban) error {
 	sortBans(bans)
 	if bans == nil {
 		bans = []Ban{}
 	}
 	data, err := json.MarshalIndent(stateDoc{Version: stateVersion, Bans: bans}, "", "  ")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	data = append(data, '\n')
 	tmp, err := os.CreateTemp(s.dir, ".state-*.tmp")
 	if err != nil {
-		return nil, fmt.Errorf("state: %w", err)
+		return fmt.Errorf("state: %w", err)
 	}
 	ok := false
 	defer func() {
@@ -337,35 +309,27 @@ func (s *StateFile) put(bans []Ban) (durable func() error, err error) {
 		}
 	}()
 	if _, err := tmp.Write(data); err != nil {
-		return nil, fmt.Errorf("state %s: %w", tmp.Name(), err)
+		return fmt.Errorf("state %s: %w", tmp.Name(), err)
 	}
 	if err := tmp.Chmod(0o600); err != nil {
-		return nil, fmt.Errorf("state %s: %w", tmp.Name(), err)
+		return fmt.Errorf("state %s: %w", tmp.Name(), err)
 	}
 	s.giveToOwner(tmp)
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("state %s: %w", tmp.Name(), err)
+	}
 	if err := tmp.Close(); err != nil {
-		return nil, fmt.Errorf("state %s: %w", tmp.Name(), err)
+		return fmt.Errorf("state %s: %w", tmp.Name(), err)
 	}
 	if err := os.Rename(tmp.Name(), s.Path()); err != nil {
-		return nil, fmt.Errorf("state: %w", err)
+		return fmt.Errorf("state: %w", err)
 	}
 	ok = true
-	return func() error {
-		f, err := os.Open(s.Path())
-		if err != nil {
-			return fmt.Errorf("state: %w", err)
-		}
-		err = f.Sync()
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("state %s: %w", s.Path(), err)
-		}
-		if d, err := os.Open(s.dir); err == nil {
-			d.Sync()
-			d.Close()
-		}
-		return nil
-	}, nil
+	if d, err := os.Open(s.dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
 }
 
 // giveToOwner makes a file root created in the state directory belong to

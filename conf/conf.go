@@ -73,6 +73,10 @@ const (
 	BackendNone Backend = "none"
 )
 
+// HasSets reports whether the backend keeps the blocked sources in kernel
+// sets, and so can hold the kernel trap (KERNEL_TRAP).
+func (b Backend) HasSets() bool { return b == BackendNftables || b == BackendIpset }
+
 // Limits of the values scanwarden's own keys accept.
 const (
 	minDetectWindow    = time.Second

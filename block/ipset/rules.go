@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/scanwarden/scanwarden/block"
@@ -118,7 +117,7 @@ func chainRules(r iptables.Runner, chain iptables.Chain) ([][]string, bool, erro
 	}
 	var out [][]string
 	for _, l := range lines {
-		if spec, ok := ruleOf(l, chain); ok {
+		if spec, ok := iptables.RuleOf(l, chain); ok {
 			out = append(out, spec)
 		}
 	}
@@ -268,7 +267,7 @@ func targets(spec []string, chain iptables.Chain) bool {
 func overflowCount(lines []string) (uint64, error) {
 	var n uint64
 	for _, l := range lines {
-		spec, ok := ruleOf(l, ChainTrap)
+		spec, ok := iptables.RuleOf(l, ChainTrap)
 		if !ok {
 			continue
 		}
@@ -286,54 +285,4 @@ func overflowCount(lines []string) (uint64, error) {
 		}
 	}
 	return n, nil
-}
-
-// ruleOf splits a line of iptables -S output for chain into its rulespec:
-// ok is false for lines that are not "-A chain ..." (policies, chain
-// declarations, warnings) or cannot be read.
-func ruleOf(line string, chain iptables.Chain) ([]string, bool) {
-	f, ok := splitRule(line)
-	if !ok || len(f) < 2 || f[0] != "-A" || f[1] != string(chain) {
-		return nil, false
-	}
-	return f[2:], true
-}
-
-// splitRule splits a line of iptables -S output into arguments, undoing
-// its quoting of string options (double quotes; a backslash escapes the
-// next character).
-func splitRule(line string) ([]string, bool) {
-	var out []string
-	var cur strings.Builder
-	inArg, quoted := false, false
-	for i := 0; i < len(line); i++ {
-		c := line[i]
-		switch {
-		case quoted && c == '\\' && i+1 < len(line):
-			i++
-			cur.WriteByte(line[i])
-		case quoted && c == '"':
-			quoted = false
-		case quoted:
-			cur.WriteByte(c)
-		case c == '"':
-			quoted, inArg = true, true
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
-			if inArg {
-				out = append(out, cur.String())
-				cur.Reset()
-				inArg = false
-			}
-		default:
-			cur.WriteByte(c)
-			inArg = true
-		}
-	}
-	if quoted {
-		return nil, false
-	}
-	if inArg {
-		out = append(out, cur.String())
-	}
-	return out, true
 }

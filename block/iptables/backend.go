@@ -201,7 +201,7 @@ func ensureChain(r Runner) error {
 	}
 	n := 0
 	for _, l := range lines {
-		if spec, ok := ruleOf(l, ChainInput); ok && slices.Equal(spec, jumpSpec) {
+		if spec, ok := RuleOf(l, ChainInput); ok && slices.Equal(spec, jumpSpec) {
 			n++
 		}
 	}
@@ -333,7 +333,7 @@ func listOwn(r Runner) (have map[netip.Addr]int, exists bool, err error) {
 	}
 	have = map[netip.Addr]int{}
 	for _, l := range lines {
-		if spec, ok := ruleOf(l, ChainScanwarden); ok {
+		if spec, ok := RuleOf(l, ChainScanwarden); ok {
 			if a, ok := dropAddr(spec); ok {
 				have[a]++
 			}
@@ -509,7 +509,7 @@ func flush(r Runner) error {
 		return err
 	}
 	for _, l := range lines {
-		if spec, ok := ruleOf(l, ChainInput); ok && isJump(spec) {
+		if spec, ok := RuleOf(l, ChainInput); ok && isJump(spec) {
 			if err := r.Delete(TableFilter, ChainInput, spec...); err != nil {
 				return fmt.Errorf("deleting the jump %q: %w", l, err)
 			}

@@ -92,9 +92,9 @@ func TestFakeRules(t *testing.T) {
 		t.Fatalf("List:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	// What List prints reads back as the same rule.
-	spec, ok := ruleOf(got[3], ChainInput)
+	spec, ok := RuleOf(got[3], ChainInput)
 	if !ok {
-		t.Fatalf("ruleOf(%q) failed", got[3])
+		t.Fatalf("RuleOf(%q) failed", got[3])
 	}
 	if ok, err := f.Exists(TableFilter, ChainInput, spec...); !ok || err != nil {
 		t.Errorf("Exists(%q) = %v, %v", spec, ok, err)

@@ -37,10 +37,10 @@ func normalize(a netip.Addr) (netip.Addr, Family, error) {
 	return a, IPv6, nil
 }
 
-// ruleOf splits a line of iptables -S output for chain into its rulespec:
+// RuleOf splits a line of iptables -S output for chain into its rulespec:
 // ok is false for lines that are not "-A chain ..." (policies, chain
 // declarations, warnings) or cannot be read.
-func ruleOf(line string, chain Chain) (spec []string, ok bool) {
+func RuleOf(line string, chain Chain) (spec []string, ok bool) {
 	f, err := splitRule(line)
 	if err != nil || len(f) < 2 || f[0] != "-A" || f[1] != string(chain) {
 		return nil, false

@@ -62,7 +62,7 @@ func TestDropAddr(t *testing.T) {
 		{"# Warning: iptables-legacy tables present, use iptables-legacy to see them", ""},
 	} {
 		var got string
-		if spec, ok := ruleOf(tc.line, ChainScanwarden); ok {
+		if spec, ok := RuleOf(tc.line, ChainScanwarden); ok {
 			if a, ok := dropAddr(spec); ok {
 				got = a.String()
 			}
@@ -89,7 +89,7 @@ func TestIsJump(t *testing.T) {
 		"-A INPUT -m comment --comment SCANWARDEN -j ACCEPT":     false,
 		"-A INPUT -j DROP":                                       false,
 	} {
-		spec, ok := ruleOf(line, ChainInput)
+		spec, ok := RuleOf(line, ChainInput)
 		if !ok || isJump(spec) != want {
 			t.Errorf("isJump(%q) = %v, want %v", line, isJump(spec), want)
 		}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -55,29 +56,17 @@ func buildBlockers(c *conf.Config, log logrus.FieldLogger, runner command.Runner
 	}
 	var native block.Blocker
 	switch c.BlockBackend {
-	case conf.BackendIptables:
-		b, err := iptables.NewDefault()
-		if err != nil {
-			return nil, err
-		}
-		native = b
-	case conf.BackendNftables:
-		b, err := nftables.New(nftables.Options{})
-		if err != nil {
-			return nil, err
-		}
-		native = b
-	case conf.BackendIpset:
-		b, err := ipset.NewDefault()
-		if err != nil {
-			return nil, err
-		}
-		native = b
 	case conf.BackendDryRun:
 		native = block.NewDryRun(log)
 	case conf.BackendNone:
 	default:
-		return nil, fmt.Errorf("BLOCK_BACKEND %q unknown", c.BlockBackend)
+		i := slices.IndexFunc(firewallBackends, func(fb firewallBackend) bool { return fb.kind == c.BlockBackend })
+		if i < 0 {
+			return nil, fmt.Errorf("BLOCK_BACKEND %q unknown", c.BlockBackend)
+		}
+		if native, err = firewallBackends[i].open(); err != nil {
+			return nil, err
+		}
 	}
 	if native != nil {
 		p.blockers = append([]block.Blocker{native}, p.blockers...)
@@ -85,12 +74,15 @@ func buildBlockers(c *conf.Config, log logrus.FieldLogger, runner command.Runner
 	return p, nil
 }
 
-// firewallBackends are the BLOCK_BACKEND values that put objects of their
-// own into the kernel, and how to reach each.
-var firewallBackends = []struct {
+// firewallBackend is a BLOCK_BACKEND value that puts objects of its own
+// into the kernel, and how to reach it.
+type firewallBackend struct {
 	kind conf.Backend
 	open func() (block.Blocker, error)
-}{
+}
+
+// firewallBackends are all of them.
+var firewallBackends = []firewallBackend{
 	{conf.BackendIptables, func() (block.Blocker, error) { return iptables.NewDefault() }},
 	{conf.BackendNftables, func() (block.Blocker, error) { return nftables.New(nftables.Options{}) }},
 	{conf.BackendIpset, func() (block.Blocker, error) { return ipset.NewDefault() }},
@@ -120,8 +112,8 @@ func removeOtherBackends(ctx context.Context, c *conf.Config, log logrus.FieldLo
 		} else if len(had) > 0 {
 			log.Warnf("adminalert: BLOCK_BACKEND is %q now: removed the %d block(s) %q had left in the kernel (the bans in force are restored with %q)", c.BlockBackend, len(had), fb.kind, c.BlockBackend)
 		}
-		if f, ok := b.(interface{ Close() error }); ok {
-			f.Close()
+		if cl, ok := b.(io.Closer); ok {
+			cl.Close()
 		}
 	}
 }

@@ -450,12 +450,13 @@ func (d *daemon) handle(ctx context.Context, a *detect.Alert) {
 	m := d.mgr
 	d.mu.Unlock()
 	kernel := d.trap.trapped(a, d.currentNever())
-	out, err := m.Handle(ctx, a, d.modes.name(a.Type.Proto()))
+	dec, err := m.Decide(ctx, a, d.modes.name(a.Type.Proto()))
+	out := dec.Outcome
 	first := time.Unix(0, a.First)
 	took := float64(time.Since(first).Microseconds()) / 1000 // the decision done: records written
 	ruleMs := took
-	if at := m.RuleAt(); out == block.Blocked && !at.IsZero() {
-		ruleMs = float64(at.Sub(first).Microseconds()) / 1000
+	if !dec.RuleAt.IsZero() {
+		ruleMs = float64(dec.RuleAt.Sub(first).Microseconds()) / 1000
 	}
 	log := d.log.WithFields(logrus.Fields{
 		"src": a.Src.String(), "type": a.Type.String(), "probes": a.Probes, "score": a.Score,

@@ -31,7 +31,7 @@ func trapFor(c *conf.Config, m modeSet, t *traps, never *block.NeverBlock) (bloc
 	switch {
 	case !c.KernelTrap:
 		return tr, "KERNEL_TRAP is 0"
-	case c.BlockBackend != conf.BackendNftables && c.BlockBackend != conf.BackendIpset:
+	case !c.BlockBackend.HasSets():
 		return tr, fmt.Sprintf("BLOCK_BACKEND %q has no kernel sets", c.BlockBackend)
 	case c.TriggerHits() != 1:
 		return tr, fmt.Sprintf("SCAN_TRIGGER is %d: the kernel only reacts on a first hit", c.ScanTrigger)
@@ -71,11 +71,10 @@ func sameTrap(a, b *block.Trap) bool {
 type kernelTrap struct {
 	log     logrus.FieldLogger
 	backend block.Trapper // nil: no set backend
-	applied block.Trap
-	ok      bool   // applied is what the kernel has
-	why     string // why the trap is off, as last logged
-	seen    uint64 // overflows already reported
-	// live is applied while ok, for trapped; nil otherwise.
+	why     string        // why the trap is off, as last logged
+	seen    uint64        // overflows already reported
+	// live is the trap the backend has, nil when unknown (none applied
+	// yet, or the last SetTrap failed).
 	live atomic.Pointer[block.Trap]
 }
 
@@ -83,25 +82,26 @@ type kernelTrap struct {
 // place, or when the backend changed (a reload builds new backends).
 func (k *kernelTrap) update(ctx context.Context, backend block.Trapper, want block.Trap, why string) {
 	if backend != k.backend {
-		k.backend, k.ok, k.seen = backend, false, 0
+		k.backend, k.seen = backend, 0
 		k.live.Store(nil)
 	}
 	if k.backend == nil {
 		return
 	}
-	if k.ok && sameTrap(&want, &k.applied) {
+	cur := k.live.Load()
+	if cur != nil && sameTrap(&want, cur) {
 		return
 	}
 	if err := k.backend.SetTrap(ctx, want); err != nil {
-		k.ok = false
 		k.live.Store(nil)
 		k.log.Errorf("kernel trap: %v (userspace detection and blocking go on; retrying)", err)
 		return
 	}
-	was := k.applied
-	k.applied, k.ok = want, true
-	live := want
-	k.live.Store(&live)
+	var was block.Trap
+	if cur != nil {
+		was = *cur
+	}
+	k.live.Store(&want)
 	switch {
 	case want.Enabled() && (!was.Enabled() || len(was.TCP) != len(want.TCP) || len(was.UDP) != len(want.UDP) || was.Size != want.Size):
 		k.log.Warnf("adminalert: kernel trap set: the first probe to any of %d TCP and %d UDP trap ports blocks its source in the kernel (at most %d trapped sources per family, %d never-block exemptions)",
@@ -117,7 +117,8 @@ func (k *kernelTrap) update(ctx context.Context, backend block.Trapper, want blo
 // checkOverflow logs when first hits found the trap set full since the
 // last check.
 func (k *kernelTrap) checkOverflow(ctx context.Context) {
-	if k.backend == nil || !k.ok || !k.applied.Enabled() {
+	t := k.live.Load()
+	if k.backend == nil || t == nil || !t.Enabled() {
 		return
 	}
 	n, err := k.backend.TrapOverflows(ctx)
@@ -127,7 +128,7 @@ func (k *kernelTrap) checkOverflow(ctx context.Context) {
 	}
 	if n > k.seen {
 		k.log.Warnf("adminalert: the kernel trap set is full (TRAP_SET_SIZE=%d): %d first hits since the last check were dropped without trapping their source; userspace detection still blocks real scanners (BLOCK_RATE_LIMIT applies)",
-			k.applied.Size, n-k.seen)
+			t.Size, n-k.seen)
 	}
 	k.seen = n
 }
