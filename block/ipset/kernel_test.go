@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/scanwarden/scanwarden/block"
+	"github.com/scanwarden/scanwarden/internal/netnstest"
 )
 
 // The rules of the victim, as iptables -S prints them.
@@ -191,7 +192,7 @@ func TestKernelPrepareRepairsAndFlush(t *testing.T) {
 			{"-A", "OTHERTOOL", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"},
 			{"-A", "INPUT", "-j", "OTHERTOOL"},
 		} {
-			l.run("victim", bin, rule...)
+			l.Run("victim", bin, rule...)
 		}
 	}
 	before4, before6 := l.mustRules("iptables"), l.mustRules("ip6tables")
@@ -218,13 +219,13 @@ func TestKernelPrepareRepairsAndFlush(t *testing.T) {
 
 	// the administrator breaks things
 	neverRule := "-m set --match-set scanwarden-never4 src -m comment --comment scanwarden -j RETURN"
-	l.run("victim", "iptables", append([]string{"-D", "INPUT"}, strings.Fields("-m comment --comment scanwarden -j SCANWARDEN-SETS")...)...)
-	l.run("victim", "iptables", append([]string{"-D", "SCANWARDEN-SETS"}, strings.Fields("-m set --match-set scanwarden-ban4 src -m comment --comment scanwarden -j DROP")...)...)
-	l.run("victim", "iptables", append([]string{"-D", "SCANWARDEN-TRAP"}, strings.Fields(neverRule)...)...)
+	l.Run("victim", "iptables", append([]string{"-D", "INPUT"}, strings.Fields("-m comment --comment scanwarden -j SCANWARDEN-SETS")...)...)
+	l.Run("victim", "iptables", append([]string{"-D", "SCANWARDEN-SETS"}, strings.Fields("-m set --match-set scanwarden-ban4 src -m comment --comment scanwarden -j DROP")...)...)
+	l.Run("victim", "iptables", append([]string{"-D", "SCANWARDEN-TRAP"}, strings.Fields(neverRule)...)...)
 	if err := l.nl.IpsetDestroy(SetNever4); err != nil {
 		t.Fatal(err)
 	}
-	l.run("victim", "ip6tables", append([]string{"-D", "INPUT"}, strings.Fields("-m comment --comment scanwarden -j SCANWARDEN-SETS")...)...)
+	l.Run("victim", "ip6tables", append([]string{"-D", "INPUT"}, strings.Fields("-m comment --comment scanwarden -j SCANWARDEN-SETS")...)...)
 
 	// a restart: Prepare puts back what it knows of; the trap rule comes
 	// back with SetTrap (a new Backend does not know the trap before)
@@ -281,7 +282,7 @@ func TestKernelTrap(t *testing.T) {
 	l := newLab(t, "victim", "attacker", "benign")
 	l.wire()
 	s := l.serve()
-	if l.dial("attacker", attacker4, victim4, trapTCP, openWait) != exitConnected {
+	if l.dial("attacker", attacker4, victim4, trapTCP, openWait) != netnstest.ExitConnected {
 		t.Fatal("the trap port is not served before the trap")
 	}
 	trap := block.Trap{
@@ -295,7 +296,7 @@ func TestKernelTrap(t *testing.T) {
 	l.raw(attacker4, victim4, trapTCP, "A")
 	l.wantIn(SetTrap4, attacker4, false)
 	start := time.Now()
-	if code := l.dial("attacker", attacker4, victim4, trapTCP, blockedWait); code != exitTimeout {
+	if code := l.dial("attacker", attacker4, victim4, trapTCP, blockedWait); code != netnstest.ExitTimeout {
 		t.Errorf("SYN to the trap port: connected, want it dropped")
 	}
 	l.wantTimeout(SetTrap4, attacker4, 3600-secondsSince(start), 3600)
@@ -313,16 +314,16 @@ func TestKernelTrap(t *testing.T) {
 	time.Sleep(settle)
 	l.wantTimeout(SetTrap4, extra4[3], 1800-secondsSince(start), 1800)
 	control := l.sendUDP("benign", benign4, victim4, trapUDP)
-	if !s.wait(control, openWait) {
+	if !s.Wait(control, openWait) {
 		t.Errorf("UDP from the exempt benign client to the trap port: not received")
 	}
 	time.Sleep(udpGrace)
-	if s.has(dropped) {
+	if s.Has(dropped) {
 		t.Errorf("UDP from the attacker to the trap port: received, want it dropped")
 	}
 
 	// the exempt client uses the trap port and is not trapped
-	if code := l.dial("benign", benign4, victim4, trapTCP, openWait); code != exitConnected {
+	if code := l.dial("benign", benign4, victim4, trapTCP, openWait); code != netnstest.ExitConnected {
 		t.Errorf("exempt TCP to the trap port: dropped")
 	}
 	l.wantIn(SetTrap4, benign4, false)
@@ -330,12 +331,12 @@ func TestKernelTrap(t *testing.T) {
 
 	// IPv6
 	start = time.Now()
-	if code := l.dial("attacker", attacker6, victim6, trapTCP, blockedWait); code != exitTimeout {
+	if code := l.dial("attacker", attacker6, victim6, trapTCP, blockedWait); code != netnstest.ExitTimeout {
 		t.Errorf("IPv6 SYN to the trap port: connected, want it dropped")
 	}
 	l.wantTimeout(SetTrap6, attacker6, 3600-secondsSince(start), 3600)
 	l.wantReach(s, "attacker", attacker6, victim6, false)
-	if code := l.dial("benign", benign6, victim6, trapTCP, openWait); code != exitConnected {
+	if code := l.dial("benign", benign6, victim6, trapTCP, openWait); code != netnstest.ExitConnected {
 		t.Errorf("exempt IPv6 TCP to the trap port: dropped")
 	}
 	l.wantIn(SetTrap6, benign6, false)
@@ -364,7 +365,7 @@ func TestKernelTrapOverflow(t *testing.T) {
 	if out := l.backend("overflows"); out != "overflows 0\n" {
 		t.Errorf("overflows before the set is full: %q", out)
 	}
-	if code := l.dial("attacker", extra4[2], victim4, trapTCP, blockedWait); code != exitTimeout {
+	if code := l.dial("attacker", extra4[2], victim4, trapTCP, blockedWait); code != netnstest.ExitTimeout {
 		t.Errorf("SYN to the trap port with the set full: connected, want it dropped")
 	}
 	l.wantIn(SetTrap4, extra4[2], false)
@@ -426,7 +427,7 @@ func TestKernelSetTrapChanges(t *testing.T) {
 // and the errors of a missing or referenced set.
 func TestKernelNetlinkSets(t *testing.T) {
 	l := newLab(t, "victim")
-	n, err := newNetlinkSets("/run/netns/" + l.ns["victim"])
+	n, err := newNetlinkSets("/run/netns/" + l.NS["victim"])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -499,11 +500,11 @@ func TestKernelNetlinkSets(t *testing.T) {
 	}
 
 	// a set a rule refers to cannot be destroyed
-	l.run("victim", "iptables", "-A", "INPUT", "-m", "set", "--match-set", "swnets", "src", "-j", "DROP")
+	l.Run("victim", "iptables", "-A", "INPUT", "-m", "set", "--match-set", "swnets", "src", "-j", "DROP")
 	if err := n.destroy("swnets"); !errors.Is(err, nl.IPSetError(errBusy)) || !strings.Contains(err.Error(), "in use") {
 		t.Errorf("destroying a referenced set: %v", err)
 	}
-	l.run("victim", "iptables", "-D", "INPUT", "-m", "set", "--match-set", "swnets", "src", "-j", "DROP")
+	l.Run("victim", "iptables", "-D", "INPUT", "-m", "set", "--match-set", "swnets", "src", "-j", "DROP")
 	for _, name := range []string{s, "swports", "swnets", "nothing"} {
 		must(t, n.destroy(name))
 	}

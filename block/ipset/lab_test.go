@@ -9,17 +9,11 @@ package ipset
 // namespace (vishvananda/netlink, not the backend's own code).
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/netip"
-	"os"
-	"os/exec"
-	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/scanwarden/scanwarden/block"
+	"github.com/scanwarden/scanwarden/internal/netnstest"
 )
 
 // The lab's addresses.
@@ -69,56 +64,27 @@ const (
 	cmdTimeout = 2 * time.Minute
 )
 
-var nsSeq atomic.Int32
-
 // lab is a test's set of network namespaces, by role, and a netlink
 // handle on the victim's sets.
 type lab struct {
-	t   testing.TB
-	exe string
-	ns  map[string]string
-	nl  *netlink.Handle
+	*netnstest.Lab
+	t  testing.TB
+	nl *netlink.Handle
 }
 
-// newLab creates one namespace per role (the first is the victim, whose
-// sets the lab reads), with loopback up and IPv6 set to make no
-// link-local address, do no DAD and send no solicitation. It skips the
-// test when not root or a tool is missing.
+// newLab creates one namespace per role (see netnstest.New; the first is
+// the victim, whose sets the lab reads). It skips the test when not root
+// or a tool is missing.
 func newLab(t testing.TB, roles ...string) *lab {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("not root: the kernel tests create network namespaces and sets and rules in them")
-	}
-	for _, c := range []string{"ip", "iptables", "ip6tables", "sysctl"} {
-		if _, err := exec.LookPath(c); err != nil {
-			t.Skipf("%s is missing (scripts/deps.sh installs it): %v", c, err)
-		}
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &lab{t: t, exe: exe, ns: map[string]string{}}
-	n := nsSeq.Add(1)
-	for _, r := range roles {
-		name := fmt.Sprintf("swips-%d-%d-%s", os.Getpid(), n, r)
-		if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-			t.Skipf("cannot create network namespace %s: %v: %s", name, err, out)
-		}
-		t.Cleanup(func() {
-			if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-				t.Errorf("ip netns del %s: %v: %s", name, err, out)
-			}
-		})
-		l.ns[r] = name
-		l.run(r, "ip", "link", "set", "lo", "up")
-		l.run(r, "sysctl", "-q", "-w",
-			"net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
-			"net.ipv6.conf.default.addr_gen_mode=1",
-			"net.ipv6.conf.all.router_solicitations=0", "net.ipv6.conf.default.router_solicitations=0",
-			"net.ipv6.conf.all.accept_ra=0", "net.ipv6.conf.default.accept_ra=0")
-	}
-	h, err := netns.GetFromName(l.ns[roles[0]])
+	l := &lab{t: t, Lab: netnstest.New(t, netnstest.Config{
+		Prefix:     "swips",
+		Env:        "SWIPS",
+		Tools:      []string{"ip", "iptables", "ip6tables", "sysctl"},
+		Makes:      "sets and rules",
+		CmdTimeout: cmdTimeout,
+	}, roles...)}
+	h, err := netns.GetFromName(l.NS[roles[0]])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,83 +106,9 @@ func newLab(t testing.TB, roles ...string) *lab {
 // link is up.
 func (l *lab) wire() {
 	l.t.Helper()
-	l.run("victim", "ip", "link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0", "mcast_snooping", "0")
-	for _, c := range []struct {
-		role, port string
-		v4, v6     netip.Addr
-	}{{"attacker", "va", attacker4, attacker6}, {"benign", "vb", benign4, benign6}} {
-		l.run("victim", "ip", "link", "add", c.port, "type", "veth", "peer", "name", "eth0", "netns", l.ns[c.role])
-		l.run(c.role, "sysctl", "-q", "-w", "net.ipv6.conf.eth0.addr_gen_mode=1", "net.ipv6.conf.eth0.accept_dad=0")
-		l.run("victim", "ip", "link", "set", c.port, "master", "br0", "up")
-		l.run(c.role, "ip", "addr", "add", c.v4.String()+"/24", "dev", "eth0")
-		l.run(c.role, "ip", "addr", "add", c.v6.String()+"/64", "dev", "eth0", "nodad")
-		l.run(c.role, "ip", "link", "set", "eth0", "up")
-	}
-	for _, a := range extra4 {
-		l.run("attacker", "ip", "addr", "add", a.String()+"/24", "dev", "eth0")
-	}
-	l.run("victim", "ip", "addr", "add", victim4.String()+"/24", "dev", "br0")
-	l.run("victim", "ip", "addr", "add", victim6.String()+"/64", "dev", "br0", "nodad")
-	l.run("victim", "ip", "link", "set", "br0", "up")
-	for i := 0; ; i++ {
-		ready := true
-		for _, r := range []struct{ role, dev string }{{"attacker", "eth0"}, {"benign", "eth0"}, {"victim", "br0"}} {
-			link := l.run(r.role, "ip", "link", "show", "dev", r.dev)
-			tentative := l.run(r.role, "ip", "-6", "addr", "show", "dev", r.dev, "tentative")
-			ready = ready && strings.Contains(link, "LOWER_UP") && strings.TrimSpace(tentative) == ""
-		}
-		if ready {
-			return
-		}
-		if i == 100 {
-			l.t.Fatal("the lab's links did not come up in 5s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// command returns name args run in role's namespace.
-func (l *lab) command(ctx context.Context, role, name string, args ...string) *exec.Cmd {
-	ns, ok := l.ns[role]
-	if !ok {
-		l.t.Fatalf("no namespace for role %s", role)
-	}
-	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns, name}, args...)...)
-}
-
-// try runs name args in role's namespace and returns its standard output
-// and an error carrying its standard error.
-func (l *lab) try(role, name string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-	defer cancel()
-	c := l.command(ctx, role, name, args...)
-	var stderr strings.Builder
-	c.Stderr = &stderr
-	out, err := c.Output()
-	if err != nil {
-		return string(out), fmt.Errorf("%s %s in %s: %w: %s", name, strings.Join(args, " "), role, err, strings.TrimSpace(stderr.String()))
-	}
-	return string(out), nil
-}
-
-// run is try that fails the test on an error.
-func (l *lab) run(role, name string, args ...string) string {
-	l.t.Helper()
-	out, err := l.try(role, name, args...)
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	return out
-}
-
-// helper returns this test binary as helper op in role's namespace.
-func (l *lab) helper(ctx context.Context, role, op string, args ...string) *exec.Cmd {
-	c := l.command(ctx, role, l.exe)
-	c.Env = append(os.Environ(), envHelper+"="+op, envNetns+"="+l.ns[role], envArgs+"="+strings.Join(args, "\n"),
-		// Under -race, a process that ran goroutines sleeps a second at
-		// exit (for late reports); helpers are many and short.
-		"GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
-	return c
+	l.WireBridge([]netip.Addr{victim4, victim6},
+		netnstest.Link{Role: "attacker", Port: "va", Addrs: append([]netip.Addr{attacker4, attacker6}, extra4...)},
+		netnstest.Link{Role: "benign", Port: "vb", Addrs: []netip.Addr{benign4, benign6}})
 }
 
 // backend runs cmds (see helperBackend) in a new process in the victim
@@ -233,7 +125,7 @@ func (l *lab) backend(cmds ...string) string {
 func (l *lab) tryBackend(cmds ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
-	c := l.helper(ctx, "victim", "backend", cmds...)
+	c := l.HelperCmd(ctx, "victim", "backend", cmds...)
 	var stderr strings.Builder
 	c.Stderr = &stderr
 	out, err := c.Output()
@@ -314,7 +206,7 @@ func (l *lab) wantIn(set string, a netip.Addr, want bool) {
 // rules returns `bin -S [chain]` in the victim, without iptables-nft's
 // "# Warning" lines.
 func (l *lab) rules(bin string, chain ...string) ([]string, error) {
-	out, err := l.try("victim", bin, append([]string{"-S"}, chain...)...)
+	out, err := l.Try("victim", bin, append([]string{"-S"}, chain...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -336,85 +228,16 @@ func (l *lab) mustRules(bin string, chain ...string) []string {
 	return r
 }
 
-// server is the helper serve, running in the victim.
-type server struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (s *server) has(sub string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.ContainsFunc(s.lines, func(l string) bool { return strings.Contains(l, sub) })
-}
-
-// wait reports whether a line containing sub appears within d.
-func (s *server) wait(sub string, d time.Duration) bool {
-	for end := time.Now().Add(d); ; time.Sleep(10 * time.Millisecond) {
-		if s.has(sub) {
-			return true
-		}
-		if time.Now().After(end) {
-			return false
-		}
-	}
-}
-
 // serve starts the listener on openPort, trapTCP and trapUDP in the
-// victim; it ends when the test does (its standard input closes; the
-// process is killed if it lingers).
-func (l *lab) serve() *server {
+// victim, for the rest of the test.
+func (l *lab) serve() *netnstest.Server {
 	l.t.Helper()
-	c := l.helper(context.Background(), "victim", "serve", fmt.Sprint(openPort), fmt.Sprint(trapTCP), fmt.Sprint(trapUDP))
-	stdin, err := c.StdinPipe()
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	stdout, err := c.StdoutPipe()
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	var stderr strings.Builder
-	c.Stderr = &stderr
-	if err := c.Start(); err != nil {
-		l.t.Fatal(err)
-	}
-	s := &server{}
-	read := make(chan struct{})
-	go func() {
-		defer close(read)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			s.mu.Lock()
-			s.lines = append(s.lines, sc.Text())
-			s.mu.Unlock()
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	l.t.Cleanup(func() {
-		_ = stdin.Close()
-		done := make(chan error, 1)
-		go func() { <-read; done <- c.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				l.t.Errorf("listener: %v: %s", err, stderr.String())
-			}
-		case <-time.After(10 * time.Second):
-			_ = c.Process.Kill() // the process this test started, by PID
-			<-done
-			l.t.Error("listener did not stop when its input closed: killed")
-		}
-	})
-	if !s.wait("ready", 30*time.Second) {
-		l.t.Fatalf("listener not ready: %s", stderr.String())
-	}
-	return s
+	return l.Serve(openPort, trapTCP, trapUDP)
 }
 
 // dial connects from role (from address src when valid) to the victim's
-// addr and port and returns the tcp helper's exit code: exitConnected or
-// exitTimeout (anything else fails the test).
+// addr and port and returns the tcp helper's exit code: netnstest.ExitConnected or
+// netnstest.ExitTimeout (anything else fails the test).
 func (l *lab) dial(role string, src, addr netip.Addr, port int, timeout time.Duration) int {
 	l.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
@@ -423,13 +246,13 @@ func (l *lab) dial(role string, src, addr netip.Addr, port int, timeout time.Dur
 	if src.IsValid() {
 		from = src.String()
 	}
-	c := l.helper(ctx, role, "tcp", netip.AddrPortFrom(addr, uint16(port)).String(), timeout.String(), from)
+	c := l.HelperCmd(ctx, role, "tcp", netip.AddrPortFrom(addr, uint16(port)).String(), timeout.String(), from)
 	out, err := c.CombinedOutput()
 	if c.ProcessState == nil {
 		l.t.Fatalf("tcp from %s to %v: %v", role, addr, err)
 	}
 	code := c.ProcessState.ExitCode()
-	if code != exitConnected && code != exitTimeout {
+	if code != netnstest.ExitConnected && code != netnstest.ExitTimeout {
 		l.t.Fatalf("tcp from %s %v to %v port %d: %v: %s", role, src, addr, port, err, out)
 	}
 	return code
@@ -448,7 +271,7 @@ func (l *lab) sendUDP(role string, src, addr netip.Addr, port int) string {
 	if src.IsValid() {
 		from = src.String()
 	}
-	c := l.helper(ctx, role, "udp", netip.AddrPortFrom(addr, uint16(port)).String(), token, "3", from)
+	c := l.HelperCmd(ctx, role, "udp", netip.AddrPortFrom(addr, uint16(port)).String(), token, "3", from)
 	if out, err := c.CombinedOutput(); err != nil {
 		l.t.Fatalf("udp from %s to %v: %v: %s", role, addr, err, out)
 	}
@@ -461,7 +284,7 @@ func (l *lab) raw(src, dst netip.Addr, port int, flags string) {
 	l.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
-	c := l.helper(ctx, "attacker", "raw", src.String(), dst.String(), fmt.Sprint(port), flags)
+	c := l.HelperCmd(ctx, "attacker", "raw", src.String(), dst.String(), fmt.Sprint(port), flags)
 	if out, err := c.CombinedOutput(); err != nil {
 		l.t.Fatalf("raw %q from %v to %v: %v: %s", flags, src, dst, err, out)
 	}
@@ -471,27 +294,27 @@ func (l *lab) raw(src, dst netip.Addr, port int, flags string) {
 // wantReach checks whether role, from src, reaches the victim's addr on
 // openPort over TCP and UDP; the benign client must, and is the control
 // of a negative check.
-func (l *lab) wantReach(s *server, role string, src, addr netip.Addr, want bool) {
+func (l *lab) wantReach(s *netnstest.Server, role string, src, addr netip.Addr, want bool) {
 	l.t.Helper()
 	if want {
-		if code := l.dial(role, src, addr, openPort, openWait); code != exitConnected {
+		if code := l.dial(role, src, addr, openPort, openWait); code != netnstest.ExitConnected {
 			l.t.Errorf("TCP from %s %v to %v: timed out, want a connection", role, src, addr)
 		}
-		if token := l.sendUDP(role, src, addr, openPort); !s.wait(token, openWait) {
+		if token := l.sendUDP(role, src, addr, openPort); !s.Wait(token, openWait) {
 			l.t.Errorf("UDP from %s %v to %v: not received, want it received", role, src, addr)
 		}
 		return
 	}
-	if code := l.dial(role, src, addr, openPort, blockedWait); code != exitTimeout {
+	if code := l.dial(role, src, addr, openPort, blockedWait); code != netnstest.ExitTimeout {
 		l.t.Errorf("TCP from %s %v to %v: connected, want a timeout (dropped)", role, src, addr)
 	}
 	dropped := l.sendUDP(role, src, addr, openPort)
 	control := l.sendUDP("benign", netip.Addr{}, addr, openPort)
-	if !s.wait(control, openWait) {
+	if !s.Wait(control, openWait) {
 		l.t.Fatalf("UDP from benign to %v (the control) not received", addr)
 	}
 	time.Sleep(udpGrace)
-	if s.has(dropped) {
+	if s.Has(dropped) {
 		l.t.Errorf("UDP from %s %v to %v: received, want it dropped", role, src, addr)
 	}
 }

@@ -3,101 +3,29 @@ package iptables
 // The kernel tests run the backend, a listener and clients inside network
 // namespaces by running this test binary again under `ip netns exec NS`,
 // with SWIPT_HELPER saying what to do: TestMain sees it and does that
-// instead of running tests. Every helper first checks that it really is in
-// the namespace SWIPT_NETNS names, so nothing can reach the host's own
-// firewall or network by mistake.
+// instead of running tests (see internal/netnstest). Every helper first
+// checks that it really is in the namespace SWIPT_NETNS names, so nothing
+// can reach the host's own firewall or network by mistake.
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/netip"
-	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/scanwarden/scanwarden/block"
-)
-
-const (
-	envHelper = "SWIPT_HELPER" // backend, serve, tcp or udp
-	envNetns  = "SWIPT_NETNS"  // the namespace the helper must be in
-	envArgs   = "SWIPT_ARGS"   // its arguments, one a line
-)
-
-// Exit codes of the tcp helper.
-const (
-	exitConnected = 0
-	exitFailed    = 1
-	exitBadUse    = 2
-	exitTimeout   = 3
+	"github.com/scanwarden/scanwarden/internal/netnstest"
 )
 
 func TestMain(m *testing.M) {
-	if op := os.Getenv(envHelper); op != "" {
-		os.Exit(helperMain(op, os.Getenv(envNetns), splitArgs(os.Getenv(envArgs))))
-	}
-	os.Exit(m.Run())
-}
-
-func splitArgs(s string) []string {
-	if s == "" {
-		return nil
-	}
-	return strings.Split(s, "\n")
-}
-
-func helperMain(op, ns string, args []string) int {
-	if err := checkNetns(ns); err != nil {
-		fmt.Fprintf(os.Stderr, "helper %s: %v\n", op, err)
-		return exitBadUse
-	}
-	var err error
-	switch op {
-	case "backend":
-		err = helperBackend(args)
-	case "serve":
-		err = helperServe(args)
-	case "tcp":
-		return helperTCP(args)
-	case "udp":
-		err = helperUDP(args)
-	default:
-		err = fmt.Errorf("unknown helper %q", op)
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "helper %s: %v\n", op, err)
-		return exitFailed
-	}
-	return 0
-}
-
-// checkNetns makes sure this process runs in the named namespace, and not
-// in that of PID 1.
-func checkNetns(ns string) error {
-	if ns == "" || strings.Contains(ns, "/") {
-		return fmt.Errorf("bad %s %q", envNetns, ns)
-	}
-	self, err := os.Stat("/proc/self/ns/net")
-	if err != nil {
-		return err
-	}
-	want, err := os.Stat("/run/netns/" + ns)
-	if err != nil {
-		return err
-	}
-	if !os.SameFile(self, want) {
-		return fmt.Errorf("not in network namespace %s: refusing to run", ns)
-	}
-	if init, err := os.Stat("/proc/1/ns/net"); err == nil && os.SameFile(self, init) {
-		return errors.New("in the network namespace of PID 1: refusing to run")
-	}
-	return nil
+	netnstest.Main(m, "SWIPT", map[string]netnstest.Helper{
+		"backend": helperBackend,
+		"serve":   netnstest.Serve(true),
+		"tcp":     netnstest.TCP,
+		"udp":     netnstest.UDP,
+	})
 }
 
 // helperBackend runs commands against a fresh NewDefault Backend, one per
@@ -162,115 +90,6 @@ func helperBackend(cmds []string) error {
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", c, err)
-		}
-	}
-	return nil
-}
-
-// helperServe listens on TCP and UDP port args[0] of every address of the
-// namespace, prints "ready", then "udp SRC PAYLOAD" for every datagram
-// (which it also echoes) and "tcp SRC" for every connection (which it
-// answers "ok" and closes), until its standard input closes.
-func helperServe(args []string) error {
-	if len(args) != 1 {
-		return errors.New("usage: serve PORT")
-	}
-	addr := net.JoinHostPort("::", args[0])
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	pc, err := net.ListenPacket("udp", addr)
-	if err != nil {
-		return err
-	}
-	var mu sync.Mutex
-	say := func(format string, a ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		fmt.Printf(format+"\n", a...)
-	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			say("tcp %s", c.RemoteAddr())
-			_, _ = c.Write([]byte("ok\n"))
-			_ = c.Close()
-		}
-	}()
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			say("udp %s %s", from, buf[:n])
-			_, _ = pc.WriteTo(buf[:n], from)
-		}
-	}()
-	say("ready")
-	_, _ = io.Copy(io.Discard, os.Stdin)
-	_ = ln.Close()
-	return pc.Close()
-}
-
-// helperTCP connects to args[0] within args[1] (a duration) and reads the
-// server's "ok": exit 0 when it did, exitTimeout when the connection
-// timed out, exitFailed for any other failure.
-func helperTCP(args []string) int {
-	if len(args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: tcp ADDR:PORT TIMEOUT")
-		return exitBadUse
-	}
-	d, err := time.ParseDuration(args[1])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return exitBadUse
-	}
-	c, err := net.DialTimeout("tcp", args[0], d)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return exitTimeout
-		}
-		return exitFailed
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(d))
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil || line != "ok\n" {
-		fmt.Fprintf(os.Stderr, "read %q: %v\n", line, err)
-		return exitFailed
-	}
-	return exitConnected
-}
-
-// helperUDP sends args[1] to args[0] in args[2] datagrams, 50ms apart
-// (copies, in case the first waits on neighbour discovery).
-func helperUDP(args []string) error {
-	if len(args) != 3 {
-		return errors.New("usage: udp ADDR:PORT PAYLOAD COUNT")
-	}
-	var n int
-	if _, err := fmt.Sscan(args[2], &n); err != nil {
-		return err
-	}
-	c, err := net.Dial("udp", args[0])
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	for i := range n {
-		if i > 0 {
-			time.Sleep(50 * time.Millisecond)
-		}
-		if _, err := c.Write([]byte(args[1])); err != nil {
-			return err
 		}
 	}
 	return nil

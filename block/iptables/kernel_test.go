@@ -7,19 +7,18 @@ package iptables
 // no default route and no link to the host.
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
 	"os/exec"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/scanwarden/scanwarden/internal/netnstest"
 )
 
 // The lab's addresses and timings.
@@ -48,54 +47,23 @@ const (
 	cmdTimeout = time.Minute
 )
 
-var nsSeq atomic.Int32
-
 // lab is a test's set of network namespaces, by role.
 type lab struct {
-	t   *testing.T
-	exe string
-	ns  map[string]string
+	*netnstest.Lab
+	t *testing.T
 }
 
-// newLab creates one namespace per role, with loopback up and IPv6 set to
-// make no link-local address, do no DAD and send no solicitation, so that
-// the lab's addresses are the only sources and usable at once. It skips
+// newLab creates one namespace per role (see netnstest.New). It skips
 // the test when not root or a tool is missing.
 func newLab(t *testing.T, roles ...string) *lab {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("not root: the kernel tests create network namespaces and firewall rules in them")
-	}
-	for _, c := range []string{"ip", "iptables", "ip6tables", "sysctl"} {
-		if _, err := exec.LookPath(c); err != nil {
-			t.Skipf("%s is missing (scripts/deps.sh installs it): %v", c, err)
-		}
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &lab{t: t, exe: exe, ns: map[string]string{}}
-	n := nsSeq.Add(1)
-	for _, r := range roles {
-		name := fmt.Sprintf("swipt-%d-%d-%s", os.Getpid(), n, r)
-		if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-			t.Skipf("cannot create network namespace %s: %v: %s", name, err, out)
-		}
-		t.Cleanup(func() {
-			if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-				t.Errorf("ip netns del %s: %v: %s", name, err, out)
-			}
-		})
-		l.ns[r] = name
-		l.run(r, "ip", "link", "set", "lo", "up")
-		l.run(r, "sysctl", "-q", "-w",
-			"net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
-			"net.ipv6.conf.default.addr_gen_mode=1",
-			"net.ipv6.conf.all.router_solicitations=0", "net.ipv6.conf.default.router_solicitations=0",
-			"net.ipv6.conf.all.accept_ra=0", "net.ipv6.conf.default.accept_ra=0")
-	}
-	return l
+	return &lab{t: t, Lab: netnstest.New(t, netnstest.Config{
+		Prefix:     "swipt",
+		Env:        "SWIPT",
+		Tools:      []string{"ip", "iptables", "ip6tables", "sysctl"},
+		Makes:      "firewall rules",
+		CmdTimeout: cmdTimeout,
+	}, roles...)}
 }
 
 // wire links attacker and benign to the victim: a bridge br0 in the
@@ -103,80 +71,9 @@ func newLab(t *testing.T, roles ...string) *lab {
 // client's eth0. It waits until every link is up.
 func (l *lab) wire() {
 	l.t.Helper()
-	l.run("victim", "ip", "link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0", "mcast_snooping", "0")
-	for _, c := range []struct {
-		role, port string
-		v4, v6     netip.Addr
-	}{{"attacker", "va", attacker4, attacker6}, {"benign", "vb", benign4, benign6}} {
-		l.run("victim", "ip", "link", "add", c.port, "type", "veth", "peer", "name", "eth0", "netns", l.ns[c.role])
-		l.run(c.role, "sysctl", "-q", "-w", "net.ipv6.conf.eth0.addr_gen_mode=1", "net.ipv6.conf.eth0.accept_dad=0")
-		l.run("victim", "ip", "link", "set", c.port, "master", "br0", "up")
-		l.run(c.role, "ip", "addr", "add", c.v4.String()+"/24", "dev", "eth0")
-		l.run(c.role, "ip", "addr", "add", c.v6.String()+"/64", "dev", "eth0", "nodad")
-		l.run(c.role, "ip", "link", "set", "eth0", "up")
-	}
-	l.run("victim", "ip", "addr", "add", victim4.String()+"/24", "dev", "br0")
-	l.run("victim", "ip", "addr", "add", victim6.String()+"/64", "dev", "br0", "nodad")
-	l.run("victim", "ip", "link", "set", "br0", "up")
-	for i := 0; ; i++ {
-		ready := true
-		for _, r := range []struct{ role, dev string }{{"attacker", "eth0"}, {"benign", "eth0"}, {"victim", "br0"}} {
-			link := l.run(r.role, "ip", "link", "show", "dev", r.dev)
-			tentative := l.run(r.role, "ip", "-6", "addr", "show", "dev", r.dev, "tentative")
-			ready = ready && strings.Contains(link, "LOWER_UP") && strings.TrimSpace(tentative) == ""
-		}
-		if ready {
-			return
-		}
-		if i == 100 {
-			l.t.Fatal("the lab's links did not come up in 5s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// command returns name args run in role's namespace.
-func (l *lab) command(ctx context.Context, role, name string, args ...string) *exec.Cmd {
-	ns, ok := l.ns[role]
-	if !ok {
-		l.t.Fatalf("no namespace for role %s", role)
-	}
-	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns, name}, args...)...)
-}
-
-// try runs name args in role's namespace and returns its standard output
-// and an error carrying its standard error.
-func (l *lab) try(role, name string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-	defer cancel()
-	c := l.command(ctx, role, name, args...)
-	var stderr strings.Builder
-	c.Stderr = &stderr
-	out, err := c.Output()
-	if err != nil {
-		return string(out), fmt.Errorf("%s %s in %s: %w: %s", name, strings.Join(args, " "), role, err, strings.TrimSpace(stderr.String()))
-	}
-	return string(out), nil
-}
-
-// run is try that fails the test on an error.
-func (l *lab) run(role, name string, args ...string) string {
-	l.t.Helper()
-	out, err := l.try(role, name, args...)
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	return out
-}
-
-// helper returns this test binary as helper op in role's namespace.
-func (l *lab) helper(ctx context.Context, role, op string, args ...string) *exec.Cmd {
-	c := l.command(ctx, role, l.exe)
-	c.Env = append(os.Environ(), envHelper+"="+op, envNetns+"="+l.ns[role], envArgs+"="+strings.Join(args, "\n"),
-		// Under -race, a process that ran goroutines sleeps a second at
-		// exit (for late reports); helpers are many and short.
-		"GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
-	return c
+	l.WireBridge([]netip.Addr{victim4, victim6},
+		netnstest.Link{Role: "attacker", Port: "va", Addrs: []netip.Addr{attacker4, attacker6}},
+		netnstest.Link{Role: "benign", Port: "vb", Addrs: []netip.Addr{benign4, benign6}})
 }
 
 // backend runs cmds (see helperBackend) in a new process in the victim
@@ -191,7 +88,7 @@ func (l *lab) backendEnv(env []string, cmds ...string) string {
 	l.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
-	c := l.helper(ctx, "victim", "backend", cmds...)
+	c := l.HelperCmd(ctx, "victim", "backend", cmds...)
 	c.Env = append(c.Env, env...)
 	var stderr strings.Builder
 	c.Stderr = &stderr
@@ -205,7 +102,7 @@ func (l *lab) backendEnv(env []string, cmds ...string) string {
 // rules returns `bin -S [chain]` in the victim, without iptables-nft's
 // "# Warning" lines.
 func (l *lab) rules(bin string, chain ...string) ([]string, error) {
-	out, err := l.try("victim", bin, append([]string{"-S"}, chain...)...)
+	out, err := l.Try("victim", bin, append([]string{"-S"}, chain...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -227,95 +124,27 @@ func (l *lab) mustRules(bin string, chain ...string) []string {
 	return r
 }
 
-// server is the helper serve, running in the victim.
-type server struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (s *server) has(sub string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.ContainsFunc(s.lines, func(l string) bool { return strings.Contains(l, sub) })
-}
-
-// wait reports whether a line containing sub appears within d.
-func (s *server) wait(sub string, d time.Duration) bool {
-	for end := time.Now().Add(d); ; time.Sleep(10 * time.Millisecond) {
-		if s.has(sub) {
-			return true
-		}
-		if time.Now().After(end) {
-			return false
-		}
-	}
-}
-
-// serve starts the listener in the victim; it ends when the test does
-// (its standard input closes; the process is killed if it lingers).
-func (l *lab) serve() *server {
+// serve starts the listener on labPort in the victim, for the rest of
+// the test.
+func (l *lab) serve() *netnstest.Server {
 	l.t.Helper()
-	c := l.helper(context.Background(), "victim", "serve", fmt.Sprint(labPort))
-	stdin, err := c.StdinPipe()
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	stdout, err := c.StdoutPipe()
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	var stderr strings.Builder
-	c.Stderr = &stderr
-	if err := c.Start(); err != nil {
-		l.t.Fatal(err)
-	}
-	s := &server{}
-	read := make(chan struct{})
-	go func() {
-		defer close(read)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			s.mu.Lock()
-			s.lines = append(s.lines, sc.Text())
-			s.mu.Unlock()
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	l.t.Cleanup(func() {
-		_ = stdin.Close()
-		done := make(chan error, 1)
-		go func() { <-read; done <- c.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				l.t.Errorf("listener: %v: %s", err, stderr.String())
-			}
-		case <-time.After(10 * time.Second):
-			_ = c.Process.Kill() // the process this test started, by PID
-			<-done
-			l.t.Error("listener did not stop when its input closed: killed")
-		}
-	})
-	if !s.wait("ready", 30*time.Second) {
-		l.t.Fatalf("listener not ready: %s", stderr.String())
-	}
-	return s
+	return l.Serve(labPort)
 }
 
 // dial connects from role to the victim's addr and returns the tcp
-// helper's exit code: exitConnected or exitTimeout (anything else fails
+// helper's exit code: netnstest.ExitConnected or netnstest.ExitTimeout (anything else fails
 // the test).
 func (l *lab) dial(role string, addr netip.Addr, timeout time.Duration) int {
 	l.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
-	c := l.helper(ctx, role, "tcp", netip.AddrPortFrom(addr, labPort).String(), timeout.String())
+	c := l.HelperCmd(ctx, role, "tcp", netip.AddrPortFrom(addr, labPort).String(), timeout.String())
 	out, err := c.CombinedOutput()
 	if c.ProcessState == nil {
 		l.t.Fatalf("tcp from %s to %v: %v", role, addr, err)
 	}
 	code := c.ProcessState.ExitCode()
-	if code != exitConnected && code != exitTimeout {
+	if code != netnstest.ExitConnected && code != netnstest.ExitTimeout {
 		l.t.Fatalf("tcp from %s to %v: %v: %s", role, addr, err, out)
 	}
 	return code
@@ -330,7 +159,7 @@ func (l *lab) sendUDP(role string, addr netip.Addr) string {
 	token := fmt.Sprintf("token-%s-%d", role, tokenSeq.Add(1))
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
-	c := l.helper(ctx, role, "udp", netip.AddrPortFrom(addr, labPort).String(), token, "3")
+	c := l.HelperCmd(ctx, role, "udp", netip.AddrPortFrom(addr, labPort).String(), token, "3")
 	if out, err := c.CombinedOutput(); err != nil {
 		l.t.Fatalf("udp from %s to %v: %v: %s", role, addr, err, out)
 	}
@@ -339,27 +168,27 @@ func (l *lab) sendUDP(role string, addr netip.Addr) string {
 
 // wantReach checks whether role reaches the victim's addr over TCP and
 // UDP; benign must reach it, and is the control of a negative check.
-func (l *lab) wantReach(s *server, role string, addr netip.Addr, want bool) {
+func (l *lab) wantReach(s *netnstest.Server, role string, addr netip.Addr, want bool) {
 	l.t.Helper()
 	if want {
-		if code := l.dial(role, addr, openWait); code != exitConnected {
+		if code := l.dial(role, addr, openWait); code != netnstest.ExitConnected {
 			l.t.Errorf("TCP from %s to %v: timed out, want a connection", role, addr)
 		}
-		if token := l.sendUDP(role, addr); !s.wait(token, openWait) {
+		if token := l.sendUDP(role, addr); !s.Wait(token, openWait) {
 			l.t.Errorf("UDP from %s to %v: not received, want it received", role, addr)
 		}
 		return
 	}
-	if code := l.dial(role, addr, blockedWait); code != exitTimeout {
+	if code := l.dial(role, addr, blockedWait); code != netnstest.ExitTimeout {
 		l.t.Errorf("TCP from %s to %v: connected, want a timeout (dropped)", role, addr)
 	}
 	dropped := l.sendUDP(role, addr)
 	control := l.sendUDP("benign", addr)
-	if !s.wait(control, openWait) {
+	if !s.Wait(control, openWait) {
 		l.t.Fatalf("UDP from benign to %v (the control) not received", addr)
 	}
 	time.Sleep(udpGrace)
-	if s.has(dropped) {
+	if s.Has(dropped) {
 		l.t.Errorf("UDP from %s to %v: received, want it dropped", role, addr)
 	}
 }
@@ -414,8 +243,8 @@ func TestKernelIdempotentAcrossRestart(t *testing.T) {
 		"block "+attacker6.String(), "block "+attacker6.String(),
 		"block ::ffff:"+benign4.String())
 	// A duplicate, as a crash or a second instance could leave one.
-	l.run("victim", "iptables", "-A", "SCANWARDEN", "-s", attacker4.String(), "-m", "comment", "--comment", "scanwarden", "-j", "DROP")
-	l.run("victim", "ip6tables", "-I", "INPUT", "1", "-m", "comment", "--comment", "scanwarden", "-j", "SCANWARDEN")
+	l.Run("victim", "iptables", "-A", "SCANWARDEN", "-s", attacker4.String(), "-m", "comment", "--comment", "scanwarden", "-j", "DROP")
+	l.Run("victim", "ip6tables", "-I", "INPUT", "1", "-m", "comment", "--comment", "scanwarden", "-j", "SCANWARDEN")
 
 	for range 2 {
 		l.backend("sync " + attacker4.String() + " " + attacker6.String() + " " + benign4.String())
@@ -466,7 +295,7 @@ func TestKernelLeavesOthersAlone(t *testing.T) {
 			{"-A", "INPUT", "-j", "OTHERTOOL"},
 			{"-A", "FORWARD", "-s", fam.attacker, "-j", "DROP"},
 		} {
-			l.run("victim", fam.bin, rule...)
+			l.Run("victim", fam.bin, rule...)
 		}
 	}
 	before4, before6 := l.mustRules("iptables"), l.mustRules("ip6tables")
@@ -526,11 +355,11 @@ func TestKernelLegacyHost(t *testing.T) {
 			t.Skipf("%s is missing: %v", c, err)
 		}
 	}
-	if _, err := l.try("victim", "iptables-legacy", "-S"); err != nil {
+	if _, err := l.Try("victim", "iptables-legacy", "-S"); err != nil {
 		t.Skipf("the kernel has no legacy iptables: %v", err)
 	}
 	admin := []string{"-A", "INPUT", "-s", "198.51.100.223/32", "-j", "ACCEPT"}
-	l.run("victim", "iptables-legacy", admin...)
+	l.Run("victim", "iptables-legacy", admin...)
 	out := l.backend("describe", "block "+attacker4.String(), "block "+attacker6.String())
 	if !strings.Contains(out, "iptables-legacy") || !strings.Contains(out, "ip6tables-legacy") {
 		t.Errorf("describe: %q, want the legacy binaries", out)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/scanwarden/scanwarden/block"
+	"github.com/scanwarden/scanwarden/internal/netnstest"
 )
 
 // TCP flag bits.
@@ -21,7 +22,7 @@ const (
 )
 
 // trapLab is a wired lab with the listener up and a Backend in the victim.
-func trapLab(t *testing.T) (*lab, *server, *Backend) {
+func trapLab(t *testing.T) (*lab, *netnstest.Server, *Backend) {
 	t.Helper()
 	l := newLab(t, "attacker", "victim")
 	l.wire()
@@ -50,7 +51,7 @@ func wantTrapped(t *testing.T, l *lab, b *Backend, src, dst netip.Addr, left tim
 		return
 	}
 	wantLeft(t, b, name, src, left)
-	if code := l.dial(src, dst, openPort, droppedWait); code != exitTimeout {
+	if code := l.dial(src, dst, openPort, droppedWait); code != netnstest.ExitTimeout {
 		t.Errorf("after %s, a connection from %v to the open port: exit %d, want a timeout (dropped)", what, src, code)
 	}
 }
@@ -75,13 +76,13 @@ func TestKernelTrap(t *testing.T) {
 	}
 	// The control: before any probe, every source reaches the open port.
 	for _, src := range []netip.Addr{attacker4(0), attacker4(4)} {
-		if code := l.dial(src, victim4, openPort, openWait); code != exitConnected {
+		if code := l.dial(src, victim4, openPort, openWait); code != netnstest.ExitConnected {
 			t.Fatalf("before the probes, %v cannot connect to the open port: exit %d", src, code)
 		}
 	}
 
 	// A SYN (a connect) to the trap port is dropped, not reset.
-	if code := l.dial(attacker4(0), victim4, trapTCP, droppedWait); code != exitTimeout {
+	if code := l.dial(attacker4(0), victim4, trapTCP, droppedWait); code != netnstest.ExitTimeout {
 		t.Errorf("connect to the trap port: exit %d, want a timeout (the SYN dropped)", code)
 	}
 	wantTrapped(t, l, b, attacker4(0), victim4, time.Hour, "a SYN")
@@ -92,7 +93,7 @@ func TestKernelTrap(t *testing.T) {
 	l.sendUDP(attacker4(3), victim4, trapUDP)
 	udpAt := time.Now()
 	wantTrapped(t, l, b, attacker4(3), victim4, 30*time.Minute, "a UDP datagram")
-	if token := l.sendUDP(attacker4(3), victim4, openPort); s.wait(token, udpGrace) {
+	if token := l.sendUDP(attacker4(3), victim4, openPort); s.Wait(token, udpGrace) {
 		t.Errorf("UDP from the trapped %v to the open port: received, want it dropped", attacker4(3))
 	}
 
@@ -101,13 +102,13 @@ func TestKernelTrap(t *testing.T) {
 	if inSet(t, b, setTrap4, attacker4(4)) {
 		t.Errorf("an ACK-only segment trapped %v", attacker4(4))
 	}
-	if code := l.dial(attacker4(4), victim4, openPort, openWait); code != exitConnected {
+	if code := l.dial(attacker4(4), victim4, openPort, openWait); code != netnstest.ExitConnected {
 		t.Errorf("after an ACK to the trap port, %v's connection: exit %d, want it to connect", attacker4(4), code)
 	}
 
 	// An exempt source is neither trapped nor dropped: its SYN to the
 	// trap port is answered with a reset.
-	if code := l.dial(exempt, victim4, trapTCP, openWait); code != exitRefused {
+	if code := l.dial(exempt, victim4, trapTCP, openWait); code != netnstest.ExitRefused {
 		t.Errorf("connect from the exempt %v to the trap port: exit %d, want refused", exempt, code)
 	}
 	if inSet(t, b, setTrap4, exempt) {
@@ -115,7 +116,7 @@ func TestKernelTrap(t *testing.T) {
 	}
 
 	// IPv6.
-	if code := l.dial(attacker6(0), victim6, trapTCP, droppedWait); code != exitTimeout {
+	if code := l.dial(attacker6(0), victim6, trapTCP, droppedWait); code != netnstest.ExitTimeout {
 		t.Errorf("IPv6 connect to the trap port: exit %d, want a timeout", code)
 	}
 	wantTrapped(t, l, b, attacker6(0), victim6, time.Hour, "an IPv6 SYN")
@@ -138,7 +139,7 @@ func TestKernelTrap(t *testing.T) {
 		if inSet(t, b, setTrap4, a) {
 			t.Errorf("after exempting it, %v is still trapped", a)
 		}
-		if code := l.dial(a, victim4, openPort, openWait); code != exitConnected {
+		if code := l.dial(a, victim4, openPort, openWait); code != netnstest.ExitConnected {
 			t.Errorf("after exempting it, %v's connection: exit %d, want it to connect", a, code)
 		}
 	}
@@ -150,7 +151,7 @@ func TestKernelTrap(t *testing.T) {
 	if err := b.SetTrap(ctx, block.Trap{Exempt: trap.Exempt, Size: trap.Size}); err != nil {
 		t.Fatal(err)
 	}
-	if code := l.dial(attacker4(5), victim4, trapTCP, openWait); code != exitRefused {
+	if code := l.dial(attacker4(5), victim4, trapTCP, openWait); code != netnstest.ExitRefused {
 		t.Errorf("connect to the former trap port: exit %d, want refused (no trap)", code)
 	}
 	if inSet(t, b, setTrap4, attacker4(5)) {
@@ -164,7 +165,7 @@ func TestKernelTrap(t *testing.T) {
 	if err := b.Unblock(ctx, attacker4(3)); err != nil {
 		t.Fatal(err)
 	}
-	if code := l.dial(attacker4(3), victim4, openPort, openWait); code != exitConnected {
+	if code := l.dial(attacker4(3), victim4, openPort, openWait); code != netnstest.ExitConnected {
 		t.Errorf("after Unblock, %v's connection: exit %d, want it to connect", attacker4(3), code)
 	}
 }
@@ -193,7 +194,7 @@ func TestKernelTrapOverflow(t *testing.T) {
 		t.Errorf("TrapOverflows after one probe found the set full: %d, %v; want 1", n, err)
 	}
 	// Its SYN to the trap port is dropped, not reset (and counted again).
-	if code := l.dial(attacker4(2), victim4, trapTCP, droppedWait); code != exitTimeout {
+	if code := l.dial(attacker4(2), victim4, trapTCP, droppedWait); code != netnstest.ExitTimeout {
 		t.Errorf("connect to the trap port with the trap set full: exit %d, want a timeout (dropped)", code)
 	}
 	overflows, err := b.TrapOverflows(ctx)
