@@ -352,9 +352,23 @@ func (m *classicMode) owned() (tcp, udp detect.PortSet) {
 // bound UDP sockets of /proc/net, less the classic ports scanwarden has
 // bound itself, which are traps and no services.
 func (d *daemon) servicePorts() (tcp, udp detect.PortSet, err error) {
-	tcp, udp, err = d.bound.boundPorts()
+	tcp, udp, err = boundBoth(d.bound)
 	otcp, oudp := d.classic.owned()
 	return *minus(&tcp, &otcp), *minus(&udp, &oudp), err
+}
+
+// serviceHas reports whether a service has bound port of proto: the check
+// between a trap hit and its block, which reads proto's sockets alone.
+func (d *daemon) serviceHas(proto uint8, port uint16) (bool, error) {
+	set, err := d.bound.boundPorts(proto)
+	if err != nil || !set.Has(port) {
+		return false, err
+	}
+	otcp, oudp := d.classic.owned()
+	if proto == detect.ProtoUDP {
+		return !oudp.Has(port), nil
+	}
+	return !otcp.Has(port), nil
 }
 
 // union returns the ports in a or b.

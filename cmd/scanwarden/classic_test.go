@@ -417,6 +417,17 @@ func TestClassicModeBinding(t *testing.T) {
 	if svc.Has(31337) || !svc.Has(7777) {
 		t.Error("servicePorts counts our own listener, or not the service")
 	}
+	// the check on a trap hit agrees: a service on 7777, not ours on
+	// 31337, nothing on 11, and no UDP service on 7777
+	for _, c := range []struct {
+		proto uint8
+		port  uint16
+		want  bool
+	}{{detect.ProtoTCP, 7777, true}, {detect.ProtoTCP, 31337, false}, {detect.ProtoTCP, 11, false}, {detect.ProtoUDP, 7777, false}} {
+		if got, err := d.serviceHas(c.proto, c.port); err != nil || got != c.want {
+			t.Errorf("serviceHas(%s, %d) = %v, %v; want %v", detect.ProtoName(c.proto), c.port, got, err, c.want)
+		}
+	}
 	tr, err := d.computeTraps(classicConf(t, "TCP_PORTS=\"1,11,7777,31337\"\n"), 1)
 	if err != nil {
 		t.Fatal(err)

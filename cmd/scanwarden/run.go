@@ -108,7 +108,7 @@ type daemon struct {
 	never *block.NeverBlock
 
 	traps  atomic.Pointer[traps]
-	bound  procNet
+	bound  portLister
 	alerts chan *detect.Alert
 	// classic binds and serves the ports of -tcp/-udp (classic.go); nil
 	// in the other modes.
@@ -178,7 +178,7 @@ the ignore file; SIGTERM and SIGINT stop it, keeping the blocks.
 	for _, w := range configWarnings(c, m) {
 		log.Warn(w)
 	}
-	d := &daemon{cfgPath: path, explicit: explicit, modes: m, log: log, cfg: c, bound: "/proc/net",
+	d := &daemon{cfgPath: path, explicit: explicit, modes: m, log: log, cfg: c, bound: sockDiag{proc: "/proc/net"},
 		alerts: make(chan *detect.Alert, alertQueue), releases: make(chan netip.Addr, releaseQueue)}
 	d.trap.log = log
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -422,12 +422,7 @@ func (d *daemon) captureLoop(ctx context.Context, src *capture.LiveSource, eng *
 		if a.Trigger == detect.TriggerTrap {
 			// PortSentry checks again, on a hit, that no service has
 			// bound the port since: a hit on a real service is no scan
-			btcp, budp, err := d.servicePorts()
-			set := &btcp
-			if a.Proto == detect.ProtoUDP {
-				set = &budp
-			}
-			if err == nil && set.Has(a.Port) {
+			if bound, err := d.serviceHas(a.Proto, a.Port); err == nil && bound {
 				d.log.Infof("%s port %d is bound by a service now: hit from %s not counted", detect.ProtoName(a.Proto), a.Port, a.Src)
 				eng.Forget(a.Src)
 				d.refreshTraps()

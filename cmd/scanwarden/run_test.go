@@ -30,7 +30,7 @@ func TestBoundPorts(t *testing.T) {
   1: 00000000:00A1 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4 2 0 0
 `)
 	// no udp6: IPv6 off
-	tcp, udp, err := procNet(dir).boundPorts()
+	tcp, udp, err := boundBoth(procNet(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
