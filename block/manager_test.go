@@ -618,8 +618,8 @@ func TestRecordThenPendingLine(t *testing.T) {
 	if taken || err != nil || ran != 1 {
 		t.Fatalf("taken %v err %v ran %d", taken, err, ran)
 	}
-	if _, err := os.Stat(filepath.Join(dir, pendingName)); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("pending line left after the state was written: %v", err)
+	if data, err := os.ReadFile(filepath.Join(dir, pendingName)); len(data) != 0 || err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("pending line left after the state was written: %q %v", data, err)
 	}
 	// in force: taken, nothing run
 	if taken, err := st.RecordThen(ban, now, nil, func() { ran++ }); !taken || err != nil || ran != 1 {
@@ -645,8 +645,8 @@ func TestRecordThenPendingLine(t *testing.T) {
 	if err := st.Update(func(bans []Ban) ([]Ban, bool, error) { return bans, true, nil }); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, pendingName)); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatal("pending line not folded in by the rewrite")
+	if data, err := os.ReadFile(filepath.Join(dir, pendingName)); len(data) != 0 || err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("pending line not folded in by the rewrite: %q %v", data, err)
 	}
 	if bans, _ := st.Load(); len(bans) != 2 {
 		t.Fatalf("lost a ban folding the pending line in: %+v", bans)

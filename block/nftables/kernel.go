@@ -16,9 +16,10 @@ import (
 // conn returns a netlink connection to the backend's namespace. Each is
 // opened per operation (the library dials a socket per request and per
 // Flush), so that nothing an earlier failure left unread is ever taken for
-// a later answer.
-func (b *Backend) conn() (*nft.Conn, error) {
-	var opts []nft.ConnOption
+// a later answer; Block's own (with nft.AsLasting) is the exception, see
+// keptConn.
+func (b *Backend) conn(extra ...nft.ConnOption) (*nft.Conn, error) {
+	opts := extra
 	if b.netns != 0 {
 		opts = append(opts, nft.WithNetNSFd(b.netns))
 	}

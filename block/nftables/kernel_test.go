@@ -509,4 +509,39 @@ func TestKernelErrors(t *testing.T) {
 	if got := fmt.Sprint(b); got != "nftables: table inet scanwarden" {
 		t.Errorf("String: %q", got)
 	}
+
+	// Block's kept connection: replaced after a failure (the table
+	// deleted under it: the add fails, the table is made again and the
+	// add retried), and reopened after Close.
+	if err := b.Block(ctx, block.Ban{Addr: netip.MustParseAddr("198.51.100.70")}); err != nil {
+		t.Fatal(err)
+	}
+	kept := b.kept.c
+	if kept == nil {
+		t.Fatal("Block kept no connection")
+	}
+	c, err := b.conn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.DelTable(b.table)
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Block(ctx, block.Ban{Addr: netip.MustParseAddr("198.51.100.71")}); err != nil {
+		t.Fatalf("Block after the table was deleted: %v", err)
+	}
+	if b.kept.c == kept || b.kept.c == nil {
+		t.Error("the kept connection was not replaced after its failure")
+	}
+	b.Close()
+	if b.kept.c != nil {
+		t.Error("Close kept the connection")
+	}
+	if err := b.Block(ctx, block.Ban{Addr: netip.MustParseAddr("198.51.100.72")}); err != nil {
+		t.Fatalf("Block after Close: %v", err)
+	}
+	if got, want := mustList(t, b), addrs("198.51.100.71", "198.51.100.72"); !slices.Equal(got, want) {
+		t.Errorf("List: %v, want %v", got, want)
+	}
 }
