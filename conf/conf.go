@@ -188,6 +188,9 @@ type Config struct {
 	// Interfaces is INTERFACES: the interfaces to capture on; empty means
 	// every non-loopback interface that is up.
 	Interfaces []string
+	// CaptureRealtime is CAPTURE_REALTIME: run the capture and decision
+	// threads at real-time priority (SCHED_FIFO 1) when the process may.
+	CaptureRealtime bool
 	// HomeNetworks is HOME_NETWORKS: the protected destinations, masked,
 	// addresses as /32 or /128; empty means every destination.
 	HomeNetworks []netip.Prefix
@@ -279,6 +282,7 @@ func Default() *Config {
 		BlockBackend:        BackendIptables,
 		BlockRateLimit:      DefaultBlockRateLimit,
 		KernelTrap:          true,
+		CaptureRealtime:     true,
 		TrapSetSize:         DefaultTrapSetSize,
 		NeverBlockGateway:   true,
 		NeverBlockResolvers: true,

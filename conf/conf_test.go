@@ -238,6 +238,7 @@ func TestKeys(t *testing.T) {
 		{`BLOCK_BACKEND="nftables"`, func(c *Config) any { return c.BlockBackend }, BackendNftables},
 		{`BLOCK_BACKEND="ipset"`, func(c *Config) any { return c.BlockBackend }, BackendIpset},
 		{`KERNEL_TRAP="0"`, func(c *Config) any { return c.KernelTrap }, false},
+		{`CAPTURE_REALTIME="0"`, func(c *Config) any { return c.CaptureRealtime }, false},
 		{`TRAP_SET_SIZE="1000"`, func(c *Config) any { return c.TrapSetSize }, 1000},
 		{`BLOCK_RATE_LIMIT="1"`, func(c *Config) any { return c.BlockRateLimit }, 1},
 		{`NEVER_BLOCK_GATEWAY="0"`, func(c *Config) any { return c.NeverBlockGateway }, false},
@@ -357,6 +358,7 @@ func TestKeyErrors(t *testing.T) {
 		{`BLOCK_BACKEND="IPTABLES"`, 1, "BLOCK_BACKEND", `"iptables", "nftables", "ipset", "dry-run" or "none"`},
 		{`TRAP_SET_SIZE="100"`, 1, "TRAP_SET_SIZE", "256"},
 		{`KERNEL_TRAP="yes"`, 1, "KERNEL_TRAP", ""},
+		{`CAPTURE_REALTIME="on"`, 1, "CAPTURE_REALTIME", ""},
 		{`SYSLOG_TAG=""`, 1, "SYSLOG_TAG", "1 to 32 characters"},
 		{`SYSLOG_TAG="port sentry"`, 1, "SYSLOG_TAG", "may only contain"},
 		{`SYSLOG_TAG="a:b"`, 1, "SYSLOG_TAG", "may only contain"},
@@ -577,7 +579,7 @@ func TestKeysList(t *testing.T) {
 	want12 := []string{"TCP_PORTS", "UDP_PORTS", "ADVANCED_PORTS_TCP", "ADVANCED_PORTS_UDP", "ADVANCED_EXCLUDE_TCP",
 		"ADVANCED_EXCLUDE_UDP", "IGNORE_FILE", "HISTORY_FILE", "BLOCKED_FILE", "RESOLVE_HOST", "BLOCK_UDP", "BLOCK_TCP",
 		"KILL_ROUTE", "KILL_HOSTS_DENY", "KILL_RUN_CMD", "KILL_RUN_CMD_FIRST", "SCAN_TRIGGER", "PORT_BANNER",
-		"INTERFACES", "HOME_NETWORKS", "DETECT_WINDOW", "DETECT_THRESHOLD", "MAX_SOURCES", "BAN_EXPIRY_TCP",
+		"INTERFACES", "CAPTURE_REALTIME", "HOME_NETWORKS", "DETECT_WINDOW", "DETECT_THRESHOLD", "MAX_SOURCES", "BAN_EXPIRY_TCP",
 		"BAN_EXPIRY_UDP", "STATE_DIR", "HOSTS_DENY_FILE", "BLOCK_BACKEND", "KERNEL_TRAP", "TRAP_SET_SIZE", "BLOCK_RATE_LIMIT", "NEVER_BLOCK_GATEWAY",
 		"NEVER_BLOCK_RESOLVERS", "SYSLOG", "SYSLOG_TAG"}
 	if len(keys) != len(want12) {

@@ -69,6 +69,7 @@ func keySpecs() []keySpec {
 		{key: "INTERFACES",
 			set:   func(c *Config, v string) error { c.Interfaces = splitList(v); return nil },
 			check: func(c *Config) error { return checkInterfaces(c.Interfaces) }},
+		{key: "CAPTURE_REALTIME", set: func(c *Config, v string) (err error) { c.CaptureRealtime, err = parseSwitch(v); return }},
 		{key: "HOME_NETWORKS",
 			set:   func(c *Config, v string) (err error) { c.HomeNetworks, err = parseNetworks(v); return },
 			check: func(c *Config) error { return checkNetworks(c.HomeNetworks) }},

@@ -68,6 +68,8 @@ func TestUnitSettings(t *testing.T) {
 		"Service.ProtectControlGroups":    "yes",
 		"Service.RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6 AF_NETLINK AF_PACKET",
 		"Service.RestrictNamespaces":      "yes",
+		"Service.LimitRTPRIO":             "1",
+		"Service.RestrictRealtime":        "no",
 		"Service.LockPersonality":         "yes",
 		"Service.MemoryDenyWriteExecute":  "yes",
 		"Service.SystemCallArchitectures": "native",

@@ -8,13 +8,17 @@
 #   dry-run        BLOCK_BACKEND="dry-run"                   (baseline: nothing blocked)
 #   iptables       BLOCK_BACKEND="iptables"  KERNEL_TRAP="0"
 #   nftables       BLOCK_BACKEND="nftables"  KERNEL_TRAP="0"
+#   nft-normalprio the same with CAPTURE_REALTIME="0" (the capture and
+#                  blocking threads at normal priority)
 #   nftables+trap  BLOCK_BACKEND="nftables"  KERNEL_TRAP="1"
 #   nft+trap+atcp  the same, the daemon in advanced mode (run -atcp)
 #   ipset          BLOCK_BACKEND="ipset"     KERNEL_TRAP="0"
 #   ipset+trap     BLOCK_BACKEND="ipset"     KERNEL_TRAP="1"
 #   ipset+trap+atcp  the same, in advanced mode
 #
-# it brings up a fresh namespace lab (scripts/lab.sh, namespaces "swbn-*"
+# (every other variant with CAPTURE_REALTIME="1", the default, and the
+# daemon given an RTPRIO limit of 1 as the systemd unit gives it; see
+# rt_grant in e2e.sh) it brings up a fresh namespace lab (scripts/lab.sh, namespaces "swbn-*"
 # unless SW_LAB_PREFIX says otherwise), runs labsrv serve in the victim
 # (HTTP :80 open, every other TCP port closed) and the daemon there exactly
 # as scripts/e2e.sh does (`scanwarden run -c CONF --log-format json` as the
@@ -95,11 +99,13 @@ RUNS=${BENCH_NMAP_RUNS:-3}
 # VARIANTS: name, BLOCK_BACKEND, KERNEL_TRAP, the daemon's mode flags
 # (none: PortSentry's stealth -stcp -sudp; -atcp: advanced mode, where
 # every unbound port below ADVANCED_PORTS_TCP is a trap, so that the
-# kernel trap fires on the scan's first probe or nearly).
+# kernel trap fires on the scan's first probe or nearly), CAPTURE_REALTIME
+# (empty: the default, 1).
 VARIANTS=(
 	"dry-run|dry-run|0|"
 	"iptables|iptables|0|"
 	"nftables|nftables|0|"
+	"nft-normalprio|nftables|0||0"
 	"nftables+trap|nftables|1|"
 	"nft+trap+atcp|nftables|1|-atcp"
 	"ipset|ipset|0|"
@@ -124,8 +130,8 @@ bench_build() {
 	chmod 0755 "$SWBIN"
 }
 
-# bench_config NAME BACKEND TRAP: a fresh daemon directory and config for
-# the variant; sets DDIR, CONF and DLOG.
+# bench_config NAME BACKEND TRAP RT: a fresh daemon directory and config
+# for the variant; sets DDIR, CONF and DLOG.
 bench_config() {
 	local name=${1//+/-}
 	DDIR=$WORK/daemon-$name
@@ -141,6 +147,7 @@ IGNORE_FILE=""
 KILL_HOSTS_DENY=""
 BLOCK_BACKEND="$2"
 KERNEL_TRAP="$3"
+CAPTURE_REALTIME="$4"
 SCAN_TRIGGER="0"
 BLOCK_RATE_LIMIT="600"
 EOF
@@ -154,7 +161,12 @@ EOF
 bench_start_daemon() {
 	DAEMON_ARGS=()
 	[[ -z $MODES ]] || DAEMON_ARGS=("$MODES")
-	try_start_daemon && return 0
+	if try_start_daemon; then
+		local line
+		line=$(grep -m 1 -E 'real-time priority|at normal priority' "$DLOG" || true)
+		[[ -z $line ]] || say "scanwarden: $(jmsg "$line")"
+		return 0
+	fi
 	START_ERR="$START_ERR; last log line: $(last_error)"
 	return 1
 }
@@ -296,9 +308,10 @@ bench_scan() {
 # bench_variant I: lab, server and daemon for VARIANTS[I], its scans, and
 # everything stopped and removed again.
 bench_variant() {
-	local i=$1 name backend trap j r label args
-	IFS='|' read -r name backend trap MODES <<<"${VARIANTS[$i]}"
-	say "variant $name: BLOCK_BACKEND=\"$backend\" KERNEL_TRAP=\"$trap\" ${MODES:-(stealth mode)}"
+	local i=$1 name backend trap rt j r label args
+	IFS='|' read -r name backend trap MODES rt <<<"${VARIANTS[$i]}"
+	rt=${rt:-1}
+	say "variant $name: BLOCK_BACKEND=\"$backend\" KERNEL_TRAP=\"$trap\" CAPTURE_REALTIME=\"$rt\" ${MODES:-(stealth mode)}"
 	LAB_UP=1
 	bash "$LAB" up >"$WORK/logs/lab.log" 2>&1 || die "lab.sh up failed: $(cat "$WORK/logs/lab.log")"
 	for ((j = 1; j <= RUNS * ${#BENCH_SCANS[@]}; j++)); do
@@ -308,7 +321,7 @@ bench_variant() {
 		-http "$VICTIM4:80,[$VICTIM6]:80" -udp "$VICTIM4:53,[$VICTIM6]:53"
 	local srv=$BG_PID
 	wait_for_servers
-	bench_config "$name" "$backend" "$trap"
+	bench_config "$name" "$backend" "$trap" "$rt"
 	if ! bench_start_daemon; then
 		RESULTS+=("$(printf '%-14s skipped: %s' "$name" "$START_ERR")")
 		printf '%s\n' "${RESULTS[-1]}"

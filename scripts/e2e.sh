@@ -381,8 +381,10 @@ reach() {
 # start_daemon: scanwarden run in the victim namespace as SW_USER with only
 # CAP_NET_RAW and CAP_NET_ADMIN (ambient, so that the iptables commands it
 # runs have them too; the bounding set caps everything ever after;
-# no_new_privs as systemd's NoNewPrivileges), in a service's environment.
-# ip netns exec, env and setpriv each exec the next: $! is the daemon.
+# no_new_privs as systemd's NoNewPrivileges), with the unit's
+# LimitRTPRIO=1 (CAPTURE_REALTIME), in a service's environment.
+# ip netns exec, env, prlimit and setpriv each exec the next: $! is the
+# daemon.
 start_daemon() {
 	try_start_daemon || die "$START_ERR"
 }
@@ -393,9 +395,11 @@ start_daemon() {
 try_start_daemon() {
 	local caps=-all,+net_raw,+net_admin i rc
 	START_ERR=""
-	say "starting scanwarden in $NS_VIC as $SW_USER with CAP_NET_RAW and CAP_NET_ADMIN only"
+	rt_grant
+	caps+=$RT_CAP
+	say "starting scanwarden in $NS_VIC as $SW_USER with CAP_NET_RAW and CAP_NET_ADMIN only$RT_SAY"
 	ip netns exec "$NS_VIC" env -i PATH="$SERVICE_PATH" LANG=C.UTF-8 \
-		setpriv --reuid="$SW_USER" --regid="$SW_USER" --init-groups \
+		"${RT_PREFIX[@]}" setpriv --reuid="$SW_USER" --regid="$SW_USER" --init-groups \
 		--inh-caps="$caps" --ambient-caps="$caps" --bounding-set="$caps" --no-new-privs \
 		"$SWBIN" run -c "$CONF" --log-format json "${DAEMON_ARGS[@]}" </dev/null >"$WORK/logs/daemon.stdout" 2>"$DLOG" &
 	DPID=$!
@@ -420,8 +424,30 @@ try_start_daemon() {
 	return 1
 }
 
+# rt_grant: how the daemon gets the unit's LimitRTPRIO=1, which
+# CAPTURE_REALTIME needs: that limit itself (prlimit, RT_PREFIX), or, where
+# even root may not raise it (a container without CAP_SYS_RESOURCE),
+# CAP_SYS_NICE (RT_CAP, RT_CAPS_HEX), which permits the same; neither when
+# root has neither (the daemon then says it runs at normal priority).
+# RT_SAY is for the start line.
+rt_grant() {
+	local eff
+	RT_PREFIX=() RT_CAP="" RT_CAPS_HEX=0000000000003000 RT_SAY=""
+	eff=$(awk '$1 == "CapEff:" { print $2 }' /proc/self/status)
+	if prlimit --rtprio=1 true 2>/dev/null; then
+		RT_PREFIX=(prlimit --rtprio=1)
+		RT_SAY=" and an RTPRIO limit of 1 (LimitRTPRIO=1)"
+	elif [[ $eff =~ ^[0-9a-f]+$ ]] && (((16#$eff >> 23) & 1)); then
+		RT_CAP=",+sys_nice" RT_CAPS_HEX=0000000000803000
+		RT_SAY=" and CAP_SYS_NICE (in place of LimitRTPRIO=1, which root may not raise here)"
+	else
+		RT_SAY=" (no real-time priority: root may neither raise RTPRIO nor grant CAP_SYS_NICE here)"
+	fi
+}
+
 # check_daemon_identity: the running daemon is SW_USER with exactly
-# CAP_NET_ADMIN (bit 12) and CAP_NET_RAW (bit 13) effective, bounded.
+# CAP_NET_ADMIN (bit 12) and CAP_NET_RAW (bit 13) effective, bounded (and
+# CAP_SYS_NICE, bit 23, when rt_grant gave it).
 check_daemon_identity() {
 	local st uid want f v
 	st=$(cat "/proc/$DPID/status") || die "no /proc/$DPID/status"
@@ -430,9 +456,9 @@ check_daemon_identity() {
 	[[ $uid == "$want $want $want $want" ]] || die "the daemon runs with uids $uid, not $SW_USER ($want)"
 	for f in CapEff CapPrm CapBnd CapAmb; do
 		v=$(awk -v f="$f:" '$1 == f { print $2 }' <<<"$st")
-		[[ $v == 0000000000003000 ]] || die "the daemon's $f is $v, not 0000000000003000 (CAP_NET_ADMIN, CAP_NET_RAW)"
+		[[ $v == "$RT_CAPS_HEX" ]] || die "the daemon's $f is $v, not $RT_CAPS_HEX (CAP_NET_ADMIN, CAP_NET_RAW${RT_CAP:+, CAP_SYS_NICE})"
 	done
-	say "scanwarden is listening: PID $DPID, uid $want ($SW_USER), capabilities cap_net_admin,cap_net_raw"
+	say "scanwarden is listening: PID $DPID, uid $want ($SW_USER), capabilities cap_net_admin,cap_net_raw${RT_CAP:+,cap_sys_nice}"
 }
 
 # stop_daemon: SIGTERM; sets DAEMON_RC.

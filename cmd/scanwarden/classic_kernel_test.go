@@ -93,6 +93,7 @@ func (l *lab) startDaemonStop(argv ...string) (*syncBuffer, func()) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	l.daemon = cmd.Process.Pid
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
 	var once sync.Once

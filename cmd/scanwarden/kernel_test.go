@@ -32,6 +32,8 @@ type lab struct {
 	t      *testing.T
 	prefix string
 	dir    string
+	// daemon is the PID of the last daemon startDaemon started.
+	daemon int
 }
 
 var (

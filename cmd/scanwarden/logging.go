@@ -19,7 +19,7 @@ func newDaemonLogger(w io.Writer, format string, toSyslog bool, tag string) (*lo
 	case "text", "":
 		l.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, DisableQuote: true})
 	case "json":
-		l.SetFormatter(&logrus.JSONFormatter{TimestampFormat: timeLayout})
+		l.SetFormatter(&logrus.JSONFormatter{TimestampFormat: timeLayout, DisableHTMLEscape: true})
 	default:
 		return nil, fmt.Errorf("--log-format %q: want text or json: %w", format, errUsage)
 	}

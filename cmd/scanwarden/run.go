@@ -107,7 +107,10 @@ type daemon struct {
 	jrnl  *block.FileJournal
 	never *block.NeverBlock
 
-	traps  atomic.Pointer[traps]
+	traps atomic.Pointer[traps]
+	// rt puts the capture and blocking threads at real-time priority
+	// (realtime.go).
+	rt     *rtPolicy
 	bound  portLister
 	alerts chan *detect.Alert
 	// classic binds and serves the ports of -tcp/-udp (classic.go); nil
@@ -181,6 +184,8 @@ the ignore file; SIGTERM and SIGINT stop it, keeping the blocks.
 	d := &daemon{cfgPath: path, explicit: explicit, modes: m, log: log, cfg: c, bound: sockDiag{proc: "/proc/net"},
 		alerts: make(chan *detect.Alert, alertQueue), releases: make(chan netip.Addr, releaseQueue)}
 	d.trap.log = log
+	d.rt = &rtPolicy{log: log}
+	d.rt.want.Store(c.CaptureRealtime)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	return d.run(ctx)
@@ -282,6 +287,7 @@ func (d *daemon) run(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		rt := d.rt.thread("the blocking thread")
 		for {
 			select {
 			case a, ok := <-d.alerts:
@@ -293,6 +299,7 @@ func (d *daemon) run(ctx context.Context) error {
 					continue
 				}
 				d.handle(ctx, a)
+				rt.check()
 			case addr := <-d.releases:
 				d.mu.Lock()
 				m := d.mgr
@@ -386,7 +393,7 @@ func (d *daemon) refreshTraps() {
 // captureLoop feeds one capture's packets to its engine and queues the
 // alerts. Nothing here logs or locks per packet: the trap set is an
 // atomic load, compared by generation.
-func (d *daemon) captureLoop(ctx context.Context, src *capture.LiveSource, eng *detect.Engine, rearm <-chan rearmReq) {
+func (d *daemon) captureLoop(ctx context.Context, src *capture.LiveSource, eng *detect.Engine, rearm <-chan rearmReq, rt *rtThread) {
 	var p detect.Probe
 	var gen uint64
 	for {
@@ -406,6 +413,7 @@ func (d *daemon) captureLoop(ctx context.Context, src *capture.LiveSource, eng *
 			if ctx.Err() != nil {
 				return
 			}
+			rt.check()
 			continue
 		case errors.Is(err, io.EOF):
 			return
@@ -415,6 +423,7 @@ func (d *daemon) captureLoop(ctx context.Context, src *capture.LiveSource, eng *
 			}
 			return
 		}
+		rt.tick()
 		a := eng.Process(&p)
 		if a == nil {
 			continue
@@ -501,6 +510,7 @@ func (d *daemon) reload(ctx context.Context) {
 	d.mu.Lock()
 	oldJ, old := d.jrnl, d.cfg
 	d.cfg, d.mgr, d.jrnl, d.never = c, mgr, jrnl, never
+	d.rt.want.Store(c.CaptureRealtime)
 	d.mu.Unlock()
 	oldJ.Close()
 	if c.BlockBackend != old.BlockBackend {
@@ -585,9 +595,10 @@ func (lc *liveCapture) close() {
 // or was not there, opens it again every reopenEvery until ctx ends. The
 // engine (and so what it knows of each source) survives a reopen.
 func (d *daemon) supervise(ctx context.Context, lc *liveCapture, eng *detect.Engine, rearm <-chan rearmReq) {
+	rt := d.rt.thread("the capture on " + lc.iface)
 	for ctx.Err() == nil {
 		if s := lc.current(); s != nil {
-			d.captureLoop(ctx, s, eng, rearm)
+			d.captureLoop(ctx, s, eng, rearm, rt)
 			lc.mu.Lock()
 			if lc.src == s {
 				s.Close()

@@ -33,6 +33,11 @@ func TestKernelTrapDaemon(t *testing.T) {
 			if !strings.Contains(log.String(), "kernel trap set") {
 				t.Fatalf("no kernel trap:\n%s", log)
 			}
+			// CAPTURE_REALTIME (the default; root may): the capture
+			// thread and the blocking thread, and no other
+			if n := fifoThreads(t, l.daemon); n != 2 {
+				t.Errorf("%d SCHED_FIFO threads in the daemon, want 2 (one capture, the blocking thread):\n%s", n, log)
+			}
 			if tcp4, _, tcp6, _ := l.reach("attacker"); !tcp4 || !tcp6 {
 				t.Fatalf("the attacker cannot reach the service before any probe:\n%s", log)
 			}
@@ -133,4 +138,29 @@ func TestKernelBackendSwitch(t *testing.T) {
 	if tcp4, _, _, _ := l.reach("benign"); !tcp4 {
 		t.Error("the benign client was cut off")
 	}
+}
+
+// fifoThreads counts the threads of pid whose policy (field 41 of their
+// stat) is SCHED_FIFO.
+func fifoThreads(t *testing.T, pid int) int {
+	t.Helper()
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil || len(tasks) == 0 {
+		t.Fatalf("no threads of %d: %v", pid, err)
+	}
+	n := 0
+	for _, f := range tasks {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue // ended meanwhile
+		}
+		// the fields after the command name, which may hold anything,
+		// start with the third
+		i := strings.LastIndexByte(string(data), ')')
+		fields := strings.Fields(string(data[i+1:]))
+		if len(fields) > 41-3 && fields[41-3] == "1" {
+			n++
+		}
+	}
+	return n
 }

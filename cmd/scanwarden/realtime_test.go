@@ -1,0 +1,173 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/sirupsen/logrus/hooks/test"
+	"golang.org/x/sys/unix"
+)
+
+func TestRTNext(t *testing.T) {
+	for _, c := range []struct {
+		want, fifo, shed bool
+		share            float64
+		next, nextShed   bool
+	}{
+		{want: true, share: 0, next: true},                                // start
+		{want: true, fifo: true, share: 0.3, next: true},                  // a scan's load
+		{want: true, fifo: true, share: 0.6, next: false, nextShed: true}, // a flood: leave
+		{want: true, shed: true, share: 0.3, next: false, nextShed: true}, // easing, not yet
+		{want: true, shed: true, share: 0.1, next: true},                  // eased: back
+		{want: false, fifo: true, share: 0, next: false},                  // turned off
+		{want: false, shed: true, share: 0.9, next: false},                // off, not shedding
+	} {
+		next, shed := rtNext(c.want, c.fifo, c.shed, c.share)
+		if next != c.next || shed != c.nextShed {
+			t.Errorf("rtNext(want %v, fifo %v, shed %v, share %.1f) = %v, %v; want %v, %v",
+				c.want, c.fifo, c.shed, c.share, next, shed, c.next, c.nextShed)
+		}
+	}
+}
+
+// policyOf returns the scheduling policy of the calling thread.
+func policyOf(t *testing.T) uint32 {
+	a, err := unix.SchedGetAttr(0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.Policy
+}
+
+// onThread runs fn on a goroutine of its own, locked to its thread,
+// which ends with it (so that no test leaves a real-time thread behind).
+func onThread(fn func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		fn()
+	}()
+	<-done
+}
+
+// TestRTThread: with permission (root's CAP_SYS_NICE), a thread becomes
+// SCHED_FIFO, a command it starts does not, it leaves real time when it
+// keeps a CPU busy and comes back when idle, and follows the config.
+func TestRTThread(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (CAP_SYS_NICE) for real-time priority")
+	}
+	log, hook := test.NewNullLogger()
+	p := &rtPolicy{log: log}
+	p.want.Store(true)
+	onThread(func() {
+		th := p.thread("the test thread")
+		if got := policyOf(t); got != unix.SCHED_FIFO || !th.fifo {
+			t.Fatalf("policy %d (fifo %v), want SCHED_FIFO", got, th.fifo)
+		}
+		// a child starts at normal priority (SCHED_RESET_ON_FORK)
+		out, err := exec.Command("awk", "{ print $41 }", "/proc/self/stat").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pol := strings.TrimSpace(string(out)); pol != "0" {
+			t.Errorf("a command started by the thread has policy %s, want 0 (SCHED_OTHER)", pol)
+		}
+		// a window of busy CPU: it leaves real time, and says so
+		for start := time.Now(); time.Since(start) < rtWindow+10*time.Millisecond; {
+		}
+		th.check()
+		if got := policyOf(t); got != unix.SCHED_NORMAL || th.fifo || !th.shed {
+			t.Fatalf("after a busy window: policy %d, fifo %v, shed %v", got, th.fifo, th.shed)
+		}
+		if !logged(hook, logrus.WarnLevel, "the test thread used") {
+			t.Error("leaving real time was not logged")
+		}
+		// an idle window: back
+		time.Sleep(rtWindow + 10*time.Millisecond)
+		th.check()
+		if got := policyOf(t); got != unix.SCHED_FIFO || !th.fifo || th.shed {
+			t.Fatalf("after an idle window: policy %d, fifo %v, shed %v", got, th.fifo, th.shed)
+		}
+		// the config turned off (a reload)
+		p.want.Store(false)
+		time.Sleep(rtWindow + 10*time.Millisecond)
+		th.check()
+		if got := policyOf(t); got != unix.SCHED_NORMAL || th.fifo {
+			t.Fatalf("after CAPTURE_REALTIME=0: policy %d", got)
+		}
+	})
+	if !logged(hook, logrus.InfoLevel, "real-time priority (SCHED_FIFO 1") {
+		t.Error("real-time priority was not logged")
+	}
+}
+
+// TestRTThreadRefused: a thread that may not have real time (no
+// CAP_SYS_NICE, RLIMIT_RTPRIO 0) stays at normal priority, the refusal is
+// logged once, and no other thread asks again.
+func TestRTThreadRefused(t *testing.T) {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_RTPRIO, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if lim.Cur != 0 {
+		low := unix.Rlimit{Cur: 0, Max: lim.Max}
+		if err := unix.Setrlimit(unix.RLIMIT_RTPRIO, &low); err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Setrlimit(unix.RLIMIT_RTPRIO, &lim)
+	}
+	log, hook := test.NewNullLogger()
+	p := &rtPolicy{log: log}
+	p.want.Store(true)
+	for range 2 {
+		onThread(func() {
+			dropSysNice(t) // this thread's capabilities only
+			th := p.thread("a thread")
+			if got := policyOf(t); got != unix.SCHED_NORMAL || th.fifo {
+				t.Errorf("policy %d without permission", got)
+			}
+		})
+	}
+	if !p.denied.Load() {
+		t.Error("the refusal was not kept")
+	}
+	n := 0
+	for _, e := range hook.AllEntries() {
+		if e.Level == logrus.WarnLevel && strings.Contains(e.Message, "real-time priority refused (not permitted: it needs RLIMIT_RTPRIO") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("the refusal was logged %d times, want once", n)
+	}
+}
+
+// dropSysNice takes CAP_SYS_NICE out of the calling thread's effective
+// set (capabilities are per thread; the thread ends with its goroutine).
+func dropSysNice(t *testing.T) {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		t.Fatal(err)
+	}
+	data[0].Effective &^= 1 << unix.CAP_SYS_NICE
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func logged(h *test.Hook, level logrus.Level, sub string) bool {
+	for _, e := range h.AllEntries() {
+		if e.Level == level && strings.Contains(e.Message, sub) {
+			return true
+		}
+	}
+	return false
+}
