@@ -92,7 +92,10 @@ type Options struct {
 // serialised.
 type Manager struct {
 	mu sync.Mutex
-	o  Options
+	// finishMu orders Pending.Finish calls (their files and commands),
+	// which do not hold mu: Begin must never wait for a command.
+	finishMu sync.Mutex
+	o        Options
 	// limitOne and limitMore are the rate limits of sources reported on a
 	// single probe (which one forged packet suffices for) and of sources
 	// with more evidence: a flood of forged one-packet sources exhausts
@@ -169,53 +172,35 @@ func (m *Manager) Handle(ctx context.Context, a *detect.Alert, mode string) (Out
 func (m *Manager) Decide(ctx context.Context, a *detect.Alert, mode string) (Decision, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := m.o.Now()
-	addr := a.Src.Unmap()
-	proto := strings.ToLower(detect.ProtoName(a.Type.Proto()))
-	host := m.hostName(ctx, addr)
-	log := m.o.Log.WithFields(logrus.Fields{"src": addr.String(), "type": a.Type.String()})
-	scan := records.ScanAlert(a.Type.PortSentryLabel(), host, addr, detect.ProtoName(a.Type.Proto()), a.Port)
-	if a.Connected {
-		scan = records.ConnectAlert(host, addr, detect.ProtoName(a.Type.Proto()), a.Port)
-	}
-
-	if why := m.o.Never.Reason(addr); why != "" {
-		log.Warn(scan)
-		log.Infof("attackalert: Host: %s/%s is %s: not blocked", host, addr, why)
+	m.finishMu.Lock()
+	defer m.finishMu.Unlock()
+	p := m.newPending(a, mode)
+	log := p.logger(m.hostName(ctx, p.addr))
+	if why := m.o.Never.Reason(p.addr); why != "" {
+		log.Warn(p.scan)
+		log.Infof("attackalert: Host: %s/%s is %s: not blocked", p.host, p.addr, why)
 		return Decision{Outcome: Ignored}, nil
 	}
 	blockMode := m.o.Policy.BlockTCP
-	expire := m.o.Policy.ExpiryTCP
-	if proto == "udp" {
-		blockMode, expire = m.o.Policy.BlockUDP, m.o.Policy.ExpiryUDP
+	if p.ban.Proto == "udp" {
+		blockMode = m.o.Policy.BlockUDP
 	}
-	ban := Ban{
-		Addr: addr, Proto: proto, Port: a.Port, Type: a.Type.String(),
-		Reason: fmt.Sprintf("%s scan (%s): %d probes, score %d", a.Type, a.Trigger, a.Probes, a.Score),
-		Since:  now, Until: expiry(now, expire),
-	}
-	histLine := records.HistoryLine(now, host, addr, a.Port, strings.ToUpper(proto))
-	var errs []error
 	if blockMode != conf.BlockAct {
-		log.Warn(scan)
+		log.Warn(p.scan)
 		bans, err := m.o.State.Load()
 		if err != nil {
 			return Decision{Outcome: Ignored}, err
 		}
-		if i := findBan(bans, addr); i >= 0 && !bans[i].Expired(now) {
-			log.Info(records.AlreadyBlocked(host, addr))
+		if i := findBan(bans, p.addr); i >= 0 && !bans[i].Expired(p.now) {
+			log.Info(records.AlreadyBlocked(p.host, p.addr))
 			return Decision{Outcome: AlreadyBlocked}, nil
 		}
-		errs = append(errs, m.history(histLine))
+		errs := []error{m.history(p.histLine())}
 		if blockMode == conf.BlockLogOnly {
 			return Decision{Outcome: LoggedOnly}, errors.Join(errs...)
 		}
-		errs = append(errs, m.run(ctx, log, m.o.RunCmd, ban, mode))
+		errs = append(errs, m.run(ctx, log, m.o.RunCmd, p.ban, mode))
 		return Decision{Outcome: CommandOnly}, errors.Join(errs...)
-	}
-	lim, of := m.limitMore, "sources of several probes"
-	if a.Probes <= 1 {
-		lim, of = m.limitOne, "sources seen in a single probe"
 	}
 	// The ban goes into the state first (a pending line, before the
 	// firewall; the state file rewritten after it): whatever fails below,
@@ -226,59 +211,194 @@ func (m *Manager) Decide(ctx context.Context, a *detect.Alert, mode string) (Dec
 	// that another process's Resync cannot add a rule between a backend's
 	// check and its append. The log lines wait until the firewall is
 	// changed: nothing but the block is on the way from alert to rule.
-	var limited, limitFirst, acted bool
-	var ruleAt time.Time
-	var later []func() // log lines of the blocks, after the scan's
-	taken, err := m.o.State.RecordThen(ban, now, func() bool {
-		ok, first := lim.allow(now)
-		limited, limitFirst = !ok, first
-		return ok
-	}, func() {
-		acted = true
+	p.taken, p.err = m.o.State.RecordThen(p.ban, p.now, p.admit, func() {
+		p.acted = true
 		if m.o.Policy.KillRunCmdFirst {
-			errs = append(errs, m.run(ctx, log, m.o.RunCmd, ban, mode))
+			p.errs = append(p.errs, m.run(ctx, log, m.o.RunCmd, p.ban, mode))
 		}
-		for _, b := range m.o.Blockers {
-			err := b.Block(ctx, ban)
-			if err == nil && ruleAt.IsZero() {
-				ruleAt = time.Now()
-			}
-			if err != nil {
-				later = append(later, func() { log.Errorf("blocking %s with %s: %v", addr, b.Name(), err) })
-				errs = append(errs, fmt.Errorf("%s: %w", b.Name(), err))
-				continue
-			}
-			desc := b.Name()
-			if d, ok := b.(Describer); ok {
-				desc = d.Describe(addr)
-			}
-			if b.Name() == "hosts.deny" {
-				later = append(later, func() { log.Warn(records.WrappersBlocked(addr, desc)) })
-			} else {
-				later = append(later, func() { log.Warn(records.RouteBlocked(addr, desc)) })
-			}
-		}
+		p.block(ctx, m.o.Blockers)
 	})
-	log.Warn(scan)
-	for _, f := range later {
-		f()
+	return m.finish(ctx, p, log)
+}
+
+// Begin is the first part of Decide for the common case (BLOCK_x 1, no
+// KILL_RUN_CMD_FIRST, not a never-block source), made to be called where
+// the alert is raised so that no hand-over delays the block: the ban's
+// pending line and the firewall backends, nothing else (no name lookup,
+// no log line, no file but the pending line), and without waiting for a
+// lock: when the manager or the state's lock is busy, or the alert is not
+// of the common case, Begin does nothing and returns nil (the alert is
+// then for Decide). The rest (the state file, hosts.deny, KILL_ROUTE,
+// KILL_RUN_CMD, the records and the log lines, and the refusals: already
+// blocked, rate limited) is Pending.Finish's, which must follow.
+func (m *Manager) Begin(ctx context.Context, a *detect.Alert, mode string) *Pending {
+	if !m.mu.TryLock() {
+		return nil
+	}
+	defer m.mu.Unlock()
+	p := m.newPending(a, mode)
+	blockMode := m.o.Policy.BlockTCP
+	if p.ban.Proto == "udp" {
+		blockMode = m.o.Policy.BlockUDP
+	}
+	if blockMode != conf.BlockAct || m.o.Policy.KillRunCmdFirst || m.o.Never.Reason(p.addr) != "" {
+		return nil
+	}
+	var firewall, records []Blocker
+	for _, b := range m.o.Blockers {
+		if recordsOnly(b) {
+			records = append(records, b)
+		} else {
+			firewall = append(firewall, b)
+		}
+	}
+	p.taken, p.err = m.o.State.Pend(p.ban, p.now, p.admit, func() {
+		p.acted = true
+		p.block(ctx, firewall)
+	}, false)
+	if errors.Is(p.err, ErrBusy) {
+		return nil
+	}
+	p.records = records
+	return p
+}
+
+// Finish completes what Begin started and says what was done.
+func (p *Pending) Finish(ctx context.Context) (Decision, error) {
+	m := p.m
+	m.finishMu.Lock()
+	defer m.finishMu.Unlock()
+	log := p.logger(m.hostName(ctx, p.addr))
+	if p.acted {
+		if err := m.o.State.Fold(); err != nil && p.err == nil {
+			p.err = err
+		}
+		p.block(ctx, p.records)
+	}
+	return m.finish(ctx, p, log)
+}
+
+// recordsOnly reports whether b records a block rather than enforcing it
+// in the kernel (hosts.deny): Begin leaves it to Finish.
+func recordsOnly(b Blocker) bool { return b.Name() == "hosts.deny" }
+
+// Pending is an alert's decision between Begin and Finish.
+type Pending struct {
+	m      *Manager
+	a      *detect.Alert
+	mode   string
+	now    time.Time
+	addr   netip.Addr
+	ban    Ban
+	host   string
+	scan   string
+	lim    *rateLimiter
+	limOf  string
+	errs   []error
+	later  []func(log logrus.FieldLogger) // log lines of the blocks
+	ruleAt time.Time
+	// records are the backends Begin left to Finish.
+	records                           []Blocker
+	limited, limitFirst, acted, taken bool
+	// err is the state's (recording the ban).
+	err error
+}
+
+func (m *Manager) newPending(a *detect.Alert, mode string) *Pending {
+	now := m.o.Now()
+	addr := a.Src.Unmap()
+	proto := strings.ToLower(detect.ProtoName(a.Type.Proto()))
+	expire := m.o.Policy.ExpiryTCP
+	if proto == "udp" {
+		expire = m.o.Policy.ExpiryUDP
+	}
+	p := &Pending{m: m, a: a, mode: mode, now: now, addr: addr,
+		ban: Ban{
+			Addr: addr, Proto: proto, Port: a.Port, Type: a.Type.String(),
+			Reason: fmt.Sprintf("%s scan (%s): %d probes, score %d", a.Type, a.Trigger, a.Probes, a.Score),
+			Since:  now, Until: expiry(now, expire),
+		},
+		lim: m.limitMore, limOf: "sources of several probes"}
+	if a.Probes <= 1 {
+		p.lim, p.limOf = m.limitOne, "sources seen in a single probe"
+	}
+	return p
+}
+
+// logger names the source as host for the records and log lines (the
+// attackalert line in p.scan) and returns the alert's logger.
+func (p *Pending) logger(host string) logrus.FieldLogger {
+	a := p.a
+	p.host = host
+	p.scan = records.ScanAlert(a.Type.PortSentryLabel(), host, p.addr, detect.ProtoName(a.Type.Proto()), a.Port)
+	if a.Connected {
+		p.scan = records.ConnectAlert(host, p.addr, detect.ProtoName(a.Type.Proto()), a.Port)
+	}
+	return p.m.o.Log.WithFields(logrus.Fields{"src": p.addr.String(), "type": a.Type.String()})
+}
+
+func (p *Pending) histLine() string {
+	return records.HistoryLine(p.now, p.host, p.addr, p.a.Port, strings.ToUpper(p.ban.Proto))
+}
+
+// admit is the rate limit's say, asked under the state's lock.
+func (p *Pending) admit() bool {
+	ok, first := p.lim.allow(p.now)
+	p.limited, p.limitFirst = !ok, first
+	return ok
+}
+
+// block blocks the source with bs, keeping when the first succeeded and
+// the log lines for later.
+func (p *Pending) block(ctx context.Context, bs []Blocker) {
+	addr := p.addr
+	for _, b := range bs {
+		err := b.Block(ctx, p.ban)
+		if err == nil && p.ruleAt.IsZero() {
+			p.ruleAt = time.Now()
+		}
+		if err != nil {
+			p.later = append(p.later, func(log logrus.FieldLogger) { log.Errorf("blocking %s with %s: %v", addr, b.Name(), err) })
+			p.errs = append(p.errs, fmt.Errorf("%s: %w", b.Name(), err))
+			continue
+		}
+		desc := b.Name()
+		if d, ok := b.(Describer); ok {
+			desc = d.Describe(addr)
+		}
+		if recordsOnly(b) {
+			p.later = append(p.later, func(log logrus.FieldLogger) { log.Warn(records.WrappersBlocked(addr, desc)) })
+		} else {
+			p.later = append(p.later, func(log logrus.FieldLogger) { log.Warn(records.RouteBlocked(addr, desc)) })
+		}
+	}
+}
+
+// finish is the end of a decision to block, after the state and the
+// backends: the log lines, the refusals, KILL_ROUTE, KILL_RUN_CMD, the
+// history and the blocked file.
+func (m *Manager) finish(ctx context.Context, p *Pending, log logrus.FieldLogger) (Decision, error) {
+	addr, errs := p.addr, p.errs
+	log.Warn(p.scan)
+	for _, f := range p.later {
+		f(log)
 	}
 	switch {
-	case limited:
-		if limitFirst {
-			m.o.Log.Warnf("adminalert: more than %d new blocks a minute of %s: further ones are logged but not blocked until the rate eases", m.o.Policy.RateLimit, of)
+	case p.limited:
+		if p.limitFirst {
+			m.o.Log.Warnf("adminalert: more than %d new blocks a minute of %s: further ones are logged but not blocked until the rate eases", m.o.Policy.RateLimit, p.limOf)
 		}
 		return Decision{Outcome: RateLimited}, nil
-	case err != nil && !acted:
-		return Decision{Outcome: Ignored}, fmt.Errorf("recording the ban of %s: %w", addr, err)
-	case err != nil:
-		errs = append(errs, fmt.Errorf("recording the ban of %s: %w", addr, err))
-	case taken:
-		log.Info(records.AlreadyBlocked(host, addr))
+	case p.err != nil && !p.acted:
+		return Decision{Outcome: Ignored}, fmt.Errorf("recording the ban of %s: %w", addr, p.err)
+	case p.err != nil:
+		errs = append(errs, fmt.Errorf("recording the ban of %s: %w", addr, p.err))
+	case p.taken:
+		log.Info(records.AlreadyBlocked(p.host, addr))
 		return Decision{Outcome: AlreadyBlocked}, nil
 	}
 	if m.o.Route != nil {
-		cmdline, out, err := m.o.Route.Run(ctx, ban, mode)
+		cmdline, out, err := m.o.Route.Run(ctx, p.ban, p.mode)
 		logOutput(log, cmdline, out)
 		if err != nil {
 			log.Errorf("KILL_ROUTE for %s: %v", addr, err)
@@ -288,15 +408,16 @@ func (m *Manager) Decide(ctx context.Context, a *detect.Alert, mode string) (Dec
 		}
 	}
 	if !m.o.Policy.KillRunCmdFirst {
-		errs = append(errs, m.run(ctx, log, m.o.RunCmd, ban, mode))
+		errs = append(errs, m.run(ctx, log, m.o.RunCmd, p.ban, p.mode))
 	}
+	histLine := p.histLine()
 	errs = append(errs, m.history(histLine))
 	if m.o.Journal != nil {
-		if err := m.o.Journal.Blocked(mode, histLine); err != nil {
+		if err := m.o.Journal.Blocked(p.mode, histLine); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	return Decision{Outcome: Blocked, RuleAt: ruleAt}, errors.Join(errs...)
+	return Decision{Outcome: Blocked, RuleAt: p.ruleAt}, errors.Join(errs...)
 }
 
 func (m *Manager) history(line string) error {

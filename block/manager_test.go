@@ -664,3 +664,125 @@ func TestRuleAt(t *testing.T) {
 		t.Fatalf("RuleAt %v not within the Handle call", at)
 	}
 }
+
+// TestBeginFinish: Begin changes the firewall and writes only the pending
+// line (no hosts.deny, command, record or log line, no state rewrite);
+// Finish does the rest, with the same calls, lines and state as Decide.
+// A second source's Begin is refused the same way as by Decide (already
+// blocked, rate limited), and Begin declines what is not its case.
+func TestBeginFinish(t *testing.T) {
+	r := newRig(t, defaultPolicy())
+	ctx := context.Background()
+	p := r.m.Begin(ctx, alert(scanner, detect.TypeSYN, 111), "stcp")
+	if p == nil {
+		t.Fatal("Begin declined the common case")
+	}
+	if got := r.c.list(); !slices.Equal(got, []string{"iptables block 198.51.100.66"}) {
+		t.Fatalf("after Begin: %v, want the firewall alone", got)
+	}
+	if msgs := r.messages(); len(msgs) != 0 {
+		t.Errorf("Begin logged: %v", msgs)
+	}
+	if _, err := os.Stat(filepath.Join(r.dir, "state", "state.json")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Begin wrote the state file: %v", err)
+	}
+	if bans, _ := r.m.List(); len(bans) != 1 || bans[0].Addr != scanner {
+		t.Fatalf("the pending ban is not read: %+v", bans)
+	}
+	d, err := p.Finish(ctx)
+	if err != nil || d.Outcome != Blocked || d.RuleAt.IsZero() {
+		t.Fatalf("Finish: %+v %v", d, err)
+	}
+	hist := fmt.Sprintf("%d - %s Host: 198.51.100.66/198.51.100.66 Port: 111 TCP Blocked", r.now.Unix(), r.now.Local().Format("01/02/2006 15:04:05"))
+	want := []string{"iptables block 198.51.100.66", "hosts.deny block 198.51.100.66", "run route 198.51.100.66 111 stcp",
+		"run cmd 198.51.100.66 111 stcp", "history " + hist, "blocked.stcp " + hist}
+	if got := r.c.list(); !slices.Equal(got, want) {
+		t.Fatalf("calls:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	msgs := strings.Join(r.messages(), "\n")
+	for _, w := range []string{
+		"attackalert: TCP SYN/Normal scan from host: 198.51.100.66/198.51.100.66 to TCP port: 111",
+		`attackalert: Host 198.51.100.66 has been blocked via wrappers with string: "ALL: 198.51.100.66"`,
+	} {
+		if !strings.Contains(msgs, w) {
+			t.Errorf("log lacks %q:\n%s", w, msgs)
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(r.dir, "state", "state.json"))
+	if err != nil || !strings.Contains(string(data), scanner.String()) {
+		t.Fatalf("state after Finish: %v %s", err, data)
+	}
+	if data, _ := os.ReadFile(filepath.Join(r.dir, "state", pendingName)); len(data) != 0 {
+		t.Errorf("pending line left after Finish: %q", data)
+	}
+
+	// already blocked: Begin touches nothing, Finish says so
+	before := len(r.c.list())
+	p = r.m.Begin(ctx, alert(scanner, detect.TypeFIN, 79), "stcp")
+	if d, err := p.Finish(ctx); err != nil || d.Outcome != AlreadyBlocked || len(r.c.list()) != before {
+		t.Fatalf("second alert: %+v %v %v", d, err, r.c.list()[before:])
+	}
+
+	// rate limited (a limit of one block a minute, of one-probe sources)
+	lim := defaultPolicy()
+	lim.RateLimit = 1
+	r2 := newRig(t, lim)
+	r2.m.Begin(ctx, alert(scanner, detect.TypeSYN, 111), "stcp").Finish(ctx)
+	p = r2.m.Begin(ctx, alert(netip.MustParseAddr("198.51.100.67"), detect.TypeSYN, 111), "stcp")
+	if d, err := p.Finish(ctx); err != nil || d.Outcome != RateLimited {
+		t.Fatalf("over the limit: %+v %v", d, err)
+	}
+	if bans, _ := r2.m.List(); len(bans) != 1 {
+		t.Fatalf("a refused source was recorded: %+v", bans)
+	}
+
+	// not Begin's case: Decide's
+	for name, c := range map[string]struct {
+		pol Policy
+		src netip.Addr
+	}{
+		"never-block source": {defaultPolicy(), gateway},
+		"BLOCK_TCP 2":        {Policy{BlockTCP: conf.BlockRunCmdOnly, BlockUDP: conf.BlockAct, RateLimit: 60}, scanner},
+		"KILL_RUN_CMD_FIRST": {Policy{BlockTCP: conf.BlockAct, BlockUDP: conf.BlockAct, KillRunCmdFirst: true, RateLimit: 60}, scanner},
+	} {
+		r := newRig(t, c.pol)
+		if p := r.m.Begin(ctx, alert(c.src, detect.TypeSYN, 111), "stcp"); p != nil || len(r.c.list()) != 0 {
+			t.Errorf("%s: Begin did not decline (%v)", name, r.c.list())
+		}
+	}
+}
+
+// TestBeginNeverWaits: Begin declines, doing nothing, while the manager or
+// the state's lock is busy (a Resync, another process's block, a
+// command), so that the capture thread that calls it never waits.
+func TestBeginNeverWaits(t *testing.T) {
+	r := newRig(t, defaultPolicy())
+	ctx := context.Background()
+	// the state's lock held by another process (another open file)
+	other, err := OpenState(filepath.Join(r.dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, release := make(chan struct{}), make(chan struct{})
+	go other.Update(func(bans []Ban) ([]Ban, bool, error) {
+		close(held)
+		<-release
+		return bans, false, nil
+	})
+	<-held
+	if p := r.m.Begin(ctx, alert(scanner, detect.TypeSYN, 111), "stcp"); p != nil || len(r.c.list()) != 0 {
+		t.Fatalf("Begin under another process's lock: %v %v", p, r.c.list())
+	}
+	close(release)
+	// the manager busy (Decide holds it)
+	r.m.mu.Lock()
+	p := r.m.Begin(ctx, alert(scanner, detect.TypeSYN, 111), "stcp")
+	r.m.mu.Unlock()
+	if p != nil {
+		t.Fatal("Begin while the manager is busy")
+	}
+	// free again: the alert is Decide's, which blocks it
+	if d, err := r.m.Decide(ctx, alert(scanner, detect.TypeSYN, 111), "stcp"); err != nil || d.Outcome != Blocked {
+		t.Fatalf("Decide after the declines: %+v %v", d, err)
+	}
+}

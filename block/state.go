@@ -161,30 +161,44 @@ func (s *StateFile) Update(fn func(bans []Ban) (out []Ban, changed bool, err err
 	})
 }
 
-// RecordThen records ban (replacing an expired ban of its address) and
-// runs then, unless the state holds a ban of the address still in force
-// at now (then taken is true and nothing is done) or admit, when not nil,
-// says no (asked only when the address is not taken; nothing is done
-// either). All of it happens under
-// the state's lock: the ban is appended as one line to pending.jsonl
-// (merged by every read, so that from then on no crash of the process can
-// lose it), then runs (the firewall change, not delayed by the disk), and
-// only then is the state file rewritten, made durable, and the pending
-// line dropped. On an error before then ran, then does not run.
+// ErrBusy is returned by Pend without wait when the state's lock is held
+// (by this process or another).
+var ErrBusy = errors.New("state: the lock is held")
+
+// RecordThen is Pend, waiting for the lock, followed (when then ran) by
+// Fold: the ban recorded durably in the state file before it returns.
 func (s *StateFile) RecordThen(ban Ban, now time.Time, admit func() bool, then func()) (taken bool, err error) {
-	err = s.locked(true, func() error {
+	ran := false
+	taken, err = s.Pend(ban, now, admit, func() {
+		ran = true
+		if then != nil {
+			then()
+		}
+	}, true)
+	if err != nil || !ran {
+		return taken, err
+	}
+	return false, s.Fold()
+}
+
+// Pend records ban (replacing an expired ban of its address) as a line of
+// pending.jsonl and runs then, under the state's lock, unless the state
+// holds a ban of the address still in force at now (then taken is true
+// and nothing is done) or admit, when not nil, says no (asked only when
+// the address is not taken; nothing is done either). From the line on, no
+// crash of the process can lose the ban: every read merges it in. then
+// (the firewall change) is not delayed by the disk; Fold makes the state
+// file hold the ban. Without wait, a held lock is not waited for: Pend
+// returns ErrBusy and does nothing. On an error, then does not run.
+func (s *StateFile) Pend(ban Ban, now time.Time, admit func() bool, then func(), wait bool) (taken bool, err error) {
+	err = s.lockedWait(true, wait, func() error {
 		bans, err := s.read()
 		if err != nil {
 			return err
 		}
-		if i := findBan(bans, ban.Addr); i >= 0 {
-			if !bans[i].Expired(now) {
-				taken = true
-				return nil
-			}
-			bans[i] = ban
-		} else {
-			bans = append(bans, ban)
+		if i := findBan(bans, ban.Addr); i >= 0 && !bans[i].Expired(now) {
+			taken = true
+			return nil
 		}
 		if admit != nil && !admit() {
 			return nil
@@ -203,13 +217,33 @@ func (s *StateFile) RecordThen(ban Ban, now time.Time, admit func() bool, then f
 		if then != nil {
 			then()
 		}
+		return nil
+	})
+	return taken, err
+}
+
+// Fold rewrites the state file with the pending lines in it, made
+// durable, and empties pending.jsonl (nothing is written when it is
+// empty).
+func (s *StateFile) Fold() error {
+	return s.locked(true, func() error {
+		data, err := s.readPending()
+		if err != nil {
+			return fmt.Errorf("state %s: %w", s.pendingPath(), err)
+		}
+		if len(data) == 0 {
+			return nil
+		}
+		bans, err := s.read()
+		if err != nil {
+			return err
+		}
 		if err := s.write(bans); err != nil {
-			return err // the ban stays in pending.jsonl
+			return err // the bans stay in pending.jsonl
 		}
 		s.dropPending()
 		return nil
 	})
-	return taken, err
 }
 
 func (s *StateFile) pendingPath() string { return filepath.Join(s.dir, pendingName) }
@@ -278,7 +312,19 @@ func (s *StateFile) mergePending(bans []Ban) ([]Ban, error) {
 }
 
 func (s *StateFile) locked(exclusive bool, fn func() error) error {
-	s.lockMu.Lock()
+	return s.lockedWait(exclusive, true, fn)
+}
+
+// lockedWait runs fn under the lock; without wait it returns ErrBusy at
+// once when the lock is held.
+func (s *StateFile) lockedWait(exclusive, wait bool, fn func() error) error {
+	if !wait {
+		if !s.lockMu.TryLock() {
+			return ErrBusy
+		}
+	} else {
+		s.lockMu.Lock()
+	}
 	defer s.lockMu.Unlock()
 	f, err := s.kept(&s.files.lock, "lock", os.O_RDWR)
 	if err != nil {
@@ -288,7 +334,13 @@ func (s *StateFile) locked(exclusive bool, fn func() error) error {
 	if exclusive {
 		how = syscall.LOCK_EX
 	}
+	if !wait {
+		how |= syscall.LOCK_NB
+	}
 	if err := syscall.Flock(int(f.Fd()), how); err != nil {
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return ErrBusy
+		}
 		return fmt.Errorf("state lock %s: %w", f.Name(), err)
 	}
 	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)

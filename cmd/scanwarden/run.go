@@ -112,7 +112,7 @@ type daemon struct {
 	// (realtime.go).
 	rt     *rtPolicy
 	bound  portLister
-	alerts chan *detect.Alert
+	alerts chan alertItem
 	// classic binds and serves the ports of -tcp/-udp (classic.go); nil
 	// in the other modes.
 	classic *classicMode
@@ -182,7 +182,7 @@ the ignore file; SIGTERM and SIGINT stop it, keeping the blocks.
 		log.Warn(w)
 	}
 	d := &daemon{cfgPath: path, explicit: explicit, modes: m, log: log, cfg: c, bound: sockDiag{proc: "/proc/net"},
-		alerts: make(chan *detect.Alert, alertQueue), releases: make(chan netip.Addr, releaseQueue)}
+		alerts: make(chan alertItem, alertQueue), releases: make(chan netip.Addr, releaseQueue)}
 	d.trap.log = log
 	d.rt = &rtPolicy{log: log}
 	d.rt.want.Store(c.CaptureRealtime)
@@ -219,7 +219,7 @@ func (d *daemon) run(ctx context.Context) error {
 	c := d.cfg
 	d.log.Warnf("adminalert: scanwarden %s is starting.", version)
 	// classic ports are bound first: they are no traps of the capture
-	d.classic = newClassicMode(d.modes, d.log, func(a *detect.Alert) { d.alerts <- a })
+	d.classic = newClassicMode(d.modes, d.log, func(a *detect.Alert) { d.alerts <- alertItem{a: a} })
 	if d.classic != nil {
 		d.classic.sync(c)
 	}
@@ -290,15 +290,15 @@ func (d *daemon) run(ctx context.Context) error {
 		rt := d.rt.thread("the blocking thread")
 		for {
 			select {
-			case a, ok := <-d.alerts:
+			case it, ok := <-d.alerts:
 				if !ok {
 					return
 				}
-				if !d.classic.admit(a) {
+				if a := it.a; it.refused || !it.admitted && !d.classic.admit(a) {
 					d.log.WithField("src", a.Src.String()).Infof("%s: %s scan (%s) not reported again: its alert of this window is in", a.Src, a.Type, a.Trigger)
 					continue
 				}
-				d.handle(ctx, a)
+				d.handle(ctx, it)
 				rt.check()
 			case addr := <-d.releases:
 				d.mu.Lock()
@@ -444,17 +444,49 @@ func (d *daemon) captureLoop(ctx context.Context, src *capture.LiveSource, eng *
 				continue
 			}
 		}
-		d.alerts <- a
+		d.alerts <- d.begin(ctx, a)
 	}
 }
 
-// handle passes an alert to the block manager and logs the decision.
-func (d *daemon) handle(ctx context.Context, a *detect.Alert) {
+// alertItem is an alert on its way to the blocking thread: begun on the
+// capture thread (p, block.Manager.Begin: the firewall block done, the
+// rest for p.Finish), or to be decided there.
+type alertItem struct {
+	a *detect.Alert
+	p *block.Pending
+	// admitted: the classic mode's admit was asked (and said refused).
+	admitted, refused bool
+}
+
+// begin does, on the capture thread, the part of the decision that puts
+// the firewall rule in place (block.Manager.Begin), when it can do so
+// without waiting, so that no hand-over to the blocking thread delays the
+// block; everything else is the blocking thread's.
+func (d *daemon) begin(ctx context.Context, a *detect.Alert) alertItem {
+	if !d.classic.admit(a) {
+		return alertItem{a: a, admitted: true, refused: true}
+	}
+	d.mu.Lock()
+	m := d.mgr
+	d.mu.Unlock()
+	return alertItem{a: a, admitted: true, p: m.Begin(ctx, a, d.modes.name(a.Type.Proto()))}
+}
+
+// handle finishes a begun alert (or passes it to the block manager) and
+// logs the decision.
+func (d *daemon) handle(ctx context.Context, it alertItem) {
+	a := it.a
 	d.mu.Lock()
 	m := d.mgr
 	d.mu.Unlock()
 	kernel := d.trap.trapped(a, d.currentNever())
-	dec, err := m.Decide(ctx, a, d.modes.name(a.Type.Proto()))
+	var dec block.Decision
+	var err error
+	if it.p != nil {
+		dec, err = it.p.Finish(ctx)
+	} else {
+		dec, err = m.Decide(ctx, a, d.modes.name(a.Type.Proto()))
+	}
 	out := dec.Outcome
 	first := time.Unix(0, a.First)
 	took := float64(time.Since(first).Microseconds()) / 1000 // the decision done: records written
