@@ -218,7 +218,8 @@ EOF
 	setup "$((${#DEMO_SCANS[@]} + 1))"
 	say "lab up; labsrv serving on the victim; benign client running"
 	start_daemon
-	say "command: setpriv --reuid=$SW_USER --regid=$SW_USER --init-groups --inh-caps=-all,+net_raw,+net_admin --ambient-caps=-all,+net_raw,+net_admin --bounding-set=-all,+net_raw,+net_admin --no-new-privs scanwarden run -c CONF --log-format json"
+	local caps=-all,+net_raw,+net_admin$RT_CAP
+	say "command: ${RT_PREFIX[*]}${RT_PREFIX[*]:+ }setpriv --reuid=$SW_USER --regid=$SW_USER --init-groups --inh-caps=$caps --ambient-caps=$caps --bounding-set=$caps --no-new-privs scanwarden run -c CONF --log-format json"
 	pause 1
 	for i in "${!DEMO_SCANS[@]}"; do
 		demo_scan "$i"
