@@ -89,7 +89,8 @@ type Options struct {
 // source in every backend, recorded in the state file before the backends
 // are touched (so a crash half-way is repaired by Restore), the never-block
 // list and the rate limit checked first. Safe for concurrent use; calls are
-// serialised.
+// serialised, except that Pending.Finish (records and commands) runs
+// beside Begin, which never waits.
 type Manager struct {
 	mu sync.Mutex
 	// finishMu orders Pending.Finish calls (their files and commands),
@@ -270,10 +271,16 @@ func (p *Pending) Finish(ctx context.Context) (Decision, error) {
 	defer m.finishMu.Unlock()
 	log := p.logger(m.hostName(ctx, p.addr))
 	if p.acted {
-		if err := m.o.State.Fold(); err != nil && p.err == nil {
+		// hosts.deny under the state's lock, and only while the ban is
+		// there: an unblock in the meantime (another process) stays one
+		err := m.o.State.FoldThen(func(bans []Ban) {
+			if findBan(bans, p.addr) >= 0 {
+				p.block(ctx, p.records)
+			}
+		})
+		if err != nil && p.err == nil {
 			p.err = err
 		}
-		p.block(ctx, p.records)
 	}
 	return m.finish(ctx, p, log)
 }

@@ -786,3 +786,36 @@ func TestBeginNeverWaits(t *testing.T) {
 		t.Fatalf("Decide after the declines: %+v %v", d, err)
 	}
 }
+
+// TestFinishAfterUnblock: a ban lifted by another process between Begin
+// and Finish gets no hosts.deny entry from Finish.
+func TestFinishAfterUnblock(t *testing.T) {
+	r := newRig(t, defaultPolicy())
+	ctx := context.Background()
+	p := r.m.Begin(ctx, alert(scanner, detect.TypeSYN, 111), "stcp")
+	if p == nil {
+		t.Fatal("Begin declined")
+	}
+	other, err := OpenState(filepath.Join(r.dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Update(func(bans []Ban) ([]Ban, bool, error) {
+		i := findBan(bans, scanner)
+		if i < 0 {
+			return bans, false, errors.New("the pending ban is not read")
+		}
+		return slices.Delete(bans, i, i+1), true, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	p.Finish(ctx)
+	for _, c := range r.c.list() {
+		if strings.HasPrefix(c, "hosts.deny block") {
+			t.Fatalf("hosts.deny written for an unblocked source: %v", r.c.list())
+		}
+	}
+	if bans, _ := r.m.List(); len(bans) != 0 {
+		t.Fatalf("the unblocked ban came back: %+v", bans)
+	}
+}

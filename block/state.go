@@ -225,24 +225,33 @@ func (s *StateFile) Pend(ban Ban, now time.Time, admit func() bool, then func(),
 // Fold rewrites the state file with the pending lines in it, made
 // durable, and empties pending.jsonl (nothing is written when it is
 // empty).
-func (s *StateFile) Fold() error {
+func (s *StateFile) Fold() error { return s.FoldThen(nil) }
+
+// FoldThen is Fold, then runs then (when not nil) with the bans, still
+// under the lock: what then does (hosts.deny) cannot be undone meanwhile
+// by an unblock of another process. then runs too when the rewrite failed
+// (the bans are still in pending.jsonl), not when the state could not be
+// read.
+func (s *StateFile) FoldThen(then func(bans []Ban)) error {
 	return s.locked(true, func() error {
 		data, err := s.readPending()
 		if err != nil {
 			return fmt.Errorf("state %s: %w", s.pendingPath(), err)
 		}
-		if len(data) == 0 {
-			return nil
-		}
 		bans, err := s.read()
 		if err != nil {
 			return err
 		}
-		if err := s.write(bans); err != nil {
-			return err // the bans stay in pending.jsonl
+		if len(data) > 0 {
+			err = s.write(bans) // on an error the bans stay in pending.jsonl
+			if err == nil {
+				s.dropPending()
+			}
 		}
-		s.dropPending()
-		return nil
+		if then != nil {
+			then(bans)
+		}
+		return err
 	})
 }
 
