@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -92,6 +93,9 @@ func New(o Options) (*Backend, error) {
 		},
 		sets: sets, now: now, prepared: map[iptables.Family]bool{},
 	}
+	// a Backend a reload replaced is not closed (a decision may still be
+	// using it): its sockets go when it is garbage
+	runtime.AddCleanup(b, func(s setOps) { s.close() }, sets)
 	for _, fam := range b.fams {
 		if fam.r == nil {
 			fam.why = fmt.Errorf("no %s runner configured", map[iptables.Family]string{iptables.IPv4: "iptables", iptables.IPv6: "ip6tables"}[fam.f])

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -642,5 +643,27 @@ func TestTimeoutSeconds(t *testing.T) {
 		if got := timeoutDiffers(c.k, c.t); got != c.want {
 			t.Errorf("timeoutDiffers(%d, %d) = %v", c.k, c.t, got)
 		}
+	}
+}
+
+// TestGarbageBackendClosesSets: a Backend nobody closed (the one a reload
+// replaced) releases its sockets when it is garbage, once.
+func TestGarbageBackendClosesSets(t *testing.T) {
+	sets := newFakeSets(time.Now)
+	func() {
+		if _, err := New(Options{sets: sets}); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for sets.closes.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the garbage Backend's sets were never closed")
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := sets.closes.Load(); n != 1 {
+		t.Fatalf("closed %d times", n)
 	}
 }

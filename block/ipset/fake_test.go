@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netlink/nl"
@@ -17,10 +18,11 @@ import (
 // timeouts refuses a timeout, a set is created once, swapped only with one
 // of its type and family. It records one call per kernel message.
 type fakeSets struct {
-	mu    sync.Mutex
-	now   func() time.Time
-	sets  map[string]*fakeSet
-	calls []string
+	closes atomic.Int32 // close calls
+	mu     sync.Mutex
+	now    func() time.Time
+	sets   map[string]*fakeSet
+	calls  []string
 }
 
 type fakeSet struct {
@@ -165,7 +167,10 @@ func (f *fakeSets) del(name string, ms []member) error {
 	return nil
 }
 
-func (f *fakeSets) close() error { return nil }
+func (f *fakeSets) close() error {
+	f.closes.Add(1)
+	return nil
+}
 
 // members returns set name's live members (nil for a missing set).
 func (f *fakeSets) members(name string) []member {

@@ -71,6 +71,9 @@ const (
 type netlinkSets struct {
 	h     *netlink.Handle
 	socks map[int]*nl.SocketHandle
+	// closed: close ran (it may run twice: Close, then the cleanup of a
+	// garbage Backend), so that no descriptor is closed twice.
+	closed bool
 }
 
 var _ setOps = (*netlinkSets)(nil)
@@ -115,6 +118,10 @@ func newNetlinkSets(path string) (*netlinkSets, error) {
 }
 
 func (n *netlinkSets) close() error {
+	if n.closed {
+		return nil
+	}
+	n.closed = true
 	n.h.Close()
 	for _, s := range n.socks {
 		s.Close()
