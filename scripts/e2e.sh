@@ -611,7 +611,7 @@ declare -a ROWS=()
 # check_scan NAME TYPE SRC DST: the assertions after one scan; prints and
 # records its result row.
 check_scan() {
-	local name=$1 type=$2 src=$3 dst=$4 errs=() lines line n probes="-" ms="-" t rules deny
+	local name=$1 type=$2 src=$3 dst=$4 errs=() lines line n probes="-" ms="-" t rules deny by am
 	wait_blocked "$src" "$BLOCK_WAIT" || true
 	lines=$(daemon_lines "$src")
 	# detected, with the right type, exactly one decision
@@ -640,6 +640,14 @@ check_scan() {
 			ms=$(printf '%.1f' "$ms")
 		else
 			errs+=("the 'blocked' line has block_ms='$ms'")
+		fi
+		# which thread put the rule in place, and when the alert was
+		# raised (before the rule)
+		by=$(jstr "$line" rule_by)
+		[[ $by == capture || $by == blocking ]] || errs+=("the 'blocked' line has rule_by='$by'")
+		am=$(jnum "$line" alert_ms)
+		if ! [[ $am =~ ^[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$ ]] || ! awk -v a="$am" -v b="$(jnum "$line" block_ms)" 'BEGIN { exit !(a <= b) }'; then
+			errs+=("the 'blocked' line has alert_ms='$am' (block_ms $(jnum "$line" block_ms))")
 		fi
 	fi
 	# one DROP rule, one hosts.deny entry

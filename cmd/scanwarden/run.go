@@ -219,7 +219,7 @@ func (d *daemon) run(ctx context.Context) error {
 	c := d.cfg
 	d.log.Warnf("adminalert: scanwarden %s is starting.", version)
 	// classic ports are bound first: they are no traps of the capture
-	d.classic = newClassicMode(d.modes, d.log, func(a *detect.Alert) { d.alerts <- alertItem{a: a} })
+	d.classic = newClassicMode(d.modes, d.log, func(a *detect.Alert) { d.alerts <- alertItem{a: a, raised: time.Now()} })
 	if d.classic != nil {
 		d.classic.sync(c)
 	}
@@ -454,6 +454,8 @@ func (d *daemon) captureLoop(ctx context.Context, src *capture.LiveSource, eng *
 type alertItem struct {
 	a *detect.Alert
 	p *block.Pending
+	// raised is when the alert was raised (wall clock).
+	raised time.Time
 	// admitted: the classic mode's admit was asked (and said refused).
 	admitted, refused bool
 }
@@ -463,13 +465,16 @@ type alertItem struct {
 // without waiting, so that no hand-over to the blocking thread delays the
 // block; everything else is the blocking thread's.
 func (d *daemon) begin(ctx context.Context, a *detect.Alert) alertItem {
+	it := alertItem{a: a, admitted: true, raised: time.Now()}
 	if !d.classic.admit(a) {
-		return alertItem{a: a, admitted: true, refused: true}
+		it.refused = true
+		return it
 	}
 	d.mu.Lock()
 	m := d.mgr
 	d.mu.Unlock()
-	return alertItem{a: a, admitted: true, p: m.Begin(ctx, a, d.modes.name(a.Type.Proto()))}
+	it.p = m.Begin(ctx, a, d.modes.name(a.Type.Proto()))
+	return it
 }
 
 // handle finishes a begun alert (or passes it to the block manager) and
@@ -504,7 +509,14 @@ func (d *daemon) handle(ctx context.Context, it alertItem) {
 		log = log.WithFields(logrus.Fields{"block_ms": 0, "kernel_trap": true, "recorded_ms": took})
 		log.Infof("blocked %s: %s scan, trapped by the kernel on its first probe to port %d; recorded %.1f ms later", a.Src, a.Type, a.Port, took)
 	case out == block.Blocked:
-		log = log.WithFields(logrus.Fields{"block_ms": ruleMs, "recorded_ms": took})
+		// where the time went: to the alert (the capture), and whether
+		// the capture thread put the rule in place or the blocking thread
+		by := "capture"
+		if it.p == nil {
+			by = "blocking"
+		}
+		log = log.WithFields(logrus.Fields{"block_ms": ruleMs, "recorded_ms": took,
+			"alert_ms": float64(it.raised.Sub(first).Microseconds()) / 1000, "rule_by": by})
 		log.Infof("blocked %s: %s scan, %d probes, rule in place %.1f ms after its first probe (records written at %.1f ms)", a.Src, a.Type, a.Probes, ruleMs, took)
 	default:
 		if out == block.RateLimited {
