@@ -108,5 +108,10 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) error {
 	} else {
 		fmt.Fprintf(stdout, "%s: blocking with %s; no kernel trap: %s\n", path, c.BlockBackend, why)
 	}
+	if c.CaptureRealtime {
+		fmt.Fprintf(stdout, "%s: capture and blocking at real-time priority where the daemon may (CAPTURE_REALTIME; its user needs an RTPRIO limit of 1, as the unit's LimitRTPRIO=1, or CAP_SYS_NICE)\n", path)
+	} else {
+		fmt.Fprintf(stdout, "%s: capture and blocking at normal priority (CAPTURE_REALTIME=\"0\")\n", path)
+	}
 	return nil
 }

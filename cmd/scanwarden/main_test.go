@@ -243,12 +243,14 @@ func TestCheckConfig(t *testing.T) {
 	os.WriteFile(cfg, []byte(text), 0o644)
 	out, errOut, code := runCLI(t, "check-config", "-c", cfg)
 	if code != 0 || !strings.Contains(out, "OK") || !strings.Contains(out, "3 entries") ||
-		!strings.Contains(out, "blocking with iptables; no kernel trap") {
+		!strings.Contains(out, "blocking with iptables; no kernel trap") ||
+		!strings.Contains(out, "capture and blocking at real-time priority where the daemon may") {
 		t.Fatalf("exit %d, %q %q", code, out, errOut)
 	}
-	// a set backend: the kernel trap is said to be on
-	os.WriteFile(cfg, []byte("BLOCK_BACKEND=\"nftables\"\nIGNORE_FILE=\"\"\n"), 0o644)
-	if out, errOut, code := runCLI(t, "check-config", "-c", cfg); code != 0 || !strings.Contains(out, "blocking with nftables; kernel trap on the first probe") {
+	// a set backend: the kernel trap is said to be on; normal priority
+	os.WriteFile(cfg, []byte("BLOCK_BACKEND=\"nftables\"\nIGNORE_FILE=\"\"\nCAPTURE_REALTIME=\"0\"\n"), 0o644)
+	if out, errOut, code := runCLI(t, "check-config", "-c", cfg); code != 0 || !strings.Contains(out, "blocking with nftables; kernel trap on the first probe") ||
+		!strings.Contains(out, "capture and blocking at normal priority") {
 		t.Fatalf("nftables: exit %d, %q %q", code, out, errOut)
 	}
 	// a missing ignore file is reported with the key that names it
