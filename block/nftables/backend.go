@@ -42,22 +42,8 @@ type Backend struct {
 	trap *block.Trap
 	// ready says the table was prepared since the last Flush or failure.
 	ready bool
-	// kept is Block's netlink connection, kept between blocks.
-	kept *keptConn
-}
-
-// keptConn is the lasting netlink connection Block uses: a socket opened
-// per block cost 40 of a block's 60 µs. It is dropped after any error, so
-// that nothing a failure left unread is taken for a later answer (every
-// other operation opens its own), and closed by Close or, failing that,
-// when the Backend is garbage.
-type keptConn struct{ c *nft.Conn }
-
-func (k *keptConn) close() {
-	if k.c != nil {
-		k.c.CloseLasting()
-		k.c = nil
-	}
+	// sock is Block's netlink socket, kept between blocks (add.go).
+	sock *addSock
 }
 
 var (
@@ -80,17 +66,17 @@ func New(o Options) (*Backend, error) {
 	if len(name) > 255 || slices.Contains([]byte(name), 0) {
 		return nil, fmt.Errorf("nftables: bad table name %q", name)
 	}
-	b := &Backend{netns: o.NetNS, table: &nft.Table{Name: name, Family: nft.TableFamilyINet}, kept: &keptConn{}}
-	runtime.AddCleanup(b, func(k *keptConn) { k.close() }, b.kept)
+	b := &Backend{netns: o.NetNS, table: &nft.Table{Name: name, Family: nft.TableFamilyINet}, sock: &addSock{fd: -1}}
+	runtime.AddCleanup(b, func(k *addSock) { k.close() }, b.sock)
 	return b, nil
 }
 
-// Close releases the connection Block keeps; it changes nothing in the
+// Close releases the socket Block keeps; it changes nothing in the
 // kernel. A later Block opens another.
 func (b *Backend) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.kept.close()
+	b.sock.close()
 	return nil
 }
 
@@ -178,25 +164,7 @@ func (b *Backend) Block(ctx context.Context, ban block.Ban) error {
 	if err := b.prepared(ctx); err != nil {
 		return opError("block", a, err)
 	}
-	add := func() error {
-		if b.kept.c == nil {
-			c, err := b.conn(nft.AsLasting())
-			if err != nil {
-				return err
-			}
-			b.kept.c = c
-		}
-		c := b.kept.c
-		s := ref(b.table, setSpec{name: f.ban, kind: kindBan, key: f.key})
-		err := c.SetAddElements(s, []nft.SetElement{{Key: keyOf(a), Timeout: timeout}})
-		if err == nil {
-			err = c.Flush()
-		}
-		if err != nil {
-			b.kept.close()
-		}
-		return err
-	}
+	add := func() error { return b.add(f.ban, keyOf(a), timeout) }
 	err = add()
 	if isNotExist(err) {
 		b.ready = false

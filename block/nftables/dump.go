@@ -110,19 +110,10 @@ func (b *Backend) dumpSet(name string) ([]nft.SetElement, error) {
 		if err != nil {
 			return nil, fmt.Errorf("netlink receive: %w", err)
 		}
-		msgs := buf[:n]
-		for len(msgs) >= unix.NLMSG_HDRLEN {
-			l := int(binary.NativeEndian.Uint32(msgs[0:4]))
-			typ := binary.NativeEndian.Uint16(msgs[4:6])
-			flags := binary.NativeEndian.Uint16(msgs[6:8])
-			mseq := binary.NativeEndian.Uint32(msgs[8:12])
-			if l < unix.NLMSG_HDRLEN || l > len(msgs) {
-				return nil, errors.New("netlink receive: malformed message")
-			}
-			body := msgs[unix.NLMSG_HDRLEN:l]
-			msgs = msgs[min(nlAlign(l), len(msgs)):]
+		done := false
+		err = eachMsg(buf[:n], func(typ, flags uint16, mseq uint32, body []byte) error {
 			if mseq != seq {
-				continue // not an answer to this request
+				return nil // not an answer to this request
 			}
 			if flags&unix.NLM_F_DUMP_INTR != 0 {
 				interrupted = true
@@ -131,24 +122,55 @@ func (b *Backend) dumpSet(name string) ([]nft.SetElement, error) {
 			case unix.NLMSG_ERROR, unix.NLMSG_DONE:
 				if len(body) >= 4 {
 					if e := int32(binary.NativeEndian.Uint32(body[:4])); e < 0 {
-						return nil, unix.Errno(-e)
+						return unix.Errno(-e)
 					}
 				}
 				if typ == unix.NLMSG_ERROR {
-					continue // an acknowledgement
+					return nil // an acknowledgement
 				}
 				if interrupted {
-					return nil, errDumpInterrupted
+					return errDumpInterrupted
 				}
-				return out, nil
+				done = true
+				return errStop
 			}
 			es, err := parseElems(body)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			out = append(out, es...)
+			return nil
+		})
+		switch {
+		case done:
+			return out, nil
+		case err != nil:
+			return nil, err
 		}
 	}
+}
+
+// errStop ends eachMsg early without an error.
+var errStop = errors.New("stop")
+
+// eachMsg calls fn with the type, flags, sequence number and body of every
+// netlink message in b, until fn returns an error (errStop: nil).
+func eachMsg(b []byte, fn func(typ, flags uint16, seq uint32, body []byte) error) error {
+	for len(b) >= unix.NLMSG_HDRLEN {
+		l := int(binary.NativeEndian.Uint32(b[0:4]))
+		if l < unix.NLMSG_HDRLEN || l > len(b) {
+			return errors.New("netlink receive: malformed message")
+		}
+		err := fn(binary.NativeEndian.Uint16(b[4:6]), binary.NativeEndian.Uint16(b[6:8]), binary.NativeEndian.Uint32(b[8:12]), b[unix.NLMSG_HDRLEN:l])
+		if errors.Is(err, errStop) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		b = b[min(nlAlign(l), len(b)):]
+	}
+	return nil
 }
 
 // parseElems decodes a NEWSETELEM message body (after the netlink

@@ -16,10 +16,9 @@ import (
 // conn returns a netlink connection to the backend's namespace. Each is
 // opened per operation (the library dials a socket per request and per
 // Flush), so that nothing an earlier failure left unread is ever taken for
-// a later answer; Block's own (with nft.AsLasting) is the exception, see
-// keptConn.
-func (b *Backend) conn(extra ...nft.ConnOption) (*nft.Conn, error) {
-	opts := extra
+// a later answer (Block has a socket of its own, see add.go).
+func (b *Backend) conn() (*nft.Conn, error) {
+	var opts []nft.ConnOption
 	if b.netns != 0 {
 		opts = append(opts, nft.WithNetNSFd(b.netns))
 	}
