@@ -36,6 +36,16 @@ type Ban struct {
 // Expired reports whether the ban has run out at now.
 func (b *Ban) Expired(now time.Time) bool { return !b.Until.IsZero() && !now.Before(b.Until) }
 
+// Prompt is implemented by a Blocker whose Block, in the common case,
+// neither starts a process nor waits for a lock another process may hold
+// (one netlink message): Manager.Begin, which runs on the capture thread,
+// uses only such backends. (iptables is not one: a run of the iptables
+// binary takes milliseconds, and iptables-legacy waits for the xtables
+// lock of whoever holds it.)
+type Prompt interface {
+	Prompt()
+}
+
 // Blocker is one way of keeping a source out: firewall rules, hosts.deny
 // entries, a dry run. Every method is idempotent, touches only what the
 // backend itself added, and is safe to call again after a failure or a

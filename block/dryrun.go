@@ -25,6 +25,9 @@ func NewDryRun(log logrus.FieldLogger) *DryRun {
 	return &DryRun{log: log, set: map[netip.Addr]bool{}}
 }
 
+// Prompt: a dry run only logs.
+func (d *DryRun) Prompt() {}
+
 // Name is "dry-run".
 func (d *DryRun) Name() string { return "dry-run" }
 

@@ -223,7 +223,8 @@ func (m *Manager) Decide(ctx context.Context, a *detect.Alert, mode string) (Dec
 }
 
 // Begin is the first part of Decide for the common case (BLOCK_x 1, no
-// KILL_RUN_CMD_FIRST, not a never-block source), made to be called where
+// KILL_RUN_CMD_FIRST, not a never-block source, every firewall backend
+// Prompt), made to be called where
 // the alert is raised so that no hand-over delays the block: the ban's
 // pending line and the firewall backends, nothing else (no name lookup,
 // no log line, no file but the pending line), and without waiting for a
@@ -247,9 +248,12 @@ func (m *Manager) Begin(ctx context.Context, a *detect.Alert, mode string) *Pend
 	}
 	var firewall, records []Blocker
 	for _, b := range m.o.Blockers {
-		if recordsOnly(b) {
+		switch _, prompt := b.(Prompt); {
+		case recordsOnly(b):
 			records = append(records, b)
-		} else {
+		case !prompt:
+			return nil // a backend that may keep the capture waiting
+		default:
 			firewall = append(firewall, b)
 		}
 	}

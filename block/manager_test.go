@@ -98,6 +98,11 @@ func (f *fakeBlocker) Flush(context.Context) error {
 }
 func (f *fakeBlocker) Describe(a netip.Addr) string { return "ALL: " + a.String() }
 
+// promptBlocker is a fakeBlocker that says it is Prompt.
+type promptBlocker struct{ *fakeBlocker }
+
+func (promptBlocker) Prompt() {}
+
 type fakeAction struct {
 	name string
 	c    *calls
@@ -179,7 +184,7 @@ func newRig(t *testing.T, p Policy) *rig {
 	r.hook = hook
 	r.journal = &fakeJournal{c: r.c}
 	m, err := NewManager(Options{
-		Policy: p, Blockers: []Blocker{r.fw, r.hd}, Route: r.route, RunCmd: r.cmd,
+		Policy: p, Blockers: []Blocker{promptBlocker{r.fw}, r.hd}, Route: r.route, RunCmd: r.cmd,
 		Never: nb, State: st, Journal: r.journal, Log: log,
 		Now: func() time.Time { return r.now },
 	})
@@ -749,6 +754,12 @@ func TestBeginFinish(t *testing.T) {
 		if p := r.m.Begin(ctx, alert(c.src, detect.TypeSYN, 111), "stcp"); p != nil || len(r.c.list()) != 0 {
 			t.Errorf("%s: Begin did not decline (%v)", name, r.c.list())
 		}
+	}
+	// a firewall backend that is not Prompt (iptables runs a binary)
+	r3 := newRig(t, defaultPolicy())
+	r3.m.o.Blockers[0] = r3.fw
+	if p := r3.m.Begin(ctx, alert(scanner, detect.TypeSYN, 111), "stcp"); p != nil || len(r3.c.list()) != 0 {
+		t.Errorf("Begin with a backend that is not Prompt: %v", r3.c.list())
 	}
 }
 

@@ -67,6 +67,7 @@ var (
 	_ block.Preparer  = (*Backend)(nil)
 	_ block.Describer = (*Backend)(nil)
 	_ block.Trapper   = (*Backend)(nil)
+	_ block.Prompt    = (*Backend)(nil)
 )
 
 // New returns a Backend over o's runners and the sets of o's network
@@ -414,6 +415,10 @@ func (b *Backend) prepareRules(fam *family) error {
 	}
 	return ensureJump(r)
 }
+
+// Prompt: a block is one netlink message once the family is prepared
+// (block.Manager.Begin may run it on the capture thread).
+func (b *Backend) Prompt() {}
 
 // Block adds ban.Addr to its family's ban set, with a timeout of what
 // remains of ban.Until (whole seconds, rounded up; none when Until is

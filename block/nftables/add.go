@@ -72,7 +72,7 @@ func addBatch(table, set string, key []byte, timeout time.Duration, seq uint32) 
 	return append(out, batchMsg(unix.NFNL_MSG_BATCH_END, seq+2)...)
 }
 
-// errNoAnswer: the kernel's answer did not come within dumpTimeout.
+// errNoAnswer: the kernel's answer did not come within addTimeout.
 var errNoAnswer = errors.New("no answer from the kernel")
 
 // add adds key with timeout to the backend's set over the kept socket,
@@ -84,7 +84,7 @@ func (b *Backend) add(set string, key []byte, timeout time.Duration) error {
 		if err != nil {
 			return fmt.Errorf("netlink socket: %w", err)
 		}
-		tv := unix.NsecToTimeval(int64(dumpTimeout))
+		tv := unix.NsecToTimeval(int64(addTimeout))
 		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
 			unix.Close(fd)
 			return fmt.Errorf("netlink socket: %w", err)

@@ -51,6 +51,7 @@ var (
 	_ block.Preparer  = (*Backend)(nil)
 	_ block.Describer = (*Backend)(nil)
 	_ block.Trapper   = (*Backend)(nil)
+	_ block.Prompt    = (*Backend)(nil)
 )
 
 // New returns a Backend for o. It does not touch the kernel: Prepare (or
@@ -136,6 +137,10 @@ func (b *Backend) prepared(ctx context.Context) error {
 	}
 	return b.ensure(ctx, b.trap)
 }
+
+// Prompt: a block is one netlink message (block.Manager.Begin may run
+// it on the capture thread).
+func (b *Backend) Prompt() {}
 
 // Block makes sure every packet from ban.Addr is dropped: the address is
 // added to ban4 or ban6 (an IPv4-mapped address as IPv4) in one netlink

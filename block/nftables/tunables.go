@@ -83,4 +83,10 @@ const (
 	// kernel that stops answering must not hang the daemon, and a
 	// 32 KiB message never takes more than milliseconds.
 	dumpTimeout = 30 * time.Second
+
+	// addTimeout bounds the wait for the answer to Block's add: the
+	// kernel answers a batch before sendmsg returns, so a second means it
+	// never will, and Block may run on the capture thread, which must not
+	// hang on it.
+	addTimeout = time.Second
 )
