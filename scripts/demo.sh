@@ -86,8 +86,10 @@ show_alerts() {
 	if [[ $line == *'"kernel_trap":true'* ]]; then
 		printf '  %s=> blocked by the kernel itself on its first probe to a trap port%s\n' "$BOLD" "$RESET"
 	else
-		printf '  %s=> blocked after %s probes, %.1f ms from its first probe to the DROP rule%s\n' \
-			"$BOLD" "$probes" "$ms" "$RESET"
+		local unit=probes
+		[[ $probes != 1 ]] || unit=probe
+		printf '  %s=> blocked after %s %s, %.1f ms from its first probe to the DROP rule%s\n' \
+			"$BOLD" "$probes" "$unit" "$ms" "$RESET"
 	fi
 }
 
