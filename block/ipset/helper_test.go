@@ -14,13 +14,10 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/scanwarden/scanwarden/block"
 	"github.com/scanwarden/scanwarden/internal/netnstest"
@@ -32,7 +29,7 @@ func TestMain(m *testing.M) {
 		"serve":   netnstest.Serve(false),
 		"tcp":     netnstest.TCP,
 		"udp":     netnstest.UDP,
-		"raw":     helperRaw,
+		"raw":     netnstest.Raw,
 	})
 }
 
@@ -189,84 +186,6 @@ func helperBackend(cmds []string) error {
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", c, err)
-		}
-	}
-	return nil
-}
-
-// helperRaw sends one TCP segment from args[0] to args[1] port args[2]
-// with the flags of args[3] (letters of FSRPAU; "" for none: a NULL
-// probe) through a raw socket, as a scanner does, three times 50ms apart.
-func helperRaw(args []string) error {
-	if len(args) != 4 {
-		return errors.New("usage: raw SRC DST PORT FLAGS")
-	}
-	src, err := netip.ParseAddr(args[0])
-	if err != nil {
-		return err
-	}
-	dst, err := netip.ParseAddr(args[1])
-	if err != nil {
-		return err
-	}
-	port, err := strconv.ParseUint(args[2], 10, 16)
-	if err != nil {
-		return err
-	}
-	var flags byte
-	for _, c := range args[3] {
-		i := strings.IndexRune("FSRPAU", c)
-		if i < 0 {
-			return fmt.Errorf("bad flag %q", c)
-		}
-		flags |= 1 << i
-	}
-	seg := make([]byte, 20)
-	binary.BigEndian.PutUint16(seg[0:], 40000+uint16(os.Getpid()%20000))
-	binary.BigEndian.PutUint16(seg[2:], uint16(port))
-	binary.BigEndian.PutUint32(seg[4:], 0x5ca11ed)
-	if flags&(1<<4) != 0 {
-		binary.BigEndian.PutUint32(seg[8:], 0xacced)
-	}
-	seg[12] = 5 << 4
-	seg[13] = flags
-	binary.BigEndian.PutUint16(seg[14:], 1024)
-	// the checksum over the pseudo header and the segment
-	var sum uint32
-	add := func(b []byte) {
-		for i := 0; i+1 < len(b); i += 2 {
-			sum += uint32(binary.BigEndian.Uint16(b[i:]))
-		}
-	}
-	add(src.AsSlice())
-	add(dst.AsSlice())
-	sum += unix.IPPROTO_TCP + uint32(len(seg))
-	add(seg)
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	binary.BigEndian.PutUint16(seg[16:], ^uint16(sum))
-
-	domain := unix.AF_INET
-	var sa, da unix.Sockaddr = &unix.SockaddrInet4{Addr: src.As4()}, &unix.SockaddrInet4{Addr: dst.As4()}
-	if dst.Is6() {
-		domain = unix.AF_INET6
-		sa, da = &unix.SockaddrInet6{Addr: src.As16()}, &unix.SockaddrInet6{Addr: dst.As16()}
-	}
-	fd, err := unix.Socket(domain, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
-	if err != nil {
-		return fmt.Errorf("raw socket: %w", err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Bind(fd, sa); err != nil {
-		return fmt.Errorf("bind %v: %w", src, err)
-	}
-	for i := range 3 {
-		if i > 0 {
-			time.Sleep(50 * time.Millisecond)
-		}
-		if err := unix.Sendto(fd, seg, 0, da); err != nil {
-			return fmt.Errorf("sendto %v: %w", dst, err)
 		}
 	}
 	return nil

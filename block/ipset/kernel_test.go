@@ -63,14 +63,14 @@ func TestKernelBlockUnblockSync(t *testing.T) {
 	}
 	l.wantTimeout(SetBan4, attacker4, 3600-secondsSince(start), 3600)
 	l.wantTimeout(SetBan6, attacker6, 0, 0)
-	if got, want := l.mustRules("iptables", "SCANWARDEN-SETS"), setsLines("4"); !slices.Equal(got, want) {
+	if got, want := l.MustRules("iptables", "SCANWARDEN-SETS"), setsLines("4"); !slices.Equal(got, want) {
 		t.Errorf("iptables -S SCANWARDEN-SETS:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if got, want := l.mustRules("ip6tables", "SCANWARDEN-SETS"), setsLines("6"); !slices.Equal(got, want) {
+	if got, want := l.MustRules("ip6tables", "SCANWARDEN-SETS"), setsLines("6"); !slices.Equal(got, want) {
 		t.Errorf("ip6tables -S SCANWARDEN-SETS:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	for _, bin := range []string{"iptables", "ip6tables"} {
-		if got := l.mustRules(bin, "INPUT"); !slices.Equal(got, []string{"-P INPUT ACCEPT", jumpLine}) {
+		if got := l.MustRules(bin, "INPUT"); !slices.Equal(got, []string{"-P INPUT ACCEPT", jumpLine}) {
 			t.Errorf("%s -S INPUT: %q", bin, got)
 		}
 	}
@@ -195,12 +195,12 @@ func TestKernelPrepareRepairsAndFlush(t *testing.T) {
 			l.Run("victim", bin, rule...)
 		}
 	}
-	before4, before6 := l.mustRules("iptables"), l.mustRules("ip6tables")
+	before4, before6 := l.MustRules("iptables"), l.MustRules("ip6tables")
 	trap := block.Trap{TCP: []uint16{trapTCP}, UDP: []uint16{trapUDP}, Exempt: []netip.Prefix{netip.PrefixFrom(benign4, 32)},
 		TimeoutTCP: time.Hour, Size: 300}
 	start := time.Now()
 	l.backend(trapArg(trap), "block "+banArg(attacker4, start.Add(time.Hour)), "block "+banArg(attacker6, start.Add(time.Hour)))
-	full4, full6 := l.mustRules("iptables"), l.mustRules("ip6tables")
+	full4, full6 := l.MustRules("iptables"), l.MustRules("ip6tables")
 	t.Logf("iptables -S with the trap:\n%s", strings.Join(full4, "\n"))
 	for _, want := range []string{
 		jumpLine, trapJmp,
@@ -213,8 +213,8 @@ func TestKernelPrepareRepairsAndFlush(t *testing.T) {
 			t.Errorf("iptables -S lacks %q", want)
 		}
 	}
-	if l.mustRules("iptables", "INPUT")[1] != jumpLine {
-		t.Errorf("the jump is not INPUT's first rule: %q", l.mustRules("iptables", "INPUT"))
+	if l.MustRules("iptables", "INPUT")[1] != jumpLine {
+		t.Errorf("the jump is not INPUT's first rule: %q", l.MustRules("iptables", "INPUT"))
 	}
 
 	// the administrator breaks things
@@ -230,7 +230,7 @@ func TestKernelPrepareRepairsAndFlush(t *testing.T) {
 	// a restart: Prepare puts back what it knows of; the trap rule comes
 	// back with SetTrap (a new Backend does not know the trap before)
 	l.backend("prepare")
-	got4 := l.mustRules("iptables")
+	got4 := l.MustRules("iptables")
 	if slices.Contains(got4, "-A SCANWARDEN-TRAP "+neverRule) {
 		t.Errorf("Prepare of a new Backend rewrote the trap (it does not know it)")
 	}
@@ -241,10 +241,10 @@ func TestKernelPrepareRepairsAndFlush(t *testing.T) {
 		t.Error("Prepare did not make the exemption set again")
 	}
 	l.backend(trapArg(trap))
-	if got := l.mustRules("iptables"); !slices.Equal(got, full4) {
+	if got := l.MustRules("iptables"); !slices.Equal(got, full4) {
 		t.Errorf("iptables -S after the repair:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(full4, "\n"))
 	}
-	if got := l.mustRules("ip6tables"); !slices.Equal(got, full6) {
+	if got := l.MustRules("ip6tables"); !slices.Equal(got, full6) {
 		t.Errorf("ip6tables -S after the repair:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(full6, "\n"))
 	}
 	if m, _ := l.members(SetNever4); len(m) != 1 {
@@ -254,10 +254,10 @@ func TestKernelPrepareRepairsAndFlush(t *testing.T) {
 	l.wantTimeout(SetBan6, attacker6, 3600-secondsSince(start), 3600)
 
 	l.backend("flush")
-	if got := l.mustRules("iptables"); !slices.Equal(got, before4) {
+	if got := l.MustRules("iptables"); !slices.Equal(got, before4) {
 		t.Errorf("iptables -S after Flush:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(before4, "\n"))
 	}
-	if got := l.mustRules("ip6tables"); !slices.Equal(got, before6) {
+	if got := l.MustRules("ip6tables"); !slices.Equal(got, before6) {
 		t.Errorf("ip6tables -S after Flush:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(before6, "\n"))
 	}
 	all, err := l.nl.IpsetListAll()
@@ -282,7 +282,7 @@ func TestKernelTrap(t *testing.T) {
 	l := newLab(t, "victim", "attacker", "benign")
 	l.wire()
 	s := l.serve()
-	if l.dial("attacker", attacker4, victim4, trapTCP, openWait) != netnstest.ExitConnected {
+	if l.Dial("attacker", attacker4, victim4, trapTCP, openWait) != netnstest.ExitConnected {
 		t.Fatal("the trap port is not served before the trap")
 	}
 	trap := block.Trap{
@@ -296,7 +296,7 @@ func TestKernelTrap(t *testing.T) {
 	l.raw(attacker4, victim4, trapTCP, "A")
 	l.wantIn(SetTrap4, attacker4, false)
 	start := time.Now()
-	if code := l.dial("attacker", attacker4, victim4, trapTCP, blockedWait); code != netnstest.ExitTimeout {
+	if code := l.Dial("attacker", attacker4, victim4, trapTCP, blockedWait); code != netnstest.ExitTimeout {
 		t.Errorf("SYN to the trap port: connected, want it dropped")
 	}
 	l.wantTimeout(SetTrap4, attacker4, 3600-secondsSince(start), 3600)
@@ -310,10 +310,10 @@ func TestKernelTrap(t *testing.T) {
 
 	// UDP: trapped with the UDP timeout, the datagram dropped
 	start = time.Now()
-	dropped := l.sendUDP("attacker", extra4[3], victim4, trapUDP)
+	dropped := l.SendUDP("attacker", extra4[3], victim4, trapUDP)
 	time.Sleep(settle)
 	l.wantTimeout(SetTrap4, extra4[3], 1800-secondsSince(start), 1800)
-	control := l.sendUDP("benign", benign4, victim4, trapUDP)
+	control := l.SendUDP("benign", benign4, victim4, trapUDP)
 	if !s.Wait(control, openWait) {
 		t.Errorf("UDP from the exempt benign client to the trap port: not received")
 	}
@@ -323,7 +323,7 @@ func TestKernelTrap(t *testing.T) {
 	}
 
 	// the exempt client uses the trap port and is not trapped
-	if code := l.dial("benign", benign4, victim4, trapTCP, openWait); code != netnstest.ExitConnected {
+	if code := l.Dial("benign", benign4, victim4, trapTCP, openWait); code != netnstest.ExitConnected {
 		t.Errorf("exempt TCP to the trap port: dropped")
 	}
 	l.wantIn(SetTrap4, benign4, false)
@@ -331,12 +331,12 @@ func TestKernelTrap(t *testing.T) {
 
 	// IPv6
 	start = time.Now()
-	if code := l.dial("attacker", attacker6, victim6, trapTCP, blockedWait); code != netnstest.ExitTimeout {
+	if code := l.Dial("attacker", attacker6, victim6, trapTCP, blockedWait); code != netnstest.ExitTimeout {
 		t.Errorf("IPv6 SYN to the trap port: connected, want it dropped")
 	}
 	l.wantTimeout(SetTrap6, attacker6, 3600-secondsSince(start), 3600)
 	l.wantReach(s, "attacker", attacker6, victim6, false)
-	if code := l.dial("benign", benign6, victim6, trapTCP, openWait); code != netnstest.ExitConnected {
+	if code := l.Dial("benign", benign6, victim6, trapTCP, openWait); code != netnstest.ExitConnected {
 		t.Errorf("exempt IPv6 TCP to the trap port: dropped")
 	}
 	l.wantIn(SetTrap6, benign6, false)
@@ -365,7 +365,7 @@ func TestKernelTrapOverflow(t *testing.T) {
 	if out := l.backend("overflows"); out != "overflows 0\n" {
 		t.Errorf("overflows before the set is full: %q", out)
 	}
-	if code := l.dial("attacker", extra4[2], victim4, trapTCP, blockedWait); code != netnstest.ExitTimeout {
+	if code := l.Dial("attacker", extra4[2], victim4, trapTCP, blockedWait); code != netnstest.ExitTimeout {
 		t.Errorf("SYN to the trap port with the set full: connected, want it dropped")
 	}
 	l.wantIn(SetTrap4, extra4[2], false)
@@ -410,7 +410,7 @@ func TestKernelSetTrapChanges(t *testing.T) {
 
 	l.backend(trapArg(block.Trap{Size: 200}))
 	for _, bin := range []string{"iptables", "ip6tables"} {
-		if r, err := l.rules(bin, "SCANWARDEN-TRAP"); err == nil {
+		if r, err := l.Rules(bin, "SCANWARDEN-TRAP"); err == nil {
 			t.Errorf("%s -S SCANWARDEN-TRAP after disabling the trap: %q, want no such chain", bin, r)
 		}
 	}

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -203,31 +202,6 @@ func (l *lab) wantIn(set string, a netip.Addr, want bool) {
 	}
 }
 
-// rules returns `bin -S [chain]` in the victim, without iptables-nft's
-// "# Warning" lines.
-func (l *lab) rules(bin string, chain ...string) ([]string, error) {
-	out, err := l.Try("victim", bin, append([]string{"-S"}, chain...)...)
-	if err != nil {
-		return nil, err
-	}
-	var lines []string
-	for _, s := range strings.Split(strings.TrimSpace(out), "\n") {
-		if s != "" && !strings.HasPrefix(s, "#") {
-			lines = append(lines, s)
-		}
-	}
-	return lines, nil
-}
-
-func (l *lab) mustRules(bin string, chain ...string) []string {
-	l.t.Helper()
-	r, err := l.rules(bin, chain...)
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	return r
-}
-
 // serve starts the listener on openPort, trapTCP and trapUDP in the
 // victim, for the rest of the test.
 func (l *lab) serve() *netnstest.Server {
@@ -235,59 +209,11 @@ func (l *lab) serve() *netnstest.Server {
 	return l.Serve(openPort, trapTCP, trapUDP)
 }
 
-// dial connects from role (from address src when valid) to the victim's
-// addr and port and returns the tcp helper's exit code: netnstest.ExitConnected or
-// netnstest.ExitTimeout (anything else fails the test).
-func (l *lab) dial(role string, src, addr netip.Addr, port int, timeout time.Duration) int {
-	l.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-	defer cancel()
-	from := ""
-	if src.IsValid() {
-		from = src.String()
-	}
-	c := l.HelperCmd(ctx, role, "tcp", netip.AddrPortFrom(addr, uint16(port)).String(), timeout.String(), from)
-	out, err := c.CombinedOutput()
-	if c.ProcessState == nil {
-		l.t.Fatalf("tcp from %s to %v: %v", role, addr, err)
-	}
-	code := c.ProcessState.ExitCode()
-	if code != netnstest.ExitConnected && code != netnstest.ExitTimeout {
-		l.t.Fatalf("tcp from %s %v to %v port %d: %v: %s", role, src, addr, port, err, out)
-	}
-	return code
-}
-
-var tokenSeq atomic.Int64
-
-// sendUDP sends a new token from role (from src when valid) to the
-// victim's addr and port, three times, and returns it.
-func (l *lab) sendUDP(role string, src, addr netip.Addr, port int) string {
-	l.t.Helper()
-	token := fmt.Sprintf("token-%s-%d", role, tokenSeq.Add(1))
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-	defer cancel()
-	from := ""
-	if src.IsValid() {
-		from = src.String()
-	}
-	c := l.HelperCmd(ctx, role, "udp", netip.AddrPortFrom(addr, uint16(port)).String(), token, "3", from)
-	if out, err := c.CombinedOutput(); err != nil {
-		l.t.Fatalf("udp from %s to %v: %v: %s", role, addr, err, out)
-	}
-	return token
-}
-
-// raw sends a TCP segment with flags from the attacker's src to the
-// victim's dst and port.
+// raw sends a TCP segment with flags (see netnstest.Raw) from the
+// attacker's src to the victim's dst and port, three times.
 func (l *lab) raw(src, dst netip.Addr, port int, flags string) {
 	l.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-	defer cancel()
-	c := l.HelperCmd(ctx, "attacker", "raw", src.String(), dst.String(), fmt.Sprint(port), flags)
-	if out, err := c.CombinedOutput(); err != nil {
-		l.t.Fatalf("raw %q from %v to %v: %v: %s", flags, src, dst, err, out)
-	}
+	l.SendRaw("attacker", src, dst, port, flags, 3)
 	time.Sleep(settle)
 }
 
@@ -297,19 +223,19 @@ func (l *lab) raw(src, dst netip.Addr, port int, flags string) {
 func (l *lab) wantReach(s *netnstest.Server, role string, src, addr netip.Addr, want bool) {
 	l.t.Helper()
 	if want {
-		if code := l.dial(role, src, addr, openPort, openWait); code != netnstest.ExitConnected {
+		if code := l.Dial(role, src, addr, openPort, openWait); code != netnstest.ExitConnected {
 			l.t.Errorf("TCP from %s %v to %v: timed out, want a connection", role, src, addr)
 		}
-		if token := l.sendUDP(role, src, addr, openPort); !s.Wait(token, openWait) {
+		if token := l.SendUDP(role, src, addr, openPort); !s.Wait(token, openWait) {
 			l.t.Errorf("UDP from %s %v to %v: not received, want it received", role, src, addr)
 		}
 		return
 	}
-	if code := l.dial(role, src, addr, openPort, blockedWait); code != netnstest.ExitTimeout {
+	if code := l.Dial(role, src, addr, openPort, blockedWait); code != netnstest.ExitTimeout {
 		l.t.Errorf("TCP from %s %v to %v: connected, want a timeout (dropped)", role, src, addr)
 	}
-	dropped := l.sendUDP(role, src, addr, openPort)
-	control := l.sendUDP("benign", netip.Addr{}, addr, openPort)
+	dropped := l.SendUDP(role, src, addr, openPort)
+	control := l.SendUDP("benign", netip.Addr{}, addr, openPort)
 	if !s.Wait(control, openWait) {
 		l.t.Fatalf("UDP from benign to %v (the control) not received", addr)
 	}

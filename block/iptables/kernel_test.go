@@ -8,13 +8,11 @@ package iptables
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,31 +97,6 @@ func (l *lab) backendEnv(env []string, cmds ...string) string {
 	return string(out)
 }
 
-// rules returns `bin -S [chain]` in the victim, without iptables-nft's
-// "# Warning" lines.
-func (l *lab) rules(bin string, chain ...string) ([]string, error) {
-	out, err := l.Try("victim", bin, append([]string{"-S"}, chain...)...)
-	if err != nil {
-		return nil, err
-	}
-	var lines []string
-	for _, s := range strings.Split(strings.TrimSpace(out), "\n") {
-		if s != "" && !strings.HasPrefix(s, "#") {
-			lines = append(lines, s)
-		}
-	}
-	return lines, nil
-}
-
-func (l *lab) mustRules(bin string, chain ...string) []string {
-	l.t.Helper()
-	r, err := l.rules(bin, chain...)
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	return r
-}
-
 // serve starts the listener on labPort in the victim, for the rest of
 // the test.
 func (l *lab) serve() *netnstest.Server {
@@ -131,39 +104,18 @@ func (l *lab) serve() *netnstest.Server {
 	return l.Serve(labPort)
 }
 
-// dial connects from role to the victim's addr and returns the tcp
-// helper's exit code: netnstest.ExitConnected or netnstest.ExitTimeout (anything else fails
-// the test).
+// dial connects from role to the victim's addr on labPort (see
+// netnstest.Lab.Dial).
 func (l *lab) dial(role string, addr netip.Addr, timeout time.Duration) int {
 	l.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-	defer cancel()
-	c := l.HelperCmd(ctx, role, "tcp", netip.AddrPortFrom(addr, labPort).String(), timeout.String())
-	out, err := c.CombinedOutput()
-	if c.ProcessState == nil {
-		l.t.Fatalf("tcp from %s to %v: %v", role, addr, err)
-	}
-	code := c.ProcessState.ExitCode()
-	if code != netnstest.ExitConnected && code != netnstest.ExitTimeout {
-		l.t.Fatalf("tcp from %s to %v: %v: %s", role, addr, err, out)
-	}
-	return code
+	return l.Dial(role, netip.Addr{}, addr, labPort, timeout)
 }
 
-var tokenSeq atomic.Int64
-
-// sendUDP sends a new token from role to the victim's addr, three times,
-// and returns it.
+// sendUDP sends a new token from role to the victim's addr on labPort,
+// three times, and returns it.
 func (l *lab) sendUDP(role string, addr netip.Addr) string {
 	l.t.Helper()
-	token := fmt.Sprintf("token-%s-%d", role, tokenSeq.Add(1))
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-	defer cancel()
-	c := l.HelperCmd(ctx, role, "udp", netip.AddrPortFrom(addr, labPort).String(), token, "3")
-	if out, err := c.CombinedOutput(); err != nil {
-		l.t.Fatalf("udp from %s to %v: %v: %s", role, addr, err, out)
-	}
-	return token
+	return l.SendUDP(role, netip.Addr{}, addr, labPort)
 }
 
 // wantReach checks whether role reaches the victim's addr over TCP and
@@ -215,10 +167,10 @@ func TestKernelBlockStopsTheAttackerOnly(t *testing.T) {
 		t.Errorf("List after Block: %q", out)
 	}
 	// The rules are in the victim's namespace.
-	if r := l.mustRules("iptables", "SCANWARDEN"); !slices.Contains(r, dropA4) {
+	if r := l.MustRules("iptables", "SCANWARDEN"); !slices.Contains(r, dropA4) {
 		t.Errorf("iptables -S SCANWARDEN in the victim: %q, want %q", r, dropA4)
 	}
-	if r := l.mustRules("ip6tables", "SCANWARDEN"); !slices.Contains(r, dropA6) {
+	if r := l.MustRules("ip6tables", "SCANWARDEN"); !slices.Contains(r, dropA6) {
 		t.Errorf("ip6tables -S SCANWARDEN in the victim: %q, want %q", r, dropA6)
 	}
 	for _, v := range victims {
@@ -250,13 +202,13 @@ func TestKernelIdempotentAcrossRestart(t *testing.T) {
 		l.backend("sync " + attacker4.String() + " " + attacker6.String() + " " + benign4.String())
 		check := func(bin string, want ...string) {
 			t.Helper()
-			got := l.mustRules(bin, "SCANWARDEN")
+			got := l.MustRules(bin, "SCANWARDEN")
 			slices.Sort(got)
 			slices.Sort(want)
 			if !slices.Equal(got, want) {
 				t.Errorf("%s -S SCANWARDEN:\n%s\nwant:\n%s", bin, strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}
-			if got := l.mustRules(bin, "INPUT"); !slices.Equal(got, []string{"-P INPUT ACCEPT", jumpLine}) {
+			if got := l.MustRules(bin, "INPUT"); !slices.Equal(got, []string{"-P INPUT ACCEPT", jumpLine}) {
 				t.Errorf("%s -S INPUT: %q, want the policy and one jump", bin, got)
 			}
 		}
@@ -298,14 +250,14 @@ func TestKernelLeavesOthersAlone(t *testing.T) {
 			l.Run("victim", fam.bin, rule...)
 		}
 	}
-	before4, before6 := l.mustRules("iptables"), l.mustRules("ip6tables")
+	before4, before6 := l.MustRules("iptables"), l.MustRules("ip6tables")
 	untouched := func(step string) {
 		t.Helper()
 		for _, c := range []struct {
 			bin    string
 			before []string
 		}{{"iptables", before4}, {"ip6tables", before6}} {
-			if got := withoutOurs(l.mustRules(c.bin)); !slices.Equal(got, c.before) {
+			if got := withoutOurs(l.MustRules(c.bin)); !slices.Equal(got, c.before) {
 				t.Errorf("after %s, %s -S less scanwarden's rules:\n%s\nwant:\n%s", step, c.bin, strings.Join(got, "\n"), strings.Join(c.before, "\n"))
 			}
 		}
@@ -314,7 +266,7 @@ func TestKernelLeavesOthersAlone(t *testing.T) {
 	l.backend("block "+attacker4.String(), "block "+attacker6.String())
 	untouched("Block")
 	for _, bin := range []string{"iptables", "ip6tables"} {
-		if r := l.mustRules(bin, "INPUT"); len(r) < 2 || r[1] != jumpLine || slices.Index(r[2:], jumpLine) >= 0 {
+		if r := l.MustRules(bin, "INPUT"); len(r) < 2 || r[1] != jumpLine || slices.Index(r[2:], jumpLine) >= 0 {
 			t.Errorf("%s -S INPUT after Block: %q, want the jump first and once", bin, r)
 		}
 	}
@@ -328,14 +280,14 @@ func TestKernelLeavesOthersAlone(t *testing.T) {
 	l.backend("flush")
 	untouched("Flush")
 	// Exactly as before: no chain, no jump.
-	if got := l.mustRules("iptables"); !slices.Equal(got, before4) {
+	if got := l.MustRules("iptables"); !slices.Equal(got, before4) {
 		t.Errorf("iptables -S after Flush:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(before4, "\n"))
 	}
-	if got := l.mustRules("ip6tables"); !slices.Equal(got, before6) {
+	if got := l.MustRules("ip6tables"); !slices.Equal(got, before6) {
 		t.Errorf("ip6tables -S after Flush:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(before6, "\n"))
 	}
 	for _, bin := range []string{"iptables", "ip6tables"} {
-		if r, err := l.rules(bin, "SCANWARDEN"); err == nil {
+		if r, err := l.Rules(bin, "SCANWARDEN"); err == nil {
 			t.Errorf("%s -S SCANWARDEN after Flush: %q, want no such chain", bin, r)
 		}
 	}
@@ -364,22 +316,22 @@ func TestKernelLegacyHost(t *testing.T) {
 	if !strings.Contains(out, "iptables-legacy") || !strings.Contains(out, "ip6tables-legacy") {
 		t.Errorf("describe: %q, want the legacy binaries", out)
 	}
-	if r := l.mustRules("iptables-legacy", "INPUT"); !slices.Equal(r, []string{"-P INPUT ACCEPT", jumpLine, "-A INPUT -s 198.51.100.223/32 -j ACCEPT"}) {
+	if r := l.MustRules("iptables-legacy", "INPUT"); !slices.Equal(r, []string{"-P INPUT ACCEPT", jumpLine, "-A INPUT -s 198.51.100.223/32 -j ACCEPT"}) {
 		t.Errorf("iptables-legacy -S INPUT: %q", r)
 	}
-	if r := l.mustRules("iptables-legacy", "SCANWARDEN"); !slices.Equal(r, []string{"-N SCANWARDEN", dropA4}) {
+	if r := l.MustRules("iptables-legacy", "SCANWARDEN"); !slices.Equal(r, []string{"-N SCANWARDEN", dropA4}) {
 		t.Errorf("iptables-legacy -S SCANWARDEN: %q", r)
 	}
-	if r := l.mustRules("ip6tables-legacy", "SCANWARDEN"); !slices.Equal(r, []string{"-N SCANWARDEN", dropA6}) {
+	if r := l.MustRules("ip6tables-legacy", "SCANWARDEN"); !slices.Equal(r, []string{"-N SCANWARDEN", dropA6}) {
 		t.Errorf("ip6tables-legacy -S SCANWARDEN: %q", r)
 	}
 	for _, bin := range []string{"iptables-nft", "ip6tables-nft"} {
-		if r, err := l.rules(bin, "SCANWARDEN"); err == nil {
+		if r, err := l.Rules(bin, "SCANWARDEN"); err == nil {
 			t.Errorf("%s -S SCANWARDEN: %q, want nothing in nf_tables", bin, r)
 		}
 	}
 	l.backend("flush")
-	if r := l.mustRules("iptables-legacy"); !slices.Equal(r, []string{"-P INPUT ACCEPT", "-P FORWARD ACCEPT", "-P OUTPUT ACCEPT", "-A INPUT -s 198.51.100.223/32 -j ACCEPT"}) {
+	if r := l.MustRules("iptables-legacy"); !slices.Equal(r, []string{"-P INPUT ACCEPT", "-P FORWARD ACCEPT", "-P OUTPUT ACCEPT", "-A INPUT -s 198.51.100.223/32 -j ACCEPT"}) {
 		t.Errorf("iptables-legacy -S after Flush: %q", r)
 	}
 }
@@ -409,10 +361,10 @@ func TestKernelWithoutIp6tables(t *testing.T) {
 			t.Errorf("backend without ip6tables printed:\n%s\nwant %q in it", out, want)
 		}
 	}
-	if r := l.mustRules("iptables", "SCANWARDEN"); !slices.Equal(r, []string{"-N SCANWARDEN", dropA4}) {
+	if r := l.MustRules("iptables", "SCANWARDEN"); !slices.Equal(r, []string{"-N SCANWARDEN", dropA4}) {
 		t.Errorf("iptables -S SCANWARDEN: %q", r)
 	}
-	if r, err := l.rules("ip6tables", "SCANWARDEN"); err == nil {
+	if r, err := l.Rules("ip6tables", "SCANWARDEN"); err == nil {
 		t.Errorf("ip6tables -S SCANWARDEN: %q, want no such chain", r)
 	}
 }

@@ -9,11 +9,9 @@ package nftables
 // and no link to the host.
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"os"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -124,51 +122,25 @@ func (l *lab) backend() *Backend {
 	return b
 }
 
-// dial connects from the attacker's src to port of dst within wait and
-// returns the helper's exit code: netnstest.ExitConnected, netnstest.ExitTimeout or
-// netnstest.ExitRefused (anything else fails the test).
+// dial connects from the attacker's src to port of dst within wait (see
+// netnstest.Lab.Dial).
 func (l *lab) dial(src, dst netip.Addr, port int, wait time.Duration) int {
 	l.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-	defer cancel()
-	c := l.HelperCmd(ctx, "attacker", "tcp", netip.AddrPortFrom(dst, uint16(port)).String(), wait.String(), src.String())
-	out, err := c.CombinedOutput()
-	if c.ProcessState == nil {
-		l.t.Fatalf("tcp from %v to %v: %v", src, dst, err)
-	}
-	code := c.ProcessState.ExitCode()
-	if code != netnstest.ExitConnected && code != netnstest.ExitTimeout && code != netnstest.ExitRefused {
-		l.t.Fatalf("tcp from %v to %v port %d: %v: %s", src, dst, port, err, out)
-	}
-	return code
+	return l.Dial("attacker", src, dst, port, wait)
 }
 
 // raw sends one TCP segment with flags from the attacker's src to port of
 // dst.
 func (l *lab) raw(src, dst netip.Addr, port int, flags byte) {
 	l.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-	defer cancel()
-	c := l.HelperCmd(ctx, "attacker", "raw", src.String(), dst.String(), fmt.Sprint(port), fmt.Sprint(flags))
-	if out, err := c.CombinedOutput(); err != nil {
-		l.t.Fatalf("raw segment from %v to %v port %d: %v: %s", src, dst, port, err, out)
-	}
+	l.SendRaw("attacker", src, dst, port, netnstest.FlagLetters(flags), 1)
 }
-
-var tokenSeq atomic.Int64
 
 // sendUDP sends a new token from the attacker's src to port of dst, three
 // times, and returns it.
 func (l *lab) sendUDP(src, dst netip.Addr, port int) string {
 	l.t.Helper()
-	token := fmt.Sprintf("token-%d", tokenSeq.Add(1))
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-	defer cancel()
-	c := l.HelperCmd(ctx, "attacker", "udp", netip.AddrPortFrom(dst, uint16(port)).String(), token, "3", src.String())
-	if out, err := c.CombinedOutput(); err != nil {
-		l.t.Fatalf("udp from %v to %v: %v: %s", src, dst, err, out)
-	}
-	return token
+	return l.SendUDP("attacker", src, dst, port)
 }
 
 // serve starts the listener on openPort in the victim, for the rest of
