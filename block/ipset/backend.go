@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"runtime"
 	"slices"
@@ -563,7 +564,7 @@ func (b *Backend) Sync(ctx context.Context, want []block.Ban) error {
 func (b *Backend) syncFamily(fam *family, wanted map[netip.Addr]uint32) []error {
 	if fam.r == nil {
 		var errs []error
-		for _, a := range sortedKeys(wanted) {
+		for _, a := range slices.SortedFunc(maps.Keys(wanted), netip.Addr.Compare) {
 			errs = append(errs, opError(fam, "sync", a, unsupported(fam)))
 		}
 		return errs
@@ -592,13 +593,13 @@ func (b *Backend) syncFamily(fam *family, wanted map[netip.Addr]uint32) []error 
 		have[m.prefix.Addr()] = m.timeout
 	}
 	var add, del []member
-	for _, a := range sortedKeys(wanted) {
+	for _, a := range slices.SortedFunc(maps.Keys(wanted), netip.Addr.Compare) {
 		t := wanted[a]
 		if k, ok := have[a]; !ok || timeoutDiffers(k, t) {
 			add = append(add, addrMember(a, t))
 		}
 	}
-	for _, a := range sortedKeys(have) {
+	for _, a := range slices.SortedFunc(maps.Keys(have), netip.Addr.Compare) {
 		if _, ok := wanted[a]; !ok {
 			del = append(del, addrMember(a, 0))
 		}
@@ -624,16 +625,6 @@ func timeoutDiffers(k, t uint32) bool {
 	}
 	d := time.Duration(int64(k)-int64(t)) * time.Second
 	return d > syncTolerance || d < -syncTolerance
-}
-
-// sortedKeys returns the keys of m in address order.
-func sortedKeys[V any](m map[netip.Addr]V) []netip.Addr {
-	out := make([]netip.Addr, 0, len(m))
-	for a := range m {
-		out = append(out, a)
-	}
-	slices.SortFunc(out, netip.Addr.Compare)
-	return out
 }
 
 // Flush removes everything the backend made, in every supported family:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -366,7 +367,7 @@ func (b *Backend) List(ctx context.Context) ([]netip.Addr, error) {
 		b.learn(f, have)
 		// A mistaken family (an IPv6 rule in iptables) cannot be
 		// written; skip it rather than report it twice.
-		for _, a := range sortedKeys(have) {
+		for _, a := range slices.SortedFunc(maps.Keys(have), netip.Addr.Compare) {
 			if (f == IPv4) == a.Is4() {
 				out = append(out, a)
 			}
@@ -409,7 +410,7 @@ func (b *Backend) syncFamily(ctx context.Context, f Family, wanted map[netip.Add
 	r, err := b.runner(f)
 	if err != nil {
 		var errs []error
-		for _, a := range sortedKeys(wanted) {
+		for _, a := range slices.SortedFunc(maps.Keys(wanted), netip.Addr.Compare) {
 			errs = append(errs, opError(f, "sync", a, err))
 		}
 		return errs
@@ -430,7 +431,7 @@ func (b *Backend) syncFamily(ctx context.Context, f Family, wanted map[netip.Add
 	b.ensured[f] = true
 	var errs []error
 	// Add first, so that a wanted address is never let through.
-	for _, a := range sortedKeys(wanted) {
+	for _, a := range slices.SortedFunc(maps.Keys(wanted), netip.Addr.Compare) {
 		if err := ctx.Err(); err != nil {
 			return append(errs, opError(f, "sync", a, err))
 		}
@@ -440,7 +441,7 @@ func (b *Backend) syncFamily(ctx context.Context, f Family, wanted map[netip.Add
 			}
 		}
 	}
-	for _, a := range sortedKeys(have) {
+	for _, a := range slices.SortedFunc(maps.Keys(have), netip.Addr.Compare) {
 		extra := have[a]
 		if wanted[a] {
 			extra--
@@ -527,16 +528,6 @@ func flush(r Runner) error {
 			ChainScanwarden, ChainInput, err)
 	}
 	return nil
-}
-
-// sortedKeys returns the keys of m in address order.
-func sortedKeys[V any](m map[netip.Addr]V) []netip.Addr {
-	out := make([]netip.Addr, 0, len(m))
-	for a := range m {
-		out = append(out, a)
-	}
-	slices.SortFunc(out, netip.Addr.Compare)
-	return out
 }
 
 // Describe returns the rule Block writes for addr, as an iptables command
