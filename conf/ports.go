@@ -70,8 +70,10 @@ func (s *PortSet) Ports() []uint16 {
 // empty set prints as "". The output is accepted by ParsePortList and gives
 // back the same set. It has a value receiver (unlike the other methods) so
 // that a PortSet inside a printed struct prints as a list, not as a bitmap.
-func (s PortSet) String() string {
-	ports := s.Ports()
+func (s PortSet) String() string { return PortsText(s.Ports()) }
+
+// PortsText writes ports (ascending) as PortSet.String does.
+func PortsText(ports []uint16) string {
 	var b strings.Builder
 	for i := 0; i < len(ports); {
 		j := i

@@ -133,3 +133,16 @@ func BenchmarkPortSetHas(b *testing.B) {
 	}
 	_ = n
 }
+
+func TestPortsText(t *testing.T) {
+	for _, c := range []struct {
+		in   []uint16
+		want string
+	}{
+		{nil, ""}, {[]uint16{1}, "1"}, {[]uint16{1, 2}, "1,2"}, {[]uint16{1, 11, 32771, 32772, 32773, 32774, 40421}, "1,11,32771-32774,40421"},
+	} {
+		if got := PortsText(c.in); got != c.want {
+			t.Errorf("PortsText(%v) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}

@@ -237,11 +237,11 @@ func (m *classicMode) sync(c *conf.Config) {
 				what = "a connection is closed at once (no PORT_BANNER)"
 			}
 			m.log.Warnf("adminalert: Going into listen mode on %s port(s): %s (classic mode: they look open; %s, and its source is reported)",
-				detect.ProtoName(proto), portsText(ps), what)
+				detect.ProtoName(proto), conf.PortsText(ps), what)
 		}
 	}
 	for _, g := range order {
-		m.log.Warnf("adminalert: classic mode cannot bind %s port(s) %s: %s", detect.ProtoName(g.proto), portsText(failed[g]), g.why)
+		m.log.Warnf("adminalert: classic mode cannot bind %s port(s) %s: %s", detect.ProtoName(g.proto), conf.PortsText(failed[g]), g.why)
 	}
 }
 
@@ -595,32 +595,6 @@ func wildcard(network string, port uint16) string {
 		return netip.AddrPortFrom(netip.IPv6Unspecified(), port).String()
 	}
 	return netip.AddrPortFrom(netip.IPv4Unspecified(), port).String()
-}
-
-// portsText writes ports (ascending) as PortSentry's lists read: runs of
-// three or more as ranges, "1,11,32771-32774".
-func portsText(ports []uint16) string {
-	var b strings.Builder
-	for i := 0; i < len(ports); {
-		j := i
-		for j+1 < len(ports) && ports[j+1] == ports[j]+1 {
-			j++
-		}
-		if b.Len() > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.Itoa(int(ports[i])))
-		switch {
-		case j-i >= 2:
-			b.WriteByte('-')
-			b.WriteString(strconv.Itoa(int(ports[j])))
-		case j > i:
-			b.WriteByte(',')
-			b.WriteString(strconv.Itoa(int(ports[j])))
-		}
-		i = j + 1
-	}
-	return b.String()
 }
 
 // configWarnings returns the config's warnings as they apply to the

@@ -135,19 +135,6 @@ func TestBindProblem(t *testing.T) {
 	}
 }
 
-func TestPortsText(t *testing.T) {
-	for _, c := range []struct {
-		in   []uint16
-		want string
-	}{
-		{nil, ""}, {[]uint16{1}, "1"}, {[]uint16{1, 2}, "1,2"}, {[]uint16{1, 11, 32771, 32772, 32773, 32774, 40421}, "1,11,32771-32774,40421"},
-	} {
-		if got := portsText(c.in); got != c.want {
-			t.Errorf("portsText(%v) = %q, want %q", c.in, got, c.want)
-		}
-	}
-}
-
 func TestClassicModeNames(t *testing.T) {
 	for _, c := range []struct {
 		m        modeSet
