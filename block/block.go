@@ -46,6 +46,14 @@ type Prompt interface {
 	Prompt()
 }
 
+// Recorder is implemented by a Blocker that records a block for other
+// programs rather than enforcing it in the kernel (hosts.deny): the
+// Manager writes it after the firewall, off the path from alert to rule,
+// and logs it as PortSentry logged its wrappers entry.
+type Recorder interface {
+	Recorder()
+}
+
 // Blocker is one way of keeping a source out: firewall rules, hosts.deny
 // entries, a dry run. Every method is idempotent, touches only what the
 // backend itself added, and is safe to call again after a failure or a

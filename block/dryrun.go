@@ -2,6 +2,7 @@ package block
 
 import (
 	"context"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -57,11 +58,7 @@ func (d *DryRun) Unblock(_ context.Context, a netip.Addr) error {
 func (d *DryRun) List(context.Context) ([]netip.Addr, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := make([]netip.Addr, 0, len(d.set))
-	for a := range d.set {
-		out = append(out, a)
-	}
-	slices.SortFunc(out, netip.Addr.Compare)
+	out := slices.SortedFunc(maps.Keys(d.set), netip.Addr.Compare)
 	return out, nil
 }
 

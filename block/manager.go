@@ -176,17 +176,15 @@ func (m *Manager) Decide(ctx context.Context, a *detect.Alert, mode string) (Dec
 	m.finishMu.Lock()
 	defer m.finishMu.Unlock()
 	p := m.newPending(a, mode)
-	log := p.logger(m.hostName(ctx, p.addr))
+	log := p.logger()
 	if why := m.o.Never.Reason(p.addr); why != "" {
+		p.name(m.hostName(ctx, p.addr))
 		log.Warn(p.scan)
 		log.Infof("attackalert: Host: %s/%s is %s: not blocked", p.host, p.addr, why)
 		return Decision{Outcome: Ignored}, nil
 	}
-	blockMode := m.o.Policy.BlockTCP
-	if p.ban.Proto == "udp" {
-		blockMode = m.o.Policy.BlockUDP
-	}
-	if blockMode != conf.BlockAct {
+	if blockMode := p.blockMode; blockMode != conf.BlockAct {
+		p.name(m.hostName(ctx, p.addr))
 		log.Warn(p.scan)
 		bans, err := m.o.State.Load()
 		if err != nil {
@@ -219,6 +217,7 @@ func (m *Manager) Decide(ctx context.Context, a *detect.Alert, mode string) (Dec
 		}
 		p.block(ctx, m.o.Blockers)
 	})
+	p.name(m.hostName(ctx, p.addr)) // RESOLVE_HOST's lookup, after the block
 	return m.finish(ctx, p, log)
 }
 
@@ -239,18 +238,14 @@ func (m *Manager) Begin(ctx context.Context, a *detect.Alert, mode string) *Pend
 	}
 	defer m.mu.Unlock()
 	p := m.newPending(a, mode)
-	blockMode := m.o.Policy.BlockTCP
-	if p.ban.Proto == "udp" {
-		blockMode = m.o.Policy.BlockUDP
-	}
-	if blockMode != conf.BlockAct || m.o.Policy.KillRunCmdFirst || m.o.Never.Reason(p.addr) != "" {
+	if p.blockMode != conf.BlockAct || m.o.Policy.KillRunCmdFirst || m.o.Never.Reason(p.addr) != "" {
 		return nil
 	}
-	var firewall, records []Blocker
+	var firewall, later []Blocker
 	for _, b := range m.o.Blockers {
 		switch _, prompt := b.(Prompt); {
 		case recordsOnly(b):
-			records = append(records, b)
+			later = append(later, b)
 		case !prompt:
 			return nil // a backend that may keep the capture waiting
 		default:
@@ -264,7 +259,7 @@ func (m *Manager) Begin(ctx context.Context, a *detect.Alert, mode string) *Pend
 	if errors.Is(p.err, ErrBusy) {
 		return nil
 	}
-	p.records = records
+	p.records = later
 	return p
 }
 
@@ -273,7 +268,8 @@ func (p *Pending) Finish(ctx context.Context) (Decision, error) {
 	m := p.m
 	m.finishMu.Lock()
 	defer m.finishMu.Unlock()
-	log := p.logger(m.hostName(ctx, p.addr))
+	log := p.logger()
+	p.name(m.hostName(ctx, p.addr))
 	if p.acted {
 		// hosts.deny under the state's lock, and only while the ban is
 		// there: an unblock in the meantime (another process) stays one
@@ -290,24 +286,29 @@ func (p *Pending) Finish(ctx context.Context) (Decision, error) {
 }
 
 // recordsOnly reports whether b records a block rather than enforcing it
-// in the kernel (hosts.deny): Begin leaves it to Finish.
-func recordsOnly(b Blocker) bool { return b.Name() == "hosts.deny" }
+// in the kernel (a Recorder: hosts.deny): Begin leaves it to Finish.
+func recordsOnly(b Blocker) bool {
+	_, ok := b.(Recorder)
+	return ok
+}
 
 // Pending is an alert's decision between Begin and Finish.
 type Pending struct {
-	m      *Manager
-	a      *detect.Alert
-	mode   string
-	now    time.Time
-	addr   netip.Addr
-	ban    Ban
-	host   string
-	scan   string
-	lim    *rateLimiter
-	limOf  string
-	errs   []error
-	later  []func(log logrus.FieldLogger) // log lines of the blocks
-	ruleAt time.Time
+	m    *Manager
+	a    *detect.Alert
+	mode string
+	now  time.Time
+	addr netip.Addr
+	ban  Ban
+	host string
+	scan string
+	lim  *rateLimiter
+	// blockMode is BLOCK_TCP or BLOCK_UDP, by the scan's protocol.
+	blockMode conf.BlockMode
+	limOf     string
+	errs      []error
+	later     []func(log logrus.FieldLogger) // log lines of the blocks
+	ruleAt    time.Time
 	// records are the backends Begin left to Finish.
 	records                           []Blocker
 	limited, limitFirst, acted, taken bool
@@ -319,11 +320,11 @@ func (m *Manager) newPending(a *detect.Alert, mode string) *Pending {
 	now := m.o.Now()
 	addr := a.Src.Unmap()
 	proto := strings.ToLower(detect.ProtoName(a.Type.Proto()))
-	expire := m.o.Policy.ExpiryTCP
+	expire, blockMode := m.o.Policy.ExpiryTCP, m.o.Policy.BlockTCP
 	if proto == "udp" {
-		expire = m.o.Policy.ExpiryUDP
+		expire, blockMode = m.o.Policy.ExpiryUDP, m.o.Policy.BlockUDP
 	}
-	p := &Pending{m: m, a: a, mode: mode, now: now, addr: addr,
+	p := &Pending{m: m, a: a, mode: mode, now: now, addr: addr, blockMode: blockMode,
 		ban: Ban{
 			Addr: addr, Proto: proto, Port: a.Port, Type: a.Type.String(),
 			Reason: fmt.Sprintf("%s scan (%s): %d probes, score %d", a.Type, a.Trigger, a.Probes, a.Score),
@@ -336,16 +337,20 @@ func (m *Manager) newPending(a *detect.Alert, mode string) *Pending {
 	return p
 }
 
-// logger names the source as host for the records and log lines (the
-// attackalert line in p.scan) and returns the alert's logger.
-func (p *Pending) logger(host string) logrus.FieldLogger {
+// logger returns the alert's logger.
+func (p *Pending) logger() logrus.FieldLogger {
+	return p.m.o.Log.WithFields(logrus.Fields{"src": p.addr.String(), "type": p.a.Type.String()})
+}
+
+// name names the source as host for the records and log lines (and writes
+// the attackalert line, p.scan).
+func (p *Pending) name(host string) {
 	a := p.a
 	p.host = host
 	p.scan = records.ScanAlert(a.Type.PortSentryLabel(), host, p.addr, detect.ProtoName(a.Type.Proto()), a.Port)
 	if a.Connected {
 		p.scan = records.ConnectAlert(host, p.addr, detect.ProtoName(a.Type.Proto()), a.Port)
 	}
-	return p.m.o.Log.WithFields(logrus.Fields{"src": p.addr.String(), "type": a.Type.String()})
 }
 
 func (p *Pending) histLine() string {

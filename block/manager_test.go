@@ -103,6 +103,11 @@ type promptBlocker struct{ *fakeBlocker }
 
 func (promptBlocker) Prompt() {}
 
+// recorderBlocker is a fakeBlocker that says it is a Recorder (hosts.deny).
+type recorderBlocker struct{ *fakeBlocker }
+
+func (recorderBlocker) Recorder() {}
+
 type fakeAction struct {
 	name string
 	c    *calls
@@ -184,7 +189,7 @@ func newRig(t *testing.T, p Policy) *rig {
 	r.hook = hook
 	r.journal = &fakeJournal{c: r.c}
 	m, err := NewManager(Options{
-		Policy: p, Blockers: []Blocker{promptBlocker{r.fw}, r.hd}, Route: r.route, RunCmd: r.cmd,
+		Policy: p, Blockers: []Blocker{promptBlocker{r.fw}, recorderBlocker{r.hd}}, Route: r.route, RunCmd: r.cmd,
 		Never: nb, State: st, Journal: r.journal, Log: log,
 		Now: func() time.Time { return r.now },
 	})

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -27,7 +26,6 @@ type NeverBlock struct {
 	mu     sync.RWMutex
 	ignore *conf.IgnoreList
 	fixed  map[netip.Addr]string // host addresses, gateways, resolvers: reason
-	gen    uint64                // counts changes of ignore and fixed
 
 	// Sources, replaceable in tests.
 	Gateway    bool   // include the default gateways
@@ -58,7 +56,6 @@ func NewNeverBlock(ignore *conf.IgnoreList, gateway, resolvers bool) *NeverBlock
 func (n *NeverBlock) SetIgnore(l *conf.IgnoreList) {
 	n.mu.Lock()
 	n.ignore = l
-	n.gen++
 	n.mu.Unlock()
 }
 
@@ -101,9 +98,6 @@ func (n *NeverBlock) Refresh() error {
 			}
 		}
 	}
-	if !maps.Equal(n.fixed, fixed) {
-		n.gen++
-	}
 	n.fixed = fixed
 	n.mu.Unlock()
 	return errors.Join(errs...)
@@ -122,9 +116,8 @@ var alwaysExempt = []netip.Prefix{
 }
 
 // Prefixes returns every address and network Reason refuses, as prefixes
-// (single addresses as /32 or /128), for a kernel trap's exemptions, and
-// the generation of the list: it changes whenever the list may have.
-func (n *NeverBlock) Prefixes() ([]netip.Prefix, uint64) {
+// (single addresses as /32 or /128), for a kernel trap's exemptions.
+func (n *NeverBlock) Prefixes() []netip.Prefix {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
 	out := slices.Clone(alwaysExempt)
@@ -138,7 +131,7 @@ func (n *NeverBlock) Prefixes() ([]netip.Prefix, uint64) {
 		}
 		return a.Bits() - b.Bits()
 	})
-	return slices.Compact(out), n.gen
+	return slices.Compact(out)
 }
 
 // Reason returns why addr must not be blocked, or "" when it may be.

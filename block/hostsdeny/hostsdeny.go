@@ -171,6 +171,9 @@ func checkTemplate(t string) error {
 // Name returns "hosts.deny".
 func (b *Backend) Name() string { return "hosts.deny" }
 
+// Recorder: hosts.deny records a block for TCP wrappers (block.Recorder).
+func (b *Backend) Recorder() {}
+
 // Path returns the file the backend writes.
 func (b *Backend) Path() string { return b.path }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"runtime"
 	"slices"
@@ -258,11 +259,7 @@ func (b *Backend) List(ctx context.Context) ([]netip.Addr, error) {
 			seen[a] = true
 		}
 	}
-	out := make([]netip.Addr, 0, len(seen))
-	for a := range seen {
-		out = append(out, a)
-	}
-	slices.SortFunc(out, netip.Addr.Compare)
+	out := slices.SortedFunc(maps.Keys(seen), netip.Addr.Compare)
 	return out, nil
 }
 

@@ -27,7 +27,7 @@ const releaseQueue = 64
 // is given it to remove the rules an earlier run may have left.
 func trapFor(c *conf.Config, m modeSet, t *traps, never *block.NeverBlock) (block.Trap, string) {
 	tr := block.Trap{TimeoutTCP: c.BanExpiryTCP, TimeoutUDP: c.BanExpiryUDP, Size: c.TrapSetSize}
-	tr.Exempt, _ = never.Prefixes()
+	tr.Exempt = never.Prefixes()
 	switch {
 	case !c.KernelTrap:
 		return tr, "KERNEL_TRAP is 0"
