@@ -348,27 +348,28 @@ func (m *classicMode) owned() (tcp, udp detect.PortSet) {
 	return
 }
 
-// servicePorts returns the ports services have bound: the listening TCP and
-// bound UDP sockets of /proc/net, less the classic ports scanwarden has
-// bound itself, which are traps and no services.
-func (d *daemon) servicePorts() (tcp, udp detect.PortSet, err error) {
-	tcp, udp, err = boundBoth(d.bound)
-	otcp, oudp := d.classic.owned()
-	return *minus(&tcp, &otcp), *minus(&udp, &oudp), err
+// owns reports whether the classic mode has bound port of proto. Safe on a
+// nil *classicMode.
+func (m *classicMode) owns(proto uint8, port uint16) bool {
+	if m == nil {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.ports[classicPortKey{proto, port}]
+	return ok
 }
 
-// serviceHas reports whether a service has bound port of proto: the check
-// between a trap hit and its block, which reads proto's sockets alone.
+// serviceHas reports whether a service has bound port of proto (a socket
+// of d.bound that is not one of the classic mode's own listeners, which
+// are traps): the check between a trap hit and its block, which reads
+// proto's sockets alone.
 func (d *daemon) serviceHas(proto uint8, port uint16) (bool, error) {
 	set, err := d.bound.boundPorts(proto)
 	if err != nil || !set.Has(port) {
 		return false, err
 	}
-	otcp, oudp := d.classic.owned()
-	if proto == detect.ProtoUDP {
-		return !oudp.Has(port), nil
-	}
-	return !otcp.Has(port), nil
+	return !d.classic.owns(proto, port), nil
 }
 
 // union returns the ports in a or b.

@@ -195,7 +195,7 @@ the ignore file; SIGTERM and SIGINT stop it, keeping the blocks.
 // the ports services have bound and the classic ports scanwarden has bound
 // itself (their listeners are the traps there).
 func (d *daemon) computeTraps(c *conf.Config, gen uint64) (*traps, error) {
-	btcp, budp, err := d.servicePorts()
+	btcp, budp, err := boundBoth(d.bound)
 	otcp, oudp := d.classic.owned()
 	btcp, budp = *union(&btcp, &otcp), *union(&budp, &oudp)
 	pick := func(on, adv bool, list *conf.PortSet, advSet *conf.PortSet, bound *detect.PortSet) *detect.PortSet {
@@ -219,7 +219,7 @@ func (d *daemon) run(ctx context.Context) error {
 	c := d.cfg
 	d.log.Warnf("adminalert: scanwarden %s is starting.", version)
 	// classic ports are bound first: they are no traps of the capture
-	d.classic = newClassicMode(d.modes, d.log, func(a *detect.Alert) { d.alerts <- alertItem{a: a, raised: time.Now()} })
+	d.classic = newClassicMode(d.modes, d.log, func(a *detect.Alert) { d.alerts <- d.begin(context.Background(), a) })
 	if d.classic != nil {
 		d.classic.sync(c)
 	}
@@ -294,16 +294,14 @@ func (d *daemon) run(ctx context.Context) error {
 				if !ok {
 					return
 				}
-				if a := it.a; it.refused || !it.admitted && !d.classic.admit(a) {
+				if a := it.a; it.refused {
 					d.log.WithField("src", a.Src.String()).Infof("%s: %s scan (%s) not reported again: its alert of this window is in", a.Src, a.Type, a.Trigger)
 					continue
 				}
 				d.handle(ctx, it)
 				rt.check()
 			case addr := <-d.releases:
-				d.mu.Lock()
-				m := d.mgr
-				d.mu.Unlock()
+				m := d.manager()
 				release(ctx, m, addr, d.log)
 			}
 		}
@@ -344,9 +342,7 @@ loop:
 		case <-hup:
 			d.reload(ctx)
 		case <-expire.C:
-			d.mu.Lock()
-			m := d.mgr
-			d.mu.Unlock()
+			m := d.manager()
 			if _, err := m.Resync(ctx); err != nil {
 				d.log.Errorf("resyncing blocks: %v", err)
 			}
@@ -456,24 +452,25 @@ type alertItem struct {
 	p *block.Pending
 	// raised is when the alert was raised (wall clock).
 	raised time.Time
-	// admitted: the classic mode's admit was asked (and said refused).
-	admitted, refused bool
+	// refused: the classic mode's admit said no (the source's alert of
+	// this window is in).
+	refused bool
 }
 
-// begin does, on the capture thread, the part of the decision that puts
-// the firewall rule in place (block.Manager.Begin), when it can do so
-// without waiting, so that no hand-over to the blocking thread delays the
-// block; everything else is the blocking thread's.
+// begin does, where the alert is raised (a capture thread, a classic
+// port's handler), the part of the decision that puts the firewall rule in
+// place (block.Manager.Begin), when it can do so without waiting, so that
+// no hand-over to the blocking thread delays the block; everything else is
+// the blocking thread's.
 func (d *daemon) begin(ctx context.Context, a *detect.Alert) alertItem {
-	it := alertItem{a: a, admitted: true, raised: time.Now()}
+	it := alertItem{a: a, raised: time.Now()}
 	if !d.classic.admit(a) {
 		it.refused = true
 		return it
 	}
-	d.mu.Lock()
-	m := d.mgr
-	d.mu.Unlock()
-	it.p = m.Begin(ctx, a, d.modes.name(a.Type.Proto()))
+	if m := d.manager(); m != nil { // nil: a classic port's hit before the start is done
+		it.p = m.Begin(ctx, a, d.modes.name(a.Type.Proto()))
+	}
 	return it
 }
 
@@ -481,9 +478,7 @@ func (d *daemon) begin(ctx context.Context, a *detect.Alert) alertItem {
 // logs the decision.
 func (d *daemon) handle(ctx context.Context, it alertItem) {
 	a := it.a
-	d.mu.Lock()
-	m := d.mgr
-	d.mu.Unlock()
+	m := d.manager()
 	kernel := d.trap.trapped(a, d.currentNever())
 	var dec block.Decision
 	var err error
@@ -677,6 +672,13 @@ func (d *daemon) rearm(a *detect.Alert) {
 		default:
 		}
 	}
+}
+
+// manager is the block manager of the config in force.
+func (d *daemon) manager() *block.Manager {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.mgr
 }
 
 // currentNever returns the never-block list in force.

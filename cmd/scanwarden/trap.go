@@ -133,13 +133,15 @@ func (k *kernelTrap) checkOverflow(ctx context.Context) {
 	k.seen = n
 }
 
-// trapped reports whether the kernel trap blocked src itself on a hit of
-// port: the alert then only records a block already in place.
+// trapped reports whether the kernel trap blocked the alert's source
+// itself, on its hit of a trap port: the alert then only records a block
+// already in place.
 func (k *kernelTrap) trapped(a *detect.Alert, never *block.NeverBlock) bool {
 	t := k.live.Load()
-	if t == nil || a.Trigger != detect.TriggerTrap || a.Type == detect.TypeACK || a.Type == detect.TypeMaimon ||
+	if t == nil || a.Trigger != detect.TriggerTrap ||
+		a.Type == detect.TypeACK || a.Type == detect.TypeMaimon || // the kernel traps no segment with ACK set
 		never.Reason(a.Src) != "" {
-		return false // the kernel traps no segment with ACK set
+		return false
 	}
 	ports := t.TCP
 	if a.Proto == detect.ProtoUDP {
