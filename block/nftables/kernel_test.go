@@ -510,9 +510,10 @@ func TestKernelErrors(t *testing.T) {
 		t.Errorf("String: %q", got)
 	}
 
-	// Block's kept socket: replaced after a failure (the table deleted
-	// under it: the add fails, the table is made again and the add
-	// retried), and reopened after Close.
+	// Block's kept socket: Block still works after a failure on it (the
+	// table deleted under it: the add fails, the table is made again and
+	// the add retried; that the failed socket is dropped, fd numbers
+	// cannot show), and after Close, which drops it.
 	if err := b.Block(ctx, block.Ban{Addr: netip.MustParseAddr("198.51.100.70")}); err != nil {
 		t.Fatal(err)
 	}

@@ -7,9 +7,9 @@ package main
 // block, and nmap sends up to 100 a millisecond. Measured in the lab
 // (scripts/bench-nmap.sh, 2 CPUs shared with nmap): at normal priority the
 // capture thread, woken by a probe, waited up to 4 ms (a scheduler tick)
-// for a CPU, and nmap classified 14 to 141 ports (medians of 7 runs) with
-// the nftables backend; at SCHED_FIFO 1 the wait was gone and it
-// classified 5. Real time is for that latency, not for throughput: a
+// for a CPU, and nmap classified a median of 98 ports [17-273] in 7 runs
+// with the nftables backend; at SCHED_FIFO 1 the wait was gone and it
+// classified 13 [4-24]. Real time is for that latency, not for throughput: a
 // thread that uses much of a CPU (a flood it cannot keep up with) goes
 // back to normal priority until the load eases, so that it never takes a
 // CPU from the rest of the system (the kernel's own limit, 95 % of each
