@@ -331,11 +331,16 @@ func (m *Manager) newPending(a *detect.Alert, mode string) *Pending {
 			Since:  now, Until: expiry(now, expire),
 		},
 		lim: m.limitMore, limOf: "sources of several probes"}
-	if a.Probes <= 1 {
+	if SingleProbe(a) {
 		p.lim, p.limOf = m.limitOne, "sources seen in a single probe"
 	}
 	return p
 }
+
+// SingleProbe reports whether a is rate limited as a source seen in a
+// single probe (the budget one forged packet can spend) rather than as one
+// with more evidence.
+func SingleProbe(a *detect.Alert) bool { return a.Probes <= 1 }
 
 // logger returns the alert's logger.
 func (p *Pending) logger() logrus.FieldLogger {

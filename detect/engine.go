@@ -98,11 +98,14 @@ func (t *target) weight() int32 {
 type source struct {
 	// what every packet of the source touches comes first, so that an
 	// alerted source's packets touch two cache lines
-	addr      addrKey
-	hash      uint64
-	last      int64 // time of its latest probe
-	probes    uint32
-	alerted   bool
+	addr    addrKey
+	hash    uint64
+	last    int64 // time of its latest probe
+	probes  uint32
+	alerted bool
+	// rearmNew: while rearmAt is pending, a probe to a target the source
+	// has not probed before re-judges it at once (see Rearm).
+	rearmNew  bool
 	ntargets  uint8
 	ndst      uint8
 	types     [numTypes]uint32
@@ -424,14 +427,14 @@ func (e *Engine) probe(p *Probe, typ ScanType, proto uint8, stealth bool, st uin
 	s.probes++
 	s.types[typ]++
 	if s.alerted {
-		if s.rearmAt == 0 || p.TS < s.rearmAt {
+		if s.rearmAt == 0 || p.TS < s.rearmAt && !e.newTarget(s, p, proto) {
 			// Its verdict is in: only the counts matter now. A
 			// blocked scanner keeps sending (the capture sees packets
 			// before the firewall drops them), so this path is kept
-			// short.
+			// short: newTarget only looks when a rearm asks for it.
 			return nil
 		}
-		s.alerted, s.rearmAt = false, 0
+		s.alerted, s.rearmAt, s.rearmNew = false, 0, false
 	}
 	e.expire(s, p.TS)
 	dh := e.hash32(p.Dst)
@@ -634,14 +637,23 @@ func (e *Engine) SetTraps(tcp, udp *PortSet) {
 // Rearm makes an alerted src be judged again from packet time at on, with
 // what is known of it kept: its next probe from then on that still
 // earns an alert (it has, unless its window ran out) raises a new one,
-// carrying its probes so far. The daemon uses it when the blocker could
-// not act on an alert (the rate limit refused it), so that a scanner that
-// goes on probing is reported again rather than never. An unknown or not
-// alerted src is left alone.
-func (e *Engine) Rearm(src netip.Addr, at int64) {
+// carrying its probes so far. With onNew, its first probe of a target
+// (address, port, protocol) it had not probed yet is judged at once, even
+// before at. The daemon uses it when the blocker could not act on an alert
+// (the rate limit refused it), so that a scanner that goes on probing is
+// reported again rather than never; onNew for a source refused on a
+// single probe, which more evidence takes out of the budget forged
+// sources use up. An unknown or not alerted src is left alone.
+func (e *Engine) Rearm(src netip.Addr, at int64, onNew bool) {
 	if s := e.lookup(src); s != nil && s.alerted {
-		s.rearmAt = max(at, 1)
+		s.rearmAt, s.rearmNew = max(at, 1), onNew
 	}
+}
+
+// newTarget reports whether p, from the alerted source s, is its first
+// probe of a target it has not probed yet while its rearm asks for that.
+func (e *Engine) newTarget(s *source, p *Probe, proto uint8) bool {
+	return s.rearmNew && s.find(e.hash32(p.Dst), p.DstPort, proto) == nil
 }
 
 // Forget drops everything known about src, so that its next probes are

@@ -641,7 +641,7 @@ func TestRearm(t *testing.T) {
 		t.Fatalf("alerted source alerted again: %+v", a)
 	}
 	// the blocker refused it: judged again from 5 s on, not before
-	e.Rearm(attacker, t0+5*int64(time.Second))
+	e.Rearm(attacker, t0+5*int64(time.Second), false)
 	if a := e.Process(tcp(t0+2*int64(time.Second), attacker, 1, victim, 23, FlagSYN)); a != nil {
 		t.Fatalf("re-alerted before its time: %+v", a)
 	}
@@ -654,8 +654,38 @@ func TestRearm(t *testing.T) {
 	}
 	// unknown and not alerted sources are left alone
 	other := netip.MustParseAddr("198.51.100.67")
-	e.Rearm(other, t0)
+	e.Rearm(other, t0, true)
 	if a := e.Process(tcp(t0+8*int64(time.Second), other, 1, victim, 22, FlagSYN)); a != nil {
 		t.Fatalf("one closed-port probe alerted: %+v", a)
+	}
+}
+
+// A source refused on a single probe is judged again at once on its first
+// probe of a new target (the daemon's rearm for the single-probe budget),
+// and only then: repeats of what it probed already wait for the time.
+func TestRearmOnNewTarget(t *testing.T) {
+	e := newEngine(t, Config{TrapTCP: ports(111)})
+	if a := e.Process(tcp(t0, attacker, 1, victim, 111, FlagSYN)); a == nil || a.Probes != 1 {
+		t.Fatalf("first hit: %+v", a)
+	}
+	e.Rearm(attacker, t0+5*int64(time.Second), true)
+	// the same target again, from another source port: nothing new
+	if a := e.Process(tcp(t0+ms, attacker, 2, victim, 111, FlagSYN)); a != nil {
+		t.Fatalf("repeat of a probed target re-alerted: %+v", a)
+	}
+	a := e.Process(tcp(t0+2*ms, attacker, 1, victim, 80, FlagSYN))
+	if a == nil || a.Probes != 3 || a.Trigger != TriggerTrap {
+		t.Fatalf("probe of a new port: %+v", a)
+	}
+	// one rearm, one alert; and the flag does not outlive it
+	if a := e.Process(tcp(t0+3*ms, attacker, 1, victim, 81, FlagSYN)); a != nil {
+		t.Fatalf("one rearm gave two alerts: %+v", a)
+	}
+	e.Rearm(attacker, t0+5*int64(time.Second), false)
+	if a := e.Process(tcp(t0+4*ms, attacker, 1, victim, 82, FlagSYN)); a != nil {
+		t.Fatalf("a rearm without onNew judged a new port before its time: %+v", a)
+	}
+	if a := e.Process(tcp(t0+6*int64(time.Second), attacker, 1, victim, 82, FlagSYN)); a == nil {
+		t.Fatal("rearmed source not judged again after its time")
 	}
 }

@@ -29,9 +29,13 @@
 # kernel rather than the daemon.
 #
 # Once SCAN_AT packets of the flood are out, a real scanner, nmap -sS from
-# a fresh attacker IPv4 address (as e2e does), scans the victim. Checked: the
-# daemon blocked it (a "blocked" line, the firewall rule, the state entry,
-# and its next connection fails); the benign client had every request
+# a fresh attacker IPv4 address (as e2e does), scans the victim; then a
+# second one, nmap -sS -r, whose first probe goes to port 1, a trap port,
+# so that it is first reported on a single probe like the forged sources
+# (with the first scanner, whether nmap's random order starts on a trap
+# port is luck). Checked: the daemon blocked both (a "blocked" line, the
+# firewall rule, the state entry, and the next connection fails; a
+# refusal before the block is reported); the benign client had every request
 # answered; the daemon's peak RSS (VmHWM) stayed under RSS_BOUND_MIB; the
 # daemon logged no error and stopped cleanly. Printed: packets sent and
 # their rate, what reached the victim, RSS before and at peak, the
@@ -45,8 +49,8 @@
 # the flood began, when the limit allows blocks again, the same scanner
 # scans again and a second fresh address scans: whether each is blocked
 # then is reported too. The exit status is non-zero when the scanner was
-# not blocked during the flood, the benign client failed, or the peak RSS
-# exceeded the bound. Everything is torn down on exit.
+# not blocked during the flood (either of them), the benign client failed,
+# or the peak RSS exceeded the bound. Everything is torn down on exit.
 #
 # Needs root, nmap, iptables, iproute2, setpriv (util-linux) and Go.
 # Environment: SW_LAB_PREFIX (default swflood-), FLOOD_SOURCES,
@@ -101,6 +105,11 @@ FLOOD_GRACE=60
 # the limit counts blocks in the last 60 s, and the first forged blocks
 # come within a second or two of the flood's start.
 LIMIT_WINDOW=62
+# nmap gives up on the host after this long (e2e's is 10 s): both scans,
+# one after the other, must run inside the flood's 20 s, and a blocked
+# scanner's nmap waits out its unanswered probes until the host timeout.
+# Unblocked, nmap's 1,000 ports take 1-2 s even during the flood.
+HOST_TIMEOUT=4s
 
 # The forged sources: FORGED_BASE + 1, + 2, ... in its /96 (synflood
 # refuses anything outside fd00:77::/64 or inside the lab hosts' /96);
@@ -232,22 +241,30 @@ wait_flood() {
 	[[ -n $FLOOD_SUMMARY ]] || fail "synflood printed no summary: $(tail -n 3 "$WORK/logs/synflood.log")"
 }
 
-# scan NAME N: nmap -sS from fresh attacker address N, then wait for the
-# daemon's next decision on it; sets SRC and SCAN_OUTCOME (the decision's
-# outcome field, or "no decision").
+# scan NAME N [NMAP_ARG...]: nmap -sS from fresh attacker address N, then
+# wait for the daemon's decisions on it; sets SRC, SCAN_OUTCOME ("blocked"
+# when one of its decisions since the scan began is, else the first one's
+# outcome, or "no decision") and SCAN_FIRST (the first decision's outcome,
+# trigger and probes when it was refused before it was blocked).
 scan() {
-	local name=$1 n0 i line=""
+	local name=$1 n0 i lines="" first
 	scan_addrs "$2" -sS
+	shift 2
 	n0=$(decision_lines "$SRC" | wc -l)
-	nmap_cmd -sS "$SRC" "$DST" --host-timeout "$HOST_TIMEOUT"
+	nmap_cmd -sS "$SRC" "$DST" --host-timeout "$HOST_TIMEOUT" "$@"
 	run_nmap "$name" || true
 	for ((i = 0; i < BLOCK_WAIT * 10; i++)); do
-		line=$(decision_lines "$SRC" | sed -n "$((n0 + 1))p")
-		[[ -n $line ]] && break
+		lines=$(decision_lines "$SRC" | tail -n +"$((n0 + 1))")
+		grep -qF '"outcome":"blocked"' <<<"$lines" && break
 		sleep 0.1
 	done
-	SCAN_OUTCOME=$(jstr "$line" outcome)
+	first=$(head -n 1 <<<"$lines")
+	SCAN_FIRST="" SCAN_OUTCOME=$(jstr "$first" outcome)
 	SCAN_OUTCOME=${SCAN_OUTCOME:-no decision}
+	if [[ $SCAN_OUTCOME != blocked ]] && grep -qF '"outcome":"blocked"' <<<"$lines"; then
+		SCAN_FIRST="$SCAN_OUTCOME ($(jstr "$first" trigger), $(jnum "$first" probes) probes)"
+		SCAN_OUTCOME=blocked
+	fi
 }
 
 # decision_lines ADDR: the daemon's decisions ("blocked ..." or "not
@@ -307,12 +324,13 @@ line_no() { A=$1 B=${2:-} awk '$0 ~ ENVIRON["A"] && $0 ~ ENVIRON["B"] { print NR
 flood_main() {
 	local started=$SECONDS t0 rss0 hwm0 hwm1 rx0 rx1 maxsrc limit v sent pps
 	local cpu0 cpu1 scan_outcome scan_src scan_missing="" scan_line limit_line before after tx0 scan_at scan_t
+	local scan_first trap_outcome="" trap_src="" trap_first="" trap_missing="" trap_t trap_line
 	local rescan_same="" rescan_fresh="" fresh_src=""
 	preflight
 	for v in FLOOD_SOURCES FLOOD_PACKETS FLOOD_RATE SCAN_AT RSS_BOUND_MIB; do
 		[[ ${!v} =~ ^[0-9]+$ ]] || die "$v='${!v}': want a whole number"
 	done
-	setup 2
+	setup 3
 	say "building synflood"
 	(cd "$REPO" && go build -o "$WORK/synflood" ./scripts/synflood)
 	SYNFLOOD=$WORK/synflood
@@ -340,14 +358,34 @@ flood_main() {
 	scan_t=$(since_flood "$(date +%s.%N)")
 	say "scanner: nmap -sS from a fresh address, ${scan_t}s into the flood, $scan_at packets out"
 	scan scan 1
-	scan_src=$SRC scan_outcome=$SCAN_OUTCOME
-	if ! alive "$FLOOD_PID"; then
-		say "warning: the flood ended before the scan did: lower FLOOD_RATE or raise FLOOD_PACKETS for a scan fully inside it"
+	scan_src=$SRC scan_outcome=$SCAN_OUTCOME scan_first=$SCAN_FIRST
+	say "scanner $scan_src: daemon's decision: $scan_outcome${scan_first:+ (first $scan_first)}"
+	# nmap's port order is random, its popular ports first: whether the
+	# scanner's first probe is a trap port (111 and 143 are among them) is
+	# luck. A second scanner makes it certain: nmap -r probes in order, and
+	# port 1 is one of TCP_PORTS, so its first alert is on a single probe,
+	# the budget the forged sources have spent; it must be blocked all the
+	# same once it probes another port.
+	if alive "$FLOOD_PID"; then
+		trap_t=$(since_flood "$(date +%s.%N)")
+		say "trap-first scanner: nmap -sS -r (port 1, a trap, first) from a fresh address, ${trap_t}s into the flood"
+		scan trapfirst 3 -r
+		trap_src=$SRC trap_outcome=$SCAN_OUTCOME trap_first=$SCAN_FIRST
+		say "trap-first scanner $trap_src: daemon's decision: $trap_outcome${trap_first:+ (first $trap_first)}"
 	fi
+	if ! alive "$FLOOD_PID"; then
+		say "warning: the flood ended before the scans did: lower FLOOD_RATE or raise FLOOD_PACKETS for scans fully inside it"
+	fi
+	# (each check waits for a connection to fail: after both scans, so
+	# that both run inside the flood)
 	if [[ $scan_outcome == blocked ]]; then
 		scan_missing=$(check_blocked "$scan_src") || true
+		[[ -z $scan_missing ]] || say "scanner $scan_src blocked, but: $scan_missing"
 	fi
-	say "scanner $scan_src: daemon's decision: $scan_outcome${scan_missing:+ (but: $scan_missing)}"
+	if [[ $trap_outcome == blocked ]]; then
+		trap_missing=$(check_blocked "$trap_src") || true
+		[[ -z $trap_missing ]] || say "trap-first scanner $trap_src blocked, but: $trap_missing"
+	fi
 	wait_flood
 	rx1=$(if_stat "$NS_VIC" rx_packets)
 	cpu1=$(cpu_s "$DPID")
@@ -387,7 +425,12 @@ flood_main() {
 	forged_blocked=$(count_log "$FORGED_RE" '"outcome":"blocked"')
 	forged_limited=$(count_log "$FORGED_RE" '"outcome":"rate limited"')
 	sent=$(field "$FLOOD_SUMMARY" sent) pps=$(field "$FLOOD_SUMMARY" pps)
-	scan_line=$(line_no '"src":"'"${scan_src//./\\.}"'"' '"outcome":')
+	# the scanner's decision: its block, or the refusal
+	v='"outcome":'
+	if [[ $scan_outcome == blocked ]]; then
+		v+='"blocked"'
+	fi
+	scan_line=$(line_no '"src":"'"${scan_src//./\\.}"'"' "$v")
 	limit_line=$(line_no '"msg":"adminalert: more than [0-9]+ new blocks')
 	if ((scan_line > 0)); then
 		before=$(forged_before "$scan_line")
@@ -419,6 +462,14 @@ flood_main() {
 	else
 		say "  the scanner $scan_src: no decision at all (not detected)"
 	fi
+	if [[ -n $trap_src ]]; then
+		trap_line=$(line_no '"src":"'"${trap_src//./\\.}"'"' '"outcome":"blocked"')
+		v="$trap_outcome${trap_first:+, first $trap_first}"
+		if ((trap_line > 0)); then
+			v+=" at $(line_since_flood "$trap_line")s ($(jstr "$(sed -n "${trap_line}p" "$DLOG")" trigger), $(jnum "$(sed -n "${trap_line}p" "$DLOG")" probes) probes)"
+		fi
+		say "  the trap-first scanner $trap_src (nmap -r from ${trap_t}s): $v"
+	fi
 	if [[ -n $rescan_same ]]; then
 		say "  a minute after the flood began: the same scanner again: $rescan_same; a fresh scanner $fresh_src: $rescan_fresh"
 	fi
@@ -431,6 +482,13 @@ flood_main() {
 		fail "FINDING: the real scanner $scan_src was not blocked during the flood (outcome: $scan_outcome): $before forged sources had been blocked before it, BLOCK_RATE_LIMIT=$limit a minute was used up by forged sources, $forged_limited forged detections refused$v"
 	elif [[ -n $scan_missing ]]; then
 		fail "the scanner $scan_src was logged as blocked but: $scan_missing"
+	fi
+	if [[ -z $trap_src ]]; then
+		fail "the flood was over before the trap-first scanner could start (raise FLOOD_PACKETS or lower SCAN_AT)"
+	elif [[ $trap_outcome != blocked ]]; then
+		fail "the trap-first scanner $trap_src was not blocked during the flood (outcome: $trap_outcome${trap_first:+, first $trap_first})"
+	elif [[ -n $trap_missing ]]; then
+		fail "the trap-first scanner $trap_src was logged as blocked but: $trap_missing"
 	fi
 	if ((hwm1 > RSS_BOUND_MIB * 1024)); then
 		fail "the daemon's peak RSS $(mib "$hwm1") MiB exceeds RSS_BOUND_MIB=$RSS_BOUND_MIB MiB"

@@ -44,7 +44,12 @@ const (
 	// rearmAfter is how long after a refused alert (rate limit) its source
 	// may be reported again while it goes on probing: soon enough that a
 	// real scanner is blocked once the limit eases, rare enough that a
-	// refused source adds at most one log line per this period.
+	// refused source adds at most one log line per this period. A source
+	// refused on a single probe is also reported again on its first probe
+	// of another port, which takes it to the budget of sources with more
+	// evidence: a scanner whose first probe hit a trap port while forged
+	// sources had spent the single-probe budget would otherwise finish its
+	// scan (nmap's 1,000 ports take about a second) before rearmAfter.
 	rearmAfter = 5 * time.Second
 	// rearmQueue bounds the rearm requests waiting for a capture loop; a
 	// request that finds it full is dropped (that source stays reported
@@ -59,6 +64,9 @@ const (
 type rearmReq struct {
 	src netip.Addr
 	at  int64
+	// onNew: judged at once on a probe of a new target, too (see
+	// rearmAfter).
+	onNew bool
 }
 
 // modeSet is which of PortSentry's modes are on.
@@ -399,7 +407,7 @@ func (d *daemon) captureLoop(ctx context.Context, src *capture.LiveSource, eng *
 		}
 		select { // a receive that finds the queue empty takes no lock
 		case r := <-rearm:
-			eng.Rearm(r.src, r.at)
+			eng.Rearm(r.src, r.at, r.onNew)
 		default:
 		}
 		err := src.Next(&p)
@@ -661,11 +669,12 @@ func (d *daemon) supervise(ctx context.Context, lc *liveCapture, eng *detect.Eng
 }
 
 // rearm asks every engine to report a's source again after rearmAfter, if
-// it goes on probing: the block manager refused this alert (rate limit).
+// it goes on probing (and, refused on a single probe, on its next probe of
+// another port): the block manager refused this alert (rate limit).
 // The engine that does not know the source ignores the request.
 func (d *daemon) rearm(a *detect.Alert) {
 	d.classic.unclaim(a.Src)
-	r := rearmReq{src: a.Src, at: a.Time + int64(rearmAfter)}
+	r := rearmReq{src: a.Src, at: a.Time + int64(rearmAfter), onNew: block.SingleProbe(a)}
 	for _, q := range d.rearms {
 		select {
 		case q <- r:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,3 +74,30 @@ func TestPortSentryCommandLine(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// A refused alert is re-armed in every capture loop: after rearmAfter, and
+// at once on a new target when it was refused on a single probe (the
+// budget forged sources spend), so that a scanner whose first probe hit a
+// trap port is still blocked during a flood.
+func TestRearmRequest(t *testing.T) {
+	q1, q2 := make(chan rearmReq, 1), make(chan rearmReq, 1)
+	d := &daemon{rearms: []chan rearmReq{q1, q2}}
+	src := netip.MustParseAddr("198.51.100.101")
+	for _, tc := range []struct {
+		probes uint32
+		onNew  bool
+	}{{1, true}, {4, false}} {
+		a := &detect.Alert{Src: src, Time: 1000, Probes: tc.probes}
+		d.rearm(a)
+		for i, q := range d.rearms {
+			select {
+			case r := <-q:
+				if r.src != src || r.at != 1000+int64(rearmAfter) || r.onNew != tc.onNew {
+					t.Errorf("%d probes, loop %d: %+v, want onNew %v at %d", tc.probes, i, r, tc.onNew, 1000+int64(rearmAfter))
+				}
+			default:
+				t.Errorf("%d probes: loop %d got no request", tc.probes, i)
+			}
+		}
+	}
+}
