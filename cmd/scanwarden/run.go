@@ -378,19 +378,31 @@ loop:
 }
 
 // refreshTraps re-reads the bound ports and publishes a new trap set when
-// it changed.
+// they changed. It runs from several goroutines (the housekeeping loop, a
+// capture loop on a trap hit): a set is published only over the one it was
+// computed from (CompareAndSwap), else computed again, so that no two
+// different sets carry the same generation (a capture loop that took one
+// would never take the other) and the last read of the ports wins.
 func (d *daemon) refreshTraps() {
-	d.mu.Lock()
-	c := d.cfg
-	d.mu.Unlock()
-	old := d.traps.Load()
-	t, err := d.computeTraps(c, old.gen+1)
-	if err != nil {
-		d.log.Warnf("reading bound ports: %v", err)
-		return
-	}
-	if *t.tcp != *old.tcp || *t.udp != *old.udp {
-		d.traps.Store(t)
+	for {
+		d.mu.Lock()
+		c := d.cfg // again each time: a reload may be what came meanwhile
+		d.mu.Unlock()
+		old := d.traps.Load()
+		t, err := d.computeTraps(c, old.gen+1)
+		if err != nil {
+			d.log.Warnf("reading bound ports: %v", err)
+			return
+		}
+		if *t.tcp == *old.tcp && *t.udp == *old.udp {
+			if d.traps.Load() == old {
+				return
+			}
+			continue // another set came meanwhile: ours is the newer read
+		}
+		if d.traps.CompareAndSwap(old, t) {
+			return
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/scanwarden/scanwarden/conf"
 	"github.com/scanwarden/scanwarden/detect"
+	"github.com/sirupsen/logrus"
 )
 
 func TestBoundPorts(t *testing.T) {
@@ -99,5 +100,67 @@ func TestRearmRequest(t *testing.T) {
 				t.Errorf("%d probes: loop %d got no request", tc.probes, i)
 			}
 		}
+	}
+}
+
+// gatedLister is a portLister whose TCP answers the test gives, one call
+// at a time; an answer with release set returns only once it is closed.
+type gatedLister chan gatedAnswer
+
+type gatedAnswer struct {
+	tcp     detect.PortSet
+	release chan struct{}
+}
+
+func (g gatedLister) boundPorts(proto uint8) (detect.PortSet, error) {
+	if proto != detect.ProtoTCP {
+		return detect.PortSet{}, nil
+	}
+	a := <-g
+	if a.release != nil {
+		<-a.release
+	}
+	return a.tcp, nil
+}
+
+// Two refreshes that overlap never publish two different trap sets under
+// one generation (a capture loop that took the first would never take the
+// second), and the last read of the bound ports is what stays.
+func TestRefreshTrapsOverlap(t *testing.T) {
+	g := make(gatedLister)
+	d := &daemon{bound: g, modes: modeSet{tcp: true}, cfg: conf.Default(), log: logrus.New()}
+	go func() { g <- gatedAnswer{} }()
+	first, err := d.computeTraps(d.cfg, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.traps.Store(first)
+
+	var bound111, bound143 detect.PortSet
+	bound111.Add(111)
+	bound143.Add(111)
+	bound143.Add(143)
+	// A reads (111 bound) and is held before it publishes; B reads
+	// (111 and 143 bound) and publishes meanwhile
+	aDone, bDone, holdA := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() { d.refreshTraps(); close(aDone) }()
+	g <- gatedAnswer{tcp: bound111, release: holdA}
+	go func() { d.refreshTraps(); close(bDone) }()
+	g <- gatedAnswer{tcp: bound143}
+	<-bDone
+	// A's set was computed over the first one: it must read again
+	// rather than publish over B's under B's generation
+	close(holdA)
+	select {
+	case <-aDone:
+	case g <- gatedAnswer{tcp: bound143}:
+		<-aDone
+	}
+	tr := d.traps.Load()
+	if !tr.tcp.Has(1) || tr.tcp.Has(111) || tr.tcp.Has(143) {
+		t.Fatalf("published traps: 1:%v 111:%v 143:%v, want the last read (111 and 143 bound)", tr.tcp.Has(1), tr.tcp.Has(111), tr.tcp.Has(143))
+	}
+	if tr.gen != 2 {
+		t.Fatalf("generation %d, want 2 (one set published since the first)", tr.gen)
 	}
 }
