@@ -642,8 +642,13 @@ type classicSource struct {
 	hits    uint32
 	claimed int64 // when an alert of it was admitted, if claim
 	claim   bool
-	ports   []detect.PortRef
-	dsts    []netip.Addr
+	// rearm, when not 0, is when a source whose alert the block manager
+	// refused (rate limit) raises one again, as the engine's Rearm; with
+	// rearmNew, its first hit of a port it had not hit yet does so at once.
+	rearm    int64
+	rearmNew bool
+	ports    []detect.PortRef
+	dsts     []netip.Addr
 }
 
 func newClassicHits(max int) *classicHits {
@@ -692,7 +697,9 @@ func (h *classicHits) hit(src, dst netip.Addr, proto uint8, port uint16, now int
 		s.hits, s.first, s.ports, s.dsts = 0, now, s.ports[:0], s.dsts[:0]
 	}
 	s.hits++
-	if ref := (detect.PortRef{Proto: proto, Port: port}); len(s.ports) < classicMaxPorts && !slices.Contains(s.ports, ref) {
+	ref := detect.PortRef{Proto: proto, Port: port}
+	fresh := !slices.Contains(s.ports, ref)
+	if fresh && len(s.ports) < classicMaxPorts {
 		s.ports = append(s.ports, ref)
 	}
 	if dst.IsValid() && len(s.dsts) < classicMaxDsts && !slices.Contains(s.dsts, dst) {
@@ -700,6 +707,12 @@ func (h *classicHits) hit(src, dst netip.Addr, proto uint8, port uint16, now int
 	}
 	if s.hits < h.trigger {
 		return nil
+	}
+	if s.rearm != 0 {
+		if now < s.rearm && !(s.rearmNew && fresh) {
+			return nil
+		}
+		s.rearm, s.rearmNew = 0, false
 	}
 	typ := detect.TypeConnect
 	if proto == detect.ProtoUDP {
@@ -736,18 +749,22 @@ func (h *classicHits) admit(src netip.Addr, now int64) bool {
 }
 
 // unclaim lets src's next alert through admit again: the block manager
-// refused the last one (rate limit), so the engine reports it anew.
-func (h *classicHits) unclaim(src netip.Addr) {
+// refused the last one (rate limit), so the engine reports it anew (see
+// detect.Engine.Rearm). Its classic hits raise one again from at (ns) on,
+// or with onNew on its first hit of another port, not on every further
+// connection.
+func (h *classicHits) unclaim(src netip.Addr, at int64, onNew bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if s := h.srcs[src]; s != nil {
 		s.claim = false
+		s.rearm, s.rearmNew = max(at, 1), onNew
 	}
 }
 
 // unclaim is classicHits.unclaim; safe on a nil *classicMode.
-func (m *classicMode) unclaim(src netip.Addr) {
+func (m *classicMode) unclaim(src netip.Addr, at int64, onNew bool) {
 	if m != nil {
-		m.hits.unclaim(src)
+		m.hits.unclaim(src, at, onNew)
 	}
 }

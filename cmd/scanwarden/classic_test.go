@@ -89,6 +89,44 @@ func TestClassicHitsTrigger(t *testing.T) {
 	}
 }
 
+// A source whose alert the block manager refused (rate limit) is reported
+// again as the engine's Rearm says: not on every further connection, but
+// from the rearm time on, or at once on another port when onNew.
+func TestClassicHitsUnclaim(t *testing.T) {
+	sec := int64(time.Second)
+	for _, onNew := range []bool{true, false} {
+		h := newClassicHits(16)
+		h.configure(time.Minute, 1)
+		if a := h.hit(cSrc, cDst, detect.ProtoTCP, 111, 0); a == nil || !h.admit(cSrc, 0) {
+			t.Fatal("first hit")
+		}
+		h.unclaim(cSrc, 5*sec, onNew) // refused; again from 5 s on
+		if a := h.hit(cSrc, cDst, detect.ProtoTCP, 111, sec); a != nil {
+			t.Fatalf("onNew %v: the same port again re-reported before the rearm time: %+v", onNew, a)
+		}
+		a := h.hit(cSrc, cDst, detect.ProtoTCP, 143, 2*sec)
+		if onNew && (a == nil || a.Probes != 3 || len(a.Ports) != 2) {
+			t.Fatalf("onNew: another port not re-reported at once: %+v", a)
+		}
+		if !onNew && a != nil {
+			t.Fatalf("another port re-reported before the rearm time without onNew: %+v", a)
+		}
+		if onNew {
+			// admitted: one re-report per rearm
+			if !h.admit(cSrc, 2*sec) {
+				t.Fatal("onNew: re-report not admitted")
+			}
+			if a := h.hit(cSrc, cDst, detect.ProtoTCP, 1, 3*sec); a != nil {
+				t.Fatalf("onNew: re-reported twice: %+v", a)
+			}
+			continue
+		}
+		if a := h.hit(cSrc, cDst, detect.ProtoTCP, 111, 6*sec); a == nil || !h.admit(cSrc, 6*sec) {
+			t.Fatal("not re-reported after the rearm time")
+		}
+	}
+}
+
 // TestClassicHitsBounded: the table never holds more than its bound; the
 // oldest source makes room, and a forgotten source starts afresh.
 func TestClassicHitsBounded(t *testing.T) {

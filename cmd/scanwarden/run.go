@@ -685,8 +685,8 @@ func (d *daemon) supervise(ctx context.Context, lc *liveCapture, eng *detect.Eng
 // another port): the block manager refused this alert (rate limit).
 // The engine that does not know the source ignores the request.
 func (d *daemon) rearm(a *detect.Alert) {
-	d.classic.unclaim(a.Src)
 	r := rearmReq{src: a.Src, at: a.Time + int64(rearmAfter), onNew: block.SingleProbe(a)}
+	d.classic.unclaim(a.Src, r.at, r.onNew)
 	for _, q := range d.rearms {
 		select {
 		case q <- r:
