@@ -540,6 +540,21 @@ func TestTrapOverflows(t *testing.T) {
 	if _, err := overflowCount([]string{"-A SCANWARDEN-TRAP -c x 1 -j DROP"}); err == nil {
 		t.Error("overflowCount of a bad counter: no error")
 	}
+
+	// it takes no lock of the backend (a Block on the capture thread
+	// never waits for the daemon's periodic check, which runs iptables)
+	e.b.mu.Lock()
+	done := make(chan error, 1)
+	go func() { _, err := e.b.TrapOverflows(ctx); done <- err }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("TrapOverflows beside a held backend: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("TrapOverflows waited for the backend's lock")
+	}
+	e.b.mu.Unlock()
 }
 
 func TestFlush(t *testing.T) {

@@ -233,9 +233,13 @@ func (b *Backend) removeCovered(fam *family, exempt []member) error {
 // that installed the trap, or the Prepare that repaired them). A family
 // without the trap chain counts 0. It fails when a runner cannot read
 // counters (see iptables.CounterLister).
+//
+// It takes no lock of the backend: it only reads the kernel's counters
+// through the family's runner (both fixed by New, and safe to use
+// concurrently), so that the daemon's 5 s check, which runs iptables,
+// never makes a Block on the capture thread wait. A chain that a
+// concurrent Flush removes counts 0.
 func (b *Backend) TrapOverflows(ctx context.Context) (uint64, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var n uint64
 	for _, fam := range b.fams {
 		if fam.r == nil {
@@ -256,6 +260,11 @@ func (b *Backend) TrapOverflows(ctx context.Context) (uint64, error) {
 			continue
 		}
 		lines, err := cl.ListWithCounters(iptables.TableFilter, ChainTrap)
+		if err != nil {
+			if exists, e := fam.r.ChainExists(iptables.TableFilter, ChainTrap); e == nil && !exists {
+				continue // flushed meanwhile
+			}
+		}
 		if err == nil {
 			var c uint64
 			c, err = overflowCount(lines)

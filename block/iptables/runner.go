@@ -68,6 +68,8 @@ const (
 // one address family. Rulespecs are iptables arguments after the chain
 // ("-s", "198.51.100.7/32", "-j", "DROP"), written as iptables -S prints
 // them. Implementations: NewRunner (the real commands), NewFake (memory).
+// Both are safe for concurrent use (each call of the real one is a
+// command of its own, and xtables' lock orders them in the kernel).
 type Runner interface {
 	// ChainExists reports whether chain exists in table; a missing chain
 	// is (false, nil), not an error.
