@@ -42,8 +42,9 @@ e2e: deps
 	bash scripts/e2e.sh
 
 # issue #4's check: the daemon in the lab under a flood of SYNs from
-# 1,000,000 forged IPv6 sources (scripts/synflood); a real nmap scan during
-# it must be blocked, the benign client keep working and the daemon's peak
+# 1,000,000 forged IPv6 sources (scripts/synflood); two real nmap scans
+# during it (one of them starting on a trap port) must be blocked, the
+# benign client keep working and the daemon's peak
 # RSS stay bounded. Prints the figures (rate, RSS, capture drops, blocks).
 .PHONY: flood
 flood: deps
