@@ -34,12 +34,14 @@ pcaps: build
 # in the victim as an unprivileged user with only CAP_NET_RAW and
 # CAP_NET_ADMIN, nmap scans from the attacker. demo is the short, readable
 # tour; e2e asserts every scan is detected with its type and blocked while
-# the benign client keeps working.
+# the benign client keeps working, with each blocking backend in turn
+# (E2E_BACKENDS="nftables" for one).
+E2E_BACKENDS ?= iptables nftables ipset
 demo: deps
 	bash scripts/demo.sh
 
 e2e: deps
-	bash scripts/e2e.sh
+	@set -e; for b in $(E2E_BACKENDS); do echo "== e2e with BLOCK_BACKEND=$$b"; E2E_BACKEND=$$b bash scripts/e2e.sh; done
 
 # issue #4's check: the daemon in the lab under a flood of SYNs from
 # 1,000,000 forged IPv6 sources (scripts/synflood); two real nmap scans

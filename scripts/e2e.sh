@@ -19,8 +19,11 @@
 # Then, for each scan (nmap -sS, -sF, -sN, -sX, -sU, -sT, -6 -sS), each from
 # its own fresh attacker address, it asserts: the daemon logged an
 # attackalert line and one "blocked" line for that address with the right
-# scan type; the victim's SCANWARDEN chain (iptables or ip6tables) has
-# exactly one DROP rule for it; the hosts.deny file exactly one entry; a new
+# scan type; the backend (E2E_BACKEND, default iptables) blocks it exactly
+# once: with iptables, the victim's SCANWARDEN chain (iptables or
+# ip6tables) has exactly one DROP rule for it; with nftables or ipset, it is
+# an element of the ban set of its family (or, trapped by the kernel, of
+# the trap set: KERNEL_TRAP is on by default); the hosts.deny file exactly one entry; a new
 # TCP connection from that address to the victim's :80 fails (while the
 # attacker's unscanned address still connects). It prints one line per scan:
 # probes until the block and milliseconds from the first probe to the rule
@@ -30,12 +33,15 @@
 # (and the victim's) appear in no rule, hosts.deny entry, history or state
 # file; no address but the scanners' was blocked; the daemon logged no error
 # and is still running; SIGTERM stops it with exit status 0, keeping the
-# blocks; `scanwarden flush` (as root) then leaves no SCANWARDEN chain and
-# hosts.deny as it was. Any failed assertion makes the exit status non-zero
+# blocks; `scanwarden flush` (as root) then leaves nothing of the backend
+# (no SCANWARDEN chain or jump; no table inet scanwarden; no scanwarden-*
+# set, chain or jump) and hosts.deny as it was. Any failed assertion makes the exit status non-zero
 # after the daemon log's tail is printed. Everything is torn down on exit.
 #
-# Needs root, nmap, iptables, iproute2, setpriv (util-linux) and Go.
-# Environment: SW_LAB_PREFIX (default swe2e-); KEEP_WORK=1 keeps the work
+# Needs root, nmap, iptables, iproute2, setpriv (util-linux) and Go; nft
+# (nftables) or ipset to read the sets of those backends.
+# Environment: SW_LAB_PREFIX (default swe2e-); E2E_BACKEND (iptables,
+# nftables or ipset; make e2e runs each); KEEP_WORK=1 keeps the work
 # directory (logs, config) of a failed run.
 #
 # demo.sh sources this file for its set-up and teardown: main runs only
@@ -78,6 +84,8 @@ HOST_TIMEOUT=10s
 PROBE_TIMEOUT=2s
 
 TAG=e2e
+# The blocking backend under test (BLOCK_BACKEND of the daemon's config).
+E2E_BACKEND=${E2E_BACKEND:-iptables}
 WORK=""
 DDIR=""    # the daemon's directory (owned by SW_USER)
 CONF=""    # its config
@@ -113,7 +121,14 @@ preflight() {
 		PATH=$PATH:/usr/local/go/bin
 	fi
 	local t
-	for t in ip nmap iptables ip6tables setpriv timeout awk sed grep stat; do
+	local tools=(ip nmap iptables ip6tables setpriv timeout awk sed grep stat sort)
+	case $E2E_BACKEND in
+	iptables) ;;
+	nftables) tools+=(nft) ;;
+	ipset) tools+=(ipset) ;;
+	*) die "E2E_BACKEND='$E2E_BACKEND': want iptables, nftables or ipset" ;;
+	esac
+	for t in "${tools[@]}"; do
 		command -v "$t" >/dev/null || die "$t is missing: run scripts/deps.sh as root"
 	done
 	if ! id -u "$SW_USER" >/dev/null 2>&1; then
@@ -167,7 +182,7 @@ HOSTS_DENY_FILE="$DDIR/hosts.deny"
 HISTORY_FILE="$DDIR/scanwarden.history"
 BLOCKED_FILE="$DDIR/scanwarden.blocked"
 IGNORE_FILE=""
-BLOCK_BACKEND="iptables"
+BLOCK_BACKEND="$E2E_BACKEND"
 KILL_HOSTS_DENY="ALL: \$TARGET\$ : DENY"
 BLOCK_RATE_LIMIT="600"
 EOF
@@ -522,6 +537,76 @@ drop_rule_re() {
 
 # JUMP_RE: INPUT's jump to SCANWARDEN.
 JUMP_RE='^-A INPUT( .*)? -j SCANWARDEN$'
+# SETS_JUMP_RE: INPUT's jump to the ipset backend's chain.
+SETS_JUMP_RE='^-A INPUT( .*)? -j SCANWARDEN-SETS$'
+
+# nft_elems SET: the elements of SET in the victim's table inet
+# scanwarden, one per line (none when the set or table is missing).
+nft_elems() {
+	ip netns exec "$NS_VIC" nft list set inet scanwarden "$1" 2>/dev/null | awk '
+		/elements = \{/ { on = 1; sub(/.*elements = \{/, "") }
+		on {
+			n = split($0, part, ",")
+			for (i = 1; i <= n; i++) {
+				split(part[i], w, " ")
+				if (w[1] != "" && w[1] != "}") print w[1]
+			}
+			if ($0 ~ /\}/) on = 0
+		}' || true
+}
+
+# ipset_members SET: the members of the victim's ipset SET, one per line.
+ipset_members() {
+	ip netns exec "$NS_VIC" ipset list "$1" 2>/dev/null | awk 'on && NF { print $1 } /^Members:/ { on = 1 }' || true
+}
+
+# banned ADDR: the addresses E2E_BACKEND blocks in ADDR's family, one per
+# line: with iptables, one per DROP rule of SCANWARDEN (so a duplicate
+# rule shows twice); with a set backend, each address of the ban and trap
+# sets once (the kernel trap's sources are in the trap set, and the
+# daemon's record of them puts them in the ban set too).
+banned() {
+	local fam=4
+	[[ $1 == *:* ]] && fam=6
+	case $E2E_BACKEND in
+	iptables) chain "$1" | sed -n 's|^-A SCANWARDEN -s \([^/ ]*\)/[0-9]*\( .*\)\{0,1\} -j DROP$|\1|p' ;;
+	nftables) { nft_elems "ban$fam"; nft_elems "trap$fam"; } | sort -u ;;
+	ipset) { ipset_members "scanwarden-ban$fam"; ipset_members "scanwarden-trap$fam"; } | sort -u ;;
+	esac
+}
+
+# hooks ADDR: how many times the input path of ADDR's family goes through
+# E2E_BACKEND's rules (1 when in place; a set backend's table or jump).
+hooks() {
+	case $E2E_BACKEND in
+	iptables) count_re "$(ipt "$1" -S INPUT)" "$JUMP_RE" ;;
+	nftables) if ip netns exec "$NS_VIC" nft list chain inet scanwarden input >/dev/null 2>&1; then echo 1; else echo 0; fi ;;
+	ipset) count_re "$(ipt "$1" -S INPUT)" "$SETS_JUMP_RE" ;;
+	esac
+}
+
+# leftovers ADDR: what of E2E_BACKEND is still in place in ADDR's family
+# (empty: nothing).
+leftovers() {
+	local left=()
+	case $E2E_BACKEND in
+	iptables)
+		ipt "$1" -S SCANWARDEN >/dev/null 2>&1 && left+=("chain SCANWARDEN: $(chain "$1" | tr '\n' ';')")
+		;;
+	nftables)
+		ip netns exec "$NS_VIC" nft list table inet scanwarden >/dev/null 2>&1 && left+=("table inet scanwarden")
+		;;
+	ipset)
+		local sets
+		sets=$(ip netns exec "$NS_VIC" ipset list -n 2>/dev/null | grep '^scanwarden-' | tr '\n' ' ' || true)
+		[[ -z $sets ]] || left+=("sets $sets")
+		ipt "$1" -S SCANWARDEN-SETS >/dev/null 2>&1 && left+=("chain SCANWARDEN-SETS")
+		ipt "$1" -S SCANWARDEN-TRAP >/dev/null 2>&1 && left+=("chain SCANWARDEN-TRAP")
+		;;
+	esac
+	(($(hooks "$1") == 0)) || left+=("INPUT's jump")
+	((${#left[@]} == 0)) || printf '%s\n' "${left[*]}"
+}
 
 # count_re TEXT ERE: how many lines of TEXT match ERE.
 count_re() { grep -cE -- "$2" <<<"$1" || true; }
@@ -642,20 +727,29 @@ check_scan() {
 			errs+=("the 'blocked' line has block_ms='$ms'")
 		fi
 		# which thread put the rule in place, and when the alert was
-		# raised (before the rule)
-		by=$(jstr "$line" rule_by)
-		[[ $by == capture || $by == blocking ]] || errs+=("the 'blocked' line has rule_by='$by'")
-		am=$(jnum "$line" alert_ms)
-		if ! [[ $am =~ ^[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$ ]] || ! awk -v a="$am" -v b="$(jnum "$line" block_ms)" 'BEGIN { exit !(a <= b) }'; then
-			errs+=("the 'blocked' line has alert_ms='$am' (block_ms $(jnum "$line" block_ms))")
+		# raised (before the rule); a source the kernel trap blocked on
+		# its first probe has neither
+		if [[ $line == *'"kernel_trap":true'* ]]; then
+			ms=kernel
+		else
+			by=$(jstr "$line" rule_by)
+			[[ $by == capture || $by == blocking ]] || errs+=("the 'blocked' line has rule_by='$by'")
+			am=$(jnum "$line" alert_ms)
+			if ! [[ $am =~ ^[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$ ]] || ! awk -v a="$am" -v b="$(jnum "$line" block_ms)" 'BEGIN { exit !(a <= b) }'; then
+				errs+=("the 'blocked' line has alert_ms='$am' (block_ms $(jnum "$line" block_ms))")
+			fi
 		fi
 	fi
-	# one DROP rule, one hosts.deny entry
-	rules=$(chain "$src")
-	n=$(count_re "$rules" "$(drop_rule_re "$src")")
-	((n == 1)) || errs+=("$n DROP rules for $src in SCANWARDEN, want 1")
-	n=$(mentions "$rules" "$src")
-	((n <= 1)) || errs+=("$n rules of SCANWARDEN mention $src")
+	# blocked once by the backend, one hosts.deny entry
+	n=$(count_lines "$(banned "$src")" "$src")
+	((n == 1)) || errs+=("$src blocked $n times by $E2E_BACKEND, want 1")
+	if [[ $E2E_BACKEND == iptables ]]; then
+		rules=$(chain "$src")
+		n=$(count_re "$rules" "$(drop_rule_re "$src")")
+		((n == 1)) || errs+=("$n DROP rules for $src in SCANWARDEN, want 1")
+		n=$(mentions "$rules" "$src")
+		((n <= 1)) || errs+=("$n rules of SCANWARDEN mention $src")
+	fi
 	deny=$(cat "$DDIR/hosts.deny")
 	n=$(count_lines "$deny" "$(deny_entry "$src")")
 	((n == 1)) || errs+=("$n hosts.deny entries '$(deny_entry "$src")', want 1")
@@ -692,28 +786,33 @@ check_benign() {
 	summary=$(grep -h '^labsrv client:' "$WORK/logs/client-benign.log" || true)
 	say "benign client: ${summary#labsrv client: }"
 	((rc == 0)) || fail "the benign client failed (exit $rc): $(tail -n 3 "$WORK/logs/client-benign.log")"
-	all=$(chain "$VICTIM4")$'\n'$(chain "$VICTIM6")$'\n'$(records)
+	all=$(banned "$VICTIM4")$'\n'$(banned "$VICTIM6")$'\n'$(records)
 	for a in "$BENIGN4" "$BENIGN6" "$VICTIM4" "$VICTIM6" "$ATTACKER4" "$ATTACKER6"; do
 		(($(mentions "$all" "$a") == 0)) || fail "$a appears in the rules or the daemon's records: $(grep -E "$(addr_re "$a")" <<<"$all" | head -n 3)"
 		[[ -z $(daemon_lines "$a") ]] || fail "the daemon logged about $a: $(daemon_lines "$a" | head -n 3)"
 	done
 }
 
-# check_only_scanners WANT4 WANT6: SCANWARDEN holds exactly the scanners'
-# DROP rules, and INPUT jumps to it once.
+# check_only_scanners WANT4 WANT6: the backend blocks exactly the
+# scanners (with iptables: SCANWARDEN holds nothing but their DROP
+# rules), and the input path goes through it once.
 check_only_scanners() {
 	local fam want rules n a
 	for fam in 4 6; do
 		want=$1
 		[[ $fam == 6 ]] && want=$2
 		if [[ $fam == 4 ]]; then a=$VICTIM4; else a=$VICTIM6; fi
-		rules=$(chain "$a")
-		n=$(grep -c '^-A SCANWARDEN ' <<<"$rules" || true)
-		((n == want)) || fail "IPv$fam SCANWARDEN has $n rules, want $want (one per scanner): $(tr '\n' ';' <<<"$rules")"
-		n=$(count_re "$(ipt "$a" -S INPUT)" "$JUMP_RE")
+		rules=$(banned "$a")
+		n=$(grep -c . <<<"$rules" || true)
+		((n == want)) || fail "IPv$fam: $E2E_BACKEND blocks $n addresses, want $want (the scanners): $(tr '\n' ';' <<<"$rules")"
+		if [[ $E2E_BACKEND == iptables ]]; then
+			n=$(grep -c '^-A SCANWARDEN ' <<<"$(chain "$a")" || true)
+			((n == want)) || fail "IPv$fam SCANWARDEN has $n rules, want $want (one per scanner): $(chain "$a" | tr '\n' ';')"
+		fi
+		n=$(hooks "$a")
 		# (a family without blocks may have no chain and jump yet)
 		if ((n > 1 || (want > 0 && n == 0))); then
-			fail "IPv$fam INPUT jumps to SCANWARDEN $n times, want 1"
+			fail "IPv$fam: the input path goes through $E2E_BACKEND's rules $n times, want 1"
 		fi
 	done
 }
@@ -724,17 +823,14 @@ check_no_errors() {
 	[[ -z $errs ]] || fail "the daemon logged errors: $(head -n 5 <<<"$errs")"
 }
 
-# check_flushed: after `scanwarden flush`, no chain, no jump, hosts.deny
-# as the administrator left it.
+# check_flushed: after `scanwarden flush`, nothing of the backend (no
+# chain, set, table or jump), hosts.deny as the administrator left it.
 check_flushed() {
-	local fam a
+	local fam a left
 	for fam in 4 6; do
 		if [[ $fam == 4 ]]; then a=$VICTIM4; else a=$VICTIM6; fi
-		if ipt "$a" -S SCANWARDEN >/dev/null 2>&1; then
-			fail "IPv$fam SCANWARDEN chain still there after flush: $(chain "$a")"
-		fi
-		(($(count_re "$(ipt "$a" -S INPUT)" "$JUMP_RE") == 0)) ||
-			fail "IPv$fam INPUT still jumps to SCANWARDEN after flush"
+		left=$(leftovers "$a")
+		[[ -z $left ]] || fail "IPv$fam: still there after flush: $left"
 	done
 	[[ $(cat "$DDIR/hosts.deny") == "${HOSTS_DENY_ORIG%$'\n'}" ]] ||
 		fail "hosts.deny after flush differs from the original: $(cat "$DDIR/hosts.deny")"

@@ -95,6 +95,8 @@ SCAN_AT=${SCAN_AT:-300000}
 # bytes each) would blow past it. Raise it with FLOOD_MAX_SOURCES.
 RSS_BOUND_MIB=${RSS_BOUND_MIB:-96}
 FLOOD_BACKEND=${FLOOD_BACKEND:-iptables}
+# e2e.sh's config, checks and tools follow it
+E2E_BACKEND=$FLOOD_BACKEND
 FLOOD_RATE_LIMIT=${FLOOD_RATE_LIMIT:-}
 FLOOD_ONLINK=${FLOOD_ONLINK:-0}
 FLOOD_RESCAN=${FLOOD_RESCAN:-1}
@@ -124,12 +126,11 @@ FLOOD_T0="" # the flood's start, seconds since the epoch
 
 # ---- set-up -------------------------------------------------------------
 
-# flood_config: e2e's config with the daemon's own rate limit (e2e raises
-# it to 600 so that its scans never meet it; here it is what is tested)
-# and FLOOD_BACKEND.
+# flood_config: e2e's config (with BLOCK_BACKEND FLOOD_BACKEND) with the
+# daemon's own rate limit (e2e raises it to 600 so that its scans never
+# meet it; here it is what is tested).
 flood_config() {
-	sed -i -e '/^BLOCK_RATE_LIMIT=/d' -e '/^BLOCK_BACKEND=/d' "$CONF"
-	printf 'BLOCK_BACKEND="%s"\n' "$FLOOD_BACKEND" >>"$CONF"
+	sed -i -e '/^BLOCK_RATE_LIMIT=/d' "$CONF"
 	if [[ -n $FLOOD_RATE_LIMIT ]]; then
 		printf 'BLOCK_RATE_LIMIT="%s"\n' "$FLOOD_RATE_LIMIT" >>"$CONF"
 	fi
@@ -271,17 +272,8 @@ scan() {
 # blocked ...") about ADDR.
 decision_lines() { daemon_lines "$1" | grep -E '"msg":"(not )?blocked ' || true; }
 
-# rule_present ADDR: the backend holds a block for ADDR in the victim.
-rule_present() {
-	case $FLOOD_BACKEND in
-	iptables) (($(count_re "$(chain "$1")" "$(drop_rule_re "$1")") == 1)) ;;
-	# read whole before matching: grep -q ending first would kill the
-	# lister with SIGPIPE and fail the pipeline (pipefail)
-	nftables) grep -qwF -- "$1" <<<"$(ip netns exec "$NS_VIC" nft list table inet scanwarden 2>&1)" ;;
-	ipset) grep -qwF -- "$1" <<<"$(ip netns exec "$NS_VIC" ipset list 2>&1)" ;;
-	*) return 1 ;;
-	esac
-}
+# rule_present ADDR: the backend holds one block for ADDR in the victim.
+rule_present() { (($(count_lines "$(banned "$1")" "$1") == 1)); }
 
 # state_has ADDR: the daemon's state file holds a ban of ADDR.
 state_has() { grep -qE '"addr": *"'"${1//./\\.}"'"' "$DDIR/state/state.json" 2>/dev/null; }
