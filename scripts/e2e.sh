@@ -29,7 +29,11 @@
 # probes until the block and milliseconds from the first probe to the rule
 # being in place, as the daemon measured them.
 #
-# Afterwards: the benign client had every request answered and its addresses
+# Afterwards: `scanwarden unblock` (as root, while the daemon runs as its
+# user) lifts two scanners' blocks, one the kernel trap caught when there
+# is one: no set element or rule, hosts.deny entry or state entry is left
+# for them and they connect again, the others stay blocked. The benign
+# client had every request answered and its addresses
 # (and the victim's) appear in no rule, hosts.deny entry, history or state
 # file; no address but the scanners' was blocked; the daemon logged no error
 # and is still running; SIGTERM stops it with exit status 0, keeping the
@@ -836,6 +840,25 @@ check_flushed() {
 		fail "hosts.deny after flush differs from the original: $(cat "$DDIR/hosts.deny")"
 }
 
+# check_unblock ADDR: `scanwarden unblock ADDR` as root in the victim
+# namespace while the daemon runs (as another user, on the same state):
+# ADDR is then blocked by no backend set or rule, has no hosts.deny entry
+# and no state entry, and connects again.
+check_unblock() {
+	local a=$1 rc=0 url=http://$VICTIM4/
+	[[ $a == *:* ]] && url=http://[$VICTIM6]/
+	run_wait_to "$WORK/logs/unblock.out" ip netns exec "$NS_VIC" "$SWBIN" unblock -c "$CONF" "$a" || rc=$?
+	((rc == 0)) || {
+		fail "scanwarden unblock $a exited $rc: $(cat "$WORK/logs/unblock.out")"
+		return
+	}
+	say "  $(tr '\n' ' ' <"$WORK/logs/unblock.out")"
+	(($(count_lines "$(banned "$a")" "$a") == 0)) || fail "$a still blocked by $E2E_BACKEND after unblock"
+	(($(mentions "$(cat "$DDIR/hosts.deny")" "$a") == 0)) || fail "$a still in hosts.deny after unblock"
+	! grep -qE '"addr": *"'"${a//./\\.}"'"' "$DDIR/state/state.json" 2>/dev/null || fail "$a still in the state after unblock"
+	reach "$a" "$url" || fail "$a cannot connect after unblock: $REACH_OUT"
+}
+
 # flush: scanwarden flush as root in the victim namespace.
 flush() {
 	local out rc=0
@@ -849,7 +872,7 @@ flush() {
 }
 
 main() {
-	local spec name type n args started=$SECONDS ok=0 n4=0 n6=0 row
+	local spec name type n args started=$SECONDS ok=0 n4=0 n6=0 row a
 	preflight
 	setup 7
 	start_daemon
@@ -868,6 +891,23 @@ main() {
 	done
 
 	say "after the scans"
+	check_only_scanners "$n4" "$n6"
+	# two scanners are unblocked while the daemon runs: the first, and one
+	# the kernel trap caught when there is one (a set backend's trap set
+	# holds it too; which scan starts on a trap port is nmap's chance),
+	# else the fifth
+	say "scanwarden unblock"
+	local again
+	again=$(jstr "$(grep -F '"kernel_trap":true' "$DLOG" | head -n 1)" src)
+	if [[ -z $again ]]; then
+		scan_addrs 5 -sU
+		again=$SRC
+	fi
+	scan_addrs 1 -sS
+	for a in "$SRC" "$again"; do
+		check_unblock "$a"
+		if [[ $a == *:* ]]; then n6=$((n6 - 1)); else n4=$((n4 - 1)); fi
+	done
 	check_only_scanners "$n4" "$n6"
 	# the attacker's own address, which never scanned, still gets through
 	reach "$ATTACKER4" "http://$VICTIM4/" || fail "$ATTACKER4 (never scanned) can no longer connect: $REACH_OUT"
