@@ -236,7 +236,7 @@ EOF
 		exit 1
 	fi
 	heading "Done"
-	say "make e2e runs the full check: seven scan types, IPv4 and IPv6, with timings"
+	say "make e2e runs the full check: seven scan types, IPv4 and IPv6, each blocking backend, unblock and flush, with timings"
 }
 
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
