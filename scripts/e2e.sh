@@ -892,19 +892,21 @@ main() {
 
 	say "after the scans"
 	check_only_scanners "$n4" "$n6"
-	# two scanners are unblocked while the daemon runs: the first, and one
-	# the kernel trap caught when there is one (a set backend's trap set
-	# holds it too; which scan starts on a trap port is nmap's chance),
-	# else the fifth
+	# two scanners are unblocked while the daemon runs: the first, and
+	# another one the kernel trap caught when there is one (a set
+	# backend's trap set holds it too; which scan starts on a trap port is
+	# nmap's chance), else the fifth
 	say "scanwarden unblock"
-	local again
-	again=$(jstr "$(grep -F '"kernel_trap":true' "$DLOG" | head -n 1)" src)
+	local first again
+	scan_addrs 1 -sS
+	first=$SRC
+	again=$(grep -F '"kernel_trap":true' "$DLOG" | grep -vF '"src":"'"$first"'"' | head -n 1 || true)
+	again=$(jstr "$again" src)
 	if [[ -z $again ]]; then
 		scan_addrs 5 -sU
 		again=$SRC
 	fi
-	scan_addrs 1 -sS
-	for a in "$SRC" "$again"; do
+	for a in "$first" "$again"; do
 		check_unblock "$a"
 		if [[ $a == *:* ]]; then n6=$((n6 - 1)); else n4=$((n4 - 1)); fi
 	done
