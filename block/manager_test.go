@@ -835,3 +835,64 @@ func TestFinishAfterUnblock(t *testing.T) {
 		t.Fatalf("the unblocked ban came back: %+v", bans)
 	}
 }
+
+// Pend finds a ban in force wherever read() would: in a pending line (the
+// last of its address wins), in the state file this StateFile wrote
+// (cached), or in one another process wrote (not cached); an expired ban
+// does not count.
+func TestPendTaken(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	a, b, c := netip.MustParseAddr("198.51.100.7"), netip.MustParseAddr("198.51.100.8"), netip.MustParseAddr("198.51.100.9")
+	other, err := OpenState(dir) // another process
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Update(func([]Ban) ([]Ban, bool, error) {
+		return []Ban{{Addr: a, Proto: "tcp", Until: now.Add(time.Hour)}, {Addr: b, Proto: "tcp", Until: now.Add(-time.Second)}}, true, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := OpenState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pend := func(addr netip.Addr) bool {
+		t.Helper()
+		taken, err := st.Pend(Ban{Addr: addr, Proto: "tcp", Until: now.Add(time.Hour)}, now, nil, nil, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return taken
+	}
+	if !pend(a) {
+		t.Error("a ban in force in a state file another process wrote: not taken")
+	}
+	if pend(b) {
+		t.Error("an expired ban counted as taken")
+	}
+	if !pend(b) {
+		t.Error("the pending line just written: not taken")
+	}
+	// a later pending line that expired replaces an earlier one in force
+	line, _ := json.Marshal(Ban{Addr: b, Proto: "tcp", Until: now.Add(-time.Second)})
+	f, err := os.OpenFile(filepath.Join(dir, pendingName), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(append(line, '\n'))
+	f.Close()
+	if pend(b) {
+		t.Error("the last pending line of an address (expired) not the one that counts")
+	}
+	// folded into the file this StateFile writes (and caches)
+	if err := st.Fold(); err != nil {
+		t.Fatal(err)
+	}
+	if !pend(a) || !pend(b) {
+		t.Error("bans of the state file this StateFile wrote: not taken")
+	}
+	if pend(c) {
+		t.Error("an address without a ban counted as taken")
+	}
+}
