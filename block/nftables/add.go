@@ -20,11 +20,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// addSock is Block's kept socket (fd -1: none). It is closed after any
-// failure, so that nothing a failed exchange left unread is taken for a
-// later answer, and by Close or, failing that, when the Backend is
-// garbage.
-type addSock struct{ fd int }
+// addSock is Block's kept socket (fd -1: none), with its receive buffer.
+// It is closed after any failure, so that nothing a failed exchange left
+// unread is taken for a later answer, and by Close or, failing that, when
+// the Backend is garbage.
+type addSock struct {
+	fd  int
+	buf [4096]byte
+}
 
 func (k *addSock) close() {
 	if k.fd >= 0 {
@@ -33,22 +36,13 @@ func (k *addSock) close() {
 	}
 }
 
-// nfgenRes is an nfgenmsg with family 0 and the resource id in network
-// order: the batch messages name the nftables subsystem there.
-func nfgenRes(res uint16) []byte {
-	b := make([]byte, 4)
-	binary.BigEndian.PutUint16(b[2:], res)
-	return b
-}
-
-// batchMsg encodes NFNL_MSG_BATCH_BEGIN or _END for nftables.
+// batchMsg encodes NFNL_MSG_BATCH_BEGIN or _END for nftables: nlMsg's
+// header, with an nfgenmsg of family 0 and the nftables subsystem as the
+// resource id (network order).
 func batchMsg(typ uint16, seq uint32) []byte {
-	b := make([]byte, unix.NLMSG_HDRLEN, unix.NLMSG_HDRLEN+4)
-	b = append(b, nfgenRes(unix.NFNL_SUBSYS_NFTABLES)...)
-	binary.NativeEndian.PutUint32(b[0:4], uint32(len(b)))
-	binary.NativeEndian.PutUint16(b[4:6], typ)
-	binary.NativeEndian.PutUint16(b[6:8], unix.NLM_F_REQUEST)
-	binary.NativeEndian.PutUint32(b[8:12], seq)
+	b := nlMsg(typ, unix.NLM_F_REQUEST, seq)
+	b[unix.NLMSG_HDRLEN] = 0
+	binary.BigEndian.PutUint16(b[unix.NLMSG_HDRLEN+2:], unix.NFNL_SUBSYS_NFTABLES)
 	return b
 }
 
@@ -80,14 +74,9 @@ var errNoAnswer = errors.New("no answer from the kernel")
 // unix.Errno) or the socket's. Called with b.mu held.
 func (b *Backend) add(set string, key []byte, timeout time.Duration) error {
 	if b.sock.fd < 0 {
-		fd, err := socketIn(b.netns)
+		fd, err := timedSocket(b.netns, addTimeout)
 		if err != nil {
-			return fmt.Errorf("netlink socket: %w", err)
-		}
-		tv := unix.NsecToTimeval(int64(addTimeout))
-		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-			unix.Close(fd)
-			return fmt.Errorf("netlink socket: %w", err)
+			return err
 		}
 		b.sock.fd = fd
 	}
@@ -99,18 +88,13 @@ func (b *Backend) add(set string, key []byte, timeout time.Duration) error {
 }
 
 func (b *Backend) exchange(set string, key []byte, timeout time.Duration) error {
-	seq := dumpSeq.Add(3) - 2
-	req := addBatch(b.table.Name, set, key, timeout, seq)
-	err := unix.Sendto(b.sock.fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
-	for err == unix.EINTR {
-		err = unix.Sendto(b.sock.fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+	seq := nlSeq.Add(3) - 2
+	if err := sendNL(b.sock.fd, addBatch(b.table.Name, set, key, timeout, seq)); err != nil {
+		return err
 	}
-	if err != nil {
-		return fmt.Errorf("netlink send: %w", err)
-	}
-	var buf [4096]byte
+	buf := b.sock.buf[:]
 	for {
-		n, _, err := unix.Recvfrom(b.sock.fd, buf[:], 0)
+		n, _, err := unix.Recvfrom(b.sock.fd, buf, 0)
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -119,7 +103,6 @@ func (b *Backend) exchange(set string, key []byte, timeout time.Duration) error 
 		case err != nil:
 			return fmt.Errorf("netlink receive: %w", err)
 		}
-		acked := false
 		err = eachMsg(buf[:n], func(typ, _ uint16, mseq uint32, body []byte) error {
 			if typ != unix.NLMSG_ERROR || mseq < seq || mseq > seq+2 {
 				return nil // not an answer to this batch
@@ -131,12 +114,14 @@ func (b *Backend) exchange(set string, key []byte, timeout time.Duration) error 
 				return unix.Errno(-e)
 			}
 			if mseq == seq+1 {
-				acked = true // the add's acknowledgement
-				return errStop
+				return errStop // the add's acknowledgement
 			}
 			return nil
 		})
-		if err != nil || acked {
+		if err == errStop {
+			return nil
+		}
+		if err != nil {
 			return err
 		}
 	}

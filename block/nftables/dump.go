@@ -73,29 +73,50 @@ func socketIn(netns int) (int, error) {
 	return r.fd, r.err
 }
 
-var dumpSeq atomic.Uint32
+// nlSeq numbers the requests of the package's own sockets (dumps and
+// Block's adds).
+var nlSeq atomic.Uint32
+
+// timedSocket is socketIn's socket with a receive timeout of d.
+func timedSocket(netns int, d time.Duration) (int, error) {
+	fd, err := socketIn(netns)
+	if err != nil {
+		return -1, fmt.Errorf("netlink socket: %w", err)
+	}
+	tv := unix.NsecToTimeval(int64(d))
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("netlink socket: %w", err)
+	}
+	return fd, nil
+}
+
+// sendNL sends req to the kernel over fd.
+func sendNL(fd int, req []byte) error {
+	sa := unix.SockaddrNetlink{Family: unix.AF_NETLINK}
+	err := unix.Sendto(fd, req, 0, &sa)
+	for err == unix.EINTR {
+		err = unix.Sendto(fd, req, 0, &sa)
+	}
+	if err != nil {
+		return fmt.Errorf("netlink send: %w", err)
+	}
+	return nil
+}
 
 // dumpSet returns the elements of set name of the backend's table.
 func (b *Backend) dumpSet(name string) ([]nft.SetElement, error) {
-	fd, err := socketIn(b.netns)
+	fd, err := timedSocket(b.netns, dumpTimeout)
 	if err != nil {
-		return nil, fmt.Errorf("netlink socket: %w", err)
+		return nil, err
 	}
 	defer unix.Close(fd)
-	tv := unix.NsecToTimeval(int64(dumpTimeout))
-	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		return nil, fmt.Errorf("netlink socket: %w", err)
-	}
-	seq := dumpSeq.Add(1)
-	req := nlMsg(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETSETELEM, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, seq,
+	seq := nlSeq.Add(1)
+	err = sendNL(fd, nlMsg(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETSETELEM, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, seq,
 		nlAttr(unix.NFTA_SET_ELEM_LIST_TABLE, cstr(b.table.Name)),
-		nlAttr(unix.NFTA_SET_ELEM_LIST_SET, cstr(name)))
-	err = unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
-	for err == unix.EINTR {
-		err = unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
-	}
+		nlAttr(unix.NFTA_SET_ELEM_LIST_SET, cstr(name))))
 	if err != nil {
-		return nil, fmt.Errorf("netlink send: %w", err)
+		return nil, err
 	}
 	buf := make([]byte, dumpBufSize)
 	var out []nft.SetElement
@@ -110,7 +131,6 @@ func (b *Backend) dumpSet(name string) ([]nft.SetElement, error) {
 		if err != nil {
 			return nil, fmt.Errorf("netlink receive: %w", err)
 		}
-		done := false
 		err = eachMsg(buf[:n], func(typ, flags uint16, mseq uint32, body []byte) error {
 			if mseq != seq {
 				return nil // not an answer to this request
@@ -131,8 +151,7 @@ func (b *Backend) dumpSet(name string) ([]nft.SetElement, error) {
 				if interrupted {
 					return errDumpInterrupted
 				}
-				done = true
-				return errStop
+				return errStop // the end of the dump
 			}
 			es, err := parseElems(body)
 			if err != nil {
@@ -142,7 +161,7 @@ func (b *Backend) dumpSet(name string) ([]nft.SetElement, error) {
 			return nil
 		})
 		switch {
-		case done:
+		case err == errStop:
 			return out, nil
 		case err != nil:
 			return nil, err
@@ -150,11 +169,12 @@ func (b *Backend) dumpSet(name string) ([]nft.SetElement, error) {
 	}
 }
 
-// errStop ends eachMsg early without an error.
+// errStop ends eachMsg early: fn's way of saying the answer is complete.
 var errStop = errors.New("stop")
 
 // eachMsg calls fn with the type, flags, sequence number and body of every
-// netlink message in b, until fn returns an error (errStop: nil).
+// netlink message in b, until fn returns an error, which it returns
+// (errStop included).
 func eachMsg(b []byte, fn func(typ, flags uint16, seq uint32, body []byte) error) error {
 	for len(b) >= unix.NLMSG_HDRLEN {
 		l := int(binary.NativeEndian.Uint32(b[0:4]))
@@ -162,9 +182,6 @@ func eachMsg(b []byte, fn func(typ, flags uint16, seq uint32, body []byte) error
 			return errors.New("netlink receive: malformed message")
 		}
 		err := fn(binary.NativeEndian.Uint16(b[4:6]), binary.NativeEndian.Uint16(b[6:8]), binary.NativeEndian.Uint32(b[8:12]), b[unix.NLMSG_HDRLEN:l])
-		if errors.Is(err, errStop) {
-			return nil
-		}
 		if err != nil {
 			return err
 		}
