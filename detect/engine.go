@@ -427,7 +427,7 @@ func (e *Engine) probe(p *Probe, typ ScanType, proto uint8, stealth bool, st uin
 	s.probes++
 	s.types[typ]++
 	if s.alerted {
-		if s.rearmAt == 0 || p.TS < s.rearmAt && !e.newTarget(s, p, proto) {
+		if s.rearmAt == 0 || p.TS < s.rearmAt && !(s.rearmNew && e.newTarget(s, p, proto)) {
 			// Its verdict is in: only the counts matter now. A
 			// blocked scanner keeps sending (the capture sees packets
 			// before the firewall drops them), so this path is kept
@@ -651,9 +651,10 @@ func (e *Engine) Rearm(src netip.Addr, at int64, onNew bool) {
 }
 
 // newTarget reports whether p, from the alerted source s, is its first
-// probe of a target it has not probed yet while its rearm asks for that.
+// probe of a target it has not probed yet (asked only while its rearm
+// wants that: not inlined, the call stays off the common path).
 func (e *Engine) newTarget(s *source, p *Probe, proto uint8) bool {
-	return s.rearmNew && s.find(e.hash32(p.Dst), p.DstPort, proto) == nil
+	return s.find(e.hash32(p.Dst), p.DstPort, proto) == nil
 }
 
 // Forget drops everything known about src, so that its next probes are

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/scanwarden/scanwarden/internal/nlmsg"
 )
 
 // addSock is Block's kept socket (fd -1: none), with its receive buffer.
@@ -103,7 +105,7 @@ func (b *Backend) exchange(set string, key []byte, timeout time.Duration) error 
 		case err != nil:
 			return fmt.Errorf("netlink receive: %w", err)
 		}
-		err = eachMsg(buf[:n], func(typ, _ uint16, mseq uint32, body []byte) error {
+		err = nlmsg.Each(buf[:n], func(typ, _ uint16, mseq uint32, body []byte) error {
 			if typ != unix.NLMSG_ERROR || mseq < seq || mseq > seq+2 {
 				return nil // not an answer to this batch
 			}
@@ -114,11 +116,11 @@ func (b *Backend) exchange(set string, key []byte, timeout time.Duration) error 
 				return unix.Errno(-e)
 			}
 			if mseq == seq+1 {
-				return errStop // the add's acknowledgement
+				return nlmsg.ErrStop // the add's acknowledgement
 			}
 			return nil
 		})
-		if err == errStop {
+		if err == nlmsg.ErrStop {
 			return nil
 		}
 		if err != nil {

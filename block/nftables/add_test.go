@@ -9,6 +9,8 @@ import (
 	nft "github.com/google/nftables"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/scanwarden/scanwarden/internal/nlmsg"
 )
 
 // TestAddBatchMatchesLibrary: Block's own batch is what google/nftables
@@ -51,7 +53,7 @@ func TestAddBatchMatchesLibrary(t *testing.T) {
 		}
 		// and the sequence numbers: begin, add, end
 		var seqs []uint32
-		for b := ours; len(b) >= unix.NLMSG_HDRLEN; b = b[nlAlign(int(binary.NativeEndian.Uint32(b))):] {
+		for b := ours; len(b) >= unix.NLMSG_HDRLEN; b = b[nlmsg.Align(int(binary.NativeEndian.Uint32(b))):] {
 			seqs = append(seqs, binary.NativeEndian.Uint32(b[8:12]))
 		}
 		if len(seqs) != 3 || seqs[0] != 7 || seqs[1] != 8 || seqs[2] != 9 {
@@ -69,7 +71,7 @@ func anonymous(t *testing.T, b []byte) []byte {
 		if len(rest) < unix.NLMSG_HDRLEN {
 			t.Fatalf("trailing %d bytes", len(rest))
 		}
-		l := nlAlign(int(binary.NativeEndian.Uint32(rest)))
+		l := nlmsg.Align(int(binary.NativeEndian.Uint32(rest)))
 		clear(rest[8:16])
 		rest = rest[min(l, len(rest)):]
 	}

@@ -21,6 +21,8 @@ import (
 
 	nft "github.com/google/nftables"
 	"golang.org/x/sys/unix"
+
+	"github.com/scanwarden/scanwarden/internal/nlmsg"
 )
 
 // errDumpInterrupted says the ruleset changed during a dump: the result may
@@ -131,7 +133,7 @@ func (b *Backend) dumpSet(name string) ([]nft.SetElement, error) {
 		if err != nil {
 			return nil, fmt.Errorf("netlink receive: %w", err)
 		}
-		err = eachMsg(buf[:n], func(typ, flags uint16, mseq uint32, body []byte) error {
+		err = nlmsg.Each(buf[:n], func(typ, flags uint16, mseq uint32, body []byte) error {
 			if mseq != seq {
 				return nil // not an answer to this request
 			}
@@ -151,7 +153,7 @@ func (b *Backend) dumpSet(name string) ([]nft.SetElement, error) {
 				if interrupted {
 					return errDumpInterrupted
 				}
-				return errStop // the end of the dump
+				return nlmsg.ErrStop // the end of the dump
 			}
 			es, err := parseElems(body)
 			if err != nil {
@@ -161,33 +163,12 @@ func (b *Backend) dumpSet(name string) ([]nft.SetElement, error) {
 			return nil
 		})
 		switch {
-		case err == errStop:
+		case err == nlmsg.ErrStop:
 			return out, nil
 		case err != nil:
 			return nil, err
 		}
 	}
-}
-
-// errStop ends eachMsg early: fn's way of saying the answer is complete.
-var errStop = errors.New("stop")
-
-// eachMsg calls fn with the type, flags, sequence number and body of every
-// netlink message in b, until fn returns an error, which it returns
-// (errStop included).
-func eachMsg(b []byte, fn func(typ, flags uint16, seq uint32, body []byte) error) error {
-	for len(b) >= unix.NLMSG_HDRLEN {
-		l := int(binary.NativeEndian.Uint32(b[0:4]))
-		if l < unix.NLMSG_HDRLEN || l > len(b) {
-			return errors.New("netlink receive: malformed message")
-		}
-		err := fn(binary.NativeEndian.Uint16(b[4:6]), binary.NativeEndian.Uint16(b[6:8]), binary.NativeEndian.Uint32(b[8:12]), b[unix.NLMSG_HDRLEN:l])
-		if err != nil {
-			return err
-		}
-		b = b[min(nlAlign(l), len(b)):]
-	}
-	return nil
 }
 
 // parseElems decodes a NEWSETELEM message body (after the netlink
@@ -252,18 +233,16 @@ func eachAttr(b []byte, fn func(typ uint16, data []byte) error) error {
 		if err := fn(typ, b[unix.SizeofNlAttr:l]); err != nil {
 			return err
 		}
-		b = b[min(nlAlign(l), len(b)):]
+		b = b[min(nlmsg.Align(l), len(b)):]
 	}
 	return nil
 }
-
-func nlAlign(n int) int { return (n + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1) }
 
 func cstr(s string) []byte { return append([]byte(s), 0) }
 
 // nlAttr encodes one attribute.
 func nlAttr(typ uint16, data []byte) []byte {
-	b := make([]byte, nlAlign(unix.SizeofNlAttr+len(data)))
+	b := make([]byte, nlmsg.Align(unix.SizeofNlAttr+len(data)))
 	binary.NativeEndian.PutUint16(b[0:2], uint16(unix.SizeofNlAttr+len(data)))
 	binary.NativeEndian.PutUint16(b[2:4], typ)
 	copy(b[unix.SizeofNlAttr:], data)

@@ -72,13 +72,16 @@ type rtThread struct {
 	cpu0  time.Duration
 }
 
+// allowed: the config asks for real time and it was not refused.
+func (p *rtPolicy) allowed() bool { return p.want.Load() && !p.denied.Load() }
+
 // thread locks the calling goroutine to its thread for good (a locked
 // goroutine's thread ends with it, so a real-time thread never runs
 // another goroutine) and makes it real-time if the config asks for it.
 func (p *rtPolicy) thread(name string) *rtThread {
 	runtime.LockOSThread()
 	t := &rtThread{p: p, name: name, wall0: time.Now(), cpu0: threadCPU()}
-	t.set(p.want.Load() && !p.denied.Load())
+	t.set(p.allowed())
 	return t
 }
 
@@ -101,7 +104,7 @@ func (t *rtThread) check() {
 	cpu := threadCPU()
 	share := float64(cpu-t.cpu0) / float64(el)
 	t.wall0, t.cpu0 = now, cpu
-	fifo, shed := rtNext(t.p.want.Load() && !t.p.denied.Load(), t.fifo, t.shed, share)
+	fifo, shed := rtNext(t.p.allowed(), t.fifo, t.shed, share)
 	switch {
 	case shed && !t.shed:
 		t.p.log.Warnf("adminalert: %s used %.0f%% of a CPU: at normal priority until its load eases (CAPTURE_REALTIME)", t.name, share*100)
@@ -131,7 +134,8 @@ func rtNext(want, fifo, shed bool, share float64) (nextFIFO, nextShed bool) {
 // set makes the thread SCHED_FIFO rtPriority or SCHED_OTHER. Children
 // (the commands the daemon runs) start at normal priority either way
 // (SCHED_RESET_ON_FORK). A refusal (no RLIMIT_RTPRIO, no CAP_SYS_NICE, or
-// systemd's RestrictRealtime=) is logged once and no thread asks again.
+// systemd's RestrictRealtime=) makes no thread ask again; the first
+// outcome, real time or its refusal, is logged, once for the process.
 func (t *rtThread) set(fifo bool) {
 	if fifo == t.fifo {
 		return
@@ -159,7 +163,7 @@ func (t *rtThread) set(fifo bool) {
 			t.p.log.Warnf("capture at normal priority: real-time priority refused (%s); a busy machine may delay blocks by milliseconds. CAPTURE_REALTIME=\"0\" silences this", why)
 		})
 	default:
-		t.p.log.Errorf("%s: back to normal priority: %v", t.name, err)
+		t.p.log.Errorf("%s: cannot return to normal priority: %v", t.name, err)
 	}
 }
 

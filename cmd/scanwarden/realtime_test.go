@@ -142,13 +142,7 @@ func TestRTThreadRefused(t *testing.T) {
 	if !p.denied.Load() {
 		t.Error("the refusal was not kept")
 	}
-	n := 0
-	for _, e := range hook.AllEntries() {
-		if e.Level == logrus.WarnLevel && strings.Contains(e.Message, "real-time priority refused (not permitted: it needs RLIMIT_RTPRIO") {
-			n++
-		}
-	}
-	if n != 1 {
+	if n := countLogged(hook, logrus.WarnLevel, "real-time priority refused (not permitted: it needs RLIMIT_RTPRIO"); n != 1 {
 		t.Errorf("the refusal was logged %d times, want once", n)
 	}
 }
@@ -167,11 +161,15 @@ func dropSysNice(t *testing.T) {
 	}
 }
 
-func logged(h *test.Hook, level logrus.Level, sub string) bool {
+func logged(h *test.Hook, level logrus.Level, sub string) bool { return countLogged(h, level, sub) > 0 }
+
+// countLogged is how many entries of h at level contain sub.
+func countLogged(h *test.Hook, level logrus.Level, sub string) int {
+	n := 0
 	for _, e := range h.AllEntries() {
 		if e.Level == level && strings.Contains(e.Message, sub) {
-			return true
+			n++
 		}
 	}
-	return false
+	return n
 }

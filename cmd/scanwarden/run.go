@@ -408,7 +408,10 @@ func (d *daemon) refreshTraps() {
 
 // captureLoop feeds one capture's packets to its engine and queues the
 // alerts. Nothing here logs or locks per packet: the trap set is an
-// atomic load, compared by generation.
+// atomic load, compared by generation. Per alert (not per packet), the
+// loop checks a trap hit against the bound ports (sock_diag) and begins
+// the block (begin: two locks, Manager.Begin's pending line and netlink
+// message), then queues the rest for the blocking thread.
 func (d *daemon) captureLoop(ctx context.Context, src *capture.LiveSource, eng *detect.Engine, rearm <-chan rearmReq, rt *rtThread) {
 	var p detect.Probe
 	var gen uint64
@@ -498,21 +501,20 @@ func (d *daemon) begin(ctx context.Context, a *detect.Alert) alertItem {
 // logs the decision.
 func (d *daemon) handle(ctx context.Context, it alertItem) {
 	a := it.a
-	m := d.manager()
 	kernel := d.trap.trapped(a, d.currentNever())
 	var dec block.Decision
 	var err error
 	if it.p != nil {
 		dec, err = it.p.Finish(ctx)
 	} else {
-		dec, err = m.Decide(ctx, a, d.modes.name(a.Type.Proto()))
+		dec, err = d.manager().Decide(ctx, a, d.modes.name(a.Type.Proto()))
 	}
 	out := dec.Outcome
 	first := time.Unix(0, a.First)
-	took := float64(time.Since(first).Microseconds()) / 1000 // the decision done: records written
+	took := msSince(first, time.Now()) // the decision done: records written
 	ruleMs := took
 	if !dec.RuleAt.IsZero() {
-		ruleMs = float64(dec.RuleAt.Sub(first).Microseconds()) / 1000
+		ruleMs = msSince(first, dec.RuleAt)
 	}
 	log := d.log.WithFields(logrus.Fields{
 		"src": a.Src.String(), "type": a.Type.String(), "probes": a.Probes, "score": a.Score,
@@ -531,7 +533,7 @@ func (d *daemon) handle(ctx context.Context, it alertItem) {
 			by = "blocking"
 		}
 		log = log.WithFields(logrus.Fields{"block_ms": ruleMs, "recorded_ms": took,
-			"alert_ms": float64(it.raised.Sub(first).Microseconds()) / 1000, "rule_by": by})
+			"alert_ms": msSince(first, it.raised), "rule_by": by})
 		log.Infof("blocked %s: %s scan, %d probes, rule in place %.1f ms after its first probe (records written at %.1f ms)", a.Src, a.Type, a.Probes, ruleMs, took)
 	default:
 		if out == block.RateLimited {
@@ -543,6 +545,10 @@ func (d *daemon) handle(ctx context.Context, it alertItem) {
 		d.log.WithField("src", a.Src.String()).Errorf("blocking %s: %v", a.Src, err)
 	}
 }
+
+// msSince is the time from a to b in milliseconds, to the microsecond, as
+// the decision line gives it.
+func msSince(a, b time.Time) float64 { return float64(b.Sub(a).Microseconds()) / 1000 }
 
 // reload re-reads the config and the ignore file (SIGHUP). Blocks and the
 // detection state are kept; a config with errors is refused as a whole

@@ -4,11 +4,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"syscall"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/scanwarden/scanwarden/detect"
+	"github.com/scanwarden/scanwarden/internal/nlmsg"
 )
 
 // Why the listening TCP ports come from sock_diag and not /proc/net/tcp:
@@ -51,6 +52,11 @@ const (
 	diagRecvBuf = 64 << 10
 )
 
+// diagBufs keeps receive buffers between dumps: a trap hit asks on the
+// capture thread, and a flood of forged hits would otherwise allocate
+// 64 KiB for each.
+var diagBufs = sync.Pool{New: func() any { return new([diagRecvBuf]byte) }}
+
 // listeningTCP returns the ports of the listening TCP sockets, IPv4 and
 // IPv6, of the process's network namespace.
 func listeningTCP() (detect.PortSet, error) {
@@ -60,9 +66,10 @@ func listeningTCP() (detect.PortSet, error) {
 		return set, fmt.Errorf("sock_diag: %w", err)
 	}
 	defer unix.Close(fd)
-	buf := make([]byte, diagRecvBuf)
+	buf := diagBufs.Get().(*[diagRecvBuf]byte)
+	defer diagBufs.Put(buf)
 	for seq, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
-		if err := diagDump(fd, uint32(seq+1), family, buf, &set); err != nil {
+		if err := diagDump(fd, uint32(seq+1), family, buf[:], &set); err != nil {
 			if family == unix.AF_INET6 && errors.Is(err, unix.EAFNOSUPPORT) {
 				continue // no IPv6
 			}
@@ -94,32 +101,37 @@ func diagDump(fd int, seq uint32, family uint8, buf []byte, set *detect.PortSet)
 		if err != nil {
 			return fmt.Errorf("sock_diag: %w", err)
 		}
-		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
-		if err != nil {
-			return fmt.Errorf("sock_diag: %w", err)
-		}
-		for _, m := range msgs {
-			if m.Header.Seq != seq {
-				continue
-			}
-			switch m.Header.Type {
-			case unix.NLMSG_DONE:
+		err = nlmsg.Each(buf[:n], func(typ, _ uint16, mseq uint32, data []byte) error {
+			if mseq != seq {
 				return nil
+			}
+			switch typ {
+			case unix.NLMSG_DONE:
+				return nlmsg.ErrStop
 			case unix.NLMSG_ERROR:
-				if len(m.Data) >= 4 {
-					if e := int32(ne.Uint32(m.Data)); e != 0 {
+				if len(data) >= 4 {
+					if e := int32(ne.Uint32(data)); e != 0 {
 						return fmt.Errorf("sock_diag: %w", unix.Errno(-e))
 					}
 				}
 				return errors.New("sock_diag: malformed error reply")
 			case unix.SOCK_DIAG_BY_FAMILY:
-				if len(m.Data) < inetDiagMsgLen {
+				if len(data) < inetDiagMsgLen {
 					return errors.New("sock_diag: short reply")
 				}
-				if m.Data[1] == tcpListen {
-					set.Add(binary.BigEndian.Uint16(m.Data[4:]))
+				if data[1] == tcpListen {
+					set.Add(binary.BigEndian.Uint16(data[4:]))
 				}
 			}
+			return nil
+		})
+		switch {
+		case err == nlmsg.ErrStop:
+			return nil
+		case errors.Is(err, nlmsg.ErrMalformed):
+			return fmt.Errorf("sock_diag: %w", err)
+		case err != nil:
+			return err
 		}
 	}
 }
