@@ -26,7 +26,8 @@ func NewDryRun(log logrus.FieldLogger) *DryRun {
 	return &DryRun{log: log, set: map[netip.Addr]bool{}}
 }
 
-// Prompt: a dry run only logs.
+// Prompt: a dry run only logs (its one line per block is then written on
+// the capture thread, by Manager.Begin).
 func (d *DryRun) Prompt() {}
 
 // Name is "dry-run".
@@ -58,8 +59,7 @@ func (d *DryRun) Unblock(_ context.Context, a netip.Addr) error {
 func (d *DryRun) List(context.Context) ([]netip.Addr, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := slices.SortedFunc(maps.Keys(d.set), netip.Addr.Compare)
-	return out, nil
+	return slices.SortedFunc(maps.Keys(d.set), netip.Addr.Compare), nil
 }
 
 // Sync pretends to block exactly want.

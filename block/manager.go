@@ -226,7 +226,8 @@ func (m *Manager) Decide(ctx context.Context, a *detect.Alert, mode string) (Dec
 // Prompt), made to be called where
 // the alert is raised so that no hand-over delays the block: the ban's
 // pending line and the firewall backends, nothing else (no name lookup,
-// no log line, no file but the pending line), and without waiting for a
+// no log line of its own: only the dry-run backend's Block logs; no file
+// but the pending line), and without waiting for a
 // lock: when the manager or the state's lock is busy, or the alert is not
 // of the common case, Begin does nothing and returns nil (the alert is
 // then for Decide). The rest (the state file, hosts.deny, KILL_ROUTE,

@@ -61,6 +61,8 @@ type Backend struct {
 	// not known (a new Backend before SetTrap, or after Flush): the
 	// kernel's trap rules are then left as they are.
 	trap *block.Trap
+	// cleanup closes sets when the Backend is garbage and was not closed.
+	cleanup runtime.Cleanup
 }
 
 var (
@@ -96,8 +98,8 @@ func New(o Options) (*Backend, error) {
 		sets: sets, now: now, prepared: map[iptables.Family]bool{},
 	}
 	// a Backend a reload replaced is not closed (a decision may still be
-	// using it): its sockets go when it is garbage
-	runtime.AddCleanup(b, func(s setOps) { s.close() }, sets)
+	// using it): its sockets go when it is garbage (Close stops this)
+	b.cleanup = runtime.AddCleanup(b, func(s setOps) { s.close() }, sets)
 	for _, fam := range b.fams {
 		if fam.r == nil {
 			fam.why = fmt.Errorf("no %s runner configured", map[iptables.Family]string{iptables.IPv4: "iptables", iptables.IPv6: "ip6tables"}[fam.f])
@@ -156,6 +158,7 @@ func probe(r iptables.Runner) error {
 func (b *Backend) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.cleanup.Stop()
 	return b.sets.close()
 }
 

@@ -682,3 +682,25 @@ func TestGarbageBackendClosesSets(t *testing.T) {
 		t.Fatalf("closed %d times", n)
 	}
 }
+
+// TestClosedBackendNotClosedAgain: a Backend closed by Close does not
+// close its sets a second time when it is garbage.
+func TestClosedBackendNotClosedAgain(t *testing.T) {
+	sets := newFakeSets(time.Now)
+	func() {
+		b, err := New(Options{sets: sets})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	for i := 0; i < 20; i++ {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := sets.closes.Load(); n != 1 {
+		t.Fatalf("closed %d times, want once (by Close)", n)
+	}
+}

@@ -71,8 +71,7 @@ const (
 type netlinkSets struct {
 	h     *netlink.Handle
 	socks map[int]*nl.SocketHandle
-	// closed: close ran (it may run twice: Close, then the cleanup of a
-	// garbage Backend), so that no descriptor is closed twice.
+	// closed: close ran; a second Close closes nothing twice.
 	closed bool
 }
 

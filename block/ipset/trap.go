@@ -231,14 +231,14 @@ func (b *Backend) removeCovered(fam *family, exempt []member) error {
 // of every supported family: first hits that found the trap set full,
 // dropped and not added, since the rules were written (by the SetTrap
 // that installed the trap, or the Prepare that repaired them). A family
-// without the trap chain counts 0. It fails when a runner cannot read
-// counters (see iptables.CounterLister).
+// without the trap chain (none yet, or a concurrent Flush removed it)
+// counts 0. It fails when a runner cannot read counters (see
+// iptables.CounterLister).
 //
 // It takes no lock of the backend: it only reads the kernel's counters
 // through the family's runner (both fixed by New, and safe to use
 // concurrently), so that the daemon's 5 s check, which runs iptables,
-// never makes a Block on the capture thread wait. A chain that a
-// concurrent Flush removes counts 0.
+// never makes a Block on the capture thread wait.
 func (b *Backend) TrapOverflows(ctx context.Context) (uint64, error) {
 	var n uint64
 	for _, fam := range b.fams {
@@ -252,27 +252,20 @@ func (b *Backend) TrapOverflows(ctx context.Context) (uint64, error) {
 		if !ok {
 			return 0, opError(fam, "trap overflows", netip.Addr{}, fmt.Errorf("the runner (%T) cannot read rule counters", fam.r))
 		}
-		exists, err := fam.r.ChainExists(iptables.TableFilter, ChainTrap)
-		if err != nil {
-			return 0, opError(fam, "trap overflows", netip.Addr{}, err)
-		}
-		if !exists {
-			continue
-		}
+		// listed at once (one iptables run); only a failure asks
+		// whether the chain is there at all
 		lines, err := cl.ListWithCounters(iptables.TableFilter, ChainTrap)
 		if err != nil {
 			if exists, e := fam.r.ChainExists(iptables.TableFilter, ChainTrap); e == nil && !exists {
-				continue // flushed meanwhile
+				continue // no trap chain (yet, or flushed meanwhile)
 			}
+			return 0, opError(fam, "trap overflows", netip.Addr{}, err)
 		}
-		if err == nil {
-			var c uint64
-			c, err = overflowCount(lines)
-			n += c
-		}
+		c, err := overflowCount(lines)
 		if err != nil {
 			return 0, opError(fam, "trap overflows", netip.Addr{}, err)
 		}
+		n += c
 	}
 	return n, nil
 }

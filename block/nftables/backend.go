@@ -259,8 +259,7 @@ func (b *Backend) List(ctx context.Context) ([]netip.Addr, error) {
 			seen[a] = true
 		}
 	}
-	out := slices.SortedFunc(maps.Keys(seen), netip.Addr.Compare)
-	return out, nil
+	return slices.SortedFunc(maps.Keys(seen), netip.Addr.Compare), nil
 }
 
 // Flush deletes the backend's table, with every set, element, chain, rule
