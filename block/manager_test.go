@@ -620,7 +620,7 @@ func TestRecordThenPendingLine(t *testing.T) {
 	taken, err := st.RecordThen(ban, now, nil, func() {
 		ran++
 		// the firewall changes once the ban is on disk as a pending line
-		data, err := os.ReadFile(filepath.Join(dir, pendingName))
+		data, err := os.ReadFile(st.pendingPath())
 		if err != nil || !strings.Contains(string(data), a.String()) {
 			t.Errorf("no pending line before the block: %v %q", err, data)
 		}
@@ -628,7 +628,7 @@ func TestRecordThenPendingLine(t *testing.T) {
 	if taken || err != nil || ran != 1 {
 		t.Fatalf("taken %v err %v ran %d", taken, err, ran)
 	}
-	if data, err := os.ReadFile(filepath.Join(dir, pendingName)); len(data) != 0 || err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if data, err := os.ReadFile(st.pendingPath()); len(data) != 0 || err != nil && !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("pending line left after the state was written: %q %v", data, err)
 	}
 	// in force: taken, nothing run
@@ -647,7 +647,7 @@ func TestRecordThenPendingLine(t *testing.T) {
 	// line is skipped, and the next rewrite folds it in
 	b := netip.MustParseAddr("198.51.100.8")
 	line, _ := json.Marshal(Ban{Addr: b, Proto: "udp", Since: now})
-	os.WriteFile(filepath.Join(dir, pendingName), append(line, []byte("\n{\"addr\":\"198.51")...), 0o600)
+	os.WriteFile(st.pendingPath(), append(line, []byte("\n{\"addr\":\"198.51")...), 0o600)
 	bans, err := st.Load()
 	if err != nil || len(bans) != 2 || bans[1].Addr != b || bans[1].Proto != "udp" {
 		t.Fatalf("after a crash: %+v %v", bans, err)
@@ -655,7 +655,7 @@ func TestRecordThenPendingLine(t *testing.T) {
 	if err := st.Update(func(bans []Ban) ([]Ban, bool, error) { return bans, true, nil }); err != nil {
 		t.Fatal(err)
 	}
-	if data, err := os.ReadFile(filepath.Join(dir, pendingName)); len(data) != 0 || err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if data, err := os.ReadFile(st.pendingPath()); len(data) != 0 || err != nil && !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("pending line not folded in by the rewrite: %q %v", data, err)
 	}
 	if bans, _ := st.Load(); len(bans) != 2 {
@@ -671,14 +671,14 @@ func TestRuleAt(t *testing.T) {
 		t.Fatalf("%v %v", d.Outcome, err)
 	}
 	if at := d.RuleAt; at.Before(before) || at.After(time.Now()) {
-		t.Fatalf("RuleAt %v not within the Handle call", at)
+		t.Fatalf("RuleAt %v not within the Decide call", at)
 	}
 }
 
 // TestBeginFinish: Begin changes the firewall and writes only the pending
 // line (no hosts.deny, command, record or log line, no state rewrite);
 // Finish does the rest, with the same calls, lines and state as Decide.
-// A second source's Begin is refused the same way as by Decide (already
+// A later alert's Begin is refused the same way as by Decide (already
 // blocked, rate limited), and Begin declines what is not its case.
 func TestBeginFinish(t *testing.T) {
 	r := newRig(t, defaultPolicy())
@@ -693,7 +693,7 @@ func TestBeginFinish(t *testing.T) {
 	if msgs := r.messages(); len(msgs) != 0 {
 		t.Errorf("Begin logged: %v", msgs)
 	}
-	if _, err := os.Stat(filepath.Join(r.dir, "state", "state.json")); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(r.state.Path()); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Begin wrote the state file: %v", err)
 	}
 	if bans, _ := r.m.List(); len(bans) != 1 || bans[0].Addr != scanner {
@@ -718,12 +718,12 @@ func TestBeginFinish(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", w, msgs)
 		}
 	}
-	data, err := os.ReadFile(filepath.Join(r.dir, "state", "state.json"))
+	data, err := os.ReadFile(r.state.Path())
 	if err != nil || !strings.Contains(string(data), scanner.String()) {
 		t.Fatalf("state after Finish: %v %s", err, data)
 	}
-	if data, _ := os.ReadFile(filepath.Join(r.dir, "state", pendingName)); len(data) != 0 {
-		t.Errorf("pending line left after Finish: %q", data)
+	if data, err := os.ReadFile(r.state.pendingPath()); err != nil || len(data) != 0 {
+		t.Errorf("pending line left after Finish: %q %v", data, err)
 	}
 
 	// already blocked: Begin touches nothing, Finish says so
@@ -737,7 +737,9 @@ func TestBeginFinish(t *testing.T) {
 	lim := defaultPolicy()
 	lim.RateLimit = 1
 	r2 := newRig(t, lim)
-	r2.m.Begin(ctx, alert(scanner, detect.TypeSYN, 111), "stcp").Finish(ctx)
+	if d, err := r2.m.Begin(ctx, alert(scanner, detect.TypeSYN, 111), "stcp").Finish(ctx); err != nil || d.Outcome != Blocked {
+		t.Fatalf("first of the minute: %+v %v", d, err)
+	}
 	p = r2.m.Begin(ctx, alert(netip.MustParseAddr("198.51.100.67"), detect.TypeSYN, 111), "stcp")
 	if d, err := p.Finish(ctx); err != nil || d.Outcome != RateLimited {
 		t.Fatalf("over the limit: %+v %v", d, err)
@@ -779,17 +781,26 @@ func TestBeginNeverWaits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	held, release := make(chan struct{}), make(chan struct{})
-	go other.Update(func(bans []Ban) ([]Ban, bool, error) {
-		close(held)
-		<-release
-		return bans, false, nil
-	})
-	<-held
+	held, release, errc := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		errc <- other.Update(func(bans []Ban) ([]Ban, bool, error) {
+			close(held)
+			<-release
+			return bans, false, nil
+		})
+	}()
+	select {
+	case <-held:
+	case err := <-errc:
+		t.Fatalf("the other process's Update: %v", err)
+	}
 	if p := r.m.Begin(ctx, alert(scanner, detect.TypeSYN, 111), "stcp"); p != nil || len(r.c.list()) != 0 {
 		t.Fatalf("Begin under another process's lock: %v %v", p, r.c.list())
 	}
 	close(release)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
 	// the manager busy (Decide holds it)
 	r.m.mu.Lock()
 	p := r.m.Begin(ctx, alert(scanner, detect.TypeSYN, 111), "stcp")
@@ -812,7 +823,7 @@ func TestFinishAfterUnblock(t *testing.T) {
 	if p == nil {
 		t.Fatal("Begin declined")
 	}
-	other, err := OpenState(filepath.Join(r.dir, "state"))
+	other, err := OpenState(r.state.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -825,7 +836,9 @@ func TestFinishAfterUnblock(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	p.Finish(ctx)
+	if _, err := p.Finish(ctx); err != nil {
+		t.Fatalf("Finish: %v", err)
+	}
 	for _, c := range r.c.list() {
 		if strings.HasPrefix(c, "hosts.deny block") {
 			t.Fatalf("hosts.deny written for an unblocked source: %v", r.c.list())
@@ -876,7 +889,7 @@ func TestPendTaken(t *testing.T) {
 	}
 	// a later pending line that expired replaces an earlier one in force
 	line, _ := json.Marshal(Ban{Addr: b, Proto: "tcp", Until: now.Add(-time.Second)})
-	f, err := os.OpenFile(filepath.Join(dir, pendingName), os.O_WRONLY|os.O_APPEND, 0)
+	f, err := os.OpenFile(st.pendingPath(), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
