@@ -41,6 +41,7 @@ demo: deps
 	bash scripts/demo.sh
 
 e2e: deps
+	@[ -n "$(strip $(E2E_BACKENDS))" ] || { echo "make e2e: E2E_BACKENDS is empty (iptables, nftables, ipset)" >&2; exit 2; }
 	@set -e; for b in $(E2E_BACKENDS); do echo "== e2e with BLOCK_BACKEND=$$b"; E2E_BACKEND=$$b bash scripts/e2e.sh; done
 
 # issue #4's check: the daemon in the lab under a flood of SYNs from

@@ -16,9 +16,10 @@
 #   ipset+trap     BLOCK_BACKEND="ipset"     KERNEL_TRAP="1"
 #   ipset+trap+atcp  the same, in advanced mode
 #
-# (every other variant with CAPTURE_REALTIME="1", the default, and the
-# daemon given an RTPRIO limit of 1 as the systemd unit gives it; see
-# rt_grant in e2e.sh) it brings up a fresh namespace lab (scripts/lab.sh, namespaces "swbn-*"
+# (every variant's daemon gets what e2e.sh's rt_grant gives: the unit's
+# RTPRIO limit of 1, or CAP_SYS_NICE where root may not raise it; every
+# variant but nft-normalprio keeps CAPTURE_REALTIME="1", the default) it
+# brings up a fresh namespace lab (scripts/lab.sh, namespaces "swbn-*"
 # unless SW_LAB_PREFIX says otherwise), runs labsrv serve in the victim
 # (HTTP :80 open, every other TCP port closed) and the daemon there exactly
 # as scripts/e2e.sh does (`scanwarden run -c CONF --log-format json` as the

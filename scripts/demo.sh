@@ -20,6 +20,9 @@ set -euo pipefail
 export SW_LAB_PREFIX=${SW_LAB_PREFIX:-swdemo-}
 # shellcheck source=scripts/e2e.sh
 source "$(dirname "${BASH_SOURCE[0]}")/e2e.sh"
+# the tour starts with iptables (its DROP rules), whatever the caller's
+# E2E_BACKEND, and switches to nftables itself
+E2E_BACKEND=iptables
 TAG=demo
 
 if [[ -t 1 ]]; then
