@@ -26,7 +26,7 @@ import (
 func TestMain(m *testing.M) {
 	netnstest.Main(m, "SWIPS", map[string]netnstest.Helper{
 		"backend": helperBackend,
-		"serve":   netnstest.Serve(false),
+		"serve":   netnstest.Serve(),
 		"tcp":     netnstest.TCP,
 		"udp":     netnstest.UDP,
 		"raw":     netnstest.Raw,

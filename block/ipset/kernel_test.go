@@ -282,7 +282,7 @@ func TestKernelTrap(t *testing.T) {
 	l := newLab(t, "victim", "attacker", "benign")
 	l.wire()
 	s := l.serve()
-	if l.Dial("attacker", attacker4, victim4, trapTCP, openWait) != netnstest.ExitConnected {
+	if l.Dial("attacker", attacker4, victim4, trapTCP, netnstest.OpenWait) != netnstest.ExitConnected {
 		t.Fatal("the trap port is not served before the trap")
 	}
 	trap := block.Trap{
@@ -296,7 +296,7 @@ func TestKernelTrap(t *testing.T) {
 	l.raw(attacker4, victim4, trapTCP, "A")
 	l.wantIn(SetTrap4, attacker4, false)
 	start := time.Now()
-	if code := l.Dial("attacker", attacker4, victim4, trapTCP, blockedWait); code != netnstest.ExitTimeout {
+	if code := l.Dial("attacker", attacker4, victim4, trapTCP, netnstest.BlockedWait); code != netnstest.ExitTimeout {
 		t.Errorf("SYN to the trap port: connected, want it dropped")
 	}
 	l.wantTimeout(SetTrap4, attacker4, 3600-secondsSince(start), 3600)
@@ -314,16 +314,16 @@ func TestKernelTrap(t *testing.T) {
 	time.Sleep(settle)
 	l.wantTimeout(SetTrap4, extra4[3], 1800-secondsSince(start), 1800)
 	control := l.SendUDP("benign", benign4, victim4, trapUDP)
-	if !s.Wait(control, openWait) {
+	if !s.Wait(control, netnstest.OpenWait) {
 		t.Errorf("UDP from the exempt benign client to the trap port: not received")
 	}
-	time.Sleep(udpGrace)
+	time.Sleep(netnstest.UDPGrace)
 	if s.Has(dropped) {
 		t.Errorf("UDP from the attacker to the trap port: received, want it dropped")
 	}
 
 	// the exempt client uses the trap port and is not trapped
-	if code := l.Dial("benign", benign4, victim4, trapTCP, openWait); code != netnstest.ExitConnected {
+	if code := l.Dial("benign", benign4, victim4, trapTCP, netnstest.OpenWait); code != netnstest.ExitConnected {
 		t.Errorf("exempt TCP to the trap port: dropped")
 	}
 	l.wantIn(SetTrap4, benign4, false)
@@ -331,12 +331,12 @@ func TestKernelTrap(t *testing.T) {
 
 	// IPv6
 	start = time.Now()
-	if code := l.Dial("attacker", attacker6, victim6, trapTCP, blockedWait); code != netnstest.ExitTimeout {
+	if code := l.Dial("attacker", attacker6, victim6, trapTCP, netnstest.BlockedWait); code != netnstest.ExitTimeout {
 		t.Errorf("IPv6 SYN to the trap port: connected, want it dropped")
 	}
 	l.wantTimeout(SetTrap6, attacker6, 3600-secondsSince(start), 3600)
 	l.wantReach(s, "attacker", attacker6, victim6, false)
-	if code := l.Dial("benign", benign6, victim6, trapTCP, openWait); code != netnstest.ExitConnected {
+	if code := l.Dial("benign", benign6, victim6, trapTCP, netnstest.OpenWait); code != netnstest.ExitConnected {
 		t.Errorf("exempt IPv6 TCP to the trap port: dropped")
 	}
 	l.wantIn(SetTrap6, benign6, false)
@@ -365,7 +365,7 @@ func TestKernelTrapOverflow(t *testing.T) {
 	if out := l.backend("overflows"); out != "overflows 0\n" {
 		t.Errorf("overflows before the set is full: %q", out)
 	}
-	if code := l.Dial("attacker", extra4[2], victim4, trapTCP, blockedWait); code != netnstest.ExitTimeout {
+	if code := l.Dial("attacker", extra4[2], victim4, trapTCP, netnstest.BlockedWait); code != netnstest.ExitTimeout {
 		t.Errorf("SYN to the trap port with the set full: connected, want it dropped")
 	}
 	l.wantIn(SetTrap4, extra4[2], false)

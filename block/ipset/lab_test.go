@@ -9,7 +9,6 @@ package ipset
 // namespace (vishvananda/netlink, not the backend's own code).
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -45,20 +44,9 @@ const (
 	openPort = 8022 // a served port that is no trap
 	trapTCP  = 2323 // a served TCP port that is a trap
 	trapUDP  = 2324 // a served UDP port that is a trap
-	// blockedWait is how long a connect expected to be dropped is given:
-	// a dropped SYN is not answered at all, so any wait shows it; one
-	// second is the first SYN retransmission.
-	blockedWait = time.Second
-	// openWait bounds a connect or datagram expected to get through: far
-	// more than a veth round trip, so that a slow CI machine never fails.
-	openWait = 5 * time.Second
 	// settle is how long after sending a probe the trap set is read: the
 	// kernel adds within microseconds; this covers the helper's exit.
 	settle = 200 * time.Millisecond
-	// udpGrace is how long after a later control datagram arrived a
-	// dropped one is still waited for: it was sent first, so it would be
-	// there.
-	udpGrace = 300 * time.Millisecond
 	// cmdTimeout bounds every command a test runs.
 	cmdTimeout = 2 * time.Minute
 )
@@ -122,16 +110,7 @@ func (l *lab) backend(cmds ...string) string {
 }
 
 func (l *lab) tryBackend(cmds ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-	defer cancel()
-	c := l.HelperCmd(ctx, "victim", "backend", cmds...)
-	var stderr strings.Builder
-	c.Stderr = &stderr
-	out, err := c.Output()
-	if err != nil {
-		return string(out), fmt.Errorf("backend %q: %v: %s", cmds, err, stderr.String())
-	}
-	return string(out), nil
+	return l.TryHelper("victim", "backend", nil, cmds...)
 }
 
 // banArg is the "ADDR=UNTIL" of a ban of a until the given time (zero:
@@ -218,29 +197,8 @@ func (l *lab) raw(src, dst netip.Addr, port int, flags string) {
 }
 
 // wantReach checks whether role, from src, reaches the victim's addr on
-// openPort over TCP and UDP; the benign client must, and is the control
-// of a negative check.
+// openPort over TCP and UDP (netnstest.Lab.WantReach).
 func (l *lab) wantReach(s *netnstest.Server, role string, src, addr netip.Addr, want bool) {
 	l.t.Helper()
-	if want {
-		if code := l.Dial(role, src, addr, openPort, openWait); code != netnstest.ExitConnected {
-			l.t.Errorf("TCP from %s %v to %v: timed out, want a connection", role, src, addr)
-		}
-		if token := l.SendUDP(role, src, addr, openPort); !s.Wait(token, openWait) {
-			l.t.Errorf("UDP from %s %v to %v: not received, want it received", role, src, addr)
-		}
-		return
-	}
-	if code := l.Dial(role, src, addr, openPort, blockedWait); code != netnstest.ExitTimeout {
-		l.t.Errorf("TCP from %s %v to %v: connected, want a timeout (dropped)", role, src, addr)
-	}
-	dropped := l.SendUDP(role, src, addr, openPort)
-	control := l.SendUDP("benign", netip.Addr{}, addr, openPort)
-	if !s.Wait(control, openWait) {
-		l.t.Fatalf("UDP from benign to %v (the control) not received", addr)
-	}
-	time.Sleep(udpGrace)
-	if s.Has(dropped) {
-		l.t.Errorf("UDP from %s %v to %v: received, want it dropped", role, src, addr)
-	}
+	l.WantReach(s, role, src, addr, openPort, want)
 }

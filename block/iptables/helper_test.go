@@ -22,7 +22,7 @@ import (
 func TestMain(m *testing.M) {
 	netnstest.Main(m, "SWIPT", map[string]netnstest.Helper{
 		"backend": helperBackend,
-		"serve":   netnstest.Serve(true),
+		"serve":   netnstest.Serve(),
 		"tcp":     netnstest.TCP,
 		"udp":     netnstest.UDP,
 	})

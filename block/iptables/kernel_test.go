@@ -7,7 +7,6 @@ package iptables
 // no default route and no link to the host.
 
 import (
-	"context"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -31,16 +30,6 @@ var (
 
 const (
 	labPort = 8022
-	// blockedWait is how long a connect expected to be dropped is given:
-	// a dropped SYN is not answered at all, so any wait shows it; one
-	// second is the first SYN retransmission.
-	blockedWait = time.Second
-	// openWait bounds a connect or datagram expected to get through: far
-	// more than a veth round trip, so that a slow CI machine never fails.
-	openWait = 5 * time.Second
-	// udpGrace is how long after a later control datagram arrived a dropped
-	// one is still waited for: it was sent first, so it would be there.
-	udpGrace = 300 * time.Millisecond
 	// cmdTimeout bounds every command a test runs.
 	cmdTimeout = time.Minute
 )
@@ -84,17 +73,11 @@ func (l *lab) backend(cmds ...string) string {
 // backendEnv is backend with env added to the helper's environment.
 func (l *lab) backendEnv(env []string, cmds ...string) string {
 	l.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-	defer cancel()
-	c := l.HelperCmd(ctx, "victim", "backend", cmds...)
-	c.Env = append(c.Env, env...)
-	var stderr strings.Builder
-	c.Stderr = &stderr
-	out, err := c.Output()
+	out, err := l.TryHelper("victim", "backend", env, cmds...)
 	if err != nil {
-		l.t.Fatalf("backend %q: %v: %s", cmds, err, stderr.String())
+		l.t.Fatal(err)
 	}
-	return string(out)
+	return out
 }
 
 // serve starts the listener on labPort in the victim, for the rest of
@@ -104,45 +87,11 @@ func (l *lab) serve() *netnstest.Server {
 	return l.Serve(labPort)
 }
 
-// dial connects from role to the victim's addr on labPort (see
-// netnstest.Lab.Dial).
-func (l *lab) dial(role string, addr netip.Addr, timeout time.Duration) int {
-	l.t.Helper()
-	return l.Dial(role, netip.Addr{}, addr, labPort, timeout)
-}
-
-// sendUDP sends a new token from role to the victim's addr on labPort,
-// three times, and returns it.
-func (l *lab) sendUDP(role string, addr netip.Addr) string {
-	l.t.Helper()
-	return l.SendUDP(role, netip.Addr{}, addr, labPort)
-}
-
-// wantReach checks whether role reaches the victim's addr over TCP and
-// UDP; benign must reach it, and is the control of a negative check.
+// wantReach checks whether role reaches the victim's addr on labPort over
+// TCP and UDP (netnstest.Lab.WantReach).
 func (l *lab) wantReach(s *netnstest.Server, role string, addr netip.Addr, want bool) {
 	l.t.Helper()
-	if want {
-		if code := l.dial(role, addr, openWait); code != netnstest.ExitConnected {
-			l.t.Errorf("TCP from %s to %v: timed out, want a connection", role, addr)
-		}
-		if token := l.sendUDP(role, addr); !s.Wait(token, openWait) {
-			l.t.Errorf("UDP from %s to %v: not received, want it received", role, addr)
-		}
-		return
-	}
-	if code := l.dial(role, addr, blockedWait); code != netnstest.ExitTimeout {
-		l.t.Errorf("TCP from %s to %v: connected, want a timeout (dropped)", role, addr)
-	}
-	dropped := l.sendUDP(role, addr)
-	control := l.sendUDP("benign", addr)
-	if !s.Wait(control, openWait) {
-		l.t.Fatalf("UDP from benign to %v (the control) not received", addr)
-	}
-	time.Sleep(udpGrace)
-	if s.Has(dropped) {
-		l.t.Errorf("UDP from %s to %v: received, want it dropped", role, addr)
-	}
+	l.WantReach(s, role, netip.Addr{}, addr, labPort, want)
 }
 
 // TestKernelBlockStopsTheAttackerOnly: Block drops the attacker's TCP and

@@ -16,7 +16,7 @@ import (
 
 func TestMain(m *testing.M) {
 	netnstest.Main(m, "SWNFT", map[string]netnstest.Helper{
-		"serve": netnstest.Serve(false),
+		"serve": netnstest.Serve(),
 		"tcp":   netnstest.TCP,
 		"udp":   netnstest.UDP,
 		"raw":   netnstest.Raw,

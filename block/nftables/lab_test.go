@@ -41,12 +41,6 @@ const (
 	// once, so any wait tells them apart; it is below the first SYN
 	// retransmission (1 s), so that exactly one SYN is sent.
 	droppedWait = 700 * time.Millisecond
-	// openWait bounds a connect or datagram expected to get through: far
-	// more than a veth round trip, so that a slow CI machine never fails.
-	openWait = 5 * time.Second
-	// udpGrace is how long after a later control datagram arrived a
-	// dropped one is still waited for: it was sent first.
-	udpGrace = 300 * time.Millisecond
 	// cmdTimeout bounds every command a test runs.
 	cmdTimeout = time.Minute
 )

@@ -76,7 +76,7 @@ func TestKernelTrap(t *testing.T) {
 	}
 	// The control: before any probe, every source reaches the open port.
 	for _, src := range []netip.Addr{attacker4(0), attacker4(4)} {
-		if code := l.dial(src, victim4, openPort, openWait); code != netnstest.ExitConnected {
+		if code := l.dial(src, victim4, openPort, netnstest.OpenWait); code != netnstest.ExitConnected {
 			t.Fatalf("before the probes, %v cannot connect to the open port: exit %d", src, code)
 		}
 	}
@@ -93,7 +93,7 @@ func TestKernelTrap(t *testing.T) {
 	l.sendUDP(attacker4(3), victim4, trapUDP)
 	udpAt := time.Now()
 	wantTrapped(t, l, b, attacker4(3), victim4, 30*time.Minute, "a UDP datagram")
-	if token := l.sendUDP(attacker4(3), victim4, openPort); s.Wait(token, udpGrace) {
+	if token := l.sendUDP(attacker4(3), victim4, openPort); s.Wait(token, netnstest.UDPGrace) {
 		t.Errorf("UDP from the trapped %v to the open port: received, want it dropped", attacker4(3))
 	}
 
@@ -102,13 +102,13 @@ func TestKernelTrap(t *testing.T) {
 	if inSet(t, b, setTrap4, attacker4(4)) {
 		t.Errorf("an ACK-only segment trapped %v", attacker4(4))
 	}
-	if code := l.dial(attacker4(4), victim4, openPort, openWait); code != netnstest.ExitConnected {
+	if code := l.dial(attacker4(4), victim4, openPort, netnstest.OpenWait); code != netnstest.ExitConnected {
 		t.Errorf("after an ACK to the trap port, %v's connection: exit %d, want it to connect", attacker4(4), code)
 	}
 
 	// An exempt source is neither trapped nor dropped: its SYN to the
 	// trap port is answered with a reset.
-	if code := l.dial(exempt, victim4, trapTCP, openWait); code != netnstest.ExitRefused {
+	if code := l.dial(exempt, victim4, trapTCP, netnstest.OpenWait); code != netnstest.ExitRefused {
 		t.Errorf("connect from the exempt %v to the trap port: exit %d, want refused", exempt, code)
 	}
 	if inSet(t, b, setTrap4, exempt) {
@@ -139,7 +139,7 @@ func TestKernelTrap(t *testing.T) {
 		if inSet(t, b, setTrap4, a) {
 			t.Errorf("after exempting it, %v is still trapped", a)
 		}
-		if code := l.dial(a, victim4, openPort, openWait); code != netnstest.ExitConnected {
+		if code := l.dial(a, victim4, openPort, netnstest.OpenWait); code != netnstest.ExitConnected {
 			t.Errorf("after exempting it, %v's connection: exit %d, want it to connect", a, code)
 		}
 	}
@@ -151,7 +151,7 @@ func TestKernelTrap(t *testing.T) {
 	if err := b.SetTrap(ctx, block.Trap{Exempt: trap.Exempt, Size: trap.Size}); err != nil {
 		t.Fatal(err)
 	}
-	if code := l.dial(attacker4(5), victim4, trapTCP, openWait); code != netnstest.ExitRefused {
+	if code := l.dial(attacker4(5), victim4, trapTCP, netnstest.OpenWait); code != netnstest.ExitRefused {
 		t.Errorf("connect to the former trap port: exit %d, want refused (no trap)", code)
 	}
 	if inSet(t, b, setTrap4, attacker4(5)) {
@@ -165,7 +165,7 @@ func TestKernelTrap(t *testing.T) {
 	if err := b.Unblock(ctx, attacker4(3)); err != nil {
 		t.Fatal(err)
 	}
-	if code := l.dial(attacker4(3), victim4, openPort, openWait); code != netnstest.ExitConnected {
+	if code := l.dial(attacker4(3), victim4, openPort, netnstest.OpenWait); code != netnstest.ExitConnected {
 		t.Errorf("after Unblock, %v's connection: exit %d, want it to connect", attacker4(3), code)
 	}
 }

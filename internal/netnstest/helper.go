@@ -118,13 +118,13 @@ func CheckNetns(ns string) error {
 
 // Serve returns the serve helper: it listens on TCP and UDP on each port
 // of its arguments (every address of the namespace), prints "ready", then
-// "udp PORT SRC PAYLOAD" for every datagram (which it also sends back,
-// with echo) and "tcp PORT SRC" for every connection (which it answers
-// "ok" and closes), until its standard input closes.
-func Serve(echo bool) Helper {
+// "udp PORT SRC PAYLOAD" for every datagram and "tcp PORT SRC" for every
+// connection (which it answers "ok" and closes), until its standard input
+// closes.
+func Serve() Helper {
 	return func(ports []string) error {
 		if len(ports) == 0 {
-			return errors.New("usage: serve PORT [PORT]")
+			return errors.New("usage: serve PORT [PORT...]")
 		}
 		var mu sync.Mutex
 		say := func(format string, a ...any) {
@@ -163,9 +163,6 @@ func Serve(echo bool) Helper {
 						return
 					}
 					say("udp %s %s %s", port, from, buf[:n])
-					if echo {
-						_, _ = pc.WriteTo(buf[:n], from)
-					}
 				}
 			}()
 		}
@@ -180,9 +177,9 @@ func Serve(echo bool) Helper {
 }
 
 // localAddr parses the optional source address args[i]: nil when it is
-// missing or "" (any source).
+// missing (any source).
 func localAddr(args []string, i int) (net.IP, error) {
-	if len(args) <= i || args[i] == "" {
+	if len(args) <= i {
 		return nil, nil
 	}
 	a, err := netip.ParseAddr(args[i])
@@ -193,11 +190,11 @@ func localAddr(args []string, i int) (net.IP, error) {
 }
 
 // TCP is the tcp helper, "ADDR:PORT TIMEOUT [SRC]": it connects (from
-// SRC when given and not "") to ADDR:PORT within TIMEOUT (a duration) and
-// reads the server's "ok". It exits ExitConnected when it did,
-// ExitTimeout when the connection timed out (the SYN was dropped),
-// ExitRefused when it was reset (the SYN got through to a closed port),
-// ExitFailed otherwise.
+// SRC when given) to ADDR:PORT within TIMEOUT (a duration) and reads the
+// server's "ok". It exits ExitConnected when it did, ExitTimeout when the
+// connection timed out (the SYN was dropped), ExitRefused when it was
+// reset (the SYN got through to a closed port), ExitBadUse on bad
+// arguments, ExitFailed otherwise.
 func TCP(args []string) error {
 	if len(args) != 2 && len(args) != 3 {
 		fmt.Fprintln(os.Stderr, "usage: tcp ADDR:PORT TIMEOUT [SRC]")
@@ -236,7 +233,7 @@ func TCP(args []string) error {
 }
 
 // UDP is the udp helper, "ADDR:PORT PAYLOAD COUNT [SRC]": it sends
-// PAYLOAD (from SRC when given and not "") to ADDR:PORT in COUNT
+// PAYLOAD (from SRC when given) to ADDR:PORT in COUNT
 // datagrams, 50ms apart (copies, in case the first waits on neighbour
 // discovery).
 func UDP(args []string) error {

@@ -111,6 +111,23 @@ func (l *Lab) TryInput(role, input, name string, args ...string) (string, error)
 	return string(out), nil
 }
 
+// TryHelper runs the test binary's helper name in role's namespace (see
+// HelperCmd) with env added to its environment, and returns its output;
+// an error carries its standard error.
+func (l *Lab) TryHelper(role, name string, env []string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.CmdTimeout)
+	defer cancel()
+	c := l.HelperCmd(ctx, role, name, args...)
+	c.Env = append(c.Env, env...)
+	var stderr strings.Builder
+	c.Stderr = &stderr
+	out, err := c.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("%s %q in %s: %w: %s", name, args, role, err, strings.TrimSpace(stderr.String()))
+	}
+	return string(out), nil
+}
+
 // Try is TryInput without input.
 func (l *Lab) Try(role, name string, args ...string) (string, error) {
 	return l.TryInput(role, "", name, args...)

@@ -18,6 +18,49 @@ import (
 // Traffic and firewall reads of the backends' kernel tests, through the
 // helpers (TCP, UDP, Raw) run in the lab's namespaces.
 
+// Waits of the reachability checks.
+const (
+	// BlockedWait is how long a connect expected to be dropped is given:
+	// a dropped SYN is not answered at all, so any wait shows it; one
+	// second is the first SYN retransmission.
+	BlockedWait = time.Second
+	// OpenWait bounds a connect or datagram expected to get through: far
+	// more than a veth round trip, so that a slow CI machine never fails.
+	OpenWait = 5 * time.Second
+	// UDPGrace is how long after a later control datagram arrived a
+	// dropped one is still waited for: it was sent first, so it would be
+	// there.
+	UDPGrace = 300 * time.Millisecond
+)
+
+// WantReach checks whether role, from src (invalid: its own address),
+// reaches dst on port over TCP and UDP (s is the victim's listener); the
+// role "benign" must reach it, and is the control of a negative check.
+func (l *Lab) WantReach(s *Server, role string, src, dst netip.Addr, port int, want bool) {
+	l.t.Helper()
+	if want {
+		if code := l.Dial(role, src, dst, port, OpenWait); code != ExitConnected {
+			l.t.Errorf("TCP from %s %v to %v: timed out, want a connection", role, src, dst)
+		}
+		if token := l.SendUDP(role, src, dst, port); !s.Wait(token, OpenWait) {
+			l.t.Errorf("UDP from %s %v to %v: not received, want it received", role, src, dst)
+		}
+		return
+	}
+	if code := l.Dial(role, src, dst, port, BlockedWait); code != ExitTimeout {
+		l.t.Errorf("TCP from %s %v to %v: connected, want a timeout (dropped)", role, src, dst)
+	}
+	dropped := l.SendUDP(role, src, dst, port)
+	control := l.SendUDP("benign", netip.Addr{}, dst, port)
+	if !s.Wait(control, OpenWait) {
+		l.t.Fatalf("UDP from benign to %v (the control) not received", dst)
+	}
+	time.Sleep(UDPGrace)
+	if s.Has(dropped) {
+		l.t.Errorf("UDP from %s %v to %v: received, want it dropped", role, src, dst)
+	}
+}
+
 // Dial connects from role (from address src when valid) to port of dst
 // within wait and returns the tcp helper's exit code: ExitConnected,
 // ExitTimeout or ExitRefused (anything else fails the test).
