@@ -566,7 +566,7 @@ banned() {
 	local fam=4
 	[[ $1 == *:* ]] && fam=6
 	case $E2E_BACKEND in
-	iptables) chain "$1" | sed -n 's|^-A SCANWARDEN -s \([^/ ]*\)/\(32\|128\)\( .*\)\{0,1\} -j DROP$|\1|p' ;;
+	iptables) chain "$1" | sed -n 's#^-A SCANWARDEN -s \([^/ ]*\)/\(32\|128\)\( .*\)\{0,1\} -j DROP$#\1#p' ;;
 	nftables) { nft_elems "ban$fam"; nft_elems "trap$fam"; } | sort -u ;;
 	ipset) { ipset_members "scanwarden-ban$fam"; ipset_members "scanwarden-trap$fam"; } | sort -u ;;
 	esac
