@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/scanwarden/scanwarden/internal/safefile"
 )
 
 // stateVersion is the state file's format version.
@@ -37,6 +39,13 @@ const pendingName = "pending.jsonl"
 // list, never half of one. A new ban is first appended to
 // STATE_DIR/pending.jsonl (see RecordThen), which reads merge in until the
 // next rewrite folds it into the list.
+//
+// Every file of STATE_DIR is opened, read and replaced through
+// internal/safefile, under its one set of checks: STATE_DIR must not be
+// world-writable, and state.json, pending.jsonl and lock are never reached
+// through a symbolic link (O_NOFOLLOW), must be regular files and must
+// not be world-writable. A refusal is an error naming the file or the
+// directory, and nothing is read or written through it.
 type StateFile struct {
 	dir string
 	// owner of dir: files root creates there (a root `scanwarden
@@ -89,9 +98,14 @@ type stateDoc struct {
 }
 
 // OpenState returns the state kept in dir, creating dir (0700) when it is
-// missing.
+// missing. A dir that is not a directory, or is world-writable (even
+// sticky, like /tmp: any local user could put links in place of the
+// state's files there), is refused with an error naming it.
 func OpenState(dir string) (*StateFile, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	if err := safefile.CheckDir(dir); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
 	s := &StateFile{dir: dir, uid: -1, gid: -1, files: &keptFiles{}}
@@ -104,20 +118,23 @@ func OpenState(dir string) (*StateFile, error) {
 	return s, nil
 }
 
-// kept returns the open file *fp if it is still the file at dir/name, or
-// opens that (creating it, 0600, owned by the directory's owner) and keeps
-// it in *fp. Called with lockMu held.
+// kept returns the open file *fp if it is still the file at dir/name (the
+// name itself, not what a symbolic link there points to), or opens that
+// through safefile.Open (creating it, 0600, owned by the directory's
+// owner; refusing a world-writable directory, a symbolic link, anything
+// but a regular file, a world-writable file) and keeps it in *fp. Called
+// with lockMu held.
 func (s *StateFile) kept(fp **os.File, name string, flag int) (*os.File, error) {
 	path := filepath.Join(s.dir, name)
 	if f := *fp; f != nil {
 		var a, b syscall.Stat_t
-		if syscall.Stat(path, &a) == nil && syscall.Fstat(int(f.Fd()), &b) == nil && a.Dev == b.Dev && a.Ino == b.Ino {
+		if syscall.Lstat(path, &a) == nil && syscall.Fstat(int(f.Fd()), &b) == nil && a.Dev == b.Dev && a.Ino == b.Ino {
 			return f, nil
 		}
 		f.Close()
 		*fp = nil
 	}
-	f, err := os.OpenFile(path, flag|os.O_CREATE, 0o600)
+	f, err := safefile.Open(path, flag|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -271,11 +288,11 @@ func (s *StateFile) dropPending() {
 
 // readPending returns what pending.jsonl holds, through the kept file; a
 // reader that may not write the state directory (`scanwarden list` as
-// another user) reads it by name.
+// another user) reads it by name, under the same checks.
 func (s *StateFile) readPending() ([]byte, error) {
 	f, err := s.kept(&s.files.pending, pendingName, os.O_RDWR|os.O_APPEND)
 	if err != nil {
-		data, err := os.ReadFile(s.pendingPath())
+		data, _, err := safefile.ReadFile(s.pendingPath())
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, nil
 		}
@@ -349,7 +366,7 @@ func (s *StateFile) banOf(addr netip.Addr) (Ban, bool, error) {
 		return last, true, nil
 	}
 	var st syscall.Stat_t
-	if syscall.Stat(s.Path(), &st) == nil {
+	if syscall.Lstat(s.Path(), &st) == nil {
 		s.mu.Lock()
 		if b, ok, hit := s.cachedBan(keyOf(&st), addr); hit {
 			s.mu.Unlock()
@@ -426,13 +443,15 @@ func (s *StateFile) read() ([]Ban, error) {
 
 func (s *StateFile) readFile() ([]Ban, error) {
 	// a stat first: an unchanged file is taken from the cache unopened
+	// (a symbolic link put in its place is another inode, and is opened,
+	// and refused)
 	var st syscall.Stat_t
-	if err := syscall.Stat(s.Path(), &st); err == nil {
+	if err := syscall.Lstat(s.Path(), &st); err == nil {
 		if bans, ok := s.fromCache(keyOf(&st)); ok {
 			return bans, nil
 		}
 	}
-	f, err := os.Open(s.Path())
+	f, err := safefile.Open(s.Path(), os.O_RDONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -485,7 +504,12 @@ func (s *StateFile) fromCache(key fileKey) ([]Ban, bool) {
 	return slices.Clone(s.cached), true
 }
 
-// write saves bans: a temporary file, fsynced, renamed over the state.
+// write saves bans through safefile.Replace (the state's directory and
+// state.json checked, no symbolic link followed): a temporary file, mode
+// 0600, given to the directory's owner when root writes it (best effort,
+// as giveToOwner), fsynced and renamed over the state; the directory is
+// fsynced too, and a failure of that alone is not an error (the state was
+// replaced).
 func (s *StateFile) write(bans []Ban) error {
 	sortBans(bans)
 	if bans == nil {
@@ -496,47 +520,22 @@ func (s *StateFile) write(bans []Ban) error {
 		return err
 	}
 	data = append(data, '\n')
-	tmp, err := os.CreateTemp(s.dir, ".state-*.tmp")
-	if err != nil {
+	o := safefile.Options{Mode: 0o600, UID: -1, GID: -1, OwnerOptional: true}
+	if os.Geteuid() == 0 && s.uid > 0 {
+		o.UID, o.GID = s.uid, s.gid
+	}
+	fi, err := safefile.Replace(s.Path(), data, o)
+	var se *safefile.StepError
+	if err != nil && !(errors.As(err, &se) && se.Step == safefile.StepSyncDir) {
 		return fmt.Errorf("state: %w", err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("state %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Chmod(0o600); err != nil {
-		return fmt.Errorf("state %s: %w", tmp.Name(), err)
-	}
-	s.giveToOwner(tmp)
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("state %s: %w", tmp.Name(), err)
 	}
 	// the list as the cache's, under the file's identity (the rename
 	// keeps the inode and the modification time): the next read, in a
 	// moment for the next ban, need not parse what was just written
-	var st syscall.Stat_t
-	written := syscall.Fstat(int(tmp.Fd()), &st) == nil
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("state %s: %w", tmp.Name(), err)
-	}
-	if err := os.Rename(tmp.Name(), s.Path()); err != nil {
-		return fmt.Errorf("state: %w", err)
-	}
-	ok = true
-	if written {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		s.mu.Lock()
-		s.cached, s.key = slices.Clone(bans), keyOf(&st)
+		s.cached, s.key = slices.Clone(bans), keyOf(st)
 		s.mu.Unlock()
-	}
-	if d, err := os.Open(s.dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/scanwarden/scanwarden/internal/safefile"
 )
 
 // historyPerm is the mode of a history or blocked file scanwarden creates.
@@ -71,24 +73,20 @@ func OpenHistory(path string, opts ...Option) (*History, error) {
 	return h, nil
 }
 
-// open (re)opens the file at h.path.
+// open (re)opens the file at h.path through safefile.Open: its directory
+// not world-writable, O_NOFOLLOW, a regular file, not world-writable.
 func (h *History) open() error {
-	// O_NONBLOCK: opening a FIFO put in place after the check fails at
-	// once instead of hanging; it changes nothing for a regular file.
-	f, err := os.OpenFile(h.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC|syscall.O_NONBLOCK, historyPerm)
+	f, err := safefile.Open(h.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, historyPerm)
 	if err != nil {
-		if errors.Is(err, syscall.ELOOP) {
-			return fmt.Errorf("%s: refusing to use a symbolic link (point the configuration at the real file)", h.path)
+		if _, ok := err.(*fs.PathError); ok {
+			err = fmt.Errorf("opening history file: %w", err)
 		}
-		return fmt.Errorf("opening history file: %w", err)
+		return err
 	}
 	fi, err := f.Stat()
-	if err == nil {
-		err = checkInfo(h.path, fi)
-	}
 	if err != nil {
 		f.Close()
-		return err
+		return fmt.Errorf("opening history file: %w", err)
 	}
 	st := fi.Sys().(*syscall.Stat_t)
 	if h.f != nil {

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/scanwarden/scanwarden/internal/safefile"
 )
 
 // The journal of an in-place rewrite (see RewriteFile) is, byte for byte:
@@ -109,7 +111,7 @@ func (r rewriter) writeJournal(jpath, target string, data []byte) error {
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("journal: %w", err)
 	}
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, lockFilePerm)
+	f, err := safefile.Open(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, lockFilePerm)
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
@@ -137,7 +139,7 @@ func (r rewriter) writeJournal(jpath, target string, data []byte) error {
 		return fmt.Errorf("journal: %w", err)
 	}
 	ok = true
-	if err := syncDir(filepath.Dir(jpath)); err != nil {
+	if err := safefile.SyncDir(filepath.Dir(jpath)); err != nil {
 		// the file must not be touched before the journal is durable
 		os.Remove(jpath)
 		return fmt.Errorf("journal %s: syncing its directory: %w", jpath, err)
@@ -146,16 +148,18 @@ func (r rewriter) writeJournal(jpath, target string, data []byte) error {
 }
 
 // readJournal reads the journal at jpath after checking that it may be
-// trusted: a regular file, not a symbolic link, not group- or
-// world-writable, owned by root, the caller or its directory's owner.
-// A missing journal satisfies errors.Is(err, fs.ErrNotExist).
+// trusted: opened by safefile.Open (its directory not world-writable, not
+// a symbolic link, a regular file), and, more strictly than other files,
+// not group- or world-writable and owned by root, the caller or its
+// directory's owner. A missing journal satisfies errors.Is(err,
+// fs.ErrNotExist).
 func readJournal(jpath string) ([]byte, error) {
-	f, err := os.OpenFile(jpath, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
+	f, err := safefile.Open(jpath, os.O_RDONLY, 0)
 	if err != nil {
-		if errors.Is(err, syscall.ELOOP) {
-			return nil, fmt.Errorf("journal %s: refusing to use a symbolic link", jpath)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, err
 		}
-		return nil, err
+		return nil, fmt.Errorf("journal: %w", err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
@@ -164,8 +168,6 @@ func readJournal(jpath string) ([]byte, error) {
 	}
 	st := fi.Sys().(*syscall.Stat_t)
 	switch {
-	case !fi.Mode().IsRegular():
-		return nil, fmt.Errorf("journal %s: not a regular file (%s)", jpath, fi.Mode().Type())
 	case fi.Mode().Perm()&0o022 != 0:
 		return nil, fmt.Errorf("journal %s: refusing to use it: it is group- or world-writable (mode %04o)", jpath, fi.Mode().Perm())
 	}
@@ -175,7 +177,7 @@ func readJournal(jpath string) ([]byte, error) {
 			return nil, fmt.Errorf("journal %s: refusing to use it: owned by uid %d, neither root, us nor the owner of its directory", jpath, st.Uid)
 		}
 	}
-	limit := int64(maxFileSize + journalHeaderMax)
+	limit := int64(safefile.MaxSize + journalHeaderMax)
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading journal %s: %w", jpath, err)
@@ -305,19 +307,13 @@ func (r rewriter) inPlace(path string, old []byte, st *syscall.Stat_t, updated [
 // fsynced. With st set, a file that is no longer st (inode, size, times)
 // is errChanged and nothing is written.
 func (r rewriter) writeInPlace(path string, st *syscall.Stat_t, cur, updated []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
+	f, err := safefile.Open(path, os.O_WRONLY, 0)
 	if err != nil {
-		if errors.Is(err, syscall.ELOOP) {
-			return fmt.Errorf("%s: refusing to use a symbolic link (point the configuration at the real file)", path)
-		}
-		return err // *PathError names the file
+		return err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return err
-	}
-	if err := checkInfo(path, fi); err != nil {
 		return err
 	}
 	if st != nil && !sameFile(st, fi.Sys().(*syscall.Stat_t)) {

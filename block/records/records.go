@@ -2,7 +2,9 @@
 // others read it: the history line of portsentry.history and of the
 // blocked files (read by fail2ban's portsentry filter), and the wording of
 // the attackalert and adminalert syslog lines (read by logwatch). It also
-// holds the safe way scanwarden appends to and rewrites such files.
+// holds the safe way scanwarden appends to and rewrites such files (locks,
+// journals, in-place rewrites), built on internal/safefile's checks, opens
+// and atomic replacement.
 //
 // The functions return text; nothing here logs. Addresses are written as
 // netip.Addr.String() gives them, IPv4-mapped IPv6 addresses as IPv4 and

@@ -6,13 +6,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/scanwarden/scanwarden/internal/safefile"
 )
 
 // Tunables of the safe file handling, in one place.
@@ -39,10 +40,6 @@ const (
 	// from the guarded file's path (NAME_MAX is 255; the longest suffix,
 	// ".journal.new", takes 12); longer names are shortened with a hash.
 	maxLockName = 200
-	// maxFileSize bounds what is read into memory. hosts.deny files that
-	// other tools (denyhosts, sshguard) fill can reach a few MiB; 64 MiB is
-	// far beyond any sane one and still harmless to hold.
-	maxFileSize = 64 << 20
 	// lockTimeout is how long RewriteFile waits for another process's
 	// lock (a `scanwarden unblock` racing the daemon) before giving up
 	// with an error that names the lock file. A rewrite takes
@@ -64,55 +61,22 @@ const (
 // errChanged says the file changed while it was being rewritten.
 var errChanged = errors.New("changed by another writer while being rewritten")
 
-// CheckPath reports whether path may be read and replaced by scanwarden:
-// it must not be a symbolic link, must be a regular file when it exists,
-// and neither it nor the directory holding it may be world-writable (a
+// CheckPath reports whether path may be read and replaced by scanwarden,
+// by the one set of rules every file scanwarden writes is held to
+// (safefile.CheckPath): the directory holding it is a directory and is not
+// world-writable (sticky or not), and path, when it exists, is not a
+// symbolic link, is a regular file and is not world-writable (a
 // world-writable file or directory lets any local user add or remove
 // blocks). The error says which rule was broken and names the file or
 // directory. It returns the file's Lstat information, or nil (and no
 // error) when the file does not exist.
-func CheckPath(path string) (fs.FileInfo, error) {
-	dir := filepath.Dir(path)
-	di, err := os.Stat(dir)
-	if err != nil {
-		return nil, fmt.Errorf("%s: directory: %w", path, err)
-	}
-	if !di.IsDir() {
-		return nil, fmt.Errorf("%s: %s is not a directory", path, dir)
-	}
-	if di.Mode().Perm()&0o002 != 0 {
-		return nil, fmt.Errorf("%s: refusing to use it: its directory %s is world-writable (mode %04o)", path, dir, di.Mode().Perm())
-	}
-	fi, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if err := checkInfo(path, fi); err != nil {
-		return nil, err
-	}
-	return fi, nil
-}
-
-// checkInfo applies CheckPath's rules to the file itself.
-func checkInfo(path string, fi fs.FileInfo) error {
-	switch {
-	case fi.Mode()&fs.ModeSymlink != 0:
-		return fmt.Errorf("%s: refusing to use a symbolic link (point the configuration at the real file)", path)
-	case !fi.Mode().IsRegular():
-		return fmt.Errorf("%s: not a regular file (%s)", path, fi.Mode().Type())
-	case fi.Mode().Perm()&0o002 != 0:
-		return fmt.Errorf("%s: refusing to use it: the file is world-writable (mode %04o)", path, fi.Mode().Perm())
-	}
-	return nil
-}
+func CheckPath(path string) (fs.FileInfo, error) { return safefile.CheckPath(path) }
 
 // ReadFile returns the contents of path after CheckPath's checks; the file
-// is opened without following a symbolic link. A missing file is an error
-// that satisfies errors.Is(err, fs.ErrNotExist). Files larger than 64 MiB
-// are refused.
+// is opened with O_NOFOLLOW, so a symbolic link put in place after the
+// check is refused too, and checked again through the open descriptor. A
+// missing file is an error that satisfies errors.Is(err, fs.ErrNotExist).
+// Files larger than 64 MiB (safefile.MaxSize) are refused.
 func ReadFile(path string) ([]byte, error) {
 	fi, err := CheckPath(path)
 	if err != nil {
@@ -125,33 +89,13 @@ func ReadFile(path string) ([]byte, error) {
 	return data, err
 }
 
-// readNoFollow reads path, refusing a symbolic link, a non-regular file,
-// a world-writable one or one over maxFileSize, and returns its stat.
+// readNoFollow reads path through safefile.ReadFile (no symbolic link,
+// a regular file, not world-writable, at most safefile.MaxSize bytes) and
+// returns its stat.
 func readNoFollow(path string) ([]byte, *syscall.Stat_t, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		if errors.Is(err, syscall.ELOOP) {
-			return nil, nil, fmt.Errorf("%s: refusing to use a symbolic link (point the configuration at the real file)", path)
-		}
-		return nil, nil, err // *PathError names the file
-	}
-	defer f.Close()
-	fi, err := f.Stat()
+	data, fi, err := safefile.ReadFile(path)
 	if err != nil {
 		return nil, nil, err
-	}
-	if err := checkInfo(path, fi); err != nil {
-		return nil, nil, err
-	}
-	if fi.Size() > maxFileSize {
-		return nil, nil, fmt.Errorf("%s: %d bytes, more than the %d this program reads", path, fi.Size(), maxFileSize)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err != nil {
-		return nil, nil, fmt.Errorf("reading %s: %w", path, err)
-	}
-	if len(data) > maxFileSize {
-		return nil, nil, fmt.Errorf("%s: more than the %d bytes this program reads", path, maxFileSize)
 	}
 	return data, fi.Sys().(*syscall.Stat_t), nil
 }
@@ -265,24 +209,18 @@ func (o options) prepare() error {
 	if o.lockDir == "" {
 		return nil
 	}
-	fi, err := os.Stat(o.lockDir)
-	if errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(o.lockDir); errors.Is(err, fs.ErrNotExist) {
 		if err := os.MkdirAll(o.lockDir, lockDirPerm); err != nil {
 			return fmt.Errorf("lock directory: %w", err)
 		}
 		if err := inheritOwner(o.lockDir, nil); err != nil {
 			return fmt.Errorf("lock directory %s: %w", o.lockDir, err)
 		}
-		fi, err = os.Stat(o.lockDir)
-	}
-	if err != nil {
+	} else if err != nil {
 		return fmt.Errorf("lock directory: %w", err)
 	}
-	if !fi.IsDir() {
-		return fmt.Errorf("lock directory %s: not a directory", o.lockDir)
-	}
-	if fi.Mode().Perm()&0o002 != 0 {
-		return fmt.Errorf("lock directory %s: refusing to use it: it is world-writable (mode %04o)", o.lockDir, fi.Mode().Perm())
+	if err := safefile.CheckDir(o.lockDir); err != nil {
+		return fmt.Errorf("lock directory: %w", err)
 	}
 	return nil
 }
@@ -315,7 +253,8 @@ func inheritOwner(path string, f *os.File) error {
 // crash never leaves a half-written file behind. In every mode:
 //
 //   - path and its directory pass CheckPath (no symlink, not
-//     world-writable), checked again under the lock;
+//     world-writable), checked again under the lock, and every open of
+//     path carries O_NOFOLLOW (see internal/safefile);
 //   - concurrent RewriteFile calls (and History appends), in this process
 //     or another, are serialised by a flock(2) on the lock file,
 //     path+LockSuffix or the one WithLockDir names, held from the read to
@@ -329,8 +268,8 @@ func inheritOwner(path string, f *os.File) error {
 //     inode, size and times, and the rewrite starts over from its
 //     version, so its change is kept.
 //
-// Replace mode, used whenever it works: the new contents go to a temporary
-// file in path's directory, which gets the old file's mode, owner and
+// Replace mode (safefile.Replace), used whenever it works: the new
+// contents go to a temporary file in path's directory, which gets the old file's mode, owner and
 // group (a missing file is created with perm, owned by the calling
 // process's user and group), is fsynced and renamed over path; the
 // directory is then fsynced. Every reader sees the old file or the new
@@ -416,22 +355,13 @@ func fallback(err error) bool {
 	return false
 }
 
-// once is one read-modify-write under the lock.
+// once is one read-modify-write under the lock: path is read, edited and
+// replaced (safefile.Replace), or written in place when its directory will
+// not let it be replaced (see RewriteFile).
 func (r rewriter) once(path string, perm fs.FileMode, o options, edit EditFunc) error {
-	fi, err := CheckPath(path)
+	old, st, err := readCurrent(path)
 	if err != nil {
 		return err
-	}
-	var old []byte
-	var st *syscall.Stat_t
-	if fi != nil {
-		old, st, err = readNoFollow(path)
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%s: %w", path, errChanged)
-		}
-		if err != nil {
-			return err
-		}
 	}
 	updated, changed, err := edit(old)
 	if err != nil {
@@ -440,134 +370,87 @@ func (r rewriter) once(path string, perm fs.FileMode, o options, edit EditFunc) 
 	if !changed {
 		return nil
 	}
-	dir, base := filepath.Split(path)
-	err = r.inject("create")
-	var tmp *os.File
-	if err == nil {
-		tmp, err = os.CreateTemp(dir, "."+base+".scanwarden-*")
+	_, err = safefile.Replace(path, updated, r.replaceOptions(path, perm, st))
+	return r.orInPlace(path, old, st, updated, o, err)
+}
+
+// readCurrent returns path's contents and identity after CheckPath's
+// checks, or nil and nil when it does not exist.
+func readCurrent(path string) ([]byte, *syscall.Stat_t, error) {
+	fi, err := CheckPath(path)
+	if err != nil || fi == nil {
+		return nil, nil, err
 	}
-	if err != nil {
-		if st != nil && fallback(err) {
-			return r.inPlace(path, old, st, updated, o, fmt.Errorf("creating a temporary file in %s: %w", filepath.Clean(dir), err))
-		}
-		if fallback(err) {
-			return fmt.Errorf("%s: does not exist, and its directory refuses a new file: %w", path, err)
-		}
-		return fmt.Errorf("%s: creating the temporary file: %w", path, err)
+	old, st, err := readNoFollow(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("%s: %w", path, errChanged)
 	}
-	tmpName := tmp.Name()
-	done := false
-	defer func() {
-		if !done {
-			tmp.Close()
-			os.Remove(tmpName)
-		}
-	}()
-	// giveUp removes the temporary file and writes path in place instead.
-	giveUp := func(why error) error {
-		tmp.Close()
-		os.Remove(tmpName)
-		done = true
-		return r.inPlace(path, old, st, updated, o, why)
+	return old, st, err
+}
+
+// replaceOptions are the options of the replacement of path, whose
+// current identity is st (nil when missing): the old file's mode (special
+// bits included), owner and group, or perm and the calling process's user
+// and group for a new file; and, just before the rename, the check that
+// no writer that does not take our lock (an editor, `echo >>`) changed
+// path since it was read: errChanged, so that the rewrite starts again
+// from their version rather than lose it.
+func (r rewriter) replaceOptions(path string, perm fs.FileMode, st *syscall.Stat_t) safefile.Options {
+	so := safefile.Options{Mode: perm.Perm(), UID: os.Getuid(), GID: os.Getgid(), Fault: r.fault}
+	if st != nil {
+		so.Mode = modeOf(st)
+		so.UID, so.GID = int(st.Uid), int(st.Gid)
 	}
-	step := func(name string, err error) error {
-		if err == nil {
-			err = r.inject(name)
-		}
-		if err != nil {
-			return fmt.Errorf("%s: %s of temporary file %s: %w", path, name, tmpName, err)
+	so.Check = func() error {
+		now, err := os.Lstat(path)
+		switch {
+		case st == nil && err == nil,
+			st != nil && err != nil,
+			st != nil && !sameFile(st, now.Sys().(*syscall.Stat_t)):
+			return fmt.Errorf("%s: %w", path, errChanged)
 		}
 		return nil
 	}
-	_, err = tmp.Write(updated)
-	if err := step("write", err); err != nil {
-		return err
-	}
-	mode, uid, gid := perm.Perm(), os.Getuid(), os.Getgid()
-	if st != nil {
-		mode = fs.FileMode(st.Mode & 0o777)
-		uid, gid = int(st.Uid), int(st.Gid)
-	}
-	// Chmod with the special bits too (setgid on a hosts.deny would be
-	// odd, but it is the administrator's): os.FileMode keeps them apart.
-	if err := step("chmod", chmodExact(tmp, mode, st)); err != nil {
-		return err
-	}
-	// chown only when needed: a daemon without CAP_CHOWN can still write a
-	// file it owns, and chown to the owner it already has always works.
-	tfi, err := tmp.Stat()
-	if err != nil {
-		return step("stat", err)
-	}
-	tst := tfi.Sys().(*syscall.Stat_t)
-	var chownErr error
-	if int(tst.Uid) != uid || int(tst.Gid) != gid {
-		chownErr = tmp.Chown(uid, gid)
-	}
-	if err := step("chown", chownErr); err != nil {
-		if st != nil && fallback(err) {
-			// a writer allowed to change the file but not to give a
-			// new one its owner: in place, the owner stays
-			return giveUp(err)
-		}
-		return err
-	}
-	if st != nil && st.Mode&0o7000 != 0 {
-		// chown clears setuid/setgid: set the exact mode again.
-		if err := step("chmod", chmodExact(tmp, mode, st)); err != nil {
-			return err
-		}
-	}
-	if err := step("fsync", tmp.Sync()); err != nil {
-		return err
-	}
-	if err := step("close", tmp.Close()); err != nil {
-		return err
-	}
-	// Someone who does not take our lock may have changed the file since
-	// we read it; start again from their version rather than lose it.
-	now, err := os.Lstat(path)
-	switch {
-	case st == nil && err == nil:
-		return fmt.Errorf("%s: %w", path, errChanged)
-	case st != nil && err != nil:
-		return fmt.Errorf("%s: %w", path, errChanged)
-	case st != nil && !sameFile(st, now.Sys().(*syscall.Stat_t)):
-		return fmt.Errorf("%s: %w", path, errChanged)
-	}
-	// the fault is injected before the rename: after it, there is
-	// nothing left to undo
-	err = r.inject("rename")
-	if err == nil {
-		err = os.Rename(tmpName, path)
-	}
-	if err != nil {
-		if st != nil && fallback(err) {
-			return giveUp(fmt.Errorf("renaming %s over it: %w", tmpName, err))
-		}
-		return step("rename", err)
-	}
-	done = true
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("%s: replaced, but syncing its directory failed (the change may not survive a crash): %w", path, err)
-	}
-	return nil
+	return so
 }
 
-// chmodExact sets mode plus the setuid, setgid and sticky bits st had.
-func chmodExact(f *os.File, mode fs.FileMode, st *syscall.Stat_t) error {
-	if st != nil {
-		if st.Mode&syscall.S_ISUID != 0 {
-			mode |= fs.ModeSetuid
-		}
-		if st.Mode&syscall.S_ISGID != 0 {
-			mode |= fs.ModeSetgid
-		}
-		if st.Mode&syscall.S_ISVTX != 0 {
-			mode |= fs.ModeSticky
-		}
+// orInPlace returns err, the outcome of replacing path, unless it means
+// that path cannot be replaced but may still be written in place (see
+// fallback): path exists and creating the temporary file, giving it the
+// old owner (a writer allowed to change the file but not to give a new
+// one its owner) or renaming it failed. Then it writes updated in place.
+func (r rewriter) orInPlace(path string, old []byte, st *syscall.Stat_t, updated []byte, o options, err error) error {
+	var se *safefile.StepError
+	if err == nil || !errors.As(err, &se) || !fallback(se.Err) {
+		return err
 	}
-	return f.Chmod(mode)
+	switch {
+	case se.Step == safefile.StepCreate && st == nil:
+		return fmt.Errorf("%s: does not exist, and its directory refuses a new file: %w", path, se.Err)
+	case se.Step == safefile.StepCreate:
+		return r.inPlace(path, old, st, updated, o, fmt.Errorf("creating a temporary file in %s: %w", filepath.Dir(path), se.Err))
+	case se.Step == safefile.StepChown && st != nil:
+		return r.inPlace(path, old, st, updated, o, err)
+	case se.Step == safefile.StepRename && st != nil:
+		return r.inPlace(path, old, st, updated, o, fmt.Errorf("renaming %s over it: %w", se.Temp, se.Err))
+	}
+	return err
+}
+
+// modeOf is the mode of a file with stat st: permission bits plus the
+// setuid, setgid and sticky bits it has (os.FileMode keeps them apart).
+func modeOf(st *syscall.Stat_t) fs.FileMode {
+	mode := fs.FileMode(st.Mode & 0o777)
+	if st.Mode&syscall.S_ISUID != 0 {
+		mode |= fs.ModeSetuid
+	}
+	if st.Mode&syscall.S_ISGID != 0 {
+		mode |= fs.ModeSetgid
+	}
+	if st.Mode&syscall.S_ISVTX != 0 {
+		mode |= fs.ModeSticky
+	}
+	return mode
 }
 
 // sameFile reports whether b is the very file a was, unchanged.
@@ -576,35 +459,17 @@ func sameFile(a, b *syscall.Stat_t) bool {
 		a.Mtim == b.Mtim && a.Ctim == b.Ctim
 }
 
-// syncDir fsyncs a directory so that a rename in it is durable.
-func syncDir(dir string) error {
-	if dir == "" {
-		dir = "."
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-// openLock opens (creating it 0600 when missing) the lock file path,
-// refusing a symbolic link or anything but a regular file. A lock file
-// root owns in a directory of another user is given to that user (best
-// effort, see inheritOwner).
+// openLock opens (creating it 0600 when missing) the lock file path
+// through safefile.Open: its directory not world-writable, no symbolic
+// link, a regular file, not world-writable. A lock file root owns in a
+// directory of another user is given to that user (best effort, see
+// inheritOwner).
 func openLock(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, lockFilePerm)
+	f, err := safefile.Open(path, os.O_RDWR|os.O_CREATE, lockFilePerm)
 	if err != nil {
-		if errors.Is(err, syscall.ELOOP) {
-			return nil, fmt.Errorf("lock file %s: refusing to use a symbolic link", path)
-		}
 		return nil, fmt.Errorf("lock file: %w", err)
 	}
 	fi, err := f.Stat()
-	if err == nil && !fi.Mode().IsRegular() {
-		err = fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
-	}
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("lock file %s: %w", path, err)
