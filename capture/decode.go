@@ -4,7 +4,8 @@
 // transport headers are reassembled in a fixed table, and ICMP errors are
 // turned around to read as the probed host's answer. Nothing is allocated
 // per packet, nothing is logged: problems come back as errors, and what was
-// skipped is counted in Stats.
+// skipped is counted in Stats. It owns the pcap handles and the kernel
+// filter; it neither classifies (package detect does) nor blocks.
 package capture
 
 import (
@@ -191,11 +192,37 @@ func (d *Decoder) Decode(data []byte, ts int64, p *detect.Probe) bool {
 		return false
 	}
 	var ok bool
-	switch d.decoded[len(d.decoded)-1] {
+	switch last := d.decoded[len(d.decoded)-1]; last {
 	case layers.LayerTypeTCP:
 		ok = fillTCP(p, d.tcp.hdr)
 	case layers.LayerTypeUDP:
 		ok = fillUDP(p, d.udp.Contents)
+	default:
+		return d.decodeOther(p, ts, last)
+	}
+	if !ok {
+		*p = detect.Probe{}
+		d.stats.Malformed++
+		return false
+	}
+	p.TS = ts
+	if v6 {
+		p.Src = netip.AddrFrom16([16]byte(d.ip6.src))
+		p.Dst = netip.AddrFrom16([16]byte(d.ip6.dst))
+	} else {
+		p.Src = netip.AddrFrom4([4]byte(d.ip4.src))
+		p.Dst = netip.AddrFrom4([4]byte(d.ip4.dst))
+	}
+	d.stats.Decoded++
+	return true
+}
+
+// decodeOther decodes a packet whose last layer is neither TCP nor UDP:
+// an ICMP or ICMPv6 destination-unreachable (turned around to read as the
+// probed host's answer), or a fragment (kept for reassembly); anything
+// else is ignored.
+func (d *Decoder) decodeOther(p *detect.Probe, ts int64, last gopacket.LayerType) bool {
+	switch last {
 	case layers.LayerTypeICMPv4:
 		if d.icmp4.TypeCode.Type() != layers.ICMPv4TypeDestinationUnreachable {
 			d.stats.Ignored++
@@ -217,33 +244,13 @@ func (d *Decoder) Decode(data []byte, ts int64, p *detect.Probe) bool {
 		if d.ip4.fragment() {
 			return d.fragment4(p, ts)
 		}
-		d.stats.Ignored++
-		return false
 	case layers.LayerTypeIPv6Fragment:
 		if d.frag6.MoreFragments || d.frag6.FragmentOffset != 0 {
 			return d.fragment6(p, ts)
 		}
-		d.stats.Ignored++
-		return false
-	default:
-		d.stats.Ignored++
-		return false
 	}
-	if !ok {
-		*p = detect.Probe{}
-		d.stats.Malformed++
-		return false
-	}
-	p.TS = ts
-	if v6 {
-		p.Src = netip.AddrFrom16([16]byte(d.ip6.src))
-		p.Dst = netip.AddrFrom16([16]byte(d.ip6.dst))
-	} else {
-		p.Src = netip.AddrFrom4([4]byte(d.ip4.src))
-		p.Dst = netip.AddrFrom4([4]byte(d.ip4.dst))
-	}
-	d.stats.Decoded++
-	return true
+	d.stats.Ignored++
+	return false
 }
 
 // fillTCP fills p's TCP fields from a TCP header of at least 20 bytes

@@ -159,6 +159,20 @@ func (t *fragTable) release(n int, ts int64, st *Stats) {
 // fragment completes its datagram's transport header, add returns that
 // header (valid until the next call) and true.
 func (t *fragTable) add(k *fragKey, ts int64, off int, more bool, data []byte, realLen int, st *Stats) ([]byte, bool) {
+	s := t.slot(k, ts, off, st)
+	if s == nil || s.state == slotDone {
+		return nil, false
+	}
+	s.fill(off, more, data, realLen)
+	return s.header(k.proto(), st)
+}
+
+// slot returns the slot of the datagram k whose fragment at off arrives at
+// ts, taking the next slot round the table for a datagram it does not
+// hold (or holds from longer than FragTimeout ago: a new datagram with
+// the same key). It returns nil when the datagram has no slot and the
+// fragment needs none (it starts at or beyond FragKeep).
+func (t *fragTable) slot(k *fragKey, ts int64, off int, st *Stats) *fragSlot {
 	h := maphash.Bytes(t.seed, k[:])
 	pos, n := t.lookup(k, h)
 	if n >= 0 && ts-t.slots[n].first > int64(FragTimeout) {
@@ -166,33 +180,35 @@ func (t *fragTable) add(k *fragKey, ts int64, off int, more bool, data []byte, r
 		t.release(n, ts, st)
 		pos, n = t.lookup(k, h)
 	}
-	if n < 0 {
-		if off >= FragKeep {
-			// Nothing of the header is in this fragment, and its end can
-			// only matter for a datagram shorter than FragKeep, which it
-			// is not: no slot needed.
-			return nil, false
-		}
-		n = t.next
-		t.next = (t.next + 1) % FragSlots
-		if t.slots[n].state != slotFree {
-			t.release(n, ts, st)
-			pos, _ = t.lookup(k, h) // the release may have moved entries
-		}
-		t.index[pos] = int16(n + 1)
-		s := &t.slots[n]
-		s.key, s.hash = *k, h
-		s.first = ts
-		s.have = 0
-		s.total = -1
-		s.state = slotPending
+	if n >= 0 {
+		return &t.slots[n]
 	}
+	if off >= FragKeep {
+		// Nothing of the header is in this fragment, and its end can
+		// only matter for a datagram shorter than FragKeep, which it
+		// is not: no slot needed.
+		return nil
+	}
+	n = t.next
+	t.next = (t.next + 1) % FragSlots
+	if t.slots[n].state != slotFree {
+		t.release(n, ts, st)
+		pos, _ = t.lookup(k, h) // the release may have moved entries
+	}
+	t.index[pos] = int16(n + 1)
 	s := &t.slots[n]
-	if s.state == slotDone {
-		return nil, false
-	}
+	s.key, s.hash = *k, h
+	s.first = ts
+	s.have = 0
+	s.total = -1
+	s.state = slotPending
+	return s
+}
 
-	// Copy the bytes still missing (the first copy of each byte wins).
+// fill copies the bytes of the fragment at off that s still misses (the
+// first copy of each byte wins) and, for the datagram's first last
+// fragment, sets its length.
+func (s *fragSlot) fill(off int, more bool, data []byte, realLen int) {
 	if off < FragKeep {
 		end := min(off+len(data), FragKeep)
 		for i := off; i < end; i++ {
@@ -205,10 +221,17 @@ func (t *fragTable) add(k *fragKey, ts int64, off int, more bool, data []byte, r
 	if !more && s.total < 0 && realLen >= 0 {
 		s.total = int32(min(off+realLen, 1<<20))
 	}
+}
 
-	// Is the header complete?
+// header reports whether s now holds its datagram's transport header
+// (proto's: TCP or UDP), or the whole datagram when it is shorter than
+// FragKeep. When it does, s is done and header returns the bytes and
+// true, counting a reassembled datagram; a header that can never be whole
+// (a TCP data offset below 5, a datagram shorter than its header) is done
+// too, counted as malformed, and returns false.
+func (s *fragSlot) header(proto uint8, st *Stats) ([]byte, bool) {
 	minHdr := 8
-	if k.proto() == ipProtoTCP {
+	if proto == ipProtoTCP {
 		minHdr = 20
 	}
 	need := minHdr

@@ -26,9 +26,13 @@ type keySpec struct {
 // etc/scanwarden.conf documents them. It is built on each call so that no
 // package state exists.
 func keySpecs() []keySpec {
+	return append(portSentryKeys(), ownKeys()...)
+}
+
+// portSentryKeys are PortSentry 1.2's keys (2.x keeps the same ones but
+// drops the ADVANCED_* ones).
+func portSentryKeys() []keySpec {
 	return []keySpec{
-		// PortSentry 1.2 (and 2.x, which keeps the same keys but drops the
-		// ADVANCED_* ones).
 		{key: "TCP_PORTS", set: func(c *Config, v string) (err error) { c.TCPPorts, err = ParsePortList(v); return }},
 		{key: "UDP_PORTS", set: func(c *Config, v string) (err error) { c.UDPPorts, err = ParsePortList(v); return }},
 		{key: "ADVANCED_PORTS_TCP",
@@ -64,8 +68,12 @@ func keySpecs() []keySpec {
 			check: func(c *Config) error { return checkRange(c.ScanTrigger, 0, maxScanTrigger) }},
 		{key: "PORT_BANNER",
 			unused: "only the classic TCP mode (-tcp) accepts connections and sends it; the stealth and advanced modes watch raw packets"},
+	}
+}
 
-		// scanwarden's own keys.
+// ownKeys are scanwarden's own keys.
+func ownKeys() []keySpec {
+	return []keySpec{
 		{key: "INTERFACES",
 			set:   func(c *Config, v string) error { c.Interfaces = splitList(v); return nil },
 			check: func(c *Config) error { return checkInterfaces(c.Interfaces) }},

@@ -113,6 +113,15 @@ func reservedWord(w string) bool {
 	return false
 }
 
+// quoting says whether the lexer is inside quotes, and which.
+type quoting uint8
+
+const (
+	unquoted quoting = iota
+	inSingle         // '…'
+	inDouble         // "…"
+)
+
 // lexer holds ParseTemplate's state.
 type lexer struct {
 	key, s    string
@@ -121,6 +130,8 @@ type lexer struct {
 	inWord    bool // a word has begun (possibly an empty quoted one)
 	quoted    bool // the current word has quoting or escapes in it
 	wordStart int
+	state     quoting
+	quoteAt   int // where the quotes in force (state) were opened
 }
 
 func (l *lexer) fail(off int, problem string, shell bool) error {
@@ -221,152 +232,207 @@ func (l *lexer) control(i int) error {
 // it would depend on the daemon's working directory.
 func ParseTemplate(key, tmpl string) (*Template, error) {
 	l := &lexer{key: key, s: tmpl}
-	const (
-		unquoted = iota
-		single
-		double
-	)
-	state, quoteAt := unquoted, 0
-	for i := 0; i < len(tmpl); {
-		if ph, n := placeholderAt(tmpl, i); n > 0 {
+	if err := l.split(); err != nil {
+		return nil, err
+	}
+	if err := l.checkProgram(); err != nil {
+		return nil, err
+	}
+	return &Template{key: key, text: tmpl, words: l.words}, nil
+}
+
+// split splits l.s into l.words, or returns the error for the first
+// construct it refuses; with no error, there is at least one word.
+func (l *lexer) split() error {
+	for i := 0; i < len(l.s); {
+		if ph, n := placeholderAt(l.s, i); n > 0 {
 			l.begin(i)
 			l.cur = append(l.cur, part{ph: ph})
 			i += n
 			continue
 		}
-		c := tmpl[i]
-		if isControl(c) {
-			return nil, l.control(i)
+		if isControl(l.s[i]) {
+			return l.control(i)
 		}
-		switch state {
-		case single:
-			if c == '\'' {
-				state = unquoted
-			} else {
-				l.lit(tmpl[i : i+1])
-			}
-			i++
-			continue
-		case double:
-			switch c {
-			case '"':
-				state = unquoted
-			case '`':
-				return nil, l.fail(i, "command substitution \"`\"", true)
-			case '$':
-				if err := l.dollar(i); err != nil {
-					return nil, err
-				}
-			case '\\':
-				if i+1 < len(tmpl) {
-					if _, n := placeholderAt(tmpl, i+1); n > 0 {
-						return nil, l.fail(i, "backslash before a placeholder", false)
-					}
-					if strings.IndexByte("$`\"\\", tmpl[i+1]) >= 0 {
-						l.lit(tmpl[i+1 : i+2])
-						i += 2
-						continue
-					}
-				}
-				l.lit(`\`)
-			default:
-				l.lit(tmpl[i : i+1])
-			}
-			i++
-			continue
-		}
-		// unquoted
-		switch c {
-		case ' ', '\t':
-			if err := l.end(); err != nil {
-				return nil, err
-			}
-		case '\'', '"':
-			l.begin(i)
-			l.quoted = true
-			quoteAt = i
-			if c == '\'' {
-				state = single
-			} else {
-				state = double
-			}
-		case '\\':
-			l.begin(i)
-			l.quoted = true
-			if i+1 >= len(tmpl) {
-				return nil, l.fail(i, "trailing backslash", false)
-			}
-			if _, n := placeholderAt(tmpl, i+1); n > 0 {
-				return nil, l.fail(i, "backslash before a placeholder", false)
-			}
-			if isControl(tmpl[i+1]) {
-				return nil, l.control(i + 1)
-			}
-			l.lit(tmpl[i+1 : i+2])
-			i++
-		case '|':
-			return nil, l.fail(i, `pipe "|"`, true)
-		case ';':
-			return nil, l.fail(i, `command separator ";"`, true)
-		case '&':
-			return nil, l.fail(i, `"&" (background job or &&)`, true)
-		case '<', '>':
-			return nil, l.fail(i, fmt.Sprintf("redirection %q", c), true)
-		case '(', ')':
-			return nil, l.fail(i, fmt.Sprintf("subshell %q", c), true)
-		case '`':
-			return nil, l.fail(i, "command substitution \"`\"", true)
-		case '*', '?', '[':
-			return nil, l.fail(i, fmt.Sprintf("glob pattern %q", c), true)
-		case '{', '}':
-			// bash, /bin/sh on some systems, expands a{b,c}
-			return nil, l.fail(i, fmt.Sprintf("brace %q (brace expansion or command group)", c), true)
-		case '$':
-			l.begin(i)
-			if err := l.dollar(i); err != nil {
-				return nil, err
-			}
-		case '~', '#':
-			if !l.inWord {
-				what := "tilde expansion \"~\""
-				if c == '#' {
-					what = "comment \"#\""
-				}
-				return nil, l.fail(i, what, true)
-			}
-			l.lit(tmpl[i : i+1])
-		case '=':
-			if len(l.words) == 0 && l.inWord && !l.quoted && isName(tmpl[l.wordStart:i]) {
-				return nil, l.fail(l.wordStart, fmt.Sprintf("variable assignment %q", tmpl[l.wordStart:i+1]), true)
-			}
-			l.begin(i)
-			l.lit("=")
+		var err error
+		switch l.state {
+		case inSingle:
+			i = l.single(i)
+		case inDouble:
+			i, err = l.double(i)
 		default:
-			l.begin(i)
-			l.lit(tmpl[i : i+1])
+			i, err = l.unquoted(i)
 		}
-		i++
+		if err != nil {
+			return err
+		}
 	}
-	if state != unquoted {
-		return nil, l.fail(quoteAt, "unterminated quote", false)
+	if l.state != unquoted {
+		return l.fail(l.quoteAt, "unterminated quote", false)
 	}
 	if err := l.end(); err != nil {
-		return nil, err
+		return err
 	}
 	if len(l.words) == 0 {
-		return nil, l.fail(-1, "empty command", false)
+		return l.fail(-1, "empty command", false)
 	}
+	return nil
+}
+
+// single takes the byte at i inside '…' quotes, where everything but the
+// closing quote is literal, and returns where the next byte starts.
+func (l *lexer) single(i int) int {
+	if l.s[i] == '\'' {
+		l.state = unquoted
+	} else {
+		l.lit(l.s[i : i+1])
+	}
+	return i + 1
+}
+
+// double takes the byte at i (and the one after it, for an escape) inside
+// "…" quotes, and returns where the next byte starts: a '"' closes the
+// quotes, '`' and a '$' a shell would expand are refused, a '\' escapes
+// only $ ` " and \ (and may not precede a placeholder), anything else is
+// literal.
+func (l *lexer) double(i int) (int, error) {
+	switch l.s[i] {
+	case '"':
+		l.state = unquoted
+	case '`':
+		return 0, l.fail(i, "command substitution \"`\"", true)
+	case '$':
+		if err := l.dollar(i); err != nil {
+			return 0, err
+		}
+	case '\\':
+		if i+1 < len(l.s) {
+			if _, n := placeholderAt(l.s, i+1); n > 0 {
+				return 0, l.fail(i, "backslash before a placeholder", false)
+			}
+			if strings.IndexByte("$`\"\\", l.s[i+1]) >= 0 {
+				l.lit(l.s[i+1 : i+2])
+				return i + 2, nil
+			}
+		}
+		l.lit(`\`)
+	default:
+		l.lit(l.s[i : i+1])
+	}
+	return i + 1, nil
+}
+
+// unquoted takes the byte at i (and the one after it, for an escape)
+// outside quotes, and returns where the next byte starts: a space or tab
+// ends the word, a quote opens quotes, '\' makes the next byte literal,
+// shell syntax is refused (see operator and dollar), anything else is
+// literal.
+func (l *lexer) unquoted(i int) (int, error) {
+	switch c := l.s[i]; c {
+	case ' ', '\t':
+		if err := l.end(); err != nil {
+			return 0, err
+		}
+	case '\'', '"':
+		l.begin(i)
+		l.quoted = true
+		l.quoteAt = i
+		if c == '\'' {
+			l.state = inSingle
+		} else {
+			l.state = inDouble
+		}
+	case '\\':
+		return l.escape(i)
+	case '$':
+		l.begin(i)
+		if err := l.dollar(i); err != nil {
+			return 0, err
+		}
+	case '~', '#':
+		if !l.inWord {
+			what := "tilde expansion \"~\""
+			if c == '#' {
+				what = "comment \"#\""
+			}
+			return 0, l.fail(i, what, true)
+		}
+		l.lit(l.s[i : i+1])
+	case '=':
+		if len(l.words) == 0 && l.inWord && !l.quoted && isName(l.s[l.wordStart:i]) {
+			return 0, l.fail(l.wordStart, fmt.Sprintf("variable assignment %q", l.s[l.wordStart:i+1]), true)
+		}
+		l.begin(i)
+		l.lit("=")
+	default:
+		if err := l.operator(i); err != nil {
+			return 0, err
+		}
+		l.begin(i)
+		l.lit(l.s[i : i+1])
+	}
+	return i + 1, nil
+}
+
+// escape takes the '\' at i outside quotes and the byte after it, which
+// it makes literal, and returns where the next byte starts. A '\' at the
+// end, before a placeholder or before a control character is refused.
+func (l *lexer) escape(i int) (int, error) {
+	l.begin(i)
+	l.quoted = true
+	if i+1 >= len(l.s) {
+		return 0, l.fail(i, "trailing backslash", false)
+	}
+	if _, n := placeholderAt(l.s, i+1); n > 0 {
+		return 0, l.fail(i, "backslash before a placeholder", false)
+	}
+	if isControl(l.s[i+1]) {
+		return 0, l.control(i + 1)
+	}
+	l.lit(l.s[i+1 : i+2])
+	return i + 2, nil
+}
+
+// operator returns the error for the byte at i outside quotes when a
+// shell would take it as an operator, a substitution, a glob or a brace,
+// and nil for any other byte.
+func (l *lexer) operator(i int) error {
+	switch c := l.s[i]; c {
+	case '|':
+		return l.fail(i, `pipe "|"`, true)
+	case ';':
+		return l.fail(i, `command separator ";"`, true)
+	case '&':
+		return l.fail(i, `"&" (background job or &&)`, true)
+	case '<', '>':
+		return l.fail(i, fmt.Sprintf("redirection %q", c), true)
+	case '(', ')':
+		return l.fail(i, fmt.Sprintf("subshell %q", c), true)
+	case '`':
+		return l.fail(i, "command substitution \"`\"", true)
+	case '*', '?', '[':
+		return l.fail(i, fmt.Sprintf("glob pattern %q", c), true)
+	case '{', '}':
+		// bash, /bin/sh on some systems, expands a{b,c}
+		return l.fail(i, fmt.Sprintf("brace %q (brace expansion or command group)", c), true)
+	}
+	return nil
+}
+
+// checkProgram checks the first word, the program: literal, not empty,
+// and an absolute path or a bare name.
+func (l *lexer) checkProgram() error {
 	prog := l.words[0]
 	if len(prog) != 1 || prog[0].ph != literal {
-		return nil, l.fail(-1, "the program (first word) cannot contain a placeholder", false)
+		return l.fail(-1, "the program (first word) cannot contain a placeholder", false)
 	}
 	switch p := prog[0].lit; {
 	case p == "":
-		return nil, l.fail(-1, "empty program name", false)
+		return l.fail(-1, "empty program name", false)
 	case strings.Contains(p, "/") && !path.IsAbs(p):
-		return nil, l.fail(-1, fmt.Sprintf("relative program path %q: give an absolute path, or a bare name to look up in PATH", p), false)
+		return l.fail(-1, fmt.Sprintf("relative program path %q: give an absolute path, or a bare name to look up in PATH", p), false)
 	}
-	return &Template{key: key, text: tmpl, words: l.words}, nil
+	return nil
 }
 
 // isName reports whether s is a shell variable name.

@@ -42,7 +42,8 @@ func tags(rs []ruleSpec) []string {
 
 // ensure makes the table as documented at Prepare, for trap t (nil: the
 // trap's rules and set contents as found), in one transaction when the
-// elements of rebuilt sets fit in one.
+// elements of rebuilt sets fit in one. It reads the table, plans the
+// repair of what is missing or wrong, and writes that and nothing else.
 func (b *Backend) ensure(ctx context.Context, t *block.Trap) error {
 	b.ready = false
 	if err := ctx.Err(); err != nil {
@@ -56,35 +57,108 @@ func (b *Backend) ensure(ctx context.Context, t *block.Trap) error {
 	if err != nil {
 		return err
 	}
+	p, err := b.plan(snap, t)
+	if err != nil {
+		return err
+	}
+	if p.upToDate() {
+		b.ready = true
+		return nil
+	}
+	if err := b.write(ctx, c, p); err != nil {
+		return err
+	}
+	b.ready = true
+	return nil
+}
 
-	trapSize := uint32(defaultTrapSize)
+// repair is what ensure found missing or wrong in the table (snap), and
+// so writes. Whatever it does not name is right already, and is not
+// touched.
+type repair struct {
+	snap  *snapshot
+	specs []setSpec // the sets as they must be
+
+	// Sets: created are missing, rebuilt are there but wrong (deleted
+	// and created again; keep holds the elements each gets back), reset
+	// are right but hold the wrong elements (emptied, then filled).
+	created, rebuilt, reset map[string]bool
+	keep                    map[string][]nft.SetElement
+	// fill is the set contents to add, after the control messages.
+	fill []op
+
+	// Chains: as found (nil: missing), and whether each is as it must
+	// be (a chain that is not is deleted and created again).
+	inputK, trapK        *nft.Chain
+	inputOK, trapChainOK bool
+	// Rules: those each chain must hold, and whether the chain is
+	// emptied and given them.
+	inputSpecs, trapSpecs     []ruleSpec
+	rewriteInput, rewriteTrap bool
+}
+
+// plan compares snap with the table as it must be for trap t and returns
+// the repair. It reads the elements of the sets whose contents matter (a
+// rebuilt ban or trap set, the exemption and port sets of a known trap)
+// and writes nothing.
+func (b *Backend) plan(snap *snapshot, t *block.Trap) (*repair, error) {
+	p := &repair{snap: snap, specs: setSpecs(trapSetSize(snap, t))}
+	exempt4, exempt6, contents := trapContents(t)
+	if err := b.planSets(p, exempt4, exempt6); err != nil {
+		return nil, err
+	}
+	p.planChains()
+	p.planInputRules(p.planTrapRules(t))
+	if err := b.planContents(p, contents); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// trapSetSize is the bound of the trap sets: t's size when it gives one,
+// else the size the kernel's trap4 has, else defaultTrapSize.
+func trapSetSize(snap *snapshot, t *block.Trap) uint32 {
 	if t != nil && t.Size > 0 {
-		trapSize = uint32(t.Size)
-	} else if k := snap.sets[setTrap4]; k != nil && k.Size > 0 {
-		trapSize = k.Size
+		return uint32(t.Size)
 	}
-	var exempt4, exempt6 []addrRange
-	contents := map[string][]nft.SetElement{}
-	if t != nil {
-		exempt4, exempt6 = exemptRanges(t.Exempt)
-		contents[setNever4] = intervalElems(exempt4)
-		contents[setNever6] = intervalElems(exempt6)
-		contents[setTCPTraps] = portElems(t.TCP)
-		contents[setUDPTraps] = portElems(t.UDP)
+	if k := snap.sets[setTrap4]; k != nil && k.Size > 0 {
+		return k.Size
 	}
+	return uint32(defaultTrapSize)
+}
 
-	// Sets: missing ones are created; wrong ones rebuilt, the addresses
-	// they held kept with the time they had left.
-	specs := setSpecs(trapSize)
-	created, rebuilt := map[string]bool{}, map[string]bool{}
-	keep := map[string][]nft.SetElement{}
-	for _, s := range specs {
-		k := snap.sets[s.name]
+// trapContents returns t's exemptions as ranges of each family, and the
+// contents t wants in never4, never6, tcp_traps and udp_traps. With t nil
+// they are all unknown: no ranges, and no contents (the sets' elements
+// are left as found).
+func trapContents(t *block.Trap) (exempt4, exempt6 []addrRange, contents map[string][]nft.SetElement) {
+	if t == nil {
+		return nil, nil, nil
+	}
+	exempt4, exempt6 = exemptRanges(t.Exempt)
+	contents = map[string][]nft.SetElement{
+		setNever4:   intervalElems(exempt4),
+		setNever6:   intervalElems(exempt6),
+		setTCPTraps: portElems(t.TCP),
+		setUDPTraps: portElems(t.UDP),
+	}
+	return exempt4, exempt6, contents
+}
+
+// planSets sorts the sets into those that are right (left alone), missing
+// (created) and wrong (rebuilt), and reads what each rebuilt ban or trap
+// set keeps of its elements: its addresses with the time they had left,
+// for a trap set without those the exemptions (exempt4, exempt6) cover.
+func (b *Backend) planSets(p *repair, exempt4, exempt6 []addrRange) error {
+	p.created, p.rebuilt = map[string]bool{}, map[string]bool{}
+	p.keep = map[string][]nft.SetElement{}
+	for _, s := range p.specs {
+		k := p.snap.sets[s.name]
 		switch {
 		case k == nil:
-			created[s.name] = true
+			p.created[s.name] = true
 		case !s.matches(k):
-			rebuilt[s.name] = true
+			p.rebuilt[s.name] = true
 			if s.kind == kindBan || s.kind == kindTrap {
 				es, err := b.elements(s.name)
 				if err != nil {
@@ -97,50 +171,74 @@ func (b *Backend) ensure(ctx context.Context, t *block.Trap) error {
 				if s.kind == kindBan {
 					ex = nil
 				}
-				keep[s.name] = keepElems(s, es, ex)
+				p.keep[s.name] = keepElems(s, es, ex)
 			}
 		}
 	}
-	anyRebuilt := func(names ...string) bool {
-		return slices.ContainsFunc(names, func(n string) bool { return rebuilt[n] })
-	}
+	return nil
+}
 
-	// Chains and rules.
-	inputK, trapK := snap.chains[chainInput], snap.chains[chainTrap]
-	inputOK := baseRight(inputK)
-	trapChainOK := trapK != nil && trapK.Hooknum == nil
-	trapRefsRebuilt := anyRebuilt(setTrap4, setTrap6, setNever4, setNever6, setTCPTraps, setUDPTraps)
-	var trapSpecs []ruleSpec
-	trapKnown := t != nil
+// anyRebuilt reports whether one of the sets names is rebuilt (so that a
+// rule referring to it must be written again).
+func (p *repair) anyRebuilt(names ...string) bool {
+	return slices.ContainsFunc(names, func(n string) bool { return p.rebuilt[n] })
+}
+
+// planChains says whether each chain is as it must be: input a base
+// chain with the right hook, priority, type and policy, trap a regular
+// chain. A chain that is not (or is missing) is created again.
+func (p *repair) planChains() {
+	p.inputK, p.trapK = p.snap.chains[chainInput], p.snap.chains[chainTrap]
+	p.inputOK = baseRight(p.inputK)
+	p.trapChainOK = p.trapK != nil && p.trapK.Hooknum == nil
+}
+
+// planTrapRules decides the trap chain's rules, and returns whether input
+// is to jump to the trap chain. A known trap t gets its rules (none when
+// it is not Enabled), rewritten unless the chain holds exactly them, its
+// sets are kept and the chain is right. With t nil, the rules and the
+// jump are left as found, unless they cannot stay (the chain is wrong,
+// its rules unreadable, or a set they refer to rebuilt): then the chain
+// is emptied, and the trap is off until SetTrap.
+func (p *repair) planTrapRules(t *block.Trap) (jump bool) {
+	broken := p.anyRebuilt(setTrap4, setTrap6, setNever4, setNever6, setTCPTraps, setUDPTraps) ||
+		!p.trapChainOK || !p.snap.rulesOK[chainTrap]
+	if t == nil && !broken {
+		return slices.Contains(p.snap.rules[chainInput], jumpRule().tag())
+	}
 	if t != nil && t.Enabled() {
-		trapSpecs = trapRules(t)
+		p.trapSpecs = trapRules(t)
 	}
-	if t == nil && (trapRefsRebuilt || !trapChainOK || !snap.rulesOK[chainTrap]) {
-		// The trap's rules cannot stay and cannot be rebuilt without
-		// the trap: it is off until SetTrap.
-		trapKnown = true
-	}
-	rewriteTrap := trapKnown && (trapRefsRebuilt || !trapChainOK || !snap.rulesOK[chainTrap] ||
-		!slices.Equal(snap.rules[chainTrap], tags(trapSpecs)))
-	jump := len(trapSpecs) > 0
-	if !trapKnown {
-		jump = slices.Contains(snap.rules[chainInput], jumpRule().tag())
-	}
-	inputSpecs := inputRules(jump)
-	rewriteInput := anyRebuilt(setBan4, setBan6, setTrap4, setTrap6) || !inputOK || !snap.rulesOK[chainInput] ||
-		(trapK != nil && !trapChainOK) || !slices.Equal(snap.rules[chainInput], tags(inputSpecs))
+	p.rewriteTrap = broken || !slices.Equal(p.snap.rules[chainTrap], tags(p.trapSpecs))
+	return len(p.trapSpecs) > 0
+}
 
-	// What is already as it must be is not touched.
-	var fill []op // set contents, after the control messages
-	reset := map[string]bool{}
-	for _, s := range specs {
+// planInputRules decides the input chain's rules (with the jump to the
+// trap chain when jump is set): they are rewritten unless the chain holds
+// exactly them, is right, and none of the sets they refer to is rebuilt
+// and no trap chain they may jump to is deleted.
+func (p *repair) planInputRules(jump bool) {
+	p.inputSpecs = inputRules(jump)
+	p.rewriteInput = p.anyRebuilt(setBan4, setBan6, setTrap4, setTrap6) || !p.inputOK ||
+		!p.snap.rulesOK[chainInput] || (p.trapK != nil && !p.trapChainOK) ||
+		!slices.Equal(p.snap.rules[chainInput], tags(p.inputSpecs))
+}
+
+// planContents queues the elements to add: first the contents a known
+// trap wants in its exemption and port sets, for a set that is created
+// or rebuilt, or that holds other elements (it is then reset: emptied
+// first); then the elements the rebuilt sets keep. A set that holds what
+// it must is not touched.
+func (b *Backend) planContents(p *repair, contents map[string][]nft.SetElement) error {
+	p.reset = map[string]bool{}
+	for _, s := range p.specs {
 		want, known := contents[s.name]
 		if !known {
 			continue
 		}
 		r := ref(b.table, s)
-		if created[s.name] || rebuilt[s.name] {
-			fill = append(fill, chunks(false, r, want)...)
+		if p.created[s.name] || p.rebuilt[s.name] {
+			p.fill = append(p.fill, chunks(false, r, want)...)
 			continue
 		}
 		have, err := b.elements(s.name)
@@ -148,79 +246,120 @@ func (b *Backend) ensure(ctx context.Context, t *block.Trap) error {
 			return err
 		}
 		if !sameElems(have, want) {
-			reset[s.name] = true
-			fill = append(fill, chunks(false, r, want)...)
+			p.reset[s.name] = true
+			p.fill = append(p.fill, chunks(false, r, want)...)
 		}
 	}
-	for _, s := range specs {
-		fill = append(fill, chunks(false, ref(b.table, s), keep[s.name])...)
+	for _, s := range p.specs {
+		p.fill = append(p.fill, chunks(false, ref(b.table, s), p.keep[s.name])...)
 	}
-	if snap.exists && snap.counter && len(created) == 0 && len(rebuilt) == 0 && len(fill) == 0 &&
-		!rewriteInput && !rewriteTrap && inputOK && trapChainOK {
-		b.ready = true
-		return nil
-	}
+	return nil
+}
 
+// upToDate reports whether the table is as it must be already: there is
+// nothing to write.
+func (p *repair) upToDate() bool {
+	return p.snap.exists && p.snap.counter && len(p.created) == 0 && len(p.rebuilt) == 0 && len(p.fill) == 0 &&
+		!p.rewriteInput && !p.rewriteTrap && p.inputOK && p.trapChainOK
+}
+
+// write sends p: the control messages in one transaction, in the order
+// the kernel needs (what refers to an object is removed before it and
+// added after it), with the set contents in the same transaction as far
+// as they fit and in those that follow.
+func (b *Backend) write(ctx context.Context, c *nft.Conn, p *repair) error {
+	b.queueTable(c, p)
+	b.queueRemovals(c, p)
+	if err := b.queueSets(c, p); err != nil {
+		return err
+	}
+	b.queueChains(c, p)
+	b.queueRules(c, p)
+	q := &batch{ctx: ctx, c: c}
+	for _, o := range p.fill {
+		if err := q.group(o); err != nil {
+			return err
+		}
+	}
+	return q.flush()
+}
+
+// queueTable queues the table (created when missing, left alone
+// otherwise) and, when it is missing, the trap_overflow counter: a
+// counter that is there is never reset.
+func (b *Backend) queueTable(c *nft.Conn, p *repair) {
 	c.AddTable(b.table)
-	if !snap.counter {
+	if !p.snap.counter {
 		c.AddObj(&nft.CounterObj{Table: b.table, Name: counterOverflow})
 	}
-	if rewriteInput && inputK != nil {
-		c.FlushChain(inputK)
+}
+
+// queueRemovals queues the removal of what is replaced, each rule before
+// the chain or set it refers to: input's rules (with the jump to trap)
+// and trap's are flushed when rewritten or their chain is deleted, the
+// wrong chains deleted, then the rebuilt sets.
+func (b *Backend) queueRemovals(c *nft.Conn, p *repair) {
+	if p.rewriteInput && p.inputK != nil {
+		c.FlushChain(p.inputK)
 	}
-	if (rewriteTrap || !trapChainOK) && trapK != nil {
-		c.FlushChain(trapK)
+	if (p.rewriteTrap || !p.trapChainOK) && p.trapK != nil {
+		c.FlushChain(p.trapK)
 	}
-	if trapK != nil && !trapChainOK {
-		c.DelChain(trapK)
+	if p.trapK != nil && !p.trapChainOK {
+		c.DelChain(p.trapK)
 	}
-	if inputK != nil && !inputOK {
-		c.DelChain(inputK)
+	if p.inputK != nil && !p.inputOK {
+		c.DelChain(p.inputK)
 	}
-	for _, s := range specs {
-		if rebuilt[s.name] {
+	for _, s := range p.specs {
+		if p.rebuilt[s.name] {
 			c.DelSet(ref(b.table, s))
 		}
 	}
-	for _, s := range specs {
-		if created[s.name] || rebuilt[s.name] {
+}
+
+// queueSets queues the creation of the missing and rebuilt sets, then the
+// emptying of the sets that are reset.
+func (b *Backend) queueSets(c *nft.Conn, p *repair) error {
+	for _, s := range p.specs {
+		if p.created[s.name] || p.rebuilt[s.name] {
 			if err := c.AddSet(s.set(b.table), nil); err != nil {
 				return fmt.Errorf("encoding set %s: %w", s.name, err)
 			}
 		}
 	}
-	for _, s := range specs {
-		if reset[s.name] {
+	for _, s := range p.specs {
+		if p.reset[s.name] {
 			c.FlushSet(ref(b.table, s))
 		}
 	}
-	if !trapChainOK {
+	return nil
+}
+
+// queueChains queues the creation of the chains that are missing or were
+// deleted: trap first, so that it is there for input's jump.
+func (b *Backend) queueChains(c *nft.Conn, p *repair) {
+	if !p.trapChainOK {
 		c.AddChain(b.trapChain())
 	}
-	if !inputOK {
+	if !p.inputOK {
 		c.AddChain(b.baseChain())
 	}
-	if rewriteTrap {
-		for _, r := range trapSpecs {
+}
+
+// queueRules queues the rules of the chains that are rewritten (emptied
+// by queueRemovals, or new), trap's first, each with its tagged comment.
+func (b *Backend) queueRules(c *nft.Conn, p *repair) {
+	if p.rewriteTrap {
+		for _, r := range p.trapSpecs {
 			c.AddRule(&nft.Rule{Table: b.table, Chain: b.trapChain(), Exprs: r.exprs, UserData: r.userData()})
 		}
 	}
-	if rewriteInput {
-		for _, r := range inputSpecs {
+	if p.rewriteInput {
+		for _, r := range p.inputSpecs {
 			c.AddRule(&nft.Rule{Table: b.table, Chain: b.baseChain(), Exprs: r.exprs, UserData: r.userData()})
 		}
 	}
-	q := &batch{ctx: ctx, c: c}
-	for _, o := range fill {
-		if err := q.group(o); err != nil {
-			return err
-		}
-	}
-	if err := q.flush(); err != nil {
-		return err
-	}
-	b.ready = true
-	return nil
 }
 
 // chunks splits elems into ops of at most elemsPerMsg elements.
