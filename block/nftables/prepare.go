@@ -260,7 +260,7 @@ func (b *Backend) planContents(p *repair, contents map[string][]nft.SetElement) 
 // nothing to write.
 func (p *repair) upToDate() bool {
 	return p.snap.exists && p.snap.counter && len(p.created) == 0 && len(p.rebuilt) == 0 && len(p.fill) == 0 &&
-		!p.rewriteInput && !p.rewriteTrap && p.inputOK && p.trapChainOK
+		len(p.reset) == 0 && !p.rewriteInput && !p.rewriteTrap && p.inputOK && p.trapChainOK
 }
 
 // write sends p: the control messages in one transaction, in the order

@@ -227,3 +227,30 @@ func TestKernelTrapOverflow(t *testing.T) {
 		t.Errorf("trap4 after shrinking to 1: %v, want %v alone", got, attacker4(1))
 	}
 }
+
+// TestKernelTrapExemptionsRemoved: a SetTrap that keeps the ports but
+// drops every exemption empties the exemption sets, so that a source
+// exempt before is trapped now.
+func TestKernelTrapExemptionsRemoved(t *testing.T) {
+	l, _, b := trapLab(t)
+	ctx := context.Background()
+	src := attacker4(0)
+	trap := block.Trap{TCP: []uint16{trapTCP}, Exempt: []netip.Prefix{netip.PrefixFrom(src, 32)}, TimeoutTCP: time.Hour, Size: 1024}
+	if err := b.SetTrap(ctx, trap); err != nil {
+		t.Fatal(err)
+	}
+	if !inSet(t, b, setNever4, src) {
+		t.Fatalf("%v not in %s after the first SetTrap", src, setNever4)
+	}
+	trap.Exempt = nil
+	if err := b.SetTrap(ctx, trap); err != nil {
+		t.Fatal(err)
+	}
+	if inSet(t, b, setNever4, src) {
+		t.Fatalf("%v still in %s after a SetTrap without exemptions", src, setNever4)
+	}
+	if code := l.dial(src, victim4, trapTCP, droppedWait); code != netnstest.ExitTimeout {
+		t.Errorf("connect from the formerly exempt %v to the trap port: exit %d, want a timeout (trapped)", src, code)
+	}
+	wantTrapped(t, l, b, src, victim4, time.Hour, "a SYN from a formerly exempt source")
+}
