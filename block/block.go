@@ -3,9 +3,13 @@
 // the engine's alerts, what to block, records it (PortSentry's history and
 // blocked files, the state file) and undoes it on expiry or request.
 //
-// Backends live in subpackages (block/iptables, block/hostsdeny) and
+// Backends live in subpackages (block/iptables, block/nftables,
+// block/ipset, block/hostsdeny; block/backends opens one by name) and
 // external commands in block/command; they know nothing of alerts or
-// policy, only how to make one kind of block exist or not.
+// policy, only how to make one kind of block exist or not. The package
+// takes plain values (alerts, bans, a Policy, never-block addresses): it
+// reads no config file and no packet, and imports neither conf nor
+// capture.
 package block
 
 import (
@@ -36,33 +40,42 @@ type Ban struct {
 // Expired reports whether the ban has run out at now.
 func (b *Ban) Expired(now time.Time) bool { return !b.Until.IsZero() && !now.Before(b.Until) }
 
-// Prompt is implemented by a Blocker whose Block, in the common case,
-// neither starts a process nor waits for a lock another process may hold
-// (one netlink message): Manager.Begin, which runs on the capture thread,
-// uses only such backends. (iptables is not one: a run of the iptables
-// binary takes milliseconds, and iptables-legacy waits for the xtables
-// lock of whoever holds it.)
-type Prompt interface {
-	Prompt()
-}
-
-// Recorder is implemented by a Blocker that records a block for other
-// programs rather than enforcing it in the kernel (hosts.deny): the
-// Manager writes it after the firewall, off the path from alert to rule,
-// and logs it as PortSentry logged its wrappers entry.
-type Recorder interface {
-	Recorder()
+// Traits say where a Blocker's Block may run on the way from alert to
+// rule. They are fixed for the life of the Blocker.
+type Traits struct {
+	// Prompt: Block, in the common case, neither starts a process nor
+	// waits for a lock another process may hold (one netlink message), so
+	// Manager.Begin may call it on the capture thread. iptables is not
+	// Prompt: a run of the iptables binary takes milliseconds, and
+	// iptables-legacy waits for the xtables lock of whoever holds it.
+	Prompt bool
+	// Records: the Blocker records a block for other programs rather
+	// than enforcing it in the kernel (hosts.deny): the Manager writes it
+	// after the firewall, off the path from alert to rule, and logs it as
+	// PortSentry logged its wrappers entry.
+	Records bool
 }
 
 // Blocker is one way of keeping a source out: firewall rules, hosts.deny
 // entries, a dry run. Every method is idempotent, touches only what the
 // backend itself added, and is safe to call again after a failure or a
 // crash. Implementations are safe for use by one goroutine at a time; the
-// Manager serialises its calls.
+// Manager serialises its calls. A set backend that can also hold a
+// kernel trap implements Trapper besides.
 type Blocker interface {
 	// Name identifies the backend in logs and the state file
 	// ("iptables", "hosts.deny", "dry-run").
 	Name() string
+	// Traits says where Block may run (see Traits).
+	Traits() Traits
+	// Describe says how the backend blocks addr, for the attackalert
+	// line ("ALL: 192.0.2.1 : DENY", or the rule). It has no effect.
+	Describe(addr netip.Addr) string
+	// Prepare sets up ahead of the first block what every block needs
+	// (a chain and its jump, a table and its sets), so that the first
+	// block is as fast as the others; a backend that needs nothing
+	// returns nil. Restore and Resync call it before Sync.
+	Prepare(ctx context.Context) error
 	// Block makes sure b.Addr is blocked. When it already is, nothing
 	// changes and Block returns nil: there is never more than one entry
 	// per address.
@@ -80,6 +93,10 @@ type Blocker interface {
 	// Flush removes everything the backend ever added (for a firewall,
 	// its rules and its chain) and nothing else.
 	Flush(ctx context.Context) error
+	// Close releases what the Blocker holds open (netlink sockets,
+	// timers); what it put in the kernel or a file stays. No method may
+	// be called after it.
+	Close() error
 }
 
 // Trap is the first-hit trap a Trapper puts in the kernel: the source of a

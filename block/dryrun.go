@@ -26,9 +26,15 @@ func NewDryRun(log logrus.FieldLogger) *DryRun {
 	return &DryRun{log: log, set: map[netip.Addr]bool{}}
 }
 
-// Prompt: a dry run only logs (its one line per block is then written on
-// the capture thread, by Manager.Begin).
-func (d *DryRun) Prompt() {}
+// Traits: Prompt, a dry run only logs (its one line per block is then
+// written on the capture thread, by Manager.Begin).
+func (d *DryRun) Traits() Traits { return Traits{Prompt: true} }
+
+// Prepare needs nothing.
+func (d *DryRun) Prepare(context.Context) error { return nil }
+
+// Close holds nothing.
+func (d *DryRun) Close() error { return nil }
 
 // Name is "dry-run".
 func (d *DryRun) Name() string { return "dry-run" }

@@ -14,7 +14,6 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/scanwarden/scanwarden/block/records"
-	"github.com/scanwarden/scanwarden/conf"
 	"github.com/scanwarden/scanwarden/detect"
 )
 
@@ -24,19 +23,6 @@ type Action interface {
 	// Run runs the command for b in mode (tcp, udp, stcp, ...) and returns
 	// the command line as logged and its output.
 	Run(ctx context.Context, b Ban, mode string) (cmdline string, output []byte, err error)
-}
-
-// Describer is implemented by a Blocker that can say how it blocks an
-// address, for the attackalert line ("ALL: 192.0.2.1 : DENY", or a rule).
-type Describer interface {
-	Describe(addr netip.Addr) string
-}
-
-// Preparer is implemented by a Blocker that can set up ahead of the first
-// block what every block needs (the iptables chain and its jump), so that
-// the first block is as fast as the others. Restore and Resync call it.
-type Preparer interface {
-	Prepare(ctx context.Context) error
 }
 
 // Journal records what PortSentry recorded: the history file (every
@@ -50,23 +36,34 @@ type Journal interface {
 	Unblocked(addr netip.Addr) error
 }
 
-// Policy is what the config says to do with a detection.
+// Response is what a detection of one protocol leads to: PortSentry
+// 1.2's BLOCK_TCP and BLOCK_UDP, with their values.
+type Response int
+
+const (
+	// LogOnly (0): report the scan, block nothing, run nothing.
+	LogOnly Response = 0
+	// Act (1): block the scanner (every Blocker, KILL_ROUTE) and run
+	// KILL_RUN_CMD if there is one.
+	Act Response = 1
+	// RunCmdOnly (2): only run KILL_RUN_CMD.
+	RunCmdOnly Response = 2
+)
+
+// DefaultRateLimit is the limit on new blocks a minute when a Policy
+// gives none: enough for every real scanner at once, few enough that a
+// flood of forged sources cannot fill the firewall.
+const DefaultRateLimit = 60
+
+// Policy is what to do with a detection (the daemon takes it from the
+// config).
 type Policy struct {
-	BlockTCP, BlockUDP conf.BlockMode
+	BlockTCP, BlockUDP Response
 	KillRunCmdFirst    bool
 	ExpiryTCP          time.Duration // 0: never
 	ExpiryUDP          time.Duration
-	RateLimit          int // new blocks a minute
+	RateLimit          int // new blocks a minute; DefaultRateLimit when below 1
 	ResolveHost        bool
-}
-
-// PolicyOf takes the policy from a config.
-func PolicyOf(c *conf.Config) Policy {
-	return Policy{
-		BlockTCP: c.BlockTCP, BlockUDP: c.BlockUDP, KillRunCmdFirst: c.KillRunCmdFirst,
-		ExpiryTCP: c.BanExpiryTCP, ExpiryUDP: c.BanExpiryUDP, RateLimit: c.BlockRateLimit,
-		ResolveHost: c.ResolveHost,
-	}
 }
 
 // Options are a Manager's parts. Blockers, Route and RunCmd may be empty.
@@ -116,7 +113,7 @@ func NewManager(o Options) (*Manager, error) {
 		o.LookupAddr = net.DefaultResolver.LookupAddr
 	}
 	if o.Policy.RateLimit < 1 {
-		o.Policy.RateLimit = conf.DefaultBlockRateLimit
+		o.Policy.RateLimit = DefaultRateLimit
 	}
 	return &Manager{o: o, limitOne: newRateLimiter(o.Policy.RateLimit), limitMore: newRateLimiter(o.Policy.RateLimit)}, nil
 }
@@ -170,110 +167,120 @@ func (m *Manager) Handle(ctx context.Context, a *detect.Alert, mode string) (Out
 // or (mode 2) run KILL_RUN_CMD only. mode is PortSentry's mode name for
 // the record files (stcp, sudp, ...). A failing backend does not stop the
 // others; the ban is recorded anyway so that Restore adds what is missing.
+//
+// Every decision takes the one path Begin and Finish make: Decide is
+// that path on a thread that may wait (for the manager's and the state's
+// locks, an iptables run, a command), Begin its first half where the
+// alert is raised, which never waits.
 func (m *Manager) Decide(ctx context.Context, a *detect.Alert, mode string) (Decision, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.finishMu.Lock()
-	defer m.finishMu.Unlock()
-	p := m.newPending(a, mode)
-	log := p.logger()
-	if why := m.o.Never.Reason(p.addr); why != "" {
-		p.name(m.hostName(ctx, p.addr))
-		log.Warn(p.scan)
-		log.Infof("attackalert: Host: %s/%s is %s: not blocked", p.host, p.addr, why)
-		return Decision{Outcome: Ignored}, nil
-	}
-	if blockMode := p.blockMode; blockMode != conf.BlockAct {
-		p.name(m.hostName(ctx, p.addr))
-		log.Warn(p.scan)
-		bans, err := m.o.State.Load()
-		if err != nil {
-			return Decision{Outcome: Ignored}, err
-		}
-		if i := findBan(bans, p.addr); i >= 0 && !bans[i].Expired(p.now) {
-			log.Info(records.AlreadyBlocked(p.host, p.addr))
-			return Decision{Outcome: AlreadyBlocked}, nil
-		}
-		errs := []error{m.history(p.histLine())}
-		if blockMode == conf.BlockLogOnly {
-			return Decision{Outcome: LoggedOnly}, errors.Join(errs...)
-		}
-		errs = append(errs, m.run(ctx, log, m.o.RunCmd, p.ban, mode))
-		return Decision{Outcome: CommandOnly}, errors.Join(errs...)
-	}
-	// The ban goes into the state first (a pending line, before the
-	// firewall; the state file rewritten after it): whatever fails below,
-	// a restart (Restore) puts it in place. The check that the source has
-	// no ban yet and the rate limit are done under the state's lock, so
-	// that two processes (PortSentry's -tcp and -udp pair) never block the
-	// same source twice, and the backends are changed under it too, so
-	// that another process's Resync cannot add a rule between a backend's
-	// check and its append. The log lines wait until the firewall is
-	// changed: nothing but the block is on the way from alert to rule.
-	p.taken, p.err = m.o.State.RecordThen(p.ban, p.now, p.admit, func() {
-		p.acted = true
-		if m.o.Policy.KillRunCmdFirst {
-			p.errs = append(p.errs, m.run(ctx, log, m.o.RunCmd, p.ban, mode))
-		}
-		p.block(ctx, m.o.Blockers)
-	})
-	p.name(m.hostName(ctx, p.addr)) // RESOLVE_HOST's lookup, after the block
-	return m.finish(ctx, p, log)
+	return m.begin(ctx, a, mode, true).Finish(ctx)
 }
 
-// Begin is the first part of Decide for the common case (BLOCK_x 1, no
-// KILL_RUN_CMD_FIRST, not a never-block source, every firewall backend
-// Prompt), made to be called where
-// the alert is raised so that no hand-over delays the block: the ban's
-// pending line and the firewall backends, nothing else (no name lookup,
-// no log line of its own: only the dry-run backend's Block logs; no file
-// but the pending line), and without waiting for a
-// lock: when the manager or the state's lock is busy, or the alert is not
-// of the common case, Begin does nothing and returns nil (the alert is
-// then for Decide). The rest (the state file, hosts.deny, KILL_ROUTE,
-// KILL_RUN_CMD, the records and the log lines, and the refusals: already
-// blocked, rate limited) is Pending.Finish's, which must follow.
+// Begin is the first half of the decision on a, made to be called where
+// the alert is raised (a capture thread) so that no hand-over delays the
+// block: the ban's pending line and the Prompt firewall backends, nothing
+// else (no name lookup, no log line of its own: only the dry-run backend's
+// Block logs; no file but the pending line), and without waiting for a
+// lock. When it would have to wait (the manager or the state's lock is
+// busy, a backend is not Prompt, KILL_RUN_CMD_FIRST or BLOCK_x other than
+// 1 asks for a command or a state read first), and for a never-block
+// source, Begin does nothing and returns nil: the alert is then for
+// Decide. The rest (the state file,
+// hosts.deny, KILL_ROUTE, KILL_RUN_CMD, the records and the log lines,
+// and the refusals: already blocked, rate limited) is Pending.Finish's,
+// which must follow.
 func (m *Manager) Begin(ctx context.Context, a *detect.Alert, mode string) *Pending {
-	if !m.mu.TryLock() {
+	return m.begin(ctx, a, mode, false)
+}
+
+// begin is the first half of every decision: the checks that need the
+// manager's lock and, for a block, the state and the firewall. With wait
+// false it returns nil rather than wait for anything.
+func (m *Manager) begin(ctx context.Context, a *detect.Alert, mode string, wait bool) *Pending {
+	if wait {
+		m.mu.Lock()
+	} else if !m.mu.TryLock() {
 		return nil
 	}
 	defer m.mu.Unlock()
 	p := m.newPending(a, mode)
-	if p.blockMode != conf.BlockAct || m.o.Policy.KillRunCmdFirst || m.o.Never.Reason(p.addr) != "" {
+	if why := m.o.Never.Reason(p.addr); why != "" {
+		if !wait {
+			return nil // rare, and its log lines are all Finish's
+		}
+		p.decided, p.outcome, p.why = true, Ignored, why
+		return p
+	}
+	if p.blockMode != Act {
+		if !wait {
+			return nil
+		}
+		p.decided, p.outcome = true, LoggedOnly
+		if p.blockMode == RunCmdOnly {
+			p.outcome = CommandOnly
+		}
+		bans, err := m.o.State.Load()
+		switch i := findBan(bans, p.addr); {
+		case err != nil:
+			p.outcome, p.err = Ignored, err
+		case i >= 0 && !bans[i].Expired(p.now):
+			p.outcome = AlreadyBlocked
+		}
+		return p
+	}
+	if !wait && m.o.Policy.KillRunCmdFirst {
 		return nil
 	}
-	var firewall, later []Blocker
+	var firewall []Blocker
 	for _, b := range m.o.Blockers {
-		switch _, prompt := b.(Prompt); {
-		case recordsOnly(b):
-			later = append(later, b)
-		case !prompt:
+		switch t := b.Traits(); {
+		case t.Records:
+			p.records = append(p.records, b)
+		case !t.Prompt && !wait:
 			return nil // a backend that may keep the capture waiting
 		default:
 			firewall = append(firewall, b)
 		}
 	}
+	// The ban goes into the state first (a pending line, before the
+	// firewall; the state file rewritten by Finish): whatever fails
+	// below, a restart (Restore) puts it in place. The check that the
+	// source has no ban yet and the rate limit are done under the state's
+	// lock, so that two processes (PortSentry's -tcp and -udp pair) never
+	// block the same source twice, and the backends are changed under it
+	// too, so that another process's Resync cannot add a rule between a
+	// backend's check and its append. The log lines wait until the
+	// firewall is changed: nothing but the block is on the way from alert
+	// to rule.
 	p.taken, p.err = m.o.State.Pend(p.ban, p.now, p.admit, func() {
 		p.acted = true
+		if m.o.Policy.KillRunCmdFirst {
+			p.errs = append(p.errs, m.run(ctx, p.logger(), m.o.RunCmd, p.ban, mode))
+		}
 		p.block(ctx, firewall)
-	}, false)
-	if errors.Is(p.err, ErrBusy) {
+	}, wait)
+	if !wait && errors.Is(p.err, ErrBusy) {
 		return nil
 	}
-	p.records = later
 	return p
 }
 
-// Finish completes what Begin started and says what was done.
+// Finish completes what Begin (or Decide) started and says what was
+// done. Finishes are serialised, and never hold the manager's lock, so
+// Begin does not wait for them.
 func (p *Pending) Finish(ctx context.Context) (Decision, error) {
 	m := p.m
 	m.finishMu.Lock()
 	defer m.finishMu.Unlock()
 	log := p.logger()
-	p.name(m.hostName(ctx, p.addr))
+	p.name(m.hostName(ctx, p.addr)) // RESOLVE_HOST's lookup, after the block
+	if p.decided {
+		return m.finishRefusal(ctx, p, log)
+	}
 	if p.acted {
-		// hosts.deny under the state's lock, and only while the ban is
-		// there: an unblock in the meantime (another process) stays one
+		// the state file made to hold the ban, and hosts.deny under the
+		// state's lock, only while the ban is there: an unblock in the
+		// meantime (another process) stays one
 		err := m.o.State.FoldThen(func(bans []Ban) {
 			if findBan(bans, p.addr) >= 0 {
 				p.block(ctx, p.records)
@@ -286,14 +293,31 @@ func (p *Pending) Finish(ctx context.Context) (Decision, error) {
 	return m.finish(ctx, p, log)
 }
 
-// recordsOnly reports whether b records a block rather than enforcing it
-// in the kernel (a Recorder: hosts.deny): Begin leaves it to Finish.
-func recordsOnly(b Blocker) bool {
-	_, ok := b.(Recorder)
-	return ok
+// finishRefusal finishes a decision begin took without blocking: a
+// never-block source, or BLOCK_x 0 or 2 (the history line, and the
+// command for 2, unless the source is blocked already).
+func (m *Manager) finishRefusal(ctx context.Context, p *Pending, log logrus.FieldLogger) (Decision, error) {
+	log.Warn(p.scan)
+	switch p.outcome {
+	case Ignored:
+		if p.err != nil {
+			return Decision{Outcome: Ignored}, p.err
+		}
+		log.Infof("attackalert: Host: %s/%s is %s: not blocked", p.host, p.addr, p.why)
+		return Decision{Outcome: Ignored}, nil
+	case AlreadyBlocked:
+		log.Info(records.AlreadyBlocked(p.host, p.addr))
+		return Decision{Outcome: AlreadyBlocked}, nil
+	}
+	errs := []error{m.history(p.histLine())}
+	if p.outcome == CommandOnly {
+		errs = append(errs, m.run(ctx, log, m.o.RunCmd, p.ban, p.mode))
+	}
+	return Decision{Outcome: p.outcome}, errors.Join(errs...)
 }
 
-// Pending is an alert's decision between Begin and Finish.
+// Pending is an alert's decision between its two halves (begin and
+// Finish).
 type Pending struct {
 	m    *Manager
 	a    *detect.Alert
@@ -305,16 +329,22 @@ type Pending struct {
 	scan string
 	lim  *rateLimiter
 	// blockMode is BLOCK_TCP or BLOCK_UDP, by the scan's protocol.
-	blockMode conf.BlockMode
+	blockMode Response
 	limOf     string
 	errs      []error
 	later     []func(log logrus.FieldLogger) // log lines of the blocks
 	ruleAt    time.Time
-	// records are the backends Begin left to Finish.
+	// records are the backends that record rather than block
+	// (hosts.deny), left to Finish.
 	records                           []Blocker
 	limited, limitFirst, acted, taken bool
-	// err is the state's (recording the ban).
+	// err is the state's (recording the ban, or reading it).
 	err error
+	// decided: begin took the decision without blocking (outcome, and
+	// why for a never-block source); Finish only reports it.
+	decided bool
+	outcome Outcome
+	why     string
 }
 
 func (m *Manager) newPending(a *detect.Alert, mode string) *Pending {
@@ -384,11 +414,8 @@ func (p *Pending) block(ctx context.Context, bs []Blocker) {
 			p.errs = append(p.errs, fmt.Errorf("%s: %w", b.Name(), err))
 			continue
 		}
-		desc := b.Name()
-		if d, ok := b.(Describer); ok {
-			desc = d.Describe(addr)
-		}
-		if recordsOnly(b) {
+		desc := b.Describe(addr)
+		if b.Traits().Records {
 			p.later = append(p.later, func(log logrus.FieldLogger) { log.Warn(records.WrappersBlocked(addr, desc)) })
 		} else {
 			p.later = append(p.later, func(log logrus.FieldLogger) { log.Warn(records.RouteBlocked(addr, desc)) })
@@ -609,10 +636,8 @@ func (m *Manager) Resync(ctx context.Context) (int, error) {
 	err := m.o.State.Update(func(bans []Ban) ([]Ban, bool, error) {
 		n = len(bans)
 		for _, b := range m.o.Blockers {
-			if p, ok := b.(Preparer); ok {
-				if err := p.Prepare(ctx); err != nil {
-					errs = append(errs, fmt.Errorf("%s: %w", b.Name(), err))
-				}
+			if err := b.Prepare(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", b.Name(), err))
 			}
 			if err := b.Sync(ctx, bans); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", b.Name(), err))

@@ -19,7 +19,6 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/sirupsen/logrus/hooks/test"
 
-	"github.com/scanwarden/scanwarden/conf"
 	"github.com/scanwarden/scanwarden/detect"
 )
 
@@ -98,15 +97,19 @@ func (f *fakeBlocker) Flush(context.Context) error {
 }
 func (f *fakeBlocker) Describe(a netip.Addr) string { return "ALL: " + a.String() }
 
-// promptBlocker is a fakeBlocker that says it is Prompt.
+func (f *fakeBlocker) Traits() Traits                { return Traits{} }
+func (f *fakeBlocker) Prepare(context.Context) error { return nil }
+func (f *fakeBlocker) Close() error                  { return nil }
+
+// promptBlocker is a fakeBlocker whose Traits say Prompt.
 type promptBlocker struct{ *fakeBlocker }
 
-func (promptBlocker) Prompt() {}
+func (promptBlocker) Traits() Traits { return Traits{Prompt: true} }
 
-// recorderBlocker is a fakeBlocker that says it is a Recorder (hosts.deny).
+// recorderBlocker is a fakeBlocker whose Traits say Records (hosts.deny).
 type recorderBlocker struct{ *fakeBlocker }
 
-func (recorderBlocker) Recorder() {}
+func (recorderBlocker) Traits() Traits { return Traits{Records: true} }
 
 type fakeAction struct {
 	name string
@@ -152,33 +155,20 @@ type rig struct {
 	journal *fakeJournal
 }
 
-// newRig builds a manager over fakes with a never-block list made of
-// fixture files: a local address, a gateway, a resolver and an ignore file.
+// newRig builds a manager over fakes with a never-block list of a local
+// address, a gateway, a resolver and ignore entries.
 func newRig(t *testing.T, p Policy) *rig {
 	t.Helper()
 	dir := t.TempDir()
 	r := &rig{c: &calls{}, dir: dir, now: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
 	r.fw, r.hd = newFake("iptables", r.c), newFake("hosts.deny", r.c)
 	r.route, r.cmd = &fakeAction{name: "route", c: r.c}, &fakeAction{name: "cmd", c: r.c}
-	write := func(name, text string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	ig, err := conf.ParseIgnore(strings.NewReader("127.0.0.1/32\n0.0.0.0\n203.0.113.0/28\n"), "test.ignore")
-	if err != nil {
-		t.Fatal(err)
-	}
-	nb := NewNeverBlock(ig, true, true)
-	nb.RouteV4 = write("route", "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\neth0\t00000000\t016433C6\t0003\t0\t0\t0\t00000000\t0\t0\t0\neth0\t006433C6\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n")
-	nb.RouteV6 = write("ipv6_route", "00000000000000000000000000000000 00 00000000000000000000000000000000 00 fd000077000000000000000000000001 00000400 00000001 00000000 00000003 eth0\n")
-	nb.ResolvConf = write("resolv.conf", "# generated\nsearch example.net\nnameserver 198.51.100.53\nnameserver fe80::53%eth0\n")
-	nb.Interfaces = func() ([]netip.Addr, error) { return []netip.Addr{local, netip.MustParseAddr("fd00:77::10")}, nil }
-	if err := nb.Refresh(); err != nil {
-		t.Fatal(err)
-	}
+	nb := NewNeverBlock([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("0.0.0.0/32"), netip.MustParsePrefix("203.0.113.0/28")})
+	nb.SetHost(map[netip.Addr]string{
+		local: "an address of this host", netip.MustParseAddr("fd00:77::10"): "an address of this host",
+		gateway: "a default gateway", netip.MustParseAddr("fd00:77::1"): "a default gateway",
+		dns: "a resolver in resolv.conf", netip.MustParseAddr("fe80::53"): "a resolver in resolv.conf",
+	}, true)
 	st, err := OpenState(filepath.Join(dir, "state"))
 	if err != nil {
 		t.Fatal(err)
@@ -205,7 +195,7 @@ func alert(src netip.Addr, typ detect.ScanType, port uint16) *detect.Alert {
 }
 
 func defaultPolicy() Policy {
-	return Policy{BlockTCP: conf.BlockAct, BlockUDP: conf.BlockAct, ExpiryTCP: time.Hour, ExpiryUDP: 10 * time.Minute, RateLimit: 60}
+	return Policy{BlockTCP: Act, BlockUDP: Act, ExpiryTCP: time.Hour, ExpiryUDP: 10 * time.Minute, RateLimit: 60}
 }
 
 func (r *rig) messages() []string {
@@ -267,7 +257,7 @@ func TestHandleModes(t *testing.T) {
 	ctx := context.Background()
 	// BLOCK_UDP 0: history only
 	p := defaultPolicy()
-	p.BlockUDP = conf.BlockLogOnly
+	p.BlockUDP = LogOnly
 	r := newRig(t, p)
 	if out, err := r.m.Handle(ctx, alert(scanner, detect.TypeUDP, 161), "sudp"); err != nil || out != LoggedOnly {
 		t.Fatalf("%v %v", out, err)
@@ -280,7 +270,7 @@ func TestHandleModes(t *testing.T) {
 	}
 	// BLOCK_TCP 2: KILL_RUN_CMD only
 	p = defaultPolicy()
-	p.BlockTCP = conf.BlockRunCmdOnly
+	p.BlockTCP = RunCmdOnly
 	r = newRig(t, p)
 	if out, err := r.m.Handle(ctx, alert(scanner, detect.TypeXMAS, 1), "stcp"); err != nil || out != CommandOnly {
 		t.Fatalf("%v %v", out, err)
@@ -311,25 +301,30 @@ func TestNeverBlock(t *testing.T) {
 	if got := r.c.list(); len(got) != 0 {
 		t.Fatalf("never-block addresses reached the backends: %q", got)
 	}
-	// a gateway or resolver switch turned off lets them be blocked
-	nb := NewNeverBlock(nil, false, false)
-	nb.Interfaces = func() ([]netip.Addr, error) { return nil, nil }
-	nb.Refresh()
-	if nb.Reason(gateway) != "" || nb.Reason(dns) != "" {
-		t.Fatal("gateway/resolver protected with the switches off")
+	// a complete new read replaces the host's addresses
+	nb := r.m.o.Never
+	nb.SetHost(map[netip.Addr]string{local: "an address of this host"}, true)
+	if nb.Reason(gateway) != "" || nb.Reason(dns) != "" || nb.Reason(local) == "" {
+		t.Fatal("a complete read did not replace the host's addresses")
 	}
 }
 
 func TestNeverBlockKeepsAddressesWhenRefreshFails(t *testing.T) {
-	nb := NewNeverBlock(nil, false, false)
-	nb.Interfaces = func() ([]netip.Addr, error) { return []netip.Addr{local}, nil }
-	nb.Refresh()
-	nb.Interfaces = func() ([]netip.Addr, error) { return nil, errors.New("netlink down") }
-	if err := nb.Refresh(); err == nil {
-		t.Fatal("no error")
-	}
-	if nb.Reason(local) == "" {
+	nb := NewNeverBlock(nil)
+	nb.SetHost(map[netip.Addr]string{local: "an address of this host"}, true)
+	nb.SetHost(map[netip.Addr]string{gateway: "a default gateway"}, false)
+	if nb.Reason(local) == "" || nb.Reason(gateway) == "" {
 		t.Fatal("a failed refresh dropped the host's address")
+	}
+	// ignore entries: IPv4-mapped forms and zones match as the plain ones
+	nb.SetIgnore([]netip.Prefix{netip.MustParsePrefix("::ffff:203.0.113.0/120"), netip.MustParsePrefix("fe80::/64")})
+	for _, a := range []string{"203.0.113.9", "::ffff:203.0.113.9", "fe80::1%eth0"} {
+		if nb.Reason(netip.MustParseAddr(a)) != "in the ignore file" {
+			t.Errorf("%s not ignored", a)
+		}
+	}
+	if nb.Reason(netip.MustParseAddr("203.0.114.1")) != "" {
+		t.Error("an address outside the ignore entries is ignored")
 	}
 }
 
@@ -754,8 +749,8 @@ func TestBeginFinish(t *testing.T) {
 		src netip.Addr
 	}{
 		"never-block source": {defaultPolicy(), gateway},
-		"BLOCK_TCP 2":        {Policy{BlockTCP: conf.BlockRunCmdOnly, BlockUDP: conf.BlockAct, RateLimit: 60}, scanner},
-		"KILL_RUN_CMD_FIRST": {Policy{BlockTCP: conf.BlockAct, BlockUDP: conf.BlockAct, KillRunCmdFirst: true, RateLimit: 60}, scanner},
+		"BLOCK_TCP 2":        {Policy{BlockTCP: RunCmdOnly, BlockUDP: Act, RateLimit: 60}, scanner},
+		"KILL_RUN_CMD_FIRST": {Policy{BlockTCP: Act, BlockUDP: Act, KillRunCmdFirst: true, RateLimit: 60}, scanner},
 	} {
 		r := newRig(t, c.pol)
 		if p := r.m.Begin(ctx, alert(c.src, detect.TypeSYN, 111), "stcp"); p != nil || len(r.c.list()) != 0 {

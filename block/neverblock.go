@@ -1,97 +1,66 @@
 package block
 
 import (
-	"bufio"
-	"encoding/hex"
-	"errors"
-	"fmt"
-	"io/fs"
-	"net"
 	"net/netip"
-	"os"
 	"slices"
-	"strings"
 	"sync"
-
-	"github.com/scanwarden/scanwarden/conf"
 )
 
 // NeverBlock says which addresses must never be blocked, and why: the
 // ignore file, the host's own addresses, loopback, unspecified, multicast
 // and broadcast addresses, and (unless configured otherwise) the default
-// gateways and the resolvers of resolv.conf. Blocking any of these would
-// cut the host off from itself or from its network, which is exactly what
-// a forged scan would aim for. Safe for concurrent use.
+// gateways and the resolvers. Blocking any of these would cut the host off
+// from itself or from its network, which is exactly what a forged scan
+// would aim for. It holds plain values: the daemon reads the ignore file
+// (package conf) and the host's addresses (package host) and hands them
+// over. Safe for concurrent use.
 type NeverBlock struct {
 	mu     sync.RWMutex
-	ignore *conf.IgnoreList
+	ignore []netip.Prefix
 	fixed  map[netip.Addr]string // host addresses, gateways, resolvers: reason
-
-	// Sources, replaceable in tests.
-	Gateway    bool   // include the default gateways
-	Resolvers  bool   // include the resolvers
-	RouteV4    string // /proc/net/route
-	RouteV6    string // /proc/net/ipv6_route
-	ResolvConf string
-	// Interfaces lists the host's addresses (net.InterfaceAddrs).
-	Interfaces func() ([]netip.Addr, error)
 }
 
-// NewNeverBlock returns the never-block list of cfg with the system's
-// sources; call Refresh to read them.
-func NewNeverBlock(ignore *conf.IgnoreList, gateway, resolvers bool) *NeverBlock {
-	return &NeverBlock{
-		ignore:     ignore,
-		fixed:      map[netip.Addr]string{},
-		Gateway:    gateway,
-		Resolvers:  resolvers,
-		RouteV4:    "/proc/net/route",
-		RouteV6:    "/proc/net/ipv6_route",
-		ResolvConf: "/etc/resolv.conf",
-		Interfaces: interfaceAddrs,
+// NewNeverBlock returns the never-block list of the ignore entries (the
+// ignore file's networks; nil for none), with none of the host's
+// addresses yet (see SetHost).
+func NewNeverBlock(ignore []netip.Prefix) *NeverBlock {
+	n := &NeverBlock{fixed: map[netip.Addr]string{}}
+	n.SetIgnore(ignore)
+	return n
+}
+
+// SetIgnore replaces the ignore entries (on reload).
+func (n *NeverBlock) SetIgnore(ignore []netip.Prefix) {
+	ps := make([]netip.Prefix, 0, len(ignore))
+	for _, p := range ignore {
+		ps = append(ps, netip.PrefixFrom(p.Addr().WithZone("").Unmap(), p.Bits()-unmapBits(p)).Masked())
 	}
-}
-
-// SetIgnore replaces the ignore list (on reload).
-func (n *NeverBlock) SetIgnore(l *conf.IgnoreList) {
 	n.mu.Lock()
-	n.ignore = l
+	n.ignore = ps
 	n.mu.Unlock()
 }
 
-// Refresh re-reads the host's addresses, gateways and resolvers. On error
-// the previous addresses stay in force (and are kept in addition to what
-// could be read): an address is never dropped from the list by a failure.
-func (n *NeverBlock) Refresh() error {
-	fixed := map[netip.Addr]string{}
-	var errs []error
-	if addrs, err := n.Interfaces(); err != nil {
-		errs = append(errs, fmt.Errorf("host addresses: %w", err))
-	} else {
-		for _, a := range addrs {
-			fixed[a.Unmap()] = "an address of this host"
-		}
+// unmapBits is how many bits of p's length go when an IPv4-mapped IPv6
+// prefix becomes an IPv4 one.
+func unmapBits(p netip.Prefix) int {
+	if a := p.Addr(); a.Is4In6() {
+		return min(96, p.Bits())
 	}
-	if n.Gateway {
-		gws, err := defaultGateways(n.RouteV4, n.RouteV6)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		for _, a := range gws {
-			fixed[a] = "a default gateway"
-		}
-	}
-	if n.Resolvers {
-		rs, err := resolvers(n.ResolvConf)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		for _, a := range rs {
-			fixed[a] = "a resolver in " + n.ResolvConf
-		}
+	return 0
+}
+
+// SetHost replaces the host's own addresses, gateways and resolvers
+// (address: why it is protected). complete false says that some of them
+// could not be read: the addresses known so far are then kept in
+// addition, so that a failed read never drops an address from the list.
+func (n *NeverBlock) SetHost(addrs map[netip.Addr]string, complete bool) {
+	fixed := make(map[netip.Addr]string, len(addrs))
+	for a, why := range addrs {
+		fixed[a.Unmap()] = why
 	}
 	n.mu.Lock()
-	if len(errs) > 0 {
+	defer n.mu.Unlock()
+	if !complete {
 		for a, why := range n.fixed {
 			if _, ok := fixed[a]; !ok {
 				fixed[a] = why
@@ -99,8 +68,6 @@ func (n *NeverBlock) Refresh() error {
 		}
 	}
 	n.fixed = fixed
-	n.mu.Unlock()
-	return errors.Join(errs...)
 }
 
 // alwaysExempt are the networks Reason refuses whatever the config says,
@@ -124,7 +91,7 @@ func (n *NeverBlock) Prefixes() []netip.Prefix {
 	for a := range n.fixed {
 		out = append(out, netip.PrefixFrom(a, a.BitLen()))
 	}
-	out = append(out, n.ignore.Prefixes()...)
+	out = append(out, n.ignore...)
 	slices.SortFunc(out, func(a, b netip.Prefix) int {
 		if c := a.Addr().Compare(b.Addr()); c != 0 {
 			return c
@@ -136,7 +103,7 @@ func (n *NeverBlock) Prefixes() []netip.Prefix {
 
 // Reason returns why addr must not be blocked, or "" when it may be.
 func (n *NeverBlock) Reason(addr netip.Addr) string {
-	a := addr.Unmap()
+	a := addr.WithZone("").Unmap()
 	switch {
 	case !a.IsValid():
 		return "not a valid address"
@@ -154,99 +121,10 @@ func (n *NeverBlock) Reason(addr netip.Addr) string {
 	if why, ok := n.fixed[a]; ok {
 		return why
 	}
-	if n.ignore != nil && n.ignore.Contains(a) {
-		return "in the ignore file"
+	for _, p := range n.ignore {
+		if p.Contains(a) {
+			return "in the ignore file"
+		}
 	}
 	return ""
-}
-
-func interfaceAddrs() ([]netip.Addr, error) {
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return nil, err
-	}
-	var out []netip.Addr
-	for _, a := range addrs {
-		if p, err := netip.ParsePrefix(a.String()); err == nil {
-			out = append(out, p.Addr().Unmap())
-		}
-	}
-	return out, nil
-}
-
-// defaultGateways reads the next hops of the default routes from the
-// kernel's route tables (/proc/net/route: hex little-endian IPv4;
-// /proc/net/ipv6_route: hex IPv6). A missing IPv6 table (IPv6 disabled)
-// is not an error.
-func defaultGateways(v4, v6 string) ([]netip.Addr, error) {
-	var out []netip.Addr
-	var errs []error
-	if err := eachLine(v4, func(f []string) {
-		// Iface Destination Gateway Flags ...
-		if len(f) < 3 || f[1] != "00000000" {
-			return
-		}
-		b, err := hex.DecodeString(f[2])
-		if err != nil || len(b) != 4 {
-			return
-		}
-		a := netip.AddrFrom4([4]byte{b[3], b[2], b[1], b[0]})
-		if !a.IsUnspecified() {
-			out = append(out, a)
-		}
-	}); err != nil {
-		errs = append(errs, err)
-	}
-	if err := eachLine(v6, func(f []string) {
-		// dest destlen src srclen nexthop metric refcnt use flags iface
-		if len(f) < 5 || f[1] != "00" || strings.Trim(f[0], "0") != "" {
-			return
-		}
-		b, err := hex.DecodeString(f[4])
-		if err != nil || len(b) != 16 {
-			return
-		}
-		a := netip.AddrFrom16([16]byte(b))
-		if !a.IsUnspecified() {
-			out = append(out, a)
-		}
-	}); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		errs = append(errs, err)
-	}
-	return out, errors.Join(errs...)
-}
-
-// resolvers reads the nameserver lines of resolv.conf. A missing file is
-// no resolver.
-func resolvers(path string) ([]netip.Addr, error) {
-	var out []netip.Addr
-	err := eachLine(path, func(f []string) {
-		if len(f) >= 2 && f[0] == "nameserver" {
-			// a zone (fe80::1%eth0) is allowed there
-			s, _, _ := strings.Cut(f[1], "%")
-			if a, err := netip.ParseAddr(s); err == nil {
-				out = append(out, a.Unmap())
-			}
-		}
-	})
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	return out, err
-}
-
-func eachLine(path string, fn func(fields []string)) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fn(strings.Fields(sc.Text()))
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
 }

@@ -1,6 +1,8 @@
 // Package conf reads scanwarden's configuration: PortSentry's
 // portsentry.conf syntax and keys (1.2 and 2.x), scanwarden's own keys, and
-// PortSentry ignore files.
+// PortSentry ignore files. It only parses and checks: it opens no socket,
+// touches no firewall and knows nothing of the daemon. Only the CLI and
+// the daemon package read it; they hand the other packages plain values.
 //
 // A config file is a list of KEY="value" lines, with "#" comments and blank
 // lines; KEY = "value" (as PortSentry 2.x writes it) and unquoted values are
@@ -143,9 +145,9 @@ type Config struct {
 	Path string
 
 	// TCPPorts is TCP_PORTS: the TCP trap ports.
-	TCPPorts PortSet
+	TCPPorts detect.PortSet
 	// UDPPorts is UDP_PORTS: the UDP trap ports.
-	UDPPorts PortSet
+	UDPPorts detect.PortSet
 	// AdvancedPortsTCP is ADVANCED_PORTS_TCP: in advanced mode TCP ports
 	// 0..AdvancedPortsTCP-1 are watched (1..65535).
 	AdvancedPortsTCP int
@@ -153,9 +155,9 @@ type Config struct {
 	AdvancedPortsUDP int
 	// AdvancedExcludeTCP is ADVANCED_EXCLUDE_TCP: TCP ports never watched
 	// in advanced mode.
-	AdvancedExcludeTCP PortSet
+	AdvancedExcludeTCP detect.PortSet
 	// AdvancedExcludeUDP is ADVANCED_EXCLUDE_UDP, likewise for UDP.
-	AdvancedExcludeUDP PortSet
+	AdvancedExcludeUDP detect.PortSet
 	// IgnoreFile is IGNORE_FILE, an absolute path; "" for none.
 	IgnoreFile string
 	// HistoryFile is HISTORY_FILE, an absolute path; "" for none.
@@ -186,7 +188,7 @@ type Config struct {
 	ScanTrigger int
 
 	// Interfaces is INTERFACES: the interfaces to capture on; empty means
-	// every non-loopback interface that is up.
+	// every interface, through libpcap's "any" device (loopback included).
 	Interfaces []string
 	// CaptureRealtime is CAPTURE_REALTIME: run the capture and decision
 	// threads at real-time priority (SCHED_FIFO 1) when the process may.
@@ -412,24 +414,21 @@ func (c *Config) TriggerHits() int {
 // AdvancedWatchTCP returns the TCP ports PortSentry's advanced mode watches:
 // 0..ADVANCED_PORTS_TCP-1 less ADVANCED_EXCLUDE_TCP. (Ports a local service
 // listens on are left out at run time, not here.)
-func (c *Config) AdvancedWatchTCP() *PortSet {
+func (c *Config) AdvancedWatchTCP() *detect.PortSet {
 	return advancedWatch(c.AdvancedPortsTCP, &c.AdvancedExcludeTCP)
 }
 
 // AdvancedWatchUDP is AdvancedWatchTCP for UDP.
-func (c *Config) AdvancedWatchUDP() *PortSet {
+func (c *Config) AdvancedWatchUDP() *detect.PortSet {
 	return advancedWatch(c.AdvancedPortsUDP, &c.AdvancedExcludeUDP)
 }
 
-func advancedWatch(limit int, exclude *PortSet) *PortSet {
-	s := &PortSet{}
+func advancedWatch(limit int, exclude *detect.PortSet) *detect.PortSet {
+	s := &detect.PortSet{}
 	if limit > 0 {
 		s.AddRange(0, uint16(min(limit, 65536)-1))
 	}
-	for i := range s.bits {
-		s.bits[i] &^= exclude.bits[i]
-	}
-	return s
+	return s.Minus(exclude)
 }
 
 // Validate checks every value and the combinations of keys: the first
@@ -481,9 +480,9 @@ func (c *Config) warn(line int, key, msg string) {
 	c.Warnings = append(c.Warnings, (&LineError{File: c.Path, Line: line, Key: key, Msg: msg}).Error())
 }
 
-// portsOf builds a PortSet from a literal list.
-func portsOf(ports ...uint16) PortSet {
-	var s PortSet
+// portsOf builds a detect.PortSet from a literal list.
+func portsOf(ports ...uint16) detect.PortSet {
+	var s detect.PortSet
 	for _, p := range ports {
 		s.Add(p)
 	}

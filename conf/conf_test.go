@@ -56,10 +56,10 @@ func lineErr(t *testing.T, err error, line int, key, msg string) {
 	}
 }
 
-func ports(ps ...uint16) PortSet { return portsOf(ps...) }
+func ports(ps ...uint16) detect.PortSet { return portsOf(ps...) }
 
-func portRange(lo, hi uint16) PortSet {
-	var s PortSet
+func portRange(lo, hi uint16) detect.PortSet {
+	var s detect.PortSet
 	s.AddRange(lo, hi)
 	return s
 }
@@ -189,13 +189,13 @@ func TestKeys(t *testing.T) {
 		{`TCP_PORTS="512-515,1"`, func(c *Config) any { return c.TCPPorts }, ports(1, 512, 513, 514, 515)},
 		{`TCP_PORTS="0,65535"`, func(c *Config) any { return c.TCPPorts }, ports(0, 65535)},
 		{`TCP_PORTS="0-65535"`, func(c *Config) any { return c.TCPPorts }, portRange(0, 65535)},
-		{`TCP_PORTS=""`, func(c *Config) any { return c.TCPPorts }, PortSet{}},
+		{`TCP_PORTS=""`, func(c *Config) any { return c.TCPPorts }, detect.PortSet{}},
 		{`TCP_PORTS="7,7,7-8,"`, func(c *Config) any { return c.TCPPorts }, ports(7, 8)},
 		{`UDP_PORTS="53 - 55"`, func(c *Config) any { return c.UDPPorts }, ports(53, 54, 55)},
 		{`ADVANCED_PORTS_TCP="2048"`, func(c *Config) any { return c.AdvancedPortsTCP }, 2048},
 		{`ADVANCED_PORTS_UDP="65535"`, func(c *Config) any { return c.AdvancedPortsUDP }, 65535},
 		{`ADVANCED_EXCLUDE_TCP="22,80"`, func(c *Config) any { return c.AdvancedExcludeTCP }, ports(22, 80)},
-		{`ADVANCED_EXCLUDE_UDP=""`, func(c *Config) any { return c.AdvancedExcludeUDP }, PortSet{}},
+		{`ADVANCED_EXCLUDE_UDP=""`, func(c *Config) any { return c.AdvancedExcludeUDP }, detect.PortSet{}},
 		{`IGNORE_FILE="/etc/portsentry/portsentry.ignore"`, func(c *Config) any { return c.IgnoreFile }, "/etc/portsentry/portsentry.ignore"},
 		{`IGNORE_FILE=""`, func(c *Config) any { return c.IgnoreFile }, ""},
 		{`HISTORY_FILE="/var/lib/x//y/"`, func(c *Config) any { return c.HistoryFile }, "/var/lib/x/y"},

@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/scanwarden/scanwarden/detect"
 )
 
 func TestParsePortList(t *testing.T) {
@@ -72,9 +74,9 @@ func TestParsePortListErrors(t *testing.T) {
 }
 
 func TestPortSetOps(t *testing.T) {
-	var s PortSet
+	var s detect.PortSet
 	if s.Len() != 0 || s.Ports() != nil || s.String() != "" || s.Has(0) {
-		t.Fatal("zero PortSet is not empty")
+		t.Fatal("zero detect.PortSet is not empty")
 	}
 	for _, p := range []uint16{0, 63, 64, 65535} {
 		s.Add(p)
@@ -97,7 +99,7 @@ func TestPortSetOps(t *testing.T) {
 	if s.Len() != 8 || s.String() != "0,64,65530-65535" {
 		t.Errorf("after AddRange: %d %s", s.Len(), s)
 	}
-	var all PortSet
+	var all detect.PortSet
 	all.AddRange(0, 65535)
 	if all.Len() != 65536 || all.String() != "0-65535" || len(all.Ports()) != 65536 {
 		t.Errorf("full set: %d ports, %q", all.Len(), all.String())
@@ -141,8 +143,8 @@ func TestPortsText(t *testing.T) {
 	}{
 		{nil, ""}, {[]uint16{1}, "1"}, {[]uint16{1, 2}, "1,2"}, {[]uint16{1, 11, 32771, 32772, 32773, 32774, 40421}, "1,11,32771-32774,40421"},
 	} {
-		if got := PortsText(c.in); got != c.want {
-			t.Errorf("PortsText(%v) = %q, want %q", c.in, got, c.want)
+		if got := detect.PortsText(c.in); got != c.want {
+			t.Errorf("detect.PortsText(%v) = %q, want %q", c.in, got, c.want)
 		}
 	}
 }

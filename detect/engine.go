@@ -9,16 +9,6 @@ import (
 	"time"
 )
 
-// PortSet is a set of ports: a 65536-bit bitmap, so that a membership test
-// costs one load and never allocates.
-type PortSet [1024]uint64
-
-// Add puts p in the set.
-func (s *PortSet) Add(p uint16) { s[p>>6] |= 1 << (p & 63) }
-
-// Has reports whether p is in the set.
-func (s *PortSet) Has(p uint16) bool { return s[p>>6]&(1<<(p&63)) != 0 }
-
 // Config sets up an Engine. The zero value of a field means its default.
 type Config struct {
 	// Window is the length of the per-source sliding window
@@ -422,6 +412,45 @@ func (e *Engine) probe(p *Probe, typ ScanType, proto uint8, stealth bool, st uin
 		e.stats.Ignored++
 		return nil
 	}
+	trap := false
+	if proto == ProtoTCP {
+		trap = e.trapTCP.Has(p.DstPort)
+	} else {
+		trap = e.trapUDP.Has(p.DstPort)
+	}
+	return e.count(p, typ, proto, stealth, st, trap)
+}
+
+// Hit counts a hit of src on a trap port that the caller has seen itself
+// rather than through a capture: a completed TCP connection or a datagram
+// read at a bound socket (PortSentry's classic modes, whose listeners make
+// the trap ports look open). It is judged as a probe of type TypeConnect
+// (TCP) or TypeUDP to a trap port, whatever the engine's trap sets hold,
+// with the engine's window, SCAN_TRIGGER, bounded table and Rearm; dst may
+// be unknown (the zero Addr), and a known dst outside Home does not count.
+// ts is the hit's time in nanoseconds. It returns the alert, with
+// Connected set, when this hit makes src a scanner.
+func (e *Engine) Hit(src, dst netip.Addr, proto uint8, port uint16, ts int64) *Alert {
+	e.stats.Packets++
+	if !src.IsValid() || src == dst || dst.IsValid() && !e.protected(dst) {
+		e.stats.Ignored++
+		return nil
+	}
+	typ := TypeConnect
+	if proto == ProtoUDP {
+		typ = TypeUDP
+	}
+	p := Probe{TS: ts, Src: src, Dst: dst, DstPort: port, Proto: proto}
+	a := e.count(&p, typ, proto, false, stUnanswered, true)
+	if a != nil {
+		a.Connected = true
+	}
+	return a
+}
+
+// count counts the probe p of type typ, whose target is a trap port when
+// trap, and raises its source's alert when it has earned one.
+func (e *Engine) count(p *Probe, typ ScanType, proto uint8, stealth bool, st uint8, trap bool) *Alert {
 	e.stats.Probes++
 	s := e.get(p.Src, p.TS)
 	s.probes++
@@ -446,12 +475,6 @@ func (e *Engine) probe(p *Probe, typ ScanType, proto uint8, stealth bool, st uin
 	if stealth {
 		s.set(t, t.st|bitStealth)
 	}
-	trap := false
-	if proto == ProtoTCP {
-		trap = e.trapTCP.Has(p.DstPort)
-	} else {
-		trap = e.trapUDP.Has(p.DstPort)
-	}
 	if trap {
 		s.set(t, t.st|bitTrap)
 		if s.trapHits == 0 || p.TS-s.trapFirst > e.window {
@@ -459,7 +482,9 @@ func (e *Engine) probe(p *Probe, typ ScanType, proto uint8, stealth bool, st uin
 		}
 		s.trapHits++
 	}
-	s.addDst(p.Dst)
+	if p.Dst.IsValid() {
+		s.addDst(p.Dst)
+	}
 	return e.check(s, p.TS, proto, p.DstPort)
 }
 

@@ -141,3 +141,12 @@ func ProtoName(p uint8) string {
 	}
 	return "TCP"
 }
+
+// TimeLayout is how scanwarden writes packet times: RFC 3339 with all
+// nine digits of nanoseconds, in UTC (Go's RFC3339Nano drops trailing
+// zeros, which makes columns ragged and sorts badly as text).
+const TimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// FormatTime writes ns (nanoseconds since the Unix epoch) as TimeLayout
+// says.
+func FormatTime(ns int64) string { return time.Unix(0, ns).UTC().Format(TimeLayout) }

@@ -16,11 +16,13 @@
 // of it.
 //
 // The file is changed only through records.RewriteFile: refused when it is
-// a symbolic link or it or its directory is world-writable; read, changed
-// and written under an exclusive flock(2) on its lock file and a mutex in
-// the process; not rewritten at all when there is nothing to change. The
-// lock file is a separate, stable file (rename puts a new inode at PATH,
-// so PATH itself cannot carry the lock): PATH.scanwarden.lock by default,
+// a symbolic link or it or its directory is world-writable (the checks of
+// internal/safefile, which every file scanwarden writes is held to; every
+// open of the file carries O_NOFOLLOW); read, changed and written under
+// an exclusive flock(2) on its lock file and a mutex in the process; not
+// rewritten at all when there is nothing to change. The lock file is a
+// separate, stable file (rename puts a new inode at PATH, so PATH itself
+// cannot carry the lock): PATH.scanwarden.lock by default,
 // LOCKDIR/NAME.lock with WithLockDir (the daemon and the CLI use
 // STATE_DIR/locks, e.g. /var/lib/scanwarden/locks/etc_hosts.deny.lock).
 //
@@ -171,8 +173,14 @@ func checkTemplate(t string) error {
 // Name returns "hosts.deny".
 func (b *Backend) Name() string { return "hosts.deny" }
 
-// Recorder: hosts.deny records a block for TCP wrappers (block.Recorder).
-func (b *Backend) Recorder() {}
+// Traits: Records, hosts.deny records a block for TCP wrappers.
+func (b *Backend) Traits() block.Traits { return block.Traits{Records: true} }
+
+// Prepare needs nothing: the file is written on the first block.
+func (b *Backend) Prepare(context.Context) error { return nil }
+
+// Close holds nothing open between calls.
+func (b *Backend) Close() error { return nil }
 
 // Path returns the file the backend writes.
 func (b *Backend) Path() string { return b.path }

@@ -38,7 +38,7 @@ type Options struct {
 	sets setOps
 }
 
-// Backend is the ipset block.Blocker, block.Preparer, block.Describer and
+// Backend is the ipset block.Blocker and
 // block.Trapper: the sources it blocks are elements of hash:ip sets with
 // per-element timeouts, added and removed over netlink (one message per
 // block, batches for Sync), and dropped by one iptables rule per set and
@@ -66,11 +66,8 @@ type Backend struct {
 }
 
 var (
-	_ block.Blocker   = (*Backend)(nil)
-	_ block.Preparer  = (*Backend)(nil)
-	_ block.Describer = (*Backend)(nil)
-	_ block.Trapper   = (*Backend)(nil)
-	_ block.Prompt    = (*Backend)(nil)
+	_ block.Blocker = (*Backend)(nil)
+	_ block.Trapper = (*Backend)(nil)
 )
 
 // New returns a Backend over o's runners and the sets of o's network
@@ -420,9 +417,9 @@ func (b *Backend) prepareRules(fam *family) error {
 	return ensureJump(r)
 }
 
-// Prompt: a block is one netlink message once the family is prepared
-// (block.Manager.Begin may run it on the capture thread).
-func (b *Backend) Prompt() {}
+// Traits: Prompt, a block is one netlink message once the family is
+// prepared (block.Manager.Begin may run it on the capture thread).
+func (b *Backend) Traits() block.Traits { return block.Traits{Prompt: true} }
 
 // Block adds ban.Addr to its family's ban set, with a timeout of what
 // remains of ban.Until (whole seconds, rounded up; none when Until is

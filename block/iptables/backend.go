@@ -102,6 +102,13 @@ func probe(r Runner) error {
 // Name returns "iptables".
 func (b *Backend) Name() string { return "iptables" }
 
+// Traits: not Prompt, a block runs the iptables binary (milliseconds, and
+// iptables-legacy waits for the xtables lock of whoever holds it).
+func (b *Backend) Traits() block.Traits { return block.Traits{} }
+
+// Close holds nothing open: every change is a run of iptables.
+func (b *Backend) Close() error { return nil }
+
 // String describes the runner of each family, or why it has none.
 func (b *Backend) String() string {
 	d := func(f Family, r Runner, why error) string {

@@ -17,7 +17,6 @@ import (
 
 	"github.com/scanwarden/scanwarden/block"
 	"github.com/scanwarden/scanwarden/block/iptables"
-	"github.com/scanwarden/scanwarden/conf"
 	"github.com/scanwarden/scanwarden/detect"
 )
 
@@ -71,8 +70,8 @@ func mgr(t *testing.T, dir string, r iptables.Runner) *block.Manager {
 		t.Fatal(err)
 	}
 	log, _ := test.NewNullLogger()
-	m, err := block.NewManager(block.Options{Policy: block.PolicyOf(conf.Default()), Blockers: []block.Blocker{iptables.New(r, nil)},
-		Never: block.NewNeverBlock(nil, false, false), State: st, Log: log})
+	m, err := block.NewManager(block.Options{Policy: block.Policy{BlockTCP: block.Act, BlockUDP: block.Act}, Blockers: []block.Blocker{iptables.New(r, nil)},
+		Never: block.NewNeverBlock(nil), State: st, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,8 +26,8 @@ type Options struct {
 	Table string
 }
 
-// Backend is the nftables block.Blocker, block.Preparer, block.Describer
-// and block.Trapper: sets with per-element timeouts in one inet table of
+// Backend is the nftables block.Blocker and
+// block.Trapper: sets with per-element timeouts in one inet table of
 // its own, reached over netlink (no nft binary). See the package
 // documentation for the table's layout.
 //
@@ -48,11 +48,8 @@ type Backend struct {
 }
 
 var (
-	_ block.Blocker   = (*Backend)(nil)
-	_ block.Preparer  = (*Backend)(nil)
-	_ block.Describer = (*Backend)(nil)
-	_ block.Trapper   = (*Backend)(nil)
-	_ block.Prompt    = (*Backend)(nil)
+	_ block.Blocker = (*Backend)(nil)
+	_ block.Trapper = (*Backend)(nil)
 )
 
 // New returns a Backend for o. It does not touch the kernel: Prepare (or
@@ -139,9 +136,9 @@ func (b *Backend) prepared(ctx context.Context) error {
 	return b.ensure(ctx, b.trap)
 }
 
-// Prompt: a block is one netlink message (block.Manager.Begin may run
-// it on the capture thread).
-func (b *Backend) Prompt() {}
+// Traits: Prompt, a block is one netlink message (block.Manager.Begin may
+// run it on the capture thread).
+func (b *Backend) Traits() block.Traits { return block.Traits{Prompt: true} }
 
 // Block makes sure every packet from ban.Addr is dropped: the address is
 // added to ban4 or ban6 (an IPv4-mapped address as IPv4) in one netlink

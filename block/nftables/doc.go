@@ -1,5 +1,5 @@
-// Package nftables is scanwarden's set backend: a block.Blocker,
-// block.Preparer, block.Describer and block.Trapper (Backend) that drops
+// Package nftables is scanwarden's set backend: a block.Blocker and
+// block.Trapper (Backend) that drops
 // blocked sources through nftables sets with per-element timeouts, and
 // holds the kernel's first-hit trap. It talks netlink through
 // github.com/google/nftables (no nft binary); a block is one netlink

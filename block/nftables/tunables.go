@@ -2,8 +2,6 @@ package nftables
 
 import (
 	"time"
-
-	"github.com/scanwarden/scanwarden/conf"
 )
 
 // Every tunable of the backend, with the reason for its value.
@@ -20,8 +18,9 @@ const (
 	banSetSize = 1 << 20
 
 	// defaultTrapSize is the trap set bound used when no Trap has said
-	// otherwise (Prepare on a table without trap sets).
-	defaultTrapSize = conf.DefaultTrapSetSize
+	// otherwise (Prepare on a table without trap sets): TRAP_SET_SIZE's
+	// default, 65536 sources.
+	defaultTrapSize = 65536
 
 	// elemsPerMsg is how many set elements go into one netlink message.
 	// The element list is one nested attribute, whose length is 16 bits:

@@ -7,15 +7,9 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/scanwarden/scanwarden/detect"
 )
-
-// timeLayout is RFC 3339 with all nine digits of nanoseconds (Go's
-// RFC3339Nano drops trailing zeros, which makes columns ragged and sorts
-// badly as text).
-const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
 // jsonAlert is one line of `replay --json`.
 type jsonAlert struct {
@@ -33,15 +27,13 @@ type jsonAlert struct {
 	File    string   `json:"file,omitempty"`
 }
 
-func formatTime(ns int64) string { return time.Unix(0, ns).UTC().Format(timeLayout) }
-
 // writeAlert prints one alert as a JSON object or a readable line.
 func writeAlert(w io.Writer, a *detect.Alert, file string, asJSON bool) error {
 	if asJSON {
 		j := jsonAlert{
 			Src:     a.Src.String(),
 			Type:    a.Type.String(),
-			Time:    formatTime(a.Time),
+			Time:    detect.FormatTime(a.Time),
 			Probes:  a.Probes,
 			Ports:   []uint16{},
 			Dst:     make([]string, 0, len(a.Dst)),
@@ -49,7 +41,7 @@ func writeAlert(w io.Writer, a *detect.Alert, file string, asJSON bool) error {
 			Port:    a.Port,
 			Trigger: a.Trigger.String(),
 			Score:   a.Score,
-			First:   formatTime(a.First),
+			First:   detect.FormatTime(a.First),
 			File:    file,
 		}
 		seen := map[uint16]bool{}
@@ -70,7 +62,7 @@ func writeAlert(w io.Writer, a *detect.Alert, file string, asJSON bool) error {
 		return err
 	}
 	_, err := fmt.Fprintf(w, "%s %s %s scan (%s): %d probes, score %d, last %s/%d, ports %s, dst %s\n",
-		formatTime(a.Time), a.Src, a.Type, a.Trigger, a.Probes, a.Score,
+		detect.FormatTime(a.Time), a.Src, a.Type, a.Trigger, a.Probes, a.Score,
 		strings.ToLower(detect.ProtoName(a.Proto)), a.Port, portList(a.Ports), addrList(a.Dst))
 	return err
 }

@@ -3,47 +3,27 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/scanwarden/scanwarden/block"
-	"github.com/scanwarden/scanwarden/block/command"
+	"github.com/scanwarden/scanwarden/daemon"
 	"github.com/scanwarden/scanwarden/detect"
+	"github.com/scanwarden/scanwarden/internal/conftest"
 )
-
-// dryConfig writes a config whose blocking touches only files under dir:
-// the dry-run backend, hosts.deny, the history and state files.
-func dryConfig(t *testing.T, dir string, extra string) string {
-	t.Helper()
-	p := filepath.Join(dir, "scanwarden.conf")
-	text := fmt.Sprintf(`STATE_DIR=%q
-HOSTS_DENY_FILE=%q
-HISTORY_FILE=%q
-BLOCKED_FILE=%q
-IGNORE_FILE=""
-BLOCK_BACKEND="dry-run"
-%s
-`, filepath.Join(dir, "state"), filepath.Join(dir, "hosts.deny"), filepath.Join(dir, "history"), filepath.Join(dir, "blocked"), extra)
-	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 func TestListUnblockFlushCLI(t *testing.T) {
 	dir := t.TempDir()
-	cfg := dryConfig(t, dir, "")
-	c, err := loadConfig(cfg, true)
+	cfg := conftest.DryConfig(t, dir, "")
+	c, err := daemon.LoadConfig(cfg, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, j, err := newManager(c, newCLILogger(io.Discard), false)
+	m, closeM, err := daemon.OpenManager(c, newCLILogger(io.Discard))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +33,7 @@ func TestListUnblockFlushCLI(t *testing.T) {
 			t.Fatalf("%s: %v %v", a, out, err)
 		}
 	}
-	j.Close()
+	closeM()
 
 	out, errOut, code := runCLI(t, "list", "-c", cfg)
 	if code != 0 || !strings.Contains(out, "198.51.100.66") || !strings.Contains(out, "fd00:77::66") || !strings.Contains(out, "tcp/22") || !strings.Contains(errOut, "2 blocked source(s)") {
@@ -101,60 +81,14 @@ func TestListUnblockFlushCLI(t *testing.T) {
 
 func TestCheckConfigCommands(t *testing.T) {
 	dir := t.TempDir()
-	cfg := dryConfig(t, dir, `KILL_RUN_CMD="/usr/local/bin/notify $TARGET$ | mail root"`)
+	cfg := conftest.DryConfig(t, dir, `KILL_RUN_CMD="/usr/local/bin/notify $TARGET$ | mail root"`)
 	_, errOut, code := runCLI(t, "check-config", "-c", cfg)
 	if code != 1 || !strings.Contains(errOut, "scanwarden.conf:") || !strings.Contains(errOut, "KILL_RUN_CMD") {
 		t.Fatalf("shell syntax in KILL_RUN_CMD: %d %q", code, errOut)
 	}
-	cfg = dryConfig(t, dir, `KILL_ROUTE="/sbin/iptables -I INPUT -s $TARGET$ -j DROP"
+	cfg = conftest.DryConfig(t, dir, `KILL_ROUTE="/sbin/iptables -I INPUT -s $TARGET$ -j DROP"
 KILL_RUN_CMD="/usr/local/bin/notify $TARGET$ $PORT$ $MODE$"`)
 	if out, errOut, code := runCLI(t, "check-config", "-c", cfg); code != 0 || !strings.Contains(out, "OK") || !strings.Contains(errOut, "covered by the dry-run backend") {
 		t.Fatalf("good commands: %d %q %q", code, out, errOut)
-	}
-}
-
-// TestCommandTemplates: KILL_ROUTE and KILL_RUN_CMD run through the runner
-// with $TARGET$, $PORT$ and $MODE$ substituted into the split words, in
-// PortSentry's order, and a native iptables KILL_ROUTE runs nothing.
-func TestCommandTemplates(t *testing.T) {
-	for _, tc := range []struct {
-		name, conf string
-		src        string
-		want       [][]string
-	}{
-		{"route and command", `KILL_ROUTE="/sbin/route add -host $TARGET$ reject"
-KILL_RUN_CMD="/usr/local/bin/notify 'scan from' $TARGET$ port=$PORT$ $MODE$"`, "198.51.100.66",
-			[][]string{{"/sbin/route", "add", "-host", "198.51.100.66", "reject"}, {"/usr/local/bin/notify", "scan from", "198.51.100.66", "port=22", "stcp"}}},
-		{"command first", `KILL_ROUTE="/sbin/route add -host $TARGET$ reject"
-KILL_RUN_CMD="/usr/local/bin/notify $TARGET$"
-KILL_RUN_CMD_FIRST="1"`, "fd00:77::66",
-			[][]string{{"/usr/local/bin/notify", "fd00:77::66"}, {"/sbin/route", "add", "-host", "fd00:77::66", "reject"}}},
-		{"native KILL_ROUTE", `KILL_ROUTE="/sbin/iptables -I INPUT -s $TARGET$ -j DROP"`, "198.51.100.66", nil},
-		{"log only", `BLOCK_TCP="0"
-KILL_RUN_CMD="/usr/local/bin/notify $TARGET$"`, "198.51.100.66", nil},
-		{"command only", `BLOCK_TCP="2"
-KILL_ROUTE="/sbin/route add -host $TARGET$ reject"
-KILL_RUN_CMD="/usr/local/bin/notify $TARGET$ $MODE$"`, "198.51.100.66",
-			[][]string{{"/usr/local/bin/notify", "198.51.100.66", "stcp"}}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			c, err := loadConfig(dryConfig(t, dir, tc.conf), true)
-			if err != nil {
-				t.Fatal(err)
-			}
-			runner := &command.FakeRunner{}
-			m, j, err := newManagerWith(c, newCLILogger(io.Discard), nil, runner)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer j.Close()
-			if _, err := m.Handle(context.Background(), &detect.Alert{Src: netip.MustParseAddr(tc.src), Type: detect.TypeSYN, Port: 22}, "stcp"); err != nil {
-				t.Fatal(err)
-			}
-			if got := runner.Calls(); (len(got) > 0 || len(tc.want) > 0) && !reflect.DeepEqual(got, tc.want) {
-				t.Fatalf("ran %q, want %q", got, tc.want)
-			}
-		})
 	}
 }

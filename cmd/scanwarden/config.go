@@ -1,53 +1,14 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 
-	"github.com/scanwarden/scanwarden/block"
 	"github.com/scanwarden/scanwarden/conf"
+	"github.com/scanwarden/scanwarden/daemon"
 	"github.com/scanwarden/scanwarden/detect"
 )
-
-// loadConfig reads the config named by -c. Without -c it reads the
-// packaged config when there is one and falls back to the built-in
-// defaults when there is not (replay must work on a machine where
-// scanwarden is not installed).
-func loadConfig(path string, explicit bool) (*conf.Config, error) {
-	c, err := conf.Load(path)
-	if err != nil {
-		if !explicit && errors.Is(err, fs.ErrNotExist) {
-			return conf.Default(), nil
-		}
-		return nil, err
-	}
-	return c, nil
-}
-
-// engineConfig turns the config into the engine's settings.
-func engineConfig(c *conf.Config) detect.Config {
-	return detect.Config{
-		Window:      c.DetectWindow,
-		Threshold:   c.DetectThreshold,
-		ScanTrigger: c.ScanTrigger,
-		MaxSources:  c.MaxSources,
-		TrapTCP:     portSet(&c.TCPPorts),
-		TrapUDP:     portSet(&c.UDPPorts),
-		Home:        c.HomeNetworks,
-	}
-}
-
-// portSet converts the config's port set into the engine's.
-func portSet(ps *conf.PortSet) *detect.PortSet {
-	var s detect.PortSet
-	for _, p := range ps.Ports() {
-		s.Add(p)
-	}
-	return &s
-}
 
 // configFlag adds -c to fs and returns a function telling the path and
 // whether it was given.
@@ -69,7 +30,7 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	cfgPath := configFlag(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: scanwarden check-config [-c CONF]\n\nReads the config and its ignore file and reports every problem found.\n\n")
+		fmt.Fprintf(stderr, "usage: scanwarden check-config [-c CONF]\n\nReads the config and its ignore file and reports the warnings and the first error found.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -93,17 +54,16 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "%s: ignore file %s: %d entries\n", path, c.IgnoreFile, ig.Len())
 	}
-	if _, err := detect.New(engineConfig(c)); err != nil {
+	if _, err := detect.New(daemon.EngineConfig(c)); err != nil {
 		return err
 	}
-	if _, err := parseActions(c, newCLILogger(stderr), nil); err != nil {
+	if err := daemon.CheckActions(c, newCLILogger(stderr)); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: OK: %d TCP and %d UDP trap ports, window %v, threshold %d, SCAN_TRIGGER %d\n",
 		path, c.TCPPorts.Len(), c.UDPPorts.Len(), c.DetectWindow, c.DetectThreshold, c.ScanTrigger)
 	// the kernel trap of the default stealth modes, before bound ports
-	all := &traps{tcp: portSet(&c.TCPPorts), udp: portSet(&c.UDPPorts)}
-	if tr, why := trapFor(c, modeSet{tcp: true, udp: true}, all, block.NewNeverBlock(nil, false, false)); tr.Enabled() {
+	if tr, why := daemon.TrapPlan(c); tr.Enabled() {
 		fmt.Fprintf(stdout, "%s: blocking with %s; kernel trap on the first probe to a trap port (at most %d trapped sources per family)\n", path, c.BlockBackend, tr.Size)
 	} else {
 		fmt.Fprintf(stdout, "%s: blocking with %s; no kernel trap: %s\n", path, c.BlockBackend, why)

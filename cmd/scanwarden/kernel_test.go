@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scanwarden/scanwarden/daemon"
 	"github.com/scanwarden/scanwarden/detect"
 )
 
@@ -167,15 +168,15 @@ func TestKernelChild(t *testing.T) {
 		probeLab(t)
 	case "block":
 		// block the attacker's two addresses as the daemon would
-		c, err := loadConfig(cfg, true)
+		c, err := daemon.LoadConfig(cfg, true)
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, j, err := newManager(c, newCLILogger(os.Stderr), true)
+		m, closeM, err := daemon.OpenManager(c, newCLILogger(os.Stderr))
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer j.Close()
+		defer closeM()
 		for _, a := range []netip.Addr{labAttacker4, labAttacker6, labAttacker4} {
 			out, err := m.Handle(context.Background(), &detect.Alert{Src: a, Type: detect.TypeSYN, Trigger: detect.TriggerTrap, Port: 111, Probes: 1}, "stcp")
 			fmt.Printf("handle %s: %v %v\n", a, out, err)
@@ -188,15 +189,15 @@ func TestKernelChild(t *testing.T) {
 			time.Sleep(time.Hour)
 		}
 	case "restore":
-		c, err := loadConfig(cfg, true)
+		c, err := daemon.LoadConfig(cfg, true)
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, j, err := newManager(c, newCLILogger(os.Stderr), true)
+		m, closeM, err := daemon.OpenManager(c, newCLILogger(os.Stderr))
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer j.Close()
+		defer closeM()
 		if err := m.Restore(context.Background()); err != nil {
 			t.Fatal(err)
 		}

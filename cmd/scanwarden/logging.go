@@ -6,6 +6,8 @@ import (
 	"log/syslog"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/scanwarden/scanwarden/detect"
 )
 
 // newDaemonLogger returns the daemon's logger: text (for journald) or JSON
@@ -19,7 +21,7 @@ func newDaemonLogger(w io.Writer, format string, toSyslog bool, tag string) (*lo
 	case "text", "":
 		l.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, DisableQuote: true})
 	case "json":
-		l.SetFormatter(&logrus.JSONFormatter{TimestampFormat: timeLayout, DisableHTMLEscape: true})
+		l.SetFormatter(&logrus.JSONFormatter{TimestampFormat: detect.TimeLayout, DisableHTMLEscape: true})
 	default:
 		return nil, fmt.Errorf("--log-format %q: want text or json: %w", format, errUsage)
 	}

@@ -1,7 +1,9 @@
-// Command scanwarden catches port scans from raw packets.
+// Command scanwarden catches port scans from raw packets. This package is
+// the command line only: flags, command dispatch and output formatting;
+// the live pipeline is package daemon, the offline one package replay.
 //
 //	scanwarden run [-c CONF] [--log-format text|json] [-stcp -sudp -atcp -audp -tcp -udp]
-//	scanwarden replay [-c CONF] [--home CIDR]... [--json] FILE...
+//	scanwarden replay [-c CONF] [--home CIDR]... [--json] [--merge] FILE...
 //	scanwarden check-config [-c CONF]
 //	scanwarden list [-c CONF] [--json]
 //	scanwarden unblock [-c CONF] ADDR...

@@ -260,3 +260,18 @@ func TestCheckConfig(t *testing.T) {
 		t.Fatalf("exit %d, %q", code, errOut)
 	}
 }
+func TestPortSentryCommandLine(t *testing.T) {
+	// portsentry -tcp is scanwarden run -tcp; a bad config is reported
+	// with its file and line before anything is opened
+	bad := filepath.Join(t.TempDir(), "bad.conf")
+	os.WriteFile(bad, []byte("TCP_PORTS=\"1,70000\"\n"), 0o644)
+	_, errOut, code := runCLI(t, "-tcp", "-c", bad)
+	if code != 1 || !contains(errOut, "bad.conf:1") {
+		t.Fatalf("exit %d: %q", code, errOut)
+	}
+	if _, errOut, code := runCLI(t, "run", "--log-format", "xml", "-c", noConfig(t)); code != 2 || !contains(errOut, "xml") {
+		t.Fatalf("bad log format: %d %q", code, errOut)
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

@@ -1,6 +1,4 @@
-package main
-
-// PortSentry's classic modes, -tcp and -udp: the ports of TCP_PORTS and
+// Package classic serves PortSentry's classic modes, -tcp and -udp: the ports of TCP_PORTS and
 // UDP_PORTS are bound so that they look open, a full TCP connection gets
 // PORT_BANNER and is closed, and a connection (or a datagram at a bound UDP
 // port) is a hit of its source, as in PortSentry 1.2. The packet capture
@@ -11,16 +9,22 @@ package main
 // SYN, before the connection is accepted and the banner sent, and the kernel
 // trap would drop the SYN itself. Only a completed handshake or a datagram
 // at the socket counts there, which a forged source cannot make (for TCP).
+//
+// It owns the classic ports' sockets and their handlers. Hits are counted
+// by a detection engine of its own (detect.Engine.Hit: SCAN_TRIGGER, the
+// window, the bounded table, Rearm), not by a copy of it. It does not read
+// the config file (the daemon hands it Settings) and never blocks: its
+// alerts go to the daemon through the emit function.
+package classic
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,8 +33,8 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
-	"github.com/scanwarden/scanwarden/conf"
 	"github.com/scanwarden/scanwarden/detect"
+	"github.com/scanwarden/scanwarden/host"
 )
 
 // Tunables of the classic modes.
@@ -48,10 +52,9 @@ const (
 	// and it must not hold a handler longer than this.
 	classicWriteTimeout = 2 * time.Second
 	// classicMaxSources bounds the sources whose hits on classic ports
-	// are counted (SCAN_TRIGGER above 1) and whose alert is remembered, so
-	// that the engine's alert for the same source is not passed on a
-	// second time. The oldest entry makes room: a flood of forged UDP
-	// sources costs constant memory (about 0.3 KiB an entry).
+	// are counted (SCAN_TRIGGER above 1) by the classic engine: a flood of
+	// forged UDP sources costs constant memory (about 0.8 KiB a source,
+	// allocated up front), the engine's eviction making room.
 	classicMaxSources = 4096
 	// classicDatagram is how much of a datagram at a classic UDP port is
 	// read: none of it is used (PortSentry read one byte), and nothing is
@@ -60,13 +63,6 @@ const (
 	// classicRetry is how long an accept or read that failed (EMFILE,
 	// say) waits before it tries again; the failure is logged once.
 	classicRetry = 100 * time.Millisecond
-	// classicMaxPorts and classicMaxDsts bound the ports and destination
-	// addresses an alert lists, as the engine's alerts do.
-	classicMaxPorts = 16
-	classicMaxDsts  = 8
-	// unprivPortStartFile says from which port an unprivileged process may
-	// bind; the kernel's default is 1024.
-	unprivPortStartFile = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
 )
 
 // classicPortKey names one classic port.
@@ -96,26 +92,43 @@ type binder interface {
 	listenUDP(network string, port uint16) (udpReader, error)
 }
 
-// classicMode binds and serves the classic ports of one daemon. Its
-// methods are safe for concurrent use.
-type classicMode struct {
+// Settings are what the classic mode takes from the config: the ports to
+// bind (TCP_PORTS with -tcp, UDP_PORTS with -udp; port 0 is skipped),
+// PORT_BANNER, HOME_NETWORKS, DETECT_WINDOW and SCAN_TRIGGER (0 and 1:
+// the first hit).
+type Settings struct {
+	TCP, UDP []uint16
+	Banner   []byte
+	Home     []netip.Prefix
+	Window   time.Duration
+	Trigger  int
+}
+
+// Mode binds and serves the classic ports of one daemon. Its methods are
+// safe for concurrent use, and safe on a nil *Mode (no classic mode).
+type Mode struct {
 	log      logrus.FieldLogger
 	tcp, udp bool
 	// emit queues an alert for the block manager; it may block while the
 	// queue is full (the handlers are bounded).
 	emit  func(*detect.Alert)
-	hits  *classicHits
 	slots chan struct{}
 	bind  binder
 	now   func() time.Time
 	// unprivStart reads net.ipv4.ip_unprivileged_port_start.
 	unprivStart func() int
 
+	// hitMu guards eng, the engine that counts the hits (one hit per
+	// connection or datagram, never per packet), and what it was made
+	// with.
+	hitMu   sync.Mutex
+	eng     *detect.Engine
+	engWith engineKey
+
 	mu     sync.Mutex
 	banner []byte
 	// writeTimeout is classicWriteTimeout (tests shorten it).
 	writeTimeout time.Duration
-	home         []netip.Prefix
 	ports        map[classicPortKey][]classicSocket
 	failed       map[classicPortKey]string // why a port could not be bound, as last logged
 	no6          bool                      // IPv6 unavailable, said once
@@ -123,60 +136,68 @@ type classicMode struct {
 	wg           sync.WaitGroup
 }
 
-// newClassicMode returns the classic mode of the daemon's modes (nil when
-// neither -tcp nor -udp was given); nothing is bound before sync. emit
-// receives the alerts of the classic ports.
-func newClassicMode(m modeSet, log logrus.FieldLogger, emit func(*detect.Alert)) *classicMode {
-	tcp, udp := slices.Contains(m.classic, "tcp"), slices.Contains(m.classic, "udp")
+// engineKey is what the hit engine was made with: a reload that changes
+// it starts a new count.
+type engineKey struct {
+	window  time.Duration
+	trigger int
+	home    string
+}
+
+// New returns the classic mode (nil when neither tcp nor udp is asked
+// for); nothing is bound before Sync. emit receives the alerts of the
+// classic ports.
+func New(tcp, udp bool, log logrus.FieldLogger, emit func(*detect.Alert)) *Mode {
 	if !tcp && !udp {
 		return nil
 	}
-	return &classicMode{
+	return &Mode{
 		log: log, tcp: tcp, udp: udp, emit: emit,
-		hits:         newClassicHits(classicMaxSources),
 		slots:        make(chan struct{}, classicHandlers),
 		bind:         netBinder{},
 		now:          time.Now,
 		writeTimeout: classicWriteTimeout,
-		unprivStart:  readUnprivStart,
+		unprivStart:  host.UnprivilegedPortStart,
 		ports:        map[classicPortKey][]classicSocket{},
 		failed:       map[classicPortKey]string{},
 	}
 }
 
-// sync binds the classic ports c lists (TCP_PORTS with -tcp, UDP_PORTS with
-// -udp) that are not bound yet, closes those it no longer lists, and takes
-// PORT_BANNER, HOME_NETWORKS, DETECT_WINDOW and SCAN_TRIGGER from c. It is
-// called on start, before the capture's trap ports are computed (a bound
-// port is no trap of the capture), and on every reload. A port that cannot
-// be bound is logged once with the reason, grouped with the others of the
-// same reason; it is tried again on the next reload, never in between (a
-// service starting meanwhile must not lose its port to scanwarden).
-func (m *classicMode) sync(c *conf.Config) {
+// Sync binds the ports of s that are not bound yet, closes those it no
+// longer lists, and takes the banner, the home networks, the window and
+// the trigger from s. It is called on start, before the capture's trap
+// ports are computed (a bound port is no trap of the capture), and on
+// every reload. A port that cannot be bound is logged once with the
+// reason, grouped with the others of the same reason; it is tried again
+// on the next reload, never in between (a service starting meanwhile
+// must not lose its port to scanwarden).
+func (m *Mode) Sync(s Settings) {
+	if m == nil {
+		return
+	}
 	want := map[classicPortKey]bool{}
 	if m.tcp {
-		for _, p := range c.TCPPorts.Ports() {
+		for _, p := range s.TCP {
 			want[classicPortKey{detect.ProtoTCP, p}] = p != 0
 		}
 	}
 	if m.udp {
-		for _, p := range c.UDPPorts.Ports() {
+		for _, p := range s.UDP {
 			want[classicPortKey{detect.ProtoUDP, p}] = p != 0
 		}
 	}
-	m.hits.configure(c.DetectWindow, c.TriggerHits())
+	m.configure(s)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.stopped {
 		return
 	}
 	m.banner = nil
-	if m.tcp && c.Unused["PORT_BANNER"] != "" {
+	if m.tcp && len(s.Banner) > 0 {
 		// sent as written, as PortSentry 1.2 did: no escapes are
 		// interpreted and no line end is added
-		m.banner = []byte(c.Unused["PORT_BANNER"])
+		m.banner = slices.Clone(s.Banner)
 	}
-	m.home = slices.Clone(c.HomeNetworks)
 	for k, socks := range m.ports {
 		if !want[k] {
 			closeAll(socks)
@@ -200,6 +221,34 @@ func (m *classicMode) sync(c *conf.Config) {
 		}
 		return int(a.port) - int(b.port)
 	})
+	m.bindAll(keys)
+}
+
+// configure makes the hit engine for s's window, trigger and home
+// networks, unless the one in use has them already.
+func (m *Mode) configure(s Settings) {
+	key := engineKey{window: s.Window, trigger: s.Trigger, home: fmt.Sprint(s.Home)}
+	m.hitMu.Lock()
+	defer m.hitMu.Unlock()
+	if m.eng != nil && m.engWith == key {
+		return
+	}
+	eng, err := detect.New(detect.Config{
+		Window: s.Window, ScanTrigger: s.Trigger, MaxSources: classicMaxSources, Home: s.Home,
+		// only the trap trigger: every hit is on a trap port, and the
+		// score of a handful of them must not make an alert of its own
+		Threshold: math.MaxInt32,
+	})
+	if err != nil {
+		m.log.Errorf("classic mode: %v (keeping the previous count)", err)
+		return
+	}
+	m.eng, m.engWith = eng, key
+}
+
+// bindAll binds keys (sorted) and logs what was bound and, grouped by
+// reason, what could not be. Called with m.mu held.
+func (m *Mode) bindAll(keys []classicPortKey) {
 	unpriv := m.unprivStart()
 	opened := map[uint8][]uint16{}
 	type group struct {
@@ -237,18 +286,18 @@ func (m *classicMode) sync(c *conf.Config) {
 				what = "a connection is closed at once (no PORT_BANNER)"
 			}
 			m.log.Warnf("adminalert: Going into listen mode on %s port(s): %s (classic mode: they look open; %s, and its source is reported)",
-				detect.ProtoName(proto), conf.PortsText(ps), what)
+				detect.ProtoName(proto), detect.PortsText(ps), what)
 		}
 	}
 	for _, g := range order {
-		m.log.Warnf("adminalert: classic mode cannot bind %s port(s) %s: %s", detect.ProtoName(g.proto), conf.PortsText(failed[g]), g.why)
+		m.log.Warnf("adminalert: classic mode cannot bind %s port(s) %s: %s", detect.ProtoName(g.proto), detect.PortsText(failed[g]), g.why)
 	}
 }
 
 // open binds k in both families and starts serving it. A family the host
 // does not have (no IPv6) is skipped; any other failure closes what was
 // bound and is returned, for bindProblem. Called with m.mu held.
-func (m *classicMode) open(k classicPortKey) ([]classicSocket, error) {
+func (m *Mode) open(k classicPortKey) ([]classicSocket, error) {
 	var socks []classicSocket
 	var tcp []net.Listener
 	var udp []udpReader
@@ -315,24 +364,9 @@ func bindProblem(err error, port uint16, unpriv int) string {
 	return fmt.Sprintf("%v: watched by packet capture only", err)
 }
 
-// readUnprivStart reads net.ipv4.ip_unprivileged_port_start (1024 when it
-// cannot be read: the kernel's default, and older kernels' fixed value).
-func readUnprivStart() int {
-	b, err := os.ReadFile(unprivPortStartFile)
-	if err != nil {
-		return 1024
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return 1024
-	}
-	return n
-}
-
-// owned returns the ports the classic mode has bound: traps it serves
-// itself, neither services' ports nor traps of the packet capture. Safe on
-// a nil *classicMode (no classic mode: none).
-func (m *classicMode) owned() (tcp, udp detect.PortSet) {
+// Owned returns the ports the classic mode has bound: traps it serves
+// itself, neither services' ports nor traps of the packet capture.
+func (m *Mode) Owned() (tcp, udp detect.PortSet) {
 	if m == nil {
 		return
 	}
@@ -348,9 +382,8 @@ func (m *classicMode) owned() (tcp, udp detect.PortSet) {
 	return
 }
 
-// owns reports whether the classic mode has bound port of proto. Safe on a
-// nil *classicMode.
-func (m *classicMode) owns(proto uint8, port uint16) bool {
+// Owns reports whether the classic mode has bound port of proto.
+func (m *Mode) Owns(proto uint8, port uint16) bool {
 	if m == nil {
 		return false
 	}
@@ -360,44 +393,23 @@ func (m *classicMode) owns(proto uint8, port uint16) bool {
 	return ok
 }
 
-// serviceHas reports whether a service has bound port of proto (a socket
-// of d.bound that is not one of the classic mode's own listeners, which
-// are traps): the check between a trap hit and its block, which reads
-// proto's sockets alone.
-func (d *daemon) serviceHas(proto uint8, port uint16) (bool, error) {
-	set, err := d.bound.boundPorts(proto)
-	if err != nil || !set.Has(port) {
-		return false, err
-	}
-	return !d.classic.owns(proto, port), nil
-}
-
-// union returns the ports in a or b.
-func union(a, b *detect.PortSet) *detect.PortSet {
-	var out detect.PortSet
-	for i := range a {
-		out[i] = a[i] | b[i]
-	}
-	return &out
-}
-
-// admit reports whether an alert is the first of its source in the
-// detection window, between the engine's alerts and the classic ports'
-// ones: a source that connects to a classic port and also trips the
-// engine's score is passed to the block manager once, and so gets one
-// attackalert and one history line. Safe on a nil *classicMode (always
-// true).
-func (m *classicMode) admit(a *detect.Alert) bool {
+// Rearm asks the hit engine to report src again (see
+// detect.Engine.Rearm): the block manager refused its alert.
+func (m *Mode) Rearm(src netip.Addr, at int64, onNew bool) {
 	if m == nil {
-		return true
+		return
 	}
-	return m.hits.admit(a.Src, m.now().UnixNano())
+	m.hitMu.Lock()
+	defer m.hitMu.Unlock()
+	if m.eng != nil {
+		m.eng.Rearm(src, at, onNew)
+	}
 }
 
-// close closes every classic socket and waits for the connections being
+// Close closes every classic socket and waits for the connections being
 // answered; their hits are reported before it returns, so the alert queue
-// must still be drained meanwhile. Safe on a nil *classicMode.
-func (m *classicMode) close() {
+// must still be drained meanwhile.
+func (m *Mode) Close() {
 	if m == nil {
 		return
 	}
@@ -419,7 +431,7 @@ func closeAll(socks []classicSocket) {
 
 // serveTCP accepts the connections of one classic TCP socket until it is
 // closed.
-func (m *classicMode) serveTCP(ln net.Listener, port uint16) {
+func (m *Mode) serveTCP(ln net.Listener, port uint16) {
 	defer m.wg.Done()
 	failing := false
 	for {
@@ -443,7 +455,7 @@ func (m *classicMode) serveTCP(ln net.Listener, port uint16) {
 // accepted answers one connection in a handler of its own when one is
 // free (banner, close, then the hit: the banner leaves before the block is
 // made), or closes it at once and reports the hit.
-func (m *classicMode) accepted(conn net.Conn, port uint16) {
+func (m *Mode) accepted(conn net.Conn, port uint16) {
 	src, dst := addrOf(conn.RemoteAddr()), addrOf(conn.LocalAddr())
 	select {
 	case m.slots <- struct{}{}:
@@ -463,7 +475,7 @@ func (m *classicMode) accepted(conn net.Conn, port uint16) {
 
 // answer writes PORT_BANNER, if any, within writeTimeout, and closes the
 // connection. Nothing is read from it.
-func (m *classicMode) answer(conn net.Conn) {
+func (m *Mode) answer(conn net.Conn) {
 	defer conn.Close()
 	m.mu.Lock()
 	banner, timeout := m.banner, m.writeTimeout
@@ -480,7 +492,7 @@ func (m *classicMode) answer(conn net.Conn) {
 // serveUDP reads the datagrams of one classic UDP socket until it is
 // closed. Only their addresses are used; nothing is sent back (a reply to
 // a forged source would make scanwarden a reflector).
-func (m *classicMode) serveUDP(pc udpReader, port uint16) {
+func (m *Mode) serveUDP(pc udpReader, port uint16) {
 	defer m.wg.Done()
 	buf := make([]byte, classicDatagram)
 	oob := make([]byte, unix.CmsgSpace(unix.SizeofInet6Pktinfo))
@@ -503,20 +515,17 @@ func (m *classicMode) serveUDP(pc udpReader, port uint16) {
 	}
 }
 
-// report counts a hit of src on a classic port of dst and queues the
-// alert when the hit makes one. A destination outside HOME_NETWORKS does
-// not count (as for the engine); an unknown one does.
-func (m *classicMode) report(src, dst netip.Addr, proto uint8, port uint16) {
-	if !src.IsValid() {
-		return
+// report counts a hit of src on a classic port of dst in the hit engine
+// and queues the alert when the hit makes one. A destination outside
+// HOME_NETWORKS does not count (as for the capture); an unknown one does.
+func (m *Mode) report(src, dst netip.Addr, proto uint8, port uint16) {
+	m.hitMu.Lock()
+	var a *detect.Alert
+	if m.eng != nil {
+		a = m.eng.Hit(src, dst, proto, port, m.now().UnixNano())
 	}
-	m.mu.Lock()
-	home := m.home
-	m.mu.Unlock()
-	if dst.IsValid() && len(home) > 0 && !slices.ContainsFunc(home, func(p netip.Prefix) bool { return p.Contains(dst) }) {
-		return
-	}
-	if a := m.hits.hit(src, dst, proto, port, m.now().UnixNano()); a != nil {
+	m.hitMu.Unlock()
+	if a != nil {
 		m.emit(a)
 	}
 }
@@ -596,175 +605,4 @@ func wildcard(network string, port uint16) string {
 		return netip.AddrPortFrom(netip.IPv6Unspecified(), port).String()
 	}
 	return netip.AddrPortFrom(netip.IPv4Unspecified(), port).String()
-}
-
-// configWarnings returns the config's warnings as they apply to the
-// daemon's modes: PORT_BANNER is used by the classic TCP mode, so conf's
-// "accepted but not used" is dropped there; a classic UDP daemon alone says
-// why it sends no banner; other modes keep conf's warning.
-func configWarnings(c *conf.Config, m modeSet) []string {
-	const unused = ": PORT_BANNER: accepted but not used"
-	var out []string
-	for _, w := range c.Warnings {
-		if !strings.Contains(w, unused) {
-			out = append(out, w)
-			continue
-		}
-		switch {
-		case slices.Contains(m.classic, "tcp"):
-		case slices.Contains(m.classic, "udp"):
-			out = append(out, fmt.Sprintf("%s:%d: PORT_BANNER: not sent by the classic UDP mode: scanwarden never answers a datagram "+
-				"(a reply to a forged source would make it a reflector); the classic TCP mode (-tcp) sends it", c.Path, c.Line("PORT_BANNER")))
-		default:
-			out = append(out, w)
-		}
-	}
-	return out
-}
-
-// classicHits counts the hits of each source on the classic ports, with
-// PortSentry 1.2's SCAN_TRIGGER (the Nth hit within DETECT_WINDOW raises
-// the alert), and remembers which sources' alerts went to the block manager
-// (admit). It holds at most max sources; the one that came first makes
-// room. Safe for concurrent use.
-type classicHits struct {
-	mu      sync.Mutex
-	window  int64
-	trigger uint32
-	srcs    map[netip.Addr]*classicSource
-	order   []netip.Addr // ring of the sources in srcs, oldest at next
-	next    int
-}
-
-// classicSource is what classicHits keeps of one source.
-type classicSource struct {
-	first   int64 // first hit counted in the window
-	hits    uint32
-	claimed int64 // when an alert of it was admitted, if claim
-	claim   bool
-	// rearm, when not 0, is when a source whose alert the block manager
-	// refused (rate limit) raises one again, as the engine's Rearm; with
-	// rearmNew, its first hit of a port it had not hit yet does so at once.
-	rearm    int64
-	rearmNew bool
-	ports    []detect.PortRef
-	dsts     []netip.Addr
-}
-
-func newClassicHits(max int) *classicHits {
-	return &classicHits{
-		window: int64(detect.DefaultWindow), trigger: 1,
-		srcs: make(map[netip.Addr]*classicSource, max), order: make([]netip.Addr, 0, max),
-	}
-}
-
-// configure sets the window and the hits that raise an alert (>= 1).
-func (h *classicHits) configure(window time.Duration, trigger int) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.window, h.trigger = int64(window), uint32(max(trigger, 1))
-}
-
-// get returns src's entry, making one (and room for it) when needed.
-func (h *classicHits) get(src netip.Addr) *classicSource {
-	if s := h.srcs[src]; s != nil {
-		return s
-	}
-	s := &classicSource{}
-	if len(h.order) < cap(h.order) {
-		h.order = append(h.order, src)
-	} else {
-		delete(h.srcs, h.order[h.next])
-		h.order[h.next] = src
-		h.next = (h.next + 1) % len(h.order)
-	}
-	h.srcs[src] = s
-	return s
-}
-
-// hit counts a hit of src on proto/port of dst at now (ns) and returns the
-// alert it raises: a connect (TCP) or udp scan by the trap trigger, once
-// the source has made SCAN_TRIGGER hits within the window. A source whose
-// alert was admitted within the window raises none.
-func (h *classicHits) hit(src, dst netip.Addr, proto uint8, port uint16, now int64) *detect.Alert {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	s := h.get(src)
-	if s.claim && now-s.claimed <= h.window {
-		return nil
-	}
-	if s.hits == 0 || now-s.first > h.window {
-		s.hits, s.first, s.ports, s.dsts = 0, now, s.ports[:0], s.dsts[:0]
-	}
-	s.hits++
-	ref := detect.PortRef{Proto: proto, Port: port}
-	fresh := !slices.Contains(s.ports, ref)
-	if fresh && len(s.ports) < classicMaxPorts {
-		s.ports = append(s.ports, ref)
-	}
-	if dst.IsValid() && len(s.dsts) < classicMaxDsts && !slices.Contains(s.dsts, dst) {
-		s.dsts = append(s.dsts, dst)
-	}
-	if s.hits < h.trigger {
-		return nil
-	}
-	if s.rearm != 0 {
-		if now < s.rearm && !(s.rearmNew && fresh) {
-			return nil
-		}
-		s.rearm, s.rearmNew = 0, false
-	}
-	typ := detect.TypeConnect
-	if proto == detect.ProtoUDP {
-		typ = detect.TypeUDP
-	}
-	a := &detect.Alert{
-		Src: src, Type: typ, Trigger: detect.TriggerTrap, Time: now, First: s.first, Probes: s.hits,
-		// each distinct trap target weighs WeightClosed, as in the engine
-		Score: len(s.ports) * detect.WeightClosed,
-		Proto: proto, Port: port,
-		Ports: slices.Clone(s.ports), Dst: slices.Clone(s.dsts),
-		Connected: true,
-	}
-	slices.SortFunc(a.Ports, func(x, y detect.PortRef) int {
-		if x.Proto != y.Proto {
-			return int(x.Proto) - int(y.Proto)
-		}
-		return int(x.Port) - int(y.Port)
-	})
-	return a
-}
-
-// admit reports whether an alert of src may go to the block manager at
-// now: not when one was admitted within the window.
-func (h *classicHits) admit(src netip.Addr, now int64) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	s := h.get(src)
-	if s.claim && now-s.claimed <= h.window {
-		return false
-	}
-	s.claimed, s.claim = now, true
-	return true
-}
-
-// unclaim lets src's next alert through admit again: the block manager
-// refused the last one (rate limit), so the engine reports it anew (see
-// detect.Engine.Rearm). Its classic hits raise one again from at (ns) on,
-// or with onNew on its first hit of another port, not on every further
-// connection.
-func (h *classicHits) unclaim(src netip.Addr, at int64, onNew bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if s := h.srcs[src]; s != nil {
-		s.claim = false
-		s.rearm, s.rearmNew = max(at, 1), onNew
-	}
-}
-
-// unclaim is classicHits.unclaim; safe on a nil *classicMode.
-func (m *classicMode) unclaim(src netip.Addr, at int64, onNew bool) {
-	if m != nil {
-		m.hits.unclaim(src, at, onNew)
-	}
 }

@@ -1,4 +1,4 @@
-package main
+package host
 
 import (
 	"bufio"
@@ -10,35 +10,37 @@ import (
 	"github.com/scanwarden/scanwarden/detect"
 )
 
-// portLister says which ports services have bound, of one protocol
+// PortLister says which ports services have bound, of one protocol
 // (detect.ProtoTCP: listening sockets; detect.ProtoUDP: any bound
-// socket): procNet, or sockDiag (sockdiag.go), the daemon's.
-type portLister interface {
-	boundPorts(proto uint8) (detect.PortSet, error)
+// socket): ProcNet, or SockDiag (sockdiag.go), the daemon's. An
+// implementation is safe for concurrent use.
+type PortLister interface {
+	BoundPorts(proto uint8) (detect.PortSet, error)
 }
 
-// boundBoth returns l's TCP and UDP ports; err is the first error, the
+// BoundBoth returns l's TCP and UDP ports; err is the first error, the
 // sets what could be read.
-func boundBoth(l portLister) (tcp, udp detect.PortSet, err error) {
-	tcp, err = l.boundPorts(detect.ProtoTCP)
-	udp, e := l.boundPorts(detect.ProtoUDP)
+func BoundBoth(l PortLister) (tcp, udp detect.PortSet, err error) {
+	tcp, err = l.BoundPorts(detect.ProtoTCP)
+	udp, e := l.BoundPorts(detect.ProtoUDP)
 	if err == nil {
 		err = e
 	}
 	return tcp, udp, err
 }
 
-// procNet is where the kernel lists sockets; a test may point it
-// elsewhere.
-type procNet string
+// ProcNet is where the kernel lists sockets ("/proc/net"); a test may
+// point it elsewhere.
+type ProcNet string
 
-// boundPorts returns the TCP ports some socket listens on or the UDP
+// The TCP ports some socket listens on or the UDP
 // ports some socket is bound to, from /proc/net/{tcp,tcp6} or
 // /proc/net/{udp,udp6}: the watched ports a real service uses, which
 // PortSentry does not watch either. Reading /proc needs no privilege
 // (binding a port to test it, as PortSentry did, would need
 // CAP_NET_BIND_SERVICE).
-func (d procNet) boundPorts(proto uint8) (set detect.PortSet, err error) {
+// BoundPorts implements PortLister.
+func (d ProcNet) BoundPorts(proto uint8) (set detect.PortSet, err error) {
 	names, state := []string{"tcp", "tcp6"}, "0A" // TCP_LISTEN
 	if proto == detect.ProtoUDP {
 		names, state = []string{"udp", "udp6"}, "" // any socket counts
@@ -83,11 +85,21 @@ func readSockets(path, state string, set *detect.PortSet) error {
 	return sc.Err()
 }
 
-// minus returns the ports of a that are not in b.
-func minus(a, b *detect.PortSet) *detect.PortSet {
-	var out detect.PortSet
-	for i := range a {
-		out[i] = a[i] &^ b[i]
+// unprivPortStartFile says from which port an unprivileged process may
+// bind; the kernel's default is 1024.
+const unprivPortStartFile = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
+
+// UnprivilegedPortStart reads net.ipv4.ip_unprivileged_port_start: ports
+// below it need CAP_NET_BIND_SERVICE. 1024 when it cannot be read (the
+// kernel's default, and older kernels' fixed value).
+func UnprivilegedPortStart() int {
+	b, err := os.ReadFile(unprivPortStartFile)
+	if err != nil {
+		return 1024
 	}
-	return &out
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 1024
+	}
+	return n
 }

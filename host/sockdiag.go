@@ -1,4 +1,4 @@
-package main
+package host
 
 import (
 	"encoding/binary"
@@ -22,20 +22,21 @@ import (
 // listening sockets only walks the listening hash (tens of µs). UDP has no
 // such cost (its table is small) and stays on /proc/net.
 
-// sockDiag lists bound ports: TCP listeners through NETLINK_SOCK_DIAG
-// (from proc when the kernel refuses it, e.g. without inet_diag), UDP
-// sockets from proc.
-type sockDiag struct {
-	proc procNet
+// SockDiag lists bound ports: TCP listeners through NETLINK_SOCK_DIAG
+// (from Proc when the kernel refuses it, e.g. without inet_diag), UDP
+// sockets from Proc. It is the daemon's PortLister.
+type SockDiag struct {
+	Proc ProcNet
 }
 
-func (s sockDiag) boundPorts(proto uint8) (detect.PortSet, error) {
+// BoundPorts implements PortLister.
+func (s SockDiag) BoundPorts(proto uint8) (detect.PortSet, error) {
 	if proto == detect.ProtoTCP {
 		if set, err := listeningTCP(); err == nil {
 			return set, nil
 		}
 	}
-	return s.proc.boundPorts(proto)
+	return s.Proc.BoundPorts(proto)
 }
 
 const (

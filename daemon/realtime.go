@@ -1,4 +1,4 @@
-package main
+package daemon
 
 // Real-time priority for the threads between a probe and its block
 // (CAPTURE_REALTIME).

@@ -1,4 +1,4 @@
-package main
+package host
 
 import (
 	"net"
@@ -63,7 +63,7 @@ func TestSockDiagListeners(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		proc, err := procNet("/proc/net").boundPorts(detect.ProtoTCP)
+		proc, err := ProcNet("/proc/net").BoundPorts(detect.ProtoTCP)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -86,7 +86,7 @@ func TestSockDiagListeners(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer u.Close()
-	tcp, udp, err := boundBoth(sockDiag{proc: "/proc/net"})
+	tcp, udp, err := BoundBoth(SockDiag{Proc: "/proc/net"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,11 +100,11 @@ func TestSockDiagListeners(t *testing.T) {
 func BenchmarkBoundPorts(b *testing.B) {
 	for _, c := range []struct {
 		name string
-		l    portLister
-	}{{"sockdiag", sockDiag{proc: "/proc/net"}}, {"proc", procNet("/proc/net")}} {
+		l    PortLister
+	}{{"sockdiag", SockDiag{Proc: "/proc/net"}}, {"proc", ProcNet("/proc/net")}} {
 		b.Run(c.name, func(b *testing.B) {
 			for b.Loop() {
-				if _, err := c.l.boundPorts(detect.ProtoTCP); err != nil {
+				if _, err := c.l.BoundPorts(detect.ProtoTCP); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -48,12 +48,9 @@ func TestTrapFor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	never := block.NewNeverBlock(ign, false, false)
-	never.Interfaces = func() ([]netip.Addr, error) { return []netip.Addr{netip.MustParseAddr("198.51.100.10")}, nil }
-	if err := never.Refresh(); err != nil {
-		t.Fatal(err)
-	}
-	both := modeSet{tcp: true, udp: true}
+	never := block.NewNeverBlock(ign.Prefixes())
+	never.SetHost(map[netip.Addr]string{netip.MustParseAddr("198.51.100.10"): "an address of this host"}, true)
+	both := Modes{TCP: true, UDP: true}
 	c := conf.Default()
 	c.BlockBackend = conf.BackendNftables
 	tr, why := trapFor(c, both, testTraps(), never)
@@ -75,7 +72,7 @@ func TestTrapFor(t *testing.T) {
 		t.Errorf("BLOCK_UDP 0: %+v", tr)
 	}
 	c.BlockUDP = conf.BlockAct
-	if tr, _ := trapFor(c, modeSet{tcp: true}, testTraps(), never); len(tr.UDP) != 0 {
+	if tr, _ := trapFor(c, Modes{TCP: true}, testTraps(), never); len(tr.UDP) != 0 {
 		t.Errorf("-tcp: %+v", tr)
 	}
 
@@ -166,9 +163,8 @@ func TestKernelTrapUpdate(t *testing.T) {
 }
 
 func TestKernelTrapped(t *testing.T) {
-	never := block.NewNeverBlock(nil, false, false)
-	never.Interfaces = func() ([]netip.Addr, error) { return []netip.Addr{netip.MustParseAddr("198.51.100.10")}, nil }
-	never.Refresh()
+	never := block.NewNeverBlock(nil)
+	never.SetHost(map[netip.Addr]string{netip.MustParseAddr("198.51.100.10"): "an address of this host"}, true)
 	k := &kernelTrap{}
 	k.live.Store(&block.Trap{TCP: []uint16{111, 31337}, UDP: []uint16{7}})
 	src := netip.MustParseAddr("198.51.100.66")

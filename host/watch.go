@@ -1,4 +1,4 @@
-package block
+package host
 
 import (
 	"context"
@@ -8,17 +8,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// watchSettle is how long Watch waits after a change before re-reading:
+// watchSettle is how long Watch waits after a change before it says so:
 // bringing an interface up sends a burst of link, address and route
 // messages, and one re-read after the burst is enough.
 const watchSettle = 200 * time.Millisecond
 
-// Watch re-reads the host's addresses, gateways and resolvers whenever the
-// kernel reports a change of links, addresses or routes (rtnetlink
-// multicast groups), until ctx ends. onErr, when not nil, hears of failed
-// re-reads. It returns an error only when the netlink socket cannot be
-// opened; a lost message (ENOBUFS) triggers a re-read too.
-func (n *NeverBlock) Watch(ctx context.Context, onErr func(error)) error {
+// Watch calls changed whenever the kernel reports a change of links,
+// addresses or routes (rtnetlink multicast groups), once per burst of
+// changes, from a goroutine of its own, until ctx ends; the goroutine and
+// its socket are gone soon after (within a read timeout of 250 ms). A
+// lost message (ENOBUFS) counts as a change. onErr, when not nil, hears of
+// failed reads. Watch returns an error only when the netlink socket
+// cannot be opened.
+func Watch(ctx context.Context, changed func(), onErr func(error)) error {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("netlink socket: %w", err)
@@ -55,9 +57,7 @@ func (n *NeverBlock) Watch(ctx context.Context, onErr func(error)) error {
 			}
 			if !due.IsZero() && !time.Now().Before(due) {
 				due = time.Time{}
-				if err := n.Refresh(); err != nil && onErr != nil {
-					onErr(err)
-				}
+				changed()
 			}
 		}
 	}()

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/scanwarden/scanwarden/block"
 	"github.com/scanwarden/scanwarden/conf"
 	"github.com/scanwarden/scanwarden/detect"
+	"github.com/scanwarden/scanwarden/host"
 )
 
 // releaseQueue bounds the sources waiting to be let out of the kernel trap
@@ -20,12 +21,20 @@ import (
 // exemption-free trap anyway (their bans expire, and unblock lifts them).
 const releaseQueue = 64
 
+// TrapPlan returns the kernel trap that c asks for in the default stealth
+// modes over all of its trap ports, or a disabled trap and why there is
+// none: what check-config reports, before bound ports are known.
+func TrapPlan(c *conf.Config) (block.Trap, string) {
+	all := &traps{tcp: &c.TCPPorts, udp: &c.UDPPorts}
+	return trapFor(c, Modes{TCP: true, UDP: true}, all, block.NewNeverBlock(nil))
+}
+
 // trapFor returns the kernel trap that c asks for in the daemon's modes,
 // over the trap ports of t and the never-block list, or a disabled trap and
 // why there is none.
 // A trap that is off still carries the exemptions and the size: a backend
 // is given it to remove the rules an earlier run may have left.
-func trapFor(c *conf.Config, m modeSet, t *traps, never *block.NeverBlock) (block.Trap, string) {
+func trapFor(c *conf.Config, m Modes, t *traps, never *block.NeverBlock) (block.Trap, string) {
 	tr := block.Trap{TimeoutTCP: c.BanExpiryTCP, TimeoutUDP: c.BanExpiryUDP, Size: c.TrapSetSize}
 	tr.Exempt = never.Prefixes()
 	switch {
@@ -36,27 +45,16 @@ func trapFor(c *conf.Config, m modeSet, t *traps, never *block.NeverBlock) (bloc
 	case c.TriggerHits() != 1:
 		return tr, fmt.Sprintf("SCAN_TRIGGER is %d: the kernel only reacts on a first hit", c.ScanTrigger)
 	}
-	if m.tcp && c.BlockTCP == conf.BlockAct {
-		tr.TCP = setPorts(t.tcp)
+	if m.TCP && c.BlockTCP == conf.BlockAct {
+		tr.TCP = t.tcp.Ports()
 	}
-	if m.udp && c.BlockUDP == conf.BlockAct {
-		tr.UDP = setPorts(t.udp)
+	if m.UDP && c.BlockUDP == conf.BlockAct {
+		tr.UDP = t.udp.Ports()
 	}
 	if !tr.Enabled() {
 		return tr, "no trap port is blocked on the first hit (BLOCK_TCP/BLOCK_UDP, modes, bound ports)"
 	}
 	return tr, ""
-}
-
-// setPorts returns the ports of s in ascending order.
-func setPorts(s *detect.PortSet) []uint16 {
-	var out []uint16
-	for p := 0; p < 65536; p++ {
-		if s.Has(uint16(p)) {
-			out = append(out, uint16(p))
-		}
-	}
-	return out
 }
 
 // sameTrap reports whether a and b would put the same rules in place.
@@ -169,4 +167,93 @@ func release(ctx context.Context, m *block.Manager, addr netip.Addr, log logrus.
 		return
 	}
 	log.Infof("released %s from the kernel trap: the port it hit is a service's now", addr)
+}
+
+// traps are the watched ports, replaced as a whole when they change; gen
+// tells the capture loops to pick up a new set.
+type traps struct {
+	tcp, udp *detect.PortSet
+	gen      uint64
+}
+
+// computeTraps returns the watched ports of c in the daemon's modes, less
+// the ports services have bound and the classic ports scanwarden has bound
+// itself (their listeners are the traps there).
+func (d *daemon) computeTraps(c *conf.Config, gen uint64) (*traps, error) {
+	btcp, budp, err := host.BoundBoth(d.bound)
+	otcp, oudp := d.classic.Owned()
+	btcp, budp = *btcp.Union(&otcp), *budp.Union(&oudp)
+	return trapPorts(c, d.modes, &btcp, &budp, gen), err
+}
+
+// trapPorts returns the watched ports of c in modes m, less the bound
+// ones.
+func trapPorts(c *conf.Config, m Modes, btcp, budp *detect.PortSet, gen uint64) *traps {
+	pick := func(on, adv bool, list *detect.PortSet, advSet *detect.PortSet, bound *detect.PortSet) *detect.PortSet {
+		switch {
+		case !on:
+			return &detect.PortSet{}
+		case adv:
+			return advSet.Minus(bound)
+		}
+		return list.Minus(bound)
+	}
+	return &traps{
+		gen: gen,
+		tcp: pick(m.TCP, m.AdvTCP, &c.TCPPorts, c.AdvancedWatchTCP(), btcp),
+		udp: pick(m.UDP, m.AdvUDP, &c.UDPPorts, c.AdvancedWatchUDP(), budp),
+	}
+}
+
+// refreshTraps re-reads the bound ports and publishes a new trap set when
+// they changed. It runs from several goroutines (the housekeeping loop, a
+// capture loop on a trap hit): a set is published only over the one it was
+// computed from (CompareAndSwap), else computed again, so that no two
+// different sets carry the same generation (a capture loop that took one
+// would never take the other) and the last read of the ports wins.
+func (d *daemon) refreshTraps() {
+	for {
+		d.mu.Lock()
+		c := d.cfg // again each time: a reload may be what came meanwhile
+		d.mu.Unlock()
+		old := d.traps.Load()
+		t, err := d.computeTraps(c, old.gen+1)
+		if err != nil {
+			d.log.Warnf("reading bound ports: %v", err)
+			return
+		}
+		if *t.tcp == *old.tcp && *t.udp == *old.udp {
+			if d.traps.Load() == old {
+				return
+			}
+			continue // another set came meanwhile: ours is the newer read
+		}
+		if d.traps.CompareAndSwap(old, t) {
+			return
+		}
+	}
+}
+
+// applyTrap brings the kernel trap in line with the config, the trap ports
+// and the never-block list (housekeeping loop only).
+func (d *daemon) applyTrap(ctx context.Context) {
+	d.mu.Lock()
+	c, m, never := d.cfg, d.parts.mgr, d.parts.never
+	d.mu.Unlock()
+	want, why := trapFor(c, d.modes, d.traps.Load(), never)
+	d.trap.update(ctx, m.Trapper(), want, why)
+}
+
+// removeTrap takes the kernel trap out at exit: without the daemon,
+// trapped sources would be neither recorded nor written to hosts.deny.
+// The bans themselves stay.
+func (d *daemon) removeTrap() {
+	d.mu.Lock()
+	c, m, never := d.cfg, d.parts.mgr, d.parts.never
+	d.mu.Unlock()
+	off, _ := trapFor(c, d.modes, d.traps.Load(), never)
+	off.TCP, off.UDP = nil, nil
+	ctx, cancel := context.WithTimeout(context.Background(), trapCallTimeout)
+	defer cancel()
+	d.trap.update(ctx, m.Trapper(), off, "scanwarden stopped")
 }

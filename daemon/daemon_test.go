@@ -1,18 +1,19 @@
-package main
+package daemon
 
 import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/scanwarden/scanwarden/conf"
 	"github.com/scanwarden/scanwarden/detect"
-	"github.com/sirupsen/logrus"
+	"github.com/scanwarden/scanwarden/host"
 )
 
-func TestBoundPorts(t *testing.T) {
+func TestTrapsLessBoundPorts(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, text string) {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
@@ -32,16 +33,8 @@ func TestBoundPorts(t *testing.T) {
   1: 00000000:00A1 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4 2 0 0
 `)
 	// no udp6: IPv6 off
-	tcp, udp, err := boundBoth(procNet(dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !tcp.Has(143) || !tcp.Has(2000) || tcp.Has(111) || !udp.Has(161) || udp.Has(143) {
-		t.Fatalf("tcp 143:%v 2000:%v 111:%v udp 161:%v", tcp.Has(143), tcp.Has(2000), tcp.Has(111), udp.Has(161))
-	}
-
 	// the traps of the default config less what is bound
-	d := &daemon{bound: procNet(dir), modes: modeSet{tcp: true, udp: true}}
+	d := &daemon{bound: host.ProcNet(dir), modes: Modes{TCP: true, UDP: true}}
 	tr, err := d.computeTraps(conf.Default(), 1)
 	if err != nil {
 		t.Fatal(err)
@@ -50,31 +43,15 @@ func TestBoundPorts(t *testing.T) {
 		t.Fatal("stealth traps wrong")
 	}
 	// advanced TCP: every port below 1024 but the excluded and bound ones
-	d.modes = modeSet{tcp: true, advTCP: true}
+	d.modes = Modes{TCP: true, AdvTCP: true}
 	tr, _ = d.computeTraps(conf.Default(), 2)
 	if !tr.tcp.Has(22) || !tr.tcp.Has(1023) || tr.tcp.Has(1024) || tr.tcp.Has(113) || tr.tcp.Has(143) || tr.udp.Has(7) {
 		t.Fatal("advanced traps wrong")
 	}
-	if d.modes.name(detect.ProtoTCP) != "atcp" || d.modes.name(detect.ProtoUDP) != "sudp" {
+	if d.modes.Name(detect.ProtoTCP) != "atcp" || d.modes.Name(detect.ProtoUDP) != "sudp" {
 		t.Fatal("mode names")
 	}
 }
-
-func TestPortSentryCommandLine(t *testing.T) {
-	// portsentry -tcp is scanwarden run -tcp; a bad config is reported
-	// with its file and line before anything is opened
-	bad := filepath.Join(t.TempDir(), "bad.conf")
-	os.WriteFile(bad, []byte("TCP_PORTS=\"1,70000\"\n"), 0o644)
-	_, errOut, code := runCLI(t, "-tcp", "-c", bad)
-	if code != 1 || !contains(errOut, "bad.conf:1") {
-		t.Fatalf("exit %d: %q", code, errOut)
-	}
-	if _, errOut, code := runCLI(t, "run", "--log-format", "xml", "-c", noConfig(t)); code != 2 || !contains(errOut, "xml") {
-		t.Fatalf("bad log format: %d %q", code, errOut)
-	}
-}
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 // A refused alert is re-armed in every capture loop: after rearmAfter, and
 // at once on a new target when it was refused on a single probe (the
@@ -103,7 +80,7 @@ func TestRearmRequest(t *testing.T) {
 	}
 }
 
-// gatedLister is a portLister whose TCP answers the test gives, one call
+// gatedLister is a host.PortLister whose TCP answers the test gives, one call
 // at a time; an answer with release set returns only once it is closed.
 type gatedLister chan gatedAnswer
 
@@ -112,7 +89,7 @@ type gatedAnswer struct {
 	release chan struct{}
 }
 
-func (g gatedLister) boundPorts(proto uint8) (detect.PortSet, error) {
+func (g gatedLister) BoundPorts(proto uint8) (detect.PortSet, error) {
 	if proto != detect.ProtoTCP {
 		return detect.PortSet{}, nil
 	}
@@ -128,7 +105,7 @@ func (g gatedLister) boundPorts(proto uint8) (detect.PortSet, error) {
 // second), and the last read of the bound ports is what stays.
 func TestRefreshTrapsOverlap(t *testing.T) {
 	g := make(gatedLister)
-	d := &daemon{bound: g, modes: modeSet{tcp: true}, cfg: conf.Default(), log: logrus.New()}
+	d := &daemon{bound: g, modes: Modes{TCP: true}, cfg: conf.Default(), log: logrus.New()}
 	go func() { g <- gatedAnswer{} }()
 	first, err := d.computeTraps(d.cfg, 1)
 	if err != nil {

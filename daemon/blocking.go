@@ -1,0 +1,132 @@
+package daemon
+
+// The hand-off of alerts from where they are raised (a capture thread, a
+// classic handler) to the blocking thread, and the blocking thread.
+
+import (
+	"context"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/scanwarden/scanwarden/block"
+	"github.com/scanwarden/scanwarden/detect"
+)
+
+// blockLoop is the blocking thread: it finishes the alerts the capture
+// threads and the classic handlers queue, in order, and lets sources out
+// of the kernel trap, until the alert queue is closed.
+func (d *daemon) blockLoop(ctx context.Context) {
+	rt := d.rt.thread("the blocking thread")
+	for {
+		select {
+		case it, ok := <-d.alerts:
+			if !ok {
+				return
+			}
+			if a := it.a; it.refused {
+				d.log.WithField("src", a.Src.String()).Infof("%s: %s scan (%s) not reported again: its alert of this window is in", a.Src, a.Type, a.Trigger)
+				continue
+			}
+			d.handle(ctx, it)
+			rt.check()
+		case addr := <-d.releases:
+			release(ctx, d.manager(), addr, d.log)
+		}
+	}
+}
+
+// serviceHas reports whether a service has bound port of proto (a socket
+// of d.bound that is not one of the classic mode's own listeners, which
+// are traps): the check between a trap hit and its block, which reads
+// proto's sockets alone.
+func (d *daemon) serviceHas(proto uint8, port uint16) (bool, error) {
+	set, err := d.bound.BoundPorts(proto)
+	if err != nil || !set.Has(port) {
+		return false, err
+	}
+	return !d.classic.Owns(proto, port), nil
+}
+
+// alertItem is an alert on its way to the blocking thread: begun on the
+// capture thread (p, block.Manager.Begin: the firewall block done, the
+// rest for p.Finish), or to be decided there.
+type alertItem struct {
+	a *detect.Alert
+	p *block.Pending
+	// raised is when the alert was raised (wall clock).
+	raised time.Time
+	// refused: alertOnce said no (the source's alert of this window is
+	// in, from the capture or a classic port).
+	refused bool
+}
+
+// begin does, where the alert is raised (a capture thread, a classic
+// port's handler), the part of the decision that puts the firewall rule in
+// place (block.Manager.Begin), when it can do so without waiting, so that
+// no hand-over to the blocking thread delays the block; everything else is
+// the blocking thread's.
+func (d *daemon) begin(ctx context.Context, a *detect.Alert) alertItem {
+	it := alertItem{a: a, raised: time.Now()}
+	if !d.once.admit(a.Src, it.raised.UnixNano()) {
+		it.refused = true
+		return it
+	}
+	if m := d.manager(); m != nil { // nil: a classic port's hit before the start is done
+		it.p = m.Begin(ctx, a, d.modes.Name(a.Type.Proto()))
+	}
+	return it
+}
+
+// handle finishes a begun alert (or passes it to the block manager) and
+// logs the decision.
+func (d *daemon) handle(ctx context.Context, it alertItem) {
+	a := it.a
+	kernel := d.trap.trapped(a, d.currentNever())
+	var dec block.Decision
+	var err error
+	if it.p != nil {
+		dec, err = it.p.Finish(ctx)
+	} else {
+		dec, err = d.manager().Decide(ctx, a, d.modes.Name(a.Type.Proto()))
+	}
+	out := dec.Outcome
+	first := time.Unix(0, a.First)
+	took := msSince(first, time.Now()) // the decision done: records written
+	ruleMs := took
+	if !dec.RuleAt.IsZero() {
+		ruleMs = msSince(first, dec.RuleAt)
+	}
+	log := d.log.WithFields(logrus.Fields{
+		"src": a.Src.String(), "type": a.Type.String(), "probes": a.Probes, "score": a.Score,
+		"trigger": a.Trigger.String(), "port": a.Port, "first_probe": detect.FormatTime(a.First),
+		"outcome": out.String(),
+	})
+	switch {
+	case out == block.Blocked && kernel:
+		log = log.WithFields(logrus.Fields{"block_ms": 0, "kernel_trap": true, "recorded_ms": took})
+		log.Infof("blocked %s: %s scan, trapped by the kernel on its first probe to port %d; recorded %.1f ms later", a.Src, a.Type, a.Port, took)
+	case out == block.Blocked:
+		// where the time went: to the alert (the capture), and whether
+		// the capture thread put the rule in place or the blocking thread
+		by := "capture"
+		if it.p == nil {
+			by = "blocking"
+		}
+		log = log.WithFields(logrus.Fields{"block_ms": ruleMs, "recorded_ms": took,
+			"alert_ms": msSince(first, it.raised), "rule_by": by})
+		log.Infof("blocked %s: %s scan, %d probes, rule in place %.1f ms after its first probe (records written at %.1f ms)", a.Src, a.Type, a.Probes, ruleMs, took)
+	default:
+		if out == block.RateLimited {
+			d.rearm(a)
+		}
+		log.Infof("not blocked %s: %s", a.Src, out)
+	}
+	if err != nil {
+		d.log.WithField("src", a.Src.String()).Errorf("blocking %s: %v", a.Src, err)
+	}
+}
+
+// msSince is the time from a to b in milliseconds, to the microsecond, as
+// the decision line gives it.
+func msSince(a, b time.Time) float64 { return float64(b.Sub(a).Microseconds()) / 1000 }

@@ -1,0 +1,225 @@
+package daemon
+
+// The capture threads: one per interface, each with its own engine,
+// supervised so that an interface that comes and goes is captured again.
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/scanwarden/scanwarden/block"
+	"github.com/scanwarden/scanwarden/capture"
+	"github.com/scanwarden/scanwarden/detect"
+)
+
+// rearmReq asks a capture loop's engine to judge src again from packet
+// time at.
+type rearmReq struct {
+	src netip.Addr
+	at  int64
+	// onNew: judged at once on a probe of a new target, too (see
+	// rearmAfter).
+	onNew bool
+}
+
+// openCaptures opens a capture per configured interface (libpcap's "any"
+// when none is); one that cannot be opened yet is retried by its
+// supervisor. It fails only when none could be opened.
+func (d *daemon) openCaptures() ([]*liveCapture, error) {
+	ifaces := d.cfg.Interfaces
+	if len(ifaces) == 0 {
+		ifaces = []string{"any"}
+	}
+	filter := capture.Filter(capture.FilterOptions{TCP: d.modes.TCP, UDP: d.modes.UDP})
+	caps := make([]*liveCapture, len(ifaces))
+	opened := 0
+	var firstErr error
+	for i, iface := range ifaces {
+		caps[i] = &liveCapture{iface: iface, filter: filter}
+		if err := caps[i].open(); err != nil {
+			d.log.Errorf("%v: retrying every %v", err, reopenEvery)
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		opened++
+	}
+	if opened == 0 {
+		return nil, firstErr
+	}
+	return caps, nil
+}
+
+// startCaptures starts a capture thread per capture, each with its own
+// engine and rearm queue.
+func (d *daemon) startCaptures(ctx context.Context, caps []*liveCapture, wg *sync.WaitGroup) error {
+	for _, lc := range caps {
+		eng, err := detect.New(EngineConfig(d.cfg))
+		if err != nil {
+			return err
+		}
+		rearm := make(chan rearmReq, rearmQueue)
+		d.rearms = append(d.rearms, rearm)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.supervise(ctx, lc, eng, rearm)
+		}()
+	}
+	return nil
+}
+
+// captureLoop feeds one capture's packets to its engine and queues the
+// alerts. Nothing here logs or locks per packet: the trap set is an
+// atomic load, compared by generation. Per alert (not per packet), the
+// loop checks a trap hit against the bound ports (sock_diag) and begins
+// the block (begin: two locks, Manager.Begin's pending line and netlink
+// message), then queues the rest for the blocking thread.
+func (d *daemon) captureLoop(ctx context.Context, src *capture.LiveSource, eng *detect.Engine, rearm <-chan rearmReq, rt *rtThread) {
+	var p detect.Probe
+	var gen uint64
+	for {
+		if t := d.traps.Load(); t.gen != gen {
+			eng.SetTraps(t.tcp, t.udp)
+			gen = t.gen
+		}
+		select { // a receive that finds the queue empty takes no lock
+		case r := <-rearm:
+			eng.Rearm(r.src, r.at, r.onNew)
+		default:
+		}
+		err := src.Next(&p)
+		switch {
+		case err == nil:
+		case errors.Is(err, capture.ErrTimeout):
+			if ctx.Err() != nil {
+				return
+			}
+			rt.check()
+			continue
+		case errors.Is(err, io.EOF):
+			return
+		default:
+			if ctx.Err() == nil {
+				d.log.Errorf("capture on %s: %v", src.Interface(), err)
+			}
+			return
+		}
+		rt.tick()
+		a := eng.Process(&p)
+		if a == nil {
+			continue
+		}
+		if a.Trigger == detect.TriggerTrap {
+			// PortSentry checks again, on a hit, that no service has
+			// bound the port since: a hit on a real service is no scan
+			if bound, err := d.serviceHas(a.Proto, a.Port); err == nil && bound {
+				d.log.Infof("%s port %d is bound by a service now: hit from %s not counted", detect.ProtoName(a.Proto), a.Port, a.Src)
+				eng.Forget(a.Src)
+				d.refreshTraps()
+				if d.trap.trapped(a, d.currentNever()) {
+					select { // the kernel trapped it meanwhile: let it out
+					case d.releases <- a.Src:
+					default:
+					}
+				}
+				continue
+			}
+		}
+		d.alerts <- d.begin(ctx, a)
+	}
+}
+
+// reopenEvery is how often a capture whose interface is gone (or not
+// there yet) is tried again.
+const reopenEvery = 5 * time.Second
+
+// liveCapture is one configured interface's capture, which may come and
+// go with the interface.
+type liveCapture struct {
+	iface, filter string
+	mu            sync.Mutex
+	src           *capture.LiveSource
+	closed        bool
+}
+
+func (lc *liveCapture) open() error {
+	s, err := capture.OpenLive(lc.iface, capture.LiveOptions{Filter: lc.filter})
+	if err != nil {
+		return err
+	}
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if lc.closed {
+		s.Close()
+		return errors.New("capture closed")
+	}
+	lc.src = s
+	return nil
+}
+
+func (lc *liveCapture) current() *capture.LiveSource {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	return lc.src
+}
+
+func (lc *liveCapture) close() {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	lc.closed = true
+	if lc.src != nil {
+		lc.src.Close()
+	}
+}
+
+// supervise runs the capture loop of lc and, when its interface goes away
+// or was not there, opens it again every reopenEvery until ctx ends. The
+// engine (and so what it knows of each source) survives a reopen.
+func (d *daemon) supervise(ctx context.Context, lc *liveCapture, eng *detect.Engine, rearm <-chan rearmReq) {
+	rt := d.rt.thread("the capture on " + lc.iface)
+	for ctx.Err() == nil {
+		if s := lc.current(); s != nil {
+			d.captureLoop(ctx, s, eng, rearm, rt)
+			lc.mu.Lock()
+			if lc.src == s {
+				s.Close()
+				lc.src = nil
+			}
+			lc.mu.Unlock()
+			if ctx.Err() != nil {
+				return
+			}
+			d.log.Warnf("capture on %s ended: reopening it every %v", lc.iface, reopenEvery)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(reopenEvery):
+		}
+		if err := lc.open(); err == nil {
+			d.log.Warnf("adminalert: capturing on %s again", lc.iface)
+		}
+	}
+}
+
+// rearm asks every engine to report a's source again after rearmAfter, if
+// it goes on probing (and, refused on a single probe, on its next probe of
+// another port): the block manager refused this alert (rate limit).
+// The engine that does not know the source ignores the request.
+func (d *daemon) rearm(a *detect.Alert) {
+	r := rearmReq{src: a.Src, at: a.Time + int64(rearmAfter), onNew: block.SingleProbe(a)}
+	d.once.forget(a.Src)
+	d.classic.Rearm(a.Src, r.at, r.onNew)
+	for _, q := range d.rearms {
+		select {
+		case q <- r:
+		default:
+		}
+	}
+}

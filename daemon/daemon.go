@@ -1,0 +1,389 @@
+// Package daemon is the live pipeline of `scanwarden run`: the capture
+// threads (one per interface, each with its own detection engine), the
+// hand-off of alerts to the blocking thread, the blocking thread, the
+// classic listeners, the kernel trap, reload (SIGHUP), supervision of
+// captures whose interface comes and goes, real-time scheduling and
+// systemd's notifications. It is the one package besides the CLI that
+// reads the config (package conf): it turns it into the plain values the
+// engine, the classic mode and the block manager take.
+//
+// Threads, and what each may wait on:
+//   - a capture thread per interface (captureLoop): reads packets, runs its
+//     engine, and per alert begins the block (block.Manager.Begin, which
+//     never waits for a lock or a process); it waits only on the kernel
+//     for packets, and on the alert queue when the blocking thread is
+//     behind;
+//   - the blocking thread (blockLoop): finishes each alert's decision
+//     (records, hosts.deny, commands, log lines), and may wait on files,
+//     commands and name lookups;
+//   - the housekeeping loop (Run's own goroutine): reload, expiry and
+//     re-sync, bound ports and the kernel trap, stats, the watchdog;
+//   - the classic mode's handlers (package classic), which hand their
+//     alerts to the same queue.
+package daemon
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/scanwarden/scanwarden/block"
+	"github.com/scanwarden/scanwarden/classic"
+	"github.com/scanwarden/scanwarden/conf"
+	"github.com/scanwarden/scanwarden/detect"
+	"github.com/scanwarden/scanwarden/host"
+)
+
+// Intervals of the daemon's housekeeping.
+const (
+	// expireEvery is how often expired bans are lifted and the backends
+	// re-synced with the state (a flushed chain or a deleted rule is put
+	// back): a ban outlives its BAN_EXPIRY_* by at most this.
+	expireEvery = 30 * time.Second
+	// boundEvery is how often the ports bound by services are re-read, so
+	// that a watched port a service starts to use stops being a trap.
+	boundEvery = 5 * time.Second
+	// statsEvery is how often capture counters (kernel drops above all)
+	// are logged.
+	statsEvery = 5 * time.Minute
+	// alertQueue is how many alerts may wait for the blocker (each takes
+	// a few iptables runs): enough for a burst of scanners, bounded so
+	// that a flood cannot grow memory.
+	alertQueue = 1024
+	// rearmAfter is how long after a refused alert (rate limit) its source
+	// may be reported again while it goes on probing: soon enough that a
+	// real scanner is blocked once the limit eases, rare enough that a
+	// refused source adds at most one log line per this period. A source
+	// refused on a single probe is also reported again on its first probe
+	// of another port, which takes it to the budget of sources with more
+	// evidence: a scanner whose first probe hit a trap port while forged
+	// sources had spent the single-probe budget would otherwise finish its
+	// scan (nmap's 1,000 ports take about a second) before rearmAfter.
+	rearmAfter = 5 * time.Second
+	// rearmQueue bounds the rearm requests waiting for a capture loop; a
+	// request that finds it full is dropped (that source stays reported
+	// once, as without rearming).
+	rearmQueue = 256
+	// trapCallTimeout bounds the kernel trap's removal at exit.
+	trapCallTimeout = 5 * time.Second
+	// reloadGrace is how long the parts of the config a reload replaced
+	// (backends, journal, address watch) stay open: an alert begun with
+	// them on a capture thread is finished by the blocking thread well
+	// within it.
+	reloadGrace = 30 * time.Second
+	// onceMaxSources bounds the sources whose last alert alertOnce
+	// remembers in the classic modes; the oldest makes room.
+	onceMaxSources = 4096
+)
+
+// Modes are which of PortSentry's modes are on.
+type Modes struct {
+	TCP, UDP       bool // watch TCP / UDP
+	AdvTCP, AdvUDP bool // advanced mode: every port below ADVANCED_PORTS_*
+	// ClassicTCP, ClassicUDP: PortSentry's -tcp / -udp, the trap ports
+	// bound so that they look open (package classic)
+	ClassicTCP, ClassicUDP bool
+}
+
+// Name is PortSentry's mode name of proto for the record files and
+// $MODE$: tcp, udp, stcp, sudp, atcp or audp.
+func (m Modes) Name(proto uint8) string {
+	if proto == detect.ProtoUDP {
+		switch {
+		case m.AdvUDP:
+			return "audp"
+		case m.ClassicUDP:
+			return "udp"
+		}
+		return "sudp"
+	}
+	switch {
+	case m.AdvTCP:
+		return "atcp"
+	case m.ClassicTCP:
+		return "tcp"
+	}
+	return "stcp"
+}
+
+// Options are what `scanwarden run` hands the daemon.
+type Options struct {
+	// ConfigPath is the config file, re-read on SIGHUP; Explicit says it
+	// was given (-c), so that its absence is an error rather than the
+	// built-in defaults.
+	ConfigPath string
+	Explicit   bool
+	// Config is the config as read at start.
+	Config *conf.Config
+	Modes  Modes
+	Log    *logrus.Logger
+	// Version is the program's, for the start-up line.
+	Version string
+}
+
+type daemon struct {
+	cfgPath  string
+	explicit bool
+	version  string
+	modes    Modes
+	log      *logrus.Logger
+
+	mu    sync.Mutex // guards cfg and parts, replaced on reload
+	cfg   *conf.Config
+	parts *parts
+
+	traps atomic.Pointer[traps]
+	// rt puts the capture and blocking threads at real-time priority
+	// (realtime.go).
+	rt     *rtPolicy
+	bound  host.PortLister
+	alerts chan alertItem
+	// classic binds and serves the ports of -tcp/-udp; nil in the other
+	// modes.
+	classic *classic.Mode
+	// once passes one alert per source and window between the capture's
+	// and the classic ports' alerts (classic modes only).
+	once *alertOnce
+	// rearms has one queue per capture loop (see rearmAfter).
+	rearms []chan rearmReq
+	// releases are sources to let out of the kernel trap (see release).
+	releases chan netip.Addr
+	// trap keeps the kernel trap; only the housekeeping loop updates it.
+	trap kernelTrap
+}
+
+// Run runs the daemon until ctx ends (SIGTERM, SIGINT): it captures,
+// detects and blocks as o.Config says, and re-reads the config on SIGHUP.
+// The blocks stay when it returns. It returns an error only when it
+// cannot start (no capture could be opened, the block manager or the
+// never-block list could not be built).
+func Run(ctx context.Context, o Options) error {
+	c := o.Config
+	for _, w := range ConfigWarnings(c, o.Modes) {
+		o.Log.Warn(w)
+	}
+	d := &daemon{cfgPath: o.ConfigPath, explicit: o.Explicit, version: o.Version, modes: o.Modes, log: o.Log, cfg: c,
+		bound:  host.SockDiag{Proc: "/proc/net"},
+		alerts: make(chan alertItem, alertQueue), releases: make(chan netip.Addr, releaseQueue)}
+	d.trap.log = o.Log
+	d.rt = &rtPolicy{log: o.Log}
+	d.rt.want.Store(c.CaptureRealtime)
+	return d.run(ctx)
+}
+
+func (d *daemon) run(ctx context.Context) error {
+	d.log.Warnf("adminalert: scanwarden %s is starting.", d.version)
+	if err := d.start(ctx); err != nil {
+		return err
+	}
+	defer d.stopParts()
+	defer d.removeTrap()
+	caps, err := d.openCaptures()
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	if err := d.startCaptures(ctx, caps, &wg); err != nil {
+		for _, lc := range caps {
+			lc.close()
+		}
+		wg.Wait()
+		return err
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.blockLoop(ctx)
+	}()
+	d.announce(caps)
+	d.housekeeping(ctx, caps)
+	sdNotify("STOPPING=1")
+	d.log.Warnf("adminalert: scanwarden is stopping; blocks are kept")
+	d.logStats(caps)
+	for _, lc := range caps {
+		lc.close()
+	}
+	wg.Wait()
+	d.classic.Close()
+	close(d.alerts)
+	<-done
+	return nil
+}
+
+// start binds the classic ports, builds the block manager and the
+// never-block list of the config, restores the bans, and puts the first
+// trap set and the kernel trap in place.
+func (d *daemon) start(ctx context.Context) error {
+	c := d.cfg
+	// classic ports are bound first: they are no traps of the capture
+	d.classic = classic.New(d.modes.ClassicTCP, d.modes.ClassicUDP, d.log, func(a *detect.Alert) { d.alerts <- d.begin(context.Background(), a) })
+	if d.classic != nil {
+		d.once = newAlertOnce(onceMaxSources)
+		d.once.setWindow(int64(c.DetectWindow))
+		d.classic.Sync(classicSettings(c))
+	}
+	p, err := d.newParts(ctx, c)
+	if err != nil {
+		return err
+	}
+	d.parts = p
+	removeOtherBackends(ctx, c, d.log)
+	if err := p.mgr.Restore(ctx); err != nil {
+		d.log.Errorf("restoring blocks: %v", err)
+	}
+	t, err := d.computeTraps(c, 1)
+	if err != nil {
+		d.log.Warnf("reading bound ports: %v", err)
+	}
+	d.traps.Store(t)
+	d.applyTrap(ctx)
+	return nil
+}
+
+// announce logs the trap ports and that the daemon is active, and tells
+// systemd it is ready.
+func (d *daemon) announce(caps []*liveCapture) {
+	t := d.traps.Load()
+	for _, p := range []struct {
+		proto string
+		set   *detect.PortSet
+	}{{"TCP", t.tcp}, {"UDP", t.udp}} {
+		d.log.Infof("adminalert: watching %d %s trap ports (stealth detection on every port)", p.set.Len(), p.proto)
+	}
+	ifaces := make([]string, len(caps))
+	for i, lc := range caps {
+		ifaces[i] = lc.iface
+	}
+	d.log.Warnf("adminalert: scanwarden is now active and listening.")
+	sdNotify("READY=1\nSTATUS=watching " + strings.Join(ifaces, ","))
+}
+
+// housekeeping runs until ctx ends: reload on SIGHUP, expiry and re-sync,
+// bound ports and the kernel trap, the stats line, systemd's watchdog.
+func (d *daemon) housekeeping(ctx context.Context, caps []*liveCapture) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	expire := time.NewTicker(expireEvery)
+	bound := time.NewTicker(boundEvery)
+	stats := time.NewTicker(statsEvery)
+	defer expire.Stop()
+	defer bound.Stop()
+	defer stats.Stop()
+	var watchdog <-chan time.Time
+	if iv := watchdogInterval(); iv > 0 {
+		tk := time.NewTicker(iv)
+		defer tk.Stop()
+		watchdog = tk.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			d.reload(ctx)
+		case <-expire.C:
+			if _, err := d.manager().Resync(ctx); err != nil {
+				d.log.Errorf("resyncing blocks: %v", err)
+			}
+		case <-bound.C:
+			d.refreshTraps()
+			d.applyTrap(ctx)
+			d.trap.checkOverflow(ctx)
+		case <-stats.C:
+			d.logStats(caps)
+		case <-watchdog:
+			sdNotify("WATCHDOG=1")
+		}
+	}
+}
+
+// reload re-reads the config and the ignore file (SIGHUP). Blocks and the
+// detection state are kept; a config with errors is refused as a whole
+// and the running one stays. The parts of the old config (backends,
+// journal, address watch) are closed once the alerts begun with them are
+// done (reloadGrace).
+func (d *daemon) reload(ctx context.Context) {
+	c, err := LoadConfig(d.cfgPath, d.explicit)
+	if err != nil {
+		d.log.Errorf("reload refused, keeping the running config: %v", err)
+		return
+	}
+	p, err := d.newParts(ctx, c)
+	if err != nil {
+		d.log.Errorf("reload refused, keeping the running config: %v", err)
+		return
+	}
+	d.mu.Lock()
+	oldP, old := d.parts, d.cfg
+	d.cfg, d.parts = c, p
+	d.rt.want.Store(c.CaptureRealtime)
+	d.mu.Unlock()
+	time.AfterFunc(reloadGrace, oldP.close)
+	if c.BlockBackend != old.BlockBackend {
+		removeOtherBackends(ctx, c, d.log)
+	}
+	if err := p.mgr.Restore(ctx); err != nil {
+		d.log.Errorf("restoring blocks after reload: %v", err)
+	}
+	d.classic.Sync(classicSettings(c))
+	d.once.setWindow(int64(c.DetectWindow))
+	d.refreshTraps()
+	d.applyTrap(ctx)
+	d.log.Warnf("adminalert: configuration reloaded from %s", d.cfgPath)
+}
+
+// stopParts closes the parts in force at exit.
+func (d *daemon) stopParts() {
+	d.mu.Lock()
+	p := d.parts
+	d.mu.Unlock()
+	p.close()
+}
+
+func (d *daemon) logStats(caps []*liveCapture) {
+	for _, lc := range caps {
+		s := lc.current()
+		if s == nil {
+			d.log.Warnf("capture on %s: not open", lc.iface)
+			continue
+		}
+		st, err := s.Stats()
+		if err != nil {
+			d.log.Warnf("capture on %s: stats: %v", s.Interface(), err)
+			continue
+		}
+		l := d.log.WithFields(logrus.Fields{"iface": s.Interface(), "received": st.Received, "dropped": st.Dropped, "if_dropped": st.IfDropped, "decoded": st.Decoded})
+		if st.Dropped > 0 || st.IfDropped > 0 {
+			l.Warnf("capture on %s: the kernel dropped %d packets (%d by the interface) of %d", s.Interface(), st.Dropped, st.IfDropped, st.Received)
+		} else {
+			l.Infof("capture on %s: %d packets, none dropped", s.Interface(), st.Received)
+		}
+	}
+}
+
+// manager is the block manager of the config in force; nil before the
+// start is done.
+func (d *daemon) manager() *block.Manager {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.parts == nil {
+		return nil
+	}
+	return d.parts.mgr
+}
+
+// currentNever returns the never-block list in force.
+func (d *daemon) currentNever() *block.NeverBlock {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.parts.never
+}

@@ -1,0 +1,81 @@
+package daemon
+
+import (
+	"net/netip"
+	"sync"
+
+	"github.com/scanwarden/scanwarden/detect"
+)
+
+// defaultOnceWindow is alertOnce's window until the config sets
+// DETECT_WINDOW.
+const defaultOnceWindow = detect.DefaultWindow
+
+// alertOnce passes one alert per source and detection window between the
+// capture's alerts and the classic ports' (PortSentry's -tcp/-udp): a
+// source that connects to a classic port and also trips the capture
+// engine's score goes to the block manager once, and so gets one
+// attackalert and one history line. It remembers at most max sources;
+// the oldest makes room. Safe for concurrent use; a nil *alertOnce (no
+// classic mode) passes everything.
+type alertOnce struct {
+	mu     sync.Mutex
+	window int64
+	last   map[netip.Addr]int64 // when the source's alert was passed (ns)
+	order  []netip.Addr         // ring of the sources in last, oldest at next
+	next   int
+}
+
+func newAlertOnce(max int) *alertOnce {
+	return &alertOnce{window: int64(defaultOnceWindow), last: make(map[netip.Addr]int64, max), order: make([]netip.Addr, 0, max)}
+}
+
+// setWindow sets the detection window (DETECT_WINDOW).
+func (o *alertOnce) setWindow(ns int64) {
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	o.window = ns
+	o.mu.Unlock()
+}
+
+// admit reports whether an alert of src may go to the block manager at
+// now (ns): not when one was passed within the window.
+func (o *alertOnce) admit(src netip.Addr, now int64) bool {
+	if o == nil {
+		return true
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if at, ok := o.last[src]; ok {
+		if now-at <= o.window {
+			return false
+		}
+		o.last[src] = now
+		return true
+	}
+	if len(o.order) < cap(o.order) {
+		o.order = append(o.order, src)
+	} else {
+		delete(o.last, o.order[o.next])
+		o.order[o.next] = src
+		o.next = (o.next + 1) % len(o.order)
+	}
+	o.last[src] = now
+	return true
+}
+
+// forget lets src's next alert through: the block manager refused the
+// last one (rate limit), and the engines report it anew when they are
+// rearmed.
+func (o *alertOnce) forget(src netip.Addr) {
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if _, ok := o.last[src]; ok {
+		o.last[src] = -1 << 62 // long before any window
+	}
+}
