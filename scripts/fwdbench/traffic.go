@@ -126,34 +126,13 @@ func threadCPU() time.Duration {
 // for d, after a warm-up that waits for the first packet to arrive.
 func measure(p *pair, d time.Duration) (runResult, error) {
 	var (
-		count   atomic.Uint64 // datagrams the sink read
-		stop    atomic.Bool
-		ready   = make(chan struct{})
-		sinkErr <-chan error
+		count atomic.Uint64 // datagrams the sink read
+		stop  atomic.Bool
 	)
-	sinkErr = goNS(p.victim, sinkCPU, func() error {
-		fd, err := sinkSocket(sinkPort)
-		if err != nil {
-			return fmt.Errorf("sink: %w", err)
-		}
-		defer unix.Close(fd)
-		close(ready)
-		msgs := newMsgs(batch, payloadLen+64, false)
-		for !stop.Load() {
-			n, err := mmsg(unix.SYS_RECVMMSG, fd, msgs)
-			switch {
-			case err == nil:
-				count.Add(uint64(n))
-			case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINTR):
-			default:
-				return fmt.Errorf("sink: recvmmsg: %w", err)
-			}
-		}
-		return nil
+	sinkErr, err := startSink(p.victim, sinkCPU, sinkPort, "sink", func(fd int) error {
+		return countDatagrams(fd, &count, &stop)
 	})
-	select {
-	case <-ready:
-	case err := <-sinkErr:
+	if err != nil {
 		return runResult{}, err
 	}
 	defer func() {
@@ -163,49 +142,110 @@ func measure(p *pair, d time.Duration) (runResult, error) {
 
 	ksoft := softirqd(genCPU)
 	var res runResult
-	err := inNS(p.gen, genCPU, func() error {
-		fd, err := udpSocket(genAddr, 0)
-		if err != nil {
-			return fmt.Errorf("generator: %w", err)
-		}
-		defer unix.Close(fd)
-		if err := unix.Connect(fd, &unix.SockaddrInet6{Addr: victimAddr.As16(), Port: sinkPort}); err != nil {
-			return fmt.Errorf("generator: connect [%s]:%d: %w", victimAddr, sinkPort, err)
-		}
-		msgs := newMsgs(batch, payloadLen, true)
-		// warm-up: the path works and the caches are hot
-		for t := time.Now(); count.Load() == 0; {
-			if time.Since(t) > warmupTimeout {
-				return fmt.Errorf("no packet from [%s] reached the sink at [%s]:%d within %v", genAddr, victimAddr, sinkPort, warmupTimeout)
-			}
-			if _, err := mmsg(unix.SYS_SENDMMSG, fd, msgs[:1]); err != nil && !errors.Is(err, unix.EINTR) {
-				return fmt.Errorf("generator: sendmmsg: %w", err)
-			}
-			time.Sleep(time.Millisecond)
-		}
-		time.Sleep(settle)
-		base := count.Load()
-		ks0 := ksoft.cpu()
-		c0 := threadCPU()
-		t0 := time.Now()
-		for deadline := t0.Add(d); time.Now().Before(deadline); {
-			n, err := mmsg(unix.SYS_SENDMMSG, fd, msgs)
-			switch {
-			case err == nil:
-				res.Sent += uint64(n)
-			case errors.Is(err, unix.EINTR), errors.Is(err, unix.EAGAIN), errors.Is(err, unix.ENOBUFS):
-			default:
-				return fmt.Errorf("generator: sendmmsg: %w", err)
-			}
-		}
-		res.GenCPU = threadCPU() - c0
-		res.Wall = time.Since(t0)
-		res.Softirqd = ksoft.cpu() - ks0
-		time.Sleep(settle)
-		res.Delivered = count.Load() - base
-		return nil
+	err = inNS(p.gen, genCPU, func() error {
+		return generate(d, &count, ksoft, &res)
 	})
 	return res, err
+}
+
+// startSink runs a sink in network namespace ns (pinned to cpu when
+// cpu >= 0): it binds the victim's UDP port (sinkSocket) and hands the
+// socket to loop. startSink returns once the socket is bound, with the
+// channel loop's error will arrive on, or with the error (prefixed with
+// name) that kept the socket from being made.
+func startSink(ns string, cpu, port int, name string, loop func(fd int) error) (<-chan error, error) {
+	ready := make(chan struct{})
+	sinkErr := goNS(ns, cpu, func() error {
+		fd, err := sinkSocket(port)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		defer unix.Close(fd)
+		close(ready)
+		return loop(fd)
+	})
+	select {
+	case <-ready:
+		return sinkErr, nil
+	case err := <-sinkErr:
+		return nil, err
+	}
+}
+
+// countDatagrams is the measuring sink's loop: it reads datagrams from fd
+// with recvmmsg, batch at a time, and adds their number to count until
+// stop is set (which it notices within sinkPoll when no packet comes).
+func countDatagrams(fd int, count *atomic.Uint64, stop *atomic.Bool) error {
+	msgs := newMsgs(batch, payloadLen+64, false)
+	for !stop.Load() {
+		n, err := mmsg(unix.SYS_RECVMMSG, fd, msgs)
+		switch {
+		case err == nil:
+			count.Add(uint64(n))
+		case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINTR):
+		default:
+			return fmt.Errorf("sink: recvmmsg: %w", err)
+		}
+	}
+	return nil
+}
+
+// generate is the generator, run on its pinned thread in the generator's
+// namespace: it connects to the sink, warms the path up (warmUp), then
+// sends with sendmmsg as fast as it can for d and records in res what it
+// sent, its thread's CPU time, the wall time and ksoft's CPU time over
+// that span, and, after letting the sink drain for settle, what the sink
+// counted meanwhile (count).
+func generate(d time.Duration, count *atomic.Uint64, ksoft ksoftirqd, res *runResult) error {
+	fd, err := udpSocket(genAddr, 0)
+	if err != nil {
+		return fmt.Errorf("generator: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Connect(fd, &unix.SockaddrInet6{Addr: victimAddr.As16(), Port: sinkPort}); err != nil {
+		return fmt.Errorf("generator: connect [%s]:%d: %w", victimAddr, sinkPort, err)
+	}
+	msgs := newMsgs(batch, payloadLen, true)
+	if err := warmUp(fd, msgs, count); err != nil {
+		return err
+	}
+	time.Sleep(settle)
+	base := count.Load()
+	ks0 := ksoft.cpu()
+	c0 := threadCPU()
+	t0 := time.Now()
+	for deadline := t0.Add(d); time.Now().Before(deadline); {
+		n, err := mmsg(unix.SYS_SENDMMSG, fd, msgs)
+		switch {
+		case err == nil:
+			res.Sent += uint64(n)
+		case errors.Is(err, unix.EINTR), errors.Is(err, unix.EAGAIN), errors.Is(err, unix.ENOBUFS):
+		default:
+			return fmt.Errorf("generator: sendmmsg: %w", err)
+		}
+	}
+	res.GenCPU = threadCPU() - c0
+	res.Wall = time.Since(t0)
+	res.Softirqd = ksoft.cpu() - ks0
+	time.Sleep(settle)
+	res.Delivered = count.Load() - base
+	return nil
+}
+
+// warmUp sends one datagram of msgs from fd every millisecond until the
+// sink has counted one, so that the path is known to work and the caches
+// are hot; it fails after warmupTimeout.
+func warmUp(fd int, msgs []mmsghdr, count *atomic.Uint64) error {
+	for t := time.Now(); count.Load() == 0; {
+		if time.Since(t) > warmupTimeout {
+			return fmt.Errorf("no packet from [%s] reached the sink at [%s]:%d within %v", genAddr, victimAddr, sinkPort, warmupTimeout)
+		}
+		if _, err := mmsg(unix.SYS_SENDMMSG, fd, msgs[:1]); err != nil && !errors.Is(err, unix.EINTR) {
+			return fmt.Errorf("generator: sendmmsg: %w", err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
 }
 
 // ksoftirqd is the per-CPU softirq thread of one core.
@@ -249,69 +289,17 @@ func (k ksoftirqd) cpu() time.Duration {
 func verify(p *pair, dropped bool) error {
 	var (
 		fromGen, fromBanned atomic.Int64
-		ready               = make(chan struct{})
 		sent                = make(chan struct{})
 	)
-	sinkErr := goNS(p.victim, -1, func() error {
-		fd, err := sinkSocket(verifyPort)
-		if err != nil {
-			return fmt.Errorf("verify sink: %w", err)
-		}
-		defer unix.Close(fd)
-		close(ready)
-		buf := make([]byte, 256)
-		deadline := time.Now().Add(warmupTimeout)
-		for fromGen.Load() < verifyPackets && time.Now().Before(deadline) {
-			_, from, err := unix.Recvfrom(fd, buf, 0)
-			if err != nil {
-				if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
-					continue
-				}
-				return fmt.Errorf("verify sink: recvfrom: %w", err)
-			}
-			if sa, ok := from.(*unix.SockaddrInet6); ok {
-				switch netip.AddrFrom16(sa.Addr) {
-				case genAddr:
-					fromGen.Add(1)
-				case bannedAddr:
-					fromBanned.Add(1)
-				}
-			}
-		}
-		// the banned source sent first: had anything of it passed, it
-		// would be here by now; give it the poll time to be sure
-		<-sent
-		for {
-			if _, from, err := unix.Recvfrom(fd, buf, 0); err != nil {
-				break
-			} else if sa, ok := from.(*unix.SockaddrInet6); ok && netip.AddrFrom16(sa.Addr) == bannedAddr {
-				fromBanned.Add(1)
-			}
-		}
-		return nil
+	sinkErr, err := startSink(p.victim, -1, verifyPort, "verify sink", func(fd int) error {
+		return countSources(fd, &fromGen, &fromBanned, sent)
 	})
-	select {
-	case <-ready:
-	case err := <-sinkErr:
+	if err != nil {
 		return err
 	}
-	err := inNS(p.gen, -1, func() error {
+	err = inNS(p.gen, -1, func() error {
 		defer close(sent)
-		to := &unix.SockaddrInet6{Addr: victimAddr.As16(), Port: verifyPort}
-		for _, src := range []netip.Addr{bannedAddr, genAddr} {
-			fd, err := udpSocket(src, 0)
-			if err != nil {
-				return fmt.Errorf("verify: %w", err)
-			}
-			for range verifyPackets {
-				if err := unix.Sendto(fd, []byte("fwdbench verify"), 0, to); err != nil {
-					unix.Close(fd)
-					return fmt.Errorf("verify: send from [%s]: %w", src, err)
-				}
-			}
-			unix.Close(fd)
-		}
-		return nil
+		return sendVerify()
 	})
 	if err2 := <-sinkErr; err == nil {
 		err = err2
@@ -319,7 +307,71 @@ func verify(p *pair, dropped bool) error {
 	if err != nil {
 		return err
 	}
-	g, b := fromGen.Load(), fromBanned.Load()
+	return verdict(dropped, fromGen.Load(), fromBanned.Load())
+}
+
+// countSources is verify's sink loop: it counts the datagrams on fd from
+// genAddr in fromGen and those from bannedAddr in fromBanned until
+// verifyPackets have come from genAddr (or warmupTimeout has passed),
+// then, once sent is closed, reads on until nothing comes for sinkPoll.
+func countSources(fd int, fromGen, fromBanned *atomic.Int64, sent <-chan struct{}) error {
+	buf := make([]byte, 256)
+	deadline := time.Now().Add(warmupTimeout)
+	for fromGen.Load() < verifyPackets && time.Now().Before(deadline) {
+		_, from, err := unix.Recvfrom(fd, buf, 0)
+		if err != nil {
+			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return fmt.Errorf("verify sink: recvfrom: %w", err)
+		}
+		if sa, ok := from.(*unix.SockaddrInet6); ok {
+			switch netip.AddrFrom16(sa.Addr) {
+			case genAddr:
+				fromGen.Add(1)
+			case bannedAddr:
+				fromBanned.Add(1)
+			}
+		}
+	}
+	// the banned source sent first: had anything of it passed, it
+	// would be here by now; give it the poll time to be sure
+	<-sent
+	for {
+		if _, from, err := unix.Recvfrom(fd, buf, 0); err != nil {
+			break
+		} else if sa, ok := from.(*unix.SockaddrInet6); ok && netip.AddrFrom16(sa.Addr) == bannedAddr {
+			fromBanned.Add(1)
+		}
+	}
+	return nil
+}
+
+// sendVerify sends verifyPackets datagrams to the victim's verifyPort
+// from bannedAddr and then as many from genAddr, each source from a
+// socket of its own; it runs in the generator's namespace.
+func sendVerify() error {
+	to := &unix.SockaddrInet6{Addr: victimAddr.As16(), Port: verifyPort}
+	for _, src := range []netip.Addr{bannedAddr, genAddr} {
+		fd, err := udpSocket(src, 0)
+		if err != nil {
+			return fmt.Errorf("verify: %w", err)
+		}
+		for range verifyPackets {
+			if err := unix.Sendto(fd, []byte("fwdbench verify"), 0, to); err != nil {
+				unix.Close(fd)
+				return fmt.Errorf("verify: send from [%s]: %w", src, err)
+			}
+		}
+		unix.Close(fd)
+	}
+	return nil
+}
+
+// verdict judges verify's counts: g datagrams from genAddr and b from
+// bannedAddr reached the victim, whose firewall should drop bannedAddr's
+// when dropped is set.
+func verdict(dropped bool, g, b int64) error {
 	switch {
 	case g == 0:
 		return fmt.Errorf("none of %d datagrams from the unbanned [%s] reached the victim", verifyPackets, genAddr)

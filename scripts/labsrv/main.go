@@ -89,89 +89,136 @@ func list(s string) []string {
 	return out
 }
 
+// serve is the serve command: it listens on every -http and -udp address
+// and answers there until SIGINT or SIGTERM, or until a listener fails,
+// then shuts everything down. It reports each address it listens on, and
+// "stopped" after a signal, on stderr.
 func serve(args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	httpAddrs := fs.String("http", "", "HTTP listen addresses, ADDR:PORT[,...]")
-	udpAddrs := fs.String("udp", "", "UDP listen addresses, ADDR:PORT[,...]")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
-	}
-	if *httpAddrs == "" && *udpAddrs == "" {
-		return usageError{"nothing to serve: give -http and/or -udp"}
+	httpAddrs, udpAddrs, err := parseServe(args)
+	if err != nil {
+		return err
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	errc := make(chan error, 16)
-	var servers []*http.Server
-	var conns []net.PacketConn
-	var wg sync.WaitGroup
-
-	for _, a := range list(*httpAddrs) {
-		ln, err := net.Listen("tcp", a)
-		if err != nil {
-			return fmt.Errorf("http listen: %w", err)
+	s := &servers{errc: make(chan error, 16)}
+	for _, a := range httpAddrs {
+		if err := s.startHTTP(a); err != nil {
+			return err
 		}
-		srv := &http.Server{
-			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<16))
-				w.Header().Set("Content-Type", "text/plain")
-				_, _ = io.WriteString(w, "ok\n")
-			}),
-			ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout:       10 * time.Second,
-			WriteTimeout:      10 * time.Second,
-		}
-		// Every request on its own connection, as the client makes them.
-		srv.SetKeepAlivesEnabled(false)
-		servers = append(servers, srv)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("http %s: %w", ln.Addr(), err)
-			}
-		}()
-		fmt.Fprintf(os.Stderr, "labsrv: http on %s\n", ln.Addr())
 	}
-	for _, a := range list(*udpAddrs) {
-		pc, err := net.ListenPacket("udp", a)
-		if err != nil {
-			return fmt.Errorf("udp listen: %w", err)
+	for _, a := range udpAddrs {
+		if err := s.startUDP(a); err != nil {
+			return err
 		}
-		conns = append(conns, pc)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := serveUDP(pc); !errors.Is(err, net.ErrClosed) {
-				errc <- fmt.Errorf("udp %s: %w", pc.LocalAddr(), err)
-			}
-		}()
-		fmt.Fprintf(os.Stderr, "labsrv: udp on %s\n", pc.LocalAddr())
 	}
 
-	var err error
 	select {
 	case <-ctx.Done():
-	case err = <-errc:
+	case err = <-s.errc:
 	}
-	for _, s := range servers {
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_ = s.Shutdown(sctx)
-		cancel()
-	}
-	for _, c := range conns {
-		_ = c.Close()
-	}
-	wg.Wait()
+	s.shutdown()
 	if err == nil {
 		fmt.Fprintln(os.Stderr, "labsrv: stopped")
 	}
 	return err
+}
+
+// parseServe parses the flags of serve and returns its HTTP and UDP listen
+// addresses.
+func parseServe(args []string) (httpAddrs, udpAddrs []string, err error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	httpFlag := fs.String("http", "", "HTTP listen addresses, ADDR:PORT[,...]")
+	udpFlag := fs.String("udp", "", "UDP listen addresses, ADDR:PORT[,...]")
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return nil, nil, usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
+	}
+	if *httpFlag == "" && *udpFlag == "" {
+		return nil, nil, usageError{"nothing to serve: give -http and/or -udp"}
+	}
+	return list(*httpFlag), list(*udpFlag), nil
+}
+
+// servers are the listeners serve has started. A listener that fails
+// sends its error on errc.
+type servers struct {
+	errc  chan error
+	http  []*http.Server
+	conns []net.PacketConn
+	wg    sync.WaitGroup
+}
+
+// startHTTP listens on addr and serves HTTP there (answerOK) on a
+// goroutine of its own, one request per connection.
+func (s *servers) startHTTP(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("http listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           http.HandlerFunc(answerOK),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+	}
+	// Every request on its own connection, as the client makes them.
+	srv.SetKeepAlivesEnabled(false)
+	s.http = append(s.http, srv)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.errc <- fmt.Errorf("http %s: %w", ln.Addr(), err)
+		}
+	}()
+	fmt.Fprintf(os.Stderr, "labsrv: http on %s\n", ln.Addr())
+	return nil
+}
+
+// answerOK is the HTTP handler: it reads (up to 64 KiB of) the request
+// body and answers 200 "ok".
+func answerOK(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<16))
+	w.Header().Set("Content-Type", "text/plain")
+	_, _ = io.WriteString(w, "ok\n")
+}
+
+// startUDP listens on addr and answers its datagrams (serveUDP) on a
+// goroutine of its own.
+func (s *servers) startUDP(addr string) error {
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return fmt.Errorf("udp listen: %w", err)
+	}
+	s.conns = append(s.conns, pc)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := serveUDP(pc); !errors.Is(err, net.ErrClosed) {
+			s.errc <- fmt.Errorf("udp %s: %w", pc.LocalAddr(), err)
+		}
+	}()
+	fmt.Fprintf(os.Stderr, "labsrv: udp on %s\n", pc.LocalAddr())
+	return nil
+}
+
+// shutdown shuts the HTTP servers down (giving each 2 seconds to finish
+// its requests), closes the UDP sockets and waits for every listener's
+// goroutine to end.
+func (s *servers) shutdown() {
+	for _, srv := range s.http {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = srv.Shutdown(sctx)
+		cancel()
+	}
+	for _, c := range s.conns {
+		_ = c.Close()
+	}
+	s.wg.Wait()
 }
 
 // serveUDP answers datagrams until reading fails; it returns that error

@@ -213,36 +213,57 @@ type mmsghdr struct {
 	_   [4]byte
 }
 
+// run sends o.packets SYNs on o.iface (fewer when ctx ends first) and
+// returns what it sent. When -smac was not given it sets o.smac to the
+// interface's address.
 func run(ctx context.Context, o *options) (result, error) {
+	fd, err := openSocket(o)
+	if err != nil {
+		return result{}, err
+	}
+	defer unix.Close(fd)
+	frames, msgs := newBatch(o)
+	return flood(ctx, fd, o, frames, msgs)
+}
+
+// openSocket returns an AF_PACKET socket bound to o.iface that only sends,
+// with the qdisc bypassed and a large send buffer where the kernel allows.
+// It fills in o.smac from the interface when it is unset.
+func openSocket(o *options) (int, error) {
 	ifi, err := net.InterfaceByName(o.iface)
 	if err != nil {
-		return result{}, fmt.Errorf("interface %s: %w", o.iface, err)
+		return -1, fmt.Errorf("interface %s: %w", o.iface, err)
 	}
 	if o.smac == nil {
 		if len(ifi.HardwareAddr) != 6 {
-			return result{}, fmt.Errorf("interface %s has no Ethernet address: give -smac", o.iface)
+			return -1, fmt.Errorf("interface %s has no Ethernet address: give -smac", o.iface)
 		}
 		o.smac = ifi.HardwareAddr
 	}
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return result{}, fmt.Errorf("AF_PACKET socket (needs CAP_NET_RAW): %w", err)
+		return -1, fmt.Errorf("AF_PACKET socket (needs CAP_NET_RAW): %w", err)
 	}
-	defer unix.Close(fd)
 	// Protocol 0: the socket only sends, it receives nothing.
 	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Ifindex: ifi.Index}); err != nil {
-		return result{}, fmt.Errorf("binding to %s: %w", o.iface, err)
+		unix.Close(fd)
+		return -1, fmt.Errorf("binding to %s: %w", o.iface, err)
 	}
 	// Best effort: neither is needed for correctness.
 	_ = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1)
 	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, sndBuf) != nil {
 		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, sndBuf)
 	}
+	return fd, nil
+}
 
-	// The batch: frames, their iovecs and message headers, all made once.
-	frames := make([]byte, o.batch*frameLen)
+// newBatch makes the batch once: o.batch frames with their fixed parts
+// written (template), and the message headers of sendmmsg, each with one
+// iovec over its frame.
+func newBatch(o *options) (frames []byte, msgs []mmsghdr) {
+	frames = make([]byte, o.batch*frameLen)
 	iovs := make([]unix.Iovec, o.batch)
-	msgs := make([]mmsghdr, o.batch)
+	msgs = make([]mmsghdr, o.batch)
 	for i := range o.batch {
 		f := frames[i*frameLen : (i+1)*frameLen]
 		template(f, o)
@@ -251,6 +272,16 @@ func run(ctx context.Context, o *options) (result, error) {
 		msgs[i].hdr.Iov = &iovs[i]
 		msgs[i].hdr.SetIovlen(1)
 	}
+	return frames, msgs
+}
+
+// flood sends o.packets frames on fd, a batch at a time: each frame of
+// the batch is rewritten (fill) for the next source, a destination port
+// (a trap port with probability o.trapShare, else random) and a random
+// source port and sequence number, then the batch goes out with sendAll,
+// paced to o.rate. It stops early when ctx ends. The elapsed time runs
+// from just before the first batch is filled.
+func flood(ctx context.Context, fd int, o *options, frames []byte, msgs []mmsghdr) (result, error) {
 	pseudo := pseudoSum(o.srcBase, o.dst)
 	rng := rand.New(rand.NewPCG(o.seed, 0x5f10d))
 	// trapCut: a packet goes to a trap port when a random uint32 is
@@ -287,11 +318,7 @@ func run(ctx context.Context, o *options) (result, error) {
 			return r, err
 		}
 		if o.rate > 0 {
-			// Pace: sleep until the time this many packets are due.
-			due := start.Add(time.Duration(float64(r.sent) / o.rate * float64(time.Second)))
-			if d := time.Until(due); d > 0 {
-				time.Sleep(d)
-			}
+			pace(start, r.sent, o.rate)
 		}
 	}
 	// The kernel read frames through msgs and iovs, which the GC cannot
@@ -299,6 +326,15 @@ func run(ctx context.Context, o *options) (result, error) {
 	runtime.KeepAlive(msgs)
 	r.elapsed = time.Since(start)
 	return r, nil
+}
+
+// pace sleeps until the time the sent-th packet is due at rate packets a
+// second from start (at once when it is already due).
+func pace(start time.Time, sent uint64, rate float64) {
+	due := start.Add(time.Duration(float64(sent) / rate * float64(time.Second)))
+	if d := time.Until(due); d > 0 {
+		time.Sleep(d)
+	}
 }
 
 // sendAll sends every message of msgs, retrying after a short pause when
