@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gopacket/gopacket/layers"
@@ -60,6 +61,13 @@ type LiveSource struct {
 	iface  string
 	handle *pcap.Handle
 	dec    *Decoder
+	// n counts the probes Next returned, to publish the decoder's
+	// counters every statsEvery of them.
+	n uint
+	// pub is the decoder's counters as Next last published them, for
+	// Stats from another goroutine: the decoder's own are the capture
+	// thread's alone.
+	pub publishedStats
 
 	mu     sync.Mutex // orders Stats and Close: libpcap's stats on a closed handle would crash
 	closed bool
@@ -136,6 +144,7 @@ func (s *LiveSource) Next(p *detect.Probe) error {
 	for range LiveYield {
 		data, ci, err := s.handle.ZeroCopyReadPacketData()
 		if err != nil {
+			s.pub.store(s.dec.Stats())
 			switch {
 			case err == error(pcap.NextErrorTimeoutExpired):
 				return ErrTimeout
@@ -145,17 +154,22 @@ func (s *LiveSource) Next(p *detect.Probe) error {
 			return fmt.Errorf("capture on %s: read: %w", s.iface, err)
 		}
 		if s.dec.Decode(data, ci.Timestamp.UnixNano(), p) {
+			if s.n++; s.n&(statsEvery-1) == 0 {
+				s.pub.store(s.dec.Stats())
+			}
 			return nil
 		}
 	}
+	s.pub.store(s.dec.Stats())
 	return ErrTimeout
 }
 
 // Stats returns the decoder's counters and libpcap's kernel counters
-// (after Close, only the decoder's, with an error). Call it from the
-// goroutine that calls Next.
+// (after Close, only the decoder's, with an error). It is safe to call
+// from any goroutine: the decoder's counters are those Next last
+// published, at most statsEvery probes or one read timeout old.
 func (s *LiveSource) Stats() (LiveStats, error) {
-	st := LiveStats{Stats: s.dec.Stats()}
+	st := LiveStats{Stats: s.pub.load()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -179,5 +193,36 @@ func (s *LiveSource) Close() {
 	if !s.closed {
 		s.closed = true
 		s.handle.Close()
+	}
+}
+
+// statsEvery is how many probes Next returns between two publications of
+// the decoder's counters (a power of two): often enough for a stats line,
+// rare enough to stay off the per-packet cost. Next also publishes
+// whenever the read times out, so an idle capture's counters are current.
+const statsEvery = 256
+
+// publishedStats is a copy of a Decoder's Stats that one goroutine
+// stores and others load, field by field.
+type publishedStats struct {
+	packets, decoded, ignored, malformed     atomic.Uint64
+	fragments, reassembled, evicted, expired atomic.Uint64
+}
+
+func (p *publishedStats) store(s Stats) {
+	p.packets.Store(s.Packets)
+	p.decoded.Store(s.Decoded)
+	p.ignored.Store(s.Ignored)
+	p.malformed.Store(s.Malformed)
+	p.fragments.Store(s.Fragments)
+	p.reassembled.Store(s.Reassembled)
+	p.evicted.Store(s.Evicted)
+	p.expired.Store(s.Expired)
+}
+
+func (p *publishedStats) load() Stats {
+	return Stats{
+		Packets: p.packets.Load(), Decoded: p.decoded.Load(), Ignored: p.ignored.Load(), Malformed: p.malformed.Load(),
+		Fragments: p.fragments.Load(), Reassembled: p.reassembled.Load(), Evicted: p.evicted.Load(), Expired: p.expired.Load(),
 	}
 }

@@ -183,12 +183,27 @@ func TestLiveCapture(t *testing.T) {
 		}
 	}()
 
+	// Stats from another goroutine while Next runs, as the daemon's
+	// periodic stats line does (the race detector checks it).
+	statsDone := make(chan struct{})
+	go func() {
+		defer close(statsDone)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+				src.Stats()
+			}
+		}
+	}()
 	if err := inNetns(l.nsA, func() error { return probeVictim(t) }); err != nil {
 		t.Fatal(err)
 	}
 	// Give the last answers time to come through, then stop.
 	time.Sleep(300 * time.Millisecond)
 	close(stop)
+	<-statsDone
 	if err := <-done; err != nil {
 		t.Fatalf("capture: %v", err)
 	}
