@@ -77,6 +77,13 @@ type Options struct {
 	Journal  Journal
 	Log      logrus.FieldLogger
 	Now      func() time.Time // time.Now when nil
+	// Quiet, when not nil, is asked once the outcome of a decision that
+	// blocks nothing is known (ignored, already blocked, rate limited,
+	// logged or command only; never for a block or an error): true keeps
+	// the decision's log lines out, for the caller to count (the log
+	// stays bounded under a flood of forged sources). The history file
+	// and the commands are not affected.
+	Quiet func(Outcome) bool
 	// LookupAddr resolves a name for RESOLVE_HOST (net.DefaultResolver's
 	// when nil).
 	LookupAddr func(ctx context.Context, addr string) ([]string, error)
@@ -99,6 +106,8 @@ type Manager struct {
 	// with more evidence: a flood of forged one-packet sources exhausts
 	// only the first, and a real scanner in its midst is still blocked.
 	limitOne, limitMore *rateLimiter
+	// names are RESOLVE_HOST's lookups.
+	names *names
 }
 
 // NewManager returns a manager with the given parts.
@@ -115,7 +124,8 @@ func NewManager(o Options) (*Manager, error) {
 	if o.Policy.RateLimit < 1 {
 		o.Policy.RateLimit = DefaultRateLimit
 	}
-	return &Manager{o: o, limitOne: newRateLimiter(o.Policy.RateLimit), limitMore: newRateLimiter(o.Policy.RateLimit)}, nil
+	return &Manager{o: o, limitOne: newRateLimiter(o.Policy.RateLimit), limitMore: newRateLimiter(o.Policy.RateLimit),
+		names: newNames(o.LookupAddr, o.Now)}, nil
 }
 
 // Outcome is what Handle did with an alert.
@@ -152,6 +162,9 @@ type Decision struct {
 	// configured) had blocked the source: before Handle returns, as the
 	// records and commands come after. Zero unless a backend blocked.
 	RuleAt time.Time
+	// Quiet says Options.Quiet kept the decision's log lines out (never
+	// for a block or an error).
+	Quiet bool
 }
 
 // Handle is Decide's outcome alone.
@@ -273,7 +286,6 @@ func (p *Pending) Finish(ctx context.Context) (Decision, error) {
 	m.finishMu.Lock()
 	defer m.finishMu.Unlock()
 	log := p.logger()
-	p.name(m.hostName(ctx, p.addr)) // RESOLVE_HOST's lookup, after the block
 	if p.decided {
 		return m.finishRefusal(ctx, p, log)
 	}
@@ -297,23 +309,49 @@ func (p *Pending) Finish(ctx context.Context) (Decision, error) {
 // never-block source, or BLOCK_x 0 or 2 (the history line, and the
 // command for 2, unless the source is blocked already).
 func (m *Manager) finishRefusal(ctx context.Context, p *Pending, log logrus.FieldLogger) (Decision, error) {
-	log.Warn(p.scan)
+	recorded := p.outcome == LoggedOnly || p.outcome == CommandOnly // a history line
+	quiet := p.err == nil && m.quiet(p.outcome)
+	m.nameFor(ctx, p, !quiet || recorded)
+	if !quiet {
+		log.Warn(p.scan)
+	}
 	switch p.outcome {
 	case Ignored:
 		if p.err != nil {
 			return Decision{Outcome: Ignored}, p.err
 		}
-		log.Infof("attackalert: Host: %s/%s is %s: not blocked", p.host, p.addr, p.why)
-		return Decision{Outcome: Ignored}, nil
+		if !quiet {
+			log.Infof("attackalert: Host: %s/%s is %s: not blocked", p.host, p.addr, p.why)
+		}
+		return Decision{Outcome: Ignored, Quiet: quiet}, nil
 	case AlreadyBlocked:
-		log.Info(records.AlreadyBlocked(p.host, p.addr))
-		return Decision{Outcome: AlreadyBlocked}, nil
+		if !quiet {
+			log.Info(records.AlreadyBlocked(p.host, p.addr))
+		}
+		return Decision{Outcome: AlreadyBlocked, Quiet: quiet}, nil
 	}
 	errs := []error{m.history(p.histLine())}
 	if p.outcome == CommandOnly {
 		errs = append(errs, m.run(ctx, log, m.o.RunCmd, p.ban, p.mode))
 	}
-	return Decision{Outcome: p.outcome}, errors.Join(errs...)
+	return Decision{Outcome: p.outcome, Quiet: quiet}, errors.Join(errs...)
+}
+
+// quiet asks Options.Quiet whether a decision of outcome out, other than
+// a block, is to be logged.
+func (m *Manager) quiet(out Outcome) bool {
+	return out != Blocked && m.o.Quiet != nil && m.o.Quiet(out)
+}
+
+// nameFor names p's source for its lines and records: its host name
+// (RESOLVE_HOST) when lookup is set and the lines or records need it,
+// else the address.
+func (m *Manager) nameFor(ctx context.Context, p *Pending, lookup bool) {
+	if lookup {
+		p.name(m.hostName(ctx, p.addr)) // RESOLVE_HOST's lookup, after the block
+	} else {
+		p.name(p.addr.String())
+	}
 }
 
 // Pending is an alert's decision between its two halves (begin and
@@ -428,7 +466,17 @@ func (p *Pending) block(ctx context.Context, bs []Blocker) {
 // history and the blocked file.
 func (m *Manager) finish(ctx context.Context, p *Pending, log logrus.FieldLogger) (Decision, error) {
 	addr, errs := p.addr, p.errs
-	log.Warn(p.scan)
+	quiet := false
+	switch {
+	case p.limited:
+		quiet = m.quiet(RateLimited)
+	case p.err == nil && p.taken:
+		quiet = m.quiet(AlreadyBlocked)
+	}
+	m.nameFor(ctx, p, !quiet)
+	if !quiet {
+		log.Warn(p.scan)
+	}
 	for _, f := range p.later {
 		f(log)
 	}
@@ -437,14 +485,16 @@ func (m *Manager) finish(ctx context.Context, p *Pending, log logrus.FieldLogger
 		if p.limitFirst {
 			m.o.Log.Warnf("adminalert: more than %d new blocks a minute of %s: further ones are logged but not blocked until the rate eases", m.o.Policy.RateLimit, p.limOf)
 		}
-		return Decision{Outcome: RateLimited}, nil
+		return Decision{Outcome: RateLimited, Quiet: quiet}, nil
 	case p.err != nil && !p.acted:
 		return Decision{Outcome: Ignored}, fmt.Errorf("recording the ban of %s: %w", addr, p.err)
 	case p.err != nil:
 		errs = append(errs, fmt.Errorf("recording the ban of %s: %w", addr, p.err))
 	case p.taken:
-		log.Info(records.AlreadyBlocked(p.host, addr))
-		return Decision{Outcome: AlreadyBlocked}, nil
+		if !quiet {
+			log.Info(records.AlreadyBlocked(p.host, addr))
+		}
+		return Decision{Outcome: AlreadyBlocked, Quiet: quiet}, nil
 	}
 	if m.o.Route != nil {
 		cmdline, out, err := m.o.Route.Run(ctx, p.ban, p.mode)
@@ -497,18 +547,13 @@ func logOutput(log logrus.FieldLogger, cmdline string, out []byte) {
 }
 
 // hostName is the name for the records: the address itself unless
-// RESOLVE_HOST asks for a reverse lookup (bounded to two seconds).
+// RESOLVE_HOST asks for a reverse lookup, which never waits more than
+// nameWait (see names).
 func (m *Manager) hostName(ctx context.Context, addr netip.Addr) string {
 	if !m.o.Policy.ResolveHost {
 		return addr.String()
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	names, err := m.o.LookupAddr(ctx, addr.String())
-	if err != nil || len(names) == 0 {
-		return addr.String()
-	}
-	return strings.TrimSuffix(names[0], ".")
+	return m.names.name(ctx, addr)
 }
 
 // List returns the current bans, sorted by address.
