@@ -5,12 +5,14 @@ package daemon
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/scanwarden/scanwarden/block"
 	"github.com/scanwarden/scanwarden/detect"
+	"github.com/scanwarden/scanwarden/host"
 )
 
 // blockLoop is the blocking thread: it finishes the alerts the capture
@@ -25,10 +27,14 @@ func (d *daemon) blockLoop(ctx context.Context) {
 				return
 			}
 			if a := it.a; it.refused {
-				d.log.WithField("src", a.Src.String()).Infof("%s: %s scan (%s) not reported again: its alert of this window is in", a.Src, a.Type, a.Trigger)
+				if !d.fold.refusedQuiet() {
+					d.log.WithField("src", a.Src.String()).Infof("%s: %s scan (%s) not reported again: its alert of this window is in", a.Src, a.Type, a.Trigger)
+				}
 				continue
 			}
+			d.blockingBusy.Store(time.Now().UnixNano())
 			d.handle(ctx, it)
+			d.blockingBusy.Store(0)
 			rt.check()
 		case addr := <-d.releases:
 			release(ctx, d.manager(), addr, d.log)
@@ -38,11 +44,11 @@ func (d *daemon) blockLoop(ctx context.Context) {
 
 // serviceHas reports whether a service has bound port of proto (a socket
 // of d.bound that is not one of the classic mode's own listeners, which
-// are traps): the check between a trap hit and its block, which reads
-// proto's sockets alone.
+// are traps): the check between a trap hit and its block, from a view of
+// proto's sockets at most boundFresh old (boundCache).
 func (d *daemon) serviceHas(proto uint8, port uint16) (bool, error) {
-	set, err := d.bound.BoundPorts(proto)
-	if err != nil || !set.Has(port) {
+	bound, err := d.boundNow.has(proto, port)
+	if err != nil || !bound {
 		return false, err
 	}
 	return !d.classic.Owns(proto, port), nil
@@ -91,6 +97,7 @@ func (d *daemon) handle(ctx context.Context, it alertItem) {
 		dec, err = d.manager().Decide(ctx, a, d.modes.Name(a.Type.Proto()))
 	}
 	out := dec.Outcome
+	d.fold.note(a.Src, dec)
 	first := time.Unix(0, a.First)
 	took := msSince(first, time.Now()) // the decision done: records written
 	ruleMs := took
@@ -120,7 +127,9 @@ func (d *daemon) handle(ctx context.Context, it alertItem) {
 		if out == block.RateLimited {
 			d.rearm(a)
 		}
-		log.Infof("not blocked %s: %s", a.Src, out)
+		if !dec.Quiet {
+			log.Infof("not blocked %s: %s", a.Src, out)
+		}
 	}
 	if err != nil {
 		d.log.WithField("src", a.Src.String()).Errorf("blocking %s: %v", a.Src, err)
@@ -130,3 +139,47 @@ func (d *daemon) handle(ctx context.Context, it alertItem) {
 // msSince is the time from a to b in milliseconds, to the microsecond, as
 // the decision line gives it.
 func msSince(a, b time.Time) float64 { return float64(b.Sub(a).Microseconds()) / 1000 }
+
+// boundFresh is how long a read of the bound ports serves the check of
+// trap hits: PortSentry checks again, on a hit, that no service has bound
+// the port since, and a port bound in the last boundFresh may go unseen;
+// in return a flood of trap hits costs at most one sock_diag dump per
+// boundFresh and protocol, not one per alert on the capture thread.
+const boundFresh = 250 * time.Millisecond
+
+// boundCache is the view of the ports services have bound that trap hits
+// are checked against, read again when it is older than boundFresh. Safe
+// for concurrent use (the capture threads share it).
+type boundCache struct {
+	l   host.PortLister
+	now func() time.Time
+
+	mu       sync.Mutex
+	tcp, udp boundView
+}
+
+// boundView is one protocol's bound ports as read at at.
+type boundView struct {
+	at  time.Time
+	set detect.PortSet
+	err error
+}
+
+// has reports whether port of proto is bound, from a read no older than
+// boundFresh.
+func (c *boundCache) has(proto uint8, port uint16) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v := &c.tcp
+	if proto == detect.ProtoUDP {
+		v = &c.udp
+	}
+	if now := c.now(); v.at.IsZero() || now.Sub(v.at) > boundFresh || now.Before(v.at) {
+		v.set, v.err = c.l.BoundPorts(proto)
+		v.at = now
+	}
+	if v.err != nil {
+		return false, v.err
+	}
+	return v.set.Has(port), nil
+}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/scanwarden/scanwarden/block"
@@ -77,12 +78,15 @@ func (d *daemon) startCaptures(ctx context.Context, caps []*liveCapture, wg *syn
 // captureLoop feeds one capture's packets to its engine and queues the
 // alerts. Nothing here logs or locks per packet: the trap set is an
 // atomic load, compared by generation. Per alert (not per packet), the
-// loop checks a trap hit against the bound ports (sock_diag) and begins
-// the block (begin: two locks, Manager.Begin's pending line and netlink
-// message), then queues the rest for the blocking thread.
-func (d *daemon) captureLoop(ctx context.Context, src *capture.LiveSource, eng *detect.Engine, rearm <-chan rearmReq, rt *rtThread) {
+// loop checks a trap hit against the bound ports (a cached view) and
+// begins the block (begin: two locks, Manager.Begin's pending line and
+// netlink message), then queues the rest for the blocking thread,
+// without ever waiting for it (handOff). It tells the watchdog it is
+// alive at every read timeout and every aliveEvery probes.
+func (d *daemon) captureLoop(ctx context.Context, lc *liveCapture, src *capture.LiveSource, eng *detect.Engine, rearm <-chan rearmReq, rt *rtThread) {
 	var p detect.Probe
 	var gen uint64
+	var n uint
 	for {
 		if t := d.traps.Load(); t.gen != gen {
 			eng.SetTraps(t.tcp, t.udp)
@@ -100,6 +104,7 @@ func (d *daemon) captureLoop(ctx context.Context, src *capture.LiveSource, eng *
 			if ctx.Err() != nil {
 				return
 			}
+			lc.beat()
 			rt.check()
 			continue
 		case errors.Is(err, io.EOF):
@@ -111,6 +116,9 @@ func (d *daemon) captureLoop(ctx context.Context, src *capture.LiveSource, eng *
 			return
 		}
 		rt.tick()
+		if n++; n&(aliveEvery-1) == 0 {
+			lc.beat()
+		}
 		a := eng.Process(&p)
 		if a == nil {
 			continue
@@ -131,8 +139,29 @@ func (d *daemon) captureLoop(ctx context.Context, src *capture.LiveSource, eng *
 				continue
 			}
 		}
-		d.alerts <- d.begin(ctx, a)
+		d.handOff(ctx, eng, a)
 	}
+}
+
+// aliveEvery is how many probes a capture thread reads between two
+// beats for the watchdog (a power of two: a clock read stays off the
+// per-packet path).
+const aliveEvery = 256
+
+// handOff queues a for the blocking thread without ever waiting for it.
+// When the queue has no room left but its reserve (the blocking thread is
+// behind), the alert is dropped before anything of its block is begun,
+// counted, and its source re-armed in eng: it is reported again on its
+// next probe of another target, or after rearmAfter, rather than lost,
+// while a forged source, which sends no more, is not. Probes keep being
+// read meanwhile, so a real scanner in a flood is still seen.
+func (d *daemon) handOff(ctx context.Context, eng *detect.Engine, a *detect.Alert) {
+	if len(d.alerts) >= cap(d.alerts)-alertReserve {
+		d.dropped.Add(1)
+		eng.Rearm(a.Src, a.Time+int64(rearmAfter), true)
+		return
+	}
+	d.alerts <- d.begin(ctx, a)
 }
 
 // reopenEvery is how often a capture whose interface is gone (or not
@@ -146,7 +175,13 @@ type liveCapture struct {
 	mu            sync.Mutex
 	src           *capture.LiveSource
 	closed        bool
+	// alive is when its thread last came back from a read (UnixNano),
+	// for the watchdog.
+	alive atomic.Int64
 }
+
+// beat tells the watchdog the capture's thread is alive.
+func (lc *liveCapture) beat() { lc.alive.Store(time.Now().UnixNano()) }
 
 func (lc *liveCapture) open() error {
 	s, err := capture.OpenLive(lc.iface, capture.LiveOptions{Filter: lc.filter})
@@ -184,8 +219,9 @@ func (lc *liveCapture) close() {
 func (d *daemon) supervise(ctx context.Context, lc *liveCapture, eng *detect.Engine, rearm <-chan rearmReq) {
 	rt := d.rt.thread("the capture on " + lc.iface)
 	for ctx.Err() == nil {
+		lc.beat() // alive while it waits for its interface too
 		if s := lc.current(); s != nil {
-			d.captureLoop(ctx, s, eng, rearm, rt)
+			d.captureLoop(ctx, lc, s, eng, rearm, rt)
 			lc.mu.Lock()
 			if lc.src == s {
 				s.Close()

@@ -84,6 +84,7 @@ func TestClassicPortsAreNoServices(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "tcp"), []byte("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"+
 		fmt.Sprintf(line, 0, ours)+fmt.Sprintf(line, 1, 7777)), 0o644)
 	d := &daemon{bound: host.ProcNet(dir), modes: Modes{TCP: true, ClassicTCP: true}, classic: m}
+	d.boundNow = &boundCache{l: d.bound, now: time.Now}
 	for _, c := range []struct {
 		proto uint8
 		port  uint16

@@ -24,6 +24,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -58,6 +59,21 @@ const (
 	// a few iptables runs): enough for a burst of scanners, bounded so
 	// that a flood cannot grow memory.
 	alertQueue = 1024
+	// alertReserve is the room a capture thread leaves in the alert
+	// queue: past alertQueue-alertReserve waiting alerts it drops its
+	// alert rather than wait (see handOff). The reserve is for the
+	// producers that may wait (the classic handlers, bounded to 64) and
+	// for the rare begun block that must not be dropped.
+	alertReserve = 128
+	// captureStuckAfter is how long a capture thread may go without
+	// coming back from a read (which times out every 100 ms when no
+	// packet comes) before the watchdog counts it as stuck.
+	captureStuckAfter = 10 * time.Second
+	// blockingStuckAfter is how long the blocking thread may spend on
+	// one alert before the watchdog counts it as stuck: above what a
+	// decision may legitimately take (KILL_ROUTE and KILL_RUN_CMD, 30 s
+	// each at most, and iptables runs).
+	blockingStuckAfter = 90 * time.Second
 	// rearmAfter is how long after a refused alert (rate limit) its source
 	// may be reported again while it goes on probing: soon enough that a
 	// real scanner is blocked once the limit eases, rare enough that a
@@ -143,9 +159,12 @@ type daemon struct {
 	traps atomic.Pointer[traps]
 	// rt puts the capture and blocking threads at real-time priority
 	// (realtime.go).
-	rt     *rtPolicy
-	bound  host.PortLister
-	alerts chan alertItem
+	rt    *rtPolicy
+	bound host.PortLister
+	// boundNow is the cached view of bound that trap hits are checked
+	// against.
+	boundNow *boundCache
+	alerts   chan alertItem
 	// classic binds and serves the ports of -tcp/-udp; nil in the other
 	// modes.
 	classic *classic.Mode
@@ -158,6 +177,14 @@ type daemon struct {
 	releases chan netip.Addr
 	// trap keeps the kernel trap; only the housekeeping loop updates it.
 	trap kernelTrap
+	// fold keeps the log bounded under a flood (fold.go).
+	fold *logFold
+	// dropped counts the alerts the capture threads dropped rather than
+	// wait for the blocking thread (handOff).
+	dropped atomic.Uint64
+	// blockingBusy is when the blocking thread took its current alert
+	// (UnixNano; 0 while it waits for one), for the watchdog.
+	blockingBusy atomic.Int64
 }
 
 // Run runs the daemon until ctx ends (SIGTERM, SIGINT): it captures,
@@ -171,8 +198,10 @@ func Run(ctx context.Context, o Options) error {
 		o.Log.Warn(w)
 	}
 	d := &daemon{cfgPath: o.ConfigPath, explicit: o.Explicit, version: o.Version, modes: o.Modes, log: o.Log, cfg: c,
+		fold:   newLogFold(time.Now()),
 		bound:  host.SockDiag{Proc: "/proc/net"},
 		alerts: make(chan alertItem, alertQueue), releases: make(chan netip.Addr, releaseQueue)}
+	d.boundNow = &boundCache{l: d.bound, now: time.Now}
 	d.trap.log = o.Log
 	d.rt = &rtPolicy{log: o.Log}
 	d.rt.want.Store(c.CaptureRealtime)
@@ -275,9 +304,12 @@ func (d *daemon) housekeeping(ctx context.Context, caps []*liveCapture) {
 	expire := time.NewTicker(expireEvery)
 	bound := time.NewTicker(boundEvery)
 	stats := time.NewTicker(statsEvery)
+	fold := time.NewTicker(foldEvery)
 	defer expire.Stop()
 	defer bound.Stop()
 	defer stats.Stop()
+	defer fold.Stop()
+	var stuck string // the stuck thread, as last logged
 	var watchdog <-chan time.Time
 	if iv := watchdogInterval(); iv > 0 {
 		tk := time.NewTicker(iv)
@@ -300,10 +332,36 @@ func (d *daemon) housekeeping(ctx context.Context, caps []*liveCapture) {
 			d.trap.checkOverflow(ctx)
 		case <-stats.C:
 			d.logStats(caps)
+		case now := <-fold.C:
+			if line := d.fold.summary(now, d.dropped.Load()); line != "" {
+				d.log.Warn(line)
+			}
 		case <-watchdog:
-			sdNotify("WATCHDOG=1")
+			// systemd restarts a daemon whose capture or blocking
+			// thread is stuck, not only one whose main loop is
+			why := d.stuck(caps, time.Now())
+			if why == "" {
+				sdNotify("WATCHDOG=1")
+			} else if why != stuck {
+				d.log.Errorf("adminalert: %s: no watchdog ping to systemd until it recovers", why)
+			}
+			stuck = why
 		}
 	}
+}
+
+// stuck names a capture or blocking thread that is stuck at now, or
+// returns "" when every one is alive.
+func (d *daemon) stuck(caps []*liveCapture, now time.Time) string {
+	for _, lc := range caps {
+		if t := lc.alive.Load(); t != 0 && now.Sub(time.Unix(0, t)) > captureStuckAfter {
+			return fmt.Sprintf("the capture on %s has not come back from a read for %v", lc.iface, now.Sub(time.Unix(0, t)).Round(time.Second))
+		}
+	}
+	if t := d.blockingBusy.Load(); t != 0 && now.Sub(time.Unix(0, t)) > blockingStuckAfter {
+		return fmt.Sprintf("the blocking thread has been on one alert for %v", now.Sub(time.Unix(0, t)).Round(time.Second))
+	}
+	return ""
 }
 
 // reload re-reads the config and the ignore file (SIGHUP). Blocks and the
@@ -367,6 +425,9 @@ func (d *daemon) logStats(caps []*liveCapture) {
 		} else {
 			l.Infof("capture on %s: %d packets, none dropped", s.Interface(), st.Received)
 		}
+	}
+	if n := d.dropped.Load(); n > 0 {
+		d.log.WithField("alerts_dropped", n).Warnf("%d alerts dropped since the start because the blocking thread was behind (their sources are reported again if they go on probing)", n)
 	}
 }
 

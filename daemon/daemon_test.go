@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -139,5 +140,40 @@ func TestRefreshTrapsOverlap(t *testing.T) {
 	}
 	if tr.gen != 2 {
 		t.Fatalf("generation %d, want 2 (one set published since the first)", tr.gen)
+	}
+}
+
+// countingLister counts its reads.
+type countingLister struct{ n int }
+
+func (c *countingLister) BoundPorts(proto uint8) (detect.PortSet, error) {
+	c.n++
+	var s detect.PortSet
+	s.Add(22)
+	return s, nil
+}
+
+// TestBoundCache: trap hits read the bound ports at most once per
+// boundFresh and protocol, however many there are.
+func TestBoundCache(t *testing.T) {
+	l := &countingLister{}
+	now := time.Unix(1000, 0)
+	c := &boundCache{l: l, now: func() time.Time { return now }}
+	for i := 0; i < 1000; i++ {
+		if ok, err := c.has(detect.ProtoTCP, 22); !ok || err != nil {
+			t.Fatal("22 not bound")
+		}
+		if ok, _ := c.has(detect.ProtoTCP, 23); ok {
+			t.Fatal("23 bound")
+		}
+	}
+	if l.n != 1 {
+		t.Fatalf("%d reads for 2000 hits within boundFresh, want 1", l.n)
+	}
+	c.has(detect.ProtoUDP, 22)
+	now = now.Add(boundFresh + time.Millisecond)
+	c.has(detect.ProtoTCP, 22)
+	if l.n != 3 {
+		t.Fatalf("%d reads, want 3 (UDP once, TCP again after boundFresh)", l.n)
 	}
 }

@@ -125,7 +125,7 @@ func CheckActions(c *conf.Config, log logrus.FieldLogger) error {
 // only list, lift or flush bans (no never-block list is read). The
 // returned function closes its journal and backends.
 func OpenManager(c *conf.Config, log logrus.FieldLogger) (*block.Manager, func(), error) {
-	m, closeFn, err := newManager(c, log, block.NewNeverBlock(nil), &command.ExecRunner{})
+	m, closeFn, err := newManager(c, log, block.NewNeverBlock(nil), &command.ExecRunner{}, nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -133,9 +133,10 @@ func OpenManager(c *conf.Config, log logrus.FieldLogger) (*block.Manager, func()
 }
 
 // newManager builds the block manager of c with the never-block list
-// never and the runner of the external commands; the returned function
-// closes its journal and backends.
-func newManager(c *conf.Config, log logrus.FieldLogger, never *block.NeverBlock, runner command.Runner) (*block.Manager, func(), error) {
+// never, the runner of the external commands and the log's fold (quiet,
+// nil for none: see block.Options.Quiet); the returned function closes
+// its journal and backends.
+func newManager(c *conf.Config, log logrus.FieldLogger, never *block.NeverBlock, runner command.Runner, quiet func(block.Outcome) bool) (*block.Manager, func(), error) {
 	parts, err := buildBlockers(c, log, runner)
 	if err != nil {
 		return nil, nil, err
@@ -153,7 +154,7 @@ func newManager(c *conf.Config, log logrus.FieldLogger, never *block.NeverBlock,
 	j := block.NewJournal(c.HistoryFile, c.BlockedFile)
 	m, err := block.NewManager(block.Options{
 		Policy: PolicyOf(c), Blockers: parts.blockers, Route: parts.route, RunCmd: parts.runCmd,
-		Never: never, State: st, Journal: j, Log: log,
+		Never: never, State: st, Journal: j, Log: log, Quiet: quiet,
 	})
 	if err != nil {
 		closeAll()
@@ -216,7 +217,7 @@ func (d *daemon) newParts(ctx context.Context, c *conf.Config) (*parts, error) {
 		}
 	}
 	refresh()
-	mgr, closeMgr, err := newManager(c, d.log, never, &command.ExecRunner{})
+	mgr, closeMgr, err := newManager(c, d.log, never, &command.ExecRunner{}, d.fold.quiet)
 	if err != nil {
 		return nil, err
 	}

@@ -45,7 +45,7 @@ KILL_RUN_CMD="/usr/local/bin/notify $TARGET$ $MODE$"`, "198.51.100.66",
 				t.Fatal(err)
 			}
 			runner := &command.FakeRunner{}
-			m, closeM, err := newManager(c, logrus.New(), block.NewNeverBlock(nil), runner)
+			m, closeM, err := newManager(c, logrus.New(), block.NewNeverBlock(nil), runner, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
