@@ -1,9 +1,29 @@
 // Package host reads the facts of the machine scanwarden protects: the
 // ports its services have bound (sock_diag, /proc/net), its own addresses,
-// its default gateways and its resolvers, and follows their changes
-// (rtnetlink). It only reads: it changes nothing on the host, and it knows
-// nothing of the config file, alerts or blocks (the daemon hands what it
-// reads to package block and to the engine).
+// its default gateways and its resolvers, and follows their changes. It
+// only reads: it changes nothing on the host, and it knows nothing of the
+// config file, alerts or blocks (the daemon hands what it reads to package
+// block and to the engine).
+//
+// The never-block facts (Addrs):
+//   - the host's own addresses, from the kernel's interface list;
+//   - the default gateways of every routing table, both families, through
+//     netlink (github.com/vishvananda/netlink): the main table, the
+//     tables of policy routing and of VRFs, each next hop of a multipath
+//     route, and an RTA_VIA next hop (an IPv4 route through an IPv6
+//     router). Only when netlink fails are /proc/net/route and
+//     /proc/net/ipv6_route read instead, which show the main table alone;
+//     they are read as well when a default route's next hop is a nexthop
+//     object the dump leaves out (net.ipv4.nexthop_compat_mode=0);
+//   - the resolvers of /etc/resolv.conf and, under systemd-resolved (whose
+//     stub, 127.0.0.53, is all /etc/resolv.conf then lists), the upstream
+//     servers resolved uses, from /run/systemd/resolve/resolv.conf.
+//
+// Watch follows the changes of links, addresses and routes (rtnetlink
+// subscriptions). The resolv.conf files are not watched: resolved and
+// DHCP clients rewrite them when the network changes, which comes with
+// address or route changes, and every change Watch reports makes the
+// daemon read them again.
 package host
 
 import (
@@ -16,6 +36,9 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Addrs reads the addresses a scan blocker must never block because
@@ -23,11 +46,21 @@ import (
 // when asked, its default gateways and resolvers. The zero value reads
 // nothing; NewAddrs gives the system's sources.
 type Addrs struct {
-	Gateway    bool   // include the default gateways
-	Resolvers  bool   // include the resolvers
-	RouteV4    string // /proc/net/route
-	RouteV6    string // /proc/net/ipv6_route
-	ResolvConf string // /etc/resolv.conf
+	Gateway   bool // include the default gateways
+	Resolvers bool // include the resolvers
+	// Routes lists routes of every routing table, both families
+	// (NewAddrs: netlink, the default routes only). Of what it returns
+	// only the default routes count: their gateways, RTA_VIA next hops
+	// and multipath next hops. nil, or an error, reads RouteV4 and
+	// RouteV6 instead.
+	Routes  func() ([]netlink.Route, error)
+	RouteV4 string // /proc/net/route: the main table only
+	RouteV6 string // /proc/net/ipv6_route: the main table only
+	// ResolvConf and ResolvedConf are read for nameserver lines, both,
+	// each address once (its reason names the first file listing it); a
+	// missing file or an empty path is no resolver.
+	ResolvConf   string // /etc/resolv.conf
+	ResolvedConf string // /run/systemd/resolve/resolv.conf: resolved's upstream servers
 	// Interfaces lists the host's addresses (net.InterfaceAddrs).
 	Interfaces func() ([]netip.Addr, error)
 }
@@ -36,19 +69,22 @@ type Addrs struct {
 // resolvers included as asked.
 func NewAddrs(gateway, resolvers bool) *Addrs {
 	return &Addrs{
-		Gateway:    gateway,
-		Resolvers:  resolvers,
-		RouteV4:    "/proc/net/route",
-		RouteV6:    "/proc/net/ipv6_route",
-		ResolvConf: "/etc/resolv.conf",
-		Interfaces: interfaceAddrs,
+		Gateway:      gateway,
+		Resolvers:    resolvers,
+		Routes:       netlinkDefaultRoutes,
+		RouteV4:      "/proc/net/route",
+		RouteV6:      "/proc/net/ipv6_route",
+		ResolvConf:   "/etc/resolv.conf",
+		ResolvedConf: "/run/systemd/resolve/resolv.conf",
+		Interfaces:   interfaceAddrs,
 	}
 }
 
 // Read returns every address with why it is protected ("an address of
 // this host", "a default gateway", "a resolver in /etc/resolv.conf").
 // On error the map holds what could be read; the error says what could
-// not.
+// not (a failed netlink route dump is an error even when /proc served:
+// only the main table was read).
 func (s *Addrs) Read() (map[netip.Addr]string, error) {
 	out := map[netip.Addr]string{}
 	var errs []error
@@ -62,7 +98,7 @@ func (s *Addrs) Read() (map[netip.Addr]string, error) {
 		}
 	}
 	if s.Gateway {
-		gws, err := defaultGateways(s.RouteV4, s.RouteV6)
+		gws, err := s.gateways()
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -71,12 +107,136 @@ func (s *Addrs) Read() (map[netip.Addr]string, error) {
 		}
 	}
 	if s.Resolvers {
-		rs, err := resolvers(s.ResolvConf)
+		seen := map[netip.Addr]bool{}
+		for _, path := range []string{s.ResolvConf, s.ResolvedConf} {
+			if path == "" {
+				continue
+			}
+			rs, err := resolvers(path)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			for _, a := range rs {
+				if !seen[a] {
+					seen[a] = true
+					out[a] = "a resolver in " + path
+				}
+			}
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// gateways returns the next hops of the default routes: from Routes, or
+// from the /proc files when Routes is nil or fails, or from both when a
+// default route's next hop is hidden from Routes.
+func (s *Addrs) gateways() ([]netip.Addr, error) {
+	var out []netip.Addr
+	var errs []error
+	proc := s.Routes == nil
+	if s.Routes != nil {
+		rs, err := s.Routes()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("routes from netlink (the main table read from /proc instead): %w", err))
+			proc = true
+		}
+		gws, hidden := routeGateways(rs)
+		out = append(out, gws...)
+		proc = proc || hidden
+	}
+	if proc {
+		gws, err := defaultGateways(s.RouteV4, s.RouteV6)
 		if err != nil {
 			errs = append(errs, err)
 		}
-		for _, a := range rs {
-			out[a] = "a resolver in " + s.ResolvConf
+		out = append(out, gws...)
+	}
+	return out, errors.Join(errs...)
+}
+
+// routeGateways returns the next hops of the default routes among rs
+// (a destination of length 0, any table): gateways, RTA_VIA addresses
+// and the next hops of multipath routes. hidden says that a default
+// unicast route through a router (scope universe) names no next hop: it
+// uses a nexthop object (ip nexthop, as FRR installs routes) and the
+// kernel leaves the object's gateway out of route messages when
+// net.ipv4.nexthop_compat_mode is 0. (An IPv6 route through a device
+// alone, default dev wg0, says so too, IPv6 routes being all of scope
+// universe: /proc is then read for nothing, which is harmless.)
+func routeGateways(rs []netlink.Route) (gws []netip.Addr, hidden bool) {
+	add := func(ip net.IP) bool {
+		a, ok := netip.AddrFromSlice(ip)
+		if !ok || a.Unmap().IsUnspecified() {
+			return false
+		}
+		gws = append(gws, a.Unmap())
+		return true
+	}
+	via := func(d netlink.Destination) bool {
+		if v, ok := d.(*netlink.Via); ok && v != nil {
+			return add(v.Addr)
+		}
+		return false
+	}
+	for _, r := range rs {
+		if !isDefault(r) {
+			continue
+		}
+		named := add(r.Gw)
+		named = via(r.Via) || named
+		for _, nh := range r.MultiPath {
+			if nh != nil {
+				named = add(nh.Gw) || named
+				named = via(nh.Via) || named
+			}
+		}
+		if !named && r.Type == unix.RTN_UNICAST && r.Scope == netlink.SCOPE_UNIVERSE {
+			hidden = true
+		}
+	}
+	return gws, hidden
+}
+
+// isDefault says whether r is a default route: no destination, or one of
+// length 0 (netlink reports 0.0.0.0/0 or ::/0).
+func isDefault(r netlink.Route) bool {
+	if r.Dst == nil {
+		return true
+	}
+	ones, _ := r.Dst.Mask.Size()
+	return ones == 0
+}
+
+// dumpTries is how many times a route dump the kernel interrupted (the
+// routes changed during it: NLM_F_DUMP_INTR) is tried before its partial
+// result is taken with the error.
+const dumpTries = 3
+
+// netlinkDefaultRoutes lists the default routes of every routing table
+// (RT_TABLE_UNSPEC with RT_FILTER_TABLE), IPv4 and IPv6. It keeps the
+// default routes only, as the dump goes: a router's full table may hold a
+// million routes.
+func netlinkDefaultRoutes() ([]netlink.Route, error) {
+	var out []netlink.Route
+	var errs []error
+	filter := &netlink.Route{Table: unix.RT_TABLE_UNSPEC}
+	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		for try := 1; ; try++ {
+			var rs []netlink.Route
+			err := netlink.RouteListFilteredIter(family, filter, netlink.RT_FILTER_TABLE, func(r netlink.Route) bool {
+				if isDefault(r) {
+					rs = append(rs, r)
+				}
+				return true
+			})
+			if errors.Is(err, netlink.ErrDumpInterrupted) && try < dumpTries {
+				continue
+			}
+			out = append(out, rs...)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("route dump (family %d): %w", family, err))
+			}
+			break
 		}
 	}
 	return out, errors.Join(errs...)
@@ -96,8 +256,8 @@ func interfaceAddrs() ([]netip.Addr, error) {
 	return out, nil
 }
 
-// defaultGateways reads the next hops of the default routes from the
-// kernel's route tables (/proc/net/route: hex little-endian IPv4;
+// defaultGateways reads the next hops of the default routes of the main
+// table from /proc (/proc/net/route: hex little-endian IPv4;
 // /proc/net/ipv6_route: hex IPv6). A missing IPv6 table (IPv6 disabled)
 // is not an error.
 func defaultGateways(v4, v6 string) ([]netip.Addr, error) {
