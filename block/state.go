@@ -334,17 +334,32 @@ func (s *StateFile) mergePending(bans []Ban) ([]Ban, error) {
 }
 
 // eachPending calls fn with the ban of each line of pending.jsonl's data,
-// in order, skipping a line that cannot be read (a crash in the middle of
-// its write).
+// in order, skipping a line that cannot be read (a crash or a full disk
+// in the middle of its write). The next line Pend writes follows such a
+// torn line on the same line of the file: it is read from where it starts
+// (a line's ban starts with banStart, which cannot occur inside a JSON
+// string, where '"' is escaped), so that it is not lost with the torn one.
 func eachPending(data []byte, fn func(Ban)) {
 	for _, line := range bytes.Split(data, []byte("\n")) {
-		var b Ban
-		if len(line) == 0 || json.Unmarshal(line, &b) != nil || !b.Addr.IsValid() {
-			continue
+		for len(line) > 0 {
+			var b Ban
+			if json.Unmarshal(line, &b) == nil {
+				if b.Addr.IsValid() {
+					fn(b)
+				}
+				break
+			}
+			i := bytes.Index(line[1:], banStart)
+			if i < 0 {
+				break
+			}
+			line = line[1+i:]
 		}
-		fn(b)
 	}
 }
+
+// banStart is how json.Marshal begins a Ban: its first field is Addr.
+var banStart = []byte(`{"addr":`)
 
 // banOf returns addr's ban as read() would have it (the last pending line
 // of addr, else the state file's), without copying or sorting the whole

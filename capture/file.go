@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
@@ -84,8 +86,10 @@ type FileSource struct {
 	off        int64 // offset of the next record
 
 	// pcapng
-	ng     *pcapgo.NgReader
-	ngDecs []ngDecoder // one decoder per link type met, in order of appearance
+	ng         *pcapgo.NgReader
+	ngDecs     []ngDecoder       // one decoder per link type met, in order of appearance
+	ngReadable bool              // an interface of a link type the Decoder reads was seen
+	ngBad      []layers.LinkType // the unsupported link types of the interfaces seen, each once
 
 	records uint64 // records read so far (the number of the last one)
 	skipped uint64 // records of a link type we cannot decode (pcapng interfaces)
@@ -114,7 +118,11 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // microsecond or nanosecond timestamps (and the old modified format), or
 // pcapng. A file of any other kind is an error naming its magic number; a
 // capture of a link type the Decoder does not support is an error naming
-// the link type.
+// the link type. In a pcapng file, the packets of an interface of such a
+// link type (the first one's included) are skipped and counted, and the
+// file is refused only when none of its interfaces has a supported link
+// type: by OpenFile when the file fits in the read buffer, else by Next
+// at its end.
 func OpenFile(path string) (*FileSource, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -192,34 +200,52 @@ func (s *FileSource) openPcapNG() (err error) {
 	// pcapgo wraps its input in a bufio.Reader unless it already is one
 	// (of at least 4 KiB): ours is used as it is, so the offset of what
 	// it reads is s.cr.n - s.br.Buffered().
-	s.ng, err = pcapgo.NewNgReader(s.br, pcapgo.NgReaderOptions{WantMixedLinkType: true})
+	s.ng, err = pcapgo.NewNgReader(s.br, pcapgo.NgReaderOptions{
+		WantMixedLinkType: true,
+		// a section's interfaces are forgotten at the next one: note
+		// whether one of them could be read, for the end of the file
+		SectionEndCallback: func(ifaces []pcapgo.NgInterface, _ pcapgo.NgSectionInfo) {
+			for _, i := range ifaces {
+				s.noteLink(i.LinkType)
+			}
+		},
+	})
 	if err != nil {
 		return fmt.Errorf("%s: bad pcapng header: %w", s.name, err)
 	}
-	link, ok := s.peekNGLinkType()
-	if !ok {
+	links, whole := s.peekNGLinkTypes()
+	if len(links) == 0 {
 		// No interface in the first MiB: there can be no packet before
 		// one either. Decoders are made as interfaces appear.
 		s.link = s.ng.LinkType()
 		return nil
 	}
-	s.link = link
-	dec, err := NewDecoder(link)
-	if err != nil {
-		return fmt.Errorf("%s: %w", s.name, err)
+	// The first interface's link type is the file's; its packets, like
+	// those of any interface of a link type the Decoder cannot read, are
+	// skipped and counted. The file is refused only when none of its
+	// interfaces can be read: here when the buffer holds it whole, else
+	// at its end.
+	s.link = links[0]
+	s.dec = s.ngDecoderOf(links[0])
+	for _, l := range links {
+		s.noteLink(l)
 	}
-	s.ngDecs = append(s.ngDecs, ngDecoder{link: link, dec: dec})
-	s.dec = dec
+	if whole && !s.ngReadable {
+		return s.noLinkError(links)
+	}
 	return nil
 }
 
-// peekNGLinkType finds the link type of the first Interface Description
-// Block in what the buffer holds (the reader reads interfaces as packets
-// need them, so it does not know yet), without consuming anything.
-func (s *FileSource) peekNGLinkType() (layers.LinkType, bool) {
-	b, _ := s.br.Peek(FileBufferSize)
+// peekNGLinkTypes returns the link types of the Interface Description
+// Blocks in what the buffer holds (the reader reads interfaces as packets
+// need them, so it does not know them yet), without consuming anything,
+// in order and each once; whole is true when the buffer holds the file to
+// its end and every block of it was walked.
+func (s *FileSource) peekNGLinkTypes() (links []layers.LinkType, whole bool) {
+	b, err := s.br.Peek(FileBufferSize)
 	var order binary.ByteOrder = binary.LittleEndian
-	for off := 0; off+12 <= len(b); {
+	off := 0
+	for off+12 <= len(b) {
 		typ := order.Uint32(b[off:])
 		if typ == magicPcapNG {
 			if binary.BigEndian.Uint32(b[off+8:]) == 0x1a2b3c4d {
@@ -229,15 +255,51 @@ func (s *FileSource) peekNGLinkType() (layers.LinkType, bool) {
 			}
 		}
 		if typ == 1 { // Interface Description Block
-			return layers.LinkType(order.Uint16(b[off+8:])), true
+			if l := layers.LinkType(order.Uint16(b[off+8:])); !slices.Contains(links, l) {
+				links = append(links, l)
+			}
 		}
 		n := int(order.Uint32(b[off+4:]))
 		if n < 12 || n%4 != 0 {
-			return 0, false
+			return links, false
 		}
 		off += n
 	}
-	return 0, false
+	return links, off == len(b) && errors.Is(err, io.EOF)
+}
+
+// noteLink notes an interface of link type link: whether the Decoder
+// reads it (a decoder made for it already says).
+func (s *FileSource) noteLink(link layers.LinkType) {
+	if s.ngReadable || slices.Contains(s.ngBad, link) {
+		return
+	}
+	var ok bool
+	if i := slices.IndexFunc(s.ngDecs, func(d ngDecoder) bool { return d.link == link }); i >= 0 {
+		ok = s.ngDecs[i].dec != nil
+	} else {
+		_, err := NewDecoder(link)
+		ok = err == nil
+	}
+	if ok {
+		s.ngReadable = true
+	} else {
+		s.ngBad = append(s.ngBad, link)
+	}
+}
+
+// noLinkError is the error of a pcapng file none of whose interfaces has
+// a link type the Decoder reads; links are their link types.
+func (s *FileSource) noLinkError(links []layers.LinkType) error {
+	_, err := NewDecoder(links[0])
+	if len(links) == 1 {
+		return fmt.Errorf("%s: %w", s.name, err) // as for a classic pcap file
+	}
+	names := make([]string, len(links))
+	for i, l := range links {
+		names[i] = linkTypeDesc(l)
+	}
+	return fmt.Errorf("%s: no interface of a supported link type (%s): %w", s.name, strings.Join(names, ", "), err)
 }
 
 func (s *FileSource) u16(b []byte) uint16 {
@@ -310,7 +372,9 @@ func (s *FileSource) Close() error {
 // io.EOF after the last record. Records that hold no probe (other
 // protocols, malformed packets, pending fragments) are skipped and
 // counted, never reported as errors; only a broken file structure is,
-// as a *FileError naming the record number and offset. After an error,
+// as a *FileError naming the record number and offset, and, in place of
+// io.EOF, a pcapng file none of whose interfaces could be read (see
+// OpenFile). After an error,
 // every later call returns the same error. Next allocates nothing for
 // classic pcap files.
 func (s *FileSource) Next(p *detect.Probe) error {
@@ -378,8 +442,7 @@ func (s *FileSource) nextNG(p *detect.Probe) (err error) {
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				s.records--
-				s.err = io.EOF
-				return io.EOF
+				return s.endNG()
 			}
 			if errors.Is(err, io.ErrUnexpectedEOF) {
 				return s.fail(fmt.Errorf("truncated pcapng block: %w", err))
@@ -401,6 +464,22 @@ func (s *FileSource) nextNG(p *detect.Probe) (err error) {
 	}
 }
 
+// endNG ends a pcapng file: io.EOF, or an error naming the file when
+// none of its interfaces had a link type the Decoder reads (their packets
+// were all skipped).
+func (s *FileSource) endNG() error {
+	s.err = io.EOF
+	for i := range s.ng.NInterfaces() { // the last section's
+		if iface, err := s.ng.Interface(i); err == nil {
+			s.noteLink(iface.LinkType)
+		}
+	}
+	if !s.ngReadable && len(s.ngBad) > 0 {
+		s.err = s.noLinkError(s.ngBad)
+	}
+	return s.err
+}
+
 // ngDecoder returns the decoder for a pcapng interface's link type, or nil
 // when that link type is not supported.
 func (s *FileSource) ngDecoder(iface int) *Decoder {
@@ -408,6 +487,12 @@ func (s *FileSource) ngDecoder(iface int) *Decoder {
 	if i, err := s.ng.Interface(iface); err == nil {
 		link = i.LinkType
 	}
+	return s.ngDecoderOf(link)
+}
+
+// ngDecoderOf returns the decoder for link, made at its first use, or nil
+// when link is not supported.
+func (s *FileSource) ngDecoderOf(link layers.LinkType) *Decoder {
 	for i := range s.ngDecs {
 		if s.ngDecs[i].link == link {
 			return s.ngDecs[i].dec
@@ -418,5 +503,6 @@ func (s *FileSource) ngDecoder(iface int) *Decoder {
 		dec = nil
 	}
 	s.ngDecs = append(s.ngDecs, ngDecoder{link: link, dec: dec})
+	s.noteLink(link)
 	return dec
 }

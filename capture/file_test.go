@@ -273,6 +273,142 @@ func TestFilePcapNGMixedLinkTypes(t *testing.T) {
 	}
 }
 
+// ngPacket is a packet of a test pcapng, on interface iface.
+type ngPacket struct {
+	iface int
+	data  []byte
+}
+
+// pcapNGBytes returns a pcapng section with an interface of each of links,
+// in order, and pkts.
+func pcapNGBytes(tb testing.TB, links []layers.LinkType, pkts []ngPacket) []byte {
+	tb.Helper()
+	var b bytes.Buffer
+	w, err := pcapgo.NewNgWriterInterface(&b, pcapgo.NgInterface{Name: "if0", LinkType: links[0], SnapLength: 65535}, pcapgo.NgWriterOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for i, l := range links[1:] {
+		if _, err := w.AddInterface(pcapgo.NgInterface{Name: fmt.Sprintf("if%d", i+1), LinkType: l, SnapLength: 65535}); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	for i, p := range pkts {
+		ci := gopacket.CaptureInfo{Timestamp: tBase.Add(time.Duration(i) * time.Millisecond), CaptureLength: len(p.data), Length: len(p.data), InterfaceIndex: p.iface}
+		if err := w.WritePacket(ci, p.data); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		tb.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// TestFilePcapNGFirstInterfaceUnsupported: the first interface's link type
+// is one the Decoder cannot read. Its packets are skipped and counted like
+// any other such interface's, the other interfaces are read, and the file
+// is refused (naming it) only when none of its interfaces can be read:
+// at once when the whole file is in the read buffer, at its end when not.
+func TestFilePcapNGFirstInterfaceUnsupported(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	const wifi, usb = layers.LinkTypeIEEE802_11, layers.LinkType(220) // USB Linux mmapped
+	syn := withEth(t, ip4TCP(t, v4A, v4B, 1, 2, detect.FlagSYN, nil))
+	udp := ip6UDP(t, v6A, v6B, 3, 4, nil)
+	beacon := []byte{0x80, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	// n packets of the unsupported interface 0, then one of each readable one
+	filler := func(n int) []ngPacket {
+		out := make([]ngPacket, n)
+		for i := range out {
+			out[i] = ngPacket{0, beacon}
+		}
+		return out
+	}
+	// about 60 bytes a packet: 30000 of them are well past the 1 MiB buffer
+	const big = 30000
+
+	t.Run("readable interfaces after it", func(t *testing.T) {
+		for _, n := range []int{3, big} {
+			pkts := append(filler(n), ngPacket{1, syn}, ngPacket{0, beacon}, ngPacket{2, udp})
+			p := write(fmt.Sprintf("first-wifi-%d.pcapng", n), pcapNGBytes(t, []layers.LinkType{wifi, layers.LinkTypeEthernet, layers.LinkTypeRaw}, pkts))
+			got, s, err := readAll(t, p)
+			if err != nil {
+				t.Fatalf("%d packets: %v", n, err)
+			}
+			if len(got) != 2 || got[0].DstPort != 2 || got[1].DstPort != 4 {
+				t.Fatalf("%d packets: probes %+v", n, got)
+			}
+			if st := s.Stats(); st.Packets != uint64(n+3) || st.Decoded != 2 || st.Ignored != uint64(n+1) {
+				t.Errorf("%d packets: stats %+v", n, st)
+			}
+			if s.LinkType() != wifi {
+				t.Errorf("LinkType = %v, want the first interface's", s.LinkType())
+			}
+		}
+	})
+
+	t.Run("a readable interface past the buffer", func(t *testing.T) {
+		// the first MiB shows only the unsupported interface; a readable
+		// one is described after it (a second section, as cat a.pcapng
+		// b.pcapng makes)
+		b := pcapNGBytes(t, []layers.LinkType{wifi}, filler(big))
+		if len(b) <= FileBufferSize {
+			t.Fatalf("%d packets make only %d bytes", big, len(b))
+		}
+		b = append(b, pcapNGBytes(t, []layers.LinkType{layers.LinkTypeEthernet}, []ngPacket{{0, syn}})...)
+		got, s, err := readAll(t, write("sections.pcapng", b))
+		if err != nil || len(got) != 1 || got[0].DstPort != 2 {
+			t.Fatalf("probes %+v, %v", got, err)
+		}
+		if st := s.Stats(); st.Packets != big+1 || st.Ignored != big {
+			t.Errorf("stats %+v", st)
+		}
+		// and the other way round: a readable section, then one whose
+		// interfaces are all unsupported
+		b = pcapNGBytes(t, []layers.LinkType{layers.LinkTypeEthernet}, []ngPacket{{0, syn}})
+		b = append(b, pcapNGBytes(t, []layers.LinkType{wifi}, filler(big))...)
+		if got, _, err := readAll(t, write("sections2.pcapng", b)); err != nil || len(got) != 1 {
+			t.Fatalf("probes %+v, %v", got, err)
+		}
+	})
+
+	t.Run("no readable interface", func(t *testing.T) {
+		// small: refused at open, as a classic pcap of that link type is
+		p := write("wifi.pcapng", pcapNGBytes(t, []layers.LinkType{wifi}, filler(3)))
+		_, err := OpenFile(p)
+		if err == nil || !strings.HasPrefix(err.Error(), p+": unsupported link type") || !strings.Contains(err.Error(), "(105)") {
+			t.Fatalf("err = %v", err)
+		}
+		p = write("wifi-usb.pcapng", pcapNGBytes(t, []layers.LinkType{wifi, usb}, append(filler(3), ngPacket{1, beacon})))
+		_, err = OpenFile(p)
+		if err == nil || !strings.HasPrefix(err.Error(), p+": no interface of a supported link type (") ||
+			!strings.Contains(err.Error(), "(105)") || !strings.Contains(err.Error(), "220") {
+			t.Fatalf("err = %v", err)
+		}
+		// large: read to its end, every packet skipped and counted, then
+		// the error naming the file, for good
+		p = write("wifi-big.pcapng", pcapNGBytes(t, []layers.LinkType{wifi}, filler(big)))
+		got, s, err := readAll(t, p)
+		if err == nil || !strings.HasPrefix(err.Error(), p+": unsupported link type") || len(got) != 0 {
+			t.Fatalf("probes %+v, err = %v", got, err)
+		}
+		if st := s.Stats(); st.Packets != big || st.Ignored != big {
+			t.Errorf("stats %+v", st)
+		}
+		var pr detect.Probe
+		if again := s.Next(&pr); again != err {
+			t.Errorf("Next after the error = %v, want %v", again, err)
+		}
+	})
+}
+
 func TestFileErrors(t *testing.T) {
 	dir := t.TempDir()
 	syn := withEth(t, ip4TCP(t, v4A, v4B, 1, 2, detect.FlagSYN, nil)) // 54 bytes

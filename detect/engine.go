@@ -309,6 +309,13 @@ func (e *Engine) answered(p *Probe, proto, st uint8) *Alert {
 	e.stats.Replies++
 	switch t.st & stMask {
 	case stUnanswered, stPending:
+		if t.st&stMask == stPending && st == stClosed {
+			// "closed" for a FIN+ACK (an ICMP unreachable of a REJECT
+			// rule, a RST+ACK): the Maimon probe counts, as in bareRST
+			s.probes++
+			s.types[TypeMaimon]++
+			e.stats.Probes++
+		}
 		s.set(t, t.st&^stMask|st)
 	default:
 		// An answer after an earlier one (a server resetting an open

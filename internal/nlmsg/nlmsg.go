@@ -14,14 +14,18 @@ import (
 var ErrStop = errors.New("stop")
 
 // ErrMalformed is returned by Each for a message whose length does not fit
-// the buffer.
+// the buffer, or a buffer that ends within a message's header (a datagram
+// cut short: the messages cut off would be lost unseen).
 var ErrMalformed = errors.New("netlink receive: malformed message")
 
 // Each calls fn with the type, flags, sequence number and body of every
 // netlink message in b, until fn returns an error, which it returns
 // (ErrStop included).
 func Each(b []byte, fn func(typ, flags uint16, seq uint32, body []byte) error) error {
-	for len(b) >= unix.NLMSG_HDRLEN {
+	for len(b) > 0 {
+		if len(b) < unix.NLMSG_HDRLEN {
+			return ErrMalformed
+		}
 		l := int(binary.NativeEndian.Uint32(b[0:4]))
 		if l < unix.NLMSG_HDRLEN || l > len(b) {
 			return ErrMalformed

@@ -1,0 +1,286 @@
+package detect
+
+import (
+	"math"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// FuzzEngine feeds the engine arbitrary sequences of probes (and of the
+// calls the daemon makes between them: Hit, Rearm, Forget, SetTraps) on a
+// table of 64 sources, and checks its invariants after each step: the
+// table never holds more than MaxSources sources, every tracked source is
+// found where the hash table says, each source's running score equals the
+// recount of its targets' weights, an alert is well formed; and nothing
+// panics.
+//
+// The input is a 4-byte header (window, threshold, trigger, home, trap
+// ports, hash seed) and then 6 bytes a step, decoded by fuzzStep, for at
+// most maxFuzzSteps steps.
+func FuzzEngine(f *testing.F) {
+	for _, seed := range [][]byte{
+		{},
+		{0, 0, 0, 0},
+		// a SYN scan of closed ports: SYN, RST+ACK, ...
+		append([]byte{2, 0, 0, 0},
+			0, FlagSYN, 1, 2, 0x01, 1, 0, FlagRST|FlagACK, 2, 1, 0x10, 1,
+			0, FlagSYN, 1, 2, 0x02, 1, 0, FlagRST|FlagACK, 2, 1, 0x20, 1,
+			0, FlagSYN, 1, 2, 0x03, 1, 0, FlagRST|FlagACK, 2, 1, 0x30, 1,
+			0, FlagSYN, 1, 2, 0x04, 1, 0, FlagRST|FlagACK, 2, 1, 0x40, 1),
+		// stealth probes, a UDP probe and its ICMP answer, a trap hit,
+		// a rearm and a forget, timestamps jumping back and far ahead
+		{1, 3, 1, 7,
+			0, FlagFIN, 3, 2, 0x05, 1, 0, 0, 3, 2, 0x06, 1, 0, FlagFIN | FlagPSH | FlagURG, 3, 2, 0x07, 0x81,
+			1, 0, 4, 2, 0x08, 1, 2, 0, 2, 4, 0x80, 1, 2, 1, 2, 4, 0x80, 0xc1,
+			0, FlagSYN, 5, 2, 0x03, 0xfe, 5 << 5, 0, 5, 2, 0x03, 1, 6 << 5, 0, 5, 0, 0, 0xff,
+			7 << 5, 0, 5, 0, 0, 1, 0, FlagSYN, 5, 2, 0x03, 0xc3},
+		// FIN+ACK (Maimon) and its RST, a half-open port, IPv6
+		{3, 1, 2, 2,
+			0, FlagFIN | FlagACK, 0x81, 0x82, 0x01, 1, 0, FlagRST, 0x82, 0x81, 0x10, 1,
+			0, FlagSYN, 0x81, 0x82, 0x02, 1, 0, FlagSYN | FlagACK, 0x82, 0x81, 0x20, 1, 0, FlagRST, 0x81, 0x82, 0x02, 1},
+	} {
+		f.Add(seed)
+	}
+	// a flood of sources, past the table's size
+	flood := []byte{0, 0, 0, 0}
+	for i := range maxFuzzSteps {
+		flood = append(flood, 0, FlagSYN, byte(i), byte(i+1), byte(i), 1)
+	}
+	f.Add(flood)
+
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var hdr [4]byte
+		data = data[copy(hdr[:], data):]
+		cfg := Config{
+			Window:      []time.Duration{0, time.Millisecond, time.Second, 600 * time.Second}[hdr[0]&3],
+			Threshold:   []int{0, 1, 3, 12, 40, 1000, 7, 2}[hdr[0]>>2&7],
+			ScanTrigger: int(hdr[0] >> 5 & 3),
+			MaxSources:  64,
+		}
+		switch hdr[1] & 3 {
+		case 1:
+			cfg.Home = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/26")}
+		case 2:
+			cfg.Home = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/25"), netip.MustParsePrefix("2001:db8::/120")}
+		}
+		if hdr[1]&4 != 0 {
+			cfg.TrapTCP = fuzzTraps(hdr[2])
+		}
+		if hdr[1]&8 != 0 {
+			cfg.TrapUDP = fuzzTraps(hdr[2] >> 4)
+		}
+		e, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// fixed seeds: a failure replays the same way
+		e.seed0, e.seed1 = uint64(hdr[3])*0x9e3779b97f4a7c15, uint64(hdr[3])^0x5ca4
+		ts := int64(1_700_000_000) * int64(time.Second)
+		// at most maxFuzzSteps steps: enough to fill the table twice over,
+		// few enough that the fuzzer tries many sequences
+		for step := 0; len(data) >= 6 && step < maxFuzzSteps; step++ {
+			ts = fuzzStep(t, e, data[:6], ts)
+			data = data[6:]
+			checkEngine(t, e, step)
+		}
+	})
+}
+
+// maxFuzzSteps bounds the steps of one input.
+const maxFuzzSteps = 160
+
+// fuzzTraps is one of a few trap sets over the fuzz's ports.
+func fuzzTraps(sel byte) *PortSet {
+	var s PortSet
+	for i, p := range fuzzPorts {
+		if sel>>(i%4)&1 != 0 {
+			s.Add(p)
+		}
+	}
+	return &s
+}
+
+// fuzzPorts is the fuzz's port space: small, so that answers meet probes.
+var fuzzPorts = [16]uint16{1, 22, 80, 111, 443, 1024, 31337, 65535, 0, 53, 123, 161, 2049, 40000, 40001, 8080}
+
+// fuzzAddr maps a byte to an address: 10.0.0.0/25 and 2001:db8::/121,
+// with a few odd ones among them (invalid, unspecified, multicast,
+// broadcast, IPv4-mapped IPv6, zoned).
+func fuzzAddr(b byte) netip.Addr {
+	switch b {
+	case 0x7f:
+		return netip.Addr{}
+	case 0x7e:
+		return netip.IPv4Unspecified()
+	case 0x7d:
+		return netip.AddrFrom4([4]byte{224, 0, 0, 251})
+	case 0x7c:
+		return netip.AddrFrom4([4]byte{255, 255, 255, 255})
+	case 0xff:
+		return netip.IPv6Unspecified()
+	case 0xfe:
+		return netip.MustParseAddr("::ffff:10.0.0.1")
+	case 0xfd:
+		return netip.MustParseAddr("ff02::1")
+	case 0xfc:
+		return netip.MustParseAddr("2001:db8::1%eth0")
+	}
+	if b&0x80 == 0 {
+		return netip.AddrFrom4([4]byte{10, 0, 0, b})
+	}
+	a := netip.MustParseAddr("2001:db8::").As16()
+	a[15] = b & 0x7f
+	return netip.AddrFrom16(a)
+}
+
+// fuzzStep decodes 6 bytes into one step and runs it; it returns the
+// step's timestamp.
+//
+//	d[0]: bits 7-5 the operation (0-4 Process, 5 Hit, 6 Rearm, 7 Forget or
+//	      SetTraps), bits 1-0 the kind (TCP, UDP, unreach, none), bit 2 the
+//	      protocol of an unreach (TCP/UDP), bit 3 StackSYN, bit 4 Frag
+//	d[1]: TCP flags (an unreach's code)
+//	d[2], d[3]: source and destination (fuzzAddr)
+//	d[4]: destination port (low 4 bits) and source port (high 4 bits)
+//	d[5]: time: bits 7-6 say how it moves, bits 5-0 by how much
+func fuzzStep(t *testing.T, e *Engine, d []byte, ts int64) int64 {
+	amount := int64(d[5] & 63)
+	switch d[5] >> 6 {
+	case 0: // forward by microseconds
+		ts += amount * int64(time.Microsecond)
+	case 1: // forward by seconds
+		ts += amount * int64(time.Second)
+	case 2: // backward by milliseconds
+		ts -= amount * int64(time.Millisecond)
+	case 3: // a jump
+		switch amount & 7 {
+		case 0:
+			ts = 0
+		case 1:
+			ts = math.MaxInt64 - int64(amount)
+		case 2:
+			ts = math.MinInt64 + int64(amount)
+		case 3:
+			ts = -int64(amount) * int64(time.Hour)
+		default:
+			ts += int64(amount) * int64(time.Hour)
+		}
+	}
+	src, dst := fuzzAddr(d[2]), fuzzAddr(d[3])
+	dport, sport := fuzzPorts[d[4]&15], fuzzPorts[d[4]>>4]
+	switch op := d[0] >> 5; op {
+	case 5:
+		proto := ProtoTCP
+		if d[0]&4 != 0 {
+			proto = ProtoUDP
+		}
+		checkAlert(t, e.Hit(src, dst, proto, dport, ts), ts)
+	case 6:
+		e.Rearm(src, ts+int64(d[1])*int64(time.Millisecond), d[0]&1 != 0)
+	case 7:
+		if d[0]&1 == 0 {
+			e.Forget(src)
+		} else {
+			e.SetTraps(fuzzTraps(d[1]), fuzzTraps(d[1]>>4))
+		}
+	default:
+		p := Probe{TS: ts, Src: src, Dst: dst, SrcPort: sport, DstPort: dport, Flags: d[1],
+			StackSYN: d[0]&8 != 0, Frag: d[0]&16 != 0}
+		switch d[0] & 3 {
+		case 0:
+			p.Kind, p.Proto = KindTCP, ProtoTCP
+		case 1:
+			p.Kind, p.Proto, p.Flags = KindUDP, ProtoUDP, 0
+		case 2:
+			p.Kind, p.Proto, p.Flags, p.Code = KindUnreach, ProtoTCP, 0, d[1]
+			if d[0]&4 != 0 {
+				p.Proto = ProtoUDP
+			}
+		}
+		checkAlert(t, e.Process(&p), ts)
+	}
+	return ts
+}
+
+// checkAlert checks what an alert must hold.
+func checkAlert(t *testing.T, a *Alert, ts int64) {
+	t.Helper()
+	if a == nil {
+		return
+	}
+	if !a.Src.IsValid() || a.Time != ts || a.Probes == 0 || len(a.Dst) > maxDsts || len(a.Ports) > maxTargets {
+		t.Fatalf("alert %+v at %d", a, ts)
+	}
+	for i := 1; i < len(a.Ports); i++ {
+		if x, y := a.Ports[i-1], a.Ports[i]; x.Proto > y.Proto || x.Proto == y.Proto && x.Port >= y.Port {
+			t.Fatalf("alert ports not sorted and distinct: %+v", a.Ports)
+		}
+	}
+}
+
+// checkEngine checks the engine's invariants after a step.
+func checkEngine(t *testing.T, e *Engine, step int) {
+	t.Helper()
+	st := e.Stats()
+	if st.Sources > len(e.srcs) || st.Sources < 0 || st.Sources != e.live {
+		t.Fatalf("step %d: %d sources tracked, at most %d", step, st.Sources, len(e.srcs))
+	}
+	// the hash table holds exactly the live sources, each found by lookup
+	inTable := 0
+	for _, idx := range e.table {
+		if idx < 0 {
+			continue
+		}
+		inTable++
+		if idx >= e.used {
+			t.Fatalf("step %d: table entry %d beyond the %d sources handed out", step, idx, e.used)
+		}
+		s := &e.srcs[idx]
+		if s.hash != e.hashKey(s.addr) {
+			t.Fatalf("step %d: source %v has a stale hash", step, s.addr.addr())
+		}
+		if got := e.lookup(s.addr.addr()); got != s {
+			t.Fatalf("step %d: source %v in the table, not found by lookup", step, s.addr.addr())
+		}
+	}
+	if inTable != e.live {
+		t.Fatalf("step %d: %d sources in the hash table, %d live", step, inTable, e.live)
+	}
+	if e.live+len(e.free) != int(e.used) {
+		t.Fatalf("step %d: %d live and %d free of %d handed out", step, e.live, len(e.free), e.used)
+	}
+	for i := range e.srcs[:e.used] {
+		s := &e.srcs[i]
+		if s.score != s.sumWeights() {
+			t.Fatalf("step %d: %v score %d, recount %d", step, s.addr.addr(), s.score, s.sumWeights())
+		}
+		if s.score < 0 || int(s.ntargets) > maxTargets || int(s.ndst) > maxDsts {
+			t.Fatalf("step %d: %v score %d, %d targets, %d destinations", step, s.addr.addr(), s.score, s.ntargets, s.ndst)
+		}
+	}
+}
+
+// A Maimon scan (FIN+ACK) of a host whose firewall REJECTs with ICMP port
+// unreachable, or whose stack answers RST+ACK, counts its probes as the
+// bare RST answer does (FuzzEngine found the alert of such a scan saying
+// "syn", 0 probes).
+func TestMaimonScanAnsweredOtherwise(t *testing.T) {
+	for _, answer := range []string{"icmp", "rst+ack"} {
+		e := newEngine(t, Config{})
+		var pkts []*Probe
+		for i, p := range seq(600, 10) {
+			ts := t0 + int64(i)*ms
+			pkts = append(pkts, tcp(ts, attacker, 42000, victim, p, FlagFIN|FlagACK))
+			if answer == "icmp" {
+				pkts = append(pkts, unreach(ts+ms/10, victim, p, attacker, 42000, ProtoTCP))
+			} else {
+				pkts = append(pkts, tcp(ts+ms/10, victim, p, attacker, 42000, FlagRST|FlagACK))
+			}
+		}
+		alerts := run(t, e, pkts...)
+		if len(alerts) != 1 || alerts[0].Type != TypeMaimon || alerts[0].Probes != 4 {
+			t.Fatalf("%s: alerts %+v", answer, alerts)
+		}
+	}
+}
