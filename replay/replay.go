@@ -6,6 +6,7 @@
 package replay
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -40,11 +41,22 @@ type AlertFunc func(a *detect.Alert, file string) error
 // A file that cannot be read to its end does not stop the others: its
 // alerts up to the damage are handed over, and the errors are returned
 // together at the end.
-func Files(files []string, opt Options, emit AlertFunc) (Summary, error) {
+//
+// When ctx is done, Files stops between two batches of packets (within a
+// few thousand packets) and opens no further file: the alerts handed to
+// emit so far stand, the summary counts what was read up to then (the
+// file being read counts in Files, not in Failed), and the error returned
+// wraps context.Cause(ctx), joined with the errors of the files that
+// failed before.
+func Files(ctx context.Context, files []string, opt Options, emit AlertFunc) (Summary, error) {
 	var sum Summary
 	var errs []error
 	var eng *detect.Engine
+	stopped := false
 	for _, f := range files {
+		if stopped = ctx.Err() != nil; stopped {
+			break
+		}
 		if eng == nil || !opt.Merge {
 			if eng != nil {
 				sum.Sources += eng.Stats().Sources
@@ -55,7 +67,10 @@ func Files(files []string, opt Options, emit AlertFunc) (Summary, error) {
 			}
 			eng = e
 		}
-		if err := replayFile(f, eng, emit, &sum); err != nil {
+		if err := replayFile(ctx, f, eng, emit, &sum); err != nil {
+			if stopped = errors.Is(err, errStopped); stopped {
+				break
+			}
 			sum.Failed++
 			errs = append(errs, err)
 		}
@@ -63,8 +78,14 @@ func Files(files []string, opt Options, emit AlertFunc) (Summary, error) {
 	if eng != nil {
 		sum.Sources += eng.Stats().Sources
 	}
+	if stopped {
+		errs = append(errs, context.Cause(ctx))
+	}
 	return sum, errors.Join(errs...)
 }
+
+// errStopped is replayFile's report that ctx stopped it.
+var errStopped = errors.New("replay stopped")
 
 // Decoding and classification run on two cores: a reader goroutine
 // decodes packets into batches of Probes, the caller's goroutine runs the
@@ -88,21 +109,39 @@ type probeBatch struct {
 	err    error // set on the last batch: io.EOF or what stopped the reader
 }
 
-// replayFile runs eng over one file.
-func replayFile(path string, eng *detect.Engine, emit AlertFunc, sum *Summary) error {
+// replayFile runs eng over one file; it returns errStopped when ctx
+// stopped it.
+func replayFile(ctx context.Context, path string, eng *detect.Engine, emit AlertFunc, sum *Summary) error {
 	src, err := capture.OpenFile(path)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
 	sum.Files++
+	err = run(ctx, src, path, eng, emit, sum)
+	// the reader has stopped: its counters may be read
+	st := src.Stats()
+	sum.Packets += st.Packets
+	sum.Decoded += st.Decoded
+	sum.Malformed += st.Malformed
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
+}
 
+// run feeds eng with the probes of src, decoded by a reader goroutine,
+// until the end of the file, an error, or ctx; it returns once the reader
+// has stopped. ctx is looked at between batches only, so that the
+// per-packet loops stay as they are.
+func run(ctx context.Context, src *capture.FileSource, path string, eng *detect.Engine, emit AlertFunc, sum *Summary) error {
 	free := make(chan *probeBatch, replayBatches)
 	full := make(chan *probeBatch, replayBatches)
 	done := make(chan struct{})
 	for range replayBatches {
 		free <- new(probeBatch)
 	}
+	stop := ctx.Done() // nil, never ready, for a context that cannot end
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
@@ -112,6 +151,8 @@ func replayFile(path string, eng *detect.Engine, emit AlertFunc, sum *Summary) e
 			case b = <-free:
 			case <-done:
 				return
+			case <-stop:
+				return
 			}
 			b.n, b.err = 0, nil
 			for b.n < len(b.probes) {
@@ -120,7 +161,7 @@ func replayFile(path string, eng *detect.Engine, emit AlertFunc, sum *Summary) e
 				}
 				b.n++
 			}
-			full <- b
+			full <- b // never blocks: full holds every batch
 			if b.err != nil {
 				return
 			}
@@ -131,7 +172,17 @@ func replayFile(path string, eng *detect.Engine, emit AlertFunc, sum *Summary) e
 	defer close(done)
 
 	for {
-		b := <-full
+		var b *probeBatch
+		select {
+		case <-stop: // before a batch that is ready, too
+			return errStopped
+		default:
+		}
+		select {
+		case b = <-full:
+		case <-stop:
+			return errStopped
+		}
 		for i := range b.probes[:b.n] {
 			if a := eng.Process(&b.probes[i]); a != nil {
 				sum.Alerts++
@@ -141,18 +192,8 @@ func replayFile(path string, eng *detect.Engine, emit AlertFunc, sum *Summary) e
 			}
 		}
 		if b.err != nil {
-			err = b.err
-			break
+			return b.err
 		}
 		free <- b
 	}
-	<-finished
-	st := src.Stats()
-	sum.Packets += st.Packets
-	sum.Decoded += st.Decoded
-	sum.Malformed += st.Malformed
-	if errors.Is(err, io.EOF) {
-		return nil
-	}
-	return err
 }

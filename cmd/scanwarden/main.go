@@ -34,6 +34,15 @@ var errUsage = errors.New("usage")
 // together with the usage.
 var errReported = errors.New("usage error already reported")
 
+// statusError makes the command exit with code (replay's 130 or 143 after
+// SIGINT or SIGTERM), printing err when it is not nil.
+type statusError struct {
+	code int
+	err  error
+}
+
+func (e *statusError) Error() string { return fmt.Sprintf("exit status %d: %v", e.code, e.err) }
+
 type subcommand struct {
 	name    string
 	summary string
@@ -68,7 +77,7 @@ func main() {
 }
 
 // realMain runs one command and returns the exit status: 0 done, 1 failed,
-// 2 bad usage.
+// 2 bad usage, or a statusError's.
 func realMain(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		usage(stderr)
@@ -91,7 +100,13 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		err := c.run(args[1:], stdout, stderr)
+		var st *statusError
 		switch {
+		case errors.As(err, &st):
+			if st.err != nil {
+				fmt.Fprintf(stderr, "scanwarden %s: %v\n", name, st.err)
+			}
+			return st.code
 		case err == nil:
 			return 0
 		case errors.Is(err, flag.ErrHelp):

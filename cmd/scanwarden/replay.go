@@ -2,11 +2,16 @@ package main
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/scanwarden/scanwarden/daemon"
@@ -37,6 +42,11 @@ line on standard output, readable text or (--json) JSON objects with src,
 type, time, probes, ports and dst. A summary goes to standard error. Replay
 never touches the firewall.
 
+Exit status: 0 when every file was read to its end, 1 when one could not be,
+2 for bad usage. SIGINT or SIGTERM stops the replay between two batches of
+packets: the alerts found so far are printed, the summary says it was
+interrupted, and the exit status is 130 (SIGINT) or 143 (SIGTERM).
+
 `)
 		fs.PrintDefaults()
 	}
@@ -57,22 +67,64 @@ never touches the firewall.
 	if len(home) > 0 {
 		opt.Engine.Home = home
 	}
+	ctx, stop := stopOnSignal()
+	defer stop()
 	out := bufio.NewWriter(stdout)
 	start := time.Now()
-	sum, err := replay.Files(files, opt, func(a *detect.Alert, file string) error {
+	sum, err := replay.Files(ctx, files, opt, func(a *detect.Alert, file string) error {
 		if len(files) == 1 {
 			file = "" // one file: no label
 		}
 		return writeAlert(out, a, file, *asJSON)
 	})
-	if ferr := out.Flush(); err == nil {
+	ferr := out.Flush()
+	if err == nil {
 		err = ferr
 	}
 	el := time.Since(start)
 	rate := float64(sum.Packets) / el.Seconds()
-	fmt.Fprintf(stderr, "replay: %d file(s), %d packets (%d decoded, %d malformed), %d alert(s), %d source(s) tracked, %.3fs, %.0f packets/s\n",
-		sum.Files, sum.Packets, sum.Decoded, sum.Malformed, sum.Alerts, sum.Sources, el.Seconds(), rate)
+	var sig signalCause
+	interrupted := ""
+	if errors.As(err, &sig) {
+		interrupted = ", " + sig.Error()
+	}
+	fmt.Fprintf(stderr, "replay: %d file(s), %d packets (%d decoded, %d malformed), %d alert(s), %d source(s) tracked, %.3fs, %.0f packets/s%s\n",
+		sum.Files, sum.Packets, sum.Decoded, sum.Malformed, sum.Alerts, sum.Sources, el.Seconds(), rate, interrupted)
+	if interrupted != "" {
+		st := &statusError{code: 128 + int(sig)} // the shell's status of a process the signal killed
+		if sum.Failed > 0 || ferr != nil {
+			st.err = errors.Join(err, ferr) // the damaged files, then the interruption
+		}
+		return st
+	}
 	return err
+}
+
+// signalCause ends the context of a replay stopped by a signal.
+type signalCause syscall.Signal
+
+func (s signalCause) Error() string {
+	if syscall.Signal(s) == syscall.SIGINT {
+		return "interrupted by SIGINT"
+	}
+	return "interrupted by SIGTERM"
+}
+
+// stopOnSignal returns a context that SIGINT or SIGTERM ends, with a
+// signalCause; a second signal then kills the process as usual.
+func stopOnSignal() (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		select {
+		case s := <-ch:
+			signal.Stop(ch)
+			cancel(signalCause(s.(syscall.Signal)))
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() { signal.Stop(ch); cancel(nil) }
 }
 
 // parsePrefix takes a CIDR or a bare address (which becomes a /32 or /128).
