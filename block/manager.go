@@ -84,6 +84,11 @@ type Options struct {
 	// stays bounded under a flood of forged sources). The history file
 	// and the commands are not affected.
 	Quiet func(Outcome) bool
+	// Previous, when not nil, is the manager of the config this one
+	// replaces (a reload): the history of its rate limits and its names
+	// carry over, so that a reload neither resets BLOCK_RATE_LIMIT nor
+	// forgets the names looked up (nor that the resolver is silent).
+	Previous *Manager
 	// LookupAddr resolves a name for RESOLVE_HOST (net.DefaultResolver's
 	// when nil).
 	LookupAddr func(ctx context.Context, addr string) ([]string, error)
@@ -124,8 +129,16 @@ func NewManager(o Options) (*Manager, error) {
 	if o.Policy.RateLimit < 1 {
 		o.Policy.RateLimit = DefaultRateLimit
 	}
-	return &Manager{o: o, limitOne: newRateLimiter(o.Policy.RateLimit), limitMore: newRateLimiter(o.Policy.RateLimit),
-		names: newNames(o.LookupAddr, o.Now)}, nil
+	m := &Manager{o: o}
+	if prev := o.Previous; prev != nil {
+		m.limitOne, m.limitMore = prev.limitOne.carried(o.Policy.RateLimit), prev.limitMore.carried(o.Policy.RateLimit)
+		m.names = prev.names
+	} else {
+		m.limitOne, m.limitMore = newRateLimiter(o.Policy.RateLimit), newRateLimiter(o.Policy.RateLimit)
+		m.names = newNames(o.LookupAddr, o.Now)
+	}
+	m.o.Previous = nil // not kept: the old manager is for the garbage collector
+	return m, nil
 }
 
 // Outcome is what Handle did with an alert.

@@ -143,6 +143,18 @@ func (s *StateFile) kept(fp **os.File, name string, flag int) (*os.File, error) 
 	return f, nil
 }
 
+// Close closes the files the StateFile keeps open (the lock file and
+// pending.jsonl); the state itself is on disk. A later call opens them
+// again, so Close is for a StateFile no longer in use: the one of a
+// config a reload replaced. It never fails.
+func (s *StateFile) Close() error {
+	s.lockMu.Lock()
+	defer s.lockMu.Unlock()
+	s.files.close()
+	s.files.lock, s.files.pending = nil, nil
+	return nil
+}
+
 // Path is the state file's path.
 func (s *StateFile) Path() string { return filepath.Join(s.dir, "state.json") }
 
