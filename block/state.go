@@ -100,13 +100,25 @@ type stateDoc struct {
 // OpenState returns the state kept in dir, creating dir (0700) when it is
 // missing. A dir that is not a directory, or is world-writable (even
 // sticky, like /tmp: any local user could put links in place of the
-// state's files there), is refused with an error naming it.
+// state's files there), is refused with an error naming it; so is, for a
+// process that does not run as root, a dir that belongs to another user
+// than root and the one it runs as (safefile.CheckDirOwner: that user
+// could replace the state's files). Root may open the directory of
+// another user: `scanwarden unblock`, `list` and `flush`, run by root,
+// use the STATE_DIR of a daemon that runs as its own user, and the files
+// they create there are given to that user; the daemon itself refuses a
+// STATE_DIR of another user whatever user it runs as (daemon.CheckFiles).
 func OpenState(dir string) (*StateFile, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
 	if err := safefile.CheckDir(dir); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	if os.Geteuid() != 0 {
+		if err := safefile.CheckDirOwner(dir); err != nil {
+			return nil, fmt.Errorf("state directory: %w", err)
+		}
 	}
 	s := &StateFile{dir: dir, uid: -1, gid: -1, files: &keptFiles{}}
 	if fi, err := os.Stat(dir); err == nil {

@@ -9,8 +9,9 @@
 // accepted too, and so are CRLF line endings. As in PortSentry 1.2 the first
 // occurrence of a key wins; later ones are reported in Config.Warnings. An
 // unknown key, a malformed line or a bad value is an error that names the
-// file, the line and the key (*LineError). Keys absent from the file keep
-// the values of Default().
+// file, the line and the key (*LineError); Parse reports every one it
+// finds, not only the first (Errors). Keys absent from the file keep the
+// values of Default().
 package conf
 
 import (
@@ -306,12 +307,16 @@ func Load(path string) (*Config, error) {
 }
 
 // Parse reads a config from r and validates it (Validate); name is the file
-// name used in messages and kept as Config.Path. It returns the first
-// problem found, as a *LineError naming name, the line and the key, or an
-// error wrapping the read error. On success every key absent from r has its
+// name used in messages and kept as Config.Path. It reports every problem
+// it finds, not only the first: the error is an Errors listing each as a
+// *LineError naming name, the line and the key, in file order, then the
+// problems across keys (errors.As(err, &le) with le a *LineError gives the
+// first); or an error wrapping the read error. A bad value is reported
+// once: Validate's checks, run at the end, leave out the keys whose line
+// had a problem. On success every key absent from r has its
 // Default() value, duplicates of a key were ignored (the first wins, as in
-// PortSentry 1.2) with a warning, and keys accepted but not acted on are in
-// Unused with a warning.
+// PortSentry 1.2, even when it was bad) with a warning, and keys accepted
+// but not acted on are in Unused with a warning.
 func Parse(r io.Reader, name string) (*Config, error) {
 	c := Default()
 	c.Path = name
@@ -320,6 +325,16 @@ func Parse(r io.Reader, name string) (*Config, error) {
 	byKey := make(map[string]*keySpec, len(specs))
 	for i := range specs {
 		byKey[specs[i].key] = &specs[i]
+	}
+	var errs collector
+	// bad holds the keys whose line had a problem: Validate's checks skip
+	// them rather than report the same value again
+	bad := make(map[string]bool)
+	fail := func(le *LineError) bool {
+		if le.Key != "" {
+			bad[le.Key] = true
+		}
+		return errs.add(le)
 	}
 
 	sc := bufio.NewScanner(r)
@@ -331,50 +346,77 @@ func Parse(r io.Reader, name string) (*Config, error) {
 		if line == 1 {
 			text = strings.TrimPrefix(text, utf8BOM)
 		}
-		key, val, skip, lerr := splitLine(text)
-		if lerr != nil {
-			lerr.File, lerr.Line = name, line
-			return nil, lerr
-		}
-		if skip {
-			continue
-		}
-		spec := byKey[key]
-		if spec == nil {
-			return nil, &LineError{File: name, Line: line, Key: key, Msg: unknownKeyMsg(key, specs)}
-		}
-		if first, dup := c.set[key]; dup {
-			c.warn(line, key, fmt.Sprintf("set again; ignored, the first setting (line %d) wins as in PortSentry 1.2", first))
-			continue
-		}
-		c.set[key] = line
-		if spec.unused != "" {
-			if c.Unused == nil {
-				c.Unused = make(map[string]string)
-			}
-			c.Unused[key] = val
-			c.warn(line, key, "accepted but not used yet: "+spec.unused)
-			continue
-		}
-		if err := spec.set(c, val); err != nil {
-			return nil, &LineError{File: name, Line: line, Key: key, Msg: err.Error()}
-		}
-		if spec.check != nil {
-			if err := spec.check(c); err != nil {
-				return nil, &LineError{File: name, Line: line, Key: key, Msg: err.Error()}
-			}
+		le := c.parseLine(text, line, byKey, specs)
+		if le != nil && !fail(le) {
+			return nil, errs.err()
 		}
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, &LineError{File: name, Line: line + 1, Msg: fmt.Sprintf("line longer than %d bytes", maxLineLen)}
+			errs.add(&LineError{File: name, Line: line + 1, Msg: fmt.Sprintf("line longer than %d bytes", maxLineLen)})
+			return nil, errs.err()
 		}
-		return nil, fmt.Errorf("reading config %s: %w", name, err)
+		rerr := fmt.Errorf("reading config %s: %w", name, err)
+		if len(errs.errs) > 0 {
+			return nil, errors.Join(errs.errs, rerr)
+		}
+		return nil, rerr
 	}
-	if err := c.Validate(); err != nil {
+	for _, le := range c.validate(bad) {
+		if !errs.add(le) {
+			break
+		}
+	}
+	if err := errs.err(); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// parseLine reads one line of a config file into c: nil for a good line
+// (or a blank, a comment, a duplicate), else the line's problem.
+func (c *Config) parseLine(text string, line int, byKey map[string]*keySpec, specs []keySpec) *LineError {
+	key, val, skip, lerr := splitLine(text)
+	if lerr != nil {
+		lerr.File, lerr.Line = c.Path, line
+		if lerr.Key != "" && byKey[lerr.Key] != nil {
+			if _, dup := c.set[lerr.Key]; !dup {
+				// the key's first occurrence, though unreadable, is
+				// its setting: a later line does not take its place
+				c.set[lerr.Key] = line
+			}
+		}
+		return lerr
+	}
+	if skip {
+		return nil
+	}
+	spec := byKey[key]
+	if spec == nil {
+		return &LineError{File: c.Path, Line: line, Key: key, Msg: unknownKeyMsg(key, specs)}
+	}
+	if first, dup := c.set[key]; dup {
+		c.warn(line, key, fmt.Sprintf("set again; ignored, the first setting (line %d) wins as in PortSentry 1.2", first))
+		return nil
+	}
+	c.set[key] = line
+	if spec.unused != "" {
+		if c.Unused == nil {
+			c.Unused = make(map[string]string)
+		}
+		c.Unused[key] = val
+		c.warn(line, key, "accepted but not used yet: "+spec.unused)
+		return nil
+	}
+	if err := spec.set(c, val); err != nil {
+		return &LineError{File: c.Path, Line: line, Key: key, Msg: err.Error()}
+	}
+	if spec.check != nil {
+		if err := spec.check(c); err != nil {
+			return &LineError{File: c.Path, Line: line, Key: key, Msg: err.Error()}
+		}
+	}
+	return nil
 }
 
 // IsSet reports whether key was set in the file (its first occurrence
@@ -431,27 +473,40 @@ func advancedWatch(limit int, exclude *detect.PortSet) *detect.PortSet {
 	return s.Minus(exclude)
 }
 
-// Validate checks every value and the combinations of keys: the first
-// problem is returned as a *LineError naming the key and, when the key was
-// set in a file, the file and line. Parse calls it; call it again after
-// changing a Config in code. Checked across keys: BLOCK_TCP or BLOCK_UDP 2
-// needs a KILL_RUN_CMD; KILL_ROUTE, KILL_HOSTS_DENY and KILL_RUN_CMD, when
-// set, must contain $TARGET$.
+// Validate checks every value and the combinations of keys, and reports
+// every problem as an Errors (see Parse), each a *LineError naming the key
+// and, when the key was set in a file, the file and line. Parse calls it;
+// call it again after changing a Config in code. Checked across keys:
+// BLOCK_TCP or BLOCK_UDP 2 needs a KILL_RUN_CMD; KILL_ROUTE,
+// KILL_HOSTS_DENY and KILL_RUN_CMD, when set, must contain $TARGET$.
 func (c *Config) Validate() error {
+	if errs := c.validate(nil); len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// validate is Validate, leaving out the keys in skip (lines Parse already
+// reported) and the checks across keys that involve them.
+func (c *Config) validate(skip map[string]bool) Errors {
+	var errs Errors
 	for _, spec := range keySpecs() {
-		if spec.check == nil {
+		if spec.check == nil || skip[spec.key] {
 			continue
 		}
 		if err := spec.check(c); err != nil {
-			return c.errAt(spec.key, err.Error())
+			errs = append(errs, c.errAt(spec.key, err.Error()))
 		}
 	}
 	for _, b := range []struct {
 		key  string
 		mode BlockMode
 	}{{"BLOCK_TCP", c.BlockTCP}, {"BLOCK_UDP", c.BlockUDP}} {
+		if skip[b.key] || skip["KILL_RUN_CMD"] {
+			continue
+		}
 		if b.mode == BlockRunCmdOnly && strings.TrimSpace(c.KillRunCmd) == "" {
-			return c.errAt(b.key, `is 2 (run KILL_RUN_CMD only) but KILL_RUN_CMD is empty; set KILL_RUN_CMD or use "0" or "1"`)
+			errs = append(errs, c.errAt(b.key, `is 2 (run KILL_RUN_CMD only) but KILL_RUN_CMD is empty; set KILL_RUN_CMD or use "0" or "1"`))
 		}
 	}
 	for _, k := range []struct{ key, val string }{
@@ -459,11 +514,14 @@ func (c *Config) Validate() error {
 		{"KILL_HOSTS_DENY", c.KillHostsDeny},
 		{"KILL_RUN_CMD", c.KillRunCmd},
 	} {
+		if skip[k.key] {
+			continue
+		}
 		if strings.TrimSpace(k.val) != "" && !strings.Contains(k.val, "$TARGET$") {
-			return c.errAt(k.key, "has no $TARGET$, so it would not name the scanner's address")
+			errs = append(errs, c.errAt(k.key, "has no $TARGET$, so it would not name the scanner's address"))
 		}
 	}
-	return nil
+	return errs
 }
 
 // errAt makes the error for key, pointing at the line that set it.
@@ -473,6 +531,51 @@ func (c *Config) errAt(key, msg string) *LineError {
 		msg += " (not set in this file)"
 	}
 	return &LineError{File: c.Path, Line: line, Key: key, Msg: msg}
+}
+
+// KeyError returns the error for a problem with key's value that is found
+// after parsing (a file it names that is missing or unsafe, a command the
+// daemon cannot run): msg says what is wrong. It names the file and the
+// line that set key; a key the file does not set is named with the value
+// it has instead, "FILE: KEY (default VALUE): msg", never with a line 0.
+func (c *Config) KeyError(key, msg string) *LineError {
+	le := &LineError{File: c.Path, Line: c.set[key], Key: key, Msg: msg}
+	if le.Line == 0 {
+		if v := c.valueText(key); v != "" {
+			le.Default = v
+		} else if c.Path != "" {
+			le.Msg += " (not set in this file)"
+		}
+	}
+	return le
+}
+
+// valueText returns the value of the keys that hold a path, a command or
+// a name, as a config file would write it; "" for the other keys.
+func (c *Config) valueText(key string) string {
+	switch key {
+	case "IGNORE_FILE":
+		return c.IgnoreFile
+	case "HISTORY_FILE":
+		return c.HistoryFile
+	case "BLOCKED_FILE":
+		return c.BlockedFile
+	case "STATE_DIR":
+		return c.StateDir
+	case "HOSTS_DENY_FILE":
+		return c.HostsDenyFile
+	case "KILL_ROUTE":
+		return c.KillRoute
+	case "KILL_HOSTS_DENY":
+		return c.KillHostsDeny
+	case "KILL_RUN_CMD":
+		return c.KillRunCmd
+	case "BLOCK_BACKEND":
+		return string(c.BlockBackend)
+	case "SYSLOG_TAG":
+		return c.SyslogTag
+	}
+	return ""
 }
 
 // warn records a warning for key at line.

@@ -369,7 +369,8 @@ func TestKeyErrors(t *testing.T) {
 		{"KILL_ROUTE=\"/sbin/route add -host reject\"", 1, "KILL_ROUTE", "no $TARGET$"},
 		{"\n\n\nKILL_RUN_CMD=\"/bin/page-me\"", 4, "KILL_RUN_CMD", "no $TARGET$"},
 		{"KILL_ROUTE=\"/sbin/route add -host $target$ reject\"", 1, "KILL_ROUTE", "no $TARGET$"},
-		// The first bad line is reported, not a later one.
+		// Every bad line is reported, the first one first (see
+		// TestEveryProblemReported).
 		{"SCAN_TRIGGER=\"x\"\nBLOCK_TCP=\"9\"", 1, "SCAN_TRIGGER", "whole number"},
 	}
 	for _, tt := range tests {
@@ -597,5 +598,119 @@ func TestBlockModeString(t *testing.T) {
 		if m.String() != want {
 			t.Errorf("%d: %q", int(m), m.String())
 		}
+	}
+}
+
+// TestEveryProblemReported: Parse reports every bad line, each naming the
+// file, the line and the key, one per line of the message, in file order;
+// a bad value is reported once (not again by the checks across keys), and
+// the first occurrence of a key still wins.
+func TestEveryProblemReported(t *testing.T) {
+	text := `# three bad lines and a good one
+SCAN_TRIGGER="x"
+TCP_PORTS="1,2"
+DETECT_TRESHOLD="5"
+BLOCK_TCP="9"
+SCAN_TRIGGER="1"
+`
+	c, err := parseString(text)
+	if c != nil {
+		t.Fatal("Parse returned a config along with errors")
+	}
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("error %v (%T) is not an Errors", err, err)
+	}
+	want := []string{
+		"test.conf:2: SCAN_TRIGGER: must be a whole number, got \"x\"",
+		"test.conf:4: DETECT_TRESHOLD: unknown key",
+		"test.conf:5: BLOCK_TCP: must be \"0\" (log only), \"1\" (block) or \"2\" (run KILL_RUN_CMD only), got \"9\"",
+	}
+	if err.Error() != strings.Join(want, "\n") {
+		t.Fatalf("message\n%s\nwant\n%s", err, strings.Join(want, "\n"))
+	}
+	for i, le := range errs {
+		if le.File != testName || le.Line != []int{2, 4, 5}[i] || le.Key == "" {
+			t.Errorf("problem %d: %+v", i, le)
+		}
+	}
+	// callers that expect one *LineError get the first
+	lineErr(t, err, 2, "SCAN_TRIGGER", "whole number")
+
+	// a bad value and a check across keys on another key both count
+	_, err = parseString("BLOCK_UDP=\"2\"\nMAX_SOURCES=\"1\"\nKILL_ROUTE=\"/sbin/route $target$\"\n")
+	if !errors.As(err, &errs) || len(errs) != 3 {
+		t.Fatalf("got %v", err)
+	}
+	if errs[0].Line != 2 || errs[0].Key != "MAX_SOURCES" || errs[1].Key != "BLOCK_UDP" || errs[2].Key != "KILL_ROUTE" {
+		t.Errorf("got %v", err)
+	}
+	// a key whose line is unreadable is not checked across keys again
+	_, err = parseString("BLOCK_TCP=\"2\"\nKILL_RUN_CMD=\"/bin/x $TARGET$\n")
+	if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Key != "KILL_RUN_CMD" {
+		t.Errorf("got %v", err)
+	}
+}
+
+func TestLoadReportsEveryProblem(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "scanwarden.conf")
+	os.WriteFile(path, []byte("TCP_PORTS=\"1,70000\"\nSYSLOG=\"yes\"\n\nSTATE_DIR=\"relative\"\n"), 0o644)
+	_, err := Load(path)
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != 3 {
+		t.Fatalf("got %v", err)
+	}
+	lines := strings.Split(err.Error(), "\n")
+	for i, want := range []string{path + ":1: TCP_PORTS: ", path + ":2: SYSLOG: ", path + ":4: STATE_DIR: "} {
+		if !strings.HasPrefix(lines[i], want) {
+			t.Errorf("line %d %q does not start with %q", i, lines[i], want)
+		}
+	}
+}
+
+func TestTooManyProblems(t *testing.T) {
+	text := strings.Repeat("garbage\n", 500)
+	_, err := parseString(text)
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != maxErrors+1 {
+		t.Fatalf("%d problems", len(errs))
+	}
+	if last := errs[maxErrors]; last.Line != maxErrors+1 || !strings.Contains(last.Msg, "stopped reading") {
+		t.Errorf("last: %v", last)
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	c := Default()
+	c.DetectThreshold = 0
+	c.MaxSources = 1
+	c.BlockTCP = BlockRunCmdOnly
+	err := c.Validate()
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != 3 {
+		t.Fatalf("got %v", err)
+	}
+	if err.Error() != "DETECT_THRESHOLD: must be from 1 to 1000, got 0\nMAX_SOURCES: must be from 64 to 4194304, got 1\n"+
+		`BLOCK_TCP: is 2 (run KILL_RUN_CMD only) but KILL_RUN_CMD is empty; set KILL_RUN_CMD or use "0" or "1"` {
+		t.Errorf("text %q", err)
+	}
+}
+
+// TestKeyError: a problem found after parsing names the line that set the
+// key, or, for a key left at its default, the default value (no line 0).
+func TestKeyError(t *testing.T) {
+	c := mustParse(t, "# c\nHOSTS_DENY_FILE=\"/srv/hosts.deny\"\n")
+	if got := c.KeyError("HOSTS_DENY_FILE", "a symbolic link").Error(); got != "test.conf:2: HOSTS_DENY_FILE: a symbolic link" {
+		t.Errorf("set key: %q", got)
+	}
+	if got := c.KeyError("IGNORE_FILE", "missing").Error(); got != "test.conf: IGNORE_FILE (default "+DefaultIgnoreFile+"): missing" {
+		t.Errorf("default key: %q", got)
+	}
+	if got := c.KeyError("SCAN_TRIGGER", "odd").Error(); got != "test.conf: SCAN_TRIGGER: odd (not set in this file)" {
+		t.Errorf("default number: %q", got)
+	}
+	le := c.KeyError("IGNORE_FILE", "missing")
+	if le.Line != 0 || le.Key != "IGNORE_FILE" || le.Default != DefaultIgnoreFile {
+		t.Errorf("%+v", le)
 	}
 }

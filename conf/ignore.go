@@ -35,12 +35,14 @@ func LoadIgnore(path string) (*IgnoreList, error) {
 // address without bits is that single address (so PortSentry's "0.0.0.0"
 // line is the address 0.0.0.0, not every address). Host bits set under a
 // prefix are cleared (192.0.2.7/24 is 192.0.2.0/24), and IPv4-mapped IPv6
-// entries (::ffff:192.0.2.7) are stored as IPv4. A bad line is a
-// *LineError naming name and the line number; name is only used in
-// messages.
+// entries (::ffff:192.0.2.7) are stored as IPv4. Every bad line is
+// reported: the error is an Errors listing a *LineError naming name and
+// the line number for each (errors.As finds the first); name is only used
+// in messages.
 func ParseIgnore(r io.Reader, name string) (*IgnoreList, error) {
 	l := &IgnoreList{}
 	seen := make(map[netip.Prefix]bool)
+	var errs collector
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), maxLineLen)
 	line := 0
@@ -59,7 +61,10 @@ func ParseIgnore(r io.Reader, name string) (*IgnoreList, error) {
 		}
 		p, err := parseAddrOrPrefix(text)
 		if err != nil {
-			return nil, &LineError{File: name, Line: line, Msg: err.Error()}
+			if !errs.add(&LineError{File: name, Line: line, Msg: err.Error()}) {
+				return nil, errs.err()
+			}
+			continue
 		}
 		if !seen[p] {
 			seen[p] = true
@@ -68,9 +73,17 @@ func ParseIgnore(r io.Reader, name string) (*IgnoreList, error) {
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, &LineError{File: name, Line: line + 1, Msg: fmt.Sprintf("line longer than %d bytes", maxLineLen)}
+			errs.add(&LineError{File: name, Line: line + 1, Msg: fmt.Sprintf("line longer than %d bytes", maxLineLen)})
+			return nil, errs.err()
 		}
-		return nil, fmt.Errorf("reading ignore file %s: %w", name, err)
+		rerr := fmt.Errorf("reading ignore file %s: %w", name, err)
+		if len(errs.errs) > 0 {
+			return nil, errors.Join(errs.errs, rerr)
+		}
+		return nil, rerr
+	}
+	if err := errs.err(); err != nil {
+		return nil, err
 	}
 	return l, nil
 }

@@ -170,3 +170,19 @@ func TestIgnoreContainsDoesNotAllocate(t *testing.T) {
 		t.Errorf("Contains allocates: %v per run", allocs)
 	}
 }
+
+func TestParseIgnoreReportsEveryLine(t *testing.T) {
+	_, err := ParseIgnore(strings.NewReader("127.0.0.1\nlocalhost\n::1\n300.1.1.1\n10.0.0.0/40\n"), "x.ignore")
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != 3 {
+		t.Fatalf("got %v", err)
+	}
+	for i, line := range []int{2, 4, 5} {
+		if errs[i].Line != line || errs[i].File != "x.ignore" {
+			t.Errorf("problem %d: %v", i, errs[i])
+		}
+	}
+	if n := strings.Count(err.Error(), "\n"); n != 2 {
+		t.Errorf("message has %d line breaks: %q", n, err)
+	}
+}

@@ -26,6 +26,10 @@ func (d *daemon) blockLoop(ctx context.Context) {
 			if !ok {
 				return
 			}
+			if it.retire != nil {
+				it.retire.close() // every alert begun with it is done
+				continue
+			}
 			if a := it.a; it.refused {
 				if !d.fold.refusedQuiet() {
 					d.log.WithField("src", a.Src.String()).Infof("%s: %s scan (%s) not reported again: its alert of this window is in", a.Src, a.Type, a.Trigger)
@@ -65,6 +69,9 @@ type alertItem struct {
 	// refused: alertOnce said no (the source's alert of this window is
 	// in, from the capture or a classic port).
 	refused bool
+	// retire, instead of an alert: the parts a reload replaced, to close
+	// once the alerts queued before it are finished.
+	retire *parts
 }
 
 // begin does, where the alert is raised (a capture thread, a classic

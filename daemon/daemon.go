@@ -90,11 +90,6 @@ const (
 	rearmQueue = 256
 	// trapCallTimeout bounds the kernel trap's removal at exit.
 	trapCallTimeout = 5 * time.Second
-	// reloadGrace is how long the parts of the config a reload replaced
-	// (backends, journal, address watch) stay open: an alert begun with
-	// them on a capture thread is finished by the blocking thread well
-	// within it.
-	reloadGrace = 30 * time.Second
 	// onceMaxSources bounds the sources whose last alert alertOnce
 	// remembers in the classic modes; the oldest makes room.
 	onceMaxSources = 4096
@@ -252,6 +247,9 @@ func (d *daemon) run(ctx context.Context) error {
 // trap set and the kernel trap in place.
 func (d *daemon) start(ctx context.Context) error {
 	c := d.cfg
+	if err := d.checkFiles(c); err != nil {
+		return err
+	}
 	// classic ports are bound first: they are no traps of the capture
 	d.classic = classic.New(d.modes.ClassicTCP, d.modes.ClassicUDP, d.log, func(a *detect.Alert) { d.alerts <- d.begin(context.Background(), a) })
 	if d.classic != nil {
@@ -259,7 +257,7 @@ func (d *daemon) start(ctx context.Context) error {
 		d.once.setWindow(int64(c.DetectWindow))
 		d.classic.Sync(classicSettings(c))
 	}
-	p, err := d.newParts(ctx, c)
+	p, err := d.newParts(ctx, c, nil)
 	if err != nil {
 		return err
 	}
@@ -367,15 +365,20 @@ func (d *daemon) stuck(caps []*liveCapture, now time.Time) string {
 // reload re-reads the config and the ignore file (SIGHUP). Blocks and the
 // detection state are kept; a config with errors is refused as a whole
 // and the running one stays. The parts of the old config (backends,
-// journal, address watch) are closed once the alerts begun with them are
-// done (reloadGrace).
+// journal, address watch) are closed by the blocking thread once it has
+// finished the alerts queued before the new ones took over: nothing of a
+// config outlives it, however many reloads come.
 func (d *daemon) reload(ctx context.Context) {
 	c, err := LoadConfig(d.cfgPath, d.explicit)
 	if err != nil {
 		d.log.Errorf("reload refused, keeping the running config: %v", err)
 		return
 	}
-	p, err := d.newParts(ctx, c)
+	if err := d.checkFiles(c); err != nil {
+		d.log.Errorf("reload refused, keeping the running config: %v", err)
+		return
+	}
+	p, err := d.newParts(ctx, c, d.manager())
 	if err != nil {
 		d.log.Errorf("reload refused, keeping the running config: %v", err)
 		return
@@ -385,7 +388,7 @@ func (d *daemon) reload(ctx context.Context) {
 	d.cfg, d.parts = c, p
 	d.rt.want.Store(c.CaptureRealtime)
 	d.mu.Unlock()
-	time.AfterFunc(reloadGrace, oldP.close)
+	d.alerts <- alertItem{retire: oldP}
 	if c.BlockBackend != old.BlockBackend {
 		removeOtherBackends(ctx, c, d.log)
 	}

@@ -19,9 +19,12 @@ const (
 	foldEvery = 10 * time.Second
 	// foldBudget is how many decisions that block nothing (refused by
 	// the rate limit, already blocked, ignored, log only) are logged in
-	// full per interval; past it they are counted, and logged as one
-	// summary line. A block is always logged in full.
-	foldBudget = 50
+	// full per interval (two lines each); past it they are counted, and
+	// logged as one summary line. A block is always logged in full (four
+	// lines), and BLOCK_RATE_LIMIT bounds those: with its default, a
+	// flood of forged sources costs at most 240 + 6 * (2 * 10 + 1) lines
+	// a minute.
+	foldBudget = 10
 	// foldSources bounds the distinct sources counted per interval for
 	// the summary (past it the count is a lower bound, "at least").
 	foldSources = 1 << 16

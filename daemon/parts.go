@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io/fs"
 	"net/netip"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -20,10 +22,12 @@ import (
 	"github.com/scanwarden/scanwarden/block/backends"
 	"github.com/scanwarden/scanwarden/block/command"
 	"github.com/scanwarden/scanwarden/block/hostsdeny"
+	"github.com/scanwarden/scanwarden/block/records"
 	"github.com/scanwarden/scanwarden/classic"
 	"github.com/scanwarden/scanwarden/conf"
 	"github.com/scanwarden/scanwarden/detect"
 	"github.com/scanwarden/scanwarden/host"
+	"github.com/scanwarden/scanwarden/internal/safefile"
 )
 
 // commandAction runs a KILL_ROUTE or KILL_RUN_CMD template for a ban.
@@ -85,37 +89,71 @@ func removeOtherBackends(ctx context.Context, c *conf.Config, log logrus.FieldLo
 // ProtectSystem=strict), and where unblock and flush find the same lock.
 func parseActions(c *conf.Config, log logrus.FieldLogger, runner command.Runner) (*blockParts, error) {
 	p := &blockParts{}
+	var errs []error
 	if c.KillHostsDeny != "" {
 		hd, err := hostsdeny.New(c.HostsDenyFile, c.KillHostsDeny, hostsdeny.WithLockDir(filepath.Join(c.StateDir, "locks")))
 		if err != nil {
-			return nil, fmt.Errorf("%s:%d: KILL_HOSTS_DENY: %w", c.Path, c.Line("KILL_HOSTS_DENY"), err)
+			errs = append(errs, keyErr(c, "KILL_HOSTS_DENY", err))
+		} else {
+			p.blockers = append(p.blockers, hd)
 		}
-		p.blockers = append(p.blockers, hd)
 	}
 	if c.KillRoute != "" {
 		if command.NativeKillRoute(c.KillRoute) && c.BlockBackend != conf.BackendNone {
 			log.Infof("KILL_ROUTE %q is covered by the %s backend: not run as a command", c.KillRoute, c.BlockBackend)
+		} else if t, err := command.ParseTemplate("KILL_ROUTE", c.KillRoute); err != nil {
+			errs = append(errs, keyErr(c, "KILL_ROUTE", err))
 		} else {
-			t, err := command.ParseTemplate("KILL_ROUTE", c.KillRoute)
-			if err != nil {
-				return nil, fmt.Errorf("%s:%d: %w", c.Path, c.Line("KILL_ROUTE"), err)
-			}
 			p.route = commandAction{t, runner}
 		}
 	}
 	if c.KillRunCmd != "" {
-		t, err := command.ParseTemplate("KILL_RUN_CMD", c.KillRunCmd)
-		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", c.Path, c.Line("KILL_RUN_CMD"), err)
+		if t, err := command.ParseTemplate("KILL_RUN_CMD", c.KillRunCmd); err != nil {
+			errs = append(errs, keyErr(c, "KILL_RUN_CMD", err))
+		} else {
+			p.runCmd = commandAction{t, runner}
 		}
-		p.runCmd = commandAction{t, runner}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return p, nil
 }
 
+// keyError is a problem with the value of a config key: the
+// *conf.LineError that names the file and line (conf.Config.KeyError),
+// which errors.As finds, wrapping the error it is about.
+type keyError struct {
+	*conf.LineError
+	err error
+}
+
+func (e *keyError) Unwrap() error { return e.err }
+
+func (e *keyError) As(target any) bool {
+	if t, ok := target.(**conf.LineError); ok {
+		*t = e.LineError
+		return true
+	}
+	return false
+}
+
+// keyErr makes err, a problem with the value of key, name the file and the
+// line that set key, or the default it has (never a line 0). An error that
+// names the key itself (a command template's) does not get it twice.
+func keyErr(c *conf.Config, key string, err error) error {
+	le := c.KeyError(key, err.Error())
+	if le.Line > 0 && strings.HasPrefix(le.Msg, key+" ") {
+		le.Key = ""
+	}
+	return &keyError{le, err}
+}
+
 // CheckActions checks what the config asks of the blocking without
 // touching the system: the hosts.deny file and template, KILL_ROUTE and
-// KILL_RUN_CMD.
+// KILL_RUN_CMD. Every problem is reported (errors.Join: one a line, each
+// naming the config file, the line and the key); CheckFiles checks the
+// files and programs they name.
 func CheckActions(c *conf.Config, log logrus.FieldLogger) error {
 	_, err := parseActions(c, log, nil)
 	return err
@@ -125,19 +163,28 @@ func CheckActions(c *conf.Config, log logrus.FieldLogger) error {
 // only list, lift or flush bans (no never-block list is read). The
 // returned function closes its journal and backends.
 func OpenManager(c *conf.Config, log logrus.FieldLogger) (*block.Manager, func(), error) {
-	m, closeFn, err := newManager(c, log, block.NewNeverBlock(nil), &command.ExecRunner{}, nil)
+	m, closeFn, err := newManager(c, log, managerParts{never: block.NewNeverBlock(nil), runner: &command.ExecRunner{}})
 	if err != nil {
 		return nil, nil, err
 	}
 	return m, closeFn, nil
 }
 
-// newManager builds the block manager of c with the never-block list
-// never, the runner of the external commands and the log's fold (quiet,
-// nil for none: see block.Options.Quiet); the returned function closes
-// its journal and backends.
-func newManager(c *conf.Config, log logrus.FieldLogger, never *block.NeverBlock, runner command.Runner, quiet func(block.Outcome) bool) (*block.Manager, func(), error) {
-	parts, err := buildBlockers(c, log, runner)
+// managerParts are what a block manager takes besides the config.
+type managerParts struct {
+	never  *block.NeverBlock
+	runner command.Runner
+	// quiet is the log's fold (nil for none: see block.Options.Quiet).
+	quiet func(block.Outcome) bool
+	// prev is the manager of the config a reload replaces (nil for
+	// none: see block.Options.Previous).
+	prev *block.Manager
+}
+
+// newManager builds the block manager of c with mp; the returned
+// function closes its journal, state files and backends.
+func newManager(c *conf.Config, log logrus.FieldLogger, mp managerParts) (*block.Manager, func(), error) {
+	parts, err := buildBlockers(c, log, mp.runner)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -154,13 +201,13 @@ func newManager(c *conf.Config, log logrus.FieldLogger, never *block.NeverBlock,
 	j := block.NewJournal(c.HistoryFile, c.BlockedFile)
 	m, err := block.NewManager(block.Options{
 		Policy: PolicyOf(c), Blockers: parts.blockers, Route: parts.route, RunCmd: parts.runCmd,
-		Never: never, State: st, Journal: j, Log: log, Quiet: quiet,
+		Never: mp.never, State: st, Journal: j, Log: log, Quiet: mp.quiet, Previous: mp.prev,
 	})
 	if err != nil {
 		closeAll()
 		return nil, nil, err
 	}
-	return m, func() { j.Close(); closeAll() }, nil
+	return m, func() { j.Close(); st.Close(); closeAll() }, nil
 }
 
 // PolicyOf takes the block policy from a config.
@@ -198,12 +245,15 @@ type parts struct {
 // newParts reads the ignore file and the host's addresses into a
 // never-block list that follows address changes, and builds the block
 // manager over it.
-func (d *daemon) newParts(ctx context.Context, c *conf.Config) (*parts, error) {
+//
+// prev is the manager of the config a reload replaces (nil at start): its
+// rate limits and names carry over.
+func (d *daemon) newParts(ctx context.Context, c *conf.Config, prev *block.Manager) (*parts, error) {
 	var ignore []netip.Prefix
 	if c.IgnoreFile != "" {
 		l, err := conf.LoadIgnore(c.IgnoreFile)
 		if err != nil {
-			return nil, fmt.Errorf("IGNORE_FILE: %w", err)
+			return nil, keyErr(c, "IGNORE_FILE", err)
 		}
 		ignore = l.Prefixes()
 	}
@@ -217,7 +267,7 @@ func (d *daemon) newParts(ctx context.Context, c *conf.Config) (*parts, error) {
 		}
 	}
 	refresh()
-	mgr, closeMgr, err := newManager(c, d.log, never, &command.ExecRunner{}, d.fold.quiet)
+	mgr, closeMgr, err := newManager(c, d.log, managerParts{never: never, runner: &command.ExecRunner{}, quiet: d.fold.quiet, prev: prev})
 	if err != nil {
 		return nil, err
 	}
@@ -294,4 +344,169 @@ func ConfigWarnings(c *conf.Config, m Modes) []string {
 		}
 	}
 	return out
+}
+
+// FileError is a file the daemon refuses to use (CheckFiles).
+type FileError struct {
+	// Key is the config key that names the file ("" for the config file
+	// itself).
+	Key string
+	// Path is the file or directory the key names: for KILL_ROUTE and
+	// KILL_RUN_CMD, the program.
+	Path string
+	// Trust is true when the problem is who may change the file: its
+	// owner, or write permission for every user on it or on a directory
+	// that leads to it. Whether the owner is trusted depends on the user
+	// scanwarden runs as (root, or the one that owns it), so check-config,
+	// which an administrator may run as another user than the daemon's,
+	// only warns about these; the daemon refuses them. Otherwise the file
+	// is unusable whoever runs scanwarden (a symbolic link where
+	// scanwarden writes, a world-writable STATE_DIR, ...).
+	Trust bool
+	// Err names the config file, the line and the key (a
+	// *conf.LineError), the file and the reason.
+	Err error
+}
+
+func (e *FileError) Error() string { return e.Err.Error() }
+func (e *FileError) Unwrap() error { return e.Err }
+
+// FileErrors is every file CheckFiles refuses; its message lists them one
+// per line.
+type FileErrors []*FileError
+
+func (e FileErrors) Error() string {
+	msgs := make([]string, len(e))
+	for i, fe := range e {
+		msgs[i] = fe.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+func (e FileErrors) Unwrap() []error {
+	out := make([]error, len(e))
+	for i, fe := range e {
+		out[i] = fe
+	}
+	return out
+}
+
+// CheckFiles applies scanwarden's file-safety policy to the files of a
+// config; the daemon calls it at start and on every reload (a problem
+// refuses both), check-config reports what it finds. Checked:
+//
+//   - the config file, the ignore file (IGNORE_FILE, when it exists: a
+//     missing one is LoadIgnore's to report) and the programs KILL_ROUTE
+//     and KILL_RUN_CMD run (their first word, as block/command parses it;
+//     a bare name is looked up in PATH, and a KILL_ROUTE the firewall
+//     backend covers is not run, so not checked): what scanwarden takes
+//     instructions from or runs must belong to root or to the user it runs
+//     as, and neither it nor a directory on its path may be writable by
+//     every user (safefile.CheckTrusted; Trust problems);
+//   - HOSTS_DENY_FILE, when KILL_HOSTS_DENY is set: the checks the
+//     hosts.deny backend makes before each write (records.CheckPath: its
+//     directory exists and is not world-writable, the file, when it
+//     exists, is a regular file, not a symbolic link, not world-writable);
+//   - STATE_DIR, when it exists (the daemon creates it otherwise): not
+//     world-writable (safefile.CheckDir), and owned by root or by the user
+//     scanwarden runs as (safefile.CheckDirOwner; a Trust problem).
+//
+// err is nil or a FileErrors listing every refusal, each naming the
+// config file and the line of the key (or the key and its default), the
+// file and the reason. warnings are what is worth knowing but refuses
+// nothing: a program that is not there (yet), write permission for a
+// group other than root's or scanwarden's own.
+func CheckFiles(c *conf.Config) (warnings []string, err error) {
+	var errs FileErrors
+	where := func(key, path string, err error) error {
+		if key == "" {
+			return &conf.LineError{File: c.Path, Msg: strings.TrimPrefix(err.Error(), path+": ")}
+		}
+		return c.KeyError(key, err.Error())
+	}
+	refuse := func(key, path string, trust bool, err error) {
+		errs = append(errs, &FileError{Key: key, Path: path, Trust: trust, Err: where(key, path, err)})
+	}
+	warn := func(key, path, msg string) {
+		warnings = append(warnings, where(key, path, errors.New(msg)).Error())
+	}
+	trusted := func(key, path string) {
+		ws, err := safefile.CheckTrusted(path)
+		for _, w := range ws {
+			warn(key, path, w)
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, fs.ErrNotExist) && key == "IGNORE_FILE":
+		case errors.Is(err, fs.ErrNotExist):
+			warn(key, path, fmt.Sprintf("%s: not found: %v", path, err))
+		default:
+			refuse(key, path, true, err)
+		}
+	}
+
+	if c.Path != "" {
+		trusted("", c.Path)
+	}
+	if c.IgnoreFile != "" {
+		trusted("IGNORE_FILE", c.IgnoreFile)
+	}
+	if c.KillHostsDeny != "" {
+		if _, err := records.CheckPath(c.HostsDenyFile); err != nil {
+			refuse("HOSTS_DENY_FILE", c.HostsDenyFile, false, err)
+		}
+	}
+	for _, t := range commandTemplates(c) {
+		prog := t.Program()
+		if !filepath.IsAbs(prog) {
+			found, err := exec.LookPath(prog)
+			if err != nil {
+				warn(t.Key(), prog, fmt.Sprintf("program %q: not found in PATH (%s)", prog, os.Getenv("PATH")))
+				continue
+			}
+			if prog, err = filepath.Abs(found); err != nil {
+				continue
+			}
+		}
+		trusted(t.Key(), prog)
+	}
+	if _, err := os.Stat(c.StateDir); err == nil {
+		if err := safefile.CheckDir(c.StateDir); err != nil {
+			refuse("STATE_DIR", c.StateDir, false, err)
+		} else if err := safefile.CheckDirOwner(c.StateDir); err != nil {
+			refuse("STATE_DIR", c.StateDir, true, err)
+		}
+	}
+	if len(errs) > 0 {
+		return warnings, errs
+	}
+	return warnings, nil
+}
+
+// commandTemplates returns the KILL_ROUTE and KILL_RUN_CMD templates the
+// daemon would run, as parseActions builds them; a template that does not
+// parse is left out (CheckActions reports it).
+func commandTemplates(c *conf.Config) []*command.Template {
+	var out []*command.Template
+	if c.KillRoute != "" && !(command.NativeKillRoute(c.KillRoute) && c.BlockBackend != conf.BackendNone) {
+		if t, err := command.ParseTemplate("KILL_ROUTE", c.KillRoute); err == nil {
+			out = append(out, t)
+		}
+	}
+	if c.KillRunCmd != "" {
+		if t, err := command.ParseTemplate("KILL_RUN_CMD", c.KillRunCmd); err == nil {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// checkFiles is CheckFiles for the daemon, at start and on reload: the
+// warnings are logged, the refusals returned.
+func (d *daemon) checkFiles(c *conf.Config) error {
+	warnings, err := CheckFiles(c)
+	for _, w := range warnings {
+		d.log.Warn(w)
+	}
+	return err
 }

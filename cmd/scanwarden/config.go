@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/scanwarden/scanwarden/conf"
 	"github.com/scanwarden/scanwarden/daemon"
-	"github.com/scanwarden/scanwarden/detect"
 )
 
 // configFlag adds -c to fs and returns a function telling the path and
@@ -30,7 +28,20 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	cfgPath := configFlag(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: scanwarden check-config [-c CONF]\n\nReads the config and its ignore file and reports the warnings and the first error found.\n\n")
+		fmt.Fprintf(stderr, `usage: scanwarden check-config [-c CONF]
+
+Reads the config and its ignore file, checks the command and hosts.deny
+templates and applies the daemon's checks to the files the config names
+(the config and ignore files and the KILL_ROUTE/KILL_RUN_CMD programs:
+owned by root or this user, not writable by others; hosts.deny and
+STATE_DIR: no symbolic link, nothing world-writable), without touching
+the firewall. It reports every problem it finds, each with file, line and
+key, and every warning; the exit status is 1 when there is an error. Who
+may change the files depends on the user scanwarden runs as: those
+problems are warnings here, and "scanwarden run" refuses to start with
+them (a reload is refused too).
+
+`)
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -40,38 +51,21 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("unexpected argument %q: %w", fs.Arg(0), errUsage)
 	}
 	path, _ := cfgPath()
-	c, err := conf.Load(path)
+	r, err := daemon.Check(path, newCLILogger(stderr))
 	if err != nil {
 		return err
 	}
-	for _, w := range c.Warnings {
+	for _, w := range r.Warnings {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
-	if c.IgnoreFile != "" {
-		ig, err := conf.LoadIgnore(c.IgnoreFile)
-		if err != nil {
-			return fmt.Errorf("IGNORE_FILE (%s:%d): %w", c.Path, c.Line("IGNORE_FILE"), err)
-		}
-		fmt.Fprintf(stdout, "%s: ignore file %s: %d entries\n", path, c.IgnoreFile, ig.Len())
+	for _, e := range r.Errors {
+		fmt.Fprintf(stderr, "error: %v\n", e)
 	}
-	if _, err := detect.New(daemon.EngineConfig(c)); err != nil {
-		return err
+	if len(r.Errors) > 0 {
+		return &statusError{code: 1, err: fmt.Errorf("%s: %d error(s)", path, len(r.Errors))}
 	}
-	if err := daemon.CheckActions(c, newCLILogger(stderr)); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "%s: OK: %d TCP and %d UDP trap ports, window %v, threshold %d, SCAN_TRIGGER %d\n",
-		path, c.TCPPorts.Len(), c.UDPPorts.Len(), c.DetectWindow, c.DetectThreshold, c.ScanTrigger)
-	// the kernel trap of the default stealth modes, before bound ports
-	if tr, why := daemon.TrapPlan(c); tr.Enabled() {
-		fmt.Fprintf(stdout, "%s: blocking with %s; kernel trap on the first probe to a trap port (at most %d trapped sources per family)\n", path, c.BlockBackend, tr.Size)
-	} else {
-		fmt.Fprintf(stdout, "%s: blocking with %s; no kernel trap: %s\n", path, c.BlockBackend, why)
-	}
-	if c.CaptureRealtime {
-		fmt.Fprintf(stdout, "%s: capture and blocking at real-time priority where the daemon may (CAPTURE_REALTIME; its user needs an RTPRIO limit of 1, as the unit's LimitRTPRIO=1, or CAP_SYS_NICE)\n", path)
-	} else {
-		fmt.Fprintf(stdout, "%s: capture and blocking at normal priority (CAPTURE_REALTIME=\"0\")\n", path)
+	for _, n := range r.Notes {
+		fmt.Fprintln(stdout, n)
 	}
 	return nil
 }

@@ -17,6 +17,13 @@
 // Directories above the one holding the file are followed as usual: the
 // checks are about the last component, the one an unprivileged user could
 // replace. Errors name the file (or directory) and the rule it broke.
+//
+// Who owns a file is a second policy, for what scanwarden trusts rather
+// than writes (trust.go): CheckOwner and CheckDirOwner refuse a file or
+// directory that belongs to a user other than root and the one scanwarden
+// runs as (STATE_DIR is held to it), and CheckTrusted holds the files it
+// takes instructions from and the programs it runs to it along the whole
+// path, with nothing on the way writable by every user.
 package safefile
 
 import (
