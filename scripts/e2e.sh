@@ -45,8 +45,9 @@
 # Needs root, nmap, iptables, iproute2, setpriv (util-linux) and Go; nft
 # (nftables) or ipset to read the sets of those backends.
 # Environment: SW_LAB_PREFIX (default swe2e-); E2E_BACKEND (iptables,
-# nftables or ipset; make e2e runs each); KEEP_WORK=1 keeps the work
-# directory (logs, config) of a failed run.
+# nftables or ipset; make e2e runs each); E2E_RACE=1 builds the daemon
+# with the race detector, and a data race it reports fails the run;
+# KEEP_WORK=1 keeps the work directory (logs, config) of a failed run.
 #
 # demo.sh sources this file for its set-up and teardown: main runs only
 # when the file is executed.
@@ -147,8 +148,10 @@ preflight() {
 # build: bin/scanwarden (with a `run` command) and labsrv; the daemon's
 # copy goes where SW_USER can read it whatever the repository's modes.
 build() {
-	say "building bin/scanwarden and labsrv"
-	(cd "$REPO" && go build -o bin/scanwarden ./cmd/scanwarden && go build -o "$WORK/labsrv" ./scripts/labsrv)
+	local race=()
+	[[ ${E2E_RACE:-} != 1 ]] || race=(-race)
+	say "building bin/scanwarden${race:+ (with -race)} and labsrv"
+	(cd "$REPO" && go build "${race[@]}" -o bin/scanwarden ./cmd/scanwarden && go build -o "$WORK/labsrv" ./scripts/labsrv)
 	LABSRV=$WORK/labsrv
 	local help
 	help=$("$REPO/bin/scanwarden" help 2>&1) || true
@@ -837,6 +840,7 @@ check_no_errors() {
 	local errs
 	errs=$(grep -E '"level":"(error|fatal|panic)"' "$DLOG" || true)
 	[[ -z $errs ]] || fail "the daemon logged errors: $(head -n 5 <<<"$errs")"
+	! grep -q 'DATA RACE' "$DLOG" || fail "the race detector found a data race in the daemon: $(grep -A 12 -m 1 'DATA RACE' "$DLOG" | tr '\n' ' ')"
 }
 
 # check_flushed: after `scanwarden flush`, nothing of the backend (no

@@ -60,7 +60,8 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// buildScanwarden builds the real binary into the test's directory.
+// buildScanwarden builds the real binary into the test's directory, with
+// the race detector when the test runs with it (make test does).
 func buildScanwarden(t *testing.T) string {
 	t.Helper()
 	goTool, err := exec.LookPath("go")
@@ -68,7 +69,11 @@ func buildScanwarden(t *testing.T) string {
 		t.Skipf("needs the go tool to build the binary: %v", err)
 	}
 	bin := filepath.Join(t.TempDir(), "scanwarden")
-	if out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	args := []string{"build", "-o", bin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	if out, err := exec.Command(goTool, append(args, ".")...).CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
@@ -106,6 +111,9 @@ func (l *lab) startDaemonStop(argv ...string) (*syncBuffer, func()) {
 				cmd.Process.Kill()
 				<-exited
 				t.Errorf("%s did not stop on SIGTERM:\n%s", strings.Join(argv, " "), out)
+			}
+			if strings.Contains(out.String(), "DATA RACE") {
+				t.Errorf("the race detector found a data race in the daemon:\n%s", out)
 			}
 		})
 	}
