@@ -53,6 +53,18 @@ e2e: deps
 flood: deps
 	bash scripts/flood.sh
 
+# The soak (not run by CI): the daemon in the lab for SOAK_SECONDS (600)
+# with RESOLVE_HOST and a resolver that never answers, under a forged-source
+# flood (SOAK_RATE SYNs a second), SOAK_RELOADS SIGHUPs and unblocks, a real
+# nmap scan every SOAK_SCAN_EVERY seconds that must be blocked within 15 s,
+# the benign client throughout. Prints RSS, fds, threads, drops and
+# decisions every SOAK_SAMPLE seconds; fails on a missed or late block, a
+# benign failure, the daemon dying, unbounded growth or (SOAK_RACE=1, a
+# -race build) a data race.
+.PHONY: soak
+soak: deps
+	bash scripts/soak.sh
+
 clean:
 	rm -rf bin
 
