@@ -24,6 +24,10 @@
 // DHCP clients rewrite them when the network changes, which comes with
 // address or route changes, and every change Watch reports makes the
 // daemon read them again.
+//
+// Neighbours is the kernel's neighbour table (ARP and NDP: each
+// neighbour's state and link-layer address) with the host's connected
+// networks, kept current by WatchNeighbours the same way.
 package host
 
 import (
