@@ -156,6 +156,12 @@ func (d *Decoder) Stats() Stats { return d.stats }
 // fragments is reported once, when its header becomes complete, with
 // p.Frag set.
 //
+// Every probe also carries the TTL or hop limit of the IP header it was
+// read from and, on links that have one, the frame's link-layer source
+// (detect.Probe's TTL, HasMAC and SrcMAC). A reassembled datagram takes
+// them, like its timestamp and addresses, from the fragment that
+// completed it.
+//
 // Decode never panics on any input and allocates nothing. It does not keep
 // data: the frame may be reused as soon as Decode returns.
 func (d *Decoder) Decode(data []byte, ts int64, p *detect.Probe) bool {
@@ -198,7 +204,11 @@ func (d *Decoder) Decode(data []byte, ts int64, p *detect.Probe) bool {
 	case layers.LayerTypeUDP:
 		ok = fillUDP(p, d.udp.Contents)
 	default:
-		return d.decodeOther(p, ts, last)
+		if !d.decodeOther(p, ts, last) {
+			return false
+		}
+		d.sender(p, data, v6)
+		return true
 	}
 	if !ok {
 		*p = detect.Probe{}
@@ -214,7 +224,39 @@ func (d *Decoder) Decode(data []byte, ts int64, p *detect.Probe) bool {
 		p.Dst = netip.AddrFrom4([4]byte(d.ip4.dst))
 	}
 	d.stats.Decoded++
+	d.sender(p, data, v6)
 	return true
+}
+
+// sender fills the evidence of who sent the frame just decoded into p:
+// the TTL or hop limit of its last IP header (v6: an IPv6 one), which for
+// an ICMP error is the header carrying the error, not the quoted one, and
+// the link-layer source address when the link has a 6-byte one. The link
+// header is always the frame's first, so the layer holding it is this
+// frame's. A Linux loopback device seen through a cooked capture has a
+// 6-byte address too, always zero: it gets none.
+func (d *Decoder) sender(p *detect.Probe, frame []byte, v6 bool) {
+	if v6 {
+		p.TTL = d.ip6.hopLimit
+	} else {
+		p.TTL = d.ip4.ttl
+	}
+	var a []byte
+	switch d.link {
+	case layers.LinkTypeEthernet:
+		a = ethSource(frame)
+	case layers.LinkTypeLinuxSLL:
+		if d.sll.AddrType != uint16(layers.ARPHardwareTypeLoopback) {
+			a = d.sll.Addr
+		}
+	case layers.LinkTypeLinuxSLL2:
+		if d.sll2.ARPHardwareType != layers.ARPHardwareTypeLoopback {
+			a = d.sll2.Addr
+		}
+	}
+	if len(a) == 6 {
+		p.SrcMAC, p.HasMAC = [6]byte(a), true
+	}
 }
 
 // decodeOther decodes a packet whose last layer is neither TCP nor UDP:

@@ -25,12 +25,12 @@ func mustDecoder(tb testing.TB, link layers.LinkType) *Decoder {
 
 func tcpProbe(src, dst []byte, sport, dport uint16, flags uint8, stack bool) detect.Probe {
 	return detect.Probe{TS: ts0, Src: addr(src), Dst: addr(dst), SrcPort: sport, DstPort: dport,
-		Kind: detect.KindTCP, Proto: detect.ProtoTCP, Flags: flags, StackSYN: stack}
+		Kind: detect.KindTCP, Proto: detect.ProtoTCP, Flags: flags, StackSYN: stack, TTL: testTTL}
 }
 
 func udpProbe(src, dst []byte, sport, dport uint16) detect.Probe {
 	return detect.Probe{TS: ts0, Src: addr(src), Dst: addr(dst), SrcPort: sport, DstPort: dport,
-		Kind: detect.KindUDP, Proto: detect.ProtoUDP}
+		Kind: detect.KindUDP, Proto: detect.ProtoUDP, TTL: testTTL}
 }
 
 func TestDecodeProbes(t *testing.T) {
@@ -81,7 +81,7 @@ func TestDecodeProbes(t *testing.T) {
 		{"ipv4-mapped ipv6 stays ipv6", layers.LinkTypeRaw,
 			ip6TCP(t, []byte(netip.MustParseAddr("::ffff:198.51.100.201").AsSlice()), v6B, 7, 8, detect.FlagRST, nil),
 			detect.Probe{TS: ts0, Src: netip.MustParseAddr("::ffff:198.51.100.201"), Dst: addr(v6B), SrcPort: 7, DstPort: 8,
-				Kind: detect.KindTCP, Proto: detect.ProtoTCP, Flags: detect.FlagRST}},
+				Kind: detect.KindTCP, Proto: detect.ProtoTCP, Flags: detect.FlagRST, TTL: testTTL}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -90,8 +90,8 @@ func TestDecodeProbes(t *testing.T) {
 			if !d.Decode(c.data, ts0, &p) {
 				t.Fatalf("Decode = false, stats %+v", d.Stats())
 			}
-			if p != c.want {
-				t.Errorf("probe\n got %+v\nwant %+v", p, c.want)
+			if want := onLink(c.want, c.link); p != want {
+				t.Errorf("probe\n got %+v\nwant %+v", p, want)
 			}
 			if s := d.Stats(); s.Packets != 1 || s.Decoded != 1 {
 				t.Errorf("stats %+v", s)
@@ -174,7 +174,7 @@ func TestDecodeUnreachable(t *testing.T) {
 
 	want := func(src, dst []byte, sport, dport uint16, proto, code uint8) detect.Probe {
 		return detect.Probe{TS: ts0, Src: addr(src), Dst: addr(dst), SrcPort: sport, DstPort: dport,
-			Kind: detect.KindUnreach, Proto: proto, Code: code}
+			Kind: detect.KindUnreach, Proto: proto, Code: code, TTL: testTTL}
 	}
 	cases := []struct {
 		name string
@@ -200,8 +200,8 @@ func TestDecodeUnreachable(t *testing.T) {
 			if !d.Decode(c.data, ts0, &p) {
 				t.Fatalf("Decode = false, stats %+v", d.Stats())
 			}
-			if p != c.want {
-				t.Errorf("probe\n got %+v\nwant %+v", p, c.want)
+			if want := onLink(c.want, link); p != want {
+				t.Errorf("probe\n got %+v\nwant %+v", p, want)
 			}
 		})
 	}
@@ -384,6 +384,10 @@ func FuzzDecode(f *testing.F) {
 			}
 			if after.Decoded != before.Decoded+1 {
 				t.Fatalf("Decoded not counted")
+			}
+			noLink := lt == layers.LinkTypeNull || lt == layers.LinkTypeLoop || lt == layers.LinkTypeRaw
+			if p.HasMAC && noLink || !p.HasMAC && p.SrcMAC != [6]byte{} {
+				t.Fatalf("link source on link type %v: %+v", lt, p)
 			}
 		} else if p != (detect.Probe{}) {
 			t.Fatalf("false with a probe left: %+v", p)

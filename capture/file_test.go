@@ -151,11 +151,11 @@ func sampleTraffic(tb testing.TB, wrap func([]byte) []byte) ([]record, []detect.
 		{at(7), wrap(unreach)},
 	}
 	want := []detect.Probe{
-		{TS: ns(0), Src: addr(v4A), Dst: addr(v4B), SrcPort: 40000, DstPort: 22, Kind: detect.KindTCP, Proto: detect.ProtoTCP, Flags: detect.FlagSYN},
-		{TS: ns(2), Src: addr(v4B), Dst: addr(v4A), SrcPort: 22, DstPort: 40000, Kind: detect.KindTCP, Proto: detect.ProtoTCP, Flags: detect.FlagRST | detect.FlagACK},
-		{TS: ns(3), Src: addr(v6A), Dst: addr(v6B), SrcPort: 40001, DstPort: 53, Kind: detect.KindUDP, Proto: detect.ProtoUDP},
-		{TS: ns(6), Src: addr(v4A), Dst: addr(v4B), SrcPort: 40002, DstPort: 80, Kind: detect.KindTCP, Proto: detect.ProtoTCP, Flags: detect.FlagSYN, Frag: true},
-		{TS: ns(7), Src: addr(v6B), Dst: addr(v6A), SrcPort: 53, DstPort: 40001, Kind: detect.KindUnreach, Proto: detect.ProtoUDP, Code: 4},
+		{TS: ns(0), Src: addr(v4A), Dst: addr(v4B), SrcPort: 40000, DstPort: 22, Kind: detect.KindTCP, Proto: detect.ProtoTCP, Flags: detect.FlagSYN, TTL: testTTL},
+		{TS: ns(2), Src: addr(v4B), Dst: addr(v4A), SrcPort: 22, DstPort: 40000, Kind: detect.KindTCP, Proto: detect.ProtoTCP, Flags: detect.FlagRST | detect.FlagACK, TTL: testTTL},
+		{TS: ns(3), Src: addr(v6A), Dst: addr(v6B), SrcPort: 40001, DstPort: 53, Kind: detect.KindUDP, Proto: detect.ProtoUDP, TTL: testTTL},
+		{TS: ns(6), Src: addr(v4A), Dst: addr(v4B), SrcPort: 40002, DstPort: 80, Kind: detect.KindTCP, Proto: detect.ProtoTCP, Flags: detect.FlagSYN, Frag: true, TTL: testTTL},
+		{TS: ns(7), Src: addr(v6B), Dst: addr(v6A), SrcPort: 53, DstPort: 40001, Kind: detect.KindUnreach, Proto: detect.ProtoUDP, Code: 4, TTL: testTTL},
 	}
 	return recs, want
 }
@@ -203,6 +203,9 @@ func TestFileFormats(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			recs, want := sampleTraffic(t, c.wrap)
+			for i := range want {
+				want[i] = onLink(want[i], c.link)
+			}
 			path := filepath.Join(dir, c.name)
 			c.write(path, c.link, recs)
 			got, s, err := readAll(t, path)

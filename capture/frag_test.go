@@ -94,7 +94,7 @@ func TestFragIPv6(t *testing.T) {
 			}
 			got := feed(d, pkts...)
 			want.TS = ts0 + 2e6
-			if len(got) != 1 || got[0] != want {
+			if want := onLink(want, layers.LinkTypeEthernet); len(got) != 1 || got[0] != want {
 				t.Fatalf("got %+v\nwant %+v", got, want)
 			}
 		})

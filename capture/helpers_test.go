@@ -8,6 +8,8 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+
+	"github.com/scanwarden/scanwarden/detect"
 )
 
 // Test addresses: documentation ranges only.
@@ -20,6 +22,10 @@ var (
 	macA = net.HardwareAddr{0x02, 0, 0, 0, 0, 0x01}
 	macB = net.HardwareAddr{0x02, 0, 0, 0, 0, 0x02}
 )
+
+// testTTL is the IPv4 TTL and IPv6 hop limit of the packets ip4Layer and
+// ip6Layer build.
+const testTTL = 64
 
 func addr(ip net.IP) netip.Addr {
 	if v4 := ip.To4(); v4 != nil {
@@ -51,11 +57,11 @@ func tcpLayer(sport, dport uint16, flags uint8, opts []layers.TCPOption) *layers
 }
 
 func ip4Layer(src, dst net.IP, proto layers.IPProtocol) *layers.IPv4 {
-	return &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Id: 4321, Protocol: proto, SrcIP: src, DstIP: dst}
+	return &layers.IPv4{Version: 4, IHL: 5, TTL: testTTL, Id: 4321, Protocol: proto, SrcIP: src, DstIP: dst}
 }
 
 func ip6Layer(src, dst net.IP, next layers.IPProtocol) *layers.IPv6 {
-	return &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: next, SrcIP: src, DstIP: dst}
+	return &layers.IPv6{Version: 6, HopLimit: testTTL, NextHeader: next, SrcIP: src, DstIP: dst}
 }
 
 func eth(t layers.EthernetType) *layers.Ethernet {
@@ -131,7 +137,8 @@ func icmp6Unreach(tb testing.TB, from, to net.IP, code uint8, quoted []byte) []b
 		&layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(1, code)}, gopacket.Payload(body))
 }
 
-// Link-layer wrappers around a network-layer packet.
+// Link-layer wrappers around a network-layer packet. Those of Ethernet
+// and Linux cooked captures give the frame macA as its source.
 
 func withEth(tb testing.TB, ipPkt []byte) []byte {
 	t := layers.EthernetTypeIPv4
@@ -264,5 +271,31 @@ func ip6Frag(hdr []byte, next uint8, id uint32, off int, more bool, data []byte)
 	binary.BigEndian.PutUint32(fh[4:], id)
 	f = append(append(f, fh...), data...)
 	binary.BigEndian.PutUint16(f[4:], uint16(len(f)-40))
+	return f
+}
+
+// onLink returns p as Decode reports it from a frame of link type link
+// made by the wrappers above: with macA as its link-layer source on the
+// links that have one.
+func onLink(p detect.Probe, link layers.LinkType) detect.Probe {
+	switch link {
+	case layers.LinkTypeEthernet, layers.LinkTypeLinuxSLL, layers.LinkTypeLinuxSLL2:
+		p.SrcMAC, p.HasMAC = [6]byte(macA), true
+	}
+	return p
+}
+
+// withTTL returns a copy of an IPv4 or IPv6 packet with its TTL or hop
+// limit set to ttl (and the IPv4 header checksum fixed).
+func withTTL(ipPkt []byte, ttl uint8) []byte {
+	f := append([]byte(nil), ipPkt...)
+	if f[0]>>4 == 6 {
+		f[7] = ttl
+		return f
+	}
+	ihl := int(f[0]&0x0f) * 4
+	f[8] = ttl
+	f[10], f[11] = 0, 0
+	binary.BigEndian.PutUint16(f[10:], ipChecksum(f[:ihl]))
 	return f
 }

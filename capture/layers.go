@@ -86,6 +86,11 @@ type ethHeader struct {
 	payload []byte
 }
 
+// ethSource returns the source address of an Ethernet frame whose header
+// an ethHeader has decoded. The address is read from the frame when a
+// probe needs it rather than kept by every header decoded.
+func ethSource(frame []byte) []byte { return frame[6:12] }
+
 func (e *ethHeader) DecodeFromBytes(data []byte, _ gopacket.DecodeFeedback) error {
 	if len(data) < 14 {
 		return errShortEthernet
@@ -104,6 +109,7 @@ type ipv4Header struct {
 	src, dst []byte
 	id       uint16
 	proto    uint8
+	ttl      uint8
 	more     bool   // more-fragments flag
 	fragOff  uint16 // fragment offset in 8-byte units
 	realLen  int    // payload length from the header (which the capture may cut short)
@@ -137,7 +143,7 @@ func (h *ipv4Header) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) er
 	h.more = ff&0x2000 != 0
 	h.fragOff = ff & 0x1fff
 	h.id = uint16(data[4])<<8 | uint16(data[5])
-	h.proto = data[9]
+	h.ttl, h.proto = data[8], data[9]
 	h.src, h.dst = data[12:16], data[16:20]
 	h.realLen = total - ihl
 	h.payload = data[ihl:]
@@ -163,6 +169,7 @@ func (h *ipv4Header) LayerPayload() []byte { return h.payload }
 type ipv6Header struct {
 	src, dst []byte
 	next     uint8
+	hopLimit uint8
 	length   uint16 // payload length from the header (0: jumbogram, not followed)
 	payload  []byte // bounded by length, and by the capture
 }
@@ -176,7 +183,7 @@ func (h *ipv6Header) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) er
 		return errIPv6Version
 	}
 	h.length = uint16(data[4])<<8 | uint16(data[5])
-	h.next = data[6]
+	h.next, h.hopLimit = data[6], data[7]
 	h.src, h.dst = data[8:24], data[24:40]
 	h.payload = data[40:]
 	if int(h.length) <= len(h.payload) {

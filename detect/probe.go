@@ -45,6 +45,10 @@ const (
 // SrcPort are the quoted packet's destination address and port (the host and
 // port that were probed), Dst and DstPort its source (the prober), Proto the
 // quoted packet's protocol, and Code the ICMP code.
+//
+// TTL, HasMAC and SrcMAC are evidence about who put the packet on the wire
+// (its hop count, see Hops, and the last hop's link-layer address), for
+// judging whether Src is forged; the classifier does not read them.
 type Probe struct {
 	TS       int64 // packet timestamp, nanoseconds since the Unix epoch
 	Src, Dst netip.Addr
@@ -61,4 +65,21 @@ type Probe struct {
 	// Frag is set when the packet's transport header was reassembled from
 	// IPv4 or IPv6 fragments.
 	Frag bool
+	// TTL is the IPv4 time-to-live or IPv6 hop limit of the IP header the
+	// probe was read from: the last one of the packet (the inner header of
+	// a tunnel), which for KindUnreach is the header carrying the ICMP
+	// error itself, not the quoted one. For a reassembled datagram it is
+	// the completing fragment's. Hops turns it into a hop count.
+	TTL uint8
+	// HasMAC is set when the frame had a link-layer source address and
+	// SrcMAC holds it: Ethernet (tagged or not), and Linux cooked capture
+	// v1 and v2 when the address is 6 bytes long and the device is not a
+	// loopback. It is false for raw IP, BSD loopback, the Linux loopback
+	// and tunnels (no address, or not 6 bytes).
+	HasMAC bool
+	// SrcMAC is the frame's link-layer source address when HasMAC is set
+	// (the last hop's, not the sender's when the packet was routed), zero
+	// otherwise. For a reassembled datagram it is the completing
+	// fragment's.
+	SrcMAC [6]byte
 }

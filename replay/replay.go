@@ -99,7 +99,7 @@ const (
 	replayBatch = 2048
 	// replayBatches is how many batches are in flight, so that a burst
 	// of slow packets on one side does not stall the other; 8 batches of
-	// 2048 Probes are about 1.2 MiB.
+	// 2048 Probes (80 bytes each) are about 1.25 MiB.
 	replayBatches = 8
 )
 
