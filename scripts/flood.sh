@@ -411,7 +411,7 @@ flood_main() {
 	forged_limited=$(count_log "$FORGED_RE" '"outcome":"rate limited"')
 	# past its budget the daemon folds refusals into one summary line per
 	# 10 s ("adminalert: N further alerts from M sources ..."): add them
-	folded=$(grep -oE 'adminalert: [0-9]+ further alerts' "$DLOG" | awk '{ n += $2 } END { print n + 0 }')
+	folded=$({ grep -oE 'adminalert: [0-9]+ further alerts' "$DLOG" || true; } | awk '{ n += $2 } END { print n + 0 }')
 	sent=$(field "$FLOOD_SUMMARY" sent) pps=$(field "$FLOOD_SUMMARY" pps)
 	# the scanner's decision: its block, or the refusal
 	v='"outcome":'
