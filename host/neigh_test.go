@@ -901,19 +901,9 @@ func TestWatchNeighboursCancelLeavesNothing(t *testing.T) {
 			t.Fatal("Done not closed")
 		}
 	}
-	settled := func(goroutines, fds int) (int, int) {
-		deadline := time.Now().Add(3 * time.Second)
-		for {
-			g, f := runtime.NumGoroutine(), fdCount(t)
-			if g <= goroutines && f <= fds || time.Now().After(deadline) {
-				return g, f
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
 	g0 := runtime.NumGoroutine()
 	cycle() // the runtime's poller is made once: count the fds after it
-	if g, _ := settled(g0, 1<<30); g > g0 {
+	if g, _ := settled(t, g0, 1<<30); g > g0 {
 		t.Fatalf("the first cycle left %d goroutines, %d before", g, g0)
 	}
 	f0 := fdCount(t)
@@ -931,7 +921,7 @@ func TestWatchNeighboursCancelLeavesNothing(t *testing.T) {
 	for range 5 {
 		cycle()
 	}
-	if g, f := settled(g0, f0); g > g0 || f > f0 {
+	if g, f := settled(t, g0, f0); g > g0 || f > f0 {
 		buf := make([]byte, 1<<20)
 		t.Errorf("after the cycles: %d goroutines (before %d), %d fds (before %d)\n%s",
 			g, g0, f, f0, buf[:runtime.Stack(buf, true)])

@@ -250,19 +250,9 @@ func TestWatchCancelLeavesNothing(t *testing.T) {
 		}
 		cancel()
 	}
-	settled := func(goroutines, fds int) (int, int) {
-		deadline := time.Now().Add(3 * time.Second)
-		for {
-			g, f := runtime.NumGoroutine(), fdCount(t)
-			if g <= goroutines && f <= fds || time.Now().After(deadline) {
-				return g, f
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
 	g0 := runtime.NumGoroutine()
 	cycle() // the runtime's poller is made once: count the fds after it
-	if g, _ := settled(g0, 1<<30); g > g0 {
+	if g, _ := settled(t, g0, 1<<30); g > g0 {
 		t.Fatalf("the first cycle left %d goroutines, %d before", g, g0)
 	}
 	f0 := fdCount(t)
@@ -278,7 +268,7 @@ func TestWatchCancelLeavesNothing(t *testing.T) {
 	for range 5 {
 		cycle()
 	}
-	if g, f := settled(g0, f0); g > g0 || f > f0 {
+	if g, f := settled(t, g0, f0); g > g0 || f > f0 {
 		buf := make([]byte, 1<<20)
 		t.Errorf("after the cycles: %d goroutines (before %d), %d fds (before %d)\n%s",
 			g, g0, f, f0, buf[:runtime.Stack(buf, true)])
@@ -490,5 +480,18 @@ func TestWatchBurstsOverrunsAndRenewals(t *testing.T) {
 		case <-time.After(2 * time.Second):
 			t.Errorf("%s subscription left running", s.kind)
 		}
+	}
+}
+
+// settled waits up to 3 s for the goroutines and open files to come down
+// to at most goroutines and fds, and returns how many there are.
+func settled(t *testing.T, goroutines, fds int) (int, int) {
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		g, f := runtime.NumGoroutine(), fdCount(t)
+		if g <= goroutines && f <= fds || time.Now().After(deadline) {
+			return g, f
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
