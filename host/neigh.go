@@ -276,49 +276,17 @@ func (n *Neighbours) watch(ctx context.Context, nsub *sub[netlink.NeighUpdate], 
 		asub.stop()
 		close(n.done)
 	}()
-	var retry <-chan time.Time
-	needNeigh, needAddr := false, false // a dump is owed
+	r := &neighResync{n: n, nsub: nsub, asub: asub, onErr: onErr}
 	for _, err := range first {
 		if errors.Is(err, errNeighDump) {
-			needNeigh = true
+			r.needNeigh = true
 		} else {
-			needAddr = true
-		}
-	}
-	// resync makes again the subscriptions that ended and does the dumps
-	// owed, each after its subscription is made; what fails is told and
-	// retried after watchRetry
-	resync := func() {
-		var errs []error
-		for _, s := range []feed{nsub, asub} {
-			if !s.alive() {
-				s.stop()
-				if err := s.start(); err != nil {
-					errs = append(errs, err)
-				}
-			}
-		}
-		if needNeigh && nsub.alive() {
-			err := n.relistNeigh()
-			needNeigh = err != nil
-			errs = append(errs, err)
-		}
-		if needAddr && asub.alive() {
-			err := n.relistAddrs()
-			needAddr = err != nil
-			errs = append(errs, err)
-		}
-		retry = nil
-		if err := errors.Join(errs...); err != nil {
-			onErr(err)
-		}
-		if needNeigh || needAddr || !nsub.alive() || !asub.alive() {
-			retry = time.After(watchRetry)
+			r.needAddr = true
 		}
 	}
 	if len(first) > 0 {
 		onErr(errors.Join(first...))
-		retry = time.After(watchRetry)
+		r.retry = time.After(watchRetry)
 	}
 	for {
 		select {
@@ -326,15 +294,15 @@ func (n *Neighbours) watch(ctx context.Context, nsub *sub[netlink.NeighUpdate], 
 			return
 		case u, ok := <-nsub.ch:
 			if nsub.seen(ok) {
-				needNeigh = true
-				resync()
+				r.needNeigh = true
+				r.run()
 				continue
 			}
 			n.apply(&u)
 		case _, ok := <-asub.ch:
 			if asub.seen(ok) {
-				needAddr = true
-				resync()
+				r.needAddr = true
+				r.run()
 				continue
 			}
 			if !armed {
@@ -345,13 +313,56 @@ func (n *Neighbours) watch(ctx context.Context, nsub *sub[netlink.NeighUpdate], 
 			if !overrun(err) {
 				onErr(fmt.Errorf("netlink: %w", err))
 			}
-		case <-retry:
-			resync()
+		case <-r.retry:
+			r.run()
 		case <-settle.C:
 			armed = false
-			needAddr = true
-			resync()
+			r.needAddr = true
+			r.run()
 		}
+	}
+}
+
+// neighResync is what watch owes the kernel's view: the subscriptions to
+// make again and the dumps to do, and when to try again.
+type neighResync struct {
+	n                   *Neighbours
+	nsub                *sub[netlink.NeighUpdate]
+	asub                *sub[netlink.AddrUpdate]
+	onErr               func(error)
+	needNeigh, needAddr bool // a dump is owed
+	retry               <-chan time.Time
+}
+
+// run makes again the subscriptions that ended and does the dumps owed,
+// each after its subscription is made; what fails is told and retried
+// after watchRetry.
+func (r *neighResync) run() {
+	var errs []error
+	for _, s := range []feed{r.nsub, r.asub} {
+		if !s.alive() {
+			s.stop()
+			if err := s.start(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if r.needNeigh && r.nsub.alive() {
+		err := r.n.relistNeigh()
+		r.needNeigh = err != nil
+		errs = append(errs, err)
+	}
+	if r.needAddr && r.asub.alive() {
+		err := r.n.relistAddrs()
+		r.needAddr = err != nil
+		errs = append(errs, err)
+	}
+	r.retry = nil
+	if err := errors.Join(errs...); err != nil {
+		r.onErr(err)
+	}
+	if r.needNeigh || r.needAddr || !r.nsub.alive() || !r.asub.alive() {
+		r.retry = time.After(watchRetry)
 	}
 }
 

@@ -119,34 +119,11 @@ func CheckTrusted(path string) (warnings []string, err error) {
 		return nil, err
 	}
 	check := func(name string, fi fs.FileInfo, last bool) error {
-		at := name
-		if name != path {
-			at = path + ": " + name
+		w, err := checkTrustedStep(path, name, fi, last)
+		if w != "" {
+			warnings = append(warnings, w)
 		}
-		uid, gid, ok := owner(fi)
-		if !ok {
-			return nil
-		}
-		what := "the file"
-		if !last {
-			what = "the directory"
-		}
-		if !trustedUID(uid) {
-			return fmt.Errorf("%s: %s belongs to %s, neither root nor the user scanwarden runs as (%s), so that user could change what scanwarden reads or runs",
-				at, what, userName(uid), runningAs())
-		}
-		perm := fi.Mode().Perm()
-		if fi.IsDir() && fi.Mode()&fs.ModeSticky != 0 {
-			return nil
-		}
-		if perm&0o002 != 0 {
-			return fmt.Errorf("%s: %s is writable by every user (mode %04o), so any local user could change what scanwarden reads or runs", at, what, perm)
-		}
-		if perm&0o020 != 0 && !trustedGID(gid) {
-			warnings = append(warnings, fmt.Sprintf("%s: %s is writable by %s (mode %04o), neither root's group nor scanwarden's: its members could change what scanwarden reads or runs",
-				at, what, groupName(gid), perm))
-		}
-		return nil
+		return err
 	}
 
 	rootInfo, err := os.Stat("/")
@@ -202,6 +179,41 @@ func CheckTrusted(path string) (warnings []string, err error) {
 		return warnings, fmt.Errorf("%s: not a regular file (%s is a directory)", path, cur)
 	}
 	return warnings, nil
+}
+
+// checkTrustedStep checks one step of CheckTrusted's walk to path: name,
+// the file (last) or a directory on the way, whose stat is fi. It returns
+// the error that makes the path untrusted, or a warning (a group other
+// than root's or scanwarden's may write it).
+func checkTrustedStep(path, name string, fi fs.FileInfo, last bool) (warning string, err error) {
+	at := name
+	if name != path {
+		at = path + ": " + name
+	}
+	uid, gid, ok := owner(fi)
+	if !ok {
+		return "", nil
+	}
+	what := "the file"
+	if !last {
+		what = "the directory"
+	}
+	if !trustedUID(uid) {
+		return "", fmt.Errorf("%s: %s belongs to %s, neither root nor the user scanwarden runs as (%s), so that user could change what scanwarden reads or runs",
+			at, what, userName(uid), runningAs())
+	}
+	perm := fi.Mode().Perm()
+	if fi.IsDir() && fi.Mode()&fs.ModeSticky != 0 {
+		return "", nil
+	}
+	if perm&0o002 != 0 {
+		return "", fmt.Errorf("%s: %s is writable by every user (mode %04o), so any local user could change what scanwarden reads or runs", at, what, perm)
+	}
+	if perm&0o020 != 0 && !trustedGID(gid) {
+		return fmt.Sprintf("%s: %s is writable by %s (mode %04o), neither root's group nor scanwarden's: its members could change what scanwarden reads or runs",
+			at, what, groupName(gid), perm), nil
+	}
+	return "", nil
 }
 
 // components splits a path into its names, leaving out empty ones and ".".
