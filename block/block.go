@@ -125,6 +125,11 @@ type Trap struct {
 	Size int
 }
 
+// DefaultTrapSize is the trap set bound a set backend uses when no Trap
+// has given one (Prepare on a table without trap sets): TRAP_SET_SIZE's
+// default, 65536 sources per family.
+const DefaultTrapSize = 65536
+
 // Enabled reports whether t traps any port.
 func (t *Trap) Enabled() bool { return len(t.TCP) > 0 || len(t.UDP) > 0 }
 

@@ -87,7 +87,8 @@ type Options struct {
 	// Previous, when not nil, is the manager of the config this one
 	// replaces (a reload): the history of its rate limits and its names
 	// carry over, so that a reload neither resets BLOCK_RATE_LIMIT nor
-	// forgets the names looked up (nor that the resolver is silent).
+	// forgets the names looked up (nor that the resolver is silent). The
+	// names, carried over whole, keep Previous's LookupAddr and Now.
 	Previous *Manager
 	// LookupAddr resolves a name for RESOLVE_HOST (net.DefaultResolver's
 	// when nil).
@@ -353,7 +354,7 @@ func (m *Manager) finishRefusal(ctx context.Context, p *Pending, log logrus.Fiel
 // quiet asks Options.Quiet whether a decision of outcome out, other than
 // a block, is to be logged.
 func (m *Manager) quiet(out Outcome) bool {
-	return out != Blocked && m.o.Quiet != nil && m.o.Quiet(out)
+	return m.o.Quiet != nil && m.o.Quiet(out)
 }
 
 // nameFor names p's source for its lines and records: its host name

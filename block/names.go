@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/scanwarden/scanwarden/internal/bounded"
 )
 
 // Tunables of RESOLVE_HOST's name lookups.
@@ -45,9 +47,7 @@ type names struct {
 	now    func() time.Time
 
 	mu       sync.Mutex
-	cache    map[netip.Addr]nameEntry
-	order    []netip.Addr // ring of the cached addresses, oldest at next
-	next     int
+	cache    *bounded.Map[netip.Addr, nameEntry]
 	inflight map[netip.Addr]chan struct{}
 	misses   int       // lookups in a row that missed nameWait
 	silent   time.Time // until when the resolver counts as silent
@@ -59,8 +59,8 @@ type nameEntry struct {
 }
 
 func newNames(lookup func(ctx context.Context, addr string) ([]string, error), now func() time.Time) *names {
-	return &names{lookup: lookup, now: now, cache: map[netip.Addr]nameEntry{},
-		order: make([]netip.Addr, 0, nameCacheSize), inflight: map[netip.Addr]chan struct{}{}}
+	return &names{lookup: lookup, now: now, cache: bounded.New[netip.Addr, nameEntry](nameCacheSize),
+		inflight: map[netip.Addr]chan struct{}{}}
 }
 
 // name returns addr's host name when it is known or comes within
@@ -68,7 +68,7 @@ func newNames(lookup func(ctx context.Context, addr string) ([]string, error), n
 func (n *names) name(ctx context.Context, addr netip.Addr) string {
 	n.mu.Lock()
 	now := n.now()
-	if e, ok := n.cache[addr]; ok && now.Before(e.until) {
+	if e, ok := n.cache.Get(addr); ok && now.Before(e.until) {
 		n.mu.Unlock()
 		if e.name == "" {
 			return addr.String()
@@ -103,7 +103,7 @@ func (n *names) name(ctx context.Context, addr netip.Addr) string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.misses = 0
-	if e := n.cache[addr]; e.name != "" {
+	if e, _ := n.cache.Get(addr); e.name != "" {
 		return e.name
 	}
 	return addr.String()
@@ -135,16 +135,7 @@ func (n *names) run(addr netip.Addr, done chan struct{}) {
 		ttl = nameNegTTL
 	}
 	e.until = n.now().Add(ttl)
-	if _, ok := n.cache[addr]; !ok {
-		if len(n.order) < cap(n.order) {
-			n.order = append(n.order, addr)
-		} else {
-			delete(n.cache, n.order[n.next])
-			n.order[n.next] = addr
-			n.next = (n.next + 1) % len(n.order)
-		}
-	}
-	n.cache[addr] = e
+	n.cache.Put(addr, e)
 	delete(n.inflight, addr)
 	close(done)
 }

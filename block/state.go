@@ -23,7 +23,7 @@ import (
 const stateVersion = 1
 
 // pendingName is the file in STATE_DIR a new ban is appended to, as one
-// JSON line, before the firewall is changed (RecordThen): one small write
+// JSON line, before the firewall is changed (Pend): one small write
 // to a file kept open instead of a rewrite and rename of the whole state,
 // which took ~0.35 ms on ext4 (the rename over an existing file starts
 // writeback), so that the block is in place sooner. Every read merges it;
@@ -37,7 +37,7 @@ const pendingName = "pending.jsonl"
 // unblock` never lose each other's changes), written to a temporary file,
 // fsynced and renamed over the old one: a crash leaves the old or the new
 // list, never half of one. A new ban is first appended to
-// STATE_DIR/pending.jsonl (see RecordThen), which reads merge in until the
+// STATE_DIR/pending.jsonl (see Pend), which reads merge in until the
 // next rewrite folds it into the list.
 //
 // Every file of STATE_DIR is opened, read and replaced through
@@ -70,7 +70,7 @@ type StateFile struct {
 }
 
 // keptFiles are the lock file and pending.jsonl, kept open between calls
-// (opening, and creating, them cost more than the rest of RecordThen up to
+// (opening, and creating, them cost more than the rest of Pend up to
 // the firewall). Each is checked against its path on every use and opened
 // again when the file there is another (removed, or replaced by hand).
 // Closed when the StateFile is garbage.

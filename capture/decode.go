@@ -197,29 +197,29 @@ func (d *Decoder) Decode(data []byte, ts int64, p *detect.Probe) bool {
 		d.stats.Ignored++
 		return false
 	}
-	var ok bool
+	var ok, whole bool
 	switch last := d.decoded[len(d.decoded)-1]; last {
 	case layers.LayerTypeTCP:
 		ok = fillTCP(p, d.tcp.hdr)
 	case layers.LayerTypeUDP:
 		ok = fillUDP(p, d.udp.Contents)
 	default:
-		if !d.decodeOther(p, ts, last) {
+		if ok, whole = d.decodeOther(p, ts, last); !ok {
 			return false
 		}
-		d.sender(p, data, v6)
-		return true
+		p.Frag = !whole // else an ICMP error, turned around: its addresses are set
 	}
-	if !ok {
-		*p = detect.Probe{}
+	if !ok { // fillTCP and fillUDP wrote nothing: p is still zero
 		d.stats.Malformed++
 		return false
 	}
 	p.TS = ts
-	if v6 {
+	switch {
+	case whole:
+	case v6:
 		p.Src = netip.AddrFrom16([16]byte(d.ip6.src))
 		p.Dst = netip.AddrFrom16([16]byte(d.ip6.dst))
-	} else {
+	default:
 		p.Src = netip.AddrFrom4([4]byte(d.ip4.src))
 		p.Dst = netip.AddrFrom4([4]byte(d.ip4.dst))
 	}
@@ -261,38 +261,40 @@ func (d *Decoder) sender(p *detect.Probe, frame []byte, v6 bool) {
 
 // decodeOther decodes a packet whose last layer is neither TCP nor UDP:
 // an ICMP or ICMPv6 destination-unreachable (turned around to read as the
-// probed host's answer), or a fragment (kept for reassembly); anything
-// else is ignored.
-func (d *Decoder) decodeOther(p *detect.Probe, ts int64, last gopacket.LayerType) bool {
+// probed host's answer: whole, p is complete), or a fragment (kept for
+// reassembly; ok once it completes a datagram's transport header, whose
+// fields are then in p and whose addresses, time and count are Decode's
+// to set); anything else is ignored.
+func (d *Decoder) decodeOther(p *detect.Probe, ts int64, last gopacket.LayerType) (ok, whole bool) {
 	switch last {
 	case layers.LayerTypeICMPv4:
 		if d.icmp4.TypeCode.Type() != layers.ICMPv4TypeDestinationUnreachable {
 			d.stats.Ignored++
-			return false
+			return false, false
 		}
-		return d.unreach(p, ts, d.icmp4.Payload, d.icmp4.TypeCode.Code(), false)
+		return d.unreach(p, d.icmp4.Payload, d.icmp4.TypeCode.Code(), false), true
 	case layers.LayerTypeICMPv6:
 		if d.icmp6.TypeCode.Type() != layers.ICMPv6TypeDestinationUnreachable {
 			d.stats.Ignored++
-			return false
+			return false, false
 		}
 		// Four unused bytes follow the ICMPv6 header, then the quote.
 		if len(d.icmp6.Payload) < 4 {
 			d.stats.Malformed++
-			return false
+			return false, false
 		}
-		return d.unreach(p, ts, d.icmp6.Payload[4:], d.icmp6.TypeCode.Code(), true)
+		return d.unreach(p, d.icmp6.Payload[4:], d.icmp6.TypeCode.Code(), true), true
 	case layers.LayerTypeIPv4:
 		if d.ip4.fragment() {
-			return d.fragment4(p, ts)
+			return d.fragment4(p, ts), false
 		}
 	case layers.LayerTypeIPv6Fragment:
 		if d.frag6.MoreFragments || d.frag6.FragmentOffset != 0 {
-			return d.fragment6(p, ts)
+			return d.fragment6(p, ts), false
 		}
 	}
 	d.stats.Ignored++
-	return false
+	return false, false
 }
 
 // fillTCP fills p's TCP fields from a TCP header of at least 20 bytes
@@ -371,7 +373,7 @@ const (
 // error, turned around: the quoted destination (the probed host and port)
 // becomes the source. It accepts quotes of TCP and UDP packets whose
 // transport ports are present (RFC 792 guarantees 8 bytes of them).
-func (d *Decoder) unreach(p *detect.Probe, ts int64, q []byte, code uint8, v6 bool) bool {
+func (d *Decoder) unreach(p *detect.Probe, q []byte, code uint8, v6 bool) bool {
 	var proto uint8
 	var src, dst netip.Addr
 	var th []byte
@@ -436,13 +438,11 @@ func (d *Decoder) unreach(p *detect.Probe, ts int64, q []byte, code uint8, v6 bo
 		d.stats.Malformed++
 		return false
 	}
-	p.TS = ts
 	p.Kind = detect.KindUnreach
 	p.Proto = proto
 	p.Code = code
 	p.Src, p.SrcPort = dst, uint16(th[2])<<8|uint16(th[3])
 	p.Dst, p.DstPort = src, uint16(th[0])<<8|uint16(th[1])
-	d.stats.Decoded++
 	return true
 }
 
@@ -460,7 +460,7 @@ func (d *Decoder) fragment4(p *detect.Probe, ts int64) bool {
 	if !ok {
 		return false
 	}
-	return d.fragDone(p, ts, proto, h, false)
+	return d.fragDone(p, proto, h)
 }
 
 // fragment6 hands an IPv6 fragment to the reassembly table. Only fragments
@@ -484,11 +484,12 @@ func (d *Decoder) fragment6(p *detect.Probe, ts int64) bool {
 	if !ok {
 		return false
 	}
-	return d.fragDone(p, ts, proto, h, true)
+	return d.fragDone(p, proto, h)
 }
 
-// fragDone fills p from a reassembled transport header.
-func (d *Decoder) fragDone(p *detect.Probe, ts int64, proto uint8, h []byte, v6 bool) bool {
+// fragDone fills p's transport fields from a reassembled transport
+// header; Decode sets the rest, as for an unfragmented one.
+func (d *Decoder) fragDone(p *detect.Probe, proto uint8, h []byte) bool {
 	var ok bool
 	if proto == ipProtoTCP {
 		ok = fillTCP(p, h)
@@ -496,21 +497,9 @@ func (d *Decoder) fragDone(p *detect.Probe, ts int64, proto uint8, h []byte, v6 
 		ok = fillUDP(p, h)
 	}
 	if !ok { // cannot happen: the table only completes full headers
-		*p = detect.Probe{}
 		d.stats.Malformed++
-		return false
 	}
-	p.TS = ts
-	p.Frag = true
-	if v6 {
-		p.Src = netip.AddrFrom16([16]byte(d.ip6.src))
-		p.Dst = netip.AddrFrom16([16]byte(d.ip6.dst))
-	} else {
-		p.Src = netip.AddrFrom4([4]byte(d.ip4.src))
-		p.Dst = netip.AddrFrom4([4]byte(d.ip4.dst))
-	}
-	d.stats.Decoded++
-	return true
+	return ok
 }
 
 // linkTypeDesc names a link type for an error: libpcap's name (the one

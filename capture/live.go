@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gopacket/gopacket/layers"
@@ -64,13 +63,13 @@ type LiveSource struct {
 	// n counts the probes Next returned, to publish the decoder's
 	// counters every statsEvery of them.
 	n uint
-	// pub is the decoder's counters as Next last published them, for
-	// Stats from another goroutine: the decoder's own are the capture
-	// thread's alone.
-	pub publishedStats
 
 	mu     sync.Mutex // orders Stats and Close: libpcap's stats on a closed handle would crash
 	closed bool
+	// pub is the decoder's counters as Next last published them (under
+	// mu), for Stats from another goroutine: the decoder's own are the
+	// capture thread's alone.
+	pub Stats
 }
 
 // OpenLive opens iface for capture with opt's settings and filter. It
@@ -144,7 +143,7 @@ func (s *LiveSource) Next(p *detect.Probe) error {
 	for range LiveYield {
 		data, ci, err := s.handle.ZeroCopyReadPacketData()
 		if err != nil {
-			s.pub.store(s.dec.Stats())
+			s.publish()
 			switch {
 			case err == error(pcap.NextErrorTimeoutExpired):
 				return ErrTimeout
@@ -155,12 +154,12 @@ func (s *LiveSource) Next(p *detect.Probe) error {
 		}
 		if s.dec.Decode(data, ci.Timestamp.UnixNano(), p) {
 			if s.n++; s.n&(statsEvery-1) == 0 {
-				s.pub.store(s.dec.Stats())
+				s.publish()
 			}
 			return nil
 		}
 	}
-	s.pub.store(s.dec.Stats())
+	s.publish()
 	return ErrTimeout
 }
 
@@ -169,9 +168,9 @@ func (s *LiveSource) Next(p *detect.Probe) error {
 // from any goroutine: the decoder's counters are those Next last
 // published, at most statsEvery probes or one read timeout old.
 func (s *LiveSource) Stats() (LiveStats, error) {
-	st := LiveStats{Stats: s.pub.load()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	st := LiveStats{Stats: s.pub}
 	if s.closed {
 		return st, fmt.Errorf("capture on %s: stats: %w", s.iface, net.ErrClosed)
 	}
@@ -202,27 +201,12 @@ func (s *LiveSource) Close() {
 // whenever the read times out, so an idle capture's counters are current.
 const statsEvery = 256
 
-// publishedStats is a copy of a Decoder's Stats that one goroutine
-// stores and others load, field by field.
-type publishedStats struct {
-	packets, decoded, ignored, malformed     atomic.Uint64
-	fragments, reassembled, evicted, expired atomic.Uint64
-}
-
-func (p *publishedStats) store(s Stats) {
-	p.packets.Store(s.Packets)
-	p.decoded.Store(s.Decoded)
-	p.ignored.Store(s.Ignored)
-	p.malformed.Store(s.Malformed)
-	p.fragments.Store(s.Fragments)
-	p.reassembled.Store(s.Reassembled)
-	p.evicted.Store(s.Evicted)
-	p.expired.Store(s.Expired)
-}
-
-func (p *publishedStats) load() Stats {
-	return Stats{
-		Packets: p.packets.Load(), Decoded: p.decoded.Load(), Ignored: p.ignored.Load(), Malformed: p.malformed.Load(),
-		Fragments: p.fragments.Load(), Reassembled: p.reassembled.Load(), Evicted: p.evicted.Load(), Expired: p.expired.Load(),
+// publish copies the decoder's counters for Stats, whole, unless Stats
+// or Close holds the lock: then the next publication does it (Next never
+// waits).
+func (s *LiveSource) publish() {
+	if s.mu.TryLock() {
+		s.pub = s.dec.Stats()
+		s.mu.Unlock()
 	}
 }

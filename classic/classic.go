@@ -109,8 +109,8 @@ type Settings struct {
 type Mode struct {
 	log      logrus.FieldLogger
 	tcp, udp bool
-	// emit queues an alert for the block manager; it may block while the
-	// queue is full (the handlers are bounded).
+	// emit hands an alert to the daemon, which queues it for the block
+	// manager without waiting (or drops it and calls Rearm).
 	emit  func(*detect.Alert)
 	slots chan struct{}
 	bind  binder

@@ -475,8 +475,8 @@ func advancedWatch(limit int, exclude *detect.PortSet) *detect.PortSet {
 
 // Validate checks every value and the combinations of keys, and reports
 // every problem as an Errors (see Parse), each a *LineError naming the key
-// and, when the key was set in a file, the file and line. Parse calls it;
-// call it again after changing a Config in code. Checked across keys:
+// and, when the key was set in a file, the file and line. Parse does the
+// same checks; call Validate after changing a Config in code. Checked across keys:
 // BLOCK_TCP or BLOCK_UDP 2 needs a KILL_RUN_CMD; KILL_ROUTE,
 // KILL_HOSTS_DENY and KILL_RUN_CMD, when set, must contain $TARGET$.
 func (c *Config) Validate() error {

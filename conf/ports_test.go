@@ -76,7 +76,7 @@ func TestParsePortListErrors(t *testing.T) {
 func TestPortSetOps(t *testing.T) {
 	var s detect.PortSet
 	if s.Len() != 0 || s.Ports() != nil || s.String() != "" || s.Has(0) {
-		t.Fatal("zero detect.PortSet is not empty")
+		t.Fatal("the zero PortSet is not empty")
 	}
 	for _, p := range []uint16{0, 63, 64, 65535} {
 		s.Add(p)

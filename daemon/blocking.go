@@ -26,12 +26,8 @@ func (d *daemon) blockLoop(ctx context.Context) {
 			if !ok {
 				return
 			}
-			if it.retire != nil {
-				it.retire.close() // every alert begun with it is done
-				continue
-			}
 			if a := it.a; it.refused {
-				if !d.fold.refusedQuiet() {
+				if !d.fold.refusedQuiet(a.Src) {
 					d.log.WithField("src", a.Src.String()).Infof("%s: %s scan (%s) not reported again: its alert of this window is in", a.Src, a.Type, a.Trigger)
 				}
 				continue
@@ -69,9 +65,9 @@ type alertItem struct {
 	// refused: alertOnce said no (the source's alert of this window is
 	// in, from the capture or a classic port).
 	refused bool
-	// retire, instead of an alert: the parts a reload replaced, to close
-	// once the alerts queued before it are finished.
-	retire *parts
+	// parts are the config's parts the alert was begun with (nil when it
+	// was raised before the start was done), held until it is finished.
+	parts *parts
 }
 
 // begin does, where the alert is raised (a capture thread, a classic
@@ -85,8 +81,8 @@ func (d *daemon) begin(ctx context.Context, a *detect.Alert) alertItem {
 		it.refused = true
 		return it
 	}
-	if m := d.manager(); m != nil { // nil: a classic port's hit before the start is done
-		it.p = m.Begin(ctx, a, d.modes.Name(a.Type.Proto()))
+	if it.parts = d.acquire(); it.parts != nil { // nil: a classic port's hit before the start is done
+		it.p = it.parts.mgr.Begin(ctx, a, d.modes.Name(a.Type.Proto()))
 	}
 	return it
 }
@@ -94,14 +90,18 @@ func (d *daemon) begin(ctx context.Context, a *detect.Alert) alertItem {
 // handle finishes a begun alert (or passes it to the block manager) and
 // logs the decision.
 func (d *daemon) handle(ctx context.Context, it alertItem) {
-	a := it.a
-	kernel := d.trap.trapped(a, d.currentNever())
+	a, pt := it.a, it.parts
+	if pt == nil {
+		pt = d.acquire()
+	}
+	defer pt.users.Done()
+	kernel := d.trap.trapped(a, pt.never)
 	var dec block.Decision
 	var err error
 	if it.p != nil {
 		dec, err = it.p.Finish(ctx)
 	} else {
-		dec, err = d.manager().Decide(ctx, a, d.modes.Name(a.Type.Proto()))
+		dec, err = pt.mgr.Decide(ctx, a, d.modes.Name(a.Type.Proto()))
 	}
 	out := dec.Outcome
 	d.fold.note(a.Src, dec)

@@ -59,11 +59,15 @@ func (d *daemon) openCaptures() ([]*liveCapture, error) {
 // startCaptures starts a capture thread per capture, each with its own
 // engine and rearm queue.
 func (d *daemon) startCaptures(ctx context.Context, caps []*liveCapture, wg *sync.WaitGroup) error {
-	for _, lc := range caps {
-		eng, err := detect.New(EngineConfig(d.cfg))
-		if err != nil {
+	engs := make([]*detect.Engine, len(caps))
+	for i := range caps { // all of them before any thread starts
+		var err error
+		if engs[i], err = detect.New(EngineConfig(d.cfg)); err != nil {
 			return err
 		}
+	}
+	for i, lc := range caps {
+		eng := engs[i]
 		rearm := make(chan rearmReq, rearmQueue)
 		d.rearms = append(d.rearms, rearm)
 		wg.Add(1)
@@ -81,12 +85,11 @@ func (d *daemon) startCaptures(ctx context.Context, caps []*liveCapture, wg *syn
 // loop checks a trap hit against the bound ports (a cached view) and
 // begins the block (begin: two locks, Manager.Begin's pending line and
 // netlink message), then queues the rest for the blocking thread,
-// without ever waiting for it (handOff). It tells the watchdog it is
-// alive at every read timeout and every aliveEvery probes.
+// without ever waiting for it (handOff). rt's checks, at every read
+// timeout and every rtCheckEvery probes, tell the watchdog it is alive.
 func (d *daemon) captureLoop(ctx context.Context, lc *liveCapture, src *capture.LiveSource, eng *detect.Engine, rearm <-chan rearmReq, rt *rtThread) {
 	var p detect.Probe
 	var gen uint64
-	var n uint
 	for {
 		if t := d.traps.Load(); t.gen != gen {
 			eng.SetTraps(t.tcp, t.udp)
@@ -104,7 +107,6 @@ func (d *daemon) captureLoop(ctx context.Context, lc *liveCapture, src *capture.
 			if ctx.Err() != nil {
 				return
 			}
-			lc.beat()
 			rt.check()
 			continue
 		case errors.Is(err, io.EOF):
@@ -116,9 +118,6 @@ func (d *daemon) captureLoop(ctx context.Context, lc *liveCapture, src *capture.
 			return
 		}
 		rt.tick()
-		if n++; n&(aliveEvery-1) == 0 {
-			lc.beat()
-		}
 		a := eng.Process(&p)
 		if a == nil {
 			continue
@@ -129,7 +128,7 @@ func (d *daemon) captureLoop(ctx context.Context, lc *liveCapture, src *capture.
 			if bound, err := d.serviceHas(a.Proto, a.Port); err == nil && bound {
 				d.log.Infof("%s port %d is bound by a service now: hit from %s not counted", detect.ProtoName(a.Proto), a.Port, a.Src)
 				eng.Forget(a.Src)
-				d.refreshTraps()
+				d.askRefresh() // the housekeeping reads the bound ports again
 				if d.trap.trapped(a, d.currentNever()) {
 					select { // the kernel trapped it meanwhile: let it out
 					case d.releases <- a.Src:
@@ -139,26 +138,23 @@ func (d *daemon) captureLoop(ctx context.Context, lc *liveCapture, src *capture.
 				continue
 			}
 		}
-		d.handOff(ctx, eng, a)
+		d.handOff(ctx, a, eng.Rearm)
 	}
 }
 
-// aliveEvery is how many probes a capture thread reads between two
-// beats for the watchdog (a power of two: a clock read stays off the
-// per-packet path).
-const aliveEvery = 256
-
-// handOff queues a for the blocking thread without ever waiting for it.
-// When the queue has no room left but its reserve (the blocking thread is
-// behind), the alert is dropped before anything of its block is begun,
-// counted, and its source re-armed in eng: it is reported again on its
-// next probe of another target, or after rearmAfter, rather than lost,
-// while a forged source, which sends no more, is not. Probes keep being
-// read meanwhile, so a real scanner in a flood is still seen.
-func (d *daemon) handOff(ctx context.Context, eng *detect.Engine, a *detect.Alert) {
+// handOff queues a for the blocking thread without ever waiting for it;
+// every producer (a capture thread, a classic port's reader or handler)
+// goes through it. When the queue has no room left but its reserve (the
+// blocking thread is behind), the alert is dropped before anything of its
+// block is begun, counted, and its source re-armed where it was raised
+// (rearm: the engine's Rearm): it is reported again on its next probe of
+// another target, or after rearmAfter, rather than lost, while a forged
+// source, which sends no more, is not. Probes keep being read meanwhile,
+// so a real scanner in a flood is still seen.
+func (d *daemon) handOff(ctx context.Context, a *detect.Alert, rearm func(src netip.Addr, at int64, onNew bool)) {
 	if len(d.alerts) >= cap(d.alerts)-alertReserve {
 		d.dropped.Add(1)
-		eng.Rearm(a.Src, a.Time+int64(rearmAfter), true)
+		rearm(a.Src, a.Time+int64(rearmAfter), true)
 		return
 	}
 	d.alerts <- d.begin(ctx, a)
@@ -179,9 +175,6 @@ type liveCapture struct {
 	// for the watchdog.
 	alive atomic.Int64
 }
-
-// beat tells the watchdog the capture's thread is alive.
-func (lc *liveCapture) beat() { lc.alive.Store(time.Now().UnixNano()) }
 
 func (lc *liveCapture) open() error {
 	s, err := capture.OpenLive(lc.iface, capture.LiveOptions{Filter: lc.filter})
@@ -218,8 +211,9 @@ func (lc *liveCapture) close() {
 // engine (and so what it knows of each source) survives a reopen.
 func (d *daemon) supervise(ctx context.Context, lc *liveCapture, eng *detect.Engine, rearm <-chan rearmReq) {
 	rt := d.rt.thread("the capture on " + lc.iface)
+	rt.alive = &lc.alive
 	for ctx.Err() == nil {
-		lc.beat() // alive while it waits for its interface too
+		rt.beat(time.Now()) // alive while it waits for its interface too
 		if s := lc.current(); s != nil {
 			d.captureLoop(ctx, lc, s, eng, rearm, rt)
 			lc.mu.Lock()

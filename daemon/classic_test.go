@@ -113,8 +113,7 @@ func TestClassicPortsAreNoServices(t *testing.T) {
 func TestAlertOnce(t *testing.T) {
 	sec := int64(time.Second)
 	a, b := netip.MustParseAddr("198.51.100.50"), netip.MustParseAddr("198.51.100.51")
-	o := newAlertOnce(4)
-	o.setWindow(int64(time.Minute))
+	o := newAlertOnce(4, int64(time.Minute))
 	if !o.admit(a, 0) || o.admit(a, 2*sec) {
 		t.Fatal("a second alert of a source within the window")
 	}
@@ -132,8 +131,8 @@ func TestAlertOnce(t *testing.T) {
 	for i := 0; i < 1000; i++ {
 		o.admit(src, int64(i))
 		src = src.Next()
-		if len(o.last) > 4 || len(o.order) > 4 {
-			t.Fatalf("%d sources held, bound 4", len(o.last))
+		if o.last.Len() > 4 {
+			t.Fatalf("%d sources held, bound 4", o.last.Len())
 		}
 	}
 	var nilOnce *alertOnce

@@ -11,15 +11,15 @@
 //   - a capture thread per interface (captureLoop): reads packets, runs its
 //     engine, and per alert begins the block (block.Manager.Begin, which
 //     never waits for a lock or a process); it waits only on the kernel
-//     for packets, and on the alert queue when the blocking thread is
-//     behind;
+//     for packets, never on the blocking thread (handOff drops and re-arms
+//     an alert that finds the queue full);
 //   - the blocking thread (blockLoop): finishes each alert's decision
 //     (records, hosts.deny, commands, log lines), and may wait on files,
 //     commands and name lookups;
 //   - the housekeeping loop (Run's own goroutine): reload, expiry and
 //     re-sync, bound ports and the kernel trap, stats, the watchdog;
 //   - the classic mode's handlers (package classic), which hand their
-//     alerts to the same queue.
+//     alerts to the same queue, the same way.
 package daemon
 
 import (
@@ -59,11 +59,10 @@ const (
 	// a few iptables runs): enough for a burst of scanners, bounded so
 	// that a flood cannot grow memory.
 	alertQueue = 1024
-	// alertReserve is the room a capture thread leaves in the alert
-	// queue: past alertQueue-alertReserve waiting alerts it drops its
-	// alert rather than wait (see handOff). The reserve is for the
-	// producers that may wait (the classic handlers, bounded to 64) and
-	// for the rare begun block that must not be dropped.
+	// alertReserve is the room the producers of alerts leave in the alert
+	// queue: past alertQueue-alertReserve waiting alerts they drop theirs
+	// rather than wait (see handOff). The reserve is for producers that
+	// found room at the same instant.
 	alertReserve = 128
 	// captureStuckAfter is how long a capture thread may go without
 	// coming back from a read (which times out every 100 ms when no
@@ -177,6 +176,10 @@ type daemon struct {
 	// dropped counts the alerts the capture threads dropped rather than
 	// wait for the blocking thread (handOff).
 	dropped atomic.Uint64
+	// refresh asks the housekeeping loop to read the bound ports again
+	// now (a trap hit found a port a service holds): the capture thread
+	// does not read them itself.
+	refresh chan struct{}
 	// blockingBusy is when the blocking thread took its current alert
 	// (UnixNano; 0 while it waits for one), for the watchdog.
 	blockingBusy atomic.Int64
@@ -193,7 +196,7 @@ func Run(ctx context.Context, o Options) error {
 		o.Log.Warn(w)
 	}
 	d := &daemon{cfgPath: o.ConfigPath, explicit: o.Explicit, version: o.Version, modes: o.Modes, log: o.Log, cfg: c,
-		fold:   newLogFold(time.Now()),
+		fold: newLogFold(time.Now()), refresh: make(chan struct{}, 1),
 		bound:  host.SockDiag{Proc: "/proc/net"},
 		alerts: make(chan alertItem, alertQueue), releases: make(chan netip.Addr, releaseQueue)}
 	d.boundNow = &boundCache{l: d.bound, now: time.Now}
@@ -251,10 +254,11 @@ func (d *daemon) start(ctx context.Context) error {
 		return err
 	}
 	// classic ports are bound first: they are no traps of the capture
-	d.classic = classic.New(d.modes.ClassicTCP, d.modes.ClassicUDP, d.log, func(a *detect.Alert) { d.alerts <- d.begin(context.Background(), a) })
+	d.classic = classic.New(d.modes.ClassicTCP, d.modes.ClassicUDP, d.log, func(a *detect.Alert) {
+		d.handOff(context.Background(), a, d.classic.Rearm)
+	})
 	if d.classic != nil {
-		d.once = newAlertOnce(onceMaxSources)
-		d.once.setWindow(int64(c.DetectWindow))
+		d.once = newAlertOnce(onceMaxSources, int64(c.DetectWindow))
 		d.classic.Sync(classicSettings(c))
 	}
 	p, err := d.newParts(ctx, c, nil)
@@ -324,6 +328,9 @@ func (d *daemon) housekeeping(ctx context.Context, caps []*liveCapture) {
 			if _, err := d.manager().Resync(ctx); err != nil {
 				d.log.Errorf("resyncing blocks: %v", err)
 			}
+		case <-d.refresh:
+			d.refreshTraps()
+			d.applyTrap(ctx)
 		case <-bound.C:
 			d.refreshTraps()
 			d.applyTrap(ctx)
@@ -365,9 +372,9 @@ func (d *daemon) stuck(caps []*liveCapture, now time.Time) string {
 // reload re-reads the config and the ignore file (SIGHUP). Blocks and the
 // detection state are kept; a config with errors is refused as a whole
 // and the running one stays. The parts of the old config (backends,
-// journal, address watch) are closed by the blocking thread once it has
-// finished the alerts queued before the new ones took over: nothing of a
-// config outlives it, however many reloads come.
+// journal, state files, address watch) are closed once the last alert
+// begun with them is finished (parts.retire): nothing of a config
+// outlives it, however many reloads come.
 func (d *daemon) reload(ctx context.Context) {
 	c, err := LoadConfig(d.cfgPath, d.explicit)
 	if err != nil {
@@ -388,7 +395,7 @@ func (d *daemon) reload(ctx context.Context) {
 	d.cfg, d.parts = c, p
 	d.rt.want.Store(c.CaptureRealtime)
 	d.mu.Unlock()
-	d.alerts <- alertItem{retire: oldP}
+	go oldP.retire()
 	if c.BlockBackend != old.BlockBackend {
 		removeOtherBackends(ctx, c, d.log)
 	}
@@ -432,6 +439,18 @@ func (d *daemon) logStats(caps []*liveCapture) {
 	if n := d.dropped.Load(); n > 0 {
 		d.log.WithField("alerts_dropped", n).Warnf("%d alerts dropped since the start because the blocking thread was behind (their sources are reported again if they go on probing)", n)
 	}
+}
+
+// acquire returns the parts in force, counted as in use until their
+// users.Done; nil before the start is done. A reload swaps the parts
+// under d.mu, so no parts it replaced are acquired after it.
+func (d *daemon) acquire() *parts {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.parts != nil {
+		d.parts.users.Add(1)
+	}
+	return d.parts
 }
 
 // manager is the block manager of the config in force; nil before the

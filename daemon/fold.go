@@ -54,24 +54,41 @@ func newLogFold(now time.Time) *logFold {
 func (f *logFold) quiet(o block.Outcome) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.logged < foldBudget {
-		f.logged++
+	if f.spend() {
 		return false
 	}
 	f.folded[o]++
 	return true
 }
 
-// refusedQuiet is quiet for an alert alertOnce held back.
-func (f *logFold) refusedQuiet() bool {
+// refusedQuiet is quiet for an alert of src that alertOnce held back.
+func (f *logFold) refusedQuiet(src netip.Addr) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.logged < foldBudget {
-		f.logged++
+	if f.spend() {
 		return false
 	}
 	f.refused++
+	f.source(src)
 	return true
+}
+
+// spend takes one decision logged in full from this interval's budget,
+// if any is left. Called with mu held.
+func (f *logFold) spend() bool {
+	if f.logged < foldBudget {
+		f.logged++
+		return true
+	}
+	return false
+}
+
+// source counts src among the folded decisions' sources, up to
+// foldSources. Called with mu held.
+func (f *logFold) source(src netip.Addr) {
+	if len(f.srcs) < foldSources {
+		f.srcs[src] = struct{}{}
+	}
 }
 
 // note records a decided alert of src: a block, or a folded decision's
@@ -82,8 +99,8 @@ func (f *logFold) note(src netip.Addr, dec block.Decision) {
 	switch {
 	case dec.Outcome == block.Blocked:
 		f.blocked++
-	case dec.Quiet && len(f.srcs) < foldSources:
-		f.srcs[src] = struct{}{}
+	case dec.Quiet:
+		f.source(src)
 	}
 }
 

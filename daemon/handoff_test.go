@@ -24,7 +24,7 @@ func TestHandOffNeverWaits(t *testing.T) {
 	traps.AddRange(1, 1000)
 	eng.SetTraps(&traps, nil)
 	d := &daemon{alerts: make(chan alertItem, alertQueue)}
-	for len(d.alerts) < alertQueue-alertReserve {
+	for len(d.alerts) < alertQueue { // full: a send would wait
 		d.alerts <- alertItem{}
 	}
 	src, dst := netip.MustParseAddr("198.51.100.66"), netip.MustParseAddr("198.51.100.10")
@@ -37,13 +37,13 @@ func TestHandOffNeverWaits(t *testing.T) {
 		t.Fatal("no alert on a trap hit")
 	}
 	done := make(chan struct{})
-	go func() { d.handOff(context.Background(), eng, a); close(done) }()
+	go func() { d.handOff(context.Background(), a, eng.Rearm); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("handOff waited for the blocking thread")
 	}
-	if d.dropped.Load() != 1 || len(d.alerts) != alertQueue-alertReserve {
+	if d.dropped.Load() != 1 || len(d.alerts) != alertQueue {
 		t.Fatalf("dropped %d, queue %d", d.dropped.Load(), len(d.alerts))
 	}
 	if probe(1, 2) != nil {

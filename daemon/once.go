@@ -4,12 +4,8 @@ import (
 	"net/netip"
 	"sync"
 
-	"github.com/scanwarden/scanwarden/detect"
+	"github.com/scanwarden/scanwarden/internal/bounded"
 )
-
-// defaultOnceWindow is alertOnce's window until the config sets
-// DETECT_WINDOW.
-const defaultOnceWindow = detect.DefaultWindow
 
 // alertOnce passes one alert per source and detection window between the
 // capture's alerts and the classic ports' (PortSentry's -tcp/-udp): a
@@ -21,13 +17,13 @@ const defaultOnceWindow = detect.DefaultWindow
 type alertOnce struct {
 	mu     sync.Mutex
 	window int64
-	last   map[netip.Addr]int64 // when the source's alert was passed (ns)
-	order  []netip.Addr         // ring of the sources in last, oldest at next
-	next   int
+	last   *bounded.Map[netip.Addr, int64] // when the source's alert was passed (ns)
 }
 
-func newAlertOnce(max int) *alertOnce {
-	return &alertOnce{window: int64(defaultOnceWindow), last: make(map[netip.Addr]int64, max), order: make([]netip.Addr, 0, max)}
+// newAlertOnce returns an alertOnce of at most max sources and a window
+// of window ns (DETECT_WINDOW).
+func newAlertOnce(max int, window int64) *alertOnce {
+	return &alertOnce{window: window, last: bounded.New[netip.Addr, int64](max)}
 }
 
 // setWindow sets the detection window (DETECT_WINDOW).
@@ -48,21 +44,10 @@ func (o *alertOnce) admit(src netip.Addr, now int64) bool {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if at, ok := o.last[src]; ok {
-		if now-at <= o.window {
-			return false
-		}
-		o.last[src] = now
-		return true
+	if at, ok := o.last.Get(src); ok && now-at <= o.window {
+		return false
 	}
-	if len(o.order) < cap(o.order) {
-		o.order = append(o.order, src)
-	} else {
-		delete(o.last, o.order[o.next])
-		o.order[o.next] = src
-		o.next = (o.next + 1) % len(o.order)
-	}
-	o.last[src] = now
+	o.last.Put(src, now)
 	return true
 }
 
@@ -75,7 +60,7 @@ func (o *alertOnce) forget(src netip.Addr) {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if _, ok := o.last[src]; ok {
-		o.last[src] = -1 << 62 // long before any window
+	if _, ok := o.last.Get(src); ok {
+		o.last.Put(src, -1<<62) // long before any window
 	}
 }

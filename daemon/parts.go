@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/sirupsen/logrus"
 
@@ -98,26 +99,44 @@ func parseActions(c *conf.Config, log logrus.FieldLogger, runner command.Runner)
 			p.blockers = append(p.blockers, hd)
 		}
 	}
+	route, runCmd, covered, terrs := templates(c)
+	errs = append(errs, terrs...)
+	if covered {
+		log.Infof("KILL_ROUTE %q is covered by the %s backend: not run as a command", c.KillRoute, c.BlockBackend)
+	}
+	if route != nil {
+		p.route = commandAction{route, runner}
+	}
+	if runCmd != nil {
+		p.runCmd = commandAction{runCmd, runner}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return p, nil
+}
+
+// templates parses the command templates of c: KILL_ROUTE, unless the
+// firewall backend covers it (an iptables DROP rule: covered), and
+// KILL_RUN_CMD; nil for an empty one or one with an error (in errs).
+func templates(c *conf.Config) (route, runCmd *command.Template, covered bool, errs []error) {
 	if c.KillRoute != "" {
 		if command.NativeKillRoute(c.KillRoute) && c.BlockBackend != conf.BackendNone {
-			log.Infof("KILL_ROUTE %q is covered by the %s backend: not run as a command", c.KillRoute, c.BlockBackend)
+			covered = true
 		} else if t, err := command.ParseTemplate("KILL_ROUTE", c.KillRoute); err != nil {
 			errs = append(errs, keyErr(c, "KILL_ROUTE", err))
 		} else {
-			p.route = commandAction{t, runner}
+			route = t
 		}
 	}
 	if c.KillRunCmd != "" {
 		if t, err := command.ParseTemplate("KILL_RUN_CMD", c.KillRunCmd); err != nil {
 			errs = append(errs, keyErr(c, "KILL_RUN_CMD", err))
 		} else {
-			p.runCmd = commandAction{t, runner}
+			runCmd = t
 		}
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return p, nil
+	return route, runCmd, covered, errs
 }
 
 // keyError is a problem with the value of a config key: the
@@ -237,9 +256,20 @@ func response(m conf.BlockMode) block.Response {
 type parts struct {
 	mgr   *block.Manager
 	never *block.NeverBlock
-	// closeAll closes the journal and the backends and stops the
-	// address watch.
+	// closeAll closes the journal, the state files and the backends and
+	// stops the address watch.
 	closeAll func()
+	// users counts the alerts begun with these parts and not finished
+	// (daemon.acquire).
+	users sync.WaitGroup
+}
+
+// retire closes the parts a reload replaced once the last alert begun
+// with them is finished; a reload no longer hands them out, so no alert
+// can begin with them meanwhile.
+func (p *parts) retire() {
+	p.users.Wait()
+	p.close()
 }
 
 // newParts reads the ignore file and the host's addresses into a
@@ -488,13 +518,9 @@ func CheckFiles(c *conf.Config) (warnings []string, err error) {
 // parse is left out (CheckActions reports it).
 func commandTemplates(c *conf.Config) []*command.Template {
 	var out []*command.Template
-	if c.KillRoute != "" && !(command.NativeKillRoute(c.KillRoute) && c.BlockBackend != conf.BackendNone) {
-		if t, err := command.ParseTemplate("KILL_ROUTE", c.KillRoute); err == nil {
-			out = append(out, t)
-		}
-	}
-	if c.KillRunCmd != "" {
-		if t, err := command.ParseTemplate("KILL_RUN_CMD", c.KillRunCmd); err == nil {
+	route, runCmd, _, _ := templates(c)
+	for _, t := range []*command.Template{route, runCmd} {
+		if t != nil {
 			out = append(out, t)
 		}
 	}

@@ -229,3 +229,10 @@ func TestRunRefusesUnsafeFiles(t *testing.T) {
 		t.Fatalf("log: %s", out)
 	}
 }
+
+// TestTrapSizeDefaults: TRAP_SET_SIZE's default is the set backends' own.
+func TestTrapSizeDefaults(t *testing.T) {
+	if conf.DefaultTrapSetSize != block.DefaultTrapSize {
+		t.Fatalf("conf.DefaultTrapSetSize %d, block.DefaultTrapSize %d", conf.DefaultTrapSetSize, block.DefaultTrapSize)
+	}
+}

@@ -70,6 +70,16 @@ type rtThread struct {
 	// start of the window: wall time and the thread's CPU time
 	wall0 time.Time
 	cpu0  time.Duration
+	// alive, when not nil, is told the time of every check (UnixNano):
+	// the watchdog's view of a capture thread (see daemon.stuck).
+	alive *atomic.Int64
+}
+
+// beat tells alive, if any, that the thread was alive at now.
+func (t *rtThread) beat(now time.Time) {
+	if t.alive != nil {
+		t.alive.Store(now.UnixNano())
+	}
 }
 
 // allowed: the config asks for real time and it was not refused.
@@ -93,10 +103,12 @@ func (t *rtThread) tick() {
 	}
 }
 
-// check ends the window once rtWindow has passed: the thread leaves or
-// regains real time by its CPU share (rtNext), and follows the config.
+// check tells the watchdog the thread is alive, and ends the window once
+// rtWindow has passed: the thread leaves or regains real time by its CPU
+// share (rtNext), and follows the config.
 func (t *rtThread) check() {
 	now := time.Now()
+	t.beat(now)
 	el := now.Sub(t.wall0)
 	if el < rtWindow {
 		return

@@ -205,6 +205,16 @@ func trapPorts(c *conf.Config, m Modes, btcp, budp *detect.PortSet, gen uint64) 
 	}
 }
 
+// askRefresh asks the housekeeping loop to read the bound ports again
+// and publish the trap set (refreshTraps), without waiting: a request
+// already pending covers this one.
+func (d *daemon) askRefresh() {
+	select {
+	case d.refresh <- struct{}{}:
+	default:
+	}
+}
+
 // refreshTraps re-reads the bound ports and publishes a new trap set when
 // they changed. It runs from several goroutines (the housekeeping loop, a
 // capture loop on a trap hit): a set is published only over the one it was

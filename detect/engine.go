@@ -257,7 +257,7 @@ func (e *Engine) tcp(p *Probe) *Alert {
 			return e.bareRST(p)
 		}
 		typ, stealth := classify(f, p.StackSYN)
-		return e.probe(p, typ, ProtoTCP, stealth, stUnanswered)
+		return e.probe(p, typ, ProtoTCP, stealth, stUnanswered, false)
 	}
 	switch {
 	case f&FlagRST != 0:
@@ -286,7 +286,7 @@ func (e *Engine) udp(p *Probe) *Alert {
 			return nil
 		}
 	}
-	return e.probe(p, TypeUDP, ProtoUDP, false, stUnanswered)
+	return e.probe(p, TypeUDP, ProtoUDP, false, stUnanswered, false)
 }
 
 // answered handles an answer of a probed host (p.Src) to a prober (p.Dst):
@@ -311,12 +311,11 @@ func (e *Engine) answered(p *Probe, proto, st uint8) *Alert {
 	case stUnanswered, stPending:
 		if t.st&stMask == stPending && st == stClosed {
 			// "closed" for a FIN+ACK (an ICMP unreachable of a REJECT
-			// rule, a RST+ACK): the Maimon probe counts, as in bareRST
-			s.probes++
-			s.types[TypeMaimon]++
-			e.stats.Probes++
+			// rule, a RST+ACK)
+			e.closePending(s, t)
+		} else {
+			s.set(t, t.st&^stMask|st)
 		}
-		s.set(t, t.st&^stMask|st)
 	default:
 		// An answer after an earlier one (a server resetting an open
 		// connection, a retransmitted RST) changes nothing.
@@ -324,6 +323,16 @@ func (e *Engine) answered(p *Probe, proto, st uint8) *Alert {
 	}
 	e.expire(s, p.TS)
 	return e.check(s, p.TS, proto, p.SrcPort)
+}
+
+// closePending marks the FIN+ACK probe target t of s closed, on the
+// host's answer: only then is it known to be a probe (nmap -sM, Maimon's
+// scan), and it is counted as one.
+func (e *Engine) closePending(s *source, t *target) {
+	s.set(t, t.st&^stMask|stClosed)
+	s.probes++
+	s.types[TypeMaimon]++
+	e.stats.Probes++
 }
 
 // bareRST handles a RST without ACK. Either the probed host answers an
@@ -335,10 +344,7 @@ func (e *Engine) bareRST(p *Probe) *Alert {
 			e.stats.Replies++
 			switch t.st & stMask {
 			case stPending: // the host's answer to a FIN+ACK probe
-				s.set(t, t.st&^stMask|stClosed)
-				s.probes++
-				s.types[TypeMaimon]++
-				e.stats.Probes++
+				e.closePending(s, t)
 			case stUnanswered:
 				s.set(t, t.st&^stMask|stClosed)
 			default:
@@ -367,7 +373,7 @@ func (e *Engine) bareRST(p *Probe) *Alert {
 		return nil
 	}
 	q := Probe{TS: p.TS, Src: p.Dst, Dst: p.Src, SrcPort: p.DstPort, DstPort: p.SrcPort, Kind: KindTCP, Proto: ProtoTCP, Flags: FlagACK}
-	return e.probe(&q, TypeACK, ProtoTCP, false, stClosed)
+	return e.probe(&q, TypeACK, ProtoTCP, false, stClosed, false)
 }
 
 // finACK handles a FIN with ACK: the close of a connection, or a Maimon
@@ -413,51 +419,23 @@ func usable(p *Probe) bool {
 	return true
 }
 
-// probe counts one probe from p.Src to p.Dst:p.DstPort.
-func (e *Engine) probe(p *Probe, typ ScanType, proto uint8, stealth bool, st uint8) *Alert {
-	if !e.protected(p.Dst) || !usable(p) {
-		e.stats.Ignored++
-		return nil
+// probe counts one probe from p.Src to p.Dst:p.DstPort and raises its
+// source's alert when it has earned one. A hit (see Hit) is a probe of a
+// trap port whatever the trap sets hold, whose destination the caller has
+// checked and may be unknown.
+func (e *Engine) probe(p *Probe, typ ScanType, proto uint8, stealth bool, st uint8, hit bool) *Alert {
+	trap := hit
+	if !hit {
+		if !e.protected(p.Dst) || !usable(p) {
+			e.stats.Ignored++
+			return nil
+		}
+		if proto == ProtoTCP {
+			trap = e.trapTCP.Has(p.DstPort)
+		} else {
+			trap = e.trapUDP.Has(p.DstPort)
+		}
 	}
-	trap := false
-	if proto == ProtoTCP {
-		trap = e.trapTCP.Has(p.DstPort)
-	} else {
-		trap = e.trapUDP.Has(p.DstPort)
-	}
-	return e.count(p, typ, proto, stealth, st, trap)
-}
-
-// Hit counts a hit of src on a trap port that the caller has seen itself
-// rather than through a capture: a completed TCP connection or a datagram
-// read at a bound socket (PortSentry's classic modes, whose listeners make
-// the trap ports look open). It is judged as a probe of type TypeConnect
-// (TCP) or TypeUDP to a trap port, whatever the engine's trap sets hold,
-// with the engine's window, SCAN_TRIGGER, bounded table and Rearm; dst may
-// be unknown (the zero Addr), and a known dst outside Home does not count.
-// ts is the hit's time in nanoseconds. It returns the alert, with
-// Connected set, when this hit makes src a scanner.
-func (e *Engine) Hit(src, dst netip.Addr, proto uint8, port uint16, ts int64) *Alert {
-	e.stats.Packets++
-	if !src.IsValid() || src == dst || dst.IsValid() && !e.protected(dst) {
-		e.stats.Ignored++
-		return nil
-	}
-	typ := TypeConnect
-	if proto == ProtoUDP {
-		typ = TypeUDP
-	}
-	p := Probe{TS: ts, Src: src, Dst: dst, DstPort: port, Proto: proto}
-	a := e.count(&p, typ, proto, false, stUnanswered, true)
-	if a != nil {
-		a.Connected = true
-	}
-	return a
-}
-
-// count counts the probe p of type typ, whose target is a trap port when
-// trap, and raises its source's alert when it has earned one.
-func (e *Engine) count(p *Probe, typ ScanType, proto uint8, stealth bool, st uint8, trap bool) *Alert {
 	e.stats.Probes++
 	s := e.get(p.Src, p.TS)
 	s.probes++
@@ -493,6 +471,33 @@ func (e *Engine) count(p *Probe, typ ScanType, proto uint8, stealth bool, st uin
 		s.addDst(p.Dst)
 	}
 	return e.check(s, p.TS, proto, p.DstPort)
+}
+
+// Hit counts a hit of src on a trap port that the caller has seen itself
+// rather than through a capture: a completed TCP connection or a datagram
+// read at a bound socket (PortSentry's classic modes, whose listeners make
+// the trap ports look open). It is judged as a probe of type TypeConnect
+// (TCP) or TypeUDP to a trap port, whatever the engine's trap sets hold,
+// with the engine's window, SCAN_TRIGGER, bounded table and Rearm; dst may
+// be unknown (the zero Addr), and a known dst outside Home does not count.
+// ts is the hit's time in nanoseconds. It returns the alert, with
+// Connected set, when this hit makes src a scanner.
+func (e *Engine) Hit(src, dst netip.Addr, proto uint8, port uint16, ts int64) *Alert {
+	e.stats.Packets++
+	if !src.IsValid() || src == dst || dst.IsValid() && !e.protected(dst) {
+		e.stats.Ignored++
+		return nil
+	}
+	typ := TypeConnect
+	if proto == ProtoUDP {
+		typ = TypeUDP
+	}
+	p := Probe{TS: ts, Src: src, Dst: dst, DstPort: port, Proto: proto}
+	a := e.probe(&p, typ, proto, false, stUnanswered, true)
+	if a != nil {
+		a.Connected = true
+	}
+	return a
 }
 
 // check raises the source's alert when it has earned one.

@@ -33,13 +33,12 @@ func BoundBoth(l PortLister) (tcp, udp detect.PortSet, err error) {
 // point it elsewhere.
 type ProcNet string
 
-// The TCP ports some socket listens on or the UDP
-// ports some socket is bound to, from /proc/net/{tcp,tcp6} or
+// BoundPorts implements PortLister: the TCP ports some socket listens on
+// or the UDP ports some socket is bound to, from /proc/net/{tcp,tcp6} or
 // /proc/net/{udp,udp6}: the watched ports a real service uses, which
 // PortSentry does not watch either. Reading /proc needs no privilege
 // (binding a port to test it, as PortSentry did, would need
 // CAP_NET_BIND_SERVICE).
-// BoundPorts implements PortLister.
 func (d ProcNet) BoundPorts(proto uint8) (set detect.PortSet, err error) {
 	names, state := []string{"tcp", "tcp6"}, "0A" // TCP_LISTEN
 	if proto == detect.ProtoUDP {

@@ -1,6 +1,10 @@
 package ipset
 
-import "time"
+import (
+	"time"
+
+	"github.com/scanwarden/scanwarden/block"
+)
 
 // Every tunable of the ipset backend, with the reason for its value.
 const (
@@ -15,7 +19,7 @@ const (
 	neverSetSize = 65536
 	// defaultTrapSize is the trap set's maxelem when a Trap gives no Size
 	// or the trap set must be made before SetTrap: TRAP_SET_SIZE's default.
-	defaultTrapSize = 65536
+	defaultTrapSize = block.DefaultTrapSize
 	// maxElemTimeout is the longest element timeout the kernel keeps, in
 	// seconds: IPSET_MAX_TIMEOUT, (UINT_MAX>>1)/MSEC_PER_SEC, about 24.8
 	// days; a longer one is silently cut to it. A longer ban is added

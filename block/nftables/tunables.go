@@ -2,6 +2,8 @@ package nftables
 
 import (
 	"time"
+
+	"github.com/scanwarden/scanwarden/block"
 )
 
 // Every tunable of the backend, with the reason for its value.
@@ -20,7 +22,7 @@ const (
 	// defaultTrapSize is the trap set bound used when no Trap has said
 	// otherwise (Prepare on a table without trap sets): TRAP_SET_SIZE's
 	// default, 65536 sources.
-	defaultTrapSize = 65536
+	defaultTrapSize = block.DefaultTrapSize
 
 	// elemsPerMsg is how many set elements go into one netlink message.
 	// The element list is one nested attribute, whose length is 16 bits:
