@@ -1,11 +1,13 @@
 // Package capture turns packets, from a live interface or a capture file,
 // into detect.Probe values: the link and network layers are peeled off with
 // gopacket's DecodingLayerParser over preallocated layers, fragmented
-// transport headers are reassembled in a fixed table, and ICMP errors are
-// turned around to read as the probed host's answer. Nothing is allocated
-// per packet, nothing is logged: problems come back as errors, and what was
-// skipped is counted in Stats. It owns the pcap handles and the kernel
-// filter; it neither classifies (package detect does) nor blocks.
+// transport headers are reassembled in a fixed table, ICMP errors are
+// turned around to read as the probed host's answer, and ARP and NDP
+// messages that bind an address to an Ethernet address become neighbour
+// probes. Nothing is allocated per packet, nothing is logged: problems
+// come back as errors, and what was skipped is counted in Stats. It owns
+// the pcap handles and the kernel filter; it neither classifies (package
+// detect does) nor blocks.
 package capture
 
 import (
@@ -29,10 +31,12 @@ type Stats struct {
 	// Packets is every packet handed to Decode.
 	Packets uint64
 	// Decoded is every Probe produced: TCP segments, UDP datagrams, ICMP
-	// destination-unreachable errors and reassembled datagrams.
+	// destination-unreachable errors, reassembled datagrams and ARP and
+	// NDP neighbour messages.
 	Decoded uint64
-	// Ignored is well-formed traffic the classifier has no use for: ARP,
-	// ICMP other than destination-unreachable, other IP protocols.
+	// Ignored is well-formed traffic the classifier has no use for: ARP
+	// and NDP messages that bind no usable address (see Decode), ICMP of
+	// other types, other IP protocols and EtherTypes.
 	Ignored uint64
 	// Malformed is packets skipped because a header was truncated or
 	// inconsistent (including reassembled headers that made no sense).
@@ -63,6 +67,7 @@ type Decoder struct {
 	decoded []gopacket.LayerType
 
 	eth   ethHeader
+	arp   arpHeader
 	dot1q layers.Dot1Q
 	sll   layers.LinuxSLL
 	sll2  layers.LinuxSLL2
@@ -115,7 +120,7 @@ func NewDecoder(link layers.LinkType) (*Decoder, error) {
 	// fastest container, and small since every type here is below 200.
 	var dlc gopacket.DecodingLayerContainer = gopacket.DecodingLayerSparse(nil)
 	for _, l := range []gopacket.DecodingLayer{
-		&d.eth, &d.dot1q, &d.sll, &d.sll2, &d.loop,
+		&d.eth, &d.dot1q, &d.sll, &d.sll2, &d.loop, &d.arp,
 		&d.ip4, &d.ip6,
 		&d.ext,   // hop-by-hop, routing and destination options are skipped...
 		&d.frag6, // ...and the fragment header, registered after, replaces the skipper for its type
@@ -147,20 +152,25 @@ func (d *Decoder) LinkType() layers.LinkType { return d.link }
 func (d *Decoder) Stats() Stats { return d.stats }
 
 // Decode decodes one frame captured at ts (nanoseconds since the Unix
-// epoch) into p and reports whether p now holds a probe: a TCP segment, a
-// UDP datagram, or an ICMPv4/ICMPv6 destination-unreachable about a TCP or
-// UDP packet (turned around as detect.Probe describes). It returns false,
-// and leaves p zeroed, for anything else: other protocols, ICMP of other
-// types, malformed or truncated frames, and fragments of a datagram whose
-// transport header is not complete yet. A datagram reassembled from
-// fragments is reported once, when its header becomes complete, with
-// p.Frag set.
+// epoch) into p and reports whether p now holds a probe: a TCP segment
+// (with its sequence and acknowledgment numbers), a UDP datagram, an
+// ICMPv4/ICMPv6 destination-unreachable about a TCP or UDP packet (turned
+// around as detect.Probe describes), or a neighbour message (KindNeigh,
+// see neighARP and neighNDP): an ARP request or reply, or an NDP
+// neighbour solicitation or advertisement, that gives a unicast Ethernet
+// address for an IP address. It returns false, and leaves p zeroed, for
+// anything else: other protocols, ICMP of other types, ARP and NDP that
+// bind nothing usable, malformed or truncated frames (a truncated ARP
+// message included), and fragments of a datagram whose transport header
+// is not complete yet. A datagram reassembled from fragments is reported
+// once, when its header becomes complete, with p.Frag set.
 //
-// Every probe also carries the TTL or hop limit of the IP header it was
-// read from and, on links that have one, the frame's link-layer source
-// (detect.Probe's TTL, HasMAC and SrcMAC). A reassembled datagram takes
-// them, like its timestamp and addresses, from the fragment that
-// completed it.
+// Every TCP, UDP and unreachable probe also carries the TTL or hop limit
+// of the IP header it was read from and, on links that have one, the
+// frame's link-layer source (detect.Probe's TTL, HasMAC and SrcMAC). A
+// reassembled datagram takes them, like its timestamp and addresses, from
+// the fragment that completed it. A neighbour probe's SrcMAC is the
+// address the message gives, never the frame's.
 //
 // Decode never panics on any input and allocates nothing. It does not keep
 // data: the frame may be reused as soon as Decode returns.
@@ -193,16 +203,21 @@ func (d *Decoder) Decode(data []byte, ts int64, p *detect.Probe) bool {
 			v6, haveIP = true, true
 		}
 	}
+	last := d.decoded[len(d.decoded)-1]
 	if !haveIP {
-		d.stats.Ignored++
-		return false
+		return d.linkOnly(p, ts, last)
 	}
 	var ok, whole bool
-	switch last := d.decoded[len(d.decoded)-1]; last {
+	switch last {
 	case layers.LayerTypeTCP:
 		ok = fillTCP(p, d.tcp.hdr)
 	case layers.LayerTypeUDP:
 		ok = fillUDP(p, d.udp.Contents)
+	case layers.LayerTypeICMPv6:
+		if t := d.icmp6.TypeCode.Type(); t == layers.ICMPv6TypeNeighborSolicitation || t == layers.ICMPv6TypeNeighborAdvertisement {
+			return d.neighNDP(p, ts, v6)
+		}
+		fallthrough
 	default:
 		if ok, whole = d.decodeOther(p, ts, last); !ok {
 			return false
@@ -297,8 +312,10 @@ func (d *Decoder) decodeOther(p *detect.Probe, ts int64, last gopacket.LayerType
 	return false, false
 }
 
-// fillTCP fills p's TCP fields from a TCP header of at least 20 bytes
-// (options may be cut short).
+// fillTCP fills p's TCP fields (ports, sequence and acknowledgment
+// numbers, flags, StackSYN) from a TCP header of at least 20 bytes
+// (options may be cut short); it writes nothing to p and returns false
+// for a shorter one.
 func fillTCP(p *detect.Probe, h []byte) bool {
 	if len(h) < 20 {
 		return false
@@ -307,11 +324,179 @@ func fillTCP(p *detect.Probe, h []byte) bool {
 	p.Proto = detect.ProtoTCP
 	p.SrcPort = uint16(h[0])<<8 | uint16(h[1])
 	p.DstPort = uint16(h[2])<<8 | uint16(h[3])
+	p.Seq = uint32(h[4])<<24 | uint32(h[5])<<16 | uint32(h[6])<<8 | uint32(h[7])
+	p.Ack = uint32(h[8])<<24 | uint32(h[9])<<16 | uint32(h[10])<<8 | uint32(h[11])
 	p.Flags = h[13]
 	if p.Flags&(detect.FlagSYN|detect.FlagACK) == detect.FlagSYN {
 		p.StackSYN = stackOptions(h[20:])
 	}
 	return true
+}
+
+// linkOnly decides a frame in which no IP header was decoded (last is
+// the last layer that was): an ARP message goes to neighARP; a link
+// header that announces ARP and ends the frame is a truncated ARP message
+// (malformed, like a truncated one the ARP layer refused); anything else
+// is ignored. It returns neighARP's verdict, else false with p untouched.
+func (d *Decoder) linkOnly(p *detect.Probe, ts int64, last gopacket.LayerType) bool {
+	var next gopacket.LayerType
+	switch last {
+	case layers.LayerTypeARP:
+		return d.neighARP(p, ts)
+	case layers.LayerTypeEthernet:
+		next = d.eth.NextLayerType()
+	case layers.LayerTypeDot1Q:
+		next = d.dot1q.NextLayerType()
+	case layers.LayerTypeLinuxSLL:
+		next = d.sll.NextLayerType()
+	case layers.LayerTypeLinuxSLL2:
+		next = d.sll2.NextLayerType()
+	}
+	if next == layers.LayerTypeARP {
+		d.stats.Malformed++
+	} else {
+		d.stats.Ignored++
+	}
+	return false
+}
+
+// ARP field values of an IPv4-over-Ethernet request or reply (RFC 826).
+const (
+	arpHWEthernet = 1
+	arpProtoIPv4  = 0x0800
+	arpRequest    = 1
+	arpReply      = 2
+)
+
+// neighARP fills p with the neighbour binding of the ARP message just
+// decoded, counts it and returns true when the message is an IPv4 over
+// Ethernet request or reply that binds a sender address to a sender
+// hardware address: Src the sender IPv4 address, SrcMAC (HasMAC) the
+// sender hardware address from the message body (not the frame's), Dst
+// the target IPv4 address, TS ts; TTL stays 0. Any other ARP message
+// (other hardware or protocol, other operation), an ARP probe (sender
+// 0.0.0.0, RFC 5227) and a sender hardware address that is all-zero,
+// multicast or broadcast are counted as ignored, and p is left zero.
+func (d *Decoder) neighARP(p *detect.Probe, ts int64) bool {
+	a := &d.arp
+	if a.htype != arpHWEthernet || a.ptype != arpProtoIPv4 || a.hlen != 6 || a.plen != 4 ||
+		a.op != arpRequest && a.op != arpReply {
+		d.stats.Ignored++
+		return false
+	}
+	src := [4]byte(a.spa)
+	if src == [4]byte{} || !unicastMAC(a.sha) {
+		d.stats.Ignored++
+		return false
+	}
+	p.Kind = detect.KindNeigh
+	p.TS = ts
+	p.Src = netip.AddrFrom4(src)
+	p.Dst = netip.AddrFrom4([4]byte(a.tpa))
+	p.SrcMAC, p.HasMAC = [6]byte(a.sha), true
+	d.stats.Decoded++
+	return true
+}
+
+// NDP option types that carry a link-layer address (RFC 4861 4.6.1).
+const (
+	ndOptSourceLL = 1
+	ndOptTargetLL = 2
+)
+
+// ndpHopLimit is the only hop limit a genuine NDP message has: RFC 4861
+// has every sender set it and every receiver drop anything else, since a
+// message that crossed a router (or was forged off-link) arrives lower.
+const ndpHopLimit = 255
+
+// neighNDP fills p with the neighbour binding of the ICMPv6 neighbour
+// solicitation or advertisement just decoded (v6: its IP header is
+// IPv6), counts it and returns true when the message binds an address to
+// an Ethernet address:
+//
+//   - a solicitation from a specified source with a Source Link-Layer
+//     Address option: Src the IPv6 source, SrcMAC the option's address,
+//     Dst the target address asked about;
+//   - an advertisement with a Target Link-Layer Address option: Src the
+//     target address advertised, SrcMAC the option's address, Dst the
+//     IPv6 destination.
+//
+// TS is ts, TTL the hop limit, HasMAC set. Only options of length 1 (a
+// 6-byte address) count; the first one of the type is used. A message
+// with a hop limit other than 255, a code other than 0, a multicast
+// target, no such option, or an option address that is all-zero,
+// multicast or broadcast is ignored (a solicitation from :: too: duplicate
+// address detection binds nothing); one too short for its target, or with
+// an option of length zero or running past the end, is malformed. Either
+// way p is left zero and false returned.
+func (d *Decoder) neighNDP(p *detect.Probe, ts int64, v6 bool) bool {
+	typ := d.icmp6.TypeCode.Type()
+	if !v6 || d.ip6.hopLimit != ndpHopLimit || d.icmp6.TypeCode.Code() != 0 {
+		d.stats.Ignored++
+		return false
+	}
+	// After type, code and checksum: 4 reserved (or flag) bytes, the
+	// target address, then the options.
+	body := d.icmp6.Payload
+	if len(body) < 20 {
+		d.stats.Malformed++
+		return false
+	}
+	target := [16]byte(body[4:20])
+	want := uint8(ndOptSourceLL)
+	if typ == layers.ICMPv6TypeNeighborAdvertisement {
+		want = ndOptTargetLL
+	}
+	mac, ok := ndLinkAddr(body[20:], want)
+	if !ok {
+		d.stats.Malformed++
+		return false
+	}
+	if mac == nil || !unicastMAC(mac) || target[0] == 0xff {
+		d.stats.Ignored++
+		return false
+	}
+	if typ == layers.ICMPv6TypeNeighborSolicitation {
+		src := [16]byte(d.ip6.src)
+		if src == [16]byte{} {
+			d.stats.Ignored++
+			return false
+		}
+		p.Src, p.Dst = netip.AddrFrom16(src), netip.AddrFrom16(target)
+	} else {
+		p.Src, p.Dst = netip.AddrFrom16(target), netip.AddrFrom16([16]byte(d.ip6.dst))
+	}
+	p.Kind = detect.KindNeigh
+	p.TS = ts
+	p.TTL = d.ip6.hopLimit
+	p.SrcMAC, p.HasMAC = [6]byte(mac), true
+	d.stats.Decoded++
+	return true
+}
+
+// ndLinkAddr walks an NDP option list and returns the 6-byte address of
+// its first option of type want with length 1 (8 bytes: the Ethernet
+// form), or nil when it has none. ok is false when the list is malformed
+// (an option of length zero, or one that runs past the end), which voids
+// the whole message (RFC 4861 4.6).
+func ndLinkAddr(opts []byte, want uint8) (mac []byte, ok bool) {
+	for len(opts) > 0 {
+		if len(opts) < 2 || opts[1] == 0 || int(opts[1])*8 > len(opts) {
+			return nil, false
+		}
+		if mac == nil && opts[0] == want && opts[1] == 1 {
+			mac = opts[2:8]
+		}
+		opts = opts[int(opts[1])*8:]
+	}
+	return mac, true
+}
+
+// unicastMAC reports whether a 6-byte link-layer address can be a host's:
+// not all-zero, and not a group (multicast or broadcast) address, whose
+// first byte has its low bit set.
+func unicastMAC(m []byte) bool {
+	return len(m) == 6 && m[0]&1 == 0 && [6]byte(m) != [6]byte{}
 }
 
 // fillUDP fills p's UDP fields from a UDP header of at least 8 bytes.

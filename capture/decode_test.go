@@ -25,7 +25,8 @@ func mustDecoder(tb testing.TB, link layers.LinkType) *Decoder {
 
 func tcpProbe(src, dst []byte, sport, dport uint16, flags uint8, stack bool) detect.Probe {
 	return detect.Probe{TS: ts0, Src: addr(src), Dst: addr(dst), SrcPort: sport, DstPort: dport,
-		Kind: detect.KindTCP, Proto: detect.ProtoTCP, Flags: flags, StackSYN: stack, TTL: testTTL}
+		Kind: detect.KindTCP, Proto: detect.ProtoTCP, Flags: flags, StackSYN: stack, TTL: testTTL,
+		Seq: testSeq, Ack: testAckOf(flags)}
 }
 
 func udpProbe(src, dst []byte, sport, dport uint16) detect.Probe {
@@ -81,7 +82,7 @@ func TestDecodeProbes(t *testing.T) {
 		{"ipv4-mapped ipv6 stays ipv6", layers.LinkTypeRaw,
 			ip6TCP(t, []byte(netip.MustParseAddr("::ffff:198.51.100.201").AsSlice()), v6B, 7, 8, detect.FlagRST, nil),
 			detect.Probe{TS: ts0, Src: netip.MustParseAddr("::ffff:198.51.100.201"), Dst: addr(v6B), SrcPort: 7, DstPort: 8,
-				Kind: detect.KindTCP, Proto: detect.ProtoTCP, Flags: detect.FlagRST, TTL: testTTL}},
+				Kind: detect.KindTCP, Proto: detect.ProtoTCP, Flags: detect.FlagRST, TTL: testTTL, Seq: testSeq}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -102,9 +103,11 @@ func TestDecodeProbes(t *testing.T) {
 
 func TestDecodeSkips(t *testing.T) {
 	syn4 := ip4TCP(t, v4A, v4B, 40000, 22, detect.FlagSYN, nil)
+	// An ARP probe (RFC 5227): it binds no address (see neigh_test.go for
+	// the ARP that does).
 	arp := serialize(t, eth(layers.EthernetTypeARP), &layers.ARP{
 		AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
-		Operation: 1, SourceHwAddress: macA, SourceProtAddress: v4A, DstHwAddress: make([]byte, 6), DstProtAddress: v4B})
+		Operation: 1, SourceHwAddress: macA, SourceProtAddress: []byte{0, 0, 0, 0}, DstHwAddress: make([]byte, 6), DstProtAddress: v4B})
 	echo4 := serialize(t, eth(layers.EthernetTypeIPv4), ip4Layer(v4A, v4B, layers.IPProtocolICMPv4),
 		&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(8, 0), Id: 1, Seq: 1})
 	echo6 := serialize(t, eth(layers.EthernetTypeIPv6), ip6Layer(v6A, v6B, layers.IPProtocolICMPv6),
@@ -129,7 +132,7 @@ func TestDecodeSkips(t *testing.T) {
 		data      []byte
 		malformed bool
 	}{
-		{"arp", layers.LinkTypeEthernet, arp, false},
+		{"arp probe", layers.LinkTypeEthernet, arp, false},
 		{"icmp echo", layers.LinkTypeEthernet, echo4, false},
 		{"icmpv6 echo", layers.LinkTypeEthernet, echo6, false},
 		{"gre", layers.LinkTypeEthernet, gre, false},
@@ -359,6 +362,12 @@ func FuzzDecode(f *testing.F) {
 	for _, fr := range fragment6(ip6TCP(f, v6A, v6B, 1, 2, 2, nmapSYNOpts), 8, 5) {
 		seed(layers.LinkTypeRaw, fr)
 	}
+	// Neighbour messages: ARP on Ethernet and SLL2, NDP on Ethernet and
+	// 802.1Q.
+	seed(layers.LinkTypeEthernet, arpEth(f, arpLayer(layers.ARPRequest, macC, v4A, v4B)))
+	seed(layers.LinkTypeLinuxSLL2, neighLinks[3].wrap(f, etherTypeARP, arpBody(f, arpLayer(layers.ARPReply, macC, v4B, v4A))))
+	seed(layers.LinkTypeEthernet, withEth(f, nsPacket(f, v6A, v6Solicited, v6Target, ndpHop, slla(macC))))
+	seed(layers.LinkTypeEthernet, withVLAN(f, naPacket(f, v6Target, v6A, v6Target, ndpHop, tlla(macC))))
 	decs := map[layers.LinkType]*Decoder{}
 	f.Fuzz(func(t *testing.T, link uint16, data []byte) {
 		lt := []layers.LinkType{layers.LinkTypeEthernet, layers.LinkTypeLinuxSLL, layers.LinkTypeLinuxSLL2,
@@ -379,11 +388,18 @@ func FuzzDecode(f *testing.F) {
 			if p.Kind == detect.KindNone || !p.Src.IsValid() || !p.Dst.IsValid() {
 				t.Fatalf("decoded an incomplete probe: %+v", p)
 			}
-			if p.Proto != detect.ProtoTCP && p.Proto != detect.ProtoUDP {
-				t.Fatalf("proto %d", p.Proto)
-			}
 			if after.Decoded != before.Decoded+1 {
 				t.Fatalf("Decoded not counted")
+			}
+			if p.Kind != detect.KindTCP && (p.Seq != 0 || p.Ack != 0) {
+				t.Fatalf("sequence numbers on a probe of kind %d: %+v", p.Kind, p)
+			}
+			if p.Kind == detect.KindNeigh {
+				checkFuzzNeigh(t, lt, p)
+				return
+			}
+			if p.Proto != detect.ProtoTCP && p.Proto != detect.ProtoUDP {
+				t.Fatalf("proto %d", p.Proto)
 			}
 			noLink := lt == layers.LinkTypeNull || lt == layers.LinkTypeLoop || lt == layers.LinkTypeRaw
 			if p.HasMAC && noLink || !p.HasMAC && p.SrcMAC != [6]byte{} {
@@ -393,6 +409,31 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("false with a probe left: %+v", p)
 		}
 	})
+}
+
+// checkFuzzNeigh checks what every neighbour probe guarantees: a unicast
+// link-layer address, a specified source of one family with its
+// destination, no transport fields, and a hop limit of 255 from NDP or
+// none from ARP (which raw IP and loopback links cannot carry).
+func checkFuzzNeigh(t *testing.T, lt layers.LinkType, p detect.Probe) {
+	t.Helper()
+	if !p.HasMAC || !unicastMAC(p.SrcMAC[:]) {
+		t.Fatalf("neighbour without a unicast address: %+v", p)
+	}
+	if p.Src.IsUnspecified() || p.Src.Is4() != p.Dst.Is4() {
+		t.Fatalf("neighbour addresses: %+v", p)
+	}
+	if p.Proto != 0 || p.SrcPort != 0 || p.DstPort != 0 || p.Flags != 0 || p.Code != 0 || p.StackSYN || p.Frag {
+		t.Fatalf("neighbour with transport fields: %+v", p)
+	}
+	switch {
+	case p.Src.Is4() && p.TTL != 0:
+		t.Fatalf("ARP with a TTL: %+v", p)
+	case p.Src.Is4() && (lt == layers.LinkTypeNull || lt == layers.LinkTypeLoop || lt == layers.LinkTypeRaw):
+		t.Fatalf("ARP on link type %v: %+v", lt, p)
+	case !p.Src.Is4() && p.TTL != ndpHopLimit:
+		t.Fatalf("NDP with hop limit %d: %+v", p.TTL, p)
+	}
 }
 
 func benchDecode(b *testing.B, link layers.LinkType, pkts ...[]byte) {

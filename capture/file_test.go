@@ -151,10 +151,10 @@ func sampleTraffic(tb testing.TB, wrap func([]byte) []byte) ([]record, []detect.
 		{at(7), wrap(unreach)},
 	}
 	want := []detect.Probe{
-		{TS: ns(0), Src: addr(v4A), Dst: addr(v4B), SrcPort: 40000, DstPort: 22, Kind: detect.KindTCP, Proto: detect.ProtoTCP, Flags: detect.FlagSYN, TTL: testTTL},
-		{TS: ns(2), Src: addr(v4B), Dst: addr(v4A), SrcPort: 22, DstPort: 40000, Kind: detect.KindTCP, Proto: detect.ProtoTCP, Flags: detect.FlagRST | detect.FlagACK, TTL: testTTL},
+		{TS: ns(0), Src: addr(v4A), Dst: addr(v4B), SrcPort: 40000, DstPort: 22, Kind: detect.KindTCP, Proto: detect.ProtoTCP, Flags: detect.FlagSYN, TTL: testTTL, Seq: testSeq},
+		{TS: ns(2), Src: addr(v4B), Dst: addr(v4A), SrcPort: 22, DstPort: 40000, Kind: detect.KindTCP, Proto: detect.ProtoTCP, Flags: detect.FlagRST | detect.FlagACK, TTL: testTTL, Seq: testSeq, Ack: testAck},
 		{TS: ns(3), Src: addr(v6A), Dst: addr(v6B), SrcPort: 40001, DstPort: 53, Kind: detect.KindUDP, Proto: detect.ProtoUDP, TTL: testTTL},
-		{TS: ns(6), Src: addr(v4A), Dst: addr(v4B), SrcPort: 40002, DstPort: 80, Kind: detect.KindTCP, Proto: detect.ProtoTCP, Flags: detect.FlagSYN, Frag: true, TTL: testTTL},
+		{TS: ns(6), Src: addr(v4A), Dst: addr(v4B), SrcPort: 40002, DstPort: 80, Kind: detect.KindTCP, Proto: detect.ProtoTCP, Flags: detect.FlagSYN, Frag: true, TTL: testTTL, Seq: testSeq},
 		{TS: ns(7), Src: addr(v6B), Dst: addr(v6A), SrcPort: 53, DstPort: 40001, Kind: detect.KindUnreach, Proto: detect.ProtoUDP, Code: 4, TTL: testTTL},
 	}
 	return recs, want
@@ -588,6 +588,10 @@ func FuzzFile(f *testing.F) {
 	f.Add(pcapBytes(binary.LittleEndian, 0xa1b2c3d4, layers.LinkTypeEthernet, recs))
 	f.Add(pcapBytes(binary.BigEndian, 0xa1b23c4d, layers.LinkTypeRaw, []record{{tBase, ip4TCP(f, v4A, v4B, 1, 2, 2, nil)}}))
 	f.Add(pcapBytes(binary.LittleEndian, 0xa1b2cd34, layers.LinkTypeLinuxSLL2, []record{{tBase, withSLL2(ip4UDP(f, v4A, v4B, 1, 2, nil))}}))
+	f.Add(pcapBytes(binary.LittleEndian, 0xa1b2c3d4, layers.LinkTypeEthernet, []record{
+		{tBase, arpEth(f, arpLayer(layers.ARPRequest, macC, v4A, v4B))},
+		{tBase, withEth(f, nsPacket(f, v6A, v6Solicited, v6Target, ndpHop, slla(macC)))},
+	}))
 	var ng bytes.Buffer
 	w, _ := pcapgo.NewNgWriter(&ng, layers.LinkTypeEthernet)
 	for _, r := range recs {

@@ -46,10 +46,27 @@ var (
 	}
 )
 
+// Sequence and acknowledgment numbers of the segments tcpLayer builds
+// (every byte distinct and the top bit set, so that a byte-order or
+// sign slip shows). The acknowledgment number is only set with ACK.
+const (
+	testSeq uint32 = 0x8badf00d
+	testAck uint32 = 0xc0ffee01
+)
+
+// testAckOf is the acknowledgment number tcpLayer gives a segment with
+// flags.
+func testAckOf(flags uint8) uint32 {
+	if flags&detect.FlagACK != 0 {
+		return testAck
+	}
+	return 0
+}
+
 func tcpLayer(sport, dport uint16, flags uint8, opts []layers.TCPOption) *layers.TCP {
 	return &layers.TCP{
 		SrcPort: layers.TCPPort(sport), DstPort: layers.TCPPort(dport),
-		Seq: 1000, Window: 1024,
+		Seq: testSeq, Ack: testAckOf(flags), Window: 1024,
 		FIN: flags&0x01 != 0, SYN: flags&0x02 != 0, RST: flags&0x04 != 0, PSH: flags&0x08 != 0,
 		ACK: flags&0x10 != 0, URG: flags&0x20 != 0, ECE: flags&0x40 != 0, CWR: flags&0x80 != 0,
 		Options: opts,

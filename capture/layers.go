@@ -23,6 +23,8 @@ import (
 //     left to the extension skipper like the others.
 //   - layers.TCP parses every option into a ~100-byte struct (and allocates
 //     for MPTCP ones); we scan the raw options once for three kinds.
+//   - layers.ARP formats a new error for every truncated message: a replay
+//     of a capture cut at a short snap length would allocate per packet.
 //
 // Their errors are preallocated values, so even a malformed packet costs
 // no allocation in these layers.
@@ -36,6 +38,7 @@ var (
 	errIPv6Version   = errors.New("IPv6 header with a version other than 6")
 	errShortTCP      = errors.New("TCP header shorter than 20 bytes")
 	errTCPOffset     = errors.New("TCP data offset below 5")
+	errShortARP      = errors.New("ARP message shorter than its address sizes say")
 )
 
 // etherTypeLayer maps the EtherTypes we follow to their layers; any other
@@ -46,6 +49,8 @@ func etherTypeLayer(t uint16) gopacket.LayerType {
 		return layers.LayerTypeIPv4
 	case 0x86dd:
 		return layers.LayerTypeIPv6
+	case 0x0806:
+		return layers.LayerTypeARP
 	case 0x8100, 0x88a8: // 802.1Q, 802.1ad (QinQ)
 		return layers.LayerTypeDot1Q
 	}
@@ -225,3 +230,43 @@ func (t *tcpHeader) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) err
 func (t *tcpHeader) CanDecode() gopacket.LayerClass    { return layers.LayerTypeTCP }
 func (t *tcpHeader) NextLayerType() gopacket.LayerType { return gopacket.LayerTypePayload }
 func (t *tcpHeader) LayerPayload() []byte              { return t.payload }
+
+// arpHeader is an ARP message (RFC 826) of any hardware and protocol:
+// its fixed fields, and its four addresses as raw bytes of the sizes the
+// message announces. A message shorter than that is truncated.
+type arpHeader struct {
+	htype, ptype uint16 // hardware type, protocol type (an EtherType)
+	hlen, plen   uint8  // hardware and protocol address sizes
+	op           uint16 // 1 request, 2 reply
+	sha, spa     []byte // sender hardware and protocol addresses
+	tpa          []byte // target protocol address (the target hardware one is not kept)
+	payload      []byte // what follows the message (Ethernet padding)
+}
+
+func (a *arpHeader) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
+	if len(data) < 8 {
+		df.SetTruncated()
+		return errShortARP
+	}
+	a.htype = uint16(data[0])<<8 | uint16(data[1])
+	a.ptype = uint16(data[2])<<8 | uint16(data[3])
+	a.hlen, a.plen = data[4], data[5]
+	a.op = uint16(data[6])<<8 | uint16(data[7])
+	h, p := int(a.hlen), int(a.plen)
+	n := 8 + 2*h + 2*p
+	if len(data) < n {
+		df.SetTruncated()
+		return errShortARP
+	}
+	a.sha = data[8 : 8+h]
+	a.spa = data[8+h : 8+h+p]
+	a.tpa = data[8+2*h+p : n]
+	a.payload = data[n:]
+	return nil
+}
+
+func (a *arpHeader) CanDecode() gopacket.LayerClass { return layers.LayerTypeARP }
+
+// NextLayerType ends decoding: nothing we read follows an ARP message.
+func (a *arpHeader) NextLayerType() gopacket.LayerType { return gopacket.LayerTypeZero }
+func (a *arpHeader) LayerPayload() []byte              { return a.payload }

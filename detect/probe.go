@@ -13,6 +13,14 @@ const (
 	KindTCP           // a TCP segment: Flags, ports and StackSYN are set
 	KindUDP           // a UDP datagram: ports are set
 	KindUnreach       // an ICMP/ICMPv6 destination-unreachable about an earlier datagram or segment
+	// KindNeigh is an ARP or NDP message that binds an address to a
+	// link-layer address: Src is the address, SrcMAC (HasMAC set) the
+	// link-layer address the message gives for it (not the frame's), Dst
+	// the address asked about or answered to when the message has one.
+	// Only capture files carry them (the live filter passes none: the
+	// daemon reads the kernel's neighbour table instead); the classifier
+	// ignores them and Origins learns from them.
+	KindNeigh
 )
 
 // IP protocol numbers used in Probe.Proto.
@@ -82,4 +90,9 @@ type Probe struct {
 	// otherwise. For a reassembled datagram it is the completing
 	// fragment's.
 	SrcMAC [6]byte
+	// Seq and Ack are the TCP sequence and acknowledgment numbers
+	// (KindTCP only; Ack is meaningful when Flags has FlagACK). Origins
+	// checks them to tell a host's own two-way traffic (it acknowledges
+	// what the protected host sent it) from what a forger can send.
+	Seq, Ack uint32
 }
