@@ -107,6 +107,8 @@ type source struct {
 	// source is judged again (see Rearm).
 	rearmAt int64
 	oldest  int64 // no target is older than this
+	// link is what its probes' frames and TTLs showed (see Origins).
+	link    LinkSeen
 	targets [maxTargets]target
 	dsts    [maxDsts]addrKey
 }
@@ -440,6 +442,9 @@ func (e *Engine) probe(p *Probe, typ ScanType, proto uint8, stealth bool, st uin
 	s := e.get(p.Src, p.TS)
 	s.probes++
 	s.types[typ]++
+	if p.HasMAC || p.TTL != 0 { // a packet of the source's (not a Hit, nor a probe inferred from a reply)
+		s.link.note(p)
+	}
 	if s.alerted {
 		if s.rearmAt == 0 || p.TS < s.rearmAt && !(s.rearmNew && e.newTarget(s, p, proto)) {
 			// Its verdict is in: only the counts matter now. A
@@ -526,6 +531,7 @@ func (e *Engine) check(s *source, ts int64, proto uint8, port uint16) *Alert {
 		Score:   int(s.score),
 		Proto:   proto,
 		Port:    port,
+		Link:    s.link,
 	}
 	for _, d := range s.dsts[:s.ndst] {
 		a.Dst = append(a.Dst, d.addr())

@@ -74,3 +74,53 @@ const (
 	// minMaxSources is the smallest table the engine accepts.
 	minMaxSources = 64
 )
+
+// The tables of Origins: what the traffic teaches about whether a source
+// is real.
+const (
+	// handshakeSlots is how many SYN-ACKs of protected hosts are kept
+	// awaiting the acknowledgment that proves their client real (16384
+	// slots of 24 bytes, 384 KiB). Direct-mapped: a flood of handshakes
+	// only delays learning, it never teaches anything false.
+	handshakeSlots = 1 << 14
+	// handshakeLife is how long a SYN-ACK waits for its acknowledgment:
+	// the filter passes a connection's FIN or RST, not its ACKs, so the
+	// proof comes when it closes; an hour covers the short connections
+	// most clients make.
+	handshakeLife = time.Hour
+	// ackWindow bounds how far past the SYN-ACK's sequence number an
+	// acknowledgment may reach (a quarter of the sequence space, as TCP's
+	// own checks allow): a blind forger hits it with probability 1/4 per
+	// try at best and must also hit a connection of the moment.
+	ackWindow = 1 << 30
+	// knownSlots is how many addresses Origins remembers (16384 entries
+	// of about 64 bytes, 1 MiB), in buckets of knownWays; the entry
+	// learned longest ago makes room.
+	knownSlots = 1 << 14
+	knownWays  = 4
+	// knownLife is how long a learned hop count or link-layer address
+	// counts: routes and DHCP leases change, and a stale binding must
+	// not judge a host that has moved.
+	knownLife = time.Hour
+	// knownHops is how many distinct hop counts an address's validated
+	// traffic may show and still be evidence (two paths of a multipath
+	// route); an address seen at more gives none.
+	knownHops = 2
+	// stepSlots is how many link-layer addresses the decoy watch follows
+	// at once (1024 groups of about 270 bytes).
+	stepSlots = 1 << 10
+	// stepMembers is how many sources of one link-layer address it
+	// follows; nmap -D allows up to 128 decoys, but a decoy group shows
+	// in any eight of them.
+	stepMembers = 8
+	// stepGap is how close two probes to one port from one link-layer
+	// address must be to be in step: nmap sends a probe's decoy copies
+	// back to back, microseconds apart.
+	stepGap = 5 * time.Millisecond
+	// stepLife is how long steps count, the engine's default window.
+	stepLife = DefaultWindow
+	// minSteps is how many steps make two sources a decoy pair: a router
+	// forwarding two unrelated clients' connections to one port within
+	// stepGap does so now and then, in step on three ports hardly ever.
+	minSteps = 3
+)

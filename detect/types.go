@@ -129,6 +129,13 @@ type Alert struct {
 	// at, a port the daemon's classic mode holds open (not of probes the
 	// engine saw): PortSentry logs those as "Connect from host".
 	Connected bool
+	// Link is what the source's probes showed of who sent them (their
+	// frames' MAC, their hop counts), for Origins.Judge.
+	Link LinkSeen
+	// Origin is the judgement of whether the source sent its probes
+	// itself (Origins.Judge), when the caller has made one; Unjudged
+	// otherwise. A Forged source is never blocked.
+	Origin Judgement
 }
 
 // Timestamp returns Time as a time.Time in UTC.

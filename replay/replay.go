@@ -52,6 +52,7 @@ func Files(ctx context.Context, files []string, opt Options, emit AlertFunc) (Su
 	var sum Summary
 	var errs []error
 	var eng *detect.Engine
+	var org *detect.Origins
 	stopped := false
 	for _, f := range files {
 		if stopped = ctx.Err() != nil; stopped {
@@ -65,9 +66,9 @@ func Files(ctx context.Context, files []string, opt Options, emit AlertFunc) (Su
 			if err != nil {
 				return sum, err
 			}
-			eng = e
+			eng, org = e, detect.NewOrigins()
 		}
-		if err := replayFile(ctx, f, eng, emit, &sum); err != nil {
+		if err := replayFile(ctx, f, eng, org, emit, &sum); err != nil {
 			if stopped = errors.Is(err, errStopped); stopped {
 				break
 			}
@@ -109,16 +110,16 @@ type probeBatch struct {
 	err    error // set on the last batch: io.EOF or what stopped the reader
 }
 
-// replayFile runs eng over one file; it returns errStopped when ctx
-// stopped it.
-func replayFile(ctx context.Context, path string, eng *detect.Engine, emit AlertFunc, sum *Summary) error {
+// replayFile runs eng and org over one file; it returns errStopped when
+// ctx stopped it.
+func replayFile(ctx context.Context, path string, eng *detect.Engine, org *detect.Origins, emit AlertFunc, sum *Summary) error {
 	src, err := capture.OpenFile(path)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
 	sum.Files++
-	err = run(ctx, src, path, eng, emit, sum)
+	err = run(ctx, src, path, eng, org, emit, sum)
 	// the reader has stopped: its counters may be read
 	st := src.Stats()
 	sum.Packets += st.Packets
@@ -130,11 +131,13 @@ func replayFile(ctx context.Context, path string, eng *detect.Engine, emit Alert
 	return err
 }
 
-// run feeds eng with the probes of src, decoded by a reader goroutine,
-// until the end of the file, an error, or ctx; it returns once the reader
-// has stopped. ctx is looked at between batches only, so that the
-// per-packet loops stay as they are.
-func run(ctx context.Context, src *capture.FileSource, path string, eng *detect.Engine, emit AlertFunc, sum *Summary) error {
+// run feeds eng and org with the probes of src, decoded by a reader
+// goroutine, until the end of the file, an error, or ctx; it returns once
+// the reader has stopped. ctx is looked at between batches only, so that
+// the per-packet loops stay as they are. Each alert is judged (is its
+// source real?) by what org learned from the capture so far, its ARP and
+// NDP standing for the kernel's neighbour table.
+func run(ctx context.Context, src *capture.FileSource, path string, eng *detect.Engine, org *detect.Origins, emit AlertFunc, sum *Summary) error {
 	free := make(chan *probeBatch, replayBatches)
 	full := make(chan *probeBatch, replayBatches)
 	done := make(chan struct{})
@@ -184,7 +187,10 @@ func run(ctx context.Context, src *capture.FileSource, path string, eng *detect.
 			return errStopped
 		}
 		for i := range b.probes[:b.n] {
-			if a := eng.Process(&b.probes[i]); a != nil {
+			p := &b.probes[i]
+			org.Observe(p)
+			if a := eng.Process(p); a != nil {
+				a.Origin = org.Judge(a, org)
 				sum.Alerts++
 				if werr := emit(a, path); werr != nil {
 					return fmt.Errorf("writing alerts: %w", werr)

@@ -25,6 +25,11 @@ type jsonAlert struct {
 	Score   int      `json:"score"`
 	First   string   `json:"first"`
 	File    string   `json:"file,omitempty"`
+	// Forged: the source was judged forged (the probes were sent in its
+	// name by someone else); the daemon would not block it. Evidence is
+	// what the judgement rests on, for a forged or a genuine source.
+	Forged   bool   `json:"forged,omitempty"`
+	Evidence string `json:"evidence,omitempty"`
 }
 
 // writeAlert prints one alert as a JSON object or a readable line.
@@ -43,6 +48,10 @@ func writeAlert(w io.Writer, a *detect.Alert, file string, asJSON bool) error {
 			Score:   a.Score,
 			First:   detect.FormatTime(a.First),
 			File:    file,
+			Forged:  a.Origin.Verdict == detect.Forged,
+		}
+		if a.Origin.Verdict == detect.Forged || a.Origin.Verdict == detect.Genuine {
+			j.Evidence = a.Origin.Evidence
 		}
 		seen := map[uint16]bool{}
 		for _, p := range a.Ports {
@@ -61,9 +70,13 @@ func writeAlert(w io.Writer, a *detect.Alert, file string, asJSON bool) error {
 		_, err = fmt.Fprintf(w, "%s\n", b)
 		return err
 	}
-	_, err := fmt.Fprintf(w, "%s %s %s scan (%s): %d probes, score %d, last %s/%d, ports %s, dst %s\n",
+	forged := ""
+	if a.Origin.Verdict == detect.Forged {
+		forged = ", forged: " + a.Origin.Evidence
+	}
+	_, err := fmt.Fprintf(w, "%s %s %s scan (%s): %d probes, score %d, last %s/%d, ports %s, dst %s%s\n",
 		detect.FormatTime(a.Time), a.Src, a.Type, a.Trigger, a.Probes, a.Score,
-		strings.ToLower(detect.ProtoName(a.Proto)), a.Port, portList(a.Ports), addrList(a.Dst))
+		strings.ToLower(detect.ProtoName(a.Proto)), a.Port, portList(a.Ports), addrList(a.Dst), forged)
 	return err
 }
 

@@ -1,0 +1,593 @@
+package detect
+
+// Whether a source is real: what the traffic itself teaches about each
+// address (Origins), and the judgement of an alert's source against it and
+// against the link's neighbours (Judge). Pure logic on packet timestamps,
+// like the engine: a replay learns from the capture what the daemon
+// learns from the wire.
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/bits"
+	"math/rand/v2"
+	"net/netip"
+	"strings"
+)
+
+// LinkSeen is what a source's own probes said about who put them on the
+// wire: the frames' link-layer source address and the hop counts their
+// TTLs imply (see Hops). The engine keeps it per source and hands it over
+// with the alert; the classifier never reads it.
+type LinkSeen struct {
+	// MAC is the link-layer source address of the source's first probe
+	// that had one; MACs is 0 when none had, 1 when all that had one
+	// had MAC, 2 when they came from more than one.
+	MAC  [6]byte
+	MACs uint8
+	// HopsLo and HopsHi bound the hop counts of the source's probes,
+	// when HasHops.
+	HopsLo, HopsHi uint8
+	HasHops        bool
+}
+
+// note adds one probe of the source to l.
+func (l *LinkSeen) note(p *Probe) {
+	if p.HasMAC {
+		switch {
+		case l.MACs == 0:
+			l.MAC, l.MACs = p.SrcMAC, 1
+		case l.MAC != p.SrcMAC:
+			l.MACs = 2
+		}
+	}
+	if p.TTL != 0 {
+		h, _ := Hops(p.TTL)
+		hops := uint8(h)
+		if !l.HasHops {
+			l.HopsLo, l.HopsHi, l.HasHops = hops, hops, true
+		} else {
+			l.HopsLo, l.HopsHi = min(l.HopsLo, hops), max(l.HopsHi, hops)
+		}
+	}
+}
+
+// Verdict is what the judge made of a source.
+type Verdict uint8
+
+const (
+	// Unjudged: no judge looked at the alert (the zero value).
+	Unjudged Verdict = iota
+	// Unknown: no evidence either way; the source is treated as today,
+	// as real.
+	Unknown
+	// Genuine: the evidence says the source sent the probes itself.
+	Genuine
+	// Forged: the evidence says someone else sent them in its name; the
+	// source is never blocked.
+	Forged
+	// Pending: the evidence is on its way (the kernel is resolving the
+	// source's link-layer address); ask again.
+	Pending
+)
+
+var verdictNames = [...]string{"unjudged", "unknown", "genuine", "forged", "pending"}
+
+func (v Verdict) String() string {
+	if int(v) < len(verdictNames) {
+		return verdictNames[v]
+	}
+	return fmt.Sprintf("verdict(%d)", v)
+}
+
+// Judgement is a verdict and the evidence for it, in words for the log
+// ("frames from 02:00:00:00:00:66, the MAC of 198.51.100.66").
+type Judgement struct {
+	Verdict  Verdict
+	Evidence string
+}
+
+// NeighState is what is known of an address on the link.
+type NeighState uint8
+
+const (
+	// NeighUnknown: no entry, or one being resolved.
+	NeighUnknown NeighState = iota
+	// NeighBound: the address resolves to MAC.
+	NeighBound
+	// NeighFailed: resolution failed: no host answered for the address.
+	NeighFailed
+)
+
+// NeighInfo is what a Neighbourhood says of one address.
+type NeighInfo struct {
+	// OnLink: the address is on a directly connected network (its
+	// packets come from its own link-layer address, not a router's).
+	OnLink bool
+	State  NeighState
+	MAC    [6]byte // when State is NeighBound
+}
+
+// Neighbourhood is what the judge asks of the network around the host:
+// the live daemon answers from the kernel's neighbour and routing tables,
+// a replay from the capture's own ARP and NDP (Origins itself). Its
+// methods must not block: a neighbour being resolved is NeighUnknown.
+type Neighbourhood interface {
+	// Neighbour returns what is known of addr on the link.
+	Neighbour(addr netip.Addr) NeighInfo
+	// Owner returns the address whose link-layer address mac is, when
+	// one is known, and whether that address routes for others (a
+	// gateway of the host's routes): frames from a router carry
+	// off-link sources, frames from any other host only its own.
+	Owner(mac [6]byte) (addr netip.Addr, router, ok bool)
+}
+
+// Origins learns, from the traffic itself, what each address's genuine
+// packets look like, and judges alerts by it (Judge):
+//
+//   - from two-way TCP traffic: a segment with ACK that acknowledges the
+//     initial sequence number of a SYN-ACK the other side sent (which only
+//     a host that received the SYN-ACK knows; an off-path forger does
+//     not) teaches its sender's hop count and link-layer address;
+//   - from ARP and NDP messages in a capture (KindNeigh): an address's
+//     link-layer binding, as the kernel's neighbour table holds it live;
+//   - from the probes themselves: several sources probing the same port
+//     at the same instant from one link-layer address, step after step,
+//     are decoys of one sender (nmap -D).
+//
+// Every table is allocated in NewOrigins and bounded; Observe never
+// allocates. Like Engine it is not safe for concurrent use: the goroutine
+// that feeds the engine feeds it, and Judge runs there too.
+type Origins struct {
+	seed0, seed1 uint64
+	hs           []handshake
+	known        []knownAddr
+	steps        []stepGroup
+}
+
+// handshake is a SYN-ACK awaiting its acknowledgment: the hash of its
+// connection (as the acknowledging side sends it) and the SYN-ACK's
+// sequence number.
+type handshake struct {
+	key uint64
+	isn uint32
+	// poisoned: two SYN-ACKs of one connection disagreed (a forger
+	// sending one in the host's name): nothing is learned from it.
+	poisoned bool
+	ts       int64
+}
+
+// knownAddr is what is known of one address.
+type knownAddr struct {
+	addr addrKey
+	ts   int64 // last learned (packet time); 0: free slot
+	// hops are the hop counts its validated traffic came from (nhops
+	// of them), at most knownHops distinct ones; more make them useless
+	// (routes that change: no evidence).
+	hops  [knownHops]uint8
+	nhops uint8
+	// mac is the link-layer address its validated traffic came from
+	// (macs 1), or several (macs 2: a router's, or a change).
+	mac  [6]byte
+	macs uint8
+	// neigh is the binding an ARP or NDP message gave (hasNeigh).
+	neigh    [6]byte
+	hasNeigh bool
+}
+
+// stepGroup follows the probes of one link-layer address: the last one,
+// and the sources seen probing in step with another.
+type stepGroup struct {
+	mac     [6]byte
+	used    bool
+	lastTS  int64
+	lastSrc addrKey
+	port    uint16
+	proto   uint8
+	members [stepMembers]stepMember
+}
+
+type stepMember struct {
+	addr  addrKey
+	steps uint16
+	ts    int64
+}
+
+// NewOrigins returns an Origins with its tables allocated.
+func NewOrigins() *Origins {
+	return &Origins{
+		seed0: rand.Uint64(),
+		seed1: rand.Uint64(),
+		hs:    make([]handshake, handshakeSlots),
+		known: make([]knownAddr, knownSlots),
+		steps: make([]stepGroup, stepSlots),
+	}
+}
+
+func (o *Origins) mix(x, y uint64) uint64 {
+	hi, lo := bits.Mul64(x^o.seed0, y^o.seed1)
+	return hi ^ lo
+}
+
+func (o *Origins) hashAddr(k addrKey) uint64 {
+	y := binary.LittleEndian.Uint64(k.b[8:])
+	if k.is4 {
+		y ^= 0x9e3779b97f4a7c15
+	}
+	return o.mix(binary.LittleEndian.Uint64(k.b[:8]), y)
+}
+
+// connKey hashes the connection from a:ap to b:bp (directed).
+func (o *Origins) connKey(a, b netip.Addr, ap, bp uint16) uint64 {
+	ka, kb := keyOf(a), keyOf(b)
+	h := o.hashAddr(ka)
+	h = o.mix(h^uint64(ap)<<32^uint64(bp), o.hashAddr(kb))
+	return h | 1 // 0 marks a free slot
+}
+
+// Observe learns from one packet. It never allocates.
+func (o *Origins) Observe(p *Probe) {
+	switch p.Kind {
+	case KindNeigh:
+		if p.HasMAC && p.Src.IsValid() {
+			k := o.slot(keyOf(p.Src), p.TS)
+			k.neigh, k.hasNeigh = p.SrcMAC, true
+		}
+	case KindTCP:
+		o.tcp(p)
+	case KindUDP:
+		o.step(p)
+	}
+}
+
+func (o *Origins) tcp(p *Probe) {
+	f := p.Flags
+	switch {
+	case f&(FlagSYN|FlagACK) == FlagSYN|FlagACK:
+		// A SYN-ACK is remembered only as its sender's own stack sent
+		// it: captured on the host that sent it, with the TTL it left
+		// with (one that came through a router, or a forged one in the
+		// host's name from elsewhere, has lost some).
+		if _, init := Hops(p.TTL); p.TTL != init {
+			return
+		}
+		key := o.connKey(p.Dst, p.Src, p.DstPort, p.SrcPort)
+		h := &o.hs[key&(handshakeSlots-1)]
+		if h.key == key && p.TS-h.ts <= int64(handshakeLife) {
+			if h.isn != p.Seq {
+				h.poisoned = true
+			}
+			return
+		}
+		*h = handshake{key: key, isn: p.Seq, ts: p.TS}
+	case f&FlagACK != 0 && f&FlagSYN == 0:
+		key := o.connKey(p.Src, p.Dst, p.SrcPort, p.DstPort)
+		h := &o.hs[key&(handshakeSlots-1)]
+		if h.key != key || h.poisoned || p.TS-h.ts > int64(handshakeLife) {
+			return
+		}
+		// It acknowledges the SYN-ACK (its ISN + 1) or data sent
+		// after it: its sender received what the host sent.
+		if p.Ack-(h.isn+1) >= ackWindow {
+			return
+		}
+		o.learn(p)
+	case f&FlagACK == 0:
+		o.step(p)
+	}
+}
+
+// learn records what a validated packet of p.Src says of it.
+func (o *Origins) learn(p *Probe) {
+	k := o.slot(keyOf(p.Src), p.TS)
+	if p.TTL != 0 {
+		h, _ := Hops(p.TTL)
+		hops := uint8(h)
+		found := false
+		for _, x := range k.hops[:min(k.nhops, knownHops)] {
+			found = found || x == hops
+		}
+		if !found && k.nhops <= knownHops {
+			if k.nhops < knownHops {
+				k.hops[k.nhops] = hops
+			}
+			k.nhops++ // past knownHops: too many to be evidence
+		}
+	}
+	if p.HasMAC {
+		switch {
+		case k.macs == 0:
+			k.mac, k.macs = p.SrcMAC, 1
+		case k.mac != p.SrcMAC:
+			k.macs = 2
+		}
+	}
+}
+
+// slot returns the entry of k, taking the oldest of its bucket when k has
+// none (an entry older than knownLife is as good as none).
+func (o *Origins) slot(k addrKey, ts int64) *knownAddr {
+	b := int(o.hashAddr(k)&(knownSlots/knownWays-1)) * knownWays
+	bucket := o.known[b : b+knownWays]
+	victim := &bucket[0]
+	for i := range bucket {
+		e := &bucket[i]
+		if e.ts != 0 && e.addr == k {
+			if ts-e.ts > int64(knownLife) {
+				*e = knownAddr{addr: k}
+			}
+			e.ts = max(e.ts, ts, 1)
+			return e
+		}
+		if e.ts < victim.ts {
+			victim = e
+		}
+	}
+	*victim = knownAddr{addr: k, ts: max(ts, 1)}
+	return victim
+}
+
+// find returns the entry of a when one is known and not too old, else nil.
+func (o *Origins) find(a netip.Addr, now int64) *knownAddr {
+	k := keyOf(a)
+	b := int(o.hashAddr(k)&(knownSlots/knownWays-1)) * knownWays
+	for i := range o.known[b : b+knownWays] {
+		e := &o.known[b+i]
+		if e.ts != 0 && e.addr == k && (now == anyAge || now-e.ts <= int64(knownLife)) {
+			return e
+		}
+	}
+	return nil
+}
+
+// step follows a probe (a TCP segment without ACK, a UDP datagram) of its
+// frame's link-layer address: one to the same port as that address's
+// previous probe, from another source, within stepGap, is a step in
+// unison, counted for both sources.
+func (o *Origins) step(p *Probe) {
+	if !p.HasMAC {
+		return
+	}
+	m := p.SrcMAC
+	g := &o.steps[o.mix(uint64(binary.LittleEndian.Uint32(m[:4])), uint64(binary.LittleEndian.Uint16(m[4:])))&(stepSlots-1)]
+	src := keyOf(p.Src)
+	if !g.used || g.mac != m {
+		*g = stepGroup{mac: m, used: true}
+	} else if g.lastSrc != src && g.port == p.DstPort && g.proto == p.Proto && p.TS-g.lastTS <= int64(stepGap) {
+		g.count(g.lastSrc, p.TS)
+		g.count(src, p.TS)
+	}
+	g.lastTS, g.lastSrc, g.port, g.proto = p.TS, src, p.DstPort, p.Proto
+}
+
+// count adds a step to a's member entry, taking a free entry, else the
+// stalest, when a has none.
+func (g *stepGroup) count(a addrKey, ts int64) {
+	victim := &g.members[0]
+	for i := range g.members {
+		m := &g.members[i]
+		if m.steps > 0 && m.addr == a {
+			if ts-m.ts > int64(stepLife) {
+				m.steps = 0
+			}
+			m.steps = min(m.steps+1, 1<<15)
+			m.ts = ts
+			return
+		}
+		if victim.steps != 0 && (m.steps == 0 || m.ts < victim.ts) {
+			victim = m
+		}
+	}
+	*victim = stepMember{addr: a, steps: 1, ts: ts}
+}
+
+// stepsOf returns the group of mac and the step count of a in it, when a
+// has stepped there lately.
+func (o *Origins) stepsOf(mac [6]byte, a netip.Addr, now int64) (*stepGroup, uint16) {
+	g := &o.steps[o.mix(uint64(binary.LittleEndian.Uint32(mac[:4])), uint64(binary.LittleEndian.Uint16(mac[4:])))&(stepSlots-1)]
+	if !g.used || g.mac != mac {
+		return nil, 0
+	}
+	k := keyOf(a)
+	for i := range g.members {
+		m := &g.members[i]
+		if m.steps > 0 && m.addr == k && now-m.ts <= int64(stepLife) {
+			return g, m.steps
+		}
+	}
+	return g, 0
+}
+
+// Neighbour and Owner make Origins the Neighbourhood of a replay: what
+// the capture's ARP and NDP messages bound. An address is known to be on
+// the link only when such a message named it; none ever failed.
+func (o *Origins) Neighbour(addr netip.Addr) NeighInfo {
+	if k := o.find(addr, anyAge); k != nil && k.hasNeigh {
+		return NeighInfo{OnLink: true, State: NeighBound, MAC: k.neigh}
+	}
+	return NeighInfo{}
+}
+
+// Owner is not known in a replay: a capture does not say which hosts
+// route.
+func (o *Origins) Owner([6]byte) (netip.Addr, bool, bool) { return netip.Addr{}, false, false }
+
+// anyAge makes find ignore age (a replay's neighbour bindings are the
+// capture's, whenever in it they were made).
+const anyAge = int64(-1 << 63)
+
+// FormatMAC writes m as Linux tools do (02:00:00:00:00:66).
+func FormatMAC(m [6]byte) string {
+	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5])
+}
+
+// Judge says whether a's source sent its probes itself, from what a's
+// probes showed (a.Link), what o learned and what n knows of the link.
+// In order:
+//
+//  1. A completed TCP connection (a classic port's Connect) is genuine:
+//     the handshake proves the source received the host's SYN-ACK.
+//  2. A source on the link is judged by its link-layer address: frames
+//     that carry the address it resolves to (the neighbour table, else
+//     its own validated traffic) are genuine, frames that carry another
+//     are forged, and so is an address whose resolution failed (no host
+//     answers for it: nmap's unused decoys).
+//  3. A source that probed in step with another source from the other's
+//     own link-layer address is one of its decoys: forged.
+//  4. Off the link, frames from a host's MAC that routes nothing here are
+//     forged: a router's frames carry others' addresses, a host's only its
+//     own.
+//  5. Hop counts: probes that all came from a hop count the source's own
+//     validated traffic never came from are forged (a source whose hop
+//     counts vary more than knownHops values gives no evidence).
+//  6. A source on the link whose address is being resolved is Pending;
+//     anything else is Unknown.
+//
+// Judge does not allocate unless it returns evidence.
+func (o *Origins) Judge(a *Alert, n Neighbourhood) Judgement {
+	if a.Connected && a.Proto == ProtoTCP {
+		return Judgement{Genuine, "completed a TCP handshake"}
+	}
+	src, l, now := a.Src, &a.Link, a.Time
+	k := o.find(src, now)
+	ni := n.Neighbour(src)
+	if l.MACs > 0 {
+		onLink := ni.OnLink || k != nil && k.hasNeigh
+		bound, has := ni.MAC, ni.State == NeighBound
+		if !has && k != nil && k.hasNeigh {
+			bound, has = k.neigh, true
+		}
+		if !has && onLink && k != nil && k.macs == 1 {
+			bound, has = k.mac, true
+		}
+		if onLink && has {
+			return byBinding(a, bound, n)
+		}
+		if onLink && ni.State == NeighFailed {
+			return Judgement{Forged, fmt.Sprintf("no host answers for %s on the link; %s", src, framesFrom(l, n))}
+		}
+		if j, ok := o.decoy(a, n); ok {
+			return j
+		}
+		if !onLink && l.MACs == 1 {
+			if owner, router, ok := n.Owner(l.MAC); ok && !router && owner != src {
+				return Judgement{Forged, fmt.Sprintf("frames from %s, the MAC of %s, which routes nothing here", FormatMAC(l.MAC), owner)}
+			}
+		}
+		if onLink {
+			if j, ok := o.hops(a, k); ok && j.Verdict == Forged {
+				return j
+			}
+			return Judgement{Pending, fmt.Sprintf("resolving %s on the link", src)}
+		}
+	}
+	if j, ok := o.hops(a, k); ok {
+		return j
+	}
+	return Judgement{Unknown, ""}
+}
+
+// byBinding judges a, on the link, by the link-layer address its source
+// resolves to.
+func byBinding(a *Alert, bound [6]byte, n Neighbourhood) Judgement {
+	l := &a.Link
+	if l.MACs == 1 && l.MAC == bound {
+		return Judgement{Genuine, fmt.Sprintf("frames from %s, its own MAC", FormatMAC(l.MAC))}
+	}
+	return Judgement{Forged, framesFrom(l, n) + fmt.Sprintf("; %s is at %s", a.Src, FormatMAC(bound))}
+}
+
+// JudgeResolved judges again an alert Judge left Pending, from what n now
+// knows of its source on the link: its own frames' MAC (Genuine),
+// another's or none at all (Forged: resolution failed), or Pending still.
+func JudgeResolved(a *Alert, n Neighbourhood) Judgement {
+	switch ni := n.Neighbour(a.Src); ni.State {
+	case NeighBound:
+		return byBinding(a, ni.MAC, n)
+	case NeighFailed:
+		return Judgement{Forged, fmt.Sprintf("no host answers for %s on the link; %s", a.Src, framesFrom(&a.Link, n))}
+	}
+	return Judgement{Pending, fmt.Sprintf("resolving %s on the link", a.Src)}
+}
+
+// Unresolved is the judgement of an alert whose source was still being
+// resolved after wait: no host answered for it in time.
+func Unresolved(a *Alert, n Neighbourhood, wait string) Judgement {
+	return Judgement{Forged, fmt.Sprintf("no host answered for %s on the link within %s; %s", a.Src, wait, framesFrom(&a.Link, n))}
+}
+
+// framesFrom describes a's frames: their MAC, and whose it is.
+func framesFrom(l *LinkSeen, n Neighbourhood) string {
+	if l.MACs == 2 {
+		return fmt.Sprintf("frames from several MACs (first %s)", FormatMAC(l.MAC))
+	}
+	if owner, _, ok := n.Owner(l.MAC); ok {
+		return fmt.Sprintf("frames from %s, the MAC of %s", FormatMAC(l.MAC), owner)
+	}
+	return fmt.Sprintf("frames from %s", FormatMAC(l.MAC))
+}
+
+// decoy judges a by the decoy pattern: a probed in step with another
+// source of its frames' MAC that owns the MAC (its neighbour entry, or
+// its own validated traffic).
+func (o *Origins) decoy(a *Alert, n Neighbourhood) (Judgement, bool) {
+	l := &a.Link
+	if l.MACs != 1 {
+		return Judgement{}, false
+	}
+	g, steps := o.stepsOf(l.MAC, a.Src, a.Time)
+	if g == nil || steps < minSteps {
+		return Judgement{}, false
+	}
+	self := keyOf(a.Src)
+	for i := range g.members {
+		m := &g.members[i]
+		if m.steps < minSteps || m.addr == self || a.Time-m.ts > int64(stepLife) {
+			continue
+		}
+		other := m.addr.addr()
+		if !o.owns(other, l.MAC, a.Time, n) {
+			continue
+		}
+		return Judgement{Forged, fmt.Sprintf("frames from %s, the MAC of %s, probing in step with it (%d steps): a decoy",
+			FormatMAC(l.MAC), other, steps)}, true
+	}
+	return Judgement{}, false
+}
+
+// owns says whether mac is a's own link-layer address.
+func (o *Origins) owns(a netip.Addr, mac [6]byte, now int64, n Neighbourhood) bool {
+	if ni := n.Neighbour(a); ni.State == NeighBound {
+		return ni.MAC == mac
+	}
+	if k := o.find(a, now); k != nil {
+		return k.hasNeigh && k.neigh == mac || k.macs == 1 && k.mac == mac
+	}
+	return false
+}
+
+// hops judges a by hop counts, when its source has learned ones.
+func (o *Origins) hops(a *Alert, k *knownAddr) (Judgement, bool) {
+	l := &a.Link
+	if k == nil || !l.HasHops || k.nhops == 0 || k.nhops > knownHops {
+		return Judgement{}, false
+	}
+	learned := k.hops[:k.nhops]
+	for _, h := range learned {
+		if h >= l.HopsLo && h <= l.HopsHi {
+			return Judgement{Unknown, ""}, true // consistent: proves nothing
+		}
+	}
+	var b strings.Builder
+	for i, h := range learned {
+		if i > 0 {
+			b.WriteString(" or ")
+		}
+		fmt.Fprint(&b, h)
+	}
+	seen := fmt.Sprint(l.HopsLo)
+	if l.HopsHi != l.HopsLo {
+		seen = fmt.Sprintf("%d-%d", l.HopsLo, l.HopsHi)
+	}
+	return Judgement{Forged, fmt.Sprintf("probes from %s hops away; %s's own connections come from %s", seen, a.Src, b.String())}, true
+}
