@@ -168,37 +168,43 @@ func (s *Addrs) gateways() ([]netip.Addr, error) {
 // alone, default dev wg0, says so too, IPv6 routes being all of scope
 // universe: /proc is then read for nothing, which is harmless.)
 func routeGateways(rs []netlink.Route) (gws []netip.Addr, hidden bool) {
-	add := func(ip net.IP) bool {
-		a, ok := netip.AddrFromSlice(ip)
-		if !ok || a.Unmap().IsUnspecified() {
-			return false
-		}
-		gws = append(gws, a.Unmap())
-		return true
-	}
-	via := func(d netlink.Destination) bool {
-		if v, ok := d.(*netlink.Via); ok && v != nil {
-			return add(v.Addr)
-		}
-		return false
-	}
 	for _, r := range rs {
 		if !isDefault(r) {
 			continue
 		}
-		named := add(r.Gw)
-		named = via(r.Via) || named
-		for _, nh := range r.MultiPath {
-			if nh != nil {
-				named = add(nh.Gw) || named
-				named = via(nh.Via) || named
-			}
-		}
+		named := nextHops(&r, func(a netip.Addr) { gws = append(gws, a) })
 		if !named && r.Type == unix.RTN_UNICAST && r.Scope == netlink.SCOPE_UNIVERSE {
 			hidden = true
 		}
 	}
 	return gws, hidden
+}
+
+// nextHops hands add the next hops r names (unmapped): its gateway, its
+// RTA_VIA address and its multipath next hops' own; it says whether it
+// named any.
+func nextHops(r *netlink.Route, add func(netip.Addr)) bool {
+	named := false
+	put := func(ip net.IP) {
+		if a, ok := netip.AddrFromSlice(ip); ok && !a.Unmap().IsUnspecified() {
+			add(a.Unmap())
+			named = true
+		}
+	}
+	via := func(d netlink.Destination) {
+		if v, ok := d.(*netlink.Via); ok && v != nil {
+			put(v.Addr)
+		}
+	}
+	put(r.Gw)
+	via(r.Via)
+	for _, nh := range r.MultiPath {
+		if nh != nil {
+			put(nh.Gw)
+			via(nh.Via)
+		}
+	}
+	return named
 }
 
 // isDefault says whether r is a default route: no destination, or one of

@@ -44,11 +44,13 @@ var neighSources = struct {
 	addrSub   func(chan<- netlink.AddrUpdate, <-chan struct{}, netlink.AddrSubscribeOptions) error
 	neighList func() ([]netlink.Neigh, error)
 	addrList  func() ([]netlink.Addr, error)
+	neighUse  func(*netlink.Neigh) error
 }{
 	netlink.NeighSubscribeWithOptions,
 	netlink.AddrSubscribeWithOptions,
 	func() ([]netlink.Neigh, error) { return netlink.NeighList(0, netlink.FAMILY_ALL) },
 	func() ([]netlink.Addr, error) { return netlink.AddrList(nil, netlink.FAMILY_ALL) },
+	netlink.NeighSet,
 }
 
 // NeighState is the state of a neighbour entry: the kernel's NUD_* value.
@@ -718,4 +720,57 @@ func (n *Neighbours) del(k neighKey) {
 	}
 	n.entries[k.addr] = s
 	n.count--
+}
+
+// ByMAC returns the entry whose link-layer address is mac, a resolved one
+// before one that is not, then the one changed last: whose frames carry
+// mac. It walks the table under a read lock (as many entries as the
+// kernel's gc_thresh3 allows, 1024 a family by default): a cost per
+// alert, not per packet.
+func (n *Neighbours) ByMAC(mac [6]byte) (Neighbour, bool) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	var best Neighbour
+	found := false
+	consider := func(e *Neighbour) {
+		if !e.HasMAC || e.MAC != mac {
+			return
+		}
+		if !found || e.State.Resolved() && !best.State.Resolved() ||
+			e.State.Resolved() == best.State.Resolved() && e.Changed.After(best.Changed) {
+			best, found = *e, true
+		}
+	}
+	for _, s := range n.entries {
+		consider(&s.first)
+		for i := range s.more {
+			consider(&s.more[i])
+		}
+	}
+	return best, found
+}
+
+// Resolve asks the kernel to resolve addr on the interface of the
+// connected network it is on (or to confirm the entry it has), as
+// `ip neigh replace ADDR dev DEV use` does (NTF_USE): the kernel sends its
+// ARP or NDP solicitations, and the entry becomes reachable, which the
+// subscription brings, or failed after ucast_solicit+mcast_solicit
+// unanswered tries (3 s by default). It needs CAP_NET_ADMIN. It returns
+// an error for an address on no connected network.
+func (n *Neighbours) Resolve(addr netip.Addr) error {
+	a := addr.Unmap().WithZone("")
+	link, ok := n.OnLinkIndex(a)
+	if !ok {
+		return fmt.Errorf("resolving %s: not on a connected network", a)
+	}
+	family := netlink.FAMILY_V4
+	if a.Is6() {
+		family = netlink.FAMILY_V6
+	}
+	err := neighSources.neighUse(&netlink.Neigh{LinkIndex: link, Family: family, IP: a.AsSlice(),
+		State: netlink.NUD_PERMANENT, Flags: netlink.NTF_USE})
+	if err != nil {
+		return fmt.Errorf("resolving %s: %w", a, err)
+	}
+	return nil
 }

@@ -1109,6 +1109,39 @@ func neighChild(t *testing.T) {
 		}
 		fmt.Printf("%s %s after %s\n", addr, e.State, e.Changed.Sub(incomplete[addr]).Round(10*time.Millisecond))
 	}
+
+	// ByMAC finds the peer by its MAC
+	if e, ok := n.ByMAC([6]byte(peer)); !ok || !e.State.Resolved() || e.Link != ifi.Index {
+		t.Errorf("ByMAC(peer) = %+v %v", e, ok)
+	}
+	if e, ok := n.ByMAC([6]byte{2, 0, 0, 0, 0, 0x99}); ok {
+		t.Errorf("ByMAC(unknown) = %+v", e)
+	}
+	// Resolve, without sending anything: an unused address fails, the
+	// peer's entry is confirmed; an off-link address is refused
+	for _, addr := range []string{"198.51.100.78", "fd00:77::78"} {
+		if err := n.Resolve(mustAddr(addr)); err != nil {
+			t.Fatal(err)
+		}
+		poll(addr+" failed after Resolve", 5*time.Second, func() bool {
+			e, ok := n.Lookup(mustAddr(addr))
+			return ok && e.State == NeighFailed
+		})
+		fmt.Printf("%s failed after Resolve\n", addr)
+	}
+	if err := n.Resolve(mustAddr("192.0.2.1")); err == nil {
+		t.Error("Resolve of an off-link address: no error")
+	}
+	if out, err := exec.Command("ip", "neigh", "flush", "dev", "n0").CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if err := n.Resolve(mustAddr("198.51.100.2")); err != nil {
+		t.Fatal(err)
+	}
+	poll("the peer resolved by Resolve", 5*time.Second, func() bool {
+		e, ok := n.LookupOn(mustAddr("198.51.100.2"), ifi.Index)
+		return ok && e.State.Resolved() && net.HardwareAddr(e.MAC[:]).String() == peer.String()
+	})
 	cancel()
 	select {
 	case <-n.Done():
