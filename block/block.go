@@ -103,8 +103,15 @@ type Blocker interface {
 // TCP segment without ACK (SYN, FIN, NULL, XMAS and the odd-flag probes) to
 // one of TCP, or of a UDP datagram to one of UDP, is added to the
 // backend's trap set and the packet dropped, before userspace has seen it.
-// Userspace still sees the packet through pcap and records the ban as its
-// own (state, history, hosts.deny).
+//
+// The trap is provisional: a first hit holds its source in the trap set
+// (and so drops everything it sends) for Hold at most, and the kernel then
+// lets it go by itself. Userspace, which still sees the packet through
+// pcap, decides meanwhile: it promotes a source it confirms to a real ban
+// (the ordinary Blocker.Block into the ban set, with the ban's own expiry,
+// recorded as its own in state, history and hosts.deny), and lets one it
+// judges forged out at once (Trapper.Release). One forged probe in a
+// benign host's name thus costs that host Hold at most, never a ban.
 type Trap struct {
 	// TCP and UDP are the trap ports, sorted and without duplicates. With
 	// both empty there is no trap.
@@ -114,37 +121,64 @@ type Trap struct {
 	// adds nor drops their packets, and SetTrap removes from the trap set
 	// any element they cover.
 	Exempt []netip.Prefix
-	// TimeoutTCP and TimeoutUDP are how long a source trapped through a
-	// TCP or UDP port stays in the trap set (BAN_EXPIRY_TCP/_UDP); 0 keeps
-	// it until it is unblocked or flushed.
-	TimeoutTCP, TimeoutUDP time.Duration
-	// Size bounds the elements of each family's trap set (TRAP_SET_SIZE),
-	// so that a flood of forged sources cannot exhaust kernel memory. A
-	// first hit that finds the set full is dropped but not added, and
-	// counted (see Trapper.TrapOverflows).
+	// Hold is how long a first hit keeps its source in the trap set (the
+	// element's timeout, TRAP_HOLD), for TCP and UDP alike. It must be
+	// more than 0 when the trap is Enabled. A backend rounds it up to its
+	// own granularity (nftables: a millisecond, ipset: a second; at
+	// least a second in either) and writes it on every element the trap
+	// adds: a trap element always has a timeout.
+	Hold time.Duration
+	// Size is the budget of provisional entries of each family's trap set
+	// (TRAP_SET_SIZE): at most Size sources are held at once, so that a
+	// flood of forged sources can neither exhaust kernel memory nor keep
+	// more than Size addresses trapped. A first hit that finds the set
+	// full is dropped all the same, but its source is not added (what it
+	// sends to other ports passes), and the hit is counted (see
+	// Trapper.TrapOverflows); userspace still sees and judges it.
 	Size int
 }
 
 // DefaultTrapSize is the trap set bound a set backend uses when no Trap
 // has given one (Prepare on a table without trap sets): TRAP_SET_SIZE's
-// default, 65536 sources per family.
-const DefaultTrapSize = 65536
+// default, 256 provisional entries per family.
+const DefaultTrapSize = 256
 
 // Enabled reports whether t traps any port.
 func (t *Trap) Enabled() bool { return len(t.TCP) > 0 || len(t.UDP) > 0 }
 
-// Trapper is implemented by a set backend that can hold a Trap. Its
-// Blocker methods cover the trap set as well: Unblock removes an address
-// from the ban set and the trap set, List returns both, Flush removes the
+// Trapper is implemented by a set backend that can hold a Trap. What it
+// guarantees: a source the kernel trapped stays in the trap set for the
+// installed trap's Hold at most (SetTrap also cuts down to Hold the
+// elements it finds with more left, as an older version wrote them), and
+// each family's trap set holds at most the trap's Size sources. The trap
+// set is never a ban: promotion is the daemon's Block of the address,
+// which puts it into the ban set with the ban's own timeout, independently
+// of the trap set's element (the address stays blocked after that element
+// expires or is released); Release lets one source out of the trap set
+// alone.
+//
+// Its Blocker methods cover the trap set as well: Unblock removes an
+// address from the ban set and the trap set, List returns both (a trapped
+// source is dropped, so it is listed while it is held), Flush removes the
 // trap with everything else, and Sync makes the ban set agree with the
-// bans it is given while leaving the kernel's own trap entries alone.
+// bans it is given while leaving the kernel's own trap entries alone
+// (never copying them into the ban set).
 type Trapper interface {
 	// SetTrap installs t, or replaces the trap in force, in one kernel
 	// transaction where the backend allows it: afterwards exactly t's
 	// ports and exemptions are in force. A trap that is not Enabled
-	// removes the trap rules and keeps the sources already trapped. The
-	// ban rules and sets are prepared too, as by Prepare.
+	// removes the trap rules and keeps the sources already trapped, for
+	// what remains of their hold. The ban rules and sets are prepared
+	// too, as by Prepare. An Enabled trap with a Hold of 0 or less is an
+	// error.
 	SetTrap(ctx context.Context, t Trap) error
+	// Release removes addr (an IPv4-mapped address as the IPv4 one) from
+	// its family's trap set, and from nothing else: a ban of addr in the
+	// ban set stays. An address not in the trap set, and a trap set that
+	// does not exist, are no error. It is one netlink message, cheap
+	// enough for the daemon's blocking thread to call for each source it
+	// judges forged.
+	Release(ctx context.Context, addr netip.Addr) error
 	// TrapOverflows returns how many first hits, since the trap was
 	// installed, found the trap set full: dropped, not added. The daemon
 	// logs when it grows.

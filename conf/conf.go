@@ -95,12 +95,20 @@ const (
 	maxIfaceName = 15
 	maxSyslogTag = 32
 	maxRateLimit = 1<<31 - 1
-	// minTrapSetSize and maxTrapSetSize bound TRAP_SET_SIZE: below a few
-	// hundred the trap fills with the first scan's decoys, above 4M the
+	// minTrapSetSize and maxTrapSetSize bound TRAP_SET_SIZE, the budget
+	// of provisional trap entries: each is held for TRAP_HOLD only, so a
+	// few dozen cover the first hits of the real scans a host sees at
+	// once (below 16, one scan's decoys would fill it), and above 4M the
 	// kernel memory it may take (~100 bytes an element) is no longer
 	// small.
-	minTrapSetSize = 256
+	minTrapSetSize = 16
 	maxTrapSetSize = 4194304
+	// minTrapHold and maxTrapHold bound TRAP_HOLD: the ipset backend's
+	// timeouts are whole seconds, so less than one is none; more than a
+	// minute is no longer provisional (the daemon decides within
+	// milliseconds; the hold only has to outlast that).
+	minTrapHold    = time.Second
+	maxTrapHold    = time.Minute
 	minBanDuration = time.Second
 )
 
@@ -124,11 +132,18 @@ const (
 	// DefaultBanExpiry is how long a block lasts unless BAN_EXPIRY_TCP or
 	// BAN_EXPIRY_UDP says otherwise.
 	DefaultBanExpiry = 24 * time.Hour
-	// DefaultTrapSetSize is TRAP_SET_SIZE's default: 65536 sources (about
-	// 6 MiB of kernel memory per family), far more than the scanners any
-	// host sees within a ban's lifetime, small enough that a forged flood
-	// that fills it costs nothing serious.
-	DefaultTrapSetSize = 65536
+	// DefaultTrapSetSize is TRAP_SET_SIZE's default: 256 provisional
+	// entries per family. A source is held there for TRAP_HOLD only,
+	// until the daemon promotes it to a ban or releases it, so a few
+	// hundred are more than the real scanners that hit a trap port within
+	// a few seconds, and a forged flood that fills the set keeps no more
+	// than 256 addresses trapped, for TRAP_HOLD.
+	DefaultTrapSetSize = 256
+	// DefaultTrapHold is TRAP_HOLD's default: how long the kernel trap
+	// holds the source of a first hit, 5 seconds, far more than the
+	// daemon takes to promote or release it (milliseconds), short enough
+	// that a forged probe costs the host it names nothing serious.
+	DefaultTrapHold = 5 * time.Second
 	// DefaultBlockRateLimit is BLOCK_RATE_LIMIT's default: new blocks a
 	// minute, a brake on a flood of forged sources.
 	DefaultBlockRateLimit = 60
@@ -219,11 +234,17 @@ type Config struct {
 	// BlockBackend is BLOCK_BACKEND.
 	BlockBackend Backend
 	// KernelTrap is KERNEL_TRAP: with a set backend (nftables, ipset) and
-	// a SCAN_TRIGGER of 0 or 1, let the kernel itself block the source of
-	// the first probe to a trap port (see block.Trap).
+	// a SCAN_TRIGGER of 0 or 1, let the kernel itself hold the source of
+	// the first probe to a trap port, for TRAP_HOLD at most, while the
+	// daemon promotes it to a ban or releases it (see block.Trap).
 	KernelTrap bool
-	// TrapSetSize is TRAP_SET_SIZE, the bound of each family's trap set.
+	// TrapSetSize is TRAP_SET_SIZE, the budget of provisional entries of
+	// each family's trap set (16..4194304).
 	TrapSetSize int
+	// TrapHold is TRAP_HOLD, how long the kernel trap holds the source of
+	// a first hit before the kernel lets it go by itself, unless the
+	// daemon has promoted it to a ban or released it first (1s..60s).
+	TrapHold time.Duration
 	// BlockRateLimit is BLOCK_RATE_LIMIT, new blocks a minute (>= 1).
 	BlockRateLimit int
 	// NeverBlockGateway is NEVER_BLOCK_GATEWAY: never block the default
@@ -287,6 +308,7 @@ func Default() *Config {
 		KernelTrap:          true,
 		CaptureRealtime:     true,
 		TrapSetSize:         DefaultTrapSetSize,
+		TrapHold:            DefaultTrapHold,
 		NeverBlockGateway:   true,
 		NeverBlockResolvers: true,
 		Syslog:              false,

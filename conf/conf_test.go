@@ -151,6 +151,10 @@ func TestDefault(t *testing.T) {
 		c.BanExpiryTCP != 24*time.Hour || c.BanExpiryUDP != 24*time.Hour {
 		t.Errorf("unexpected defaults: %+v", comparable(c))
 	}
+	// the kernel trap is provisional: a small budget, a short hold
+	if c.TrapSetSize != 256 || c.TrapHold != 5*time.Second || !c.KernelTrap {
+		t.Errorf("trap defaults: TRAP_SET_SIZE %d, TRAP_HOLD %v, KERNEL_TRAP %v; want 256, 5s, on", c.TrapSetSize, c.TrapHold, c.KernelTrap)
+	}
 	if c.IgnoreFile != "/etc/scanwarden/scanwarden.ignore" || c.HistoryFile != "/var/lib/scanwarden/scanwarden.history" ||
 		c.BlockedFile != "/var/lib/scanwarden/scanwarden.blocked" || c.StateDir != "/var/lib/scanwarden" {
 		t.Errorf("unexpected default paths: %q %q %q %q", c.IgnoreFile, c.HistoryFile, c.BlockedFile, c.StateDir)
@@ -240,6 +244,12 @@ func TestKeys(t *testing.T) {
 		{`KERNEL_TRAP="0"`, func(c *Config) any { return c.KernelTrap }, false},
 		{`CAPTURE_REALTIME="0"`, func(c *Config) any { return c.CaptureRealtime }, false},
 		{`TRAP_SET_SIZE="1000"`, func(c *Config) any { return c.TrapSetSize }, 1000},
+		{`TRAP_SET_SIZE="16"`, func(c *Config) any { return c.TrapSetSize }, 16},
+		{`TRAP_SET_SIZE="4194304"`, func(c *Config) any { return c.TrapSetSize }, 4194304},
+		{`TRAP_HOLD="10"`, func(c *Config) any { return c.TrapHold }, 10 * time.Second},
+		{`TRAP_HOLD="1"`, func(c *Config) any { return c.TrapHold }, time.Second},
+		{`TRAP_HOLD="60"`, func(c *Config) any { return c.TrapHold }, time.Minute},
+		{`TRAP_HOLD="2s"`, func(c *Config) any { return c.TrapHold }, 2 * time.Second},
 		{`BLOCK_RATE_LIMIT="1"`, func(c *Config) any { return c.BlockRateLimit }, 1},
 		{`NEVER_BLOCK_GATEWAY="0"`, func(c *Config) any { return c.NeverBlockGateway }, false},
 		{`NEVER_BLOCK_RESOLVERS="0"`, func(c *Config) any { return c.NeverBlockResolvers }, false},
@@ -356,7 +366,15 @@ func TestKeyErrors(t *testing.T) {
 		{`HOME_NETWORKS="10.0.0.0/8 192.0.2.0/24"`, 1, "HOME_NETWORKS", "one address"},
 		{`BLOCK_BACKEND="nft"`, 1, "BLOCK_BACKEND", `"iptables", "nftables", "ipset", "dry-run" or "none"`},
 		{`BLOCK_BACKEND="IPTABLES"`, 1, "BLOCK_BACKEND", `"iptables", "nftables", "ipset", "dry-run" or "none"`},
-		{`TRAP_SET_SIZE="100"`, 1, "TRAP_SET_SIZE", "256"},
+		{`TRAP_SET_SIZE="15"`, 1, "TRAP_SET_SIZE", "must be from 16 to 4194304, got 15"},
+		{`TRAP_SET_SIZE="4194305"`, 1, "TRAP_SET_SIZE", "must be from 16 to 4194304, got 4194305"},
+		{`TRAP_SET_SIZE="lots"`, 1, "TRAP_SET_SIZE", "whole number"},
+		{`TRAP_HOLD="0"`, 1, "TRAP_HOLD", "must be from 1s to 1m, got 0s"},
+		{`TRAP_HOLD="61"`, 1, "TRAP_HOLD", "must be from 1s to 1m, got 61s"},
+		{`TRAP_HOLD="500ms"`, 1, "TRAP_HOLD", "must be from 1s to 1m, got 500ms"},
+		{`TRAP_HOLD="24h"`, 1, "TRAP_HOLD", "must be from 1s to 1m, got 24h"},
+		{`TRAP_HOLD="-5"`, 1, "TRAP_HOLD", "must be a duration"},
+		{`TRAP_HOLD="soon"`, 1, "TRAP_HOLD", "must be a duration"},
 		{`KERNEL_TRAP="yes"`, 1, "KERNEL_TRAP", ""},
 		{`CAPTURE_REALTIME="on"`, 1, "CAPTURE_REALTIME", ""},
 		{`SYSLOG_TAG=""`, 1, "SYSLOG_TAG", "1 to 32 characters"},
@@ -543,6 +561,9 @@ func TestValidateInCode(t *testing.T) {
 		func(c *Config) { c.BanExpiryUDP = -time.Second },
 		func(c *Config) { c.SyslogTag = "" },
 		func(c *Config) { c.KillHostsDeny = "ALL: everyone" },
+		func(c *Config) { c.TrapHold = 0 },
+		func(c *Config) { c.TrapHold = 2 * time.Minute },
+		func(c *Config) { c.TrapSetSize = 8 },
 	} {
 		c := Default()
 		mutate(c)
@@ -581,7 +602,7 @@ func TestKeysList(t *testing.T) {
 		"ADVANCED_EXCLUDE_UDP", "IGNORE_FILE", "HISTORY_FILE", "BLOCKED_FILE", "RESOLVE_HOST", "BLOCK_UDP", "BLOCK_TCP",
 		"KILL_ROUTE", "KILL_HOSTS_DENY", "KILL_RUN_CMD", "KILL_RUN_CMD_FIRST", "SCAN_TRIGGER", "PORT_BANNER",
 		"INTERFACES", "CAPTURE_REALTIME", "HOME_NETWORKS", "DETECT_WINDOW", "DETECT_THRESHOLD", "MAX_SOURCES", "BAN_EXPIRY_TCP",
-		"BAN_EXPIRY_UDP", "STATE_DIR", "HOSTS_DENY_FILE", "BLOCK_BACKEND", "KERNEL_TRAP", "TRAP_SET_SIZE", "BLOCK_RATE_LIMIT", "NEVER_BLOCK_GATEWAY",
+		"BAN_EXPIRY_UDP", "STATE_DIR", "HOSTS_DENY_FILE", "BLOCK_BACKEND", "KERNEL_TRAP", "TRAP_SET_SIZE", "TRAP_HOLD", "BLOCK_RATE_LIMIT", "NEVER_BLOCK_GATEWAY",
 		"NEVER_BLOCK_RESOLVERS", "SYSLOG", "SYSLOG_TAG"}
 	if len(keys) != len(want12) {
 		t.Errorf("%d keys, want %d: %v", len(keys), len(want12), keys)
@@ -712,5 +733,37 @@ func TestKeyError(t *testing.T) {
 	le := c.KeyError("IGNORE_FILE", "missing")
 	if le.Line != 0 || le.Key != "IGNORE_FILE" || le.Default != DefaultIgnoreFile {
 		t.Errorf("%+v", le)
+	}
+}
+
+// TestTrapKeysErrorsNameFileAndLine: a TRAP_HOLD or TRAP_SET_SIZE out of
+// its range is a config error naming the file and the line that set it,
+// as for every key; in range, both reach the Config.
+func TestTrapKeysErrorsNameFileAndLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "scanwarden.conf")
+	os.WriteFile(path, []byte("# kernel trap\nKERNEL_TRAP=\"1\"\n\nTRAP_HOLD=\"90\"\nTRAP_SET_SIZE=\"8\"\n"), 0o644)
+	_, err := Load(path)
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != 2 {
+		t.Fatalf("got %v, want two problems", err)
+	}
+	want := path + ":4: TRAP_HOLD: must be from 1s to 1m, got 90s\n" +
+		path + ":5: TRAP_SET_SIZE: must be from 16 to 4194304, got 8"
+	if err.Error() != want {
+		t.Errorf("message\n%s\nwant\n%s", err, want)
+	}
+	for i, le := range errs {
+		if le.File != path || le.Line != 4+i {
+			t.Errorf("problem %d: %+v", i, le)
+		}
+	}
+
+	os.WriteFile(path, []byte("TRAP_SET_SIZE=\"16\"\nTRAP_HOLD=\"2\"\n"), 0o644)
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TrapSetSize != 16 || c.TrapHold != 2*time.Second || c.Line("TRAP_HOLD") != 2 {
+		t.Errorf("TRAP_SET_SIZE %d, TRAP_HOLD %v (line %d); want 16, 2s (line 2)", c.TrapSetSize, c.TrapHold, c.Line("TRAP_HOLD"))
 	}
 }

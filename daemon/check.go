@@ -105,7 +105,7 @@ func notes(path string, c *conf.Config, ignored int) []string {
 		path, c.TCPPorts.Len(), c.UDPPorts.Len(), c.DetectWindow, c.DetectThreshold, c.ScanTrigger))
 	// the kernel trap of the default stealth modes, before bound ports
 	if tr, why := TrapPlan(c); tr.Enabled() {
-		out = append(out, fmt.Sprintf("%s: blocking with %s; kernel trap on the first probe to a trap port (at most %d trapped sources per family)", path, c.BlockBackend, tr.Size))
+		out = append(out, fmt.Sprintf("%s: blocking with %s; kernel trap on the first probe to a trap port (holding its source %v until judged; at most %d held per family)", path, c.BlockBackend, tr.Hold, tr.Size))
 	} else {
 		out = append(out, fmt.Sprintf("%s: blocking with %s; no kernel trap: %s", path, c.BlockBackend, why))
 	}

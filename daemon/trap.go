@@ -31,11 +31,13 @@ func TrapPlan(c *conf.Config) (block.Trap, string) {
 
 // trapFor returns the kernel trap that c asks for in the daemon's modes,
 // over the trap ports of t and the never-block list, or a disabled trap and
-// why there is none.
-// A trap that is off still carries the exemptions and the size: a backend
-// is given it to remove the rules an earlier run may have left.
+// why there is none. The trap is provisional: it holds a first hit's
+// source for TRAP_HOLD, in a set of TRAP_SET_SIZE entries at most, while
+// the daemon promotes it to a ban (BAN_EXPIRY_TCP/_UDP) or releases it.
+// A trap that is off still carries the exemptions, the hold and the size:
+// a backend is given it to remove the rules an earlier run may have left.
 func trapFor(c *conf.Config, m Modes, t *traps, never *block.NeverBlock) (block.Trap, string) {
-	tr := block.Trap{TimeoutTCP: c.BanExpiryTCP, TimeoutUDP: c.BanExpiryUDP, Size: c.TrapSetSize}
+	tr := block.Trap{Hold: c.TrapHold, Size: c.TrapSetSize}
 	tr.Exempt = never.Prefixes()
 	switch {
 	case !c.KernelTrap:
@@ -60,7 +62,7 @@ func trapFor(c *conf.Config, m Modes, t *traps, never *block.NeverBlock) (block.
 // sameTrap reports whether a and b would put the same rules in place.
 func sameTrap(a, b *block.Trap) bool {
 	return slices.Equal(a.TCP, b.TCP) && slices.Equal(a.UDP, b.UDP) && slices.Equal(a.Exempt, b.Exempt) &&
-		a.TimeoutTCP == b.TimeoutTCP && a.TimeoutUDP == b.TimeoutUDP && a.Size == b.Size
+		a.Hold == b.Hold && a.Size == b.Size
 }
 
 // kernelTrap keeps the backend's kernel trap in line with the config, the
@@ -102,8 +104,8 @@ func (k *kernelTrap) update(ctx context.Context, backend block.Trapper, want blo
 	k.live.Store(&want)
 	switch {
 	case want.Enabled() && (!was.Enabled() || len(was.TCP) != len(want.TCP) || len(was.UDP) != len(want.UDP) || was.Size != want.Size):
-		k.log.Warnf("adminalert: kernel trap set: the first probe to any of %d TCP and %d UDP trap ports blocks its source in the kernel (at most %d trapped sources per family, %d never-block exemptions)",
-			len(want.TCP), len(want.UDP), want.Size, len(want.Exempt))
+		k.log.Warnf("adminalert: kernel trap set: the first probe to any of %d TCP and %d UDP trap ports holds its source in the kernel for %v, until scanwarden promotes it to a ban or releases it (at most %d sources held at once per family, TRAP_SET_SIZE; %d never-block exemptions)",
+			len(want.TCP), len(want.UDP), want.Hold, want.Size, len(want.Exempt))
 	case want.Enabled():
 		k.log.Infof("kernel trap updated: %d TCP and %d UDP trap ports, %d never-block exemptions", len(want.TCP), len(want.UDP), len(want.Exempt))
 	case why != k.why:
@@ -125,7 +127,7 @@ func (k *kernelTrap) checkOverflow(ctx context.Context) {
 		return
 	}
 	if n > k.seen {
-		k.log.Warnf("adminalert: the kernel trap set is full (TRAP_SET_SIZE=%d): %d first hits since the last check were dropped without trapping their source; userspace detection still blocks real scanners (BLOCK_RATE_LIMIT applies)",
+		k.log.Warnf("adminalert: the kernel trap set is full (TRAP_SET_SIZE=%d sources held at once): %d first hits since the last check were dropped without holding their source; scanwarden still judges each of them and blocks real scanners (BLOCK_RATE_LIMIT applies)",
 			t.Size, n-k.seen)
 	}
 	k.seen = n

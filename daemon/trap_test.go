@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"github.com/sirupsen/logrus/hooks/test"
@@ -17,18 +18,26 @@ import (
 	"github.com/scanwarden/scanwarden/detect"
 )
 
-// fakeTrapper records the traps it is given.
+// fakeTrapper records the traps it is given, and the sources released.
 type fakeTrapper struct {
 	set       []block.Trap
+	released  []netip.Addr
 	fail      error
 	overflows uint64
 }
+
+var _ block.Trapper = (*fakeTrapper)(nil)
 
 func (f *fakeTrapper) SetTrap(_ context.Context, t block.Trap) error {
 	if f.fail != nil {
 		return f.fail
 	}
 	f.set = append(f.set, t)
+	return nil
+}
+
+func (f *fakeTrapper) Release(_ context.Context, a netip.Addr) error {
+	f.released = append(f.released, a)
 	return nil
 }
 
@@ -57,9 +66,15 @@ func TestTrapFor(t *testing.T) {
 	if why != "" || !slices.Equal(tr.TCP, []uint16{1, 111, 31337}) || !slices.Equal(tr.UDP, []uint16{7}) {
 		t.Fatalf("trap %+v, off: %q", tr, why)
 	}
-	if tr.Size != conf.DefaultTrapSetSize || tr.TimeoutTCP != c.BanExpiryTCP {
-		t.Errorf("size %d timeout %v", tr.Size, tr.TimeoutTCP)
+	// provisional: held for TRAP_HOLD, not for the ban's length
+	if tr.Size != conf.DefaultTrapSetSize || tr.Hold != conf.DefaultTrapHold || tr.Hold == c.BanExpiryTCP {
+		t.Errorf("size %d hold %v, want %d and %v", tr.Size, tr.Hold, conf.DefaultTrapSetSize, conf.DefaultTrapHold)
 	}
+	c.TrapHold, c.TrapSetSize = 2*time.Second, 16
+	if tr, _ := trapFor(c, both, testTraps(), never); tr.Hold != 2*time.Second || tr.Size != 16 {
+		t.Errorf("TRAP_HOLD 2s, TRAP_SET_SIZE 16: hold %v size %d", tr.Hold, tr.Size)
+	}
+	c.TrapHold, c.TrapSetSize = conf.DefaultTrapHold, conf.DefaultTrapSetSize
 	for _, want := range []string{"192.0.2.0/24", "198.51.100.10/32", "127.0.0.0/8", "::1/128"} {
 		if !slices.Contains(tr.Exempt, netip.MustParsePrefix(want)) {
 			t.Errorf("exemptions %v lack %s", tr.Exempt, want)
@@ -93,6 +108,10 @@ func TestTrapFor(t *testing.T) {
 		if tr.Enabled() || !strings.Contains(why, tc.why) {
 			t.Errorf("want off for %q: %+v %q", tc.why, tr, why)
 		}
+		// an off trap still carries the hold and the size
+		if tr.Hold != conf.DefaultTrapHold || tr.Size != conf.DefaultTrapSetSize {
+			t.Errorf("off for %q: hold %v size %d", tc.why, tr.Hold, tr.Size)
+		}
 	}
 	// SCAN_TRIGGER 1 is PortSentry's first hit too
 	c = conf.Default()
@@ -107,7 +126,7 @@ func TestKernelTrapUpdate(t *testing.T) {
 	log.SetOutput(io.Discard)
 	k := &kernelTrap{log: log}
 	ctx := context.Background()
-	want := block.Trap{TCP: []uint16{1, 2}, Size: 300}
+	want := block.Trap{TCP: []uint16{1, 2}, Hold: 5 * time.Second, Size: 300}
 
 	k.update(ctx, nil, want, "") // no set backend: nothing to do
 	f := &fakeTrapper{}
@@ -116,12 +135,26 @@ func TestKernelTrapUpdate(t *testing.T) {
 	if len(f.set) != 1 {
 		t.Fatalf("applied %d times", len(f.set))
 	}
+	// the adminalert line says the trap is provisional: the hold and the
+	// budget
+	if e := hook.LastEntry(); e == nil || !strings.Contains(e.Message, "kernel trap set") ||
+		!strings.Contains(e.Message, "holds its source in the kernel for 5s") || !strings.Contains(e.Message, "at most 300 sources held at once") {
+		t.Errorf("the trap's adminalert line: %v", e)
+	}
 	want2 := want
 	want2.Exempt = []netip.Prefix{netip.MustParsePrefix("192.0.2.1/32")}
 	k.update(ctx, f, want2, "")
 	if len(f.set) != 2 || len(f.set[1].Exempt) != 1 {
 		t.Fatalf("a new exemption was not applied: %+v", f.set)
 	}
+	// a new TRAP_HOLD (a reload) is applied too
+	held := want2
+	held.Hold = 2 * time.Second
+	k.update(ctx, f, held, "")
+	if len(f.set) != 3 || f.set[2].Hold != 2*time.Second {
+		t.Fatalf("a new hold was not applied: %+v", f.set)
+	}
+	k.update(ctx, f, want2, "")
 	// a reload's new backend gets the trap even when unchanged
 	g := &fakeTrapper{}
 	k.update(ctx, g, want2, "")

@@ -426,7 +426,9 @@ func (b *Backend) Traits() block.Traits { return block.Traits{Prompt: true} }
 // zero, and none when more than maxElemTimeout remains: the kernel would
 // cut it short, and userspace expiry lifts it), in one netlink message.
 // An address already there keeps one element, whose timeout is set anew;
-// a ban whose Until has passed is not added. The family's sets and rules
+// a ban whose Until has passed is not added. An address the trap holds is
+// added all the same: that is its promotion to a ban, with the ban's
+// timeout, whatever becomes of its trap set element. The family's sets and rules
 // are made sure of first on its first block, and again (and the block
 // tried once more) when adding fails otherwise than for a full set: the
 // ban set vanished, or was made anew without timeouts or of another type. An IPv4-mapped IPv6 address is blocked as the IPv4

@@ -118,19 +118,16 @@ var (
 
 // trapLines is SCANWARDEN-TRAP of IPv4 for TCP timeout tcpT ("" for none)
 // and no UDP timeout.
-func trapLines(tcpT string) []string {
+func trapLines(hold string) []string {
 	tcp := "-p tcp -m tcp ! --tcp-flags ACK ACK -m set --match-set scanwarden-tcp dst"
 	udp := "-p udp -m set --match-set scanwarden-udp dst"
-	add := " -m comment --comment scanwarden -j SET --add-set scanwarden-trap4 src --exist"
+	add := " -m comment --comment scanwarden -j SET --add-set scanwarden-trap4 src --exist --timeout " + hold
 	drop := " -m set --match-set scanwarden-trap4 src -m comment --comment scanwarden -j DROP"
 	over := " -m comment --comment scanwarden-trap-overflow -j DROP"
-	if tcpT != "" {
-		tcpT = " --timeout " + tcpT
-	}
 	return []string{
 		"-A SCANWARDEN-TRAP -i lo -m comment --comment scanwarden -j RETURN",
 		"-A SCANWARDEN-TRAP -m set --match-set scanwarden-never4 src -m comment --comment scanwarden -j RETURN",
-		"-A SCANWARDEN-TRAP " + tcp + add + tcpT,
+		"-A SCANWARDEN-TRAP " + tcp + add,
 		"-A SCANWARDEN-TRAP " + tcp + drop,
 		"-A SCANWARDEN-TRAP " + tcp + over,
 		"-A SCANWARDEN-TRAP " + udp + add,
@@ -167,7 +164,7 @@ func TestPrepareLayoutAndIdempotence(t *testing.T) {
 	for name, want := range map[string]string{
 		SetBan4:   "hash:ip family inet maxelem 1048576 timeout",
 		SetBan6:   "hash:ip family inet6 maxelem 1048576 timeout",
-		SetTrap4:  "hash:ip family inet maxelem 65536 timeout",
+		SetTrap4:  "hash:ip family inet maxelem 256 timeout",
 		SetNever6: "hash:net family inet6 maxelem 65536",
 		SetTCP:    "bitmap:port range 0-65535",
 	} {
@@ -436,7 +433,7 @@ func TestSetTrap(t *testing.T) {
 			netip.MustParsePrefix("203.0.113.0/24"),
 			netip.MustParsePrefix("fd00:77::/64"),
 		},
-		TimeoutTCP: time.Hour, Size: 500,
+		Hold: time.Hour, Size: 500,
 	}
 	e.must("SetTrap", e.b.SetTrap(ctx, tr))
 	e.wantDump("SetTrap", e.v4, append([]string{"-N SCANWARDEN-SETS", "-N SCANWARDEN-TRAP", jump4, banDrop4, trpDrop4, trpJump}, trapLines("3600")...)...)
@@ -456,20 +453,22 @@ func TestSetTrap(t *testing.T) {
 		t.Errorf("SetTrap again changed rules: %q", c)
 	}
 
-	// new timeouts, ports, exemptions and size: the add rule is replaced
-	// (inserted before the old one goes), the overflow rules stay, the
+	// new hold, ports, exemptions and size: the add rules are replaced
+	// (inserted before the old ones go), the overflow rules stay, the
 	// trap set is rebuilt with its elements and timeouts
 	e.now = e.now.Add(10 * time.Second)
 	tr2 := tr
 	tr2.TCP, tr2.UDP = []uint16{22, 2222}, nil
 	tr2.Exempt = []netip.Prefix{netip.MustParsePrefix("198.51.100.9/32")}
-	tr2.TimeoutTCP, tr2.Size = 2*time.Hour, 1000
+	tr2.Hold, tr2.Size = 2*time.Hour, 1000
 	e.must("SetTrap", e.b.SetTrap(ctx, tr2))
 	e.wantDump("SetTrap 2", e.v4, append([]string{"-N SCANWARDEN-SETS", "-N SCANWARDEN-TRAP", jump4, banDrop4, trpDrop4, trpJump}, trapLines("7200")...)...)
 	c := changes(e.v4)
-	newAdd := strings.TrimPrefix(trapLines("7200")[2], "-A SCANWARDEN-TRAP ")
-	if len(c) != 2 || !strings.HasPrefix(c[0], "Insert filter SCANWARDEN-TRAP 4 "+newAdd) || !strings.HasPrefix(c[1], "Delete filter SCANWARDEN-TRAP ") {
-		t.Errorf("changing the TCP timeout: %q, want the new rule inserted, then the old one deleted", c)
+	newTCP := strings.TrimPrefix(trapLines("7200")[2], "-A SCANWARDEN-TRAP ")
+	newUDP := strings.TrimPrefix(trapLines("7200")[5], "-A SCANWARDEN-TRAP ")
+	if len(c) != 4 || !strings.HasPrefix(c[0], "Insert filter SCANWARDEN-TRAP 4 "+newTCP) || !strings.HasPrefix(c[1], "Insert filter SCANWARDEN-TRAP 8 "+newUDP) ||
+		!strings.HasPrefix(c[2], "Delete filter SCANWARDEN-TRAP ") || !strings.HasPrefix(c[3], "Delete filter SCANWARDEN-TRAP ") {
+		t.Errorf("changing the hold: %q, want the new rules inserted, then the old ones deleted", c)
 	}
 	e.wantContent("SetTrap 2", SetTCP, "22", "2222")
 	e.wantContent("SetTrap 2", SetUDP)
@@ -506,13 +505,69 @@ func TestSetTrap(t *testing.T) {
 }
 
 // A trap set that holds more than a new, smaller Size keeps the
-// longest-lasting sources.
+// longest-lasting sources, then holds them for the trap's Hold at most.
 func TestSetTrapShrinks(t *testing.T) {
 	e := newEnv(t, false)
-	e.must("SetTrap", e.b.SetTrap(ctx, block.Trap{TCP: []uint16{22}, Size: 10}))
+	e.must("SetTrap", e.b.SetTrap(ctx, block.Trap{TCP: []uint16{22}, Hold: 2 * time.Hour, Size: 10}))
 	e.must("trapped", e.sets.add(SetTrap4, true, []member{addrMember(a4, 600), addrMember(b4, 0), addrMember(c4, 60), addrMember(d4, 6000)}))
-	e.must("SetTrap", e.b.SetTrap(ctx, block.Trap{TCP: []uint16{22}, Size: 2}))
-	e.wantContent("shrunk", SetTrap4, "198.51.100.8 0", "198.51.100.10 6000")
+	e.must("SetTrap", e.b.SetTrap(ctx, block.Trap{TCP: []uint16{22}, Hold: 2 * time.Hour, Size: 2}))
+	e.wantContent("shrunk", SetTrap4, "198.51.100.8 7200", "198.51.100.10 6000")
+}
+
+// TestSetTrapCutsToHold: SetTrap gives the trapped sources that have more
+// than the Hold left, or no timeout (as an older version, which held them
+// for BAN_EXPIRY, left them), the Hold, in place; those with less keep
+// theirs, the ban set is not touched; a disabled trap without a Hold cuts
+// nothing, and an enabled one without a Hold is refused.
+func TestSetTrapCutsToHold(t *testing.T) {
+	e := newEnv(t, false)
+	e.must("Prepare", e.b.Prepare(ctx))
+	e.must("trapped", e.sets.add(SetTrap4, true, []member{addrMember(a4, 86400), addrMember(b4, 0), addrMember(c4, 3)}))
+	e.must("Block", e.b.Block(ctx, ban(a4, 24*time.Hour)))
+	e.must("SetTrap off", e.b.SetTrap(ctx, block.Trap{Size: 100}))
+	e.wantContent("SetTrap without a hold", SetTrap4, "198.51.100.7 86400", "198.51.100.8 0", "198.51.100.9 3")
+	e.sets.takeCalls()
+	e.must("SetTrap", e.b.SetTrap(ctx, block.Trap{TCP: []uint16{22}, Hold: 5 * time.Second, Size: 100}))
+	e.wantContent("SetTrap with a hold of 5s", SetTrap4, "198.51.100.7 5", "198.51.100.8 5", "198.51.100.9 3")
+	e.wantContent("SetTrap with a hold: bans untouched", SetBan4, "198.51.100.7 86400")
+	for _, c := range e.sets.takeCalls() {
+		if strings.HasPrefix(c, "del "+SetTrap4) {
+			t.Errorf("the trapped sources were deleted (%s), not given the hold in place", c)
+		}
+	}
+	e.now = e.now.Add(6 * time.Second)
+	e.wantContent("after the hold", SetTrap4)
+	e.wantContent("after the hold: the ban stays", SetBan4, "198.51.100.7 86394")
+
+	for _, tr := range []block.Trap{{TCP: []uint16{22}, Size: 100}, {UDP: []uint16{53}, Hold: -time.Second}, {Hold: -time.Second}} {
+		if err := e.b.SetTrap(ctx, tr); err == nil || !strings.Contains(err.Error(), "hold") {
+			t.Errorf("SetTrap %+v: %v, want an error about the hold", tr, err)
+		}
+	}
+}
+
+// TestRelease: Release takes an address out of its family's trap set and
+// nothing else, one message; absent, again, or without a trap set it is
+// no error; an unsupported family is nil.
+func TestRelease(t *testing.T) {
+	e := newEnv(t, false)
+	e.must("SetTrap", e.b.SetTrap(ctx, block.Trap{TCP: []uint16{22}, Hold: 5 * time.Second, Size: 100}))
+	e.must("trapped", e.sets.add(SetTrap4, true, []member{addrMember(a4, 5), addrMember(b4, 5)}))
+	e.must("Block", e.b.Block(ctx, ban(a4, time.Hour)))
+	e.sets.takeCalls()
+	e.must("Release", e.b.Release(ctx, netip.MustParseAddr("::ffff:"+a4.String())))
+	if c := e.sets.takeCalls(); len(c) != 1 || c[0] != "del "+SetTrap4+" 1" {
+		t.Errorf("Release: calls %q, want one delete from %s", c, SetTrap4)
+	}
+	e.wantContent("released", SetTrap4, "198.51.100.8 5")
+	e.wantContent("released: the ban stays", SetBan4, "198.51.100.7 3600")
+	e.must("Release again", e.b.Release(ctx, a4))
+	e.must("Release of an IPv6 address (no IPv6 runner)", e.b.Release(ctx, a6))
+	if err := e.b.Release(ctx, netip.Addr{}); err == nil {
+		t.Error("Release of the zero address: no error")
+	}
+	e.must("Flush", e.b.Flush(ctx))
+	e.must("Release without sets", e.b.Release(ctx, b4))
 }
 
 func TestTrapOverflows(t *testing.T) {
@@ -521,7 +576,7 @@ func TestTrapOverflows(t *testing.T) {
 	if err != nil || n != 0 {
 		t.Errorf("TrapOverflows without a trap = %d, %v", n, err)
 	}
-	e.must("SetTrap", e.b.SetTrap(ctx, block.Trap{TCP: []uint16{22}}))
+	e.must("SetTrap", e.b.SetTrap(ctx, block.Trap{TCP: []uint16{22}, Hold: 5 * time.Second}))
 	n, err = e.b.TrapOverflows(ctx)
 	if err != nil || n != 0 {
 		t.Errorf("TrapOverflows of the fake = %d, %v", n, err)
@@ -562,7 +617,7 @@ func TestFlush(t *testing.T) {
 	admin := []string{"-A", "INPUT", "-s", "203.0.113.1", "-j", "ACCEPT"}
 	e.must("admin", e.v4.Append(iptables.TableFilter, iptables.ChainInput, admin[2:]...))
 	e.must("admin", e.v4.NewChain(iptables.TableFilter, iptables.ChainScanwarden))
-	e.must("SetTrap", e.b.SetTrap(ctx, block.Trap{TCP: []uint16{22}}))
+	e.must("SetTrap", e.b.SetTrap(ctx, block.Trap{TCP: []uint16{22}, Hold: 5 * time.Second}))
 	e.must("Block", e.b.Block(ctx, ban(a4, time.Hour)))
 	e.must("Block", e.b.Block(ctx, ban(a6, time.Hour)))
 	e.must("Flush", e.b.Flush(ctx))

@@ -11,7 +11,7 @@
 //
 //	scanwarden-ban4    hash:ip family inet  timeout 0 maxelem 1048576   the bans (Block, Sync)
 //	scanwarden-ban6    hash:ip family inet6 timeout 0 maxelem 1048576
-//	scanwarden-trap4   hash:ip family inet  timeout 0 maxelem Trap.Size the sources the kernel trapped
+//	scanwarden-trap4   hash:ip family inet  timeout 0 maxelem Trap.Size the sources the kernel holds, for Trap.Hold
 //	scanwarden-trap6   hash:ip family inet6 timeout 0 maxelem Trap.Size
 //	scanwarden-never4  hash:net family inet  maxelem 65536               the trap's exemptions (Trap.Exempt)
 //	scanwarden-never6  hash:net family inet6 maxelem 65536
@@ -36,21 +36,32 @@
 //	-A SCANWARDEN-TRAP -i lo -m comment --comment scanwarden -j RETURN
 //	-A SCANWARDEN-TRAP -m set --match-set scanwarden-never4 src -m comment --comment scanwarden -j RETURN
 //	-A SCANWARDEN-TRAP -p tcp -m tcp ! --tcp-flags ACK ACK -m set --match-set scanwarden-tcp dst
-//	       -m comment --comment scanwarden -j SET --add-set scanwarden-trap4 src --exist --timeout TimeoutTCP
+//	       -m comment --comment scanwarden -j SET --add-set scanwarden-trap4 src --exist --timeout Hold
 //	-A SCANWARDEN-TRAP -p tcp -m tcp ! --tcp-flags ACK ACK -m set --match-set scanwarden-tcp dst
 //	       -m set --match-set scanwarden-trap4 src -m comment --comment scanwarden -j DROP
 //	-A SCANWARDEN-TRAP -p tcp -m tcp ! --tcp-flags ACK ACK -m set --match-set scanwarden-tcp dst
 //	       -m comment --comment scanwarden-trap-overflow -j DROP
-//	(the same three for UDP: -p udp -m set --match-set scanwarden-udp dst ..., with TimeoutUDP)
+//	(the same three for UDP: -p udp -m set --match-set scanwarden-udp dst ..., with the same Hold)
 //
 // So a TCP segment without ACK (SYN, FIN, NULL, XMAS, odd flags) or a UDP
 // datagram to a trap port, from a source that is neither on loopback nor
 // exempt, adds its source to the trap set and is dropped, and so is all
-// that source sends afterwards, until the element's timeout (none when the
-// Trap's is 0 or beyond the kernel's limit) or Unblock. When the trap set
-// is full the SET target adds nothing, the packet falls to the overflow
-// rule, which drops and counts it: TrapOverflows reads those counters. The
-// chain SCANWARDEN belongs to the iptables backend and is never touched.
+// that source sends afterwards, until the element's timeout, Release or
+// Unblock. The trap is provisional: Hold is the Trap's (TRAP_HOLD, a few
+// seconds) in whole seconds, rounded up, at least 1, so the kernel lets
+// a trapped source go by itself after Hold. Within it, the daemon
+// promotes a source it confirms to a ban (Block: the ban set, with the
+// ban's own timeout, independently of the trap element) and releases one
+// it judges forged (Release: one netlink message deleting it from the
+// trap set alone). SetTrap gives an element with more than Hold left, or
+// none (an older version held trapped sources for BAN_EXPIRY), the Hold.
+// The trap set's maxelem is a budget of provisional entries: when it is
+// full the SET target adds nothing, the packet falls to the overflow
+// rule, which drops and counts it without holding its source (TrapOverflows
+// reads those counters; the daemon still judges the hit), so a flood of
+// forged sources keeps at most Trap.Size addresses trapped, each for Hold
+// at most. The chain SCANWARDEN belongs to the iptables backend and is
+// never touched.
 //
 // Every operation is idempotent and safe to repeat after a failure or a
 // restart. Prepare (and SetTrap, and the first Block of a family) makes

@@ -77,6 +77,7 @@ func manyBans(n int, d time.Duration) []block.Ban {
 //	prepare
 //	block ADDR=UNTIL    (see parseBans)
 //	unblock ADDR
+//	release ADDR
 //	sync ADDR=UNTIL...
 //	sync-many N SECONDS syncs N IPv6 bans (manyBans), prints "synced N in DURATION"
 //	list                prints "list ADDR..."
@@ -112,10 +113,14 @@ func helperBackend(cmds []string) error {
 			} else {
 				err = fmt.Errorf("block takes one ban")
 			}
-		case "unblock":
+		case "unblock", "release":
 			var a netip.Addr
 			if a, err = netip.ParseAddr(rest); err == nil {
-				err = b.Unblock(ctx, a)
+				if verb == "release" {
+					err = b.Release(ctx, a)
+				} else {
+					err = b.Unblock(ctx, a)
+				}
 			}
 		case "sync-many":
 			var n, secs int

@@ -117,7 +117,7 @@ func TestKernelRestartKeepsTimeouts(t *testing.T) {
 	start := time.Now()
 	bans := "sync " + banArg(attacker4, start.Add(1000*time.Second)) + " " + banArg(benign4, start.Add(2000*time.Second)) +
 		" " + banArg(attacker6, time.Time{})
-	trap := block.Trap{TCP: []uint16{trapTCP}, TimeoutTCP: 500 * time.Second, Size: 300}
+	trap := block.Trap{TCP: []uint16{trapTCP}, Hold: 1000 * time.Second, Size: 300}
 	l.backend("prepare", bans, trapArg(trap))
 	// a source the kernel trapped 600 s ago... as it would be listed
 	ttl := uint32(600)
@@ -197,7 +197,7 @@ func TestKernelPrepareRepairsAndFlush(t *testing.T) {
 	}
 	before4, before6 := l.MustRules("iptables"), l.MustRules("ip6tables")
 	trap := block.Trap{TCP: []uint16{trapTCP}, UDP: []uint16{trapUDP}, Exempt: []netip.Prefix{netip.PrefixFrom(benign4, 32)},
-		TimeoutTCP: time.Hour, Size: 300}
+		Hold: time.Hour, Size: 300}
 	start := time.Now()
 	l.backend(trapArg(trap), "block "+banArg(attacker4, start.Add(time.Hour)), "block "+banArg(attacker6, start.Add(time.Hour)))
 	full4, full6 := l.MustRules("iptables"), l.MustRules("ip6tables")
@@ -275,7 +275,7 @@ func TestKernelPrepareRepairsAndFlush(t *testing.T) {
 
 // TestKernelTrap: with the trap installed, a SYN, FIN, NULL or XMAS probe
 // or a UDP datagram to a trap port puts its source into the trap set (with
-// the protocol's timeout) and is dropped, and so is all the source sends
+// the trap's hold) and is dropped, and so is all the source sends
 // afterwards; an ACK segment is no first hit; an exempt source is never
 // trapped; IPv6 likewise. Unblock lets a trapped source in again.
 func TestKernelTrap(t *testing.T) {
@@ -287,8 +287,8 @@ func TestKernelTrap(t *testing.T) {
 	}
 	trap := block.Trap{
 		TCP: []uint16{trapTCP}, UDP: []uint16{trapUDP},
-		Exempt:     []netip.Prefix{netip.PrefixFrom(benign4, 32), netip.PrefixFrom(benign6, 128), netip.MustParsePrefix("127.0.0.0/8")},
-		TimeoutTCP: time.Hour, TimeoutUDP: 30 * time.Minute, Size: 1000,
+		Exempt: []netip.Prefix{netip.PrefixFrom(benign4, 32), netip.PrefixFrom(benign6, 128), netip.MustParsePrefix("127.0.0.0/8")},
+		Hold:   time.Hour, Size: 1000,
 	}
 	l.backend(trapArg(trap))
 
@@ -308,11 +308,11 @@ func TestKernelTrap(t *testing.T) {
 		l.wantTimeout(SetTrap4, extra4[i], 3600-secondsSince(start), 3600)
 	}
 
-	// UDP: trapped with the UDP timeout, the datagram dropped
+	// UDP: trapped with the same hold, the datagram dropped
 	start = time.Now()
 	dropped := l.SendUDP("attacker", extra4[3], victim4, trapUDP)
 	time.Sleep(settle)
-	l.wantTimeout(SetTrap4, extra4[3], 1800-secondsSince(start), 1800)
+	l.wantTimeout(SetTrap4, extra4[3], 3600-secondsSince(start), 3600)
 	control := l.SendUDP("benign", benign4, victim4, trapUDP)
 	if !s.Wait(control, netnstest.OpenWait) {
 		t.Errorf("UDP from the exempt benign client to the trap port: not received")
@@ -357,7 +357,7 @@ func TestKernelTrapOverflow(t *testing.T) {
 	l := newLab(t, "victim", "attacker", "benign")
 	l.wire()
 	s := l.serve()
-	l.backend(trapArg(block.Trap{TCP: []uint16{trapTCP}, TimeoutTCP: time.Hour, Size: 2}))
+	l.backend(trapArg(block.Trap{TCP: []uint16{trapTCP}, Hold: time.Hour, Size: 2}))
 	l.raw(extra4[0], victim4, trapTCP, "S")
 	l.raw(extra4[1], victim4, trapTCP, "S")
 	l.wantIn(SetTrap4, extra4[0], true)
@@ -386,7 +386,7 @@ func TestKernelSetTrapChanges(t *testing.T) {
 	l := newLab(t, "victim", "attacker", "benign")
 	l.wire()
 	s := l.serve()
-	trap := block.Trap{TCP: []uint16{trapTCP}, TimeoutTCP: time.Hour, Size: 100}
+	trap := block.Trap{TCP: []uint16{trapTCP}, Hold: time.Hour, Size: 100}
 	l.backend(trapArg(trap))
 	l.raw(attacker4, victim4, trapTCP, "S")
 	l.raw(extra4[0], victim4, trapTCP, "S")
@@ -521,4 +521,157 @@ func TestKernelNetlinkSets(t *testing.T) {
 	if err := n.add(s, true, add[:1]); !isNoSet(err) {
 		t.Errorf("add one to a missing set: %v", err)
 	}
+}
+
+// holdSlack is how long after a trap element's hold the tests wait for it
+// to be gone: the kernel counts whole seconds, and lists no element whose
+// timeout has run out.
+const holdSlack = 5 * time.Second
+
+// waitGone polls set until it no longer holds a, for at most d, and fails
+// the test when it still does then.
+func (l *lab) waitGone(set string, a netip.Addr, d time.Duration, what string) {
+	l.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		m, _ := l.members(set)
+		if _, ok := m[a]; !ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			l.t.Fatalf("%s: %v still in %s %v later", what, a, set, d)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestKernelTrapHold: the trap is provisional. A first hit holds its
+// source in the trap set with the timeout Hold (TCP and UDP, IPv4 and
+// IPv6: both add rules carry it), and the kernel lets it go after Hold:
+// the source reaches the open port again and was never banned. Block of a
+// held source promotes it: it is in the ban set with the ban's timeout,
+// and stays blocked after the trap element has gone. Release takes a
+// source out of the trap set at once (with a hold far longer than the
+// test), again and for an address not held is no error, and leaves a ban
+// alone.
+func TestKernelTrapHold(t *testing.T) {
+	l := newLab(t, "victim", "attacker", "benign")
+	l.wire()
+	s := l.serve()
+	const hold = 2 * time.Second
+	trap := block.Trap{TCP: []uint16{trapTCP}, UDP: []uint16{trapUDP}, Hold: hold, Size: 16}
+	l.backend(trapArg(trap))
+	n := 0
+	for _, r := range l.MustRules("iptables", "SCANWARDEN-TRAP") {
+		if strings.Contains(r, "--add-set scanwarden-trap4 src") {
+			n++
+			if !strings.HasSuffix(r, " --exist --timeout 2") {
+				t.Errorf("trap rule %q: want the hold, --timeout 2", r)
+			}
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d add rules in SCANWARDEN-TRAP, want 2 (tcp, udp)", n)
+	}
+
+	// held for Hold, then let go by the kernel
+	l.raw(attacker4, victim4, trapTCP, "S")
+	l.wantTimeout(SetTrap4, attacker4, 1, 2)
+	l.SendUDP("attacker", attacker6, victim6, trapUDP)
+	time.Sleep(settle)
+	l.wantTimeout(SetTrap6, attacker6, 1, 2)
+	l.waitGone(SetTrap4, attacker4, hold+holdSlack, "after the hold")
+	l.waitGone(SetTrap6, attacker6, hold+holdSlack, "after the hold")
+	l.wantReach(s, "attacker", attacker4, victim4, true)
+	l.wantReach(s, "attacker", attacker6, victim6, true)
+	l.wantIn(SetBan4, attacker4, false)
+
+	// Block of a held source: promoted, independently of the trap set
+	l.raw(extra4[1], victim4, trapTCP, "S")
+	l.wantIn(SetTrap4, extra4[1], true)
+	start := time.Now()
+	l.backend("block " + banArg(extra4[1], start.Add(time.Hour)))
+	l.wantTimeout(SetBan4, extra4[1], 3600-secondsSince(start), 3600)
+	l.waitGone(SetTrap4, extra4[1], hold+holdSlack, "a promoted source, after the hold")
+	l.wantTimeout(SetBan4, extra4[1], 3600-secondsSince(start), 3600)
+	l.wantReach(s, "attacker", extra4[1], victim4, false)
+
+	// Release, under a hold longer than the test
+	trap.Hold = time.Minute
+	l.backend(trapArg(trap))
+	l.raw(extra4[0], victim4, trapTCP, "S")
+	l.wantTimeout(SetTrap4, extra4[0], 1, 60)
+	l.backend("release "+extra4[0].String(), "release "+extra4[0].String(), "release ::ffff:"+extra4[0].String(), "release fd00:77::999")
+	l.wantIn(SetTrap4, extra4[0], false)
+	l.wantReach(s, "attacker", extra4[0], victim4, true)
+	// Release of a banned source leaves the ban
+	l.backend("release " + extra4[1].String())
+	l.wantTimeout(SetBan4, extra4[1], 3600-secondsSince(start), 3600)
+	l.wantReach(s, "attacker", extra4[1], victim4, false)
+	// no sets at all
+	l.backend("flush", "release "+extra4[1].String())
+}
+
+// TestKernelTrapBudget: with Size N, N sources are held; the first hit of
+// the N+1-th distinct source is dropped but not added, and counted by
+// TrapOverflows, and its other traffic passes. Releasing one frees its
+// place: the next first hit is held.
+func TestKernelTrapBudget(t *testing.T) {
+	l := newLab(t, "victim", "attacker", "benign")
+	l.wire()
+	s := l.serve()
+	// a hold far longer than the test: nothing expires under it
+	l.backend(trapArg(block.Trap{TCP: []uint16{trapTCP}, Hold: time.Minute, Size: 2}))
+	l.raw(extra4[0], victim4, trapTCP, "S")
+	l.raw(extra4[1], victim4, trapTCP, "S")
+	l.wantIn(SetTrap4, extra4[0], true)
+	l.wantIn(SetTrap4, extra4[1], true)
+	if out := l.backend("overflows"); out != "overflows 0\n" {
+		t.Errorf("overflows with the budget used up but not exceeded: %q", out)
+	}
+	if code := l.Dial("attacker", extra4[2], victim4, trapTCP, netnstest.BlockedWait); code != netnstest.ExitTimeout {
+		t.Errorf("SYN to the trap port beyond the budget: connected, want it dropped")
+	}
+	l.wantIn(SetTrap4, extra4[2], false)
+	var n int
+	if out := l.backend("overflows"); func() error { _, err := fmt.Sscanf(out, "overflows %d\n", &n); return err }() != nil || n < 1 {
+		t.Errorf("overflows after a first hit beyond the budget: %q, want at least 1", out)
+	}
+	l.wantReach(s, "attacker", extra4[2], victim4, true)
+	if m, _ := l.members(SetTrap4); len(m) != 2 {
+		t.Errorf("trap4 holds %v, want 2 sources", m)
+	}
+
+	l.backend("release " + extra4[0].String())
+	l.raw(extra4[2], victim4, trapTCP, "S")
+	l.wantTimeout(SetTrap4, extra4[2], 1, 60)
+}
+
+// TestKernelTrapCutsToHold: SetTrap gives the trapped sources that have
+// more than its Hold left, or none (as an older version, which held them
+// for BAN_EXPIRY, left them), the Hold, and the kernel then lets them go;
+// a ban of the same address keeps its own timeout.
+func TestKernelTrapCutsToHold(t *testing.T) {
+	l := newLab(t, "victim")
+	l.backend("prepare")
+	day := uint32(86400)
+	for _, e := range []struct {
+		set string
+		a   netip.Addr
+		ttl *uint32
+	}{{SetTrap4, attacker4, &day}, {SetTrap6, attacker6, nil}} {
+		if err := l.nl.IpsetAdd(e.set, &netlink.IPSetEntry{IP: net.IP(e.a.AsSlice()), Timeout: e.ttl, Replace: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	l.backend("block " + banArg(attacker4, start.Add(24*time.Hour)))
+	l.wantTimeout(SetTrap6, attacker6, 0, 0)
+	const hold = 2 * time.Second
+	l.backend(trapArg(block.Trap{TCP: []uint16{trapTCP}, Hold: hold, Size: 16}))
+	l.wantTimeout(SetTrap4, attacker4, 1, 2)
+	l.wantTimeout(SetTrap6, attacker6, 1, 2)
+	l.waitGone(SetTrap4, attacker4, hold+holdSlack, "cut to the hold")
+	l.waitGone(SetTrap6, attacker6, hold+holdSlack, "cut to the hold")
+	l.wantTimeout(SetBan4, attacker4, 86400-secondsSince(start), 86400)
 }

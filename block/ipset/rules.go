@@ -79,27 +79,30 @@ func timeoutSeconds(d time.Duration) uint32 {
 	return uint32(s)
 }
 
+// holdSeconds is the element timeout of a trap hold d: whole seconds,
+// rounded up, from 1 to maxElemTimeout, so that a trap element always has
+// a timeout (never 0, which would be permanent).
+func holdSeconds(d time.Duration) uint32 {
+	s := (max(d, 0) + time.Second - 1) / time.Second
+	return uint32(min(max(s, 1), maxElemTimeout))
+}
+
 // trapRules is what ChainTrap of fam holds for trap t: loopback and the
 // exempt sources return; a first hit of each protocol adds its source to
-// the trap set (with the protocol's timeout) and is dropped when the
-// source is then in the set, and counted and dropped when it is not (the
-// set was full).
+// the trap set (with the timeout holdSeconds(t.Hold)) and is dropped when
+// the source is then in the set, and counted and dropped when it is not
+// (the set was full).
 func trapRules(fam *family, t block.Trap) [][]string {
 	r := [][]string{
 		{"-i", "lo", "-m", "comment", "--comment", comment, "-j", "RETURN"},
 		{"-m", "set", "--match-set", fam.nevr, "src", "-m", "comment", "--comment", comment, "-j", "RETURN"},
 	}
-	for _, p := range []struct {
-		proto   string
-		timeout time.Duration
-	}{{"tcp", t.TimeoutTCP}, {"udp", t.TimeoutUDP}} {
-		add := append(trapMatch(p.proto), "-m", "comment", "--comment", comment, "-j", "SET", "--add-set", fam.trap, "src", "--exist")
-		if s := timeoutSeconds(p.timeout); s > 0 {
-			add = append(add, "--timeout", strconv.FormatUint(uint64(s), 10))
-		}
+	hold := strconv.FormatUint(uint64(holdSeconds(t.Hold)), 10)
+	for _, proto := range []string{"tcp", "udp"} {
+		add := append(trapMatch(proto), "-m", "comment", "--comment", comment, "-j", "SET", "--add-set", fam.trap, "src", "--exist", "--timeout", hold)
 		r = append(r, add,
-			append(trapMatch(p.proto), "-m", "set", "--match-set", fam.trap, "src", "-m", "comment", "--comment", comment, "-j", "DROP"),
-			overflowSpec(p.proto))
+			append(trapMatch(proto), "-m", "set", "--match-set", fam.trap, "src", "-m", "comment", "--comment", comment, "-j", "DROP"),
+			overflowSpec(proto))
 	}
 	return r
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/scanwarden/scanwarden/block"
 	"github.com/scanwarden/scanwarden/block/iptables"
@@ -22,16 +23,27 @@ import (
 //     the rules, which go on referring to its name);
 //  2. t's exemptions are added to the exemption sets;
 //  3. the trap sets' elements that t's exemptions cover are removed;
-//  4. the trap rules are written with t's timeouts, and the jump to
+//  4. the trap rules are written with t's Hold, and the jump to
 //     SCANWARDEN-TRAP put in place, or, when t is not Enabled, removed
-//     with the chain (trapped sources stay trapped);
-//  5. the port sets are made to hold exactly t's ports;
-//  6. the exemptions that t does not have are removed.
+//     with the chain (trapped sources stay, for what is left of their
+//     timeouts);
+//  5. when t has a Hold, the trap sets' elements with more than it left
+//     (or permanent: an older version held trapped sources for the ban's
+//     length) get the timeout t's Hold, in place (an add with the
+//     "exist" flag, so that the source is not let through meanwhile),
+//     after the rules, so that no old rule adds a longer one afterwards;
+//  6. the port sets are made to hold exactly t's ports;
+//  7. the exemptions that t does not have are removed.
 //
-// A Size of 0 or less is defaultTrapSize. Exemptions that are IPv4-mapped
-// IPv6 networks are IPv4 ones; /0 is written as two /1 (hash:net holds no
-// /0). SetTrap goes on after a failure and returns every error, joined.
+// A Size of 0 or less is defaultTrapSize. The Hold is written as whole
+// seconds, rounded up (holdSeconds); an Enabled trap needs one of more
+// than 0. Exemptions that are IPv4-mapped IPv6 networks are IPv4 ones; /0
+// is written as two /1 (hash:net holds no /0). SetTrap goes on after a
+// failure and returns every error, joined.
 func (b *Backend) SetTrap(ctx context.Context, t block.Trap) error {
+	if t.Hold < 0 || (t.Enabled() && t.Hold == 0) {
+		return fmt.Errorf("ipset: set trap: trap hold %v: an enabled trap must hold its sources for more than 0", t.Hold)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	t = normalTrap(t)
@@ -73,13 +85,14 @@ func (b *Backend) SetTrap(ctx context.Context, t block.Trap) error {
 		ok[fam] = step(fam, "exemptions", b.syncMembers(fam.nevr, false, exempt[fam.f], false)) &&
 			step(fam, "removing exempt sources", b.removeCovered(fam, exempt[fam.f]))
 	}
-	// 4. rules
+	// 4. rules, and 5. the trapped sources held for t.Hold at most
 	for _, fam := range fams {
 		if ok[fam] {
-			ok[fam] = step(fam, "rules", b.prepareRules(fam))
+			ok[fam] = step(fam, "rules", b.prepareRules(fam)) &&
+				step(fam, "holding trapped sources for the trap's hold", b.cutToHold(fam, t.Hold))
 		}
 	}
-	// 5. ports
+	// 6. ports
 	for _, p := range []struct {
 		set   string
 		ports []uint16
@@ -92,7 +105,7 @@ func (b *Backend) SetTrap(ctx context.Context, t block.Trap) error {
 			errs = append(errs, fmt.Errorf("ipset: set trap: ports: %w", err))
 		}
 	}
-	// 6. exemptions out
+	// 7. exemptions out
 	for _, fam := range fams {
 		if ok[fam] {
 			ok[fam] = step(fam, "exemptions", b.syncMembers(fam.nevr, false, exempt[fam.f], true))
@@ -225,6 +238,55 @@ func (b *Backend) removeCovered(fam *family, exempt []member) error {
 		return nil
 	}
 	return b.sets.del(fam.trap, del)
+}
+
+// cutToHold gives every source of fam's trap set that has more than
+// holdSeconds(hold) left, or no timeout, that timeout, in place (the
+// kernel's add with the "exist" flag sets the new timeout). Nothing is
+// done for a hold of 0. An element that expires between the listing and
+// the add is added again, for that hold at most.
+func (b *Backend) cutToHold(fam *family, hold time.Duration) error {
+	if hold <= 0 {
+		return nil
+	}
+	_, ms, ok, err := b.sets.list(fam.trap, false)
+	if err != nil || !ok {
+		return err
+	}
+	secs := holdSeconds(hold)
+	var cut []member
+	for _, m := range ms {
+		if m.timeout == 0 || m.timeout > secs {
+			cut = append(cut, addrMember(m.prefix.Addr(), secs))
+		}
+	}
+	if len(cut) == 0 {
+		return nil
+	}
+	return b.sets.add(fam.trap, true, cut)
+}
+
+// Release lets addr (an IPv4-mapped address as the IPv4 one) out of its
+// family's trap set: one netlink message. The ban set is not touched. An
+// address not in the trap set, a missing set and an unsupported family
+// are nil.
+func (b *Backend) Release(ctx context.Context, addr netip.Addr) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	a, fam, err := b.family(addr)
+	if err != nil {
+		return fmt.Errorf("ipset: release %v: %w", addr, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return opError(fam, "release", a, err)
+	}
+	if fam.r == nil {
+		return nil // nothing of that family can have been trapped
+	}
+	if err := b.sets.del(fam.trap, []member{addrMember(a, 0)}); err != nil && !isNoSet(err) {
+		return opError(fam, "release", a, err)
+	}
+	return nil
 }
 
 // TrapOverflows returns the packets counted by the trap's overflow rules

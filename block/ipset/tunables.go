@@ -18,7 +18,11 @@ const (
 	// of networks, rarely thousands; 65536 (ipset's default) is far above.
 	neverSetSize = 65536
 	// defaultTrapSize is the trap set's maxelem when a Trap gives no Size
-	// or the trap set must be made before SetTrap: TRAP_SET_SIZE's default.
+	// or the trap set must be made before SetTrap: TRAP_SET_SIZE's
+	// default, a budget of 256 provisional entries. A trapped source is
+	// held for the trap's Hold (seconds) only, so a few hundred covers
+	// the first hits of every real scan a host sees at once, while a
+	// forged flood can keep no more than that many addresses trapped.
 	defaultTrapSize = block.DefaultTrapSize
 	// maxElemTimeout is the longest element timeout the kernel keeps, in
 	// seconds: IPSET_MAX_TIMEOUT, (UINT_MAX>>1)/MSEC_PER_SEC, about 24.8

@@ -77,3 +77,45 @@ func anonymous(t *testing.T, b []byte) []byte {
 	}
 	return out
 }
+
+// TestDelBatchMatchesLibrary: Release's own batch is what google/nftables
+// sends for the same delete (SetDeleteElements and Flush), sequence
+// numbers and port ids aside, IPv4 and IPv6.
+func TestDelBatchMatchesLibrary(t *testing.T) {
+	for _, c := range []struct {
+		set string
+		key []byte
+	}{
+		{setTrap4, []byte{198, 51, 100, 7}},
+		{setTrap6, bytes.Repeat([]byte{0xfd}, 16)},
+	} {
+		var lib []byte
+		conn, err := nft.New(nft.WithTestDial(func(req []netlink.Message) ([]netlink.Message, error) {
+			for _, m := range req {
+				b, err := m.MarshalBinary()
+				if err != nil {
+					return nil, err
+				}
+				lib = append(lib, b...)
+			}
+			return nil, nil
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fam := fam4
+		if len(c.key) == 16 {
+			fam = fam6
+		}
+		tbl := &nft.Table{Name: DefaultTable, Family: nft.TableFamilyINet}
+		conn.SetDeleteElements(ref(tbl, setSpec{name: c.set, kind: kindTrap, key: fam.key}), []nft.SetElement{{Key: c.key}})
+		conn.Flush()
+		ours := delBatch(DefaultTable, c.set, c.key, 7)
+		if got, want := anonymous(t, ours), anonymous(t, lib); !bytes.Equal(got, want) {
+			t.Errorf("%s %x:\nours %x\nlib  %x", c.set, c.key, got, want)
+		}
+		if bytes.Equal(anonymous(t, ours), anonymous(t, addBatch(DefaultTable, c.set, c.key, 0, 7))) {
+			t.Errorf("%s %x: the delete batch is the add batch", c.set, c.key)
+		}
+	}
+}

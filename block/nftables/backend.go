@@ -147,9 +147,11 @@ func (b *Backend) Traits() block.Traits { return block.Traits{Prompt: true} }
 // century away), so that the kernel lifts it on time by itself. A ban
 // whose Until has passed is not added. Blocking an address that is in the
 // set already leaves one element (recent kernels take the new timeout,
-// older ones keep the old one; Sync corrects it in either case). When the
-// table or set was deleted under the backend, it is prepared again and the
-// add retried once.
+// older ones keep the old one; Sync corrects it in either case). An
+// address the trap holds is added all the same: that is its promotion to a
+// ban, with the ban's timeout, whatever becomes of its trap4/trap6 element.
+// When the table or set was deleted under the backend, it is prepared
+// again and the add retried once.
 func (b *Backend) Block(ctx context.Context, ban block.Ban) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()

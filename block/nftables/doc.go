@@ -12,7 +12,7 @@
 //		counter trap_overflow { }              # probes that found the trap set full
 //		set ban4 { type ipv4_addr; size 1048576; flags timeout; }        # userspace bans
 //		set ban6 { type ipv6_addr; size 1048576; flags timeout; }
-//		set trap4 { type ipv4_addr; size TRAP_SET_SIZE; flags dynamic,timeout; }   # filled by the kernel
+//		set trap4 { type ipv4_addr; size TRAP_SET_SIZE; flags dynamic,timeout; }   # held by the kernel, for Hold
 //		set trap6 { type ipv6_addr; size TRAP_SET_SIZE; flags dynamic,timeout; }
 //		set never4 { type ipv4_addr; flags interval; }   # the trap's exemptions
 //		set never6 { type ipv6_addr; flags interval; }
@@ -31,9 +31,9 @@
 //			iifname "lo" return
 //			ip saddr @never4 return
 //			ip6 saddr @never6 return
-//			meta nfproto ipv4 tcp flags & ack == 0 tcp dport @tcp_traps add @trap4 { ip saddr timeout TimeoutTCP } drop
+//			meta nfproto ipv4 tcp flags & ack == 0 tcp dport @tcp_traps add @trap4 { ip saddr timeout Hold } drop
 //			meta nfproto ipv4 tcp flags & ack == 0 tcp dport @tcp_traps counter name "trap_overflow" drop
-//			meta nfproto ipv4 udp dport @udp_traps add @trap4 { ip saddr timeout TimeoutUDP } drop
+//			meta nfproto ipv4 udp dport @udp_traps add @trap4 { ip saddr timeout Hold } drop
 //			meta nfproto ipv4 udp dport @udp_traps counter name "trap_overflow" drop
 //			... the same four for ip6 and trap6
 //		}
@@ -41,12 +41,24 @@
 //
 // Every rule carries the comment "scanwarden:NAME#HASH" (the hash of its
 // expressions), by which Prepare tells a rule that is as it must be from
-// one that was deleted, changed or written by another version. A trap
-// rule whose add fails because the set is full breaks off, so the next
-// rule counts the packet and drops it: a flood of forged sources costs at
-// most TRAP_SET_SIZE elements, and the daemon logs the counter's growth.
-// A timeout of 0 (BAN_EXPIRY 0, or more than a century) writes no
-// timeout: the element stays until it is unblocked.
+// one that was deleted, changed or written by another version.
+//
+// The trap is provisional. Hold is the Trap's (TRAP_HOLD, a few seconds),
+// in whole milliseconds, at least a second: every element a trap rule
+// adds has it, so the kernel lets a trapped source go by itself after
+// Hold. Within it, the daemon promotes a source it confirms to a ban
+// (Block: ban4 or ban6, with the ban's own timeout, independently of the
+// trap element) and releases one it judges forged (Release: one
+// DELSETELEM on trap4 or trap6, nothing else). SetTrap cuts an element
+// with more than Hold left (an older version held trapped sources for
+// BAN_EXPIRY) down to Hold. The trap sets' size is a budget of
+// provisional entries: a trap rule whose add fails because the set is
+// full breaks off, so the next rule counts the packet and drops it
+// without holding its source; a flood of forged sources keeps at most
+// TRAP_SET_SIZE addresses trapped, each for Hold at most, and the daemon
+// logs the counter's growth (and still judges each hit). A ban's timeout
+// of 0 (BAN_EXPIRY 0, or more than a century) writes no timeout: the ban
+// element stays until it is unblocked.
 //
 // IPv4-mapped IPv6 addresses are IPv4 addresses here. Every tunable is in
 // tunables.go, with the reason for its value. Sets are read over a netlink

@@ -71,6 +71,13 @@ func elemTimeout(until, now time.Time) (d time.Duration, ok bool) {
 	return roundUpMs(max(d, minTimeout)), true
 }
 
+// holdTimeout is the element timeout the trap writes for a hold of d:
+// d rounded up to whole milliseconds, at least minTimeout and at most
+// maxTimeout, so that a trap element always has a timeout.
+func holdTimeout(d time.Duration) time.Duration {
+	return min(roundUpMs(max(d, minTimeout)), maxTimeout)
+}
+
 // kernelElem is an element as the kernel reports it.
 type kernelElem struct {
 	timeout bool          // it has a timeout

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	nft "github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 
 	"github.com/scanwarden/scanwarden/block"
@@ -215,9 +216,9 @@ func TestKeepElems(t *testing.T) {
 }
 
 // TestRuleTags: every rule has its own tag, a tag depends on the
-// expressions (the trap's timeouts), and is stable.
+// expressions (the trap's hold), and is stable.
 func TestRuleTags(t *testing.T) {
-	trap := &block.Trap{TCP: []uint16{22}, TimeoutTCP: time.Hour}
+	trap := &block.Trap{TCP: []uint16{22}, Hold: time.Hour}
 	all := append(inputRules(true), trapRules(trap)...)
 	seen := map[string]bool{}
 	for _, r := range all {
@@ -230,11 +231,11 @@ func TestRuleTags(t *testing.T) {
 			t.Errorf("rule %s: tag too long for a comment", r.name)
 		}
 	}
-	if !slices.Equal(tags(trapRules(trap)), tags(trapRules(&block.Trap{TimeoutTCP: time.Hour}))) {
+	if !slices.Equal(tags(trapRules(trap)), tags(trapRules(&block.Trap{Hold: time.Hour}))) {
 		t.Error("trap rule tags depend on the ports (set contents, not rules)")
 	}
-	if slices.Equal(tags(trapRules(trap)), tags(trapRules(&block.Trap{TimeoutTCP: 2 * time.Hour}))) {
-		t.Error("trap rule tags do not change with the timeout")
+	if slices.Equal(tags(trapRules(trap)), tags(trapRules(&block.Trap{Hold: 5 * time.Second}))) {
+		t.Error("trap rule tags do not change with the hold")
 	}
 	r := ruleSpec{"x", inputRules(false)[0].exprs}
 	if ruleTag(&nft.Rule{UserData: r.userData()}) != r.tag() {
@@ -266,5 +267,37 @@ func TestParseElems(t *testing.T) {
 	}
 	if _, err := parseElems(append(body, 0xff, 0xff, 0, 0)); err == nil {
 		t.Error("parseElems of a truncated attribute: no error")
+	}
+}
+
+// TestHoldTimeout: the trap's element timeout is its hold in whole
+// milliseconds, rounded up, at least a second and at most maxTimeout:
+// never none. Every trap rule adds with it, TCP and UDP alike.
+func TestHoldTimeout(t *testing.T) {
+	for _, c := range []struct{ hold, want time.Duration }{
+		{5 * time.Second, 5 * time.Second},
+		{1500*time.Millisecond + time.Microsecond, 1501 * time.Millisecond},
+		{time.Millisecond, time.Second},
+		{0, time.Second},
+		{time.Minute, time.Minute},
+		{200 * 365 * 24 * time.Hour, maxTimeout},
+	} {
+		if got := holdTimeout(c.hold); got != c.want {
+			t.Errorf("holdTimeout(%v) = %v, want %v", c.hold, got, c.want)
+		}
+	}
+	n := 0
+	for _, r := range trapRules(&block.Trap{TCP: []uint16{22}, Hold: 2 * time.Second}) {
+		for _, e := range r.exprs {
+			if d, ok := e.(*expr.Dynset); ok {
+				n++
+				if d.Timeout != 2*time.Second || d.Operation != uint32(unix.NFT_DYNSET_OP_ADD) {
+					t.Errorf("rule %s adds with timeout %v (op %d), want 2s", r.name, d.Timeout, d.Operation)
+				}
+			}
+		}
+	}
+	if n != 4 {
+		t.Errorf("%d trap rules add to a trap set, want 4 (tcp and udp, ip and ip6)", n)
 	}
 }

@@ -331,7 +331,7 @@ func TestKernelFlush(t *testing.T) {
 	l := newLab(t, "victim")
 	b := l.backend()
 	ctx := context.Background()
-	if err := b.SetTrap(ctx, block.Trap{TCP: []uint16{trapTCP}, Size: 256}); err != nil {
+	if err := b.SetTrap(ctx, block.Trap{TCP: []uint16{trapTCP}, Hold: 5 * time.Second, Size: 256}); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Block(ctx, block.Ban{Addr: netip.MustParseAddr("198.51.100.66")}); err != nil {
@@ -402,7 +402,7 @@ func TestKernelPrepareRepairs(t *testing.T) {
 	l := newLab(t, "victim")
 	ctx := context.Background()
 	b := l.backend()
-	trap := block.Trap{TCP: []uint16{trapTCP}, UDP: []uint16{trapUDP}, TimeoutTCP: time.Hour, Size: 256,
+	trap := block.Trap{TCP: []uint16{trapTCP}, UDP: []uint16{trapUDP}, Hold: time.Hour, Size: 256,
 		Exempt: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/28")}}
 	if err := b.SetTrap(ctx, trap); err != nil {
 		t.Fatal(err)

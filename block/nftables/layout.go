@@ -226,9 +226,9 @@ func jumpRule() ruleSpec {
 }
 
 // trapRules are the rules of the trap chain for t: loopback and the
-// exemptions return; a probe adds its source to the trap set and is
-// dropped; a probe whose add failed (the set is full) is counted and
-// dropped.
+// exemptions return; a probe adds its source to the trap set, with the
+// timeout holdTimeout(t.Hold), and is dropped; a probe whose add failed
+// (the set is full) is counted and dropped.
 func trapRules(t *block.Trap) []ruleSpec {
 	lo := make([]byte, unix.IFNAMSIZ)
 	copy(lo, "lo")
@@ -242,18 +242,9 @@ func trapRules(t *block.Trap) []ruleSpec {
 	for _, f := range families {
 		rs = append(rs, ruleSpec{"return-" + f.never, append(saddrIn(f, f.never), verdict(expr.VerdictReturn))})
 	}
+	timeout := holdTimeout(t.Hold)
 	for _, f := range families {
 		for _, proto := range []string{"tcp", "udp"} {
-			timeout := t.TimeoutTCP
-			if proto == "udp" {
-				timeout = t.TimeoutUDP
-			}
-			if timeout > 0 {
-				timeout = roundUpMs(max(timeout, minTimeout))
-			}
-			if timeout > maxTimeout {
-				timeout = 0
-			}
 			name := proto + "-" + f.name
 			rs = append(rs,
 				ruleSpec{"trap-" + name, append(probe(f, proto),

@@ -57,7 +57,7 @@ func wantTrapped(t *testing.T, l *lab, b *Backend, src, dst netip.Addr, left tim
 }
 
 // TestKernelTrap: SYN, FIN and NULL segments and UDP datagrams to trap
-// ports put the source in the trap set, with the trap's timeout, and are
+// ports put the source in the trap set, with the trap's hold, and are
 // dropped, as is everything the source sends next; an ACK does not trap,
 // nor does anything from an exempt source; IPv6 the same. A SetTrap with
 // new exemptions frees the sources they cover; a trap that is not Enabled
@@ -68,8 +68,8 @@ func TestKernelTrap(t *testing.T) {
 	exempt := attacker4(9)
 	trap := block.Trap{
 		TCP: []uint16{trapTCP}, UDP: []uint16{trapUDP},
-		Exempt:     []netip.Prefix{netip.PrefixFrom(exempt, 32), netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
-		TimeoutTCP: time.Hour, TimeoutUDP: 30 * time.Minute, Size: 1024,
+		Exempt: []netip.Prefix{netip.PrefixFrom(exempt, 32), netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		Hold:   time.Hour, Size: 1024,
 	}
 	if err := b.SetTrap(ctx, trap); err != nil {
 		t.Fatal(err)
@@ -92,7 +92,7 @@ func TestKernelTrap(t *testing.T) {
 	wantTrapped(t, l, b, attacker4(2), victim4, time.Hour, "a NULL segment")
 	l.sendUDP(attacker4(3), victim4, trapUDP)
 	udpAt := time.Now()
-	wantTrapped(t, l, b, attacker4(3), victim4, 30*time.Minute, "a UDP datagram")
+	wantTrapped(t, l, b, attacker4(3), victim4, time.Hour, "a UDP datagram")
 	if token := l.sendUDP(attacker4(3), victim4, openPort); s.Wait(token, netnstest.UDPGrace) {
 		t.Errorf("UDP from the trapped %v to the open port: received, want it dropped", attacker4(3))
 	}
@@ -121,7 +121,7 @@ func TestKernelTrap(t *testing.T) {
 	}
 	wantTrapped(t, l, b, attacker6(0), victim6, time.Hour, "an IPv6 SYN")
 	l.sendUDP(attacker6(1), victim6, trapUDP)
-	wantTrapped(t, l, b, attacker6(1), victim6, 30*time.Minute, "an IPv6 UDP datagram")
+	wantTrapped(t, l, b, attacker6(1), victim6, time.Hour, "an IPv6 UDP datagram")
 
 	if got := mustList(t, b); !slices.Equal(got, []netip.Addr{attacker4(0), attacker4(1), attacker4(2), attacker4(3), attacker6(0), attacker6(1)}) {
 		t.Errorf("List: %v, want the six trapped sources", got)
@@ -157,7 +157,7 @@ func TestKernelTrap(t *testing.T) {
 	if inSet(t, b, setTrap4, attacker4(5)) {
 		t.Errorf("a disabled trap trapped %v", attacker4(5))
 	}
-	wantTrapped(t, l, b, attacker4(3), victim4, 30*time.Minute-time.Since(udpAt), "a UDP datagram, with the trap disabled since,")
+	wantTrapped(t, l, b, attacker4(3), victim4, time.Hour-time.Since(udpAt), "a UDP datagram, with the trap disabled since,")
 	if tags, _ := rules(t, b, chainInput); slices.Contains(tags, jumpRule().tag()) {
 		t.Errorf("input with the trap disabled: %v, want no jump", tags)
 	}
@@ -173,18 +173,19 @@ func TestKernelTrap(t *testing.T) {
 // TestKernelTrapOverflow: a trap set of two fills with the first two
 // sources; the third's probe is dropped all the same, not added, and
 // counted. A larger size rebuilds the sets keeping the two with their
-// timeouts, and the counter, and traps again.
+// timeouts, and the counter, and traps again. A smaller one keeps those
+// that expire last, and holds them for the hold at most.
 func TestKernelTrapOverflow(t *testing.T) {
 	l, _, b := trapLab(t)
 	ctx := context.Background()
-	trap := block.Trap{TCP: []uint16{trapTCP}, UDP: []uint16{trapUDP}, TimeoutTCP: time.Hour, Size: 2}
+	trap := block.Trap{TCP: []uint16{trapTCP}, UDP: []uint16{trapUDP}, Hold: time.Hour, Size: 2}
 	if err := b.SetTrap(ctx, trap); err != nil {
 		t.Fatal(err)
 	}
 	l.raw(attacker4(0), victim4, trapTCP, flagSYN)
 	l.sendUDP(attacker4(1), victim4, trapUDP)
 	wantTrapped(t, l, b, attacker4(0), victim4, time.Hour, "a SYN")
-	wantTrapped(t, l, b, attacker4(1), victim4, 0, "a UDP datagram (no timeout)")
+	wantTrapped(t, l, b, attacker4(1), victim4, time.Hour, "a UDP datagram")
 
 	l.raw(attacker4(2), victim4, trapTCP, flagSYN)
 	if inSet(t, b, setTrap4, attacker4(2)) {
@@ -211,21 +212,24 @@ func TestKernelTrapOverflow(t *testing.T) {
 		t.Errorf("trap4's size after SetTrap: %d, want 16", s.Size)
 	}
 	wantTrapped(t, l, b, attacker4(0), victim4, time.Hour, "a SYN, before the resize,")
-	wantTrapped(t, l, b, attacker4(1), victim4, 0, "a UDP datagram, before the resize,")
+	wantTrapped(t, l, b, attacker4(1), victim4, time.Hour, "a UDP datagram, before the resize,")
 	if n, err := b.TrapOverflows(ctx); err != nil || n != overflows {
 		t.Errorf("TrapOverflows after the resize: %d, %v; want %d (not reset)", n, err, overflows)
 	}
 	l.raw(attacker4(2), victim4, trapTCP, flagSYN)
 	wantTrapped(t, l, b, attacker4(2), victim4, time.Hour, "a SYN with room again")
 
-	// A smaller one keeps those that expire last: no timeout first.
+	// A smaller one keeps those that expire last: no timeout first (an
+	// element an older version left), and then holds it for the hold.
+	setElems(t, b, setTrap4, false, elem(attacker4(3), 0))
 	trap.Size = 1
 	if err := b.SetTrap(ctx, trap); err != nil {
 		t.Fatal(err)
 	}
-	if got := elems(t, b, setTrap4); len(got) != 1 || !inSet(t, b, setTrap4, attacker4(1)) {
-		t.Errorf("trap4 after shrinking to 1: %v, want %v alone", got, attacker4(1))
+	if got := elems(t, b, setTrap4); len(got) != 1 || !inSet(t, b, setTrap4, attacker4(3)) {
+		t.Errorf("trap4 after shrinking to 1: %v, want %v alone", got, attacker4(3))
 	}
+	wantLeft(t, b, setTrap4, attacker4(3), time.Hour)
 }
 
 // TestKernelTrapExemptionsRemoved: a SetTrap that keeps the ports but
@@ -235,7 +239,7 @@ func TestKernelTrapExemptionsRemoved(t *testing.T) {
 	l, _, b := trapLab(t)
 	ctx := context.Background()
 	src := attacker4(0)
-	trap := block.Trap{TCP: []uint16{trapTCP}, Exempt: []netip.Prefix{netip.PrefixFrom(src, 32)}, TimeoutTCP: time.Hour, Size: 1024}
+	trap := block.Trap{TCP: []uint16{trapTCP}, Exempt: []netip.Prefix{netip.PrefixFrom(src, 32)}, Hold: time.Hour, Size: 1024}
 	if err := b.SetTrap(ctx, trap); err != nil {
 		t.Fatal(err)
 	}
@@ -253,4 +257,212 @@ func TestKernelTrapExemptionsRemoved(t *testing.T) {
 		t.Errorf("connect from the formerly exempt %v to the trap port: exit %d, want a timeout (trapped)", src, code)
 	}
 	wantTrapped(t, l, b, src, victim4, time.Hour, "a SYN from a formerly exempt source")
+}
+
+// holdSlackTest is how long after a trap element's hold the tests wait
+// for it to be gone: the kernel lets an element go when its timeout runs
+// out (a lookup no longer matches it), and its garbage collection, which
+// removes it from dumps, runs every second or so.
+const holdSlackTest = 5 * time.Second
+
+// waitGone polls set name until it no longer holds a, for at most d, and
+// fails the test when it still does then.
+func waitGone(t *testing.T, b *Backend, name string, a netip.Addr, d time.Duration, what string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for inSet(t, b, name, a) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v still in %s %v later", what, a, name, d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// wantHeld checks that set name holds a with a timeout of hold (as the
+// trap writes it) and no more than hold left.
+func wantHeld(t *testing.T, b *Backend, name string, a netip.Addr, hold time.Duration, what string) {
+	t.Helper()
+	e, ok := elems(t, b, name)[a]
+	switch {
+	case !ok:
+		t.Errorf("%s: %v not in %s", what, a, name)
+	case e.Timeout != holdTimeout(hold) || e.Expires <= 0 || e.Expires > holdTimeout(hold):
+		t.Errorf("%s: %v in %s with timeout %v, %v left; want the hold, %v, and no more left", what, a, name, e.Timeout, e.Expires, hold)
+	}
+}
+
+// TestKernelTrapHold: the trap is provisional. A first hit holds its
+// source in the trap set with the element timeout Hold (TCP and UDP, IPv4
+// and IPv6 alike), and the kernel lets it go after Hold by itself: the
+// source then reaches the open port again. Release takes a source out at
+// once, leaves its ban alone, and is no error for an address not held
+// (again, or without any table). Block of a held source promotes it: it
+// is in the ban set with the ban's timeout, and stays blocked after the
+// trap element has gone.
+func TestKernelTrapHold(t *testing.T) {
+	l, _, b := trapLab(t)
+	ctx := context.Background()
+	const hold = 2 * time.Second
+	trap := block.Trap{TCP: []uint16{trapTCP}, UDP: []uint16{trapUDP}, Hold: hold, Size: 16}
+	if err := b.SetTrap(ctx, trap); err != nil {
+		t.Fatal(err)
+	}
+
+	// held for Hold, then let go by the kernel
+	l.raw(attacker4(0), victim4, trapTCP, flagSYN)
+	wantHeld(t, b, setTrap4, attacker4(0), hold, "a SYN")
+	l.sendUDP(attacker6(0), victim6, trapUDP)
+	wantHeld(t, b, setTrap6, attacker6(0), hold, "an IPv6 UDP datagram")
+	waitGone(t, b, setTrap4, attacker4(0), hold+holdSlackTest, "after the hold")
+	waitGone(t, b, setTrap6, attacker6(0), hold+holdSlackTest, "after the hold")
+	if code := l.dial(attacker4(0), victim4, openPort, netnstest.OpenWait); code != netnstest.ExitConnected {
+		t.Errorf("after the hold, %v's connection to the open port: exit %d, want it to connect", attacker4(0), code)
+	}
+	if inSet(t, b, setBan4, attacker4(0)) {
+		t.Errorf("the hold put %v in %s", attacker4(0), setBan4)
+	}
+
+	// Release: at once, and again no error
+	l.raw(attacker4(1), victim4, trapTCP, flagSYN)
+	wantHeld(t, b, setTrap4, attacker4(1), hold, "a SYN")
+	if err := b.Release(ctx, attacker4(1)); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	if inSet(t, b, setTrap4, attacker4(1)) {
+		t.Errorf("after Release, %v is still in %s", attacker4(1), setTrap4)
+	}
+	if code := l.dial(attacker4(1), victim4, openPort, netnstest.OpenWait); code != netnstest.ExitConnected {
+		t.Errorf("after Release, %v's connection to the open port: exit %d, want it to connect", attacker4(1), code)
+	}
+	for _, a := range []netip.Addr{attacker4(1), netip.MustParseAddr("::ffff:" + attacker4(1).String()), attacker6(9)} {
+		if err := b.Release(ctx, a); err != nil {
+			t.Errorf("Release of %v, not held: %v", a, err)
+		}
+	}
+	if err := b.Release(ctx, netip.Addr{}); err == nil {
+		t.Error("Release of the zero address: no error")
+	}
+
+	// Block of a held source: promoted to the ban set, independently
+	until := time.Now().Add(time.Hour)
+	l.raw(attacker4(2), victim4, trapTCP, flagSYN)
+	wantHeld(t, b, setTrap4, attacker4(2), hold, "a SYN")
+	if err := b.Block(ctx, block.Ban{Addr: attacker4(2), Until: until}); err != nil {
+		t.Fatal(err)
+	}
+	wantLeft(t, b, setBan4, attacker4(2), time.Until(until))
+	waitGone(t, b, setTrap4, attacker4(2), hold+holdSlackTest, "a promoted source, after the hold")
+	wantLeft(t, b, setBan4, attacker4(2), time.Until(until))
+	if code := l.dial(attacker4(2), victim4, openPort, droppedWait); code != netnstest.ExitTimeout {
+		t.Errorf("a promoted source after its hold: exit %d, want its connection dropped (banned)", code)
+	}
+	// Release of a banned source leaves the ban
+	if err := b.Release(ctx, attacker4(2)); err != nil {
+		t.Fatal(err)
+	}
+	wantLeft(t, b, setBan4, attacker4(2), time.Until(until))
+	if got := mustList(t, b); !slices.Equal(got, []netip.Addr{attacker4(2)}) {
+		t.Errorf("List: %v, want the banned %v alone", got, attacker4(2))
+	}
+
+	// no table at all
+	if err := b.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Release(ctx, attacker4(2)); err != nil {
+		t.Errorf("Release without a table: %v", err)
+	}
+}
+
+// TestKernelTrapBudget: with Size N, N sources are held; the first hit of
+// the N+1-th distinct source is dropped all the same but not added, and
+// counted by TrapOverflows, and its other traffic passes. Releasing one
+// frees its place: the next first hit is held.
+func TestKernelTrapBudget(t *testing.T) {
+	l, _, b := trapLab(t)
+	ctx := context.Background()
+	const n = 3
+	// a hold far longer than the test: nothing expires under it
+	trap := block.Trap{TCP: []uint16{trapTCP}, UDP: []uint16{trapUDP}, Hold: time.Minute, Size: n}
+	if err := b.SetTrap(ctx, trap); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		l.raw(attacker4(i), victim4, trapTCP, flagSYN)
+		if !inSet(t, b, setTrap4, attacker4(i)) {
+			t.Fatalf("source %d of %d not held", i+1, n)
+		}
+	}
+	if c, err := b.TrapOverflows(ctx); err != nil || c != 0 {
+		t.Fatalf("TrapOverflows with the budget used up but not exceeded: %d, %v", c, err)
+	}
+	over := attacker4(n)
+	l.raw(over, victim4, trapTCP, flagSYN)
+	if inSet(t, b, setTrap4, over) {
+		t.Fatalf("the source %d got into a trap set of %d", n+1, n)
+	}
+	if c, err := b.TrapOverflows(ctx); err != nil || c != 1 {
+		t.Errorf("TrapOverflows after one first hit beyond the budget: %d, %v; want 1", c, err)
+	}
+	if code := l.dial(over, victim4, trapTCP, droppedWait); code != netnstest.ExitTimeout {
+		t.Errorf("connect to the trap port beyond the budget: exit %d, want a timeout (dropped)", code)
+	}
+	if code := l.dial(over, victim4, openPort, netnstest.OpenWait); code != netnstest.ExitConnected {
+		t.Errorf("beyond the budget, %v's connection to the open port: exit %d, want it to connect (not held)", over, code)
+	}
+	if got := len(elems(t, b, setTrap4)); got != n {
+		t.Errorf("trap4 holds %d, want %d", got, n)
+	}
+
+	if err := b.Release(ctx, attacker4(0)); err != nil {
+		t.Fatal(err)
+	}
+	l.raw(over, victim4, trapTCP, flagSYN)
+	wantHeld(t, b, setTrap4, over, time.Minute, "a first hit after a Release freed a place")
+}
+
+// TestKernelTrapCutsToHold: SetTrap gives the trap elements that have more
+// than its Hold left, or no timeout (as an older version, which held a
+// trapped source for BAN_EXPIRY, left them), the Hold; a ban of the same
+// address keeps its own timeout; elements with less left keep theirs. A
+// trap without a Hold (off) cuts nothing; an Enabled one is refused.
+func TestKernelTrapCutsToHold(t *testing.T) {
+	l := newLab(t, "victim")
+	b := l.backend()
+	ctx := context.Background()
+	if err := b.SetTrap(ctx, block.Trap{Size: 16}); err != nil {
+		t.Fatal(err)
+	}
+	old, forever, short := attacker4(0), attacker6(0), attacker4(1)
+	setElems(t, b, setTrap4, false, elem(old, 24*time.Hour), elem(short, time.Second))
+	setElems(t, b, setTrap6, false, elem(forever, 0))
+	until := time.Now().Add(24 * time.Hour)
+	if err := b.Block(ctx, block.Ban{Addr: old, Until: until}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetTrap(ctx, block.Trap{Size: 16}); err != nil {
+		t.Fatal(err)
+	}
+	wantLeft(t, b, setTrap4, old, 24*time.Hour)
+	wantLeft(t, b, setTrap6, forever, 0)
+
+	const hold = 2 * time.Second
+	if err := b.SetTrap(ctx, block.Trap{TCP: []uint16{trapTCP}, Hold: hold, Size: 16}); err != nil {
+		t.Fatal(err)
+	}
+	wantHeld(t, b, setTrap4, old, hold, "24 h left before")
+	wantHeld(t, b, setTrap6, forever, hold, "no timeout before")
+	if e, ok := elems(t, b, setTrap4)[short]; ok && e.Timeout != time.Second {
+		t.Errorf("an element with less than the hold left was rewritten: timeout %v", e.Timeout)
+	}
+	wantLeft(t, b, setBan4, old, time.Until(until))
+	waitGone(t, b, setTrap4, old, hold+holdSlackTest, "cut to the hold")
+	waitGone(t, b, setTrap6, forever, hold+holdSlackTest, "cut to the hold")
+	wantLeft(t, b, setBan4, old, time.Until(until))
+
+	for _, tr := range []block.Trap{{TCP: []uint16{trapTCP}, Size: 16}, {UDP: []uint16{trapUDP}, Hold: -time.Second}, {Hold: -time.Second}} {
+		if err := b.SetTrap(ctx, tr); err == nil {
+			t.Errorf("SetTrap %+v: no error", tr)
+		}
+	}
 }

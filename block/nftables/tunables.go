@@ -21,8 +21,18 @@ const (
 
 	// defaultTrapSize is the trap set bound used when no Trap has said
 	// otherwise (Prepare on a table without trap sets): TRAP_SET_SIZE's
-	// default, 65536 sources.
+	// default, a budget of 256 provisional entries. A trapped source is
+	// held for the trap's Hold (seconds) only, so a few hundred covers
+	// the first hits of every real scan a host sees at once, while a
+	// forged flood can keep no more than that many addresses trapped.
 	defaultTrapSize = block.DefaultTrapSize
+
+	// holdSlack is how far a trap element's remaining timeout may exceed
+	// the trap's Hold before SetTrap cuts it down: the kernel keeps
+	// timeouts in jiffies (10 ms at HZ=100), so an element the trap rule
+	// just added can read back a jiffy above Hold; one left by an older
+	// version (BAN_EXPIRY, hours) is far above.
+	holdSlack = 50 * time.Millisecond
 
 	// elemsPerMsg is how many set elements go into one netlink message.
 	// The element list is one nested attribute, whose length is 16 bits:
