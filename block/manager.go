@@ -158,9 +158,13 @@ const (
 	CommandOnly
 	// Blocked: the source was blocked.
 	Blocked
+	// Forged: the source was judged forged (detect.Origins.Judge):
+	// someone else sent the probes in its name. Nothing is blocked,
+	// recorded or run for it.
+	Forged
 )
 
-var outcomeNames = [...]string{"ignored", "already blocked", "logged only", "rate limited", "command only", "blocked"}
+var outcomeNames = [...]string{"ignored", "already blocked", "logged only", "rate limited", "command only", "blocked", "forged"}
 
 func (o Outcome) String() string {
 	if int(o) < len(outcomeNames) {
@@ -236,6 +240,13 @@ func (m *Manager) begin(ctx context.Context, a *detect.Alert, mode string, wait 
 			return nil // rare, and its log lines are all Finish's
 		}
 		p.decided, p.outcome, p.why = true, Ignored, why
+		return p
+	}
+	if a.Origin.Verdict == detect.Forged {
+		// never blocked, whatever BLOCK_x says, and nothing written: not
+		// even the history line, which fail2ban reads as a ban to copy.
+		// The rate limit is not spent on it either.
+		p.decided, p.outcome, p.why = true, Forged, a.Origin.Evidence
 		return p
 	}
 	if p.blockMode != Act {
@@ -323,6 +334,16 @@ func (p *Pending) Finish(ctx context.Context) (Decision, error) {
 // never-block source, or BLOCK_x 0 or 2 (the history line, and the
 // command for 2, unless the source is blocked already).
 func (m *Manager) finishRefusal(ctx context.Context, p *Pending, log logrus.FieldLogger) (Decision, error) {
+	if p.outcome == Forged {
+		// no name lookup: a forger would choose whose names we look up
+		quiet := m.quiet(Forged)
+		if !quiet {
+			a := p.a
+			log.WithFields(logrus.Fields{"forged": true, "evidence": p.why}).Warn(
+				records.ForgedAlert(a.Type.PortSentryLabel(), p.addr, detect.ProtoName(a.Type.Proto()), a.Port, p.why))
+		}
+		return Decision{Outcome: Forged, Quiet: quiet}, nil
+	}
 	recorded := p.outcome == LoggedOnly || p.outcome == CommandOnly // a history line
 	quiet := p.err == nil && m.quiet(p.outcome)
 	m.nameFor(ctx, p, !quiet || recorded)

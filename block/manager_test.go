@@ -904,3 +904,62 @@ func TestPendTaken(t *testing.T) {
 		t.Error("an address without a ban counted as taken")
 	}
 }
+
+// A source judged forged is never blocked, whatever BLOCK_x says: no
+// backend, command, state entry or history line (fail2ban reads it), no
+// name lookup, and the rate limit is not spent on it; its line says
+// "forged ... in the name of", not PortSentry's "from host:". A
+// never-block address stays "ignored" whatever its verdict.
+func TestForgedNeverBlocked(t *testing.T) {
+	for _, mode := range []Response{Act, RunCmdOnly, LogOnly} {
+		p := defaultPolicy()
+		p.BlockTCP, p.RateLimit = mode, 1
+		r := newRig(t, p)
+		ctx := context.Background()
+		for i := range 5 {
+			a := alert(netip.AddrFrom4([4]byte{198, 51, 100, byte(20 + i)}), detect.TypeSYN, 1)
+			a.Origin = detect.Judgement{Verdict: detect.Forged, Evidence: "frames from 02:00:00:00:00:66, the MAC of 198.51.100.66"}
+			dec, err := r.m.Decide(ctx, a, "stcp")
+			if err != nil || dec.Outcome != Forged {
+				t.Fatalf("mode %v: %v %v", mode, dec.Outcome, err)
+			}
+			// Begin, as the capture thread calls it, decides it too
+			if p := r.m.Begin(ctx, a, "stcp"); p != nil {
+				if dec, err := p.Finish(ctx); err != nil || dec.Outcome != Forged {
+					t.Fatalf("mode %v, Begin: %v %v", mode, dec.Outcome, err)
+				}
+			}
+		}
+		if got := r.c.list(); len(got) != 0 {
+			t.Fatalf("mode %v: forged sources reached %q", mode, got)
+		}
+		if bans, err := r.state.Load(); err != nil || len(bans) != 0 {
+			t.Fatalf("mode %v: state %v %v", mode, bans, err)
+		}
+		found := false
+		for _, e := range r.hook.AllEntries() {
+			if strings.Contains(e.Message, "from host:") {
+				t.Errorf("mode %v: a PortSentry line for a forged source: %q", mode, e.Message)
+			}
+			if strings.HasPrefix(e.Message, "attackalert: forged TCP SYN/Normal scan in the name of host: 198.51.100.20 to TCP port: 1: not blocked (frames from") &&
+				e.Data["forged"] == true {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("mode %v: no forged line in %q", mode, r.messages())
+		}
+		// the rate limit (1 a minute) was not spent: a real scanner is blocked
+		if mode == Act {
+			if out, err := r.m.Handle(ctx, alert(scanner, detect.TypeSYN, 1), "stcp"); err != nil || out != Blocked {
+				t.Fatalf("the real scanner after forged ones: %v %v", out, err)
+			}
+		}
+	}
+	r := newRig(t, defaultPolicy())
+	a := alert(gateway, detect.TypeSYN, 1)
+	a.Origin = detect.Judgement{Verdict: detect.Forged, Evidence: "x"}
+	if out, err := r.m.Handle(context.Background(), a, "stcp"); err != nil || out != Ignored {
+		t.Fatalf("a forged never-block address: %v %v", out, err)
+	}
+}

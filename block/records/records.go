@@ -93,6 +93,20 @@ func ScanAlert(label, host string, addr netip.Addr, proto string, port uint16) s
 		label, hostText(host, addr), addrText(addr), protoWord(proto), port)
 }
 
+// ForgedAlert returns the line of a detected scan whose source was judged
+// forged (someone else sent the probes in its name), which is not
+// blocked:
+//
+//	attackalert: forged <label> in the name of host: <addr> to <TCP|UDP> port: <port>: not blocked (<evidence>)
+//
+// It is no PortSentry line and says "in the name of" rather than "from
+// host:", so that logwatch and fail2ban, which read the latter, do not
+// count it as the address's own scan.
+func ForgedAlert(label string, addr netip.Addr, proto string, port uint16, evidence string) string {
+	return fmt.Sprintf("attackalert: forged %s in the name of host: %s to %s port: %d: not blocked (%s)",
+		strings.TrimSpace(label), addrText(addr), protoWord(proto), port, evidence)
+}
+
 // ConnectAlert returns the attackalert line of PortSentry's classic
 // (-tcp, -udp) modes, a full connection to or datagram at a bound port:
 //
