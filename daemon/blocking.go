@@ -116,7 +116,23 @@ func (d *daemon) handle(ctx context.Context, it alertItem) {
 		"trigger": a.Trigger.String(), "port": a.Port, "first_probe": detect.FormatTime(a.First),
 		"outcome": out.String(),
 	})
+	if o := a.Origin; o.Verdict != detect.Unjudged {
+		log = log.WithField("origin", o.Verdict.String())
+		if o.Evidence != "" {
+			log = log.WithField("evidence", o.Evidence)
+		}
+	}
 	switch {
+	case out == block.Forged:
+		log = log.WithField("forged", true)
+		if kernel {
+			// the kernel trap holds it (provisionally): let it out now
+			d.releaseForged(ctx, pt.mgr, a.Src)
+			log = log.WithField("released_from_trap", true)
+		}
+		if !dec.Quiet {
+			log.Infof("not blocked %s: forged: %s", a.Src, a.Origin.Evidence)
+		}
 	case out == block.Blocked && kernel:
 		log = log.WithFields(logrus.Fields{"block_ms": 0, "kernel_trap": true, "recorded_ms": took})
 		log.Infof("blocked %s: %s scan, trapped by the kernel on its first probe to port %d; recorded %.1f ms later", a.Src, a.Type, a.Port, took)

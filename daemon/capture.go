@@ -25,6 +25,9 @@ type rearmReq struct {
 	// onNew: judged at once on a probe of a new target, too (see
 	// rearmAfter).
 	onNew bool
+	// forget: rather than re-arm it, forget what the engine knows of
+	// src (it was judged forged: its next probes are judged afresh).
+	forget bool
 }
 
 // openCaptures opens a capture per configured interface (libpcap's "any"
@@ -66,28 +69,36 @@ func (d *daemon) startCaptures(ctx context.Context, caps []*liveCapture, wg *syn
 			return err
 		}
 	}
+	for range caps {
+		d.rearms = append(d.rearms, make(chan rearmReq, rearmQueue))
+	}
 	for i, lc := range caps {
-		eng := engs[i]
-		rearm := make(chan rearmReq, rearmQueue)
-		d.rearms = append(d.rearms, rearm)
+		eng, org, rearm := engs[i], detect.NewOrigins(), d.rearms[i]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d.supervise(ctx, lc, eng, rearm)
+			d.supervise(ctx, lc, eng, org, rearm)
 		}()
 	}
+	wg.Add(1)
+	go func() { // it hands off too: done before the alert queue closes
+		defer wg.Done()
+		d.resolveLoop(ctx)
+	}()
 	return nil
 }
 
-// captureLoop feeds one capture's packets to its engine and queues the
-// alerts. Nothing here logs or locks per packet: the trap set is an
+// captureLoop feeds one capture's packets to its engine, and to its
+// Origins (what the traffic teaches of whether a source is real), and
+// queues the alerts, judged (judge; those waiting for their source's
+// resolution go to resolveLoop). Nothing here logs or locks per packet: the trap set is an
 // atomic load, compared by generation. Per alert (not per packet), the
 // loop checks a trap hit against the bound ports (a cached view) and
 // begins the block (begin: two locks, Manager.Begin's pending line and
 // netlink message), then queues the rest for the blocking thread,
 // without ever waiting for it (handOff). rt's checks, at every read
 // timeout and every rtCheckEvery probes, tell the watchdog it is alive.
-func (d *daemon) captureLoop(ctx context.Context, lc *liveCapture, src *capture.LiveSource, eng *detect.Engine, rearm <-chan rearmReq, rt *rtThread) {
+func (d *daemon) captureLoop(ctx context.Context, src *capture.LiveSource, eng *detect.Engine, org *detect.Origins, rearm <-chan rearmReq, rt *rtThread) {
 	var p detect.Probe
 	var gen uint64
 	for {
@@ -97,7 +108,11 @@ func (d *daemon) captureLoop(ctx context.Context, lc *liveCapture, src *capture.
 		}
 		select { // a receive that finds the queue empty takes no lock
 		case r := <-rearm:
-			eng.Rearm(r.src, r.at, r.onNew)
+			if r.forget {
+				eng.Forget(r.src)
+			} else {
+				eng.Rearm(r.src, r.at, r.onNew)
+			}
 		default:
 		}
 		err := src.Next(&p)
@@ -118,6 +133,7 @@ func (d *daemon) captureLoop(ctx context.Context, lc *liveCapture, src *capture.
 			return
 		}
 		rt.tick()
+		org.Observe(&p)
 		a := eng.Process(&p)
 		if a == nil {
 			continue
@@ -138,7 +154,14 @@ func (d *daemon) captureLoop(ctx context.Context, lc *liveCapture, src *capture.
 				continue
 			}
 		}
-		d.handOff(ctx, a, eng.Rearm)
+		if d.judge(org, a) {
+			if a.Origin.Verdict == detect.Forged {
+				// its next probes are judged afresh: a forger cannot
+				// make the engine deaf to the address's own scan later
+				eng.Forget(a.Src)
+			}
+			d.handOff(ctx, a, eng.Rearm)
+		}
 	}
 }
 
@@ -209,13 +232,13 @@ func (lc *liveCapture) close() {
 // supervise runs the capture loop of lc and, when its interface goes away
 // or was not there, opens it again every reopenEvery until ctx ends. The
 // engine (and so what it knows of each source) survives a reopen.
-func (d *daemon) supervise(ctx context.Context, lc *liveCapture, eng *detect.Engine, rearm <-chan rearmReq) {
+func (d *daemon) supervise(ctx context.Context, lc *liveCapture, eng *detect.Engine, org *detect.Origins, rearm <-chan rearmReq) {
 	rt := d.rt.thread("the capture on " + lc.iface)
 	rt.alive = &lc.alive
 	for ctx.Err() == nil {
 		rt.beat(time.Now()) // alive while it waits for its interface too
 		if s := lc.current(); s != nil {
-			d.captureLoop(ctx, lc, s, eng, rearm, rt)
+			d.captureLoop(ctx, s, eng, org, rearm, rt)
 			lc.mu.Lock()
 			if lc.src == s {
 				s.Close()

@@ -183,6 +183,12 @@ type daemon struct {
 	// blockingBusy is when the blocking thread took its current alert
 	// (UnixNano; 0 while it waits for one), for the watchdog.
 	blockingBusy atomic.Int64
+	// link is the kernel's neighbour table and routes, which judge
+	// whether a source is real (origin.go).
+	link *linkView
+	// waits are alerts whose on-link source is being resolved
+	// (resolveLoop).
+	waits chan *detect.Alert
 }
 
 // Run runs the daemon until ctx ends (SIGTERM, SIGINT): it captures,
@@ -198,7 +204,8 @@ func Run(ctx context.Context, o Options) error {
 	d := &daemon{cfgPath: o.ConfigPath, explicit: o.Explicit, version: o.Version, modes: o.Modes, log: o.Log, cfg: c,
 		fold: newLogFold(time.Now()), refresh: make(chan struct{}, 1),
 		bound:  host.SockDiag{Proc: "/proc/net"},
-		alerts: make(chan alertItem, alertQueue), releases: make(chan netip.Addr, releaseQueue)}
+		alerts: make(chan alertItem, alertQueue), releases: make(chan netip.Addr, releaseQueue),
+		waits: make(chan *detect.Alert, waitingMax)}
 	d.boundNow = &boundCache{l: d.bound, now: time.Now}
 	d.trap.log = o.Log
 	d.rt = &rtPolicy{log: o.Log}
@@ -217,6 +224,9 @@ func (d *daemon) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	lctx, stopLink := context.WithCancel(ctx)
+	defer stopLink()
+	d.startLinkView(lctx)
 	var wg sync.WaitGroup
 	if err := d.startCaptures(ctx, caps, &wg); err != nil {
 		for _, lc := range caps {

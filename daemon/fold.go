@@ -120,9 +120,9 @@ func (f *logFold) summary(now time.Time, dropped uint64) string {
 		if len(f.srcs) >= foldSources {
 			some = "at least "
 		}
-		line = fmt.Sprintf("adminalert: %d further alerts from %s%d sources in the last %.0f s not logged one by one: %d blocked (logged), %d refused by the rate limit, %d already blocked, %d ignored (never-block list), %d logged or run only, %d reported again within their window; %d alerts dropped because the blocking thread was behind",
+		line = fmt.Sprintf("adminalert: %d further alerts from %s%d sources in the last %.0f s not logged one by one: %d blocked (logged), %d refused by the rate limit, %d already blocked, %d ignored (never-block list), %d logged or run only, %d judged forged (not blocked), %d reported again within their window; %d alerts dropped because the blocking thread was behind",
 			n, some, len(f.srcs), now.Sub(f.start).Seconds(), f.blocked, f.folded[block.RateLimited], f.folded[block.AlreadyBlocked],
-			f.folded[block.Ignored], f.folded[block.LoggedOnly]+f.folded[block.CommandOnly], f.refused, newDrops)
+			f.folded[block.Ignored], f.folded[block.LoggedOnly]+f.folded[block.CommandOnly], f.folded[block.Forged], f.refused, newDrops)
 	}
 	f.start, f.logged, f.refused, f.blocked, f.dropped = now, 0, 0, 0, dropped
 	clear(f.folded)
