@@ -1,8 +1,11 @@
 // Package detect is scanwarden's detection engine: pure logic over decoded
 // packets, with no I/O and no wall clock. Every decision is taken on packet
 // timestamps, so a live capture and a replay of the same packets give the
-// same verdicts. It owns the vocabulary every other package speaks (Probe,
-// Alert, scan types, PortSet) and imports no other package of scanwarden.
+// same verdicts. It also judges whether an alert's source sent its probes
+// itself (Origins, Judge), from what the traffic teaches and what the
+// caller's Neighbourhood knows of the link. It owns the vocabulary every
+// other package speaks (Probe, Alert, scan types, PortSet) and imports no
+// other package of scanwarden.
 package detect
 
 import "net/netip"
