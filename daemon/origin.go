@@ -43,8 +43,8 @@ const (
 // for concurrent use; a nil neighbour table knows nothing (every source
 // then judged by hop counts and the decoy pattern alone).
 type linkView struct {
-	n       *host.Neighbours
-	routers atomic.Pointer[map[netip.Addr]struct{}]
+	n      *host.Neighbours
+	routes atomic.Pointer[host.Routes]
 }
 
 // Neighbour says what the kernel knows of addr on the link.
@@ -52,7 +52,7 @@ func (v *linkView) Neighbour(addr netip.Addr) detect.NeighInfo {
 	if v == nil || v.n == nil {
 		return detect.NeighInfo{}
 	}
-	ni := detect.NeighInfo{OnLink: v.n.OnLink(addr)}
+	ni := detect.NeighInfo{OnLink: v.n.OnLink(addr) && !v.routes.Load().Routed(addr)}
 	if e, ok := v.n.Lookup(addr); ok {
 		switch {
 		case e.State.Resolved() && e.HasMAC:
@@ -74,17 +74,18 @@ func (v *linkView) Owner(mac [6]byte) (netip.Addr, bool, bool) {
 	if !ok || !e.State.Resolved() {
 		return netip.Addr{}, false, false
 	}
-	_, router := (*v.routers.Load())[e.Addr]
+	_, router := v.routes.Load().Next[e.Addr]
 	return e.Addr, router, true
 }
 
-// readRouters reads the routes' next hops again.
-func (v *linkView) readRouters(log logrus.FieldLogger) {
-	r, err := host.Routers()
+// readRoutes reads the routes again: their next hops, and the prefixes
+// within connected networks that they route elsewhere.
+func (v *linkView) readRoutes(log logrus.FieldLogger) {
+	r, err := host.ReadRoutes(v.n.Connected())
 	if err != nil {
-		log.Warnf("reading the routes' next hops (routers): %v", err)
+		log.Warnf("reading the routes (routers, routed prefixes): %v", err)
 	}
-	v.routers.Store(&r)
+	v.routes.Store(&r)
 }
 
 // startLinkView follows the kernel's neighbour table and routes until ctx
@@ -92,7 +93,7 @@ func (v *linkView) readRouters(log logrus.FieldLogger) {
 // counts and the decoy pattern, and the daemon says so.
 func (d *daemon) startLinkView(ctx context.Context) {
 	v := &linkView{}
-	v.routers.Store(&map[netip.Addr]struct{}{})
+	v.routes.Store(&host.Routes{})
 	d.link = v
 	n, err := host.WatchNeighbours(ctx, func(err error) { d.log.Warnf("neighbour table: %v", err) })
 	if err != nil {
@@ -100,8 +101,8 @@ func (d *daemon) startLinkView(ctx context.Context) {
 		return
 	}
 	v.n = n
-	v.readRouters(d.log)
-	if err := host.Watch(ctx, func() { v.readRouters(d.log) }, func(err error) { d.log.Warnf("routes: %v", err) }); err != nil {
+	v.readRoutes(d.log)
+	if err := host.Watch(ctx, func() { v.readRoutes(d.log) }, func(err error) { d.log.Warnf("routes: %v", err) }); err != nil {
 		d.log.Warnf("not following route changes (routers read once): %v", err)
 	}
 }

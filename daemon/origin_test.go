@@ -19,11 +19,11 @@ var (
 
 func viewOf(entries []host.Neighbour, routers ...string) *linkView {
 	v := &linkView{n: host.NewNeighbours(entries, []host.Connected{{Prefix: netip.MustParsePrefix("198.51.100.0/24"), Link: 2}})}
-	r := map[netip.Addr]struct{}{}
+	r := host.Routes{Next: map[netip.Addr]struct{}{}, Within: []netip.Prefix{netip.MustParsePrefix("198.51.100.128/28")}}
 	for _, a := range routers {
-		r[netip.MustParseAddr(a)] = struct{}{}
+		r.Next[netip.MustParseAddr(a)] = struct{}{}
 	}
-	v.routers.Store(&r)
+	v.routes.Store(&r)
 	return v
 }
 
@@ -48,6 +48,7 @@ func TestLinkView(t *testing.T) {
 		{"198.51.100.201", detect.NeighInfo{OnLink: true, State: detect.NeighFailed}},
 		{"198.51.100.150", detect.NeighInfo{OnLink: true}},
 		{"203.0.113.20", detect.NeighInfo{}},
+		{"198.51.100.130", detect.NeighInfo{}}, // routed elsewhere by a more specific route
 	}
 	for _, c := range cases {
 		if got := v.Neighbour(netip.MustParseAddr(c.addr)); got != c.want {

@@ -25,11 +25,15 @@ type LinkSeen struct {
 	// had MAC, 2 when they came from more than one.
 	MAC  [6]byte
 	MACs uint8
-	// HopsLo and HopsHi bound the hop counts of the source's probes,
-	// when HasHops.
-	HopsLo, HopsHi uint8
-	HasHops        bool
+	// Hops has bit h set when one of the source's probes came from h
+	// hops away (bit 63: 63 or more; see Hops); 0 when none said. A
+	// source's own packets come from one or two hop counts; forged ones
+	// mixed in come from the forger's.
+	Hops uint64
 }
+
+// hopBit is the bit of LinkSeen.Hops for hops.
+func hopBit(hops int) uint64 { return 1 << min(hops, 63) }
 
 // note adds one probe of the source to l.
 func (l *LinkSeen) note(p *Probe) {
@@ -43,12 +47,7 @@ func (l *LinkSeen) note(p *Probe) {
 	}
 	if p.TTL != 0 {
 		h, _ := Hops(p.TTL)
-		hops := uint8(h)
-		if !l.HasHops {
-			l.HopsLo, l.HopsHi, l.HasHops = hops, hops, true
-		} else {
-			l.HopsLo, l.HopsHi = min(l.HopsLo, hops), max(l.HopsHi, hops)
-		}
+		l.Hops |= hopBit(h)
 	}
 }
 
@@ -566,28 +565,52 @@ func (o *Origins) owns(a netip.Addr, mac [6]byte, now int64, n Neighbourhood) bo
 	return false
 }
 
-// hops judges a by hop counts, when its source has learned ones.
+// hops judges a by hop counts, when its source has learned ones: probes
+// from a hop count its own validated traffic never came from were sent by
+// someone else, and the alert rests on them at least in part (the
+// source's own connections count among its probes too, and weigh nothing
+// on their own).
 func (o *Origins) hops(a *Alert, k *knownAddr) (Judgement, bool) {
 	l := &a.Link
-	if k == nil || !l.HasHops || k.nhops == 0 || k.nhops > knownHops {
+	if k == nil || l.Hops == 0 || k.nhops == 0 || k.nhops > knownHops {
 		return Judgement{}, false
 	}
-	learned := k.hops[:k.nhops]
-	for _, h := range learned {
-		if h >= l.HopsLo && h <= l.HopsHi {
-			return Judgement{Unknown, ""}, true // consistent: proves nothing
-		}
+	var own uint64
+	for _, h := range k.hops[:k.nhops] {
+		own |= hopBit(int(h))
 	}
+	other := l.Hops &^ own
+	if other == 0 {
+		return Judgement{Unknown, ""}, true // consistent: proves nothing
+	}
+	return Judgement{Forged, fmt.Sprintf("probes from %s hops away; %s's own connections come from %s",
+		hopList(other), a.Src, hopList(own))}, true
+}
+
+// hopList writes the hop counts of a LinkSeen.Hops bitmap, runs as
+// ranges: "2", "1, 3", "5-27", "63 or more".
+func hopList(set uint64) string {
 	var b strings.Builder
-	for i, h := range learned {
-		if i > 0 {
-			b.WriteString(" or ")
+	for h := 0; h < 64; h++ {
+		if set&(1<<h) == 0 {
+			continue
 		}
-		fmt.Fprint(&b, h)
+		end := h
+		for end < 62 && set&(1<<(end+1)) != 0 {
+			end++
+		}
+		if b.Len() > 0 {
+			b.WriteString(", ")
+		}
+		switch {
+		case h == 63:
+			b.WriteString("63 or more")
+		case end > h:
+			fmt.Fprintf(&b, "%d-%d", h, end)
+		default:
+			fmt.Fprint(&b, h)
+		}
+		h = end
 	}
-	seen := fmt.Sprint(l.HopsLo)
-	if l.HopsHi != l.HopsLo {
-		seen = fmt.Sprintf("%d-%d", l.HopsLo, l.HopsHi)
-	}
-	return Judgement{Forged, fmt.Sprintf("probes from %s hops away; %s's own connections come from %s", seen, a.Src, b.String())}, true
+	return b.String()
 }

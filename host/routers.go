@@ -3,37 +3,69 @@ package host
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
-// routersMax bounds the distinct next hops Routers returns: a router's
-// full table may hold a million routes, through a handful of next hops.
-const routersMax = 4096
+// routesMax bounds what ReadRoutes keeps of each kind: a router's full
+// table may hold a million routes, through a handful of next hops, and
+// hardly any of them within a connected network.
+const routesMax = 4096
 
-// Routers returns the next hops of every route of every routing table,
-// both families (gateways, RTA_VIA addresses, multipath next hops): the
-// neighbours that forward traffic for the host, and so whose frames may
-// carry others' addresses. Past routersMax distinct ones the rest are
-// left out, with an error. A dump the kernel interrupted is tried again,
-// dumpTries times in all.
-func Routers() (map[netip.Addr]struct{}, error) {
-	out := map[netip.Addr]struct{}{}
+// Routes is what the routing tables say about the host's neighbours.
+type Routes struct {
+	// Next are the next hops of every route of every table, both
+	// families (gateways, RTA_VIA addresses, multipath next hops): the
+	// neighbours that forward traffic for the host, and so whose frames
+	// may carry others' addresses.
+	Next map[netip.Addr]struct{}
+	// Within are the destinations of routes through a next hop that lie
+	// within a connected network (a more specific route: a /96 of a /64
+	// routed elsewhere). Their addresses are not on the link, though the
+	// connected network's prefix holds them.
+	Within []netip.Prefix
+}
+
+// Routed reports whether addr lies within one of r's Within prefixes.
+func (r *Routes) Routed(addr netip.Addr) bool {
+	a := addr.Unmap()
+	for _, p := range r.Within {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// ReadRoutes reads every routing table, both families, for the next hops
+// and the routed prefixes within connected (see Routes). Past routesMax
+// of either, the rest are left out, with an error. A dump the kernel
+// interrupted is tried again, dumpTries times in all.
+func ReadRoutes(connected []Connected) (Routes, error) {
+	r := Routes{Next: map[netip.Addr]struct{}{}}
 	var errs []error
 	filter := &netlink.Route{Table: unix.RT_TABLE_UNSPEC}
 	full := false
 	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
 		for try := 1; ; try++ {
-			err := netlink.RouteListFilteredIter(family, filter, netlink.RT_FILTER_TABLE, func(r netlink.Route) bool {
-				nextHops(&r, func(a netip.Addr) {
-					if len(out) < routersMax {
-						out[a] = struct{}{}
-					} else if _, ok := out[a]; !ok {
+			err := netlink.RouteListFilteredIter(family, filter, netlink.RT_FILTER_TABLE, func(rt netlink.Route) bool {
+				routed := nextHops(&rt, func(a netip.Addr) {
+					if len(r.Next) < routesMax {
+						r.Next[a] = struct{}{}
+					} else if _, ok := r.Next[a]; !ok {
 						full = true
 					}
 				})
+				if p, ok := prefixOf(rt.Dst); routed && ok && within(p, connected) {
+					if len(r.Within) < routesMax {
+						r.Within = append(r.Within, p)
+					} else {
+						full = true
+					}
+				}
 				return true
 			})
 			if errors.Is(err, netlink.ErrDumpInterrupted) && try < dumpTries {
@@ -46,7 +78,35 @@ func Routers() (map[netip.Addr]struct{}, error) {
 		}
 	}
 	if full {
-		errs = append(errs, fmt.Errorf("more than %d next hops: the others are not known as routers", routersMax))
+		errs = append(errs, fmt.Errorf("more than %d next hops or routed prefixes within connected networks: the others are left out", routesMax))
 	}
-	return out, errors.Join(errs...)
+	return r, errors.Join(errs...)
+}
+
+// prefixOf turns a route's destination into a masked, unmapped prefix;
+// false for none or a default route.
+func prefixOf(dst *net.IPNet) (netip.Prefix, bool) {
+	if dst == nil {
+		return netip.Prefix{}, false
+	}
+	a, ok := netip.AddrFromSlice(dst.IP)
+	ones, _ := dst.Mask.Size()
+	if !ok || ones == 0 {
+		return netip.Prefix{}, false
+	}
+	if a.Is4In6() {
+		a, ones = a.Unmap(), max(ones-96, 0)
+	}
+	return netip.PrefixFrom(a, ones).Masked(), true
+}
+
+// within reports whether p lies inside a connected network, and is more
+// specific than it.
+func within(p netip.Prefix, connected []Connected) bool {
+	for _, c := range connected {
+		if c.Prefix.Bits() < p.Bits() && c.Prefix.Contains(p.Addr()) {
+			return true
+		}
+	}
+	return false
 }
