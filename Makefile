@@ -35,14 +35,20 @@ pcaps: build
 # CAP_NET_ADMIN, nmap scans from the attacker. demo is the short, readable
 # tour; e2e asserts every scan is detected with its type and blocked while
 # the benign client keeps working, with each blocking backend in turn
-# (E2E_BACKENDS="nftables" for one).
+# (E2E_BACKENDS="nftables" for one); after e2e.sh, each backend also runs
+# scripts/spoof.sh: decoys, forged probes and a forged flood in the name of
+# others (on-link and, through routers, off-link) must not get the framed
+# blocked, while the real attackers are (E2E_SPOOF=0 skips it).
 E2E_BACKENDS ?= iptables nftables ipset
 demo: deps
 	bash scripts/demo.sh
 
 e2e: deps
 	@[ -n "$(strip $(E2E_BACKENDS))" ] || { echo "make e2e: E2E_BACKENDS is empty (iptables, nftables, ipset)" >&2; exit 2; }
-	@set -e; for b in $(E2E_BACKENDS); do echo "== e2e with BLOCK_BACKEND=$$b"; E2E_BACKEND=$$b bash scripts/e2e.sh; done
+	@set -e; for b in $(E2E_BACKENDS); do \
+		echo "== e2e with BLOCK_BACKEND=$$b"; E2E_BACKEND=$$b bash scripts/e2e.sh; \
+		if [ "$(E2E_SPOOF)" != 0 ]; then echo "== spoof with BLOCK_BACKEND=$$b"; E2E_BACKEND=$$b bash scripts/spoof.sh; fi; \
+	done
 
 # issue #4's check: the daemon in the lab under a flood of SYNs from
 # 1,000,000 forged IPv6 sources (scripts/synflood); two real nmap scans

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # scripts/lab.sh: scanwarden's network-namespace lab.
 #
-#   lab.sh up                    build the lab (tears down leftovers first)
+#   lab.sh up [--routed]         build the lab (tears down leftovers first);
+#                                --routed (or SW_LAB_ROUTED=1) adds routers
+#                                and far hosts (below)
 #   lab.sh down                  stop the lab's recorded processes, remove it
 #   lab.sh status                show it; exit 0 when complete, 1 otherwise
 #   lab.sh attacker-addr N       add 198.51.100.(100+N) and fd00:77::(100+N)
 #                                to the attacker (N in 1..49) and print them
-#   lab.sh ns ROLE               print the namespace of ROLE
-#                                (lan, attacker, victim, benign)
+#   lab.sh ns ROLE               print the namespace of ROLE (lan,
+#                                attacker, victim, benign; routed: router,
+#                                router2, farclient, farattacker)
 #   lab.sh spawn ROLE NAME CMD...  run CMD in ROLE's namespace in the
 #                                background (log: RUNDIR/NAME.log), record
 #                                its PID so that stop/down end it; prints it
@@ -25,10 +28,32 @@
 #   attacker  198.51.100.66/24 fd00:77::66/64, plus attacker-addr's
 #
 # Nothing is routed: no default route, no address outside 198.51.100.0/24
-# and fd00:77::/64, no link to the host's namespace. IPv6 duplicate address
+# and fd00:77::/64, no link to the host's namespace. (The routed lab
+# below adds routes, all inside the lab's own namespaces.) IPv6 duplicate address
 # detection is off and no link-local addresses are made, so IPv6 is usable
 # at once and the only IPv6 sources on the wire are the lab's addresses.
 # Addresses 198.51.100.150-254 are never assigned (decoys, unreachables).
+#
+# The routed lab (lab.sh up --routed, or SW_LAB_ROUTED=1; scripts/spoof.sh)
+# adds far networks behind routers, for off-link sources and hop counts:
+#
+#   router       on br0: 198.51.100.1/24 fd00:77::1/64 ("veth0"); the far
+#                network 203.0.113.0/24 on "far0" (203.0.113.1/24); a
+#                transit link "r2" to router2 (192.0.2.253/30); routes
+#                192.0.2.0/24 via router2
+#   farclient    203.0.113.20/24 behind router (one router hop from the
+#                victim), default route via 203.0.113.1
+#   router2      "r1" 192.0.2.254/30 to router, "far0" 192.0.2.1/25;
+#                default route via router
+#   farattacker  192.0.2.66/25 behind router2 (two router hops from the
+#                victim), default route via 192.0.2.1
+#
+# The victim gets routes to 203.0.113.0/24 and 192.0.2.0/24 via
+# 198.51.100.1. Only the two routers forward, and their rp_filter is off
+# (no source filtering, as on the internet), so forged sources pass them.
+# IPv4 only beyond the LAN: the far namespaces have IPv6 disabled, and the
+# router's only IPv6 is fd00:77::1 on the LAN (it forwards IPv6 too, for
+# routes a caller adds). No namespace has a link to the host's.
 #
 # Environment: SW_LAB_PREFIX (default "sw-") prefixes the namespace names so
 # several labs can run at once; SW_LAB_RUNDIR (default
@@ -38,6 +63,10 @@ set -euo pipefail
 PREFIX=${SW_LAB_PREFIX:-sw-}
 RUNDIR=${SW_LAB_RUNDIR:-/run/scanwarden-lab/${PREFIX%-}}
 ROLES=(attacker victim benign)
+# The routed lab's namespaces (up --routed). down, adopt and spawn know
+# them whether or not this invocation asked for them.
+ROUTED_ROLES=(router router2 farclient farattacker)
+ROUTED=${SW_LAB_ROUTED:-0}
 LAN=${PREFIX}lan
 IFACE=veth0
 
@@ -61,8 +90,8 @@ die() {
 
 ns_of() {
 	case $1 in
-	lan | attacker | victim | benign) printf '%s%s\n' "$PREFIX" "$1" ;;
-	*) die "unknown role '$1' (want lan, attacker, victim or benign)" ;;
+	lan | attacker | victim | benign | router | router2 | farclient | farattacker) printf '%s%s\n' "$PREFIX" "$1" ;;
+	*) die "unknown role '$1' (want lan, attacker, victim, benign, router, router2, farclient or farattacker)" ;;
 	esac
 }
 
@@ -93,7 +122,7 @@ pid_file() { printf '%s/%s.pid\n' "$RUNDIR" "$1"; }
 in_lab() {
 	local pid=$1 ino r
 	ino=$(stat -L -c %i "/proc/$pid/ns/net" 2>/dev/null) || return 1
-	for r in lan "${ROLES[@]}"; do
+	for r in lan "${ROLES[@]}" "${ROUTED_ROLES[@]}"; do
 		if ns_exists "$PREFIX$r" && [[ $(stat -L -c %i "/run/netns/$PREFIX$r") == "$ino" ]]; then
 			return 0
 		fi
@@ -195,7 +224,7 @@ cmd_down() {
 			stop_recorded "$name"
 		done
 	fi
-	for r in "${ROLES[@]}" lan; do
+	for r in "${ROUTED_ROLES[@]}" "${ROLES[@]}" lan; do
 		ns=$PREFIX$r
 		ns_exists "$ns" || continue
 		pids=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')
@@ -256,17 +285,106 @@ cmd_up() {
 		ip -n "$ns" link set "$IFACE" up
 		log "created namespace $ns: $IFACE ${V4[$r]// /,} ${V6[$r]}"
 	done
+	if [[ $ROUTED == 1 ]]; then
+		up_routed
+	fi
 	wait_ready
-	log "up (namespaces ${LAN}, ${PREFIX}attacker, ${PREFIX}victim, ${PREFIX}benign; run dir $RUNDIR)"
+	log "up (namespaces ${LAN}, ${PREFIX}attacker, ${PREFIX}victim, ${PREFIX}benign$([[ $ROUTED != 1 ]] || printf ', %s' "${ROUTED_ROLES[@]/#/$PREFIX}"); run dir $RUNDIR)"
+}
+
+# new_ns NAME V6: create namespace NAME with lo up; V6=0 disables IPv6 in
+# it altogether, V6=1 keeps it for interfaces that enable it themselves
+# (none by default): no DAD, no link-local addresses, no router
+# solicitations or advertisements, as the LAN roles have.
+new_ns() {
+	ip netns add "$1"
+	ip -n "$1" link set lo up
+	if [[ $2 == 0 ]]; then
+		sysctl_ns "$1" net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+	else
+		sysctl_ns "$1" net.ipv6.conf.default.disable_ipv6=1 \
+			net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
+			net.ipv6.conf.default.addr_gen_mode=1 \
+			net.ipv6.conf.all.router_solicitations=0 net.ipv6.conf.default.router_solicitations=0 \
+			net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0
+	fi
+}
+
+# as_router NS IFACE...: NS forwards (IPv4 and IPv6) without source
+# filtering (rp_filter off on every interface) and sends no redirects.
+as_router() {
+	local ns=$1 i
+	shift
+	sysctl_ns "$ns" net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
+		net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
+		net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.default.send_redirects=0
+	for i in "$@"; do
+		sysctl_ns "$ns" "net.ipv4.conf.$i.rp_filter=0" "net.ipv4.conf.$i.send_redirects=0"
+	done
+}
+
+# up_routed: the routed lab's namespaces, links, addresses and routes.
+up_routed() {
+	local rt=${PREFIX}router rt2=${PREFIX}router2 fc=${PREFIX}farclient fa=${PREFIX}farattacker
+	# router: on the LAN (bridge port "router"), the only namespace of
+	# the routed part with IPv6 (fd00:77::1 on veth0)
+	new_ns "$rt" 1
+	ip -n "$LAN" link add router type veth peer name "$IFACE" netns "$rt"
+	sysctl_ns "$rt" "net.ipv6.conf.$IFACE.addr_gen_mode=1" "net.ipv6.conf.$IFACE.accept_dad=0" \
+		"net.ipv6.conf.$IFACE.router_solicitations=0" "net.ipv6.conf.$IFACE.accept_ra=0"
+	sysctl_ns "$rt" "net.ipv6.conf.$IFACE.disable_ipv6=0"
+	ip -n "$LAN" link set router master br0 up
+	ip -n "$rt" addr add 198.51.100.1/24 dev "$IFACE"
+	ip -n "$rt" addr add fd00:77::1/64 dev "$IFACE" nodad
+	ip -n "$rt" link set "$IFACE" up
+	new_ns "$fc" 0
+	new_ns "$rt2" 0
+	new_ns "$fa" 0
+	# router <-> farclient (203.0.113.0/24)
+	ip -n "$rt" link add far0 type veth peer name "$IFACE" netns "$fc"
+	ip -n "$rt" addr add 203.0.113.1/24 dev far0
+	ip -n "$fc" addr add 203.0.113.20/24 dev "$IFACE"
+	# router <-> router2 (transit 192.0.2.252/30)
+	ip -n "$rt" link add r2 type veth peer name r1 netns "$rt2"
+	ip -n "$rt" addr add 192.0.2.253/30 dev r2
+	ip -n "$rt2" addr add 192.0.2.254/30 dev r1
+	# router2 <-> farattacker (192.0.2.0/25)
+	ip -n "$rt2" link add far0 type veth peer name "$IFACE" netns "$fa"
+	ip -n "$rt2" addr add 192.0.2.1/25 dev far0
+	ip -n "$fa" addr add 192.0.2.66/25 dev "$IFACE"
+	ip -n "$rt" link set far0 up
+	ip -n "$rt" link set r2 up
+	ip -n "$rt2" link set r1 up
+	ip -n "$rt2" link set far0 up
+	ip -n "$fc" link set "$IFACE" up
+	ip -n "$fa" link set "$IFACE" up
+	as_router "$rt" "$IFACE" far0 r2
+	as_router "$rt2" r1 far0
+	ip -n "$rt" route add 192.0.2.0/24 via 192.0.2.254 dev r2
+	ip -n "$rt2" route add default via 192.0.2.253 dev r1
+	ip -n "$fc" route add default via 203.0.113.1 dev "$IFACE"
+	ip -n "$fa" route add default via 192.0.2.1 dev "$IFACE"
+	ip -n "${PREFIX}victim" route add 203.0.113.0/24 via 198.51.100.1 dev "$IFACE"
+	ip -n "${PREFIX}victim" route add 192.0.2.0/24 via 198.51.100.1 dev "$IFACE"
+	log "created namespace $rt: $IFACE 198.51.100.1,fd00:77::1; far0 203.0.113.1; r2 192.0.2.253 (forwarding, rp_filter off)"
+	log "created namespace $fc: $IFACE 203.0.113.20 (default via 203.0.113.1)"
+	log "created namespace $rt2: r1 192.0.2.254; far0 192.0.2.1 (forwarding, rp_filter off; default via 192.0.2.253)"
+	log "created namespace $fa: $IFACE 192.0.2.66 (default via 192.0.2.1)"
+	log "the victim routes 203.0.113.0/24 and 192.0.2.0/24 via 198.51.100.1"
 }
 
 # wait_ready: every veth has carrier and no IPv6 address is tentative.
 wait_ready() {
-	local r ns i ok
+	local r ns i ok roles=("${ROLES[@]}")
+	[[ $ROUTED != 1 ]] || roles+=("${ROUTED_ROLES[@]}")
 	for ((i = 0; i < 100; i++)); do
 		ok=1
-		for r in "${ROLES[@]}"; do
+		for r in "${roles[@]}"; do
 			ns=$PREFIX$r
+			if [[ $r == router2 ]]; then
+				[[ $(ip -n "$ns" link show dev r1) == *LOWER_UP* && $(ip -n "$ns" link show dev far0) == *LOWER_UP* ]] || ok=0
+				continue
+			fi
 			if [[ $(ip -n "$ns" link show dev "$IFACE") != *LOWER_UP* ]]; then
 				ok=0
 			elif [[ -n $(ip -n "$ns" -6 addr show dev "$IFACE" tentative) ]]; then
@@ -297,8 +415,12 @@ cmd_attacker_addr() {
 }
 
 cmd_status() {
-	local r ns complete=1 f name pid start
-	for r in lan "${ROLES[@]}"; do
+	local r ns complete=1 f name pid start roles=(lan "${ROLES[@]}")
+	# a routed lab (its router exists) is complete with all of its parts
+	if ns_exists "${PREFIX}router"; then
+		roles+=("${ROUTED_ROLES[@]}")
+	fi
+	for r in "${roles[@]}"; do
 		ns=$PREFIX$r
 		if ! ns_exists "$ns"; then
 			printf '%-16s missing\n' "$ns"
@@ -310,10 +432,16 @@ cmd_status() {
 				"$(ip -n "$ns" -br link show master br0 2>/dev/null | awk '{printf "%s(%s) ", $1, $2}')"
 			continue
 		fi
+		if [[ $r == router2 ]]; then
+			printf '%-16s %s\n' "$ns" "$(ip -n "$ns" -br addr show 2>/dev/null | awk '$1 != "lo" { printf "%s %s ", $1, $3 }')"
+			ip -n "$ns" -br addr show dev r1 >/dev/null 2>&1 || complete=0
+			continue
+		fi
 		printf '%-16s %s\n' "$ns" \
 			"$(ip -n "$ns" -br addr show dev "$IFACE" 2>/dev/null | cut -c17- || echo "no $IFACE")"
 		ip -n "$ns" -br addr show dev "$IFACE" >/dev/null 2>&1 || complete=0
-		if [[ -n $(ip -n "$ns" route show default) || -n $(ip -n "$ns" -6 route show default) ]]; then
+		# (the far hosts' default routes lead to their router, in the lab)
+		if [[ $r != far* ]] && [[ -n $(ip -n "$ns" route show default) || -n $(ip -n "$ns" -6 route show default) ]]; then
 			printf '%-16s warning: has a default route\n' "$ns"
 		fi
 	done
@@ -338,7 +466,7 @@ cmd_status() {
 }
 
 main() {
-	(($# >= 1)) || die "usage: lab.sh up|down|status|attacker-addr N|ns ROLE|spawn ROLE NAME CMD...|adopt NAME PID|stop NAME"
+	(($# >= 1)) || die "usage: lab.sh up [--routed]|down|status|attacker-addr N|ns ROLE|spawn ROLE NAME CMD...|adopt NAME PID|stop NAME"
 	check_prefix
 	local cmd=$1
 	shift
@@ -352,7 +480,14 @@ main() {
 	*) die "unknown command '$cmd' (want up, down, status, attacker-addr, ns, spawn, adopt or stop)" ;;
 	esac
 	case $cmd in
-	up) cmd_up ;;
+	up)
+		case ${1:-} in
+		"") ;;
+		--routed) ROUTED=1 ;;
+		*) die "usage: lab.sh up [--routed]" ;;
+		esac
+		cmd_up
+		;;
 	down) cmd_down ;;
 	status) cmd_status ;;
 	attacker-addr) cmd_attacker_addr "$@" ;;
