@@ -38,7 +38,8 @@ pcaps: build
 # (E2E_BACKENDS="nftables" for one); after e2e.sh, each backend also runs
 # scripts/spoof.sh: decoys, forged probes and a forged flood in the name of
 # others (on-link and, through routers, off-link) must not get the framed
-# blocked, while the real attackers are (E2E_SPOOF=0 skips it).
+# blocked, while the real attackers are; with nftables, in advanced mode
+# too (E2E_SPOOF=0 skips it).
 E2E_BACKENDS ?= iptables nftables ipset
 demo: deps
 	bash scripts/demo.sh
@@ -48,6 +49,8 @@ e2e: deps
 	@set -e; for b in $(E2E_BACKENDS); do \
 		echo "== e2e with BLOCK_BACKEND=$$b"; E2E_BACKEND=$$b bash scripts/e2e.sh; \
 		if [ "$(E2E_SPOOF)" != 0 ]; then echo "== spoof with BLOCK_BACKEND=$$b"; E2E_BACKEND=$$b bash scripts/spoof.sh; fi; \
+		if [ "$(E2E_SPOOF)" != 0 ] && [ $$b = nftables ]; then echo "== spoof with BLOCK_BACKEND=$$b, advanced mode"; \
+			E2E_BACKEND=$$b SPOOF_MODES="-atcp -audp" bash scripts/spoof.sh; fi; \
 	done
 
 # issue #4's check: the daemon in the lab under a flood of SYNs from

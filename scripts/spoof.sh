@@ -76,7 +76,8 @@
 # nftables or ipset), SW_LAB_PREFIX (default swsp-), SPOOF_FLOOD_SOURCES
 # (20000), SPOOF_FLOOD_RATE (4000 a second), SPOOF_RATE_LIMIT
 # (BLOCK_RATE_LIMIT; default the daemon's), SPOOF_RELEASE_MAX_MS (2000),
-# KEEP_WORK=1, E2E_RACE=1 (as e2e.sh). TRAP_HOLD is read from the config,
+# SPOOF_MODES (the daemon's mode flags, e.g. "-atcp -audp"), KEEP_WORK=1,
+# E2E_RACE=1 (as e2e.sh). TRAP_HOLD is read from the config,
 # else conf/conf.go's DefaultTrapHold, else 5 s. About 95 s a backend.
 set -euo pipefail
 
@@ -86,6 +87,10 @@ export SW_LAB_ROUTED=1
 # shellcheck source=scripts/e2e.sh
 source "$(dirname "${BASH_SOURCE[0]}")/e2e.sh"
 TAG=spoof
+# SPOOF_MODES: the daemon's mode flags (e.g. "-atcp -audp": advanced mode,
+# every unbound port below 1024 a trap); PortSentry's default stealth
+# modes when empty.
+read -r -a DAEMON_ARGS <<<"${SPOOF_MODES:-}"
 
 NS_RTR=${SW_LAB_PREFIX}router
 NS_FC=${SW_LAB_PREFIX}farclient
