@@ -29,6 +29,9 @@
 #      chain, trap set once TRAP_HOLD+2 s have passed, hosts.deny, history,
 #      state, a "blocked" line), and a forged decision logged ("outcome":
 #      "forged", "forged":true, "evidence") if it was alerted at all.
+#   7  the same over IPv6: nmap -6 -sS -D fd00:77::20,fd00:77::201,ME
+#      (the benign client and an address nobody owns: NDP fails): the
+#      attacker blocked, neither decoy.
 #   2  nmap -sS -D 198.51.100.201,.202,.203,ME (addresses nobody owns: ARP
 #      fails): the attacker blocked, the decoys not (checked 6 s after the
 #      scan at the earliest, and TRAP_HOLD+2 s for the trap sets).
@@ -406,7 +409,9 @@ check_attacker() {
 	n=$(count_lines "$(cat "$DDIR/hosts.deny")" "$(deny_entry "$src")")
 	((n == 1)) || missing+=("$n hosts.deny entries, want 1")
 	state_has "$src" || missing+=("no state entry")
-	if reach_ns "$ns" "$src" "http://$VICTIM4/"; then
+	local url="http://$VICTIM4/"
+	[[ $src != *:* ]] || url="http://[$VICTIM6]/"
+	if reach_ns "$ns" "$src" "$url"; then
 		missing+=("a new connection from it to the victim succeeded")
 	elif [[ $REACH_OUT == *"cannot assign requested address"* ]]; then
 		missing+=("could not bind $src for the connection check")
@@ -552,6 +557,23 @@ scenario1() {
 	check_attacker 1 "$src" "$NS_ATT" || true
 	check_framed 1 "$BENIGN4"
 	row "1 decoys: benign's address" "$src" "$ABLK" "$BENIGN4" "$FBLK" "$FORGED" "$AMS"
+}
+
+scenario7() {
+	local unused6=fd00:77::201
+	scenario 7 "IPv6: nmap -6 decoys in the benign client's name and an unused address (-D $BENIGN6,$unused6,ME)"
+	RELEASE_CHECK=0
+	scan_addrs 7 -6
+	nmap_cmd "-6 -sS -p 1-1000 -D $BENIGN6,$unused6,ME" "$SRC" "$DST" --host-timeout "$HOST_TIMEOUT"
+	say "  ${NMAP[*]}"
+	attack "s7-nmap6" "$NS_ATT" "${NMAP[@]}"
+	local src=$SRC
+	# 6 s after the scan: the unused address's NDP resolution has failed
+	watch 0 6 "$BENIGN6" "$unused6"
+	reap_attacks
+	check_attacker 7 "$src" "$NS_ATT" || true
+	check_framed 7 "$BENIGN6" "$unused6"
+	row "7 IPv6 decoys: benign's, unused" "$src" "$ABLK" "$BENIGN6, ${unused6}" "$FBLK" "$FORGED" "$AMS"
 }
 
 scenario2() {
@@ -857,7 +879,7 @@ spoof_main() {
 			die "SPOOF_$v='${!v}': want a positive whole number"
 		fi
 	done
-	setup 6
+	setup 7
 	say "building synflood"
 	(cd "$REPO" && go build -o "$WORK/synflood" ./scripts/synflood)
 	SYNFLOOD=$WORK/synflood
@@ -892,6 +914,7 @@ spoof_main() {
 	pause 2 # the clients' first rounds: established connections seen
 
 	scenario1
+	scenario7
 	scenario2
 	scenario3
 	scenario5
