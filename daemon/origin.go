@@ -112,6 +112,9 @@ func (d *daemon) startLinkView(ctx context.Context) {
 // not blocked: Forged, for want of a check); it reports whether a is to
 // be handed off now.
 func (d *daemon) judge(org *detect.Origins, a *detect.Alert) bool {
+	if d.isNever(a.Src) {
+		return true // never blocked whatever the evidence (the host's own addresses among them)
+	}
 	a.Origin = org.Judge(a, d.link)
 	if a.Origin.Verdict != detect.Pending {
 		return true
@@ -228,4 +231,13 @@ func (d *daemon) releaseForged(ctx context.Context, m *block.Manager, addr netip
 	if err := t.Release(ctx, addr); err != nil {
 		d.log.Warnf("releasing %s, judged forged, from the kernel trap: %v (it leaves when its hold ends)", addr, err)
 	}
+}
+
+// isNever reports whether addr is on the current never-block list (false
+// before the start has built one).
+func (d *daemon) isNever(addr netip.Addr) bool {
+	d.mu.Lock()
+	p := d.parts
+	d.mu.Unlock()
+	return p != nil && p.never.Reason(addr) != ""
 }

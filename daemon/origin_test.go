@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scanwarden/scanwarden/block"
 	"github.com/scanwarden/scanwarden/detect"
 	"github.com/scanwarden/scanwarden/host"
 )
@@ -122,6 +123,11 @@ func TestJudgePending(t *testing.T) {
 	org := detect.NewOrigins()
 	if !d.judge(org, pendingAlert("198.51.100.66", macA)) {
 		t.Fatal("a source of its own MAC was put aside")
+	}
+	// a never-block address is not judged: it waits for nothing
+	d.parts = &parts{never: block.NewNeverBlock([]netip.Prefix{netip.MustParsePrefix("198.51.100.140/32")})}
+	if a := pendingAlert("198.51.100.140", macA); !d.judge(org, a) || a.Origin.Verdict != detect.Unjudged {
+		t.Fatalf("a never-block source: %v", a.Origin.Verdict)
 	}
 	for i := range 2 {
 		if d.judge(org, pendingAlert("198.51.100.15"+string(rune('0'+i)), macA)) {
