@@ -112,6 +112,15 @@ type Blocker interface {
 // recorded as its own in state, history and hosts.deny), and lets one it
 // judges forged out at once (Trapper.Release). One forged probe in a
 // benign host's name thus costs that host Hold at most, never a ban.
+//
+// Release also spares the source: for SpareFor it is in the backend's
+// spared set, which the trap skips entirely (it neither adds nor drops
+// the source's packets; userspace still sees and judges them), so that a
+// decoy scan, which sends a probe in the framed host's name to every port
+// for the whole scan, cannot trap that host again right after each
+// Release. A scanner that gets itself spared (by making its own probes
+// look forged) is still blocked by userspace, which judges its packets as
+// ever: it only escapes the kernel's first-hit drop for SpareFor.
 type Trap struct {
 	// TCP and UDP are the trap ports, sorted and without duplicates. With
 	// both empty there is no trap.
@@ -134,9 +143,19 @@ type Trap struct {
 	// more than Size addresses trapped. A first hit that finds the set
 	// full is dropped all the same, but its source is not added (what it
 	// sends to other ports passes), and the hit is counted (see
-	// Trapper.TrapOverflows); userspace still sees and judges it.
+	// Trapper.TrapOverflows); userspace still sees and judges it. Each
+	// family's spared set (see Trapper.Release) has the same bound.
 	Size int
 }
+
+// SpareFor is how long Trapper.Release spares a source it lets out of the
+// trap: the timeout of its element in the spared set, which the trap
+// skips. A minute, the engine's default window: long enough to outlast
+// the burst of a decoy scan (nmap -D sends a probe in the framed host's
+// name to every port, hundreds a second, for the whole scan; each
+// Release refreshes the minute), short enough that an address the trap
+// spared does not stay exempt from it for long.
+const SpareFor = time.Minute
 
 // DefaultTrapSize is the trap set bound a set backend uses when no Trap
 // has given one (Prepare on a table without trap sets): TRAP_SET_SIZE's
@@ -155,29 +174,41 @@ func (t *Trap) Enabled() bool { return len(t.TCP) > 0 || len(t.UDP) > 0 }
 // which puts it into the ban set with the ban's own timeout, independently
 // of the trap set's element (the address stays blocked after that element
 // expires or is released); Release lets one source out of the trap set
-// alone.
+// (and spares it from the trap for SpareFor), never out of the ban set.
 //
-// Its Blocker methods cover the trap set as well: Unblock removes an
-// address from the ban set and the trap set, List returns both (a trapped
-// source is dropped, so it is listed while it is held), Flush removes the
-// trap with everything else, and Sync makes the ban set agree with the
-// bans it is given while leaving the kernel's own trap entries alone
-// (never copying them into the ban set).
+// Its Blocker methods cover the trap and spared sets as well: Unblock
+// removes an address from the ban set, the trap set and the spared set
+// (an administrator who unblocks wants a clean slate), List returns the
+// ban and trap sets (a trapped source is dropped, so it is listed while
+// it is held; a spared one is not blocked, and not listed), Flush removes
+// the trap and the spared sets with everything else, and Sync makes the
+// ban set agree with the bans it is given while leaving the kernel's own
+// trap entries and the spared set alone (never copying them into the ban
+// set).
 type Trapper interface {
 	// SetTrap installs t, or replaces the trap in force, in one kernel
 	// transaction where the backend allows it: afterwards exactly t's
 	// ports and exemptions are in force. A trap that is not Enabled
 	// removes the trap rules and keeps the sources already trapped, for
-	// what remains of their hold. The ban rules and sets are prepared
-	// too, as by Prepare. An Enabled trap with a Hold of 0 or less is an
-	// error.
+	// what remains of their hold (and the spared sources, for what
+	// remains of SpareFor). The ban rules and sets are prepared too, as
+	// by Prepare, and the spared sets with them (of t's Size, keeping
+	// their elements and timeouts). An Enabled trap with a Hold of 0 or
+	// less is an error.
 	SetTrap(ctx context.Context, t Trap) error
-	// Release removes addr (an IPv4-mapped address as the IPv4 one) from
-	// its family's trap set, and from nothing else: a ban of addr in the
-	// ban set stays. An address not in the trap set, and a trap set that
-	// does not exist, are no error. It is one netlink message, cheap
-	// enough for the daemon's blocking thread to call for each source it
-	// judges forged.
+	// Release lets addr (an IPv4-mapped address as the IPv4 one) out of
+	// its family's trap set and spares it: addr is added to its family's
+	// spared set with the timeout SpareFor (refreshed when it is there
+	// already), and the trap rules skip a spared source altogether, so
+	// that the forged probes of a decoy scan cannot trap it again (see
+	// Trap). A ban of addr in the ban set stays. An address not in the
+	// trap set is spared all the same; a trap set or spared set that
+	// does not exist is no error; a spared set that is full (Trap.Size)
+	// leaves addr unspared, but still released, and is no error either
+	// (the backend counts it). The removal and the spare are one kernel
+	// transaction where the backend allows it (nftables: one batch;
+	// ipset: two netlink messages, see the backend), cheap enough for the
+	// daemon's blocking thread to call for each source it judges forged.
 	Release(ctx context.Context, addr netip.Addr) error
 	// TrapOverflows returns how many first hits, since the trap was
 	// installed, found the trap set full: dropped, not added. The daemon

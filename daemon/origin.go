@@ -219,8 +219,9 @@ func (d *daemon) rearmQueued(src netip.Addr, at int64, onNew bool) {
 }
 
 // releaseForged lets addr, judged forged, out of the kernel trap at once
-// (it holds it provisionally for TRAP_HOLD otherwise). A ban it has for
-// another reason stays: Release touches the trap set only.
+// (it holds it provisionally for TRAP_HOLD otherwise), and spares it from
+// the trap for block.SpareFor, so that decoys cannot keep it trapped. A ban
+// it has for another reason stays: Release touches the trap's sets only.
 func (d *daemon) releaseForged(ctx context.Context, m *block.Manager, addr netip.Addr) {
 	t := m.Trapper()
 	if t == nil {

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netlink/nl"
@@ -63,6 +64,9 @@ type Backend struct {
 	trap *block.Trap
 	// cleanup closes sets when the Backend is garbage and was not closed.
 	cleanup runtime.Cleanup
+	// spareOverflows counts the Releases that found the spared set full
+	// (SpareOverflows).
+	spareOverflows atomic.Uint64
 }
 
 var (
@@ -89,8 +93,8 @@ func New(o Options) (*Backend, error) {
 	}
 	b := &Backend{
 		fams: []*family{
-			{f: iptables.IPv4, nfproto: unix.AF_INET, ban: SetBan4, trap: SetTrap4, nevr: SetNever4, r: o.V4},
-			{f: iptables.IPv6, nfproto: unix.AF_INET6, ban: SetBan6, trap: SetTrap6, nevr: SetNever6, r: o.V6},
+			{f: iptables.IPv4, nfproto: unix.AF_INET, ban: SetBan4, trap: SetTrap4, spared: SetSpared4, nevr: SetNever4, r: o.V4},
+			{f: iptables.IPv6, nfproto: unix.AF_INET6, ban: SetBan6, trap: SetTrap6, spared: SetSpared6, nevr: SetNever6, r: o.V6},
 		},
 		sets: sets, now: now, prepared: map[iptables.Family]bool{},
 	}
@@ -272,19 +276,28 @@ func (b *Backend) prepareFamily(fam *family) error {
 	return nil
 }
 
-// prepareSets makes sure of fam's ban, trap and exemption sets. The trap
-// set has the size of the trap in force, or, before SetTrap, the size it
-// has (defaultTrapSize when it is made).
+// prepareSets makes sure of fam's ban, trap, spared and exemption sets.
+// The trap and spared sets have the size of the trap in force, or, before
+// SetTrap, the size they have (a spared set that is made: the trap set's;
+// defaultTrapSize for a trap set that is made).
 func (b *Backend) prepareSets(fam *family) error {
 	size, keep := defaultTrapSize, true
 	if b.trap != nil {
 		size, keep = b.trap.Size, false
 	}
-	return errors.Join(
+	errs := []error{
 		b.ensureSet(fam.ban, banHeader(fam), false),
 		b.ensureSet(fam.trap, trapHeader(fam, size), keep),
-		b.ensureSet(fam.nevr, neverHeader(fam), false),
-	)
+	}
+	if keep {
+		if h, _, ok, err := b.sets.list(fam.trap, true); err == nil && ok && h.maxElem > 0 {
+			size = int(h.maxElem)
+		}
+	}
+	errs = append(errs,
+		b.ensureSet(fam.spared, trapHeader(fam, size), keep),
+		b.ensureSet(fam.nevr, neverHeader(fam), false))
+	return errors.Join(errs...)
 }
 
 // ensureSet makes set name as want describes it: created when missing;
@@ -470,8 +483,10 @@ func (b *Backend) Block(ctx context.Context, ban block.Ban) error {
 	return nil
 }
 
-// Unblock removes addr from its family's ban and trap sets. An address
-// in neither, a missing set and an unsupported family are nil.
+// Unblock removes addr from its family's ban, trap and spared sets (an
+// administrator who unblocks wants a clean slate: the address is trapped
+// again on its next first hit), one netlink message each. An address in
+// none of them, a missing set and an unsupported family are nil.
 func (b *Backend) Unblock(ctx context.Context, addr netip.Addr) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -486,7 +501,7 @@ func (b *Backend) Unblock(ctx context.Context, addr netip.Addr) error {
 		return nil // nothing of that family can have been blocked
 	}
 	var errs []error
-	for _, set := range []string{fam.ban, fam.trap} {
+	for _, set := range []string{fam.ban, fam.trap, fam.spared} {
 		if err := b.sets.del(set, []member{addrMember(a, 0)}); err != nil && !isNoSet(err) {
 			errs = append(errs, opError(fam, "unblock", a, err))
 		}
@@ -496,7 +511,8 @@ func (b *Backend) Unblock(ctx context.Context, addr netip.Addr) error {
 
 // List returns the addresses in the ban and trap sets of every supported
 // family, as the kernel has them now (expired elements are not listed),
-// each once, sorted, IPv4 first. A missing set has none.
+// each once, sorted, IPv4 first. A missing set has none. The spared sets
+// are not read: a spared address is not blocked.
 func (b *Backend) List(ctx context.Context) ([]netip.Addr, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -632,7 +648,7 @@ func timeoutDiffers(k, t uint32) bool {
 // Flush removes everything the backend made, in every supported family:
 // the jumps from INPUT to SCANWARDEN-SETS (whoever wrote them), the chains
 // SCANWARDEN-SETS and SCANWARDEN-TRAP, then the sets (with whatever was
-// in them, the trap's sources included). What is already gone is no
+// in them, the trap's and the spared sources included). What is already gone is no
 // error; the rest goes on after a failure, and the errors are joined. A
 // set that another program's rule still refers to cannot be destroyed:
 // the error says so. The trap is not known afterwards (SetTrap installs
@@ -655,7 +671,7 @@ func (b *Backend) Flush(ctx context.Context) error {
 		if err := errors.Join(removeChain(fam.r, ChainSets), removeChain(fam.r, ChainTrap)); err != nil {
 			errs = append(errs, opError(fam, "flush", netip.Addr{}, err))
 		}
-		for _, set := range []string{fam.ban, fam.trap, fam.nevr} {
+		for _, set := range []string{fam.ban, fam.trap, fam.spared, fam.nevr} {
 			for _, name := range []string{set, set + tmpSuffix} {
 				if err := b.sets.destroy(name); err != nil {
 					errs = append(errs, opError(fam, "flush", netip.Addr{}, err))

@@ -127,6 +127,7 @@ func trapLines(hold string) []string {
 	return []string{
 		"-A SCANWARDEN-TRAP -i lo -m comment --comment scanwarden -j RETURN",
 		"-A SCANWARDEN-TRAP -m set --match-set scanwarden-never4 src -m comment --comment scanwarden -j RETURN",
+		"-A SCANWARDEN-TRAP -m set --match-set scanwarden-spared4 src -m comment --comment scanwarden -j RETURN",
 		"-A SCANWARDEN-TRAP " + tcp + add,
 		"-A SCANWARDEN-TRAP " + tcp + drop,
 		"-A SCANWARDEN-TRAP " + tcp + over,
@@ -158,15 +159,17 @@ func TestPrepareLayoutAndIdempotence(t *testing.T) {
 		"-N SCANWARDEN-SETS", jump4,
 		"-A SCANWARDEN-SETS -m set --match-set scanwarden-ban6 src -m comment --comment scanwarden -j DROP",
 		"-A SCANWARDEN-SETS -m set --match-set scanwarden-trap6 src -m comment --comment scanwarden -j DROP")
-	if got, want := e.sets.names(), []string{SetBan4, SetBan6, SetNever4, SetNever6, SetTCP, SetTrap4, SetTrap6, SetUDP}; !slices.Equal(got, want) {
+	if got, want := e.sets.names(), []string{SetBan4, SetBan6, SetNever4, SetNever6, SetSpared4, SetSpared6, SetTCP, SetTrap4, SetTrap6, SetUDP}; !slices.Equal(got, want) {
 		t.Errorf("sets after Prepare: %q, want %q", got, want)
 	}
 	for name, want := range map[string]string{
-		SetBan4:   "hash:ip family inet maxelem 1048576 timeout",
-		SetBan6:   "hash:ip family inet6 maxelem 1048576 timeout",
-		SetTrap4:  "hash:ip family inet maxelem 256 timeout",
-		SetNever6: "hash:net family inet6 maxelem 65536",
-		SetTCP:    "bitmap:port range 0-65535",
+		SetBan4:    "hash:ip family inet maxelem 1048576 timeout",
+		SetBan6:    "hash:ip family inet6 maxelem 1048576 timeout",
+		SetTrap4:   "hash:ip family inet maxelem 256 timeout",
+		SetSpared4: "hash:ip family inet maxelem 256 timeout",
+		SetSpared6: "hash:ip family inet6 maxelem 256 timeout",
+		SetNever6:  "hash:net family inet6 maxelem 65536",
+		SetTCP:     "bitmap:port range 0-65535",
 	} {
 		if h, _ := e.sets.header(name); h.String() != want {
 			t.Errorf("set %s is %s, want %s", name, h, want)
@@ -222,9 +225,10 @@ func TestPrepareRebuildsSets(t *testing.T) {
 	e.sets.takeCalls()
 	e.must("Prepare", e.b.Prepare(ctx))
 	for name, want := range map[string]string{
-		SetBan4:   "hash:ip family inet maxelem 1048576 timeout",
-		SetTrap4:  "hash:ip family inet maxelem 16 timeout", // its size is the trap's business
-		SetNever4: "hash:net family inet maxelem 65536",
+		SetBan4:    "hash:ip family inet maxelem 1048576 timeout",
+		SetTrap4:   "hash:ip family inet maxelem 16 timeout", // its size is the trap's business
+		SetSpared4: "hash:ip family inet maxelem 16 timeout", // made of the trap set's size
+		SetNever4:  "hash:net family inet maxelem 65536",
 	} {
 		if h, _ := e.sets.header(name); h.String() != want {
 			t.Errorf("set %s is %s, want %s", name, h, want)
@@ -464,9 +468,9 @@ func TestSetTrap(t *testing.T) {
 	e.must("SetTrap", e.b.SetTrap(ctx, tr2))
 	e.wantDump("SetTrap 2", e.v4, append([]string{"-N SCANWARDEN-SETS", "-N SCANWARDEN-TRAP", jump4, banDrop4, trpDrop4, trpJump}, trapLines("7200")...)...)
 	c := changes(e.v4)
-	newTCP := strings.TrimPrefix(trapLines("7200")[2], "-A SCANWARDEN-TRAP ")
-	newUDP := strings.TrimPrefix(trapLines("7200")[5], "-A SCANWARDEN-TRAP ")
-	if len(c) != 4 || !strings.HasPrefix(c[0], "Insert filter SCANWARDEN-TRAP 4 "+newTCP) || !strings.HasPrefix(c[1], "Insert filter SCANWARDEN-TRAP 8 "+newUDP) ||
+	newTCP := strings.TrimPrefix(trapLines("7200")[3], "-A SCANWARDEN-TRAP ")
+	newUDP := strings.TrimPrefix(trapLines("7200")[6], "-A SCANWARDEN-TRAP ")
+	if len(c) != 4 || !strings.HasPrefix(c[0], "Insert filter SCANWARDEN-TRAP 5 "+newTCP) || !strings.HasPrefix(c[1], "Insert filter SCANWARDEN-TRAP 9 "+newUDP) ||
 		!strings.HasPrefix(c[2], "Delete filter SCANWARDEN-TRAP ") || !strings.HasPrefix(c[3], "Delete filter SCANWARDEN-TRAP ") {
 		t.Errorf("changing the hold: %q, want the new rules inserted, then the old ones deleted", c)
 	}
@@ -487,7 +491,7 @@ func TestSetTrap(t *testing.T) {
 
 	// and on again, then Prepare repairs a trap rule an admin deleted
 	e.must("SetTrap on", e.b.SetTrap(ctx, tr))
-	e.must("admin", e.v4.Delete(iptables.TableFilter, ChainTrap, strings.Fields(strings.TrimPrefix(trapLines("3600")[3], "-A SCANWARDEN-TRAP "))...))
+	e.must("admin", e.v4.Delete(iptables.TableFilter, ChainTrap, strings.Fields(strings.TrimPrefix(trapLines("3600")[4], "-A SCANWARDEN-TRAP "))...))
 	e.must("admin", e.v4.Delete(iptables.TableFilter, ChainSets, trapJumpSpec...))
 	e.must("Prepare", e.b.Prepare(ctx))
 	e.wantDump("repaired trap", e.v4, append([]string{"-N SCANWARDEN-SETS", "-N SCANWARDEN-TRAP", jump4, banDrop4, trpDrop4, trpJump}, trapLines("3600")...)...)
@@ -546,28 +550,103 @@ func TestSetTrapCutsToHold(t *testing.T) {
 	}
 }
 
-// TestRelease: Release takes an address out of its family's trap set and
-// nothing else, one message; absent, again, or without a trap set it is
-// no error; an unsupported family is nil.
+// TestRelease: Release spares an address and takes it out of its
+// family's trap set, and nothing else: two messages, the add to the
+// spared set (for block.SpareFor) first, then the delete. Again, it
+// refreshes the spare; an address never trapped is spared too; absent,
+// without sets, or for an unsupported family it is no error. List does
+// not report spared addresses; Unblock removes them.
 func TestRelease(t *testing.T) {
 	e := newEnv(t, false)
 	e.must("SetTrap", e.b.SetTrap(ctx, block.Trap{TCP: []uint16{22}, Hold: 5 * time.Second, Size: 100}))
-	e.must("trapped", e.sets.add(SetTrap4, true, []member{addrMember(a4, 5), addrMember(b4, 5)}))
+	e.must("trapped", e.sets.add(SetTrap4, true, []member{addrMember(a4, 600), addrMember(b4, 600)}))
 	e.must("Block", e.b.Block(ctx, ban(a4, time.Hour)))
 	e.sets.takeCalls()
 	e.must("Release", e.b.Release(ctx, netip.MustParseAddr("::ffff:"+a4.String())))
-	if c := e.sets.takeCalls(); len(c) != 1 || c[0] != "del "+SetTrap4+" 1" {
-		t.Errorf("Release: calls %q, want one delete from %s", c, SetTrap4)
+	if c := e.sets.takeCalls(); !slices.Equal(c, []string{"add " + SetSpared4 + " 1", "del " + SetTrap4 + " 1"}) {
+		t.Errorf("Release: calls %q, want an add to %s, then a delete from %s", c, SetSpared4, SetTrap4)
 	}
-	e.wantContent("released", SetTrap4, "198.51.100.8 5")
+	e.wantContent("released", SetTrap4, "198.51.100.8 600")
+	e.wantContent("released: spared", SetSpared4, "198.51.100.7 60")
 	e.wantContent("released: the ban stays", SetBan4, "198.51.100.7 3600")
+	e.now = e.now.Add(30 * time.Second)
+	e.wantContent("30 s later", SetSpared4, "198.51.100.7 30")
 	e.must("Release again", e.b.Release(ctx, a4))
+	e.wantContent("released again: refreshed", SetSpared4, "198.51.100.7 60")
+	e.must("Release of an address never trapped", e.b.Release(ctx, c4))
+	e.wantContent("never trapped, released", SetSpared4, "198.51.100.7 60", "198.51.100.9 60")
+	e.wantContent("the trap set", SetTrap4, "198.51.100.8 570")
+	got, err := e.b.List(ctx)
+	if want := []netip.Addr{a4, b4}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("List = %v, %v; want %v (the ban and the trapped, no spared address)", got, err, want)
+	}
+	if n := e.b.SpareOverflows(); n != 0 {
+		t.Errorf("SpareOverflows = %d with room in the set", n)
+	}
+
+	// a new SetTrap (other ports, then another size) keeps the spared
+	e.now = e.now.Add(10 * time.Second)
+	e.must("SetTrap", e.b.SetTrap(ctx, block.Trap{TCP: []uint16{22, 23}, UDP: []uint16{53}, Hold: 5 * time.Second, Size: 100}))
+	e.wantContent("SetTrap with new ports", SetSpared4, "198.51.100.7 50", "198.51.100.9 50")
+	e.must("SetTrap", e.b.SetTrap(ctx, block.Trap{TCP: []uint16{22}, Hold: 5 * time.Second, Size: 50}))
+	e.wantContent("SetTrap with a new size", SetSpared4, "198.51.100.7 50", "198.51.100.9 50")
+	if h, _ := e.sets.header(SetSpared4); h.maxElem != 50 {
+		t.Errorf("spared set maxelem %d after SetTrap with Size 50", h.maxElem)
+	}
+	e.must("SetTrap off", e.b.SetTrap(ctx, block.Trap{Size: 50}))
+	e.wantContent("SetTrap off", SetSpared4, "198.51.100.7 50", "198.51.100.9 50")
+
+	// Unblock: a clean slate
+	e.must("Unblock", e.b.Unblock(ctx, c4))
+	e.wantContent("Unblock", SetSpared4, "198.51.100.7 50")
+
 	e.must("Release of an IPv6 address (no IPv6 runner)", e.b.Release(ctx, a6))
 	if err := e.b.Release(ctx, netip.Addr{}); err == nil {
 		t.Error("Release of the zero address: no error")
 	}
 	e.must("Flush", e.b.Flush(ctx))
+	if n := e.sets.names(); len(n) > 0 {
+		t.Errorf("sets after Flush: %q", n)
+	}
 	e.must("Release without sets", e.b.Release(ctx, b4))
+}
+
+// TestReleaseSpareFull: the spared set has the trap set's size; when it
+// is full, Release still lets the address out of the trap set, returns
+// nil and counts it; a spared address is refreshed all the same. A
+// failure to spare does not keep the address trapped.
+func TestReleaseSpareFull(t *testing.T) {
+	e := newEnv(t, false)
+	e.must("SetTrap", e.b.SetTrap(ctx, block.Trap{TCP: []uint16{22}, Hold: 5 * time.Second, Size: 2}))
+	if h, _ := e.sets.header(SetSpared4); h.maxElem != 2 {
+		t.Fatalf("spared set maxelem %d, want the trap's 2", h.maxElem)
+	}
+	e.must("Release", e.b.Release(ctx, a4))
+	e.must("Release", e.b.Release(ctx, b4))
+	e.must("trapped", e.sets.add(SetTrap4, true, []member{addrMember(c4, 5)}))
+	e.now = e.now.Add(20 * time.Second)
+	e.must("Release with the spared set full", e.b.Release(ctx, c4))
+	e.wantContent("full", SetSpared4, "198.51.100.7 40", "198.51.100.8 40")
+	e.wantContent("full: released all the same", SetTrap4)
+	if n := e.b.SpareOverflows(); n != 1 {
+		t.Errorf("SpareOverflows = %d, want 1", n)
+	}
+	e.must("Release of a spared address, the set full", e.b.Release(ctx, a4))
+	e.wantContent("refreshed in a full set", SetSpared4, "198.51.100.7 60", "198.51.100.8 40")
+	if n := e.b.SpareOverflows(); n != 1 {
+		t.Errorf("SpareOverflows after a refresh = %d, want still 1", n)
+	}
+
+	// a spared set that refuses timeouts (an administrator's): the error
+	// is returned, the address released all the same
+	e.must("admin", e.v4.ClearChain(iptables.TableFilter, ChainTrap))
+	e.must("admin", e.sets.destroy(SetSpared4))
+	e.must("admin", e.sets.create(SetSpared4, header{typ: typeHashIP, family: 2, maxElem: 2}))
+	e.must("trapped", e.sets.add(SetTrap4, true, []member{addrMember(d4, 5)}))
+	if err := e.b.Release(ctx, d4); err == nil || !strings.Contains(err.Error(), "sparing") {
+		t.Errorf("Release with a spared set without timeouts: %v, want an error about sparing", err)
+	}
+	e.wantContent("released despite the error", SetTrap4)
 }
 
 func TestTrapOverflows(t *testing.T) {
@@ -758,4 +837,41 @@ func TestClosedBackendNotClosedAgain(t *testing.T) {
 	if n := sets.closes.Load(); n != 1 {
 		t.Fatalf("closed %d times, want once (by Close)", n)
 	}
+}
+
+// TestSpareOlderLayout: sets and rules as a version without spared sets
+// left them. Release lets the address out of the trap set without error;
+// a new Backend's Prepare makes the spared set, of the trap set's size,
+// and leaves the trap chain as found; SetTrap inserts the spared set's
+// RETURN in its place, without rewriting the rest.
+func TestSpareOlderLayout(t *testing.T) {
+	e := newEnv(t, false)
+	tr := block.Trap{TCP: []uint16{22}, Hold: 5 * time.Second, Size: 40}
+	e.must("Prepare", e.b.Prepare(ctx))
+	e.must("SetTrap", e.b.SetTrap(ctx, tr))
+	spared := strings.Fields(strings.TrimPrefix(trapLines("5")[2], "-A SCANWARDEN-TRAP "))
+	e.must("admin", e.v4.Delete(iptables.TableFilter, ChainTrap, spared...))
+	e.must("admin", e.sets.destroy(SetSpared4))
+	e.must("trapped", e.sets.add(SetTrap4, true, []member{addrMember(a4, 5)}))
+	old := dump(e.v4)
+
+	b2, err := New(Options{V4: e.v4, Now: func() time.Time { return e.now }, sets: e.sets})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.must("Release without a spared set", b2.Release(ctx, a4))
+	e.wantContent("released", SetTrap4)
+	e.must("Prepare", b2.Prepare(ctx))
+	if h, ok := e.sets.header(SetSpared4); !ok || h.String() != "hash:ip family inet maxelem 40 timeout" {
+		t.Errorf("spared set after Prepare: %v %v, want one of the trap set's size", h, ok)
+	}
+	if got := dump(e.v4); !slices.Equal(got, old) {
+		t.Errorf("Prepare before SetTrap changed the rules:\n%s\nwas\n%s", strings.Join(got, "\n"), strings.Join(old, "\n"))
+	}
+	changes(e.v4)
+	e.must("SetTrap", b2.SetTrap(ctx, tr))
+	if c := changes(e.v4); len(c) != 1 || !strings.HasPrefix(c[0], "Insert filter SCANWARDEN-TRAP 3 "+strings.Join(spared, " ")) {
+		t.Errorf("SetTrap on the older chain: %q, want the spared RETURN inserted third", c)
+	}
+	e.wantDump("SetTrap", e.v4, append([]string{"-N SCANWARDEN-SETS", "-N SCANWARDEN-TRAP", jump4, banDrop4, trpDrop4, trpJump}, trapLines("5")...)...)
 }

@@ -13,6 +13,8 @@
 //	scanwarden-ban6    hash:ip family inet6 timeout 0 maxelem 1048576
 //	scanwarden-trap4   hash:ip family inet  timeout 0 maxelem Trap.Size the sources the kernel holds, for Trap.Hold
 //	scanwarden-trap6   hash:ip family inet6 timeout 0 maxelem Trap.Size
+//	scanwarden-spared4 hash:ip family inet  timeout 0 maxelem Trap.Size released sources the trap skips, for SpareFor
+//	scanwarden-spared6 hash:ip family inet6 timeout 0 maxelem Trap.Size
 //	scanwarden-never4  hash:net family inet  maxelem 65536               the trap's exemptions (Trap.Exempt)
 //	scanwarden-never6  hash:net family inet6 maxelem 65536
 //	scanwarden-tcp     bitmap:port range 0-65535                          the trap ports (Trap.TCP)
@@ -35,6 +37,7 @@
 //	-N SCANWARDEN-TRAP
 //	-A SCANWARDEN-TRAP -i lo -m comment --comment scanwarden -j RETURN
 //	-A SCANWARDEN-TRAP -m set --match-set scanwarden-never4 src -m comment --comment scanwarden -j RETURN
+//	-A SCANWARDEN-TRAP -m set --match-set scanwarden-spared4 src -m comment --comment scanwarden -j RETURN
 //	-A SCANWARDEN-TRAP -p tcp -m tcp ! --tcp-flags ACK ACK -m set --match-set scanwarden-tcp dst
 //	       -m comment --comment scanwarden -j SET --add-set scanwarden-trap4 src --exist --timeout Hold
 //	-A SCANWARDEN-TRAP -p tcp -m tcp ! --tcp-flags ACK ACK -m set --match-set scanwarden-tcp dst
@@ -45,15 +48,25 @@
 //
 // So a TCP segment without ACK (SYN, FIN, NULL, XMAS, odd flags) or a UDP
 // datagram to a trap port, from a source that is neither on loopback nor
-// exempt, adds its source to the trap set and is dropped, and so is all
+// exempt nor spared, adds its source to the trap set and is dropped, and so is all
 // that source sends afterwards, until the element's timeout, Release or
 // Unblock. The trap is provisional: Hold is the Trap's (TRAP_HOLD, a few
 // seconds) in whole seconds, rounded up, at least 1, so the kernel lets
 // a trapped source go by itself after Hold. Within it, the daemon
 // promotes a source it confirms to a ban (Block: the ban set, with the
 // ban's own timeout, independently of the trap element) and releases one
-// it judges forged (Release: one netlink message deleting it from the
-// trap set alone). SetTrap gives an element with more than Hold left, or
+// it judges forged (Release: two netlink messages, first an add to the
+// spared set with the timeout block.SpareFor, a minute, refreshed by each
+// Release, then the delete from the trap set; the add goes first so that
+// no probe traps the source again in between; the ban set is not
+// touched). The trap chain returns for a spared source before its SET
+// rules, so the forged probes of a decoy scan, sent in the framed host's
+// name to every port for the whole scan, cannot trap that host again
+// after its release; its packets still reach userspace, which judges
+// them. The spared sets have the trap sets' maxelem: a Release that finds
+// one full releases without sparing (counted by SpareOverflows). Unblock
+// removes an address from the spared set too; List does not report
+// spared addresses; SetTrap keeps the spared sets' elements. SetTrap gives an element with more than Hold left, or
 // none (an older version held trapped sources for BAN_EXPIRY), the Hold.
 // The trap set's maxelem is a budget of provisional entries: when it is
 // full the SET target adds nothing, the packet falls to the overflow

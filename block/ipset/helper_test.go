@@ -84,6 +84,7 @@ func manyBans(n int, d time.Duration) []block.Ban {
 //	flush
 //	settrap JSON        a block.Trap
 //	overflows           prints "overflows N"
+//	spare-overflows     prints "spare-overflows N" (of this process's Backend)
 //	bench-block N       blocks N addresses, prints "elapsed NANOSECONDS"
 //	bench-sync N COUNT  COUNT times: flush, prepare, sync N bans (timed); prints "elapsed NANOSECONDS"
 func helperBackend(cmds []string) error {
@@ -147,6 +148,8 @@ func helperBackend(cmds []string) error {
 			if err = json.Unmarshal([]byte(rest), &t); err == nil {
 				err = b.SetTrap(ctx, t)
 			}
+		case "spare-overflows":
+			fmt.Println("spare-overflows", b.SpareOverflows())
 		case "overflows":
 			var n uint64
 			if n, err = b.TrapOverflows(ctx); err == nil {

@@ -675,3 +675,131 @@ func TestKernelTrapCutsToHold(t *testing.T) {
 	l.waitGone(SetTrap6, attacker6, hold+holdSlack, "cut to the hold")
 	l.wantTimeout(SetBan4, attacker4, 86400-secondsSince(start), 86400)
 }
+
+// wantPasses checks that src's first hits on the trap ports are neither
+// trapped nor dropped: a FIN (IPv4: the raw helper sends no IPv6) and a
+// UDP datagram do not trap it, the datagram and a connection to the TCP
+// trap port reach the listener, and so does its traffic to the open port.
+func (l *lab) wantPasses(s *netnstest.Server, src, dst netip.Addr, what string) {
+	l.t.Helper()
+	set := SetTrap4
+	if src.Is6() {
+		set = SetTrap6
+	} else {
+		l.raw(src, dst, trapTCP, "F")
+	}
+	if token := l.SendUDP("attacker", src, dst, trapUDP); !s.Wait(token, netnstest.OpenWait) {
+		l.t.Errorf("%s: UDP from %v to the trap port: not received, want it to pass", what, src)
+	}
+	if code := l.Dial("attacker", src, dst, trapTCP, netnstest.OpenWait); code != netnstest.ExitConnected {
+		l.t.Errorf("%s: connect from %v to the trap port: exit %d, want it to connect", what, src, code)
+	}
+	l.wantIn(set, src, false)
+	l.wantReach(s, "attacker", src, dst, true)
+}
+
+// TestKernelTrapSpare: Release spares the source it lets out of the trap
+// set: it is in the spared set for block.SpareFor, and its next first
+// hits are neither trapped nor dropped, while other sources are still
+// trapped. Release again refreshes the timeout; a source never trapped is
+// spared too (IPv6 alike). List does not report spared sources. A
+// SetTrap with other ports or another size keeps them, with their
+// timeouts. Unblock takes a source out of the spared set (it is trapped
+// again on its next first hit); Flush removes the spared sets.
+func TestKernelTrapSpare(t *testing.T) {
+	l := newLab(t, "victim", "attacker", "benign")
+	l.wire()
+	s := l.serve()
+	spare := uint32(block.SpareFor / time.Second)
+	trap := block.Trap{TCP: []uint16{trapTCP}, UDP: []uint16{trapUDP}, Hold: time.Minute, Size: 16}
+	l.backend(trapArg(trap))
+	rules := l.MustRules("iptables", "SCANWARDEN-TRAP")
+	ret := slices.Index(rules, "-A SCANWARDEN-TRAP -m set --match-set scanwarden-spared4 src -m comment --comment scanwarden -j RETURN")
+	add := slices.IndexFunc(rules, func(r string) bool { return strings.Contains(r, "--add-set") })
+	if ret < 0 || add < 0 || ret > add {
+		t.Errorf("SCANWARDEN-TRAP: %q, want the spared set's RETURN before the --add-set rules", rules)
+	}
+
+	framed := attacker4
+	l.raw(framed, victim4, trapTCP, "S")
+	l.wantIn(SetTrap4, framed, true)
+	l.backend("release " + framed.String())
+	l.wantIn(SetTrap4, framed, false)
+	l.wantTimeout(SetSpared4, framed, spare-1, spare)
+	l.wantPasses(s, framed, victim4, "a released source's new first hits")
+
+	// another source is trapped as ever
+	if code := l.Dial("attacker", extra4[0], victim4, trapTCP, netnstest.BlockedWait); code != netnstest.ExitTimeout {
+		t.Errorf("SYN from %v to the trap port: connected, want it dropped", extra4[0])
+	}
+	l.wantIn(SetTrap4, extra4[0], true)
+	l.wantIn(SetSpared4, extra4[0], false)
+
+	// again: refreshed
+	time.Sleep(2100 * time.Millisecond)
+	l.wantTimeout(SetSpared4, framed, 1, spare-2)
+	l.backend("release ::ffff:" + framed.String())
+	l.wantTimeout(SetSpared4, framed, spare-1, spare)
+
+	// never trapped: spared all the same, IPv4 and IPv6
+	l.backend("release "+extra4[1].String(), "release "+attacker6.String())
+	l.wantTimeout(SetSpared4, extra4[1], spare-1, spare)
+	l.wantTimeout(SetSpared6, attacker6, spare-1, spare)
+	l.wantPasses(s, extra4[1], victim4, "a spared source never trapped")
+	l.wantPasses(s, attacker6, victim6, "a spared IPv6 source")
+
+	if out := l.backend("list"); out != "list "+extra4[0].String()+"\n" {
+		t.Errorf("list: %q, want the trapped %v alone (no spared source)", out, extra4[0])
+	}
+
+	// SetTrap with other ports, and another size: the spared stay
+	trap.TCP, trap.UDP = []uint16{trapTCP, trapTCP + 10}, []uint16{trapUDP}
+	l.backend(trapArg(trap))
+	trap.Size = 32
+	l.backend(trapArg(trap))
+	for _, a := range []netip.Addr{framed, extra4[1]} {
+		l.wantTimeout(SetSpared4, a, spare-10, spare)
+	}
+	l.wantTimeout(SetSpared6, attacker6, spare-10, spare)
+	l.wantPasses(s, framed, victim4, "spared, after SetTrap")
+
+	// Unblock: a clean slate, trapped again on the next first hit
+	l.backend("unblock " + framed.String())
+	l.wantIn(SetSpared4, framed, false)
+	l.raw(framed, victim4, trapTCP, "S")
+	l.wantIn(SetTrap4, framed, true)
+	l.wantReach(s, "attacker", framed, victim4, false)
+
+	l.backend("flush")
+	for _, set := range []string{SetSpared4, SetSpared6} {
+		if m, ok := l.members(set); ok {
+			t.Errorf("%s after flush: %v, want no such set", set, m)
+		}
+	}
+}
+
+// TestKernelTrapSpareFull: the spared set has the trap set's maxelem;
+// when it is full, Release still lets the source out of the trap set,
+// without error, and counts it; a source spared already is refreshed.
+func TestKernelTrapSpareFull(t *testing.T) {
+	l := newLab(t, "victim", "attacker", "benign")
+	l.wire()
+	s := l.serve()
+	spare := uint32(block.SpareFor / time.Second)
+	l.backend(trapArg(block.Trap{TCP: []uint16{trapTCP}, Hold: time.Minute, Size: 2}))
+	l.backend("release "+extra4[0].String(), "release "+extra4[1].String())
+	l.raw(extra4[2], victim4, trapTCP, "S")
+	l.wantIn(SetTrap4, extra4[2], true)
+	if out := l.backend("release "+extra4[2].String(), "spare-overflows"); out != "spare-overflows 1\n" {
+		t.Errorf("release with the spared set full: %q, want it counted once", out)
+	}
+	l.wantIn(SetTrap4, extra4[2], false)
+	l.wantIn(SetSpared4, extra4[2], false)
+	l.wantReach(s, "attacker", extra4[2], victim4, true)
+	time.Sleep(2100 * time.Millisecond)
+	if out := l.backend("release "+extra4[0].String(), "spare-overflows"); out != "spare-overflows 0\n" {
+		t.Errorf("release of a spared source with the set full: %q, want no overflow", out)
+	}
+	l.wantTimeout(SetSpared4, extra4[0], spare-1, spare)
+	l.wantTimeout(SetSpared4, extra4[1], 1, spare-2)
+}

@@ -87,8 +87,8 @@ func holdSeconds(d time.Duration) uint32 {
 	return uint32(min(max(s, 1), maxElemTimeout))
 }
 
-// trapRules is what ChainTrap of fam holds for trap t: loopback and the
-// exempt sources return; a first hit of each protocol adds its source to
+// trapRules is what ChainTrap of fam holds for trap t: loopback, the
+// exempt sources and the spared ones (see Release) return; a first hit of each protocol adds its source to
 // the trap set (with the timeout holdSeconds(t.Hold)) and is dropped when
 // the source is then in the set, and counted and dropped when it is not
 // (the set was full).
@@ -96,6 +96,7 @@ func trapRules(fam *family, t block.Trap) [][]string {
 	r := [][]string{
 		{"-i", "lo", "-m", "comment", "--comment", comment, "-j", "RETURN"},
 		{"-m", "set", "--match-set", fam.nevr, "src", "-m", "comment", "--comment", comment, "-j", "RETURN"},
+		{"-m", "set", "--match-set", fam.spared, "src", "-m", "comment", "--comment", comment, "-j", "RETURN"},
 	}
 	hold := strconv.FormatUint(uint64(holdSeconds(t.Hold)), 10)
 	for _, proto := range []string{"tcp", "udp"} {

@@ -19,17 +19,19 @@ const (
 	typeBitmapPort = "bitmap:port"
 )
 
-// The names of scanwarden's sets. Each family has its ban, trap and
-// exemption sets; the trap ports are shared by both families.
+// The names of scanwarden's sets. Each family has its ban, trap, spared
+// and exemption sets; the trap ports are shared by both families.
 const (
-	SetBan4   = "scanwarden-ban4"
-	SetBan6   = "scanwarden-ban6"
-	SetTrap4  = "scanwarden-trap4"
-	SetTrap6  = "scanwarden-trap6"
-	SetNever4 = "scanwarden-never4"
-	SetNever6 = "scanwarden-never6"
-	SetTCP    = "scanwarden-tcp"
-	SetUDP    = "scanwarden-udp"
+	SetBan4    = "scanwarden-ban4"
+	SetBan6    = "scanwarden-ban6"
+	SetTrap4   = "scanwarden-trap4"
+	SetTrap6   = "scanwarden-trap6"
+	SetSpared4 = "scanwarden-spared4"
+	SetSpared6 = "scanwarden-spared6"
+	SetNever4  = "scanwarden-never4"
+	SetNever6  = "scanwarden-never6"
+	SetTCP     = "scanwarden-tcp"
+	SetUDP     = "scanwarden-udp"
 	// tmpSuffix names the set a set is rebuilt in before the two are
 	// swapped (see rebuild).
 	tmpSuffix = "-tmp"
@@ -136,6 +138,7 @@ type family struct {
 	f               iptables.Family
 	nfproto         uint8
 	ban, trap, nevr string
+	spared          string
 	r               iptables.Runner
 	why             error
 }
@@ -145,7 +148,8 @@ func banHeader(fam *family) header {
 	return header{typ: typeHashIP, family: fam.nfproto, timeout: true, maxElem: banSetSize}
 }
 
-// trapHeader is the trap set of fam, of size elements.
+// trapHeader is the trap set of fam, of size elements; the spared set is
+// its like.
 func trapHeader(fam *family, size int) header {
 	return header{typ: typeHashIP, family: fam.nfproto, timeout: true, maxElem: uint32(size)}
 }

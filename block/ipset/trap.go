@@ -8,6 +8,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/vishvananda/netlink/nl"
+
 	"github.com/scanwarden/scanwarden/block"
 	"github.com/scanwarden/scanwarden/block/iptables"
 )
@@ -17,16 +19,18 @@ import (
 // hit through unhandled (ipset and iptables have no transaction spanning
 // both):
 //
-//  1. the sets are made sure of as by Prepare; a trap set whose maxelem
-//     is not t.Size is rebuilt at that size with its elements and their
-//     remaining timeouts (see rebuild: the new set is swapped in under
-//     the rules, which go on referring to its name);
+//  1. the sets are made sure of as by Prepare; a trap or spared set whose
+//     maxelem is not t.Size is rebuilt at that size with its elements and
+//     their remaining timeouts (see rebuild: the new set is swapped in
+//     under the rules, which go on referring to its name); the spared
+//     sets' elements are otherwise left as they are, whatever t, so that
+//     a spared source stays spared for what remains of its SpareFor;
 //  2. t's exemptions are added to the exemption sets;
 //  3. the trap sets' elements that t's exemptions cover are removed;
 //  4. the trap rules are written with t's Hold, and the jump to
 //     SCANWARDEN-TRAP put in place, or, when t is not Enabled, removed
-//     with the chain (trapped sources stay, for what is left of their
-//     timeouts);
+//     with the chain (trapped and spared sources stay, for what is left
+//     of their timeouts);
 //  5. when t has a Hold, the trap sets' elements with more than it left
 //     (or permanent: an older version held trapped sources for the ban's
 //     length) get the timeout t's Hold, in place (an add with the
@@ -267,9 +271,22 @@ func (b *Backend) cutToHold(fam *family, hold time.Duration) error {
 }
 
 // Release lets addr (an IPv4-mapped address as the IPv4 one) out of its
-// family's trap set: one netlink message. The ban set is not touched. An
-// address not in the trap set, a missing set and an unsupported family
-// are nil.
+// family's trap set and spares it, in two netlink messages (ipset has no
+// transaction): first an add of addr to the spared set with the timeout
+// block.SpareFor (whole seconds; with the "exist" flag, so that an
+// address spared already gets the whole of it again), then the delete of
+// addr from the trap set. The add goes first so that no probe can trap
+// addr again between the two: while it is in both sets, the trap set's
+// drop in SCANWARDEN-SETS holds it as before the Release; once the delete
+// is done, SCANWARDEN-TRAP returns for it at the spared set's rule.
+//
+// The ban set is not touched. An address not in the trap set is spared
+// all the same. A spared set that is full (Trap.Size) refuses a new
+// address: addr is then released but not spared, which is counted
+// (SpareOverflows) and is no error. A missing set (Flush, or sets an older
+// version made that Prepare has not completed yet) and an unsupported
+// family are nil. Another failure of the add does not keep addr in the
+// trap set: the delete is made all the same, and the errors joined.
 func (b *Backend) Release(ctx context.Context, addr netip.Addr) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -283,11 +300,26 @@ func (b *Backend) Release(ctx context.Context, addr netip.Addr) error {
 	if fam.r == nil {
 		return nil // nothing of that family can have been trapped
 	}
-	if err := b.sets.del(fam.trap, []member{addrMember(a, 0)}); err != nil && !isNoSet(err) {
-		return opError(fam, "release", a, err)
+	var errs []error
+	err = b.sets.add(fam.spared, true, []member{addrMember(a, holdSeconds(spareTimeout))})
+	switch {
+	case err == nil, isNoSet(err):
+	case errors.Is(err, nl.IPSetError(errHashFull)):
+		b.spareOverflows.Add(1)
+	default:
+		errs = append(errs, opError(fam, "release: sparing", a, err))
 	}
-	return nil
+	if err := b.sets.del(fam.trap, []member{addrMember(a, 0)}); err != nil && !isNoSet(err) {
+		errs = append(errs, opError(fam, "release", a, err))
+	}
+	return errors.Join(errs...)
 }
+
+// SpareOverflows returns how many Releases, since the Backend was made,
+// found their spared set full (block.Trap.Size sources spared within
+// block.SpareFor): the source was let out of the trap set but not spared.
+// It is not part of block.Trapper.
+func (b *Backend) SpareOverflows() uint64 { return b.spareOverflows.Load() }
 
 // TrapOverflows returns the packets counted by the trap's overflow rules
 // of every supported family: first hits that found the trap set full,

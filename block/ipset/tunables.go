@@ -24,6 +24,10 @@ const (
 	// the first hits of every real scan a host sees at once, while a
 	// forged flood can keep no more than that many addresses trapped.
 	defaultTrapSize = block.DefaultTrapSize
+	// spareTimeout is the timeout of the element Release adds to the
+	// spared set: block.SpareFor (see there for the reason), written in
+	// whole seconds, rounded up (holdSeconds).
+	spareTimeout = block.SpareFor
 	// maxElemTimeout is the longest element timeout the kernel keeps, in
 	// seconds: IPSET_MAX_TIMEOUT, (UINT_MAX>>1)/MSEC_PER_SEC, about 24.8
 	// days; a longer one is silently cut to it. A longer ban is added

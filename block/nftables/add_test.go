@@ -3,6 +3,7 @@ package nftables
 import (
 	"bytes"
 	"encoding/binary"
+	"slices"
 	"testing"
 	"time"
 
@@ -27,19 +28,7 @@ func TestAddBatchMatchesLibrary(t *testing.T) {
 		{setBan4, []byte{198, 51, 100, 8}, 1500 * time.Millisecond},
 	} {
 		var lib []byte
-		conn, err := nft.New(nft.WithTestDial(func(req []netlink.Message) ([]netlink.Message, error) {
-			for _, m := range req {
-				b, err := m.MarshalBinary()
-				if err != nil {
-					return nil, err
-				}
-				lib = append(lib, b...)
-			}
-			return nil, nil
-		}))
-		if err != nil {
-			t.Fatal(err)
-		}
+		conn := recordingConn(t, &lib)
 		fam := fam4
 		if len(c.key) == 16 {
 			fam = fam6
@@ -90,19 +79,7 @@ func TestDelBatchMatchesLibrary(t *testing.T) {
 		{setTrap6, bytes.Repeat([]byte{0xfd}, 16)},
 	} {
 		var lib []byte
-		conn, err := nft.New(nft.WithTestDial(func(req []netlink.Message) ([]netlink.Message, error) {
-			for _, m := range req {
-				b, err := m.MarshalBinary()
-				if err != nil {
-					return nil, err
-				}
-				lib = append(lib, b...)
-			}
-			return nil, nil
-		}))
-		if err != nil {
-			t.Fatal(err)
-		}
+		conn := recordingConn(t, &lib)
 		fam := fam4
 		if len(c.key) == 16 {
 			fam = fam6
@@ -118,4 +95,74 @@ func TestDelBatchMatchesLibrary(t *testing.T) {
 			t.Errorf("%s %x: the delete batch is the add batch", c.set, c.key)
 		}
 	}
+}
+
+// TestOpsBatchMatchesLibrary: Release's batch of several element
+// messages is what google/nftables sends for the same adds and deletes
+// queued on one connection and flushed, sequence numbers and port ids
+// aside, IPv4 and IPv6; its sequence numbers run from the batch begin to
+// its end.
+func TestOpsBatchMatchesLibrary(t *testing.T) {
+	for _, fam := range []family{fam4, fam6} {
+		key := bytes.Repeat([]byte{0xfd}, int(fam.addrSz))
+		ops := []elemOp{
+			{set: fam.trap, key: key},
+			{del: true, set: fam.trap, key: key},
+			{set: fam.spared, key: key},
+			{del: true, set: fam.spared, key: key},
+			{set: fam.spared, key: key, timeout: spareTimeout},
+		}
+		var lib []byte
+		conn := recordingConn(t, &lib)
+		tbl := &nft.Table{Name: DefaultTable, Family: nft.TableFamilyINet}
+		for _, o := range ops {
+			kind := kindSpared
+			if o.set == fam.trap {
+				kind = kindTrap
+			}
+			s := ref(tbl, setSpec{name: o.set, kind: kind, key: fam.key})
+			e := []nft.SetElement{{Key: o.key, Timeout: o.timeout}}
+			var err error
+			if o.del {
+				err = conn.SetDeleteElements(s, e)
+			} else {
+				err = conn.SetAddElements(s, e)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		conn.Flush()
+		ours := opsBatch(DefaultTable, ops, 7)
+		if got, want := anonymous(t, ours), anonymous(t, lib); !bytes.Equal(got, want) {
+			t.Errorf("%s:\nours %x\nlib  %x", fam.name, got, want)
+		}
+		var seqs []uint32
+		for b := ours; len(b) >= unix.NLMSG_HDRLEN; b = b[nlmsg.Align(int(binary.NativeEndian.Uint32(b))):] {
+			seqs = append(seqs, binary.NativeEndian.Uint32(b[8:12]))
+		}
+		if want := []uint32{7, 8, 9, 10, 11, 12, 13}; !slices.Equal(seqs, want) {
+			t.Errorf("%s: sequence numbers %v, want %v", fam.name, seqs, want)
+		}
+	}
+}
+
+// recordingConn is a google/nftables connection that sends nothing and
+// appends every message it would send, marshalled, to out.
+func recordingConn(t *testing.T, out *[]byte) *nft.Conn {
+	t.Helper()
+	conn, err := nft.New(nft.WithTestDial(func(req []netlink.Message) ([]netlink.Message, error) {
+		for _, m := range req {
+			b, err := m.MarshalBinary()
+			if err != nil {
+				return nil, err
+			}
+			*out = append(*out, b...)
+		}
+		return nil, nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn
 }

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	nft "github.com/google/nftables"
@@ -45,6 +46,9 @@ type Backend struct {
 	ready bool
 	// sock is Block's netlink socket, kept between blocks (add.go).
 	sock *addSock
+	// spareOverflows counts the Releases that found the spared set full
+	// (SpareOverflows).
+	spareOverflows atomic.Uint64
 }
 
 var (
@@ -108,7 +112,7 @@ func opError(op string, a netip.Addr, err error) error {
 // one netlink message: the table, the sets, the counter, the chains and
 // their rules are created when missing, and rebuilt when they are not as
 // they must be (an administrator deleted or changed one). Elements of the
-// ban and trap sets are never lost: a set that must be rebuilt gets its
+// ban, trap and spared sets are never lost: a set that must be rebuilt gets its
 // elements back with the time they had left, and sets and rules that are
 // right are not touched at all, so that a restart keeps every running
 // timeout. A set rebuilt with more elements than one transaction carries
@@ -186,9 +190,11 @@ func (b *Backend) Block(ctx context.Context, ban block.Ban) error {
 	return nil
 }
 
-// Unblock makes sure the backend drops nothing from addr: the address is
-// removed from its family's ban set and trap set. An address in neither,
-// and a table that does not exist, are no error.
+// Unblock makes sure the backend drops nothing from addr, and gives it a
+// clean slate: the address is removed from its family's ban set, trap set
+// and spared set (an unblocked address is trapped again on its next first
+// hit). An address in none of them, and a table or set that does not
+// exist, are no error.
 func (b *Backend) Unblock(ctx context.Context, addr netip.Addr) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -196,7 +202,8 @@ func (b *Backend) Unblock(ctx context.Context, addr netip.Addr) error {
 	if err != nil {
 		return opError("unblock", addr, err)
 	}
-	for _, s := range []setSpec{{name: f.ban, kind: kindBan, key: f.key}, {name: f.trap, kind: kindTrap, key: f.key}} {
+	for _, s := range []setSpec{{name: f.ban, kind: kindBan, key: f.key}, {name: f.trap, kind: kindTrap, key: f.key},
+		{name: f.spared, kind: kindSpared, key: f.key}} {
 		if err := ctx.Err(); err != nil {
 			return opError("unblock", a, err)
 		}
@@ -218,7 +225,8 @@ func (b *Backend) Unblock(ctx context.Context, addr netip.Addr) error {
 
 // List returns the addresses blocked now, as the kernel has them: the
 // union of the ban and trap sets of both families, each address once,
-// sorted (IPv4 first), without elements that have expired. No table is no
+// sorted (IPv4 first), without elements that have expired. The spared
+// sets are not read: a spared address is not blocked. No table is no
 // address.
 func (b *Backend) List(ctx context.Context) ([]netip.Addr, error) {
 	b.mu.Lock()

@@ -14,6 +14,8 @@
 //		set ban6 { type ipv6_addr; size 1048576; flags timeout; }
 //		set trap4 { type ipv4_addr; size TRAP_SET_SIZE; flags dynamic,timeout; }   # held by the kernel, for Hold
 //		set trap6 { type ipv6_addr; size TRAP_SET_SIZE; flags dynamic,timeout; }
+//		set spared4 { type ipv4_addr; size TRAP_SET_SIZE; flags timeout; }   # released, skipped by the trap for SpareFor
+//		set spared6 { type ipv6_addr; size TRAP_SET_SIZE; flags timeout; }
 //		set never4 { type ipv4_addr; flags interval; }   # the trap's exemptions
 //		set never6 { type ipv6_addr; flags interval; }
 //		set tcp_traps { type inet_service; }            # the trap ports
@@ -31,6 +33,8 @@
 //			iifname "lo" return
 //			ip saddr @never4 return
 //			ip6 saddr @never6 return
+//			ip saddr @spared4 return
+//			ip6 saddr @spared6 return
 //			meta nfproto ipv4 tcp flags & ack == 0 tcp dport @tcp_traps add @trap4 { ip saddr timeout Hold } drop
 //			meta nfproto ipv4 tcp flags & ack == 0 tcp dport @tcp_traps counter name "trap_overflow" drop
 //			meta nfproto ipv4 udp dport @udp_traps add @trap4 { ip saddr timeout Hold } drop
@@ -48,10 +52,20 @@
 // adds has it, so the kernel lets a trapped source go by itself after
 // Hold. Within it, the daemon promotes a source it confirms to a ban
 // (Block: ban4 or ban6, with the ban's own timeout, independently of the
-// trap element) and releases one it judges forged (Release: one
-// DELSETELEM on trap4 or trap6, nothing else). SetTrap cuts an element
-// with more than Hold left (an older version held trapped sources for
-// BAN_EXPIRY) down to Hold. The trap sets' size is a budget of
+// trap element) and releases one it judges forged (Release: one batch
+// that deletes it from trap4 or trap6 and adds it to spared4 or spared6
+// with the timeout block.SpareFor, a minute, refreshed by each Release;
+// the ban set is not touched). The trap chain returns for a spared
+// source before its trap rules, so the forged probes of a decoy scan,
+// sent in the framed host's name to every port for the whole scan,
+// cannot trap that host again after its release; its packets still reach
+// userspace, which judges them. The spared sets have the trap sets' size:
+// a Release that finds one full releases without sparing (counted by
+// SpareOverflows). Unblock removes an address from the spared set too;
+// List does not report spared addresses (they are not blocked); SetTrap
+// keeps the spared sets' elements. SetTrap cuts an element with more than
+// Hold left (an older version held trapped sources for BAN_EXPIRY) down
+// to Hold. The trap sets' size is a budget of
 // provisional entries: a trap rule whose add fails because the set is
 // full breaks off, so the next rule counts the packet and drops it
 // without holding its source; a flood of forged sources keeps at most

@@ -26,6 +26,8 @@ const (
 	setBan6     = "ban6"
 	setTrap4    = "trap4"
 	setTrap6    = "trap6"
+	setSpared4  = "spared4"
+	setSpared6  = "spared6"
 	setNever4   = "never4"
 	setNever6   = "never6"
 	setTCPTraps = "tcp_traps"
@@ -44,13 +46,14 @@ type family struct {
 	saddrOff, addrSz uint32 // source address in the network header
 	key              nft.SetDatatype
 	ban, trap, never string // set names
+	spared           string
 }
 
 var (
 	fam4 = family{nfproto: unix.NFPROTO_IPV4, name: "ip", saddrOff: 12, addrSz: 4, key: nft.TypeIPAddr,
-		ban: setBan4, trap: setTrap4, never: setNever4}
+		ban: setBan4, trap: setTrap4, never: setNever4, spared: setSpared4}
 	fam6 = family{nfproto: unix.NFPROTO_IPV6, name: "ip6", saddrOff: 8, addrSz: 16, key: nft.TypeIP6Addr,
-		ban: setBan6, trap: setTrap6, never: setNever6}
+		ban: setBan6, trap: setTrap6, never: setNever6, spared: setSpared6}
 	families = []family{fam4, fam6}
 )
 
@@ -58,10 +61,11 @@ var (
 type setKind int
 
 const (
-	kindBan   setKind = iota // addresses with timeouts, written by userspace
-	kindTrap                 // addresses with timeouts, written by the kernel
-	kindNever                // address intervals
-	kindPorts                // ports
+	kindBan    setKind = iota // addresses with timeouts, written by userspace
+	kindTrap                  // addresses with timeouts, written by the kernel
+	kindSpared                // addresses with timeouts, written by Release
+	kindNever                 // address intervals
+	kindPorts                 // ports
 )
 
 // setSpec is one set as it must be.
@@ -72,17 +76,23 @@ type setSpec struct {
 	size uint32 // 0: no bound
 }
 
-func (s setSpec) timeout() bool  { return s.kind == kindBan || s.kind == kindTrap }
+func (s setSpec) timeout() bool {
+	return s.kind == kindBan || s.kind == kindTrap || s.kind == kindSpared
+}
+
 func (s setSpec) dynamic() bool  { return s.kind == kindTrap }
 func (s setSpec) interval() bool { return s.kind == kindNever }
 
-// setSpecs are the table's sets, with trap sets of trapSize elements.
+// setSpecs are the table's sets, with trap and spared sets of trapSize
+// elements.
 func setSpecs(trapSize uint32) []setSpec {
 	return []setSpec{
 		{setBan4, kindBan, nft.TypeIPAddr, banSetSize},
 		{setBan6, kindBan, nft.TypeIP6Addr, banSetSize},
 		{setTrap4, kindTrap, nft.TypeIPAddr, trapSize},
 		{setTrap6, kindTrap, nft.TypeIP6Addr, trapSize},
+		{setSpared4, kindSpared, nft.TypeIPAddr, trapSize},
+		{setSpared6, kindSpared, nft.TypeIP6Addr, trapSize},
 		{setNever4, kindNever, nft.TypeIPAddr, 0},
 		{setNever6, kindNever, nft.TypeIP6Addr, 0},
 		{setTCPTraps, kindPorts, nft.TypeInetService, 0},
@@ -225,10 +235,10 @@ func jumpRule() ruleSpec {
 	return ruleSpec{"jump-trap", []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: chainTrap}}}
 }
 
-// trapRules are the rules of the trap chain for t: loopback and the
-// exemptions return; a probe adds its source to the trap set, with the
-// timeout holdTimeout(t.Hold), and is dropped; a probe whose add failed
-// (the set is full) is counted and dropped.
+// trapRules are the rules of the trap chain for t: loopback, the
+// exemptions and the spared sources return; a probe adds its source to
+// the trap set, with the timeout holdTimeout(t.Hold), and is dropped; a
+// probe whose add failed (the set is full) is counted and dropped.
 func trapRules(t *block.Trap) []ruleSpec {
 	lo := make([]byte, unix.IFNAMSIZ)
 	copy(lo, "lo")
@@ -241,6 +251,9 @@ func trapRules(t *block.Trap) []ruleSpec {
 	}
 	for _, f := range families {
 		rs = append(rs, ruleSpec{"return-" + f.never, append(saddrIn(f, f.never), verdict(expr.VerdictReturn))})
+	}
+	for _, f := range families {
+		rs = append(rs, ruleSpec{"return-" + f.spared, append(saddrIn(f, f.spared), verdict(expr.VerdictReturn))})
 	}
 	timeout := holdTimeout(t.Hold)
 	for _, f := range families {

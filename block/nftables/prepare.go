@@ -115,8 +115,8 @@ func (b *Backend) plan(snap *snapshot, t *block.Trap) (*repair, error) {
 	return p, nil
 }
 
-// trapSetSize is the bound of the trap sets: t's size when it gives one,
-// else the size the kernel's trap4 has, else defaultTrapSize.
+// trapSetSize is the bound of the trap and spared sets: t's size when it
+// gives one, else the size the kernel's trap4 has, else defaultTrapSize.
 func trapSetSize(snap *snapshot, t *block.Trap) uint32 {
 	if t != nil && t.Size > 0 {
 		return uint32(t.Size)
@@ -146,9 +146,10 @@ func trapContents(t *block.Trap) (exempt4, exempt6 []addrRange, contents map[str
 }
 
 // planSets sorts the sets into those that are right (left alone), missing
-// (created) and wrong (rebuilt), and reads what each rebuilt ban or trap
-// set keeps of its elements: its addresses with the time they had left,
-// for a trap set without those the exemptions (exempt4, exempt6) cover.
+// (created) and wrong (rebuilt), and reads what each rebuilt ban, trap or
+// spared set keeps of its elements: its addresses with the time they had
+// left, for a trap set without those the exemptions (exempt4, exempt6)
+// cover.
 func (b *Backend) planSets(p *repair, exempt4, exempt6 []addrRange) error {
 	p.created, p.rebuilt = map[string]bool{}, map[string]bool{}
 	p.keep = map[string][]nft.SetElement{}
@@ -159,7 +160,7 @@ func (b *Backend) planSets(p *repair, exempt4, exempt6 []addrRange) error {
 			p.created[s.name] = true
 		case !s.matches(k):
 			p.rebuilt[s.name] = true
-			if s.kind == kindBan || s.kind == kindTrap {
+			if s.timeout() {
 				es, err := b.elements(s.name)
 				if err != nil {
 					return err
@@ -168,7 +169,7 @@ func (b *Backend) planSets(p *repair, exempt4, exempt6 []addrRange) error {
 				if s.key.Bytes == 16 {
 					ex = exempt6
 				}
-				if s.kind == kindBan {
+				if s.kind != kindTrap {
 					ex = nil
 				}
 				p.keep[s.name] = keepElems(s, es, ex)
@@ -201,7 +202,7 @@ func (p *repair) planChains() {
 // its rules unreadable, or a set they refer to rebuilt): then the chain
 // is emptied, and the trap is off until SetTrap.
 func (p *repair) planTrapRules(t *block.Trap) (jump bool) {
-	broken := p.anyRebuilt(setTrap4, setTrap6, setNever4, setNever6, setTCPTraps, setUDPTraps) ||
+	broken := p.anyRebuilt(setTrap4, setTrap6, setSpared4, setSpared6, setNever4, setNever6, setTCPTraps, setUDPTraps) ||
 		!p.trapChainOK || !p.snap.rulesOK[chainTrap]
 	if t == nil && !broken {
 		return slices.Contains(p.snap.rules[chainInput], jumpRule().tag())

@@ -2,6 +2,7 @@ package nftables
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net/netip"
@@ -26,16 +27,18 @@ import (
 // than 0.
 //
 // When t.Size (0: keep the size in force) differs from the trap sets'
-// size, they are rebuilt with that size, keeping their elements with the
-// time they had left (when more than t.Size, those that would expire
-// first are dropped). Afterwards, the elements of trap4 and trap6 that
-// t.Exempt covers are removed, and, when t has a Hold, those with more
-// than it left (or no timeout: an older version held trapped sources for
-// the ban's length) get the timeout t's Hold, their delete and add in one
-// transaction so that the source is not let through meanwhile. Nothing
-// already as t wants it is rewritten, so installing the same trap again
-// changes nothing. The trap_overflow counter is not reset (see
-// TrapOverflows).
+// size, they and the spared sets are rebuilt with that size, keeping
+// their elements with the time they had left (when more than t.Size,
+// those that would expire first are dropped); the spared sets' elements
+// are otherwise left as they are, whatever t, so that a spared source
+// stays spared for what remains of its block.SpareFor. Afterwards, the
+// elements of trap4 and trap6 that t.Exempt covers are removed, and, when
+// t has a Hold, those with more than it left (or no timeout: an older
+// version held trapped sources for the ban's length) get the timeout t's
+// Hold, their delete and add in one transaction so that the source is not
+// let through meanwhile. Nothing already as t wants it is rewritten, so
+// installing the same trap again changes nothing. The trap_overflow
+// counter is not reset (see TrapOverflows).
 func (b *Backend) SetTrap(ctx context.Context, t block.Trap) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -125,9 +128,34 @@ func (b *Backend) trimOnce(ctx context.Context, v4, v6 []addrRange, hold time.Du
 }
 
 // Release lets addr (an IPv4-mapped address as the IPv4 one) out of its
-// family's trap set: one DELSETELEM message over Block's kept socket.
-// The ban set is not touched. An address not in the trap set, and a trap
-// set or table that does not exist, are no error.
+// family's trap set and spares it, in one transaction (one batch over
+// Block's kept socket, one round trip as a rule):
+//
+//	add trap4 { addr }                          (a no-op when it is there)
+//	delete trap4 { addr }
+//	add spared4 { addr }                        (likewise)
+//	delete spared4 { addr }
+//	add spared4 { addr timeout SpareFor }
+//
+// (spared6 and trap6 for IPv6). Each delete follows an add of the same
+// element, so that it never fails for an element that is not there
+// (which would abort the whole transaction, and older kernels have no
+// delete-if-there); the spared element is added anew, so that an address
+// spared already gets the whole of block.SpareFor again, on every kernel.
+// The trap rules return for a source in the spared set, so from the
+// commit on the trap neither holds nor drops addr (see block.Trap), and
+// there is no moment at which a probe could trap it between the two.
+//
+// The ban set is not touched. A set that is full (and so refuses the add
+// of an element that is not there) leaves its part out: a full trap set
+// does not hold addr (a delete, alone, makes sure); a full spared set
+// leaves addr released but not spared, is counted (SpareOverflows) and
+// is no error. A table, trap set or spared set that does not exist
+// (Flush, or a table an older version wrote that Prepare has not made
+// over yet) is no error either: addr is then only let out of the trap
+// set, if there is one, as before there were spared sets. Any other
+// failure still lets addr out of the trap set if it can, and is
+// returned.
 func (b *Backend) Release(ctx context.Context, addr netip.Addr) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -138,11 +166,93 @@ func (b *Backend) Release(ctx context.Context, addr netip.Addr) error {
 	if err := ctx.Err(); err != nil {
 		return opError("release", a, err)
 	}
-	if err := b.del(f.trap, keyOf(a)); err != nil && !isNotExist(err) {
-		return opError("release", a, fmt.Errorf("set %s: %w", f.trap, err))
+	if err := b.release(a, f); err != nil {
+		return opError("release", a, err)
 	}
 	return nil
 }
+
+// release is Release for a normalized address.
+func (b *Backend) release(a netip.Addr, f family) error {
+	key := keyOf(a)
+	untrap, spare := true, true
+	for {
+		var ops []elemOp
+		if untrap {
+			ops = append(ops, elemOp{set: f.trap, key: key}, elemOp{del: true, set: f.trap, key: key})
+		}
+		nu := len(ops)
+		if spare {
+			ops = append(ops, elemOp{set: f.spared, key: key}, elemOp{del: true, set: f.spared, key: key},
+				elemOp{set: f.spared, key: key, timeout: spareTimeout})
+		}
+		if len(ops) == 0 {
+			break
+		}
+		errs, err := b.apply(ops)
+		var eu, es error
+		if err == nil {
+			// The kernel answers every message of a failed batch: the
+			// first failure of each part is its cause, what follows it
+			// a consequence (the delete of an element whose add failed).
+			eu, es = firstErr(errs[:nu]), firstErr(errs[nu:])
+			if eu == nil && es == nil {
+				break
+			}
+		}
+		full := func(e error) bool { return e == nil || errors.Is(e, errFull) }
+		if err != nil || !full(eu) || !full(es) {
+			// no such table or set, or a failure: let addr out of the
+			// trap set alone, as far as it can be
+			var bad error
+			for _, e := range []error{err, eu, es} {
+				if e != nil && !errors.Is(e, errFull) && !isNotExist(e) {
+					bad = fmt.Errorf("releasing and sparing it: %w", e)
+					break
+				}
+			}
+			return errors.Join(bad, b.untrap(f, key))
+		}
+		if eu != nil {
+			untrap = false // full, so without addr
+		}
+		if es != nil {
+			spare = false
+			b.spareOverflows.Add(1)
+		}
+	}
+	if !untrap {
+		// The trap set refused addr as full, so it does not hold it; a
+		// delete of its own makes sure all the same.
+		return b.untrap(f, key)
+	}
+	return nil
+}
+
+// untrap deletes key from f's trap set, in a transaction of its own; an
+// element, set or table that is not there is no error.
+func (b *Backend) untrap(f family, key []byte) error {
+	if err := b.del(f.trap, key); err != nil && !isNotExist(err) {
+		return fmt.Errorf("set %s: %w", f.trap, err)
+	}
+	return nil
+}
+
+// firstErr returns the first error of errs that is not nil.
+func firstErr(errs []error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// SpareOverflows returns how many Releases, since the Backend was made,
+// found their spared set full (block.Trap.Size sources spared within
+// block.SpareFor): the source was let out of the trap set but not spared.
+// It is not part of block.Trapper.
+func (b *Backend) SpareOverflows() uint64 { return b.spareOverflows.Load() }
 
 // TrapOverflows returns the packets counted by the trap_overflow counter:
 // first hits that found their trap set full, and were dropped without

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	nft "github.com/google/nftables"
+
 	"github.com/scanwarden/scanwarden/block"
 	"github.com/scanwarden/scanwarden/internal/netnstest"
 )
@@ -465,4 +467,316 @@ func TestKernelTrapCutsToHold(t *testing.T) {
 			t.Errorf("SetTrap %+v: no error", tr)
 		}
 	}
+}
+
+// wantSpared checks that a is in its family's spared set with a timeout
+// of block.SpareFor at most (Release writes SpareFor; a rebuilt set keeps
+// the time its elements had left) and no more than that left, and returns
+// what is left.
+func wantSpared(t *testing.T, b *Backend, a netip.Addr, what string) time.Duration {
+	t.Helper()
+	name := setSpared4
+	if a.Is6() {
+		name = setSpared6
+	}
+	e, ok := elems(t, b, name)[a]
+	switch {
+	case !ok:
+		t.Errorf("%s: %v not in %s", what, a, name)
+	case e.Timeout <= 0 || e.Timeout > block.SpareFor || e.Expires <= 0 || e.Expires > e.Timeout:
+		t.Errorf("%s: %v in %s with timeout %v, %v left; want at most %v, and no more left", what, a, name, e.Timeout, e.Expires, block.SpareFor)
+	}
+	return e.Expires
+}
+
+// wantPasses checks that first hits of src on the trap ports are neither
+// trapped nor dropped: a FIN to the TCP trap port does not trap it (IPv4:
+// the raw helper sends no IPv6), its connect there, where nothing
+// listens, is refused (a reset), and its UDP datagram to the UDP trap
+// port reaches u, a listener there.
+func wantPasses(t *testing.T, l *lab, b *Backend, u *netnstest.Server, src, dst netip.Addr, what string) {
+	t.Helper()
+	name := setTrap4
+	if src.Is6() {
+		name = setTrap6
+	} else {
+		l.raw(src, dst, trapTCP, flagFIN)
+	}
+	if token := l.sendUDP(src, dst, trapUDP); !u.Wait(token, netnstest.OpenWait) {
+		t.Errorf("%s: UDP from %v to the trap port: not received, want it to pass", what, src)
+	}
+	if code := l.dial(src, dst, trapTCP, netnstest.OpenWait); code != netnstest.ExitRefused {
+		t.Errorf("%s: connect from %v to the trap port: exit %d, want refused (not trapped, not dropped)", what, src, code)
+	}
+	if inSet(t, b, name, src) {
+		t.Errorf("%s: %v trapped (in %s)", what, src, name)
+	}
+	if code := l.dial(src, dst, openPort, netnstest.OpenWait); code != netnstest.ExitConnected {
+		t.Errorf("%s: %v's connection to the open port: exit %d, want it to connect", what, src, code)
+	}
+}
+
+// TestKernelTrapSpare: Release spares the source it lets out of the trap
+// set: it is in the spared set for block.SpareFor, and its next first
+// hits (SYN, FIN, UDP) are neither trapped nor dropped, while other
+// sources are still trapped. Release again refreshes the timeout; a
+// source never trapped is spared too (IPv6 alike). List does not report
+// spared sources. A SetTrap with other ports, or another size, keeps the
+// spared sources and their timeouts; a trap that is not Enabled too.
+// Unblock takes a source out of the spared set (it is trapped again on
+// its next first hit), Flush removes the spared sets with the table.
+func TestKernelTrapSpare(t *testing.T) {
+	l, _, b := trapLab(t)
+	u := l.Serve(trapUDP)
+	ctx := context.Background()
+	// a hold far longer than the test: nothing is let go but by Release
+	trap := block.Trap{TCP: []uint16{trapTCP}, UDP: []uint16{trapUDP}, Hold: time.Minute, Size: 16}
+	if err := b.SetTrap(ctx, trap); err != nil {
+		t.Fatal(err)
+	}
+	framed, other, never := attacker4(0), attacker4(1), attacker4(2)
+	l.raw(framed, victim4, trapTCP, flagSYN)
+	wantHeld(t, b, setTrap4, framed, time.Minute, "a SYN")
+
+	if err := b.Release(ctx, framed); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	if inSet(t, b, setTrap4, framed) {
+		t.Errorf("after Release, %v is still in %s", framed, setTrap4)
+	}
+	left := wantSpared(t, b, framed, "released")
+	if e := elems(t, b, setSpared4)[framed]; e.Timeout != block.SpareFor {
+		t.Errorf("Release spared %v with timeout %v, want block.SpareFor, %v", framed, e.Timeout, block.SpareFor)
+	}
+	// the decoys go on: the framed host's probes pass
+	wantPasses(t, l, b, u, framed, victim4, "a released source's new first hits")
+	// another source is trapped as ever
+	if code := l.dial(other, victim4, trapTCP, droppedWait); code != netnstest.ExitTimeout {
+		t.Errorf("connect from %v to the trap port: exit %d, want a timeout (trapped)", other, code)
+	}
+	wantTrapped(t, l, b, other, victim4, time.Minute, "another source's SYN")
+	if inSet(t, b, setSpared4, other) {
+		t.Errorf("%v spared without a Release", other)
+	}
+
+	// Release again: no error, the minute starts over
+	time.Sleep(1200 * time.Millisecond)
+	if again := wantSpared(t, b, framed, "a second later"); again > left-time.Second {
+		t.Errorf("a second after the Release, %v left, was %v", again, left)
+	}
+	if err := b.Release(ctx, netip.MustParseAddr("::ffff:"+framed.String())); err != nil {
+		t.Fatalf("Release again: %v", err)
+	}
+	if again := wantSpared(t, b, framed, "released again"); again < block.SpareFor-time.Second {
+		t.Errorf("released again: %v left, want about %v (refreshed)", again, block.SpareFor)
+	}
+	if n := len(elems(t, b, setSpared4)); n != 1 {
+		t.Errorf("spared4 holds %d elements, want 1", n)
+	}
+
+	// a source never trapped is spared all the same; IPv6 alike
+	for _, a := range []netip.Addr{never, attacker6(0)} {
+		if err := b.Release(ctx, a); err != nil {
+			t.Fatalf("Release of %v, never trapped: %v", a, err)
+		}
+		wantSpared(t, b, a, "never trapped, released")
+	}
+	wantPasses(t, l, b, u, never, victim4, "a spared source never trapped")
+	wantPasses(t, l, b, u, attacker6(0), victim6, "a spared IPv6 source")
+
+	// List: the trapped source, not the spared ones
+	if got := mustList(t, b); !slices.Equal(got, []netip.Addr{other}) {
+		t.Errorf("List: %v, want the trapped %v alone (no spared source)", got, other)
+	}
+
+	// SetTrap with other ports, then another size: spared kept, timers
+	// running
+	before := elems(t, b, setSpared4)[framed].Expires
+	trap.UDP = nil
+	trap.TCP = []uint16{trapTCP, trapTCP + 1}
+	if err := b.SetTrap(ctx, trap); err != nil {
+		t.Fatal(err)
+	}
+	trap.Size = 32
+	if err := b.SetTrap(ctx, trap); err != nil {
+		t.Fatal(err)
+	}
+	if s := kernelSet(t, b, setSpared4); s.Size != 32 {
+		t.Errorf("spared4's size after SetTrap with Size 32: %d", s.Size)
+	}
+	for _, a := range []netip.Addr{framed, never, attacker6(0)} {
+		wantSpared(t, b, a, "after SetTrap with new ports and size")
+	}
+	if after := elems(t, b, setSpared4)[framed].Expires; after > before {
+		t.Errorf("SetTrap reset %v's spare: %v left, was %v", framed, after, before)
+	}
+	wantPasses(t, l, b, u, framed, victim4, "spared, after SetTrap")
+	if err := b.SetTrap(ctx, block.Trap{Size: 32}); err != nil {
+		t.Fatal(err)
+	}
+	wantSpared(t, b, framed, "after a SetTrap that disables the trap")
+	if err := b.SetTrap(ctx, trap); err != nil {
+		t.Fatal(err)
+	}
+	wantSpared(t, b, framed, "after the trap is enabled again")
+
+	// Unblock: a clean slate, trapped again on its next first hit
+	if err := b.Unblock(ctx, framed); err != nil {
+		t.Fatal(err)
+	}
+	if inSet(t, b, setSpared4, framed) {
+		t.Errorf("after Unblock, %v is still in %s", framed, setSpared4)
+	}
+	if code := l.dial(framed, victim4, trapTCP, droppedWait); code != netnstest.ExitTimeout {
+		t.Errorf("after Unblock, connect from %v to the trap port: exit %d, want a timeout (trapped again)", framed, code)
+	}
+	wantTrapped(t, l, b, framed, victim4, time.Minute, "a SYN after Unblock")
+	if err := b.Unblock(ctx, attacker6(0)); err != nil {
+		t.Fatal(err)
+	}
+	if inSet(t, b, setSpared6, attacker6(0)) {
+		t.Errorf("after Unblock, %v is still in %s", attacker6(0), setSpared6)
+	}
+
+	// Flush: no table, so no spared set; Release is no error then
+	if err := b.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c, err := b.conn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := b.tableExists(c); err != nil || ok {
+		t.Errorf("after Flush, the table exists: %v %v", ok, err)
+	}
+	if err := b.Release(ctx, never); err != nil {
+		t.Errorf("Release without a table: %v", err)
+	}
+}
+
+// TestKernelTrapSpareFull: the spared set has the trap set's size. When
+// it is full, Release still lets the source out of the trap set,
+// returns nil, and counts it (SpareOverflows); a source spared already
+// is refreshed all the same. When the trap set is full and does not hold
+// the source, Release spares it, no error either.
+func TestKernelTrapSpareFull(t *testing.T) {
+	l, _, b := trapLab(t)
+	ctx := context.Background()
+	trap := block.Trap{TCP: []uint16{trapTCP}, Hold: time.Minute, Size: 2}
+	if err := b.SetTrap(ctx, trap); err != nil {
+		t.Fatal(err)
+	}
+	// the trap set full, without the source: spared
+	l.raw(attacker4(0), victim4, trapTCP, flagSYN)
+	l.raw(attacker4(1), victim4, trapTCP, flagSYN)
+	if n := len(elems(t, b, setTrap4)); n != 2 {
+		t.Fatalf("trap4 holds %d, want 2 (full)", n)
+	}
+	if err := b.Release(ctx, attacker4(5)); err != nil {
+		t.Fatalf("Release with the trap set full: %v", err)
+	}
+	wantSpared(t, b, attacker4(5), "released with the trap set full")
+	if n := len(elems(t, b, setTrap4)); n != 2 {
+		t.Errorf("trap4 holds %d after releasing a source it did not hold, want 2", n)
+	}
+	// fill the spared set: attacker4(5) and attacker4(0)
+	if err := b.Release(ctx, attacker4(0)); err != nil {
+		t.Fatal(err)
+	}
+	wantSpared(t, b, attacker4(0), "released")
+	if got := b.SpareOverflows(); got != 0 {
+		t.Errorf("SpareOverflows with room: %d", got)
+	}
+	// full: released, not spared, counted, no error
+	if err := b.Release(ctx, attacker4(1)); err != nil {
+		t.Fatalf("Release with the spared set full: %v", err)
+	}
+	if inSet(t, b, setTrap4, attacker4(1)) {
+		t.Errorf("with the spared set full, Release left %v in %s", attacker4(1), setTrap4)
+	}
+	if inSet(t, b, setSpared4, attacker4(1)) {
+		t.Errorf("%v got into a full spared set", attacker4(1))
+	}
+	if got := b.SpareOverflows(); got != 1 {
+		t.Errorf("SpareOverflows after a Release found the spared set full: %d, want 1", got)
+	}
+	if code := l.dial(attacker4(1), victim4, openPort, netnstest.OpenWait); code != netnstest.ExitConnected {
+		t.Errorf("released (not spared), %v's connection to the open port: exit %d, want it to connect", attacker4(1), code)
+	}
+	// not spared: its next first hit traps it again
+	l.raw(attacker4(1), victim4, trapTCP, flagSYN)
+	wantHeld(t, b, setTrap4, attacker4(1), time.Minute, "a released but unspared source's next first hit")
+	// a spared source in the full set is refreshed, not counted
+	time.Sleep(1200 * time.Millisecond)
+	if err := b.Release(ctx, attacker4(0)); err != nil {
+		t.Fatal(err)
+	}
+	if left := wantSpared(t, b, attacker4(0), "refreshed in a full set"); left < block.SpareFor-time.Second {
+		t.Errorf("refreshed in a full spared set: %v left, want about %v", left, block.SpareFor)
+	}
+	if got := b.SpareOverflows(); got != 1 {
+		t.Errorf("SpareOverflows after a refresh: %d, want still 1", got)
+	}
+}
+
+// TestKernelSpareOlderTable: a table as a version without spared sets
+// left it (trap rules without the spared returns, no spared sets):
+// Release only lets the source out of the trap set, as that version did,
+// without error; Prepare adds the spared sets and leaves the trap chain
+// as found; SetTrap writes the trap chain with the spared returns, and
+// Release spares.
+func TestKernelSpareOlderTable(t *testing.T) {
+	l, _, b := trapLab(t)
+	u := l.Serve(trapUDP)
+	ctx := context.Background()
+	trap := block.Trap{TCP: []uint16{trapTCP}, Hold: time.Minute, Size: 16}
+	if err := b.SetTrap(ctx, trap); err != nil {
+		t.Fatal(err)
+	}
+	// the older layout: the spared returns and sets gone
+	deleteRule(t, b, chainTrap, "return-"+setSpared4)
+	deleteRule(t, b, chainTrap, "return-"+setSpared6)
+	c, err := b.conn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.DelSet(&nft.Set{Table: b.table, Name: setSpared4})
+	c.DelSet(&nft.Set{Table: b.table, Name: setSpared6})
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	oldTrap, _ := rules(t, b, chainTrap)
+
+	b2 := l.backend() // a new daemon, before its SetTrap
+	l.raw(attacker4(0), victim4, trapTCP, flagSYN)
+	wantHeld(t, b2, setTrap4, attacker4(0), time.Minute, "a SYN")
+	if err := b2.Release(ctx, attacker4(0)); err != nil {
+		t.Fatalf("Release on a table without spared sets: %v", err)
+	}
+	if inSet(t, b2, setTrap4, attacker4(0)) {
+		t.Errorf("Release on a table without spared sets left %v trapped", attacker4(0))
+	}
+	if err := b2.Prepare(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := kernelSet(t, b2, setSpared4); s.Size != 16 || !s.HasTimeout || s.Dynamic {
+		t.Errorf("spared4 after Prepare: size %d, timeout %v, dynamic %v", s.Size, s.HasTimeout, s.Dynamic)
+	}
+	kernelSet(t, b2, setSpared6)
+	if got, _ := rules(t, b2, chainTrap); !slices.Equal(got, oldTrap) {
+		t.Errorf("Prepare before SetTrap changed the trap chain:\n%v\nwas\n%v", got, oldTrap)
+	}
+	if err := b2.SetTrap(ctx, trap); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := rules(t, b2, chainTrap); !slices.Equal(got, tags(trapRules(&trap))) {
+		t.Errorf("trap chain after SetTrap: %v, want %v", got, tags(trapRules(&trap)))
+	}
+	l.raw(attacker4(1), victim4, trapTCP, flagSYN)
+	wantHeld(t, b2, setTrap4, attacker4(1), time.Minute, "a SYN")
+	if err := b2.Release(ctx, attacker4(1)); err != nil {
+		t.Fatal(err)
+	}
+	wantSpared(t, b2, attacker4(1), "released after the upgrade")
+	wantPasses(t, l, b2, u, attacker4(1), victim4, "spared after the upgrade")
 }

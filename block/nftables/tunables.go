@@ -95,6 +95,11 @@ const (
 	// 32 KiB message never takes more than milliseconds.
 	dumpTimeout = 30 * time.Second
 
+	// spareTimeout is the timeout of the element Release adds to spared4
+	// or spared6: block.SpareFor (see there for the reason), a whole
+	// number of milliseconds as the kernel counts them.
+	spareTimeout = block.SpareFor
+
 	// addTimeout bounds the wait for the answer to Block's add: the
 	// kernel answers a batch before sendmsg returns, so a second means it
 	// never will, and Block may run on the capture thread, which must not
