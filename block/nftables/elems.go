@@ -104,9 +104,9 @@ func elemsByAddr(es []nft.SetElement) map[netip.Addr]kernelElem {
 }
 
 // needsReplace reports whether the kernel's element k differs from the
-// wanted timeout want (0: none) by more than timeoutTolerance, or has or
-// lacks a timeout wrongly.
-func needsReplace(k kernelElem, want time.Duration) bool {
+// wanted timeout want (0: none) by more than tolerance, or has or lacks a
+// timeout wrongly.
+func needsReplace(k kernelElem, want, tolerance time.Duration) bool {
 	if k.timeout != (want != 0) {
 		return true
 	}
@@ -114,7 +114,7 @@ func needsReplace(k kernelElem, want time.Duration) bool {
 		return false
 	}
 	diff := k.left - want
-	return diff > timeoutTolerance || diff < -timeoutTolerance
+	return diff > tolerance || diff < -tolerance
 }
 
 // addrRange is an inclusive range of addresses of one family.

@@ -54,7 +54,7 @@ func TestNeedsReplace(t *testing.T) {
 		{kernelElem{timeout: true, left: time.Hour}, time.Hour + timeoutTolerance + time.Millisecond, true},
 		{kernelElem{timeout: true, left: 10 * time.Second}, time.Hour, true},
 	} {
-		if got := needsReplace(c.k, c.want); got != c.repl {
+		if got := needsReplace(c.k, c.want, timeoutTolerance); got != c.repl {
 			t.Errorf("needsReplace(%+v, %v) = %v, want %v", c.k, c.want, got, c.repl)
 		}
 	}

@@ -66,12 +66,17 @@ func (b *Backend) syncOnce(ctx context.Context, until map[netip.Addr]time.Time) 
 	}
 	q := &batch{ctx: ctx, c: c}
 	for _, f := range families {
+		start := time.Now()
 		es, err := b.elements(f.ban)
 		if err != nil {
 			return err
 		}
 		have := elemsByAddr(es)
 		now := time.Now()
+		// the kernel reported each element's time left as it dumped it:
+		// a long dump (100,000 elements on a loaded machine) is as much
+		// uncertainty again
+		tolerance := timeoutTolerance + now.Sub(start)
 		var add, repl []nft.SetElement
 		wanted := make(map[netip.Addr]bool, len(until))
 		for a, u := range until {
@@ -86,7 +91,7 @@ func (b *Backend) syncOnce(ctx context.Context, until map[netip.Addr]time.Time) 
 			e := nft.SetElement{Key: keyOf(a), Timeout: d}
 			if k, in := have[a]; !in {
 				add = append(add, e)
-			} else if needsReplace(k, d) {
+			} else if needsReplace(k, d, tolerance) {
 				repl = append(repl, e)
 			}
 		}
