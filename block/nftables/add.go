@@ -105,6 +105,40 @@ func elemMsg(table string, o elemOp, seq uint32) []byte {
 		nlAttr(unix.NLA_F_NESTED|unix.NFTA_SET_ELEM_LIST_ELEMENTS, nlAttr(unix.NLA_F_NESTED|unix.NFTA_LIST_ELEM, elem)))
 }
 
+// getMsg is the message that asks for key's element in set of table
+// (GETSETELEM, not a dump: one element, outside any transaction), at seq.
+func getMsg(table, set string, key []byte, seq uint32) []byte {
+	elem := nlAttr(unix.NLA_F_NESTED|unix.NFTA_SET_ELEM_KEY, nlAttr(unix.NFTA_DATA_VALUE, key))
+	return nlMsg(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETSETELEM, unix.NLM_F_REQUEST|unix.NLM_F_ACK, seq,
+		nlAttr(unix.NFTA_SET_ELEM_LIST_TABLE, cstr(table)),
+		nlAttr(unix.NFTA_SET_ELEM_LIST_SET, cstr(set)),
+		nlAttr(unix.NLA_F_NESTED|unix.NFTA_SET_ELEM_LIST_ELEMENTS, nlAttr(unix.NLA_F_NESTED|unix.NFTA_LIST_ELEM, elem)))
+}
+
+// has reports whether set holds key, asking the kernel over the kept
+// socket: an element that is not there, or no such set or table, is
+// false with the kernel's ENOENT; any other error is returned. Called
+// with b.mu held.
+func (b *Backend) has(set string, key []byte) (bool, error) {
+	seq := nlSeq.Add(3) - 2 // the answer's at seq+1, as a batch's one message
+	if b.sock.fd < 0 {
+		fd, err := timedSocket(b.netns, addTimeout)
+		if err != nil {
+			return false, err
+		}
+		b.sock.fd = fd
+	}
+	errs, err := b.exchange(getMsg(b.table.Name, set, key, seq+1), seq, 1)
+	if err != nil {
+		b.sock.close()
+		return false, err
+	}
+	if errs[0] != nil {
+		return false, errs[0]
+	}
+	return true, nil
+}
+
 // errNoAnswer: the kernel's answer did not come within addTimeout.
 var errNoAnswer = errors.New("no answer from the kernel")
 

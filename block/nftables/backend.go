@@ -49,6 +49,8 @@ type Backend struct {
 	// spareOverflows counts the Releases that found the spared set full
 	// (SpareOverflows).
 	spareOverflows atomic.Uint64
+	// spares is Release's account of the spared sets (guarded by mu).
+	spares spareBook
 }
 
 var (
@@ -220,6 +222,7 @@ func (b *Backend) Unblock(ctx context.Context, addr netip.Addr) error {
 			return opError("unblock", a, fmt.Errorf("set %s: %w", s.name, err))
 		}
 	}
+	b.spares.forget(a)
 	return nil
 }
 
@@ -279,6 +282,7 @@ func (b *Backend) Flush(ctx context.Context) error {
 		return opError("flush", netip.Addr{}, err)
 	}
 	b.ready, b.trap = false, nil
+	b.spares.reset()
 	c, err := b.conn()
 	if err != nil {
 		return opError("flush", netip.Addr{}, err)

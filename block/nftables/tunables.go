@@ -100,6 +100,12 @@ const (
 	// number of milliseconds as the kernel counts them.
 	spareTimeout = block.SpareFor
 
+	// spareFullPause is how long Release tries no spare after the kernel
+	// said a spared set was full when its own account said otherwise (an
+	// earlier run's spares still in it): a refused batch costs the kernel
+	// milliseconds, and a flood would pay them per forged source.
+	spareFullPause = time.Second
+
 	// addTimeout bounds the wait for the answer to Block's add: the
 	// kernel answers a batch before sendmsg returns, so a second means it
 	// never will, and Block may run on the capture thread, which must not
