@@ -52,10 +52,10 @@
 // adds has it, so the kernel lets a trapped source go by itself after
 // Hold. Within it, the daemon promotes a source it confirms to a ban
 // (Block: ban4 or ban6, with the ban's own timeout, independently of the
-// trap element) and releases one it judges forged (Release: one batch
-// that deletes it from trap4 or trap6 and adds it to spared4 or spared6
-// with the timeout block.SpareFor, a minute, refreshed by each Release;
-// the ban set is not touched). The trap chain returns for a spared
+// trap element) and releases one it judges forged (Release: an element
+// get, then one batch that deletes it from trap4 or trap6 and adds it to
+// spared4 or spared6 with the timeout block.SpareFor, a minute, refreshed
+// by each Release; the ban set is not touched). The trap chain returns for a spared
 // source before its trap rules, so the forged probes of a decoy scan,
 // sent in the framed host's name to every port for the whole scan,
 // cannot trap that host again after its release; its packets still reach

@@ -129,33 +129,32 @@ func (b *Backend) trimOnce(ctx context.Context, v4, v6 []addrRange, hold time.Du
 
 // Release lets addr (an IPv4-mapped address as the IPv4 one) out of its
 // family's trap set and spares it, in one transaction (one batch over
-// Block's kept socket, one round trip as a rule):
+// Block's kept socket):
 //
-//	add trap4 { addr }                          (a no-op when it is there)
-//	delete trap4 { addr }
-//	add spared4 { addr }                        (likewise)
-//	delete spared4 { addr }
-//	add spared4 { addr timeout SpareFor }
+//	delete trap4 { addr }                       (when the trap set holds it)
+//	add spared4 { addr timeout SpareFor }       (when it is not spared yet)
 //
-// (spared6 and trap6 for IPv6). Each delete follows an add of the same
-// element, so that it never fails for an element that is not there
-// (which would abort the whole transaction, and older kernels have no
-// delete-if-there); the spared element is added anew, so that an address
-// spared already gets the whole of block.SpareFor again, on every kernel.
-// The trap rules return for a source in the spared set, so from the
-// commit on the trap neither holds nor drops addr (see block.Trap), and
-// there is no moment at which a probe could trap it between the two.
+// or, for an address spared already, delete spared4 { addr } and the add
+// again, so that it gets the whole of block.SpareFor anew on every kernel
+// (spared6 and trap6 for IPv6). The trap rules return for a source in the
+// spared set, so from the commit on the trap neither holds nor drops addr
+// (see block.Trap), and no probe can trap it between the two.
 //
-// The ban set is not touched. A set that is full (and so refuses the add
-// of an element that is not there) leaves its part out: a full trap set
-// does not hold addr (a delete, alone, makes sure); a full spared set
-// leaves addr released but not spared, is counted (SpareOverflows) and
-// is no error. A table, trap set or spared set that does not exist
-// (Flush, or a table an older version wrote that Prepare has not made
-// over yet) is no error either: addr is then only let out of the trap
-// set, if there is one, as before there were spared sets. Any other
-// failure still lets addr out of the trap set if it can, and is
-// returned.
+// Only batches the kernel will accept are sent: a refused one aborts the
+// transaction, which costs the kernel milliseconds, and a forged flood
+// would pay them for every source. So Release first asks whether the
+// trap set holds addr (one element get, outside any transaction), and
+// keeps its own account of the spared sets (only it fills them) to know
+// whether addr is spared and whether there is room. When the account
+// proves wrong (an element that ran out meanwhile, an earlier run's
+// spares), each part is done again on its own.
+//
+// The ban set is not touched. A full spared set leaves addr released but
+// not spared, is counted (SpareOverflows) and is no error. A table, trap
+// set or spared set that does not exist (Flush, or a table an older
+// version wrote that Prepare has not made over yet) is no error either:
+// addr is then only let out of the trap set, if there is one. Any other
+// failure still lets addr out of the trap set if it can, and is returned.
 func (b *Backend) Release(ctx context.Context, addr netip.Addr) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
