@@ -269,6 +269,12 @@ func (d *daemon) rearm(a *detect.Alert) {
 	r := rearmReq{src: a.Src, at: a.Time + int64(rearmAfter), onNew: block.SingleProbe(a)}
 	d.once.forget(a.Src)
 	d.classic.Rearm(a.Src, r.at, r.onNew)
+	d.tellEngines(r)
+}
+
+// tellEngines queues r for every capture loop's engine, without waiting:
+// a queue that is full drops it (the source is then judged as it stands).
+func (d *daemon) tellEngines(r rearmReq) {
 	for _, q := range d.rearms {
 		select {
 		case q <- r:

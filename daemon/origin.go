@@ -187,7 +187,8 @@ func (d *daemon) settle(ctx context.Context, list []waiting, now time.Time) []wa
 		}
 		w.a.Origin = j
 		if j.Verdict == detect.Forged {
-			d.forgetQueued(w.a.Src)
+			// as the capture loop does for the verdicts it gives
+			d.tellEngines(rearmReq{src: w.a.Src, forget: true})
 		}
 		d.handOff(ctx, w.a, d.rearmQueued)
 	}
@@ -195,27 +196,11 @@ func (d *daemon) settle(ctx context.Context, list []waiting, now time.Time) []wa
 	return keep
 }
 
-// forgetQueued asks the capture loops to forget src, judged forged (as
-// the capture loop does itself for the verdicts it gives).
-func (d *daemon) forgetQueued(src netip.Addr) {
-	for _, q := range d.rearms {
-		select {
-		case q <- rearmReq{src: src, forget: true}:
-		default:
-		}
-	}
-}
-
 // rearmQueued asks the capture loops to re-arm src, as handOff does on
 // the capture thread with the engine's own Rearm (the resolver does not
 // own an engine).
 func (d *daemon) rearmQueued(src netip.Addr, at int64, onNew bool) {
-	for _, q := range d.rearms {
-		select {
-		case q <- rearmReq{src: src, at: at, onNew: onNew}:
-		default:
-		}
-	}
+	d.tellEngines(rearmReq{src: src, at: at, onNew: onNew})
 }
 
 // releaseForged lets addr, judged forged, out of the kernel trap at once

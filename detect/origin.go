@@ -160,15 +160,11 @@ type handshake struct {
 type knownAddr struct {
 	addr addrKey
 	ts   int64 // last learned (packet time); 0: free slot
-	// hops are the hop counts its validated traffic came from (nhops
-	// of them), at most knownHops distinct ones; more make them useless
-	// (routes that change: no evidence).
-	hops  [knownHops]uint8
-	nhops uint8
-	// mac is the link-layer address its validated traffic came from
-	// (macs 1), or several (macs 2: a router's, or a change).
-	mac  [6]byte
-	macs uint8
+	// own is what its validated traffic showed: the hop counts it came
+	// from (more than knownHops distinct ones are no evidence: routes
+	// that change) and its link-layer address (MACs 1), or several
+	// (MACs 2: a router's, or a change).
+	own LinkSeen
 	// neigh is the binding an ARP or NDP message gave (hasNeigh).
 	neigh    [6]byte
 	hasNeigh bool
@@ -278,36 +274,13 @@ func (o *Origins) tcp(p *Probe) {
 
 // learn records what a validated packet of p.Src says of it.
 func (o *Origins) learn(p *Probe) {
-	k := o.slot(keyOf(p.Src), p.TS)
-	if p.TTL != 0 {
-		h, _ := Hops(p.TTL)
-		hops := uint8(h)
-		found := false
-		for _, x := range k.hops[:min(k.nhops, knownHops)] {
-			found = found || x == hops
-		}
-		if !found && k.nhops <= knownHops {
-			if k.nhops < knownHops {
-				k.hops[k.nhops] = hops
-			}
-			k.nhops++ // past knownHops: too many to be evidence
-		}
-	}
-	if p.HasMAC {
-		switch {
-		case k.macs == 0:
-			k.mac, k.macs = p.SrcMAC, 1
-		case k.mac != p.SrcMAC:
-			k.macs = 2
-		}
-	}
+	o.slot(keyOf(p.Src), p.TS).own.note(p)
 }
 
 // slot returns the entry of k, taking the oldest of its bucket when k has
 // none (an entry older than knownLife is as good as none).
 func (o *Origins) slot(k addrKey, ts int64) *knownAddr {
-	b := int(o.hashAddr(k)&(knownSlots/knownWays-1)) * knownWays
-	bucket := o.known[b : b+knownWays]
+	bucket := o.bucket(k)
 	victim := &bucket[0]
 	for i := range bucket {
 		e := &bucket[i]
@@ -326,12 +299,24 @@ func (o *Origins) slot(k addrKey, ts int64) *knownAddr {
 	return victim
 }
 
+// bucket returns the knownWays entries k may be in.
+func (o *Origins) bucket(k addrKey) []knownAddr {
+	b := int(o.hashAddr(k)&(knownSlots/knownWays-1)) * knownWays
+	return o.known[b : b+knownWays]
+}
+
+// group returns the step group mac falls in (which may be another MAC's).
+func (o *Origins) group(mac [6]byte) *stepGroup {
+	h := o.mix(uint64(binary.LittleEndian.Uint32(mac[:4])), uint64(binary.LittleEndian.Uint16(mac[4:])))
+	return &o.steps[h&(stepSlots-1)]
+}
+
 // find returns the entry of a when one is known and not too old, else nil.
 func (o *Origins) find(a netip.Addr, now int64) *knownAddr {
 	k := keyOf(a)
-	b := int(o.hashAddr(k)&(knownSlots/knownWays-1)) * knownWays
-	for i := range o.known[b : b+knownWays] {
-		e := &o.known[b+i]
+	bucket := o.bucket(k)
+	for i := range bucket {
+		e := &bucket[i]
 		if e.ts != 0 && e.addr == k && (now == anyAge || now-e.ts <= int64(knownLife)) {
 			return e
 		}
@@ -348,7 +333,7 @@ func (o *Origins) step(p *Probe) {
 		return
 	}
 	m := p.SrcMAC
-	g := &o.steps[o.mix(uint64(binary.LittleEndian.Uint32(m[:4])), uint64(binary.LittleEndian.Uint16(m[4:])))&(stepSlots-1)]
+	g := o.group(m)
 	src := keyOf(p.Src)
 	if !g.used || g.mac != m {
 		*g = stepGroup{mac: m, used: true}
@@ -383,7 +368,7 @@ func (g *stepGroup) count(a addrKey, ts int64) {
 // stepsOf returns the group of mac and the step count of a in it, when a
 // has stepped there lately.
 func (o *Origins) stepsOf(mac [6]byte, a netip.Addr, now int64) (*stepGroup, uint16) {
-	g := &o.steps[o.mix(uint64(binary.LittleEndian.Uint32(mac[:4])), uint64(binary.LittleEndian.Uint16(mac[4:])))&(stepSlots-1)]
+	g := o.group(mac)
 	if !g.used || g.mac != mac {
 		return nil, 0
 	}
@@ -456,8 +441,8 @@ func (o *Origins) Judge(a *Alert, n Neighbourhood) Judgement {
 		if !has && k != nil && k.hasNeigh {
 			bound, has = k.neigh, true
 		}
-		if !has && onLink && k != nil && k.macs == 1 {
-			bound, has = k.mac, true
+		if !has && onLink && k != nil && k.own.MACs == 1 {
+			bound, has = k.own.MAC, true
 		}
 		if onLink && has {
 			return byBinding(a, bound, n)
@@ -560,7 +545,7 @@ func (o *Origins) owns(a netip.Addr, mac [6]byte, now int64, n Neighbourhood) bo
 		return ni.MAC == mac
 	}
 	if k := o.find(a, now); k != nil {
-		return k.hasNeigh && k.neigh == mac || k.macs == 1 && k.mac == mac
+		return k.hasNeigh && k.neigh == mac || k.own.MACs == 1 && k.own.MAC == mac
 	}
 	return false
 }
@@ -572,13 +557,10 @@ func (o *Origins) owns(a netip.Addr, mac [6]byte, now int64, n Neighbourhood) bo
 // on their own).
 func (o *Origins) hops(a *Alert, k *knownAddr) (Judgement, bool) {
 	l := &a.Link
-	if k == nil || l.Hops == 0 || k.nhops == 0 || k.nhops > knownHops {
+	if k == nil || l.Hops == 0 || k.own.Hops == 0 || bits.OnesCount64(k.own.Hops) > knownHops {
 		return Judgement{}, false
 	}
-	var own uint64
-	for _, h := range k.hops[:k.nhops] {
-		own |= hopBit(int(h))
-	}
+	own := k.own.Hops
 	other := l.Hops &^ own
 	if other == 0 {
 		return Judgement{Unknown, ""}, true // consistent: proves nothing

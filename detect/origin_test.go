@@ -68,7 +68,7 @@ func TestOriginsLearnsFromValidatedTraffic(t *testing.T) {
 	o := NewOrigins()
 	handshakeOf(o, far, macRouter, 63, t0, 5001) // acknowledges the SYN-ACK
 	k := o.find(far, t0)
-	if k == nil || k.nhops != 1 || k.hops[0] != 1 || k.macs != 1 || k.mac != macRouter {
+	if k == nil || k.own.Hops != 1<<1 || k.own.MACs != 1 || k.own.MAC != macRouter {
 		t.Fatalf("learned %+v, want 1 hop from the router's MAC", k)
 	}
 	// A FIN+ACK that acknowledges nothing the host sent teaches nothing.

@@ -227,6 +227,14 @@ const dumpTries = 3
 // default routes only, as the dump goes: a router's full table may hold a
 // million routes.
 func netlinkDefaultRoutes() ([]netlink.Route, error) {
+	return dumpRoutes(isDefault)
+}
+
+// dumpRoutes lists the routes of every routing table, both families, that
+// keep says to keep, as the dump goes. A dump the kernel interrupted (the
+// routes changed during it: NLM_F_DUMP_INTR) is done again, dumpTries
+// times in all; the last one's routes are then taken with the error.
+func dumpRoutes(keep func(netlink.Route) bool) ([]netlink.Route, error) {
 	var out []netlink.Route
 	var errs []error
 	filter := &netlink.Route{Table: unix.RT_TABLE_UNSPEC}
@@ -234,7 +242,7 @@ func netlinkDefaultRoutes() ([]netlink.Route, error) {
 		for try := 1; ; try++ {
 			var rs []netlink.Route
 			err := netlink.RouteListFilteredIter(family, filter, netlink.RT_FILTER_TABLE, func(r netlink.Route) bool {
-				if isDefault(r) {
+				if keep(r) {
 					rs = append(rs, r)
 				}
 				return true

@@ -548,14 +548,7 @@ var errNeighDump = errors.New("neighbour dump")
 func (n *Neighbours) relistNeigh() error {
 	n.listMu.Lock()
 	defer n.listMu.Unlock()
-	var ms []netlink.Neigh
-	var err error
-	for try := 1; ; try++ {
-		ms, err = n.listNeigh()
-		if !errors.Is(err, netlink.ErrDumpInterrupted) || try >= dumpTries {
-			break
-		}
-	}
+	ms, err := retryDump(n.listNeigh)
 	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
 		return fmt.Errorf("%w: %w", errNeighDump, err)
 	}
@@ -597,20 +590,25 @@ func (n *Neighbours) relistNeigh() error {
 	return nil
 }
 
+// retryDump calls dump again while the kernel says it interrupted it (the
+// table changed meanwhile: NLM_F_DUMP_INTR), dumpTries times in all, and
+// returns the last call's list and error.
+func retryDump[T any](dump func() ([]T, error)) ([]T, error) {
+	for try := 1; ; try++ {
+		l, err := dump()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) || try >= dumpTries {
+			return l, err
+		}
+	}
+}
+
 // relistAddrs reads the host's addresses and makes their prefixes the
 // connected networks. A dump the kernel interrupted dumpTries times adds
 // what it listed to the networks known, and the error is returned.
 func (n *Neighbours) relistAddrs() error {
 	n.listMu.Lock()
 	defer n.listMu.Unlock()
-	var as []netlink.Addr
-	var err error
-	for try := 1; ; try++ {
-		as, err = n.listAddr()
-		if !errors.Is(err, netlink.ErrDumpInterrupted) || try >= dumpTries {
-			break
-		}
-	}
+	as, err := retryDump(n.listAddr)
 	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
 		return fmt.Errorf("address dump: %w", err)
 	}

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 )
 
 // routesMax bounds what ReadRoutes keeps of each kind: a router's full
@@ -46,41 +46,36 @@ func (r *Routes) Routed(addr netip.Addr) bool {
 // interrupted is tried again, dumpTries times in all.
 func ReadRoutes(connected []Connected) (Routes, error) {
 	r := Routes{Next: map[netip.Addr]struct{}{}}
-	var errs []error
-	filter := &netlink.Route{Table: unix.RT_TABLE_UNSPEC}
 	full := false
-	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-		for try := 1; ; try++ {
-			err := netlink.RouteListFilteredIter(family, filter, netlink.RT_FILTER_TABLE, func(rt netlink.Route) bool {
-				routed := nextHops(&rt, func(a netip.Addr) {
-					if len(r.Next) < routesMax {
-						r.Next[a] = struct{}{}
-					} else if _, ok := r.Next[a]; !ok {
-						full = true
-					}
-				})
-				if p, ok := prefixOf(rt.Dst); routed && ok && within(p, connected) {
-					if len(r.Within) < routesMax {
-						r.Within = append(r.Within, p)
-					} else {
-						full = true
-					}
-				}
-				return true
-			})
-			if errors.Is(err, netlink.ErrDumpInterrupted) && try < dumpTries {
-				continue
+	// the next hops as the dump goes (an interrupted dump's add nothing
+	// wrong to a set); of the routes, only those within a connected
+	// network are kept: a router's full table may hold a million
+	routed, err := dumpRoutes(func(rt netlink.Route) bool {
+		via := nextHops(&rt, func(a netip.Addr) {
+			if len(r.Next) < routesMax {
+				r.Next[a] = struct{}{}
+			} else if _, ok := r.Next[a]; !ok {
+				full = true
 			}
-			if err != nil {
-				errs = append(errs, fmt.Errorf("route dump (family %d): %w", family, err))
-			}
-			break
+		})
+		p, ok := prefixOf(rt.Dst)
+		return via && ok && within(p, connected)
+	})
+	for _, rt := range routed {
+		p, _ := prefixOf(rt.Dst)
+		if slices.Contains(r.Within, p) {
+			continue // the same prefix in another table
+		}
+		if len(r.Within) < routesMax {
+			r.Within = append(r.Within, p)
+		} else {
+			full = true
 		}
 	}
 	if full {
-		errs = append(errs, fmt.Errorf("more than %d next hops or routed prefixes within connected networks: the others are left out", routesMax))
+		err = errors.Join(err, fmt.Errorf("more than %d next hops or routed prefixes within connected networks: the others are left out", routesMax))
 	}
-	return r, errors.Join(errs...)
+	return r, err
 }
 
 // prefixOf turns a route's destination into a masked, unmapped prefix;

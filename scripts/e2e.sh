@@ -390,12 +390,28 @@ wait_for_servers() {
 
 # reach SRC URL: one HTTP GET from SRC (an attacker address) to URL; true
 # when it was answered. REACH_OUT is what the client said.
-reach() {
+reach() { reach_ns "$NS_ATT" "$1" "$2"; }
+
+# reach_ns NS SRC URL: reach from SRC in the namespace NS.
+reach_ns() {
 	local rc=0
-	run_wait_to "$WORK/logs/reach.out" timeout 15 ip netns exec "$NS_ATT" "$LABSRV" client -n 1 \
-		-timeout "$PROBE_TIMEOUT" -src "$1" -http "$2" || rc=$?
+	run_wait_to "$WORK/logs/reach.out" timeout 15 ip netns exec "$1" "$LABSRV" client -n 1 \
+		-timeout "$PROBE_TIMEOUT" -src "$2" -http "$3" || rc=$?
 	REACH_OUT=$(cat "$WORK/logs/reach.out")
 	return "$rc"
+}
+
+# conf_value KEY DEFAULT: KEY's value in CONF, or DEFAULT.
+conf_value() {
+	local v
+	v=$(sed -n 's/^'"$1"'="\([^"]*\)".*/\1/p' "$CONF" | head -n 1)
+	printf '%s\n' "${v:-$2}"
+}
+
+# go_default FILE NAME: the number NAME's Go constant starts with in FILE
+# (5 for "DefaultTrapHold = 5 * time.Second").
+go_default() {
+	sed -n 's/^[[:space:]]*'"$2"'[[:space:]]*=[[:space:]]*\([0-9_]*\).*/\1/p' "$REPO/$1" | head -n 1 | tr -d _
 }
 
 # ---- the daemon ---------------------------------------------------------

@@ -140,18 +140,6 @@ flood_config() {
 	fi
 }
 
-# conf_value KEY DEFAULT: KEY's value in CONF, or DEFAULT.
-conf_value() {
-	local v
-	v=$(sed -n 's/^'"$1"'="\([^"]*\)".*/\1/p' "$CONF" | head -n 1)
-	printf '%s\n' "${v:-$2}"
-}
-
-# go_default FILE NAME: the value of the Go constant NAME = 123 in FILE.
-go_default() {
-	sed -n 's/^[[:space:]]*'"$2"'[[:space:]]*=[[:space:]]*\([0-9_]*\).*/\1/p' "$REPO/$1" | head -n 1 | tr -d _
-}
-
 route_forged() {
 	if ((FLOOD_ONLINK)); then
 		say "forged sources $FORGED_NET are on-link for the victim (FLOOD_ONLINK=1): it solicits a neighbour for each"

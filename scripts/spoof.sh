@@ -156,19 +156,6 @@ now_ms() {
 # secs_since MS: seconds (one decimal) from MS to now.
 secs_since() { awk -v a="$1" -v b="$(now_ms)" 'BEGIN { printf "%.1f", (b - a) / 1000 }'; }
 
-# conf_value KEY DEFAULT: KEY's value in CONF, or DEFAULT.
-conf_value() {
-	local v
-	v=$(sed -n 's/^'"$1"'="\([^"]*\)".*/\1/p' "$CONF" | head -n 1)
-	printf '%s\n' "${v:-$2}"
-}
-
-# go_default FILE NAME: the number NAME's Go constant starts with in FILE
-# (5 for "DefaultTrapHold = 5 * time.Second").
-go_default() {
-	sed -n 's/^[[:space:]]*'"$2"'[[:space:]]*=[[:space:]]*\([0-9_]*\).*/\1/p' "$REPO/$1" | head -n 1 | tr -d _
-}
-
 # secs_of VALUE: a TRAP_HOLD value ("5", "5s", "1m") in seconds, or
 # nothing.
 secs_of() {
@@ -234,15 +221,6 @@ since_mark() { tail -n +"$((MARK + 1))" "$DLOG"; }
 
 # about ADDR: this scenario's log lines about source ADDR.
 about() { since_mark | grep -F "\"src\":\"$1\"" || true; }
-
-# reach_ns NS SRC URL: one HTTP GET from SRC in NS; true when answered.
-reach_ns() {
-	local rc=0
-	run_wait_to "$WORK/logs/reach.out" timeout 15 ip netns exec "$1" "$LABSRV" client -n 1 \
-		-timeout "$PROBE_TIMEOUT" -src "$2" -http "$3" || rc=$?
-	REACH_OUT=$(cat "$WORK/logs/reach.out")
-	return "$rc"
-}
 
 # works NS SRC: SRC's HTTP to the victim works (two tries: a provisional
 # trap entry being lifted may cost one).
@@ -533,16 +511,18 @@ scenario() {
 
 # ---- the scenarios ------------------------------------------------------
 
-# decoys SC N DECOY...: nmap -sS -D DECOYS,ME (1-1000) from fresh address N.
+# decoys SC N DECOY...: nmap -sS -D DECOYS,ME (1-1000) from fresh address N
+# (nmap -6, and N's IPv6 address, for IPv6 decoys).
 decoys() {
-	local sc=$1 n=$2 list
+	local sc=$1 n=$2 list six=""
 	shift 2
 	list=$(
 		IFS=,
 		echo "$*"
 	)
-	scan_addrs "$n" -sS
-	nmap_cmd "-sS -p 1-1000 -D $list,ME" "$SRC" "$VICTIM4" --host-timeout "$HOST_TIMEOUT"
+	[[ $1 != *:* ]] || six="-6 " # IPv6 decoys: an IPv6 scan
+	scan_addrs "$n" "${six:--sS}"
+	nmap_cmd "$six-sS -p 1-1000 -D $list,ME" "$SRC" "$DST" --host-timeout "$HOST_TIMEOUT"
 	say "  ${NMAP[*]}"
 	attack "s$sc-nmap" "$NS_ATT" "${NMAP[@]}"
 }
@@ -563,10 +543,7 @@ scenario7() {
 	local unused6=fd00:77::201
 	scenario 7 "IPv6: nmap -6 decoys in the benign client's name and an unused address (-D $BENIGN6,$unused6,ME)"
 	RELEASE_CHECK=0
-	scan_addrs 7 -6
-	nmap_cmd "-6 -sS -p 1-1000 -D $BENIGN6,$unused6,ME" "$SRC" "$DST" --host-timeout "$HOST_TIMEOUT"
-	say "  ${NMAP[*]}"
-	attack "s7-nmap6" "$NS_ATT" "${NMAP[@]}"
+	decoys 7 7 "$BENIGN6" "$unused6"
 	local src=$SRC
 	# 6 s after the scan: the unused address's NDP resolution has failed
 	watch 0 6 "$BENIGN6" "$unused6"
