@@ -3,7 +3,6 @@ package detect
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"time"
@@ -141,8 +140,7 @@ type Engine struct {
 	trapTCP   PortSet
 	trapUDP   PortSet
 	home      []netip.Prefix
-	seed0     uint64
-	seed1     uint64
+	seeds     seeds
 
 	srcs  []source
 	used  int32   // sources handed out of srcs so far
@@ -182,8 +180,7 @@ func New(cfg Config) (*Engine, error) {
 		threshold: int32(cfg.Threshold),
 		trigger:   uint32(max(cfg.ScanTrigger, 1)),
 		home:      slices.Clone(cfg.Home),
-		seed0:     rand.Uint64(),
-		seed1:     rand.Uint64(),
+		seeds:     newSeeds(),
 		srcs:      make([]source, cfg.MaxSources),
 		free:      make([]int32, 0, cfg.MaxSources),
 	}

@@ -75,7 +75,7 @@ func FuzzEngine(f *testing.F) {
 			t.Fatal(err)
 		}
 		// fixed seeds: a failure replays the same way
-		e.seed0, e.seed1 = uint64(hdr[3])*0x9e3779b97f4a7c15, uint64(hdr[3])^0x5ca4
+		e.seeds = seeds{uint64(hdr[3]) * 0x9e3779b97f4a7c15, uint64(hdr[3]) ^ 0x5ca4}
 		ts := int64(1_700_000_000) * int64(time.Second)
 		// at most maxFuzzSteps steps: enough to fill the table twice over,
 		// few enough that the fuzzer tries many sequences

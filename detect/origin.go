@@ -10,7 +10,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/bits"
-	"math/rand/v2"
 	"net/netip"
 	"strings"
 )
@@ -138,10 +137,10 @@ type Neighbourhood interface {
 // allocates. Like Engine it is not safe for concurrent use: the goroutine
 // that feeds the engine feeds it, and Judge runs there too.
 type Origins struct {
-	seed0, seed1 uint64
-	hs           []handshake
-	known        []knownAddr
-	steps        []stepGroup
+	seeds seeds
+	hs    []handshake
+	known []knownAddr
+	steps []stepGroup
 }
 
 // handshake is a SYN-ACK awaiting its acknowledgment: the hash of its
@@ -191,26 +190,16 @@ type stepMember struct {
 // NewOrigins returns an Origins with its tables allocated.
 func NewOrigins() *Origins {
 	return &Origins{
-		seed0: rand.Uint64(),
-		seed1: rand.Uint64(),
+		seeds: newSeeds(),
 		hs:    make([]handshake, handshakeSlots),
 		known: make([]knownAddr, knownSlots),
 		steps: make([]stepGroup, stepSlots),
 	}
 }
 
-func (o *Origins) mix(x, y uint64) uint64 {
-	hi, lo := bits.Mul64(x^o.seed0, y^o.seed1)
-	return hi ^ lo
-}
+func (o *Origins) mix(x, y uint64) uint64 { return o.seeds.mix(x, y) }
 
-func (o *Origins) hashAddr(k addrKey) uint64 {
-	y := binary.LittleEndian.Uint64(k.b[8:])
-	if k.is4 {
-		y ^= 0x9e3779b97f4a7c15
-	}
-	return o.mix(binary.LittleEndian.Uint64(k.b[:8]), y)
-}
+func (o *Origins) hashAddr(k addrKey) uint64 { return o.seeds.key(k) }
 
 // connKey hashes the connection from a:ap to b:bp (directed).
 func (o *Origins) connKey(a, b netip.Addr, ap, bp uint16) uint64 {

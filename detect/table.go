@@ -3,6 +3,7 @@ package detect
 import (
 	"encoding/binary"
 	"math/bits"
+	"math/rand/v2"
 	"net/netip"
 )
 
@@ -14,19 +15,31 @@ import (
 // seen among equals). Unlike an LRU list it costs no pointer updates per
 // packet, which at ten thousand active sources are cache misses.
 
-// hash mixes an address with the engine's random seed, so that forged
-// sources cannot be chosen to collide.
-func (e *Engine) hash(a netip.Addr) uint64 { return e.hashKey(keyOf(a)) }
+// seeds is a random key that the engine's and Origins' tables hash
+// with, so that forged sources cannot be chosen to collide.
+type seeds struct{ s0, s1 uint64 }
 
-func (e *Engine) hashKey(k addrKey) uint64 {
-	x := binary.LittleEndian.Uint64(k.b[:8])
+func newSeeds() seeds { return seeds{rand.Uint64(), rand.Uint64()} }
+
+// mix hashes two words with the key.
+func (s seeds) mix(x, y uint64) uint64 {
+	hi, lo := bits.Mul64(x^s.s0, y^s.s1)
+	return hi ^ lo
+}
+
+// key hashes an address with the key.
+func (s seeds) key(k addrKey) uint64 {
 	y := binary.LittleEndian.Uint64(k.b[8:])
 	if k.is4 {
 		y ^= 0x9e3779b97f4a7c15 // keep 1.2.3.4 and ::ffff:1.2.3.4 apart
 	}
-	hi, lo := bits.Mul64(x^e.seed0, y^e.seed1)
-	return hi ^ lo
+	return s.mix(binary.LittleEndian.Uint64(k.b[:8]), y)
 }
+
+// hash mixes an address with the engine's random seed.
+func (e *Engine) hash(a netip.Addr) uint64 { return e.hashKey(keyOf(a)) }
+
+func (e *Engine) hashKey(k addrKey) uint64 { return e.seeds.key(k) }
 
 func (e *Engine) hash32(a netip.Addr) uint32 {
 	h := e.hash(a)
