@@ -104,6 +104,7 @@ func (d *daemon) captureLoop(ctx context.Context, src *capture.LiveSource, eng *
 	for {
 		if t := d.traps.Load(); t.gen != gen {
 			eng.SetTraps(t.tcp, t.udp)
+			eng.SetOwn(t.own)
 			gen = t.gen
 		}
 		select { // a receive that finds the queue empty takes no lock

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -175,7 +176,10 @@ func release(ctx context.Context, m *block.Manager, addr netip.Addr, log logrus.
 // tells the capture loops to pick up a new set.
 type traps struct {
 	tcp, udp *detect.PortSet
-	gen      uint64
+	// own are the host's addresses, whose bound ports tcp and udp leave
+	// out (detect.Engine.SetOwn), sorted.
+	own []netip.Addr
+	gen uint64
 }
 
 // computeTraps returns the watched ports of c in the daemon's modes, less
@@ -185,7 +189,14 @@ func (d *daemon) computeTraps(c *conf.Config, gen uint64) (*traps, error) {
 	btcp, budp, err := host.BoundBoth(d.bound)
 	otcp, oudp := d.classic.Owned()
 	btcp, budp = *btcp.Union(&otcp), *budp.Union(&oudp)
-	return trapPorts(c, d.modes, &btcp, &budp, gen), err
+	t := trapPorts(c, d.modes, &btcp, &budp, gen)
+	own, aerr := host.InterfaceAddrs()
+	if aerr != nil {
+		aerr = fmt.Errorf("reading the host's addresses: %w", aerr)
+	}
+	slices.SortFunc(own, netip.Addr.Compare)
+	t.own = own
+	return t, errors.Join(err, aerr)
 }
 
 // trapPorts returns the watched ports of c in modes m, less the bound
@@ -234,7 +245,7 @@ func (d *daemon) refreshTraps() {
 			d.log.Warnf("reading bound ports: %v", err)
 			return
 		}
-		if *t.tcp == *old.tcp && *t.udp == *old.udp {
+		if *t.tcp == *old.tcp && *t.udp == *old.udp && slices.Equal(t.own, old.own) {
 			if d.traps.Load() == old {
 				return
 			}

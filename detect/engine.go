@@ -51,6 +51,7 @@ const (
 	stMask       uint8 = 0x07
 	bitTrap      uint8 = 0x08 // a probe hit a trap port here
 	bitStealth   uint8 = 0x10 // a probe no legitimate client sends (FIN, NULL, XMAS, odd)
+	bitAwait     uint8 = 0x20 // with bitTrap: a trap hit waiting for the host's answer (services.go)
 )
 
 // target is one distinct (destination, protocol, port) a source touched.
@@ -65,6 +66,9 @@ type target struct {
 }
 
 func (t *target) weight() int32 {
+	if t.st&bitStealth != 0 {
+		return WeightStealth
+	}
 	var w int32
 	switch t.st & stMask {
 	case stOpen, stPending:
@@ -76,11 +80,15 @@ func (t *target) weight() int32 {
 	default:
 		w = WeightUnanswered
 	}
-	if t.st&(bitTrap|bitStealth) != 0 && w < WeightClosed {
+	if t.st&(bitTrap|bitAwait) == bitTrap && w < WeightClosed {
 		w = WeightClosed
 	}
 	return w
 }
+
+// credit reports whether t counts for its source's innocence: a service
+// answered it and nothing odd was sent to it (see WeightOpen).
+func (t *target) credit() bool { return t.st&(stMask|bitStealth) == stOpen }
 
 // source is everything kept about one source address. Sources live in one
 // slice allocated up front.
@@ -97,6 +105,8 @@ type source struct {
 	rearmNew  bool
 	ntargets  uint8
 	ndst      uint8
+	awaiting  uint8 // targets with bitAwait
+	opens     uint8 // targets with credit
 	types     [numTypes]uint32
 	score     int32
 	trapHits  uint32
@@ -106,6 +116,8 @@ type source struct {
 	// source is judged again (see Rearm).
 	rearmAt int64
 	oldest  int64 // no target is older than this
+	// awaitFirst is the time of the oldest target with bitAwait.
+	awaitFirst int64
 	// link is what its probes' frames and TTLs showed (see Origins).
 	link    LinkSeen
 	targets [maxTargets]target
@@ -140,6 +152,8 @@ type Engine struct {
 	trapTCP   PortSet
 	trapUDP   PortSet
 	home      []netip.Prefix
+	own       ownSet
+	svcs      svcTable
 	seeds     seeds
 
 	srcs  []source
@@ -181,6 +195,7 @@ func New(cfg Config) (*Engine, error) {
 		trigger:   uint32(max(cfg.ScanTrigger, 1)),
 		home:      slices.Clone(cfg.Home),
 		seeds:     newSeeds(),
+		svcs:      newSvcTable(),
 		srcs:      make([]source, cfg.MaxSources),
 		free:      make([]int32, 0, cfg.MaxSources),
 	}
@@ -278,10 +293,11 @@ func (e *Engine) udp(p *Probe) *Alert {
 	// answer to it.
 	if s := e.lookup(p.Dst); s != nil {
 		if t := s.find(e.hash32(p.Src), p.SrcPort, ProtoUDP); t != nil {
+			e.stats.Replies++
 			if t.st&stMask == stUnanswered {
+				e.settle(s, t, true, p.TS)
 				s.set(t, t.st&^stMask|stOpen)
 			}
-			e.stats.Replies++
 			return nil
 		}
 	}
@@ -313,6 +329,7 @@ func (e *Engine) answered(p *Probe, proto, st uint8) *Alert {
 			// rule, a RST+ACK)
 			e.closePending(s, t)
 		} else {
+			e.settle(s, t, st == stOpen, p.TS)
 			s.set(t, t.st&^stMask|st)
 		}
 	default:
@@ -321,6 +338,7 @@ func (e *Engine) answered(p *Probe, proto, st uint8) *Alert {
 		return nil
 	}
 	e.expire(s, p.TS)
+	e.overdue(s, p.TS)
 	return e.check(s, p.TS, proto, p.SrcPort)
 }
 
@@ -345,11 +363,13 @@ func (e *Engine) bareRST(p *Probe) *Alert {
 			case stPending: // the host's answer to a FIN+ACK probe
 				e.closePending(s, t)
 			case stUnanswered:
+				e.settle(s, t, false, p.TS)
 				s.set(t, t.st&^stMask|stClosed)
 			default:
 				return nil
 			}
 			e.expire(s, p.TS)
+			e.overdue(s, p.TS)
 			return e.check(s, p.TS, ProtoTCP, p.SrcPort)
 		}
 	}
@@ -423,7 +443,7 @@ func usable(p *Probe) bool {
 // trap port whatever the trap sets hold, whose destination the caller has
 // checked and may be unknown.
 func (e *Engine) probe(p *Probe, typ ScanType, proto uint8, stealth bool, st uint8, hit bool) *Alert {
-	trap := hit
+	trap, await := hit, false
 	if !hit {
 		if !e.protected(p.Dst) || !usable(p) {
 			e.stats.Ignored++
@@ -433,6 +453,11 @@ func (e *Engine) probe(p *Probe, typ ScanType, proto uint8, stealth bool, st uin
 			trap = e.trapTCP.Has(p.DstPort)
 		} else {
 			trap = e.trapUDP.Has(p.DstPort)
+		}
+		if trap && !stealth && !e.own.has(p.Dst) {
+			// another host's port: its answer tells (services.go)
+			trap = !e.svcs.has(e.hash32(p.Dst), proto, p.DstPort, p.TS)
+			await = trap
 		}
 	}
 	e.stats.Probes++
@@ -453,6 +478,7 @@ func (e *Engine) probe(p *Probe, typ ScanType, proto uint8, stealth bool, st uin
 		s.alerted, s.rearmAt, s.rearmNew = false, 0, false
 	}
 	e.expire(s, p.TS)
+	e.overdue(s, p.TS)
 	dh := e.hash32(p.Dst)
 	t := s.find(dh, p.DstPort, proto)
 	if t == nil {
@@ -462,12 +488,23 @@ func (e *Engine) probe(p *Probe, typ ScanType, proto uint8, stealth bool, st uin
 	if stealth {
 		s.set(t, t.st|bitStealth)
 	}
-	if trap {
-		s.set(t, t.st|bitTrap)
-		if s.trapHits == 0 || p.TS-s.trapFirst > e.window {
-			s.trapHits, s.trapFirst = 0, p.TS
+	switch {
+	case await:
+		// a retransmission, or a port the host answered already, waits
+		// no more than the first probe did
+		if t.st&(bitTrap|bitAwait) == 0 && t.st&stMask == stUnanswered {
+			s.set(t, t.st|bitTrap|bitAwait)
+			if s.awaiting == 0 {
+				s.awaitFirst = p.TS
+			}
+			s.awaiting++
 		}
-		s.trapHits++
+	case trap:
+		if t.st&bitAwait != 0 { // now without the wait (a stealth probe)
+			s.awaiting--
+		}
+		s.set(t, t.st&^bitAwait|bitTrap)
+		e.trapHit(s, p.TS)
 	}
 	if p.Dst.IsValid() {
 		s.addDst(p.Dst)
@@ -511,7 +548,7 @@ func (e *Engine) check(s *source, ts int64, proto uint8, port uint16) *Alert {
 	switch {
 	case s.trapHits >= e.trigger:
 		why = TriggerTrap
-	case s.score >= e.threshold:
+	case s.evidence() >= e.threshold:
 		why = TriggerScore
 	default:
 		return nil
@@ -525,7 +562,7 @@ func (e *Engine) check(s *source, ts int64, proto uint8, port uint16) *Alert {
 		Time:    ts,
 		First:   s.first,
 		Probes:  s.probes,
-		Score:   int(s.score),
+		Score:   int(s.evidence()),
 		Proto:   proto,
 		Port:    port,
 		Link:    s.link,
@@ -573,7 +610,7 @@ func (e *Engine) expire(s *source, now int64) {
 	for i := 0; i < int(s.ntargets); {
 		t := &s.targets[i]
 		if now-t.ts > e.window {
-			s.score -= t.weight()
+			s.drop(t)
 			s.ntargets--
 			*t = s.targets[s.ntargets]
 			continue
@@ -605,24 +642,53 @@ func (s *source) add(dsth uint32, port uint16, proto uint8, ts int64, st uint8) 
 				i = j
 			}
 		}
-		s.score -= s.targets[i].weight()
+		s.drop(&s.targets[i])
 	} else {
 		s.ntargets++
 	}
 	t := &s.targets[i]
 	*t = target{ts: ts, dsth: dsth, port: port, proto: proto, st: st}
 	s.score += t.weight()
+	if t.credit() {
+		s.opens++
+	}
 	if s.ntargets == 1 || ts < s.oldest {
 		s.oldest = ts
 	}
 	return t
 }
 
-// set changes a target's state and bits, keeping the score in step.
+// set changes a target's state and bits, keeping the score and the
+// credit in step.
 func (s *source) set(t *target, st uint8) {
 	s.score -= t.weight()
+	if t.credit() {
+		s.opens--
+	}
 	t.st = st
 	s.score += t.weight()
+	if t.credit() {
+		s.opens++
+	}
+}
+
+// drop takes t's weight, credit and wait out of the source's counts (t is
+// leaving the window or making room).
+func (s *source) drop(t *target) {
+	s.score -= t.weight()
+	if t.credit() {
+		s.opens--
+	}
+	if t.st&bitAwait != 0 {
+		s.awaiting--
+	}
+}
+
+// evidence is the source's score less the credit of its answered
+// connections: the log-likelihood ratio of TRW's sequential test (see
+// WeightOpen).
+func (s *source) evidence() int32 {
+	return s.score - WeightOpen*int32(min(s.opens, maxOpenCredit))
 }
 
 func (s *source) addDst(a netip.Addr) {

@@ -12,17 +12,23 @@ const (
 	// about 150 of its probes, far more than the threshold needs; a benign
 	// client that touches a few closed ports in a minute stays well below
 	// it. nmap -T1 ("sneaky", 15 s between probes) is caught by default on
-	// a host that answers closed ports (four RSTs in 45 s) or when it
+	// a host that answers closed ports (three RSTs in 30 s) or when it
 	// touches a trap port; against a host that drops unanswered probes
 	// (twelve of them take 165 s) it needs DETECT_WINDOW="600".
 	DefaultWindow = 60 * time.Second
 
-	// DefaultThreshold is the score at which a source is reported: four
-	// closed, trap or stealth-probed ports (WeightClosed each), or twelve
-	// ports that never answered (WeightUnanswered). scanlogd uses 21 with
-	// weights 3 and 1 over 3 s; here the host's own answers back the
-	// evidence, so a lower bar is safe, and it lets a sweep of one port
-	// over four hosts count as a scan.
+	// DefaultThreshold is the score at which a source is reported. The
+	// score is the log-likelihood ratio of a sequential test in the spirit
+	// of TRW (Jung, Paxson, Berger, Balakrishnan 2004): a benign client's
+	// first contact with a port succeeds with probability about 0.8, a
+	// scanner's about 0.2, so each closed answer multiplies the odds that
+	// the source scans by 4 and each answered connection divides them by
+	// 4. With WeightClosed = 4 units of ln(4)/4, a score of 12 is odds of
+	// 4^3 = 64 (TRW's detection and false-positive rates of 0.96 and 0.015):
+	// three closed ports, or two probes of a kind no client sends, or
+	// twelve ports that never answered. scanlogd uses 21 with weights 3
+	// and 1 over 3 s; here the host's own answers back the evidence, and a
+	// client's answered connections take some of it back (WeightOpen).
 	DefaultThreshold = 12
 
 	// DefaultMaxSources bounds the number of sources tracked at once. The
@@ -38,22 +44,56 @@ const (
 )
 
 // Weights of one distinct target (destination, protocol, port) in a
-// source's score.
+// source's score, in units of ln(4)/4 of the likelihood ratio (see
+// DefaultThreshold).
 const (
 	// WeightUnanswered: a SYN or UDP datagram that got no answer (yet). A
 	// filtered port looks like this, and so does a slow server, so it
 	// weighs least.
 	WeightUnanswered = 1
 	// WeightClosed: the host answered "closed" (RST, ICMP unreachable), or
-	// the probe was a kind no legitimate client sends (FIN, NULL, XMAS or
-	// odd flags without ACK), or it hit a trap port. Clients do not go
-	// looking for closed ports, so each of these is strong evidence.
-	WeightClosed = 3
+	// a trap port was hit. Clients seldom go looking for closed ports: in
+	// TRW's terms a failed first contact, odds times 4.
+	WeightClosed = 4
+	// WeightStealth: a probe of a kind no client's TCP stack sends (FIN,
+	// NULL, XMAS or odd flags without ACK), whatever the host answered.
+	// One is half a decision (a stray packet of a broken middlebox must
+	// not block its source); two are a scan, which is what nmap -O sends
+	// (NULL, SYN+FIN+PSH+URG and XMAS to two ports) even against a host
+	// that answers nothing.
+	WeightStealth = 6
 	// WeightHalfOpen: a SYN that was answered by the service and then reset
 	// by the source instead of completing (nmap -sS on an open port).
 	WeightHalfOpen = 1
-	// An open port (the service answered and nothing odd followed) weighs
-	// nothing: legitimate connections never count.
+	// WeightOpen is what one connection the service answered (SYN-ACK,
+	// UDP reply), to which nothing odd was sent, takes off the score: a
+	// successful first contact, odds divided by 4. Only maxOpenCredit of
+	// them count, so that a scanner cannot buy probes by connecting to
+	// open ports first, while a busy client that mistypes ports now and
+	// then (one, two) stays well below the threshold.
+	WeightOpen = 4
+	// maxOpenCredit bounds the answered connections that count (see
+	// WeightOpen): a client with two of them needs five closed ports in
+	// the window to be reported, a scanner that opened two first pays two
+	// more probes.
+	maxOpenCredit = 2
+)
+
+// What the engine learns of other hosts' services (services.go).
+const (
+	// trapAnswerWait is how long a SYN or datagram to a trap port of a
+	// host whose bound ports the engine cannot read waits for that host's
+	// answer before it counts as a trap hit. A host behind the router
+	// answers in well under a millisecond on a LAN and within tens of
+	// milliseconds across a site; a closed answer ends the wait at once.
+	trapAnswerWait = 500 * time.Millisecond
+	// serviceSlots is how many (host, protocol, port) services are
+	// remembered (4096 slots of 16 bytes, 64 KiB), direct-mapped.
+	serviceSlots = 1 << 12
+	// serviceLife is how long a service that answered is remembered
+	// without answering again: services seldom move, and one that closed
+	// is forgotten on its first closed answer anyway.
+	serviceLife = time.Hour
 )
 
 const (

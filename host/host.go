@@ -80,7 +80,7 @@ func NewAddrs(gateway, resolvers bool) *Addrs {
 		RouteV6:      "/proc/net/ipv6_route",
 		ResolvConf:   "/etc/resolv.conf",
 		ResolvedConf: "/run/systemd/resolve/resolv.conf",
-		Interfaces:   interfaceAddrs,
+		Interfaces:   InterfaceAddrs,
 	}
 }
 
@@ -260,7 +260,9 @@ func dumpRoutes(keep func(netlink.Route) bool) ([]netlink.Route, error) {
 	return out, errors.Join(errs...)
 }
 
-func interfaceAddrs() ([]netip.Addr, error) {
+// InterfaceAddrs returns the addresses of the host's interfaces (IPv4-mapped
+// ones unmapped), in the kernel's order.
+func InterfaceAddrs() ([]netip.Addr, error) {
 	addrs, err := net.InterfaceAddrs()
 	if err != nil {
 		return nil, err

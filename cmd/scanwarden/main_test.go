@@ -108,11 +108,11 @@ func TestReplayJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[0]), &a); err != nil {
 		t.Fatal(err)
 	}
-	// the 4th RST+ACK (packet 8, 7 ms in) raises it: threshold 12, 3 a closed port
-	if a.Src != "198.51.100.66" || a.Type != "syn" || a.Probes != 4 || a.Time != "2026-11-24T12:00:00.007000000Z" {
+	// the 3rd RST+ACK (packet 6, 5 ms in) raises it: threshold 12, 4 a closed port
+	if a.Src != "198.51.100.66" || a.Type != "syn" || a.Probes != 3 || a.Time != "2026-11-24T12:00:00.005000000Z" {
 		t.Fatalf("alert %+v", a)
 	}
-	if len(a.Ports) != 4 || a.Ports[0] != 4000 || len(a.Dst) != 1 || a.Dst[0] != "198.51.100.10" {
+	if len(a.Ports) != 3 || a.Ports[0] != 4000 || len(a.Dst) != 1 || a.Dst[0] != "198.51.100.10" {
 		t.Fatalf("alert %+v", a)
 	}
 	if !regexp.MustCompile(`replay: 1 file\(s\), 40 packets \(40 decoded, 0 malformed\), 1 alert\(s\)`).MatchString(errOut) {
@@ -126,7 +126,7 @@ func TestReplayText(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	want := "2026-11-24T12:00:00.007000000Z 198.51.100.66 syn scan (score): 4 probes, score 12, last tcp/4003, ports tcp/4000-4003, dst 198.51.100.10\n"
+	want := "2026-11-24T12:00:00.005000000Z 198.51.100.66 syn scan (score): 3 probes, score 12, last tcp/4002, ports tcp/4000-4002, dst 198.51.100.10\n"
 	if out != want {
 		t.Fatalf("got  %q\nwant %q", out, want)
 	}

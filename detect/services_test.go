@@ -1,0 +1,196 @@
+package detect
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// connect is a client's whole TCP connection to server:port as the filter
+// passes it: SYN (with a stack's options), SYN-ACK, then FIN+ACKs.
+func connect(ts int64, client netip.Addr, sport uint16, server netip.Addr, port uint16) []*Probe {
+	syn := tcp(ts, client, sport, server, port, FlagSYN)
+	syn.StackSYN = true
+	return []*Probe{
+		syn,
+		tcp(ts+ms/5, server, port, client, sport, FlagSYN|FlagACK),
+		tcp(ts+50*ms, client, sport, server, port, FlagFIN|FlagACK),
+		tcp(ts+51*ms, server, port, client, sport, FlagFIN|FlagACK),
+	}
+}
+
+// A client of a real service on a watched port of a host whose bound
+// ports the engine cannot read (a replay, a host behind the router) is no
+// scanner: the host's SYN-ACK says a service runs there.
+func TestServiceAnswerIsNoTrapHit(t *testing.T) {
+	e := newReplayEngine(t, Config{TrapTCP: ports(143, 1, 2, 3)})
+	var pkts []*Probe
+	for i := range 5 {
+		pkts = append(pkts, connect(t0+int64(i)*time.Second.Nanoseconds(), benign, uint16(50000+i), victim, 143)...)
+	}
+	if alerts := run(t, e, pkts...); len(alerts) != 0 {
+		t.Fatalf("IMAP client reported: %+v", alerts[0])
+	}
+	// the service is known now: another client's SYN that the capture
+	// sees unanswered (a capture that missed the answer) is no hit either
+	other := netip.MustParseAddr("198.51.100.21")
+	syn := tcp(t0+10*time.Second.Nanoseconds(), other, 40000, victim, 143, FlagSYN)
+	later := tcp(t0+12*time.Second.Nanoseconds(), other, 40001, victim, 8080, FlagSYN)
+	if alerts := run(t, e, syn, later); len(alerts) != 0 {
+		t.Fatalf("client of a known service reported: %+v", alerts[0])
+	}
+	// on the daemon's own address the trap ports leave bound ports out
+	// already: a SYN there is a hit at once, whatever was learned
+	e.SetOwn([]netip.Addr{victim})
+	if alerts := run(t, e, tcp(t0+13*time.Second.Nanoseconds(), attacker, 40000, victim, 1, FlagSYN)); len(alerts) != 1 || alerts[0].Trigger != TriggerTrap {
+		t.Fatalf("own address: alerts %+v", alerts)
+	}
+}
+
+func TestTrapHitAwaitsTheAnswer(t *testing.T) {
+	trap := ports(143, 1, 2, 3)
+	t.Run("closed answer", func(t *testing.T) {
+		e := newReplayEngine(t, Config{TrapTCP: trap})
+		syn := tcp(t0, attacker, 40000, victim, 1, FlagSYN)
+		if a := e.Process(syn); a != nil {
+			t.Fatalf("alert before the answer: %+v", a)
+		}
+		a := e.Process(tcp(t0+ms/10, victim, 1, attacker, 40000, FlagRST|FlagACK))
+		if a == nil || a.Trigger != TriggerTrap || a.Time != t0+ms/10 || a.Port != 1 || a.Probes != 1 {
+			t.Fatalf("alert on the RST: %+v", a)
+		}
+	})
+	t.Run("no answer", func(t *testing.T) {
+		e := newReplayEngine(t, Config{TrapTCP: trap})
+		pkts := []*Probe{
+			tcp(t0, attacker, 40000, victim, 1, FlagSYN),
+			tcp(t0+100*ms, attacker, 40000, victim, 5000, FlagSYN),
+		}
+		if alerts := run(t, e, pkts...); len(alerts) != 0 {
+			t.Fatalf("alert within the wait: %+v", alerts[0])
+		}
+		// the next probe after trapAnswerWait counts the hit
+		a := e.Process(tcp(t0+int64(trapAnswerWait)+ms, attacker, 40000, victim, 5001, FlagSYN))
+		if a == nil || a.Trigger != TriggerTrap {
+			t.Fatalf("after the wait: %+v", a)
+		}
+	})
+	t.Run("stealth probes never wait", func(t *testing.T) {
+		e := newReplayEngine(t, Config{TrapTCP: trap})
+		if a := e.Process(tcp(t0, attacker, 40000, victim, 143, FlagFIN)); a == nil || a.Trigger != TriggerTrap {
+			t.Fatalf("FIN to a trap port: %+v", a)
+		}
+	})
+	t.Run("SCAN_TRIGGER counts answered hits", func(t *testing.T) {
+		e := newReplayEngine(t, Config{TrapTCP: trap, ScanTrigger: 2})
+		var pkts []*Probe
+		pkts = append(pkts, connect(t0, attacker, 40000, victim, 143)...) // open: no hit
+		pkts = append(pkts, tcp(t0+ms, attacker, 40001, victim, 1, FlagSYN), tcp(t0+ms+ms/10, victim, 1, attacker, 40001, FlagRST|FlagACK))
+		if alerts := run(t, e, pkts...); len(alerts) != 0 {
+			t.Fatalf("one hit alerted with SCAN_TRIGGER=2: %+v", alerts[0])
+		}
+		a := e.Process(tcp(t0+2*ms, attacker, 40002, victim, 2, FlagSYN))
+		if a != nil {
+			t.Fatalf("alert before the answer: %+v", a)
+		}
+		a = e.Process(tcp(t0+2*ms+ms/10, victim, 2, attacker, 40002, FlagRST|FlagACK))
+		if a == nil || a.Trigger != TriggerTrap {
+			t.Fatalf("second hit: %+v", a)
+		}
+	})
+	t.Run("UDP", func(t *testing.T) {
+		e := newReplayEngine(t, Config{TrapUDP: ports(69, 161)})
+		pkts := []*Probe{
+			udp(t0, benign, 5000, victim, 161),
+			udp(t0+ms, victim, 161, benign, 5000), // the agent answers
+			udp(t0+2*time.Second.Nanoseconds(), benign, 5001, victim, 161),
+		}
+		if alerts := run(t, e, pkts...); len(alerts) != 0 {
+			t.Fatalf("SNMP client reported: %+v", alerts[0])
+		}
+		pkts = []*Probe{
+			udp(t0, attacker, 5000, victim, 69),
+			unreach(t0+ms/10, victim, 69, attacker, 5000, ProtoUDP),
+		}
+		if alerts := run(t, e, pkts...); len(alerts) != 1 || alerts[0].Trigger != TriggerTrap {
+			t.Fatalf("closed UDP trap port: %+v", alerts)
+		}
+	})
+	t.Run("a service that closed is forgotten", func(t *testing.T) {
+		e := newReplayEngine(t, Config{TrapTCP: trap})
+		pkts := connect(t0, benign, 50000, victim, 143)
+		other := netip.MustParseAddr("198.51.100.21")
+		pkts = append(pkts, tcp(t0+time.Second.Nanoseconds(), other, 50001, victim, 143, FlagSYN),
+			tcp(t0+time.Second.Nanoseconds()+ms/10, victim, 143, other, 50001, FlagRST|FlagACK))
+		alerts := run(t, e, pkts...)
+		if len(alerts) != 0 { // the first closed answer is no hit: the port was a service
+			t.Fatalf("alerts %+v", alerts)
+		}
+		a := e.Process(tcp(t0+2*time.Second.Nanoseconds(), attacker, 40000, victim, 143, FlagSYN))
+		if a != nil {
+			t.Fatalf("alert before the answer: %+v", a)
+		}
+		a = e.Process(tcp(t0+2*time.Second.Nanoseconds()+ms/10, victim, 143, attacker, 40000, FlagRST|FlagACK))
+		if a == nil || a.Trigger != TriggerTrap {
+			t.Fatalf("closed port still taken for a service: %+v", a)
+		}
+	})
+}
+
+// TRW's credit: answered connections take evidence back, a bounded amount.
+func TestAnsweredConnectionsCredit(t *testing.T) {
+	closed := func(ts int64, src netip.Addr, port uint16) []*Probe {
+		return []*Probe{tcp(ts, src, 40000+port, victim, port, FlagSYN), tcp(ts+ms/10, victim, port, src, 40000+port, FlagRST|FlagACK)}
+	}
+	sec := time.Second.Nanoseconds()
+	// a mistyped port once: reported by nobody
+	e := newEngine(t, Config{})
+	if alerts := run(t, e, closed(t0, benign, 8443)...); len(alerts) != 0 {
+		t.Fatalf("one mistyped port: %+v", alerts[0])
+	}
+	// a busy client: many answered connections, three closed ports
+	e = newEngine(t, Config{})
+	var pkts []*Probe
+	for i, p := range []uint16{80, 443, 8080, 25} {
+		pkts = append(pkts, connect(t0+int64(i)*sec, benign, uint16(50000+i), victim, p)...)
+	}
+	for i, p := range []uint16{81, 444, 8081} {
+		pkts = append(pkts, closed(t0+int64(10+i)*sec, benign, p)...)
+	}
+	if alerts := run(t, e, pkts...); len(alerts) != 0 {
+		t.Fatalf("busy client with three closed ports: %+v", alerts[0])
+	}
+	// the credit is bounded: five closed ports are a scan however many
+	// connections came first
+	pkts = nil
+	for i, p := range []uint16{82, 445} {
+		pkts = append(pkts, closed(t0+int64(20+i)*sec, benign, p)...)
+	}
+	if alerts := run(t, e, pkts...); len(alerts) != 1 || alerts[0].Score != 20-2*WeightOpen {
+		t.Fatalf("five closed ports after connections: %+v", alerts)
+	}
+}
+
+// nmap -O against a host that drops its closed-port answers: NULL,
+// SYN+FIN+PSH+URG and XMAS probes to two ports, SYN and UDP to a closed
+// port, and the SEQ SYNs to the open port that it answers.
+func TestOSFingerprintAgainstADroppingHost(t *testing.T) {
+	e := newReplayEngine(t, Config{})
+	var pkts []*Probe
+	ts := t0
+	for i := range 6 { // SEQ: six SYNs to the open port, answered
+		pkts = append(pkts, tcp(ts, attacker, uint16(60000+i), victim, 80, FlagSYN), tcp(ts+ms/10, victim, 80, attacker, uint16(60000+i), FlagSYN|FlagACK), tcp(ts+ms/5, attacker, uint16(60000+i), victim, 80, FlagRST))
+		ts += 100 * ms
+	}
+	pkts = append(pkts,
+		tcp(ts, attacker, 60010, victim, 80, 0),                                  // T2: NULL
+		tcp(ts+ms, attacker, 60011, victim, 80, FlagSYN|FlagFIN|FlagPSH|FlagURG), // T3
+		tcp(ts+2*ms, attacker, 60012, victim, 31337, FlagSYN),                    // T5
+		tcp(ts+3*ms, attacker, 60013, victim, 31337, FlagFIN|FlagPSH|FlagURG),    // T7: XMAS
+		udp(ts+4*ms, attacker, 60014, victim, 40125),                             // U1
+	)
+	alerts := run(t, e, pkts...)
+	if len(alerts) != 1 || alerts[0].Src != attacker {
+		t.Fatalf("nmap -O: alerts %+v", alerts)
+	}
+}
