@@ -374,6 +374,13 @@ func (e *Engine) bareRST(p *Probe) *Alert {
 		}
 	}
 	if s := e.lookup(p.Src); s != nil {
+		if s.alerted {
+			// a reported scanner's kernel resetting what the host
+			// answered (its probes are no longer kept as targets): no
+			// ACK probe of the host's
+			e.stats.Ignored++
+			return nil
+		}
 		if t := s.find(e.hash32(p.Dst), p.DstPort, ProtoTCP); t != nil {
 			if t.st&stMask == stOpen {
 				s.set(t, t.st&^stMask|stHalfOpen)
@@ -548,7 +555,7 @@ func (e *Engine) check(s *source, ts int64, proto uint8, port uint16) *Alert {
 	switch {
 	case s.trapHits >= e.trigger:
 		why = TriggerTrap
-	case s.evidence() >= e.threshold:
+	case s.evidence() >= e.threshold, s.stealthKinds() >= 2 && e.threshold <= 2*WeightStealth:
 		why = TriggerScore
 	default:
 		return nil
@@ -682,6 +689,20 @@ func (s *source) drop(t *target) {
 	if t.st&bitAwait != 0 {
 		s.awaiting--
 	}
+}
+
+// stealthKinds counts the kinds of probe no client sends (FIN, NULL, XMAS,
+// odd flags) the source has sent: two kinds are as telling as two
+// targets of one (WeightStealth), even to a single port (nmap -O's NULL
+// and SYN+FIN+PSH+URG to its one open port).
+func (s *source) stealthKinds() int {
+	n := 0
+	for _, t := range [...]ScanType{TypeFIN, TypeNULL, TypeXMAS, TypeOdd} {
+		if s.types[t] > 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // evidence is the source's score less the credit of its answered

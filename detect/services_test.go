@@ -194,3 +194,49 @@ func TestOSFingerprintAgainstADroppingHost(t *testing.T) {
 		t.Fatalf("nmap -O: alerts %+v", alerts)
 	}
 }
+
+// Two kinds of probe no client sends, even to one port, decide: nmap -6 -O
+// against a host that answers nothing sends NULL and SYN+FIN+PSH+URG to
+// its open port and skips the closed-port probes.
+func TestTwoStealthKindsToOnePort(t *testing.T) {
+	e := newReplayEngine(t, Config{})
+	pkts := []*Probe{
+		tcp(t0, attacker, 60010, victim, 80, 0),
+		tcp(t0+ms, attacker, 60011, victim, 80, 0), // the same kind again: nothing new
+	}
+	if alerts := run(t, e, pkts...); len(alerts) != 0 {
+		t.Fatalf("one kind to one port: %+v", alerts[0])
+	}
+	a := e.Process(tcp(t0+2*ms, attacker, 60012, victim, 80, FlagSYN|FlagFIN|FlagPSH|FlagURG))
+	if a == nil || a.Trigger != TriggerScore {
+		t.Fatalf("NULL and SYN+FIN+PSH+URG to one port: %+v", a)
+	}
+	// a raised threshold asks for more than that
+	e = newReplayEngine(t, Config{Threshold: 40})
+	pkts = append(pkts, tcp(t0+2*ms, attacker, 60012, victim, 80, FlagSYN|FlagFIN|FlagPSH|FlagURG))
+	if alerts := run(t, e, pkts...); len(alerts) != 0 {
+		t.Fatalf("threshold 40: %+v", alerts[0])
+	}
+}
+
+// A reported scanner's kernel resets the host's SYN-ACKs with bare RSTs;
+// its probes are no longer kept, but those RSTs are not the host's answers
+// to ACK probes of the host's own (a victim that also makes connections of
+// its own was reported as an ACK scanner of its scanner).
+func TestAlertedScannersRSTsAreNoProbesOfTheHost(t *testing.T) {
+	e := newEngine(t, Config{TrapTCP: ports(143)})
+	pkts := connect(t0, victim, 50000, benign, 8080) // the victim is a source too
+	pkts = append(pkts, tcp(t0+ms, attacker, 40000, victim, 143, FlagSYN))
+	for i := range 20 {
+		sp := uint16(38832 + i)
+		ts := t0 + int64(10+i)*ms
+		pkts = append(pkts,
+			tcp(ts, attacker, sp, victim, 80, FlagSYN),
+			tcp(ts+ms/10, victim, 80, attacker, sp, FlagSYN|FlagACK),
+			tcp(ts+ms/5, attacker, sp, victim, 80, FlagRST))
+	}
+	alerts := run(t, e, pkts...)
+	if len(alerts) != 1 || alerts[0].Src != attacker {
+		t.Fatalf("alerts %+v", alerts)
+	}
+}
