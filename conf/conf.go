@@ -60,6 +60,13 @@ func (m BlockMode) String() string {
 type Backend string
 
 const (
+	// BackendAuto, the default, is no backend of its own: it stands for
+	// the one the daemon chooses at start and on each reload, nftables
+	// where the kernel's nf_tables answers, else ipset where the kernel's
+	// ip_set answers and iptables/ip6tables have the set match, else
+	// iptables; ipset first when KILL_ROUTE is an iptables DROP rule
+	// (block/backends.Choose). Config.ResolveBackend records the choice.
+	BackendAuto Backend = "auto"
 	// BackendIptables inserts DROP rules with iptables/ip6tables.
 	BackendIptables Backend = "iptables"
 	// BackendNftables adds sources to nftables sets with timeouts (one
@@ -77,7 +84,8 @@ const (
 )
 
 // HasSets reports whether the backend keeps the blocked sources in kernel
-// sets, and so can hold the kernel trap (KERNEL_TRAP).
+// sets, and so can hold the kernel trap (KERNEL_TRAP). BackendAuto has
+// none until it is resolved (Config.ResolveBackend).
 func (b Backend) HasSets() bool { return b == BackendNftables || b == BackendIpset }
 
 // Limits of the values scanwarden's own keys accept.
@@ -231,7 +239,10 @@ type Config struct {
 	// KILL_HOSTS_DENY entries go to (PortSentry compiled it in as
 	// /etc/hosts.deny).
 	HostsDenyFile string
-	// BlockBackend is BLOCK_BACKEND.
+	// BlockBackend is the backend scanwarden blocks with: BLOCK_BACKEND,
+	// or, when that is "auto" (the default), BackendAuto until the daemon
+	// resolves it and the backend it chose after (ResolveBackend; see
+	// AutoReason and Setting).
 	BlockBackend Backend
 	// KernelTrap is KERNEL_TRAP: with a set backend (nftables, ipset) and
 	// a SCAN_TRIGGER of 0 or 1, let the kernel itself hold the source of
@@ -268,6 +279,9 @@ type Config struct {
 
 	// set maps each key set in the file to its line number.
 	set map[string]int
+	// autoWhy is why BLOCK_BACKEND="auto" stands for BlockBackend, "" when
+	// it is not resolved or BLOCK_BACKEND names a backend.
+	autoWhy string
 }
 
 // Default returns the configuration used for keys a file does not set:
@@ -303,7 +317,7 @@ func Default() *Config {
 		BanExpiryUDP:        DefaultBanExpiry,
 		StateDir:            DefaultStateDir,
 		HostsDenyFile:       DefaultHostsDenyFile,
-		BlockBackend:        BackendIptables,
+		BlockBackend:        BackendAuto,
 		BlockRateLimit:      DefaultBlockRateLimit,
 		KernelTrap:          true,
 		CaptureRealtime:     true,
@@ -465,6 +479,45 @@ func Keys() []string {
 	return out
 }
 
+// ResolveBackend records what BLOCK_BACKEND="auto" stands for: b, one of
+// the firewall backends auto chooses from (iptables, nftables, ipset), and
+// why (not empty: for the log and check-config). BlockBackend is b
+// afterwards, so that everything built from c blocks with it, while
+// Setting still says "auto". A config whose BLOCK_BACKEND names a backend,
+// or that is resolved already, is left as it is (nil): a config is
+// resolved once, when the daemon starts with it or reloads it. Another b,
+// or no reason, is an error and changes nothing.
+func (c *Config) ResolveBackend(b Backend, why string) error {
+	switch b {
+	case BackendIptables, BackendNftables, BackendIpset:
+	default:
+		return fmt.Errorf("BLOCK_BACKEND auto cannot stand for %q", b)
+	}
+	if why == "" {
+		return fmt.Errorf("BLOCK_BACKEND auto: %s chosen without a reason", b)
+	}
+	if c.BlockBackend == BackendAuto {
+		c.BlockBackend, c.autoWhy = b, why
+	}
+	return nil
+}
+
+// AutoReason returns why BLOCK_BACKEND="auto" chose BlockBackend, and
+// whether it did: false when BLOCK_BACKEND names a backend or is not
+// resolved yet.
+func (c *Config) AutoReason() (string, bool) {
+	return c.autoWhy, c.autoWhy != ""
+}
+
+// Setting returns BLOCK_BACKEND as the file sets it (or its default):
+// BackendAuto for a config that auto resolved.
+func (c *Config) Setting() Backend {
+	if c.autoWhy != "" {
+		return BackendAuto
+	}
+	return c.BlockBackend
+}
+
 // TriggerHits returns how many hits on trap ports a source needs before
 // scanwarden reacts, with PortSentry 1.2's reading of SCAN_TRIGGER: 0 and 1
 // both react on the first hit, N on the Nth.
@@ -593,7 +646,7 @@ func (c *Config) valueText(key string) string {
 	case "KILL_RUN_CMD":
 		return c.KillRunCmd
 	case "BLOCK_BACKEND":
-		return string(c.BlockBackend)
+		return string(c.Setting())
 	case "SYSLOG_TAG":
 		return c.SyslogTag
 	}

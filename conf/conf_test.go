@@ -147,7 +147,7 @@ func TestDefault(t *testing.T) {
 	}
 	if c.BlockTCP != BlockAct || c.BlockUDP != BlockAct || c.ResolveHost || c.KillRoute != "" ||
 		c.KillHostsDeny != "ALL: $TARGET$ : DENY" || !c.NeverBlockGateway || !c.NeverBlockResolvers ||
-		c.Syslog || c.SyslogTag != "scanwarden" || c.BlockBackend != BackendIptables || c.BlockRateLimit != 60 ||
+		c.Syslog || c.SyslogTag != "scanwarden" || c.BlockBackend != BackendAuto || c.BlockRateLimit != 60 ||
 		c.BanExpiryTCP != 24*time.Hour || c.BanExpiryUDP != 24*time.Hour {
 		t.Errorf("unexpected defaults: %+v", comparable(c))
 	}
@@ -236,6 +236,7 @@ func TestKeys(t *testing.T) {
 		{`BAN_EXPIRY_TCP="3600"`, func(c *Config) any { return c.BanExpiryTCP }, time.Hour},
 		{`BAN_EXPIRY_UDP="90m"`, func(c *Config) any { return c.BanExpiryUDP }, 90 * time.Minute},
 		{`STATE_DIR="/srv/scanwarden"`, func(c *Config) any { return c.StateDir }, "/srv/scanwarden"},
+		{`BLOCK_BACKEND="auto"`, func(c *Config) any { return c.BlockBackend }, BackendAuto},
 		{`BLOCK_BACKEND="dry-run"`, func(c *Config) any { return c.BlockBackend }, BackendDryRun},
 		{`BLOCK_BACKEND="none"`, func(c *Config) any { return c.BlockBackend }, BackendNone},
 		{`BLOCK_BACKEND="iptables"`, func(c *Config) any { return c.BlockBackend }, BackendIptables},
@@ -364,8 +365,9 @@ func TestKeyErrors(t *testing.T) {
 		{`HOME_NETWORKS="example.com"`, 1, "HOME_NETWORKS", "not an IPv4 or IPv6 address"},
 		{`HOME_NETWORKS="fe80::1%eth0"`, 1, "HOME_NETWORKS", "zone"},
 		{`HOME_NETWORKS="10.0.0.0/8 192.0.2.0/24"`, 1, "HOME_NETWORKS", "one address"},
-		{`BLOCK_BACKEND="nft"`, 1, "BLOCK_BACKEND", `"iptables", "nftables", "ipset", "dry-run" or "none"`},
-		{`BLOCK_BACKEND="IPTABLES"`, 1, "BLOCK_BACKEND", `"iptables", "nftables", "ipset", "dry-run" or "none"`},
+		{`BLOCK_BACKEND="nft"`, 1, "BLOCK_BACKEND", `"auto", "iptables", "nftables", "ipset", "dry-run" or "none"`},
+		{`BLOCK_BACKEND="AUTO"`, 1, "BLOCK_BACKEND", `"auto", "iptables", "nftables", "ipset", "dry-run" or "none"`},
+		{`BLOCK_BACKEND="IPTABLES"`, 1, "BLOCK_BACKEND", `"auto", "iptables", "nftables", "ipset", "dry-run" or "none"`},
 		{`TRAP_SET_SIZE="15"`, 1, "TRAP_SET_SIZE", "must be from 16 to 4194304, got 15"},
 		{`TRAP_SET_SIZE="4194305"`, 1, "TRAP_SET_SIZE", "must be from 16 to 4194304, got 4194305"},
 		{`TRAP_SET_SIZE="lots"`, 1, "TRAP_SET_SIZE", "whole number"},
@@ -765,5 +767,56 @@ func TestTrapKeysErrorsNameFileAndLine(t *testing.T) {
 	}
 	if c.TrapSetSize != 16 || c.TrapHold != 2*time.Second || c.Line("TRAP_HOLD") != 2 {
 		t.Errorf("TRAP_SET_SIZE %d, TRAP_HOLD %v (line %d); want 16, 2s (line 2)", c.TrapSetSize, c.TrapHold, c.Line("TRAP_HOLD"))
+	}
+}
+
+// TestResolveBackend: BLOCK_BACKEND="auto" (the default) stands for the
+// backend it is resolved to, once; Setting and KeyError still say "auto";
+// a backend set by name is never replaced; auto stands only for a firewall
+// backend, and only with a reason.
+func TestResolveBackend(t *testing.T) {
+	c := mustParse(t, "# default backend\n")
+	if c.BlockBackend != BackendAuto || c.Setting() != BackendAuto || c.BlockBackend.HasSets() {
+		t.Fatalf("unresolved: %q, setting %q", c.BlockBackend, c.Setting())
+	}
+	if why, ok := c.AutoReason(); ok || why != "" {
+		t.Errorf("unresolved: AutoReason %q %v", why, ok)
+	}
+	for _, bad := range []struct {
+		b   Backend
+		why string
+	}{{BackendAuto, "x"}, {BackendDryRun, "x"}, {BackendNone, "x"}, {"ipfw", "x"}, {BackendNftables, ""}} {
+		if err := c.ResolveBackend(bad.b, bad.why); err == nil {
+			t.Errorf("ResolveBackend(%q, %q) accepted", bad.b, bad.why)
+		}
+	}
+	if c.BlockBackend != BackendAuto {
+		t.Fatalf("a refused resolution changed the backend to %q", c.BlockBackend)
+	}
+	if err := c.ResolveBackend(BackendNftables, "the kernel's nf_tables answers"); err != nil {
+		t.Fatal(err)
+	}
+	why, ok := c.AutoReason()
+	if c.BlockBackend != BackendNftables || !c.BlockBackend.HasSets() || !ok || why != "the kernel's nf_tables answers" || c.Setting() != BackendAuto {
+		t.Errorf("resolved: %q (%q %v), setting %q", c.BlockBackend, why, ok, c.Setting())
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("a resolved config does not validate: %v", err)
+	}
+	if got := c.KeyError("BLOCK_BACKEND", "odd").Error(); got != "test.conf: BLOCK_BACKEND (default auto): odd" {
+		t.Errorf("KeyError: %q", got)
+	}
+	// once: a second resolution leaves the first
+	if err := c.ResolveBackend(BackendIpset, "other"); err != nil || c.BlockBackend != BackendNftables {
+		t.Errorf("resolved again: %q %v", c.BlockBackend, err)
+	}
+
+	// a backend by name stays itself
+	c = mustParse(t, "BLOCK_BACKEND=\"iptables\"\n")
+	if err := c.ResolveBackend(BackendNftables, "the kernel's nf_tables answers"); err != nil || c.BlockBackend != BackendIptables || c.Setting() != BackendIptables {
+		t.Errorf("named iptables: %q (setting %q) %v", c.BlockBackend, c.Setting(), err)
+	}
+	if _, ok := c.AutoReason(); ok {
+		t.Error("named iptables: AutoReason says auto chose it")
 	}
 }

@@ -323,10 +323,10 @@ func checkNetworks(ps []netip.Prefix) error {
 
 func checkBackend(b Backend) error {
 	switch b {
-	case BackendIptables, BackendNftables, BackendIpset, BackendDryRun, BackendNone:
+	case BackendAuto, BackendIptables, BackendNftables, BackendIpset, BackendDryRun, BackendNone:
 		return nil
 	}
-	return fmt.Errorf(`must be "iptables", "nftables", "ipset", "dry-run" or "none", got %q`, short(string(b)))
+	return fmt.Errorf(`must be "auto", "iptables", "nftables", "ipset", "dry-run" or "none", got %q`, short(string(b)))
 }
 
 // checkSyslogTag keeps the tag to what every syslog daemon parses as a

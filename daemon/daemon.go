@@ -37,6 +37,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/scanwarden/scanwarden/block"
+	"github.com/scanwarden/scanwarden/block/backends"
 	"github.com/scanwarden/scanwarden/classic"
 	"github.com/scanwarden/scanwarden/conf"
 	"github.com/scanwarden/scanwarden/detect"
@@ -189,6 +190,9 @@ type daemon struct {
 	// waits are alerts whose on-link source is being resolved
 	// (resolveLoop).
 	waits chan *detect.Alert
+	// choose picks the backend of BLOCK_BACKEND="auto", at start and on
+	// each reload (resolve).
+	choose chooser
 }
 
 // Run runs the daemon until ctx ends (SIGTERM, SIGINT): it captures,
@@ -205,7 +209,7 @@ func Run(ctx context.Context, o Options) error {
 		fold: newLogFold(time.Now()), refresh: make(chan struct{}, 1),
 		bound:  host.SockDiag{Proc: "/proc/net"},
 		alerts: make(chan alertItem, alertQueue), releases: make(chan netip.Addr, releaseQueue),
-		waits: make(chan *detect.Alert, waitingMax)}
+		waits: make(chan *detect.Alert, waitingMax), choose: backends.Choose}
 	d.boundNow = &boundCache{l: d.bound, now: time.Now}
 	d.trap.log = o.Log
 	d.rt = &rtPolicy{log: o.Log}
@@ -255,12 +259,16 @@ func (d *daemon) run(ctx context.Context) error {
 	return nil
 }
 
-// start binds the classic ports, builds the block manager and the
-// never-block list of the config, restores the bans, and puts the first
-// trap set and the kernel trap in place.
+// start checks the config's files, resolves BLOCK_BACKEND="auto", binds
+// the classic ports, builds the block manager and the never-block list of
+// the config, restores the bans, and puts the first trap set and the
+// kernel trap in place.
 func (d *daemon) start(ctx context.Context) error {
 	c := d.cfg
 	if err := d.checkFiles(c); err != nil {
+		return err
+	}
+	if err := d.resolve(ctx, c, nil); err != nil {
 		return err
 	}
 	// classic ports are bound first: they are no traps of the capture
@@ -379,9 +387,12 @@ func (d *daemon) stuck(caps []*liveCapture, now time.Time) string {
 	return ""
 }
 
-// reload re-reads the config and the ignore file (SIGHUP). Blocks and the
-// detection state are kept; a config with errors is refused as a whole
-// and the running one stays. The parts of the old config (backends,
+// reload re-reads the config and the ignore file (SIGHUP), and chooses
+// the backend of BLOCK_BACKEND="auto" again (resolve): a backend other
+// than the running one, chosen or named, replaces it as a whole (what the
+// others left in the kernel removed, the bans restored into it). Blocks
+// and the detection state are kept; a config with errors is refused as a
+// whole and the running one stays. The parts of the old config (backends,
 // journal, state files, address watch) are closed once the last alert
 // begun with them is finished (parts.retire): nothing of a config
 // outlives it, however many reloads come.
@@ -392,6 +403,15 @@ func (d *daemon) reload(ctx context.Context) {
 		return
 	}
 	if err := d.checkFiles(c); err != nil {
+		d.log.Errorf("reload refused, keeping the running config: %v", err)
+		return
+	}
+	d.mu.Lock()
+	running := d.cfg
+	d.mu.Unlock()
+	// auto is chosen again: a kernel that gained nf_tables, or a new
+	// KILL_ROUTE, may make it another backend
+	if err := d.resolve(ctx, c, running); err != nil {
 		d.log.Errorf("reload refused, keeping the running config: %v", err)
 		return
 	}
@@ -406,6 +426,8 @@ func (d *daemon) reload(ctx context.Context) {
 	d.rt.want.Store(c.CaptureRealtime)
 	d.mu.Unlock()
 	go oldP.retire()
+	// the backends in force, "auto" resolved: a new choice switches as a
+	// changed BLOCK_BACKEND does
 	if c.BlockBackend != old.BlockBackend {
 		removeOtherBackends(ctx, c, d.log)
 	}

@@ -66,6 +66,8 @@ func buildBlockers(c *conf.Config, log logrus.FieldLogger, runner command.Runner
 	case conf.BackendDryRun:
 		native = block.NewDryRun(log)
 	case conf.BackendNone:
+	case conf.BackendAuto:
+		return nil, keyErr(c, "BLOCK_BACKEND", errors.New("auto is not resolved to a backend yet (resolveBackend)"))
 	default:
 		if native, err = backends.Open(backends.Kind(c.BlockBackend)); err != nil {
 			return nil, err
@@ -75,6 +77,87 @@ func buildBlockers(c *conf.Config, log logrus.FieldLogger, runner command.Runner
 		p.blockers = append([]block.Blocker{native}, p.blockers...)
 	}
 	return p, nil
+}
+
+// chooser picks the backend BLOCK_BACKEND="auto" stands for on this host
+// (backends.Choose; tests pass fakes).
+type chooser func(context.Context, backends.Preference) backends.Choice
+
+// preference is the order in which BLOCK_BACKEND="auto" tries the set
+// backends for c: ipset first when KILL_ROUTE is a plain iptables DROP
+// rule, which the backend then does instead (templates), so that the bans
+// are where that administrator looks for them, in iptables -S, at set
+// speed; nftables first otherwise.
+func preference(c *conf.Config) backends.Preference {
+	if c.KillRoute != "" && command.NativeKillRoute(c.KillRoute) {
+		return backends.PreferIpset
+	}
+	return backends.PreferNftables
+}
+
+// chooseBackend asks choose what BLOCK_BACKEND="auto" stands for in c, in
+// c's preference; auto is false, and nothing is asked, when c names its
+// backend or is resolved already. It changes nothing: see resolveBackend.
+func chooseBackend(ctx context.Context, c *conf.Config, choose chooser) (ch backends.Choice, auto bool) {
+	if c.BlockBackend != conf.BackendAuto {
+		return backends.Choice{}, false
+	}
+	return choose(ctx, preference(c)), true
+}
+
+// resolveBackend resolves BLOCK_BACKEND="auto" in c: the backend choose
+// finds (chooseBackend) is recorded in c (conf.Config.ResolveBackend), so
+// that everything built from c (the backends, removeOtherBackends, the
+// kernel trap's decision, a reload's comparison) uses it. It is called
+// once per config read: at start, on each reload, and by the commands that
+// reach the daemon's backend (OpenManager), which choose as the daemon
+// does. auto is false for a config that names its backend or is resolved
+// already, which is left as it is.
+func resolveBackend(ctx context.Context, c *conf.Config, choose chooser) (ch backends.Choice, auto bool, err error) {
+	ch, auto = chooseBackend(ctx, c, choose)
+	if !auto {
+		return ch, false, nil
+	}
+	if err := c.ResolveBackend(conf.Backend(ch.Kind), ch.Reason); err != nil {
+		return ch, true, keyErr(c, "BLOCK_BACKEND", err)
+	}
+	return ch, true, nil
+}
+
+// autoLine says what BLOCK_BACKEND="auto" chose in c and why, as the log
+// and check-config say it: `BLOCK_BACKEND auto: nftables (the kernel's
+// nf_tables answers)`; "" when c names its backend or is not resolved.
+func autoLine(c *conf.Config) string {
+	why, ok := c.AutoReason()
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf("BLOCK_BACKEND auto: %s (%s)", c.BlockBackend, why)
+}
+
+// resolve resolves BLOCK_BACKEND="auto" in c (resolveBackend) and logs
+// the choice with its reason. old is the config in force on a reload (nil
+// at start): a choice other than its backend is logged as a switch, which
+// reload then makes as for a changed BLOCK_BACKEND (removeOtherBackends,
+// the bans restored into the new one).
+func (d *daemon) resolve(ctx context.Context, c, old *conf.Config) error {
+	choose := d.choose
+	if choose == nil {
+		choose = backends.Choose
+	}
+	_, auto, err := resolveBackend(ctx, c, choose)
+	if err != nil || !auto {
+		return err
+	}
+	switch {
+	case old == nil:
+		d.log.Warnf("adminalert: %s", autoLine(c))
+	case old.BlockBackend != c.BlockBackend:
+		d.log.Warnf("adminalert: %s; switching from %s", autoLine(c), old.BlockBackend)
+	default:
+		d.log.Info(autoLine(c))
+	}
+	return nil
 }
 
 // removeOtherBackends flushes what the firewall backends other than c's
@@ -179,9 +262,17 @@ func CheckActions(c *conf.Config, log logrus.FieldLogger) error {
 }
 
 // OpenManager builds the block manager of a config for the commands that
-// only list, lift or flush bans (no never-block list is read). The
-// returned function closes its journal and backends.
+// only list, lift or flush bans (no never-block list is read). A
+// BLOCK_BACKEND="auto" in c is resolved first as the daemon resolves it
+// (resolveBackend, logged at info), so that they reach the backend the
+// daemon uses, unless the kernel changed since its start or last reload.
+// The returned function closes its journal and backends.
 func OpenManager(c *conf.Config, log logrus.FieldLogger) (*block.Manager, func(), error) {
+	if _, auto, err := resolveBackend(context.Background(), c, backends.Choose); err != nil {
+		return nil, nil, err
+	} else if auto {
+		log.Info(autoLine(c))
+	}
 	m, closeFn, err := newManager(c, log, managerParts{never: block.NewNeverBlock(nil), runner: &command.ExecRunner{}})
 	if err != nil {
 		return nil, nil, err

@@ -1,7 +1,9 @@
 // Package backends is the factory of the firewall backends: it names the
 // kinds of BLOCK_BACKEND that put objects of their own into the kernel,
-// opens one by name, and removes what the others left behind. It owns no
-// policy and reads no config file: the daemon passes the name.
+// opens one by name, removes what the others left behind, and chooses the
+// one BLOCK_BACKEND="auto" stands for by asking the kernel (Choose,
+// choose.go). It owns no policy and reads no config file: the daemon
+// passes the name, or the preference auto is to follow.
 package backends
 
 import (

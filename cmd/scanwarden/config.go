@@ -35,7 +35,10 @@ templates and applies the daemon's checks to the files the config names
 (the config and ignore files and the KILL_ROUTE/KILL_RUN_CMD programs:
 owned by root or this user, not writable by others; hosts.deny and
 STATE_DIR: no symbolic link, nothing world-writable), without touching
-the firewall. It reports every problem it finds, each with file, line and
+the firewall. With BLOCK_BACKEND="auto" it asks the kernel, as the daemon
+does, which backend that is (nf_tables and ip_set answer only a process
+with CAP_NET_ADMIN: otherwise it says what it could not ask, and that is
+no error). It reports every problem it finds, each with file, line and
 key, and every warning; the exit status is 1 when there is an error. Who
 may change the files depends on the user scanwarden runs as: those
 problems are warnings here, and "scanwarden run" refuses to start with

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/scanwarden/scanwarden/block/backends"
 )
 
 // exchange is one packet of a synthetic capture.
@@ -243,9 +246,25 @@ func TestCheckConfig(t *testing.T) {
 	os.WriteFile(cfg, []byte(text), 0o644)
 	out, errOut, code := runCLI(t, "check-config", "-c", cfg)
 	if code != 0 || !strings.Contains(out, "OK") || !strings.Contains(out, "3 entries") ||
-		!strings.Contains(out, "blocking with iptables; no kernel trap") ||
 		!strings.Contains(out, "capture and blocking at real-time priority where the daemon may") {
 		t.Fatalf("exit %d, %q %q", code, out, errOut)
+	}
+	// BLOCK_BACKEND="auto": what this host's kernel offers, and the kernel
+	// trap that follows; without the privilege to ask, what was not asked
+	ch := backends.Choose(context.Background(), backends.PreferNftables)
+	want := []string{cfg + ": BLOCK_BACKEND auto: " + string(ch.Kind) + " (" + ch.Reason + ")"}
+	switch {
+	case !ch.Certain():
+		want = []string{cfg + ": BLOCK_BACKEND auto: not known here: ", "could not probe", "blocking with the backend auto chooses; kernel trap on"}
+	case ch.Kind.HasSets():
+		want = append(want, "blocking with "+string(ch.Kind)+"; kernel trap on the first probe")
+	default:
+		want = append(want, "blocking with iptables; no kernel trap")
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("shipped config: no %q in\n%s", w, out)
+		}
 	}
 	// a set backend: the kernel trap is said to be on; normal priority
 	os.WriteFile(cfg, []byte("BLOCK_BACKEND=\"nftables\"\nIGNORE_FILE=\"\"\nCAPTURE_REALTIME=\"0\"\n"), 0o644)
