@@ -43,11 +43,14 @@ type Options struct {
 // block.Trapper: the sources it blocks are elements of hash:ip sets with
 // per-element timeouts, added and removed over netlink (one message per
 // block, batches for Sync), and dropped by one iptables rule per set and
-// family in the chain SCANWARDEN-SETS; the kernel trap is in the chain
-// SCANWARDEN-TRAP (see the package documentation for the layout). It
-// never changes a rule, chain or set it did not write, apart from Flush
-// removing every jump from INPUT to its chain (the chain cannot be deleted
-// while one exists).
+// family in the chain SCANWARDEN-SETS of the raw table, before routing
+// and connection tracking; the kernel trap's catch is in the chain
+// SCANWARDEN-TRAP of the filter table, for packets addressed to this host
+// (see the package documentation for the layout). It never changes a
+// rule, chain or set it did not write, apart from removing every jump to
+// its chains from raw PREROUTING and filter INPUT (Flush, and the removal
+// of an earlier version's layout: a chain cannot be deleted while one
+// exists).
 //
 // Its methods are safe for concurrent use (they are serialised).
 type Backend struct {
@@ -142,14 +145,20 @@ func NewDefault() (*Backend, error) {
 	return b, nil
 }
 
-// probe checks that r can read the filter table.
+// probe checks that r can read the raw table (the drops) and the filter
+// table (the trap's catch).
 func probe(r iptables.Runner) error {
-	ok, err := r.ChainExists(iptables.TableFilter, iptables.ChainInput)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return fmt.Errorf("the %s table has no %s chain", iptables.TableFilter, iptables.ChainInput)
+	for _, c := range []struct {
+		t iptables.Table
+		c iptables.Chain
+	}{{setsTable, setsHook}, {trapTable, trapHook}} {
+		ok, err := r.ChainExists(c.t, c.c)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("the %s table has no %s chain", c.t, c.c)
+		}
 	}
 	return nil
 }
@@ -234,11 +243,14 @@ func banTimeout(ban block.Ban, now time.Time) uint32 {
 // Prepare makes sure, in every supported family, of the sets (created
 // when missing, rebuilt keeping their elements and remaining timeouts when
 // an administrator's or an older version's set differs in size or
-// timeout support), the chain SCANWARDEN-SETS and its rules, and the jump
-// from INPUT; and, once SetTrap has told it the trap, of the trap's rules
-// too. Existing elements and their timers are never lost; what an
-// administrator deleted (a rule, the jump, an unreferenced set) is put
-// back. It goes on after a failure and returns every error, joined.
+// timeout support), the chain SCANWARDEN-SETS of the raw table and its
+// rules, and the jump from raw PREROUTING; and, once SetTrap has told it
+// the trap, of the trap's rules too (see prepareRules). An earlier
+// version's layout (SCANWARDEN-SETS in the filter table) is removed once
+// the new one is in force. Existing elements and their timers are never
+// lost; what an administrator deleted (a rule, the jump, an unreferenced
+// set) is put back. It goes on after a failure and returns every error,
+// joined.
 func (b *Backend) Prepare(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -366,68 +378,111 @@ func (b *Backend) rebuild(name string, want header) error {
 }
 
 // unhook clears the backend's chains that may refer to a set of family
-// nfproto, so that it can be destroyed: ChainSets and ChainTrap of that
+// nfproto, so that it can be destroyed: ChainSets (in the raw table, and
+// an earlier version's in the filter table) and ChainTrap of that
 // family, or, for a port set (no family), ChainTrap of every supported
-// family (the bans stay enforced). The families are marked unprepared, so
-// that their rules are written again (the trap's once it is known).
+// family (the bans stay enforced). The families are marked unprepared,
+// so that their rules are written again (the trap's once it is known).
 func (b *Backend) unhook(nfproto uint8) error {
+	type chain struct {
+		t iptables.Table
+		c iptables.Chain
+	}
 	var errs []error
 	for _, fam := range b.fams {
 		if fam.r == nil || (nfproto != 0 && nfproto != fam.nfproto) {
 			continue
 		}
 		b.prepared[fam.f] = false
-		chains := []iptables.Chain{ChainTrap}
+		chains := []chain{{trapTable, ChainTrap}}
 		if nfproto != 0 {
-			chains = append(chains, ChainSets)
+			chains = append(chains, chain{setsTable, ChainSets}, chain{legacyTable, ChainSets})
 		}
 		for _, c := range chains {
-			ok, err := fam.r.ChainExists(iptables.TableFilter, c)
+			ok, err := fam.r.ChainExists(c.t, c.c)
 			if err == nil && ok {
-				err = fam.r.ClearChain(iptables.TableFilter, c)
+				err = fam.r.ClearChain(c.t, c.c)
 			}
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: clearing %s: %w", fam.f, c, err))
+				errs = append(errs, fmt.Errorf("%s: clearing %s of %s: %w", fam.f, c.c, c.t, err))
 			}
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// prepareRules makes fam's chains hold what they should: ChainTrap the
-// trap's rules when the trap in force is enabled, and no ChainTrap when it
-// is not; ChainSets its drops and, with an enabled trap (or, while the
-// trap is not known, when the jump is there), the jump to ChainTrap;
-// INPUT its one jump to ChainSets.
+// prepareRules makes fam's chains hold what they should, the new before
+// the old goes, so that no banned, held or first-hit source gets through
+// meanwhile:
+//
+//  1. ChainTrap (filter) the trap's rules when the trap in force is
+//     enabled;
+//  2. ChainSets (raw) its drops, and raw PREROUTING its one jump to it;
+//  3. filter INPUT its one jump to ChainTrap with an enabled trap or,
+//     while the trap is not known, when a jump to ChainTrap is there
+//     (from INPUT, or from an earlier version's ChainSets);
+//  4. no ChainSets in the filter table (an earlier version's, jumped to
+//     from INPUT), and no ChainTrap when the trap in force is not
+//     enabled.
 func (b *Backend) prepareRules(fam *family) error {
 	r := fam.r
 	trapJump := false
 	switch {
 	case b.trap == nil:
-		have, _, err := chainRules(r, ChainSets)
-		if err != nil {
+		var err error
+		if trapJump, err = trapJumped(r); err != nil {
 			return err
 		}
-		ok, err := r.ChainExists(iptables.TableFilter, ChainTrap)
-		if err != nil {
-			return err
-		}
-		trapJump = ok && slices.ContainsFunc(have, func(s []string) bool { return slices.Equal(s, trapJumpSpec) })
 	case b.trap.Enabled():
-		if err := syncChain(r, ChainTrap, trapRules(fam, *b.trap)); err != nil {
+		if err := syncChain(r, trapTable, ChainTrap, trapRules(fam, *b.trap)); err != nil {
 			return err
 		}
 		trapJump = true
 	}
-	if err := syncChain(r, ChainSets, setsRules(fam, trapJump)); err != nil {
+	if err := syncChain(r, setsTable, ChainSets, setsRules(fam)); err != nil {
 		return err
 	}
-	if b.trap != nil && !b.trap.Enabled() {
-		if err := removeChain(r, ChainTrap); err != nil {
+	if err := ensureJump(r, setsTable, setsHook, jumpSpec); err != nil {
+		return err
+	}
+	if trapJump {
+		if err := ensureJump(r, trapTable, trapHook, trapJumpSpec); err != nil {
 			return err
 		}
 	}
-	return ensureJump(r)
+	if err := removeChain(r, legacyTable, ChainSets, trapHook); err != nil {
+		return fmt.Errorf("removing the chain an earlier version left: %w", err)
+	}
+	if b.trap != nil && !b.trap.Enabled() {
+		if err := removeChain(r, trapTable, ChainTrap, trapHook); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// trapJumped reports whether ChainTrap exists and a jump to it from
+// filter INPUT, or from an earlier version's ChainSets of the filter
+// table, is there: whether the trap, not known to this Backend yet, is
+// on.
+func trapJumped(r iptables.Runner) (bool, error) {
+	ok, err := r.ChainExists(trapTable, ChainTrap)
+	if err != nil || !ok {
+		return false, err
+	}
+	for _, from := range []struct {
+		t iptables.Table
+		c iptables.Chain
+	}{{trapTable, trapHook}, {legacyTable, ChainSets}} {
+		have, _, err := chainRules(r, from.t, from.c)
+		if err != nil {
+			return false, err
+		}
+		if slices.ContainsFunc(have, func(s []string) bool { return slices.Equal(s, trapJumpSpec) }) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Traits: Prompt, a block is one netlink message once the family is
@@ -646,13 +701,14 @@ func timeoutDiffers(k, t uint32) bool {
 }
 
 // Flush removes everything the backend made, in every supported family:
-// the jumps from INPUT to SCANWARDEN-SETS (whoever wrote them), the chains
-// SCANWARDEN-SETS and SCANWARDEN-TRAP, then the sets (with whatever was
-// in them, the trap's and the spared sources included). What is already gone is no
-// error; the rest goes on after a failure, and the errors are joined. A
-// set that another program's rule still refers to cannot be destroyed:
-// the error says so. The trap is not known afterwards (SetTrap installs
-// one again).
+// the jumps from raw PREROUTING to SCANWARDEN-SETS and from filter INPUT
+// to SCANWARDEN-TRAP (whoever wrote them), those chains, an earlier
+// version's SCANWARDEN-SETS of the filter table and its jumps, then the
+// sets (with whatever was in them, the trap's and the spared sources
+// included). What is already gone is no error; the rest goes on after a
+// failure, and the errors are joined. A set that another program's rule
+// still refers to cannot be destroyed: the error says so. The trap is not
+// known afterwards (SetTrap installs one again).
 func (b *Backend) Flush(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -668,7 +724,12 @@ func (b *Backend) Flush(ctx context.Context) error {
 			continue
 		}
 		some = true
-		if err := errors.Join(removeChain(fam.r, ChainSets), removeChain(fam.r, ChainTrap)); err != nil {
+		if err := errors.Join(
+			removeChain(fam.r, setsTable, ChainSets, setsHook),
+			// (an earlier version's ChainSets jumps to ChainTrap too)
+			removeChain(fam.r, trapTable, ChainTrap, trapHook, ChainSets),
+			removeChain(fam.r, legacyTable, ChainSets, trapHook),
+		); err != nil {
 			errs = append(errs, opError(fam, "flush", netip.Addr{}, err))
 		}
 		for _, set := range []string{fam.ban, fam.trap, fam.spared, fam.nevr} {

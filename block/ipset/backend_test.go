@@ -51,15 +51,17 @@ func (e *env) must(what string, err error) {
 	}
 }
 
-// dump is the fake's filter table less the built-in policies.
+// dump is the fake's raw table, then its filter table, less the
+// built-in policies.
 func dump(f *iptables.Fake) []string {
-	return slices.DeleteFunc(f.Dump(iptables.TableFilter), func(s string) bool { return strings.HasPrefix(s, "-P ") })
+	notPolicy := func(s string) bool { return strings.HasPrefix(s, "-P ") }
+	return slices.Concat(slices.DeleteFunc(f.Dump(iptables.TableRaw), notPolicy), slices.DeleteFunc(f.Dump(iptables.TableFilter), notPolicy))
 }
 
 func (e *env) wantDump(step string, f *iptables.Fake, want ...string) {
 	e.t.Helper()
 	if got := dump(f); !slices.Equal(got, want) {
-		e.t.Errorf("%s: filter table:\n%s\nwant:\n%s", step, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		e.t.Errorf("%s: raw and filter tables:\n%s\nwant:\n%s", step, strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 
@@ -107,14 +109,22 @@ func ban(a netip.Addr, until time.Duration) block.Ban {
 	return b
 }
 
-// The rules Prepare writes, as iptables -S prints them.
+// The rules Prepare writes, as iptables -S prints them: in the raw
+// table, the jump from PREROUTING and the drops; in the filter table,
+// with a trap, the jump from INPUT to the catch.
 var (
-	jump4    = "-A INPUT -m comment --comment scanwarden -j SCANWARDEN-SETS"
+	jump4    = "-A PREROUTING ! -i lo -m comment --comment scanwarden -j SCANWARDEN-SETS"
 	banDrop4 = "-A SCANWARDEN-SETS -m set --match-set scanwarden-ban4 src -m comment --comment scanwarden -j DROP"
 	trpDrop4 = "-A SCANWARDEN-SETS -m set --match-set scanwarden-trap4 src -m comment --comment scanwarden -j DROP"
-	trpJump  = "-A SCANWARDEN-SETS -m comment --comment scanwarden -j SCANWARDEN-TRAP"
+	trpJump  = "-A INPUT -m comment --comment scanwarden -j SCANWARDEN-TRAP"
 	prepared = []string{"-N SCANWARDEN-SETS", jump4, banDrop4, trpDrop4}
 )
+
+// withTrap is prepared and the filter table of a trap of hold: the chain
+// of the catch and the jump to it.
+func withTrap(hold string) []string {
+	return slices.Concat(prepared, []string{"-N SCANWARDEN-TRAP", trpJump}, trapLines(hold))
+}
 
 // trapLines is SCANWARDEN-TRAP of IPv4 for TCP timeout tcpT ("" for none)
 // and no UDP timeout.
@@ -194,22 +204,22 @@ func TestPrepareRepairs(t *testing.T) {
 	e := newEnv(t, false)
 	e.must("Prepare", e.b.Prepare(ctx))
 	e.must("Block", e.b.Block(ctx, ban(a4, time.Hour)))
-	e.must("admin rule", e.v4.Append(iptables.TableFilter, iptables.ChainInput, "-i", "lo", "-j", "ACCEPT"))
-	e.must("delete jump", e.v4.Delete(iptables.TableFilter, iptables.ChainInput, jumpSpec...))
-	e.must("delete drop", e.v4.Delete(iptables.TableFilter, ChainSets, setDrop(SetBan4)...))
-	e.must("foreign rule", e.v4.Insert(iptables.TableFilter, ChainSets, 1, "-s", "198.51.100.99", "-j", "ACCEPT"))
+	e.must("admin rule", e.v4.Append(iptables.TableRaw, iptables.ChainPrerouting, "-i", "lo", "-j", "ACCEPT"))
+	e.must("delete jump", e.v4.Delete(iptables.TableRaw, iptables.ChainPrerouting, jumpSpec...))
+	e.must("delete drop", e.v4.Delete(iptables.TableRaw, ChainSets, setDrop(SetBan4)...))
+	e.must("foreign rule", e.v4.Insert(iptables.TableRaw, ChainSets, 1, "-s", "198.51.100.99", "-j", "ACCEPT"))
 	e.must("destroy", e.sets.destroy(SetNever4))
 	e.now = e.now.Add(10 * time.Minute)
 	e.must("Prepare", e.b.Prepare(ctx))
-	e.wantDump("repaired", e.v4, "-N SCANWARDEN-SETS", jump4, "-A INPUT -i lo -j ACCEPT", banDrop4, trpDrop4)
+	e.wantDump("repaired", e.v4, "-N SCANWARDEN-SETS", jump4, "-A PREROUTING -i lo -j ACCEPT", banDrop4, trpDrop4)
 	e.wantContent("repaired", SetBan4, "198.51.100.7 3000")
 	if _, ok := e.sets.header(SetNever4); !ok {
 		t.Error("the destroyed exemption set was not made again")
 	}
 	// a duplicate jump goes, the last one stays where it is
-	e.must("dup jump", e.v4.Append(iptables.TableFilter, iptables.ChainInput, jumpSpec...))
+	e.must("dup jump", e.v4.Append(iptables.TableRaw, iptables.ChainPrerouting, jumpSpec...))
 	e.must("Prepare", e.b.Prepare(ctx))
-	e.wantDump("duplicate jump", e.v4, "-N SCANWARDEN-SETS", "-A INPUT -i lo -j ACCEPT", jump4, banDrop4, trpDrop4)
+	e.wantDump("duplicate jump", e.v4, "-N SCANWARDEN-SETS", "-A PREROUTING -i lo -j ACCEPT", jump4, banDrop4, trpDrop4)
 }
 
 // A set made otherwise (smaller, without timeouts) is rebuilt and swapped
@@ -254,7 +264,7 @@ func TestPrepareRebuildsSets(t *testing.T) {
 	e.must("create", e.sets.create(SetBan4, header{typ: typeHashNet, family: 2, maxElem: 16}))
 	changes(e.v4)
 	e.must("Block", e.b.Block(ctx, ban(a4, time.Hour)))
-	if c := changes(e.v4); !slices.Contains(c, "ClearChain filter SCANWARDEN-SETS") {
+	if c := changes(e.v4); !slices.Contains(c, "ClearChain raw SCANWARDEN-SETS") {
 		t.Errorf("replacing a set of another type: %q, want SCANWARDEN-SETS cleared first", c)
 	}
 	e.wantDump("remade", e.v4, prepared...)
@@ -314,7 +324,7 @@ func TestBlockPreparesAndRecovers(t *testing.T) {
 	e := newEnv(t, false)
 	e.must("Block", e.b.Block(ctx, ban(a4, time.Hour)))
 	e.wantDump("first block", e.v4, prepared...)
-	e.must("unhook", e.v4.ClearChain(iptables.TableFilter, ChainSets))
+	e.must("unhook", e.v4.ClearChain(iptables.TableRaw, ChainSets))
 	e.must("destroy", e.sets.destroy(SetBan4))
 	e.must("Block", e.b.Block(ctx, ban(b4, time.Hour)))
 	e.wantContent("after the set vanished", SetBan4, "198.51.100.8 3600")
@@ -440,7 +450,7 @@ func TestSetTrap(t *testing.T) {
 		Hold: time.Hour, Size: 500,
 	}
 	e.must("SetTrap", e.b.SetTrap(ctx, tr))
-	e.wantDump("SetTrap", e.v4, append([]string{"-N SCANWARDEN-SETS", "-N SCANWARDEN-TRAP", jump4, banDrop4, trpDrop4, trpJump}, trapLines("3600")...)...)
+	e.wantDump("SetTrap", e.v4, withTrap("3600")...)
 	e.wantContent("SetTrap", SetTCP, "22", "23")
 	e.wantContent("SetTrap", SetUDP, "161")
 	e.wantContent("SetTrap", SetNever4, "198.51.100.8", "203.0.113.0/24")
@@ -466,7 +476,7 @@ func TestSetTrap(t *testing.T) {
 	tr2.Exempt = []netip.Prefix{netip.MustParsePrefix("198.51.100.9/32")}
 	tr2.Hold, tr2.Size = 2*time.Hour, 1000
 	e.must("SetTrap", e.b.SetTrap(ctx, tr2))
-	e.wantDump("SetTrap 2", e.v4, append([]string{"-N SCANWARDEN-SETS", "-N SCANWARDEN-TRAP", jump4, banDrop4, trpDrop4, trpJump}, trapLines("7200")...)...)
+	e.wantDump("SetTrap 2", e.v4, withTrap("7200")...)
 	c := changes(e.v4)
 	newTCP := strings.TrimPrefix(trapLines("7200")[3], "-A SCANWARDEN-TRAP ")
 	newUDP := strings.TrimPrefix(trapLines("7200")[6], "-A SCANWARDEN-TRAP ")
@@ -492,9 +502,9 @@ func TestSetTrap(t *testing.T) {
 	// and on again, then Prepare repairs a trap rule an admin deleted
 	e.must("SetTrap on", e.b.SetTrap(ctx, tr))
 	e.must("admin", e.v4.Delete(iptables.TableFilter, ChainTrap, strings.Fields(strings.TrimPrefix(trapLines("3600")[4], "-A SCANWARDEN-TRAP "))...))
-	e.must("admin", e.v4.Delete(iptables.TableFilter, ChainSets, trapJumpSpec...))
+	e.must("admin", e.v4.Delete(iptables.TableFilter, iptables.ChainInput, trapJumpSpec...))
 	e.must("Prepare", e.b.Prepare(ctx))
-	e.wantDump("repaired trap", e.v4, append([]string{"-N SCANWARDEN-SETS", "-N SCANWARDEN-TRAP", jump4, banDrop4, trpDrop4, trpJump}, trapLines("3600")...)...)
+	e.wantDump("repaired trap", e.v4, withTrap("3600")...)
 
 	// a new Backend that does not know the trap leaves it as it is
 	b2, err := New(Options{V4: e.v4, Now: func() time.Time { return e.now }, sets: e.sets})
@@ -696,11 +706,12 @@ func TestFlush(t *testing.T) {
 	admin := []string{"-A", "INPUT", "-s", "203.0.113.1", "-j", "ACCEPT"}
 	e.must("admin", e.v4.Append(iptables.TableFilter, iptables.ChainInput, admin[2:]...))
 	e.must("admin", e.v4.NewChain(iptables.TableFilter, iptables.ChainScanwarden))
+	e.must("admin", e.v4.NewChain(iptables.TableRaw, iptables.ChainScanwarden))
 	e.must("SetTrap", e.b.SetTrap(ctx, block.Trap{TCP: []uint16{22}, Hold: 5 * time.Second}))
 	e.must("Block", e.b.Block(ctx, ban(a4, time.Hour)))
 	e.must("Block", e.b.Block(ctx, ban(a6, time.Hour)))
 	e.must("Flush", e.b.Flush(ctx))
-	e.wantDump("Flush", e.v4, "-N SCANWARDEN", "-A INPUT -s 203.0.113.1/32 -j ACCEPT")
+	e.wantDump("Flush", e.v4, "-N SCANWARDEN", "-N SCANWARDEN", "-A INPUT -s 203.0.113.1/32 -j ACCEPT")
 	e.wantDump("Flush", e.v6)
 	if n := e.sets.names(); len(n) > 0 {
 		t.Errorf("sets after Flush: %q", n)
@@ -708,7 +719,7 @@ func TestFlush(t *testing.T) {
 	e.must("Flush again", e.b.Flush(ctx))
 	// and all comes back with the next block
 	e.must("Block", e.b.Block(ctx, ban(a4, time.Hour)))
-	e.wantDump("Block after Flush", e.v4, "-N SCANWARDEN", "-N SCANWARDEN-SETS", jump4, "-A INPUT -s 203.0.113.1/32 -j ACCEPT", banDrop4, trpDrop4)
+	e.wantDump("Block after Flush", e.v4, "-N SCANWARDEN", "-N SCANWARDEN-SETS", jump4, banDrop4, trpDrop4, "-N SCANWARDEN", "-A INPUT -s 203.0.113.1/32 -j ACCEPT")
 }
 
 func TestSyncChain(t *testing.T) {
@@ -729,16 +740,16 @@ func TestSyncChain(t *testing.T) {
 	} {
 		f := iptables.NewFake()
 		if c.have != nil {
-			must(t, f.NewChain(iptables.TableFilter, "C"))
+			must(t, f.NewChain(iptables.TableRaw, "C"))
 		}
 		for _, r := range c.have {
-			must(t, f.Append(iptables.TableFilter, "C", r...))
+			must(t, f.Append(iptables.TableRaw, "C", r...))
 		}
-		if err := syncChain(f, "C", c.want); err != nil {
+		if err := syncChain(f, iptables.TableRaw, "C", c.want); err != nil {
 			t.Errorf("%s: %v", c.name, err)
 			continue
 		}
-		got, _, _ := chainRules(f, "C")
+		got, _, _ := chainRules(f, iptables.TableRaw, "C")
 		if !slices.EqualFunc(got, c.want, slices.Equal) {
 			t.Errorf("%s: chain holds %q, want %q", c.name, got, c.want)
 		}
@@ -873,5 +884,5 @@ func TestSpareOlderLayout(t *testing.T) {
 	if c := changes(e.v4); len(c) != 1 || !strings.HasPrefix(c[0], "Insert filter SCANWARDEN-TRAP 3 "+strings.Join(spared, " ")) {
 		t.Errorf("SetTrap on the older chain: %q, want the spared RETURN inserted third", c)
 	}
-	e.wantDump("SetTrap", e.v4, append([]string{"-N SCANWARDEN-SETS", "-N SCANWARDEN-TRAP", jump4, banDrop4, trpDrop4, trpJump}, trapLines("5")...)...)
+	e.wantDump("SetTrap", e.v4, withTrap("5")...)
 }

@@ -26,15 +26,19 @@
 // 24.8 days left (the kernel cuts element timeouts to 2147483 s), is added
 // permanent, and userspace expiry (the manager's Unblock) lifts it.
 //
-// The rules, in the filter table of iptables (IPv4, the sets ending in 4)
-// and ip6tables (IPv6, in 6):
+// The rules, in iptables (IPv4, the sets ending in 4) and ip6tables
+// (IPv6, in 6). The drops are in the raw table (iptables -t raw -S):
 //
 //	-N SCANWARDEN-SETS
-//	-A INPUT -m comment --comment scanwarden -j SCANWARDEN-SETS    (inserted as INPUT's first rule)
+//	-A PREROUTING ! -i lo -m comment --comment scanwarden -j SCANWARDEN-SETS    (inserted as PREROUTING's first rule)
 //	-A SCANWARDEN-SETS -m set --match-set scanwarden-ban4 src -m comment --comment scanwarden -j DROP
 //	-A SCANWARDEN-SETS -m set --match-set scanwarden-trap4 src -m comment --comment scanwarden -j DROP
-//	-A SCANWARDEN-SETS -m comment --comment scanwarden -j SCANWARDEN-TRAP    (while a trap is enabled)
+//
+// and the trap's catch in the filter table (iptables -S), while a trap is
+// enabled:
+//
 //	-N SCANWARDEN-TRAP
+//	-A INPUT -m comment --comment scanwarden -j SCANWARDEN-TRAP    (inserted as INPUT's first rule)
 //	-A SCANWARDEN-TRAP -i lo -m comment --comment scanwarden -j RETURN
 //	-A SCANWARDEN-TRAP -m set --match-set scanwarden-never4 src -m comment --comment scanwarden -j RETURN
 //	-A SCANWARDEN-TRAP -m set --match-set scanwarden-spared4 src -m comment --comment scanwarden -j RETURN
@@ -46,8 +50,26 @@
 //	       -m comment --comment scanwarden-trap-overflow -j DROP
 //	(the same three for UDP: -p udp -m set --match-set scanwarden-udp dst ..., with the same Hold)
 //
+// raw PREROUTING sees every arriving packet before the routing decision
+// and before connection tracking (priority -300; conntrack is at -200,
+// DNAT at -100): a banned or held source is dropped whether its packets
+// are addressed to this host, to a port it publishes by DNAT or to a host
+// behind it, and costs no conntrack entry. Loopback is exempt (the host's
+// own traffic). The catch stays in filter INPUT, after DNAT: only a probe
+// addressed to this host is caught, never one the host forwards (to a
+// host behind it, or to a port published to such a host), which is
+// answered there; once caught, the source is dropped at raw PREROUTING,
+// forwarded traffic included.
+//
+// Earlier versions kept SCANWARDEN-SETS in the filter table, jumped to
+// from INPUT, with the jump to SCANWARDEN-TRAP as its last rule. Prepare
+// and SetTrap put the raw table's chain and jump and the jump from INPUT
+// to SCANWARDEN-TRAP in place first, and only then remove the old chain
+// and its jump, so that neither a ban nor the catch lapses meanwhile;
+// Flush removes both layouts.
+//
 // So a TCP segment without ACK (SYN, FIN, NULL, XMAS, odd flags) or a UDP
-// datagram to a trap port, from a source that is neither on loopback nor
+// datagram to a trap port of this host, from a source that is neither on loopback nor
 // exempt nor spared, adds its source to the trap set and is dropped, and so is all
 // that source sends afterwards, until the element's timeout, Release or
 // Unblock. The trap is provisional: Hold is the Trap's (TRAP_HOLD, a few

@@ -30,6 +30,7 @@ func TestMain(m *testing.M) {
 		"tcp":     netnstest.TCP,
 		"udp":     netnstest.UDP,
 		"raw":     netnstest.Raw,
+		"flood":   netnstest.Flood,
 	})
 }
 

@@ -21,11 +21,24 @@ import (
 	"github.com/scanwarden/scanwarden/internal/netnstest"
 )
 
-// The rules of the victim, as iptables -S prints them.
+// The rules of the victim, as iptables -S prints them: the jump of the
+// raw table's PREROUTING to the drops, and of the filter table's INPUT to
+// the trap's catch.
 const (
-	jumpLine = "-A INPUT -m comment --comment scanwarden -j SCANWARDEN-SETS"
-	trapJmp  = "-A SCANWARDEN-SETS -m comment --comment scanwarden -j SCANWARDEN-TRAP"
+	jumpLine = "-A PREROUTING ! -i lo -m comment --comment scanwarden -j SCANWARDEN-SETS"
+	trapJmp  = "-A INPUT -m comment --comment scanwarden -j SCANWARDEN-TRAP"
 )
+
+// tables returns bin -S (the filter table) in the victim, then bin -t raw
+// -S with each line prefixed "raw: ".
+func (l *lab) tables(bin string) []string {
+	l.t.Helper()
+	out := l.MustRules(bin)
+	for _, r := range l.MustRulesIn(bin, "raw") {
+		out = append(out, "raw: "+r)
+	}
+	return out
+}
 
 func setsLines(v string) []string {
 	return []string{
@@ -63,15 +76,18 @@ func TestKernelBlockUnblockSync(t *testing.T) {
 	}
 	l.wantTimeout(SetBan4, attacker4, 3600-secondsSince(start), 3600)
 	l.wantTimeout(SetBan6, attacker6, 0, 0)
-	if got, want := l.MustRules("iptables", "SCANWARDEN-SETS"), setsLines("4"); !slices.Equal(got, want) {
-		t.Errorf("iptables -S SCANWARDEN-SETS:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	if got, want := l.MustRulesIn("iptables", "raw", "SCANWARDEN-SETS"), setsLines("4"); !slices.Equal(got, want) {
+		t.Errorf("iptables -t raw -S SCANWARDEN-SETS:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if got, want := l.MustRules("ip6tables", "SCANWARDEN-SETS"), setsLines("6"); !slices.Equal(got, want) {
-		t.Errorf("ip6tables -S SCANWARDEN-SETS:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	if got, want := l.MustRulesIn("ip6tables", "raw", "SCANWARDEN-SETS"), setsLines("6"); !slices.Equal(got, want) {
+		t.Errorf("ip6tables -t raw -S SCANWARDEN-SETS:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	for _, bin := range []string{"iptables", "ip6tables"} {
-		if got := l.MustRules(bin, "INPUT"); !slices.Equal(got, []string{"-P INPUT ACCEPT", jumpLine}) {
-			t.Errorf("%s -S INPUT: %q", bin, got)
+		if got := l.MustRulesIn(bin, "raw", "PREROUTING"); !slices.Equal(got, []string{"-P PREROUTING ACCEPT", jumpLine}) {
+			t.Errorf("%s -t raw -S PREROUTING: %q", bin, got)
+		}
+		if got := l.MustRules(bin); !slices.Equal(got, []string{"-P INPUT ACCEPT", "-P FORWARD ACCEPT", "-P OUTPUT ACCEPT"}) {
+			t.Errorf("%s -S (filter, no trap): %q, want nothing of scanwarden's", bin, got)
 		}
 	}
 	for _, v := range victims {
@@ -195,15 +211,15 @@ func TestKernelPrepareRepairsAndFlush(t *testing.T) {
 			l.Run("victim", bin, rule...)
 		}
 	}
-	before4, before6 := l.MustRules("iptables"), l.MustRules("ip6tables")
+	before4, before6 := l.tables("iptables"), l.tables("ip6tables")
 	trap := block.Trap{TCP: []uint16{trapTCP}, UDP: []uint16{trapUDP}, Exempt: []netip.Prefix{netip.PrefixFrom(benign4, 32)},
 		Hold: time.Hour, Size: 300}
 	start := time.Now()
 	l.backend(trapArg(trap), "block "+banArg(attacker4, start.Add(time.Hour)), "block "+banArg(attacker6, start.Add(time.Hour)))
-	full4, full6 := l.MustRules("iptables"), l.MustRules("ip6tables")
-	t.Logf("iptables -S with the trap:\n%s", strings.Join(full4, "\n"))
+	full4, full6 := l.tables("iptables"), l.tables("ip6tables")
+	t.Logf("iptables -S and -t raw -S with the trap:\n%s", strings.Join(full4, "\n"))
 	for _, want := range []string{
-		jumpLine, trapJmp,
+		"raw: " + jumpLine, trapJmp,
 		"-A SCANWARDEN-TRAP -i lo -m comment --comment scanwarden -j RETURN",
 		"-A SCANWARDEN-TRAP -m set --match-set scanwarden-never4 src -m comment --comment scanwarden -j RETURN",
 		"-A SCANWARDEN-TRAP -p tcp -m tcp ! --tcp-flags ACK ACK -m set --match-set scanwarden-tcp dst -m comment --comment scanwarden -j SET --add-set scanwarden-trap4 src --exist --timeout 3600",
@@ -213,39 +229,42 @@ func TestKernelPrepareRepairsAndFlush(t *testing.T) {
 			t.Errorf("iptables -S lacks %q", want)
 		}
 	}
-	if l.MustRules("iptables", "INPUT")[1] != jumpLine {
-		t.Errorf("the jump is not INPUT's first rule: %q", l.MustRules("iptables", "INPUT"))
+	if r := l.MustRulesIn("iptables", "raw", "PREROUTING"); r[1] != jumpLine {
+		t.Errorf("the jump is not raw PREROUTING's first rule: %q", r)
+	}
+	if r := l.MustRules("iptables", "INPUT"); r[1] != trapJmp {
+		t.Errorf("the jump to the trap is not INPUT's first rule: %q", r)
 	}
 
 	// the administrator breaks things
 	neverRule := "-m set --match-set scanwarden-never4 src -m comment --comment scanwarden -j RETURN"
-	l.Run("victim", "iptables", append([]string{"-D", "INPUT"}, strings.Fields("-m comment --comment scanwarden -j SCANWARDEN-SETS")...)...)
-	l.Run("victim", "iptables", append([]string{"-D", "SCANWARDEN-SETS"}, strings.Fields("-m set --match-set scanwarden-ban4 src -m comment --comment scanwarden -j DROP")...)...)
+	l.Run("victim", "iptables", append([]string{"-t", "raw", "-D", "PREROUTING"}, jumpSpec...)...)
+	l.Run("victim", "iptables", append([]string{"-t", "raw", "-D", "SCANWARDEN-SETS"}, strings.Fields("-m set --match-set scanwarden-ban4 src -m comment --comment scanwarden -j DROP")...)...)
 	l.Run("victim", "iptables", append([]string{"-D", "SCANWARDEN-TRAP"}, strings.Fields(neverRule)...)...)
 	if err := l.nl.IpsetDestroy(SetNever4); err != nil {
 		t.Fatal(err)
 	}
-	l.Run("victim", "ip6tables", append([]string{"-D", "INPUT"}, strings.Fields("-m comment --comment scanwarden -j SCANWARDEN-SETS")...)...)
+	l.Run("victim", "ip6tables", append([]string{"-t", "raw", "-D", "PREROUTING"}, jumpSpec...)...)
 
 	// a restart: Prepare puts back what it knows of; the trap rule comes
 	// back with SetTrap (a new Backend does not know the trap before)
 	l.backend("prepare")
-	got4 := l.MustRules("iptables")
+	got4 := l.tables("iptables")
 	if slices.Contains(got4, "-A SCANWARDEN-TRAP "+neverRule) {
 		t.Errorf("Prepare of a new Backend rewrote the trap (it does not know it)")
 	}
-	if !slices.Contains(got4, jumpLine) || !slices.Contains(got4, setsLines("4")[1]) {
+	if !slices.Contains(got4, "raw: "+jumpLine) || !slices.Contains(got4, "raw: "+setsLines("4")[1]) {
 		t.Errorf("Prepare did not put back the jump or the ban rule:\n%s", strings.Join(got4, "\n"))
 	}
 	if _, ok := l.members(SetNever4); !ok {
 		t.Error("Prepare did not make the exemption set again")
 	}
 	l.backend(trapArg(trap))
-	if got := l.MustRules("iptables"); !slices.Equal(got, full4) {
-		t.Errorf("iptables -S after the repair:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(full4, "\n"))
+	if got := l.tables("iptables"); !slices.Equal(got, full4) {
+		t.Errorf("iptables -S, -t raw -S after the repair:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(full4, "\n"))
 	}
-	if got := l.MustRules("ip6tables"); !slices.Equal(got, full6) {
-		t.Errorf("ip6tables -S after the repair:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(full6, "\n"))
+	if got := l.tables("ip6tables"); !slices.Equal(got, full6) {
+		t.Errorf("ip6tables -S, -t raw -S after the repair:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(full6, "\n"))
 	}
 	if m, _ := l.members(SetNever4); len(m) != 1 {
 		t.Errorf("never4 after SetTrap: %v, want benign4", m)
@@ -254,11 +273,11 @@ func TestKernelPrepareRepairsAndFlush(t *testing.T) {
 	l.wantTimeout(SetBan6, attacker6, 3600-secondsSince(start), 3600)
 
 	l.backend("flush")
-	if got := l.MustRules("iptables"); !slices.Equal(got, before4) {
-		t.Errorf("iptables -S after Flush:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(before4, "\n"))
+	if got := l.tables("iptables"); !slices.Equal(got, before4) {
+		t.Errorf("iptables -S, -t raw -S after Flush:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(before4, "\n"))
 	}
-	if got := l.MustRules("ip6tables"); !slices.Equal(got, before6) {
-		t.Errorf("ip6tables -S after Flush:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(before6, "\n"))
+	if got := l.tables("ip6tables"); !slices.Equal(got, before6) {
+		t.Errorf("ip6tables -S, -t raw -S after Flush:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(before6, "\n"))
 	}
 	all, err := l.nl.IpsetListAll()
 	if err != nil {

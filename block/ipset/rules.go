@@ -11,12 +11,15 @@ import (
 )
 
 const (
-	// ChainSets is the backend's chain in the filter table of each
-	// family, jumped to by INPUT's first rule: it drops the sources in the
-	// ban and trap sets and, with a trap, goes on to ChainTrap. (The
+	// ChainSets is the backend's chain in the raw table of each family,
+	// jumped to by the first rule of raw PREROUTING: it drops the sources
+	// in the ban and trap sets before the routing decision (so what the
+	// host forwards or DNATs too) and before connection tracking. (The
 	// iptables backend's chain is SCANWARDEN; the two never share.)
 	ChainSets iptables.Chain = "SCANWARDEN-SETS"
-	// ChainTrap holds the kernel trap's rules.
+	// ChainTrap holds the kernel trap's catch, in the filter table,
+	// jumped to by the first rule of INPUT while a trap is enabled: it
+	// sees only packets addressed to this host, after DNAT.
 	ChainTrap iptables.Chain = "SCANWARDEN-TRAP"
 
 	// comment marks every rule the backend writes.
@@ -26,13 +29,37 @@ const (
 	overflowComment = "scanwarden-trap-overflow"
 )
 
+// Where the chains are hooked, and where earlier versions hooked them.
+const (
+	// setsTable and setsHook: ChainSets is in the raw table, reached
+	// from PREROUTING (priority -300: before conntrack at -200 and DNAT
+	// at -100), so that a banned or held source is dropped whatever its
+	// packets are addressed to, at no conntrack entry.
+	setsTable = iptables.TableRaw
+	setsHook  = iptables.ChainPrerouting
+	// trapTable and trapHook: ChainTrap is in the filter table, reached
+	// from INPUT, so that only a probe addressed to this host, after
+	// DNAT, is caught: a probe forwarded to a host behind this one, or
+	// to a port published to such a host, is answered there.
+	trapTable = iptables.TableFilter
+	trapHook  = iptables.ChainInput
+	// legacyTable: earlier versions kept ChainSets in the filter table,
+	// jumped to from INPUT, and jumped from it on to ChainTrap. Prepare
+	// and SetTrap remove it once the raw table's chain and the jump to
+	// ChainTrap from INPUT are in place; Flush removes it.
+	legacyTable = iptables.TableFilter
+)
+
 // Every rulespec below is written as iptables -S prints it, so that a
 // listed chain can be compared with what it should hold.
 
-// jumpSpec is INPUT's rule that sends every packet through ChainSets.
-var jumpSpec = []string{"-m", "comment", "--comment", comment, "-j", string(ChainSets)}
+// jumpSpec is raw PREROUTING's rule that sends every packet through
+// ChainSets, but those on loopback (the host's own traffic, from
+// addresses that are never blocked).
+var jumpSpec = []string{"!", "-i", "lo", "-m", "comment", "--comment", comment, "-j", string(ChainSets)}
 
-// trapJumpSpec is ChainSets' rule that sends packets on to ChainTrap.
+// trapJumpSpec is filter INPUT's rule that sends packets on to
+// ChainTrap (and, in earlier versions, ChainSets' last rule).
 var trapJumpSpec = []string{"-m", "comment", "--comment", comment, "-j", string(ChainTrap)}
 
 // setDrop drops the packets whose source is in set.
@@ -41,13 +68,9 @@ func setDrop(set string) []string {
 }
 
 // setsRules is what ChainSets of fam holds: the drops of the ban and trap
-// sets, and the jump to ChainTrap when trap is set.
-func setsRules(fam *family, trap bool) [][]string {
-	r := [][]string{setDrop(fam.ban), setDrop(fam.trap)}
-	if trap {
-		r = append(r, trapJumpSpec)
-	}
-	return r
+// sets.
+func setsRules(fam *family) [][]string {
+	return [][]string{setDrop(fam.ban), setDrop(fam.trap)}
 }
 
 // trapMatch is the match of a first hit of proto: a TCP segment without
@@ -108,16 +131,16 @@ func trapRules(fam *family, t block.Trap) [][]string {
 	return r
 }
 
-// chainRules lists chain and returns its rules as rulespecs, and whether
-// the chain exists.
-func chainRules(r iptables.Runner, chain iptables.Chain) ([][]string, bool, error) {
-	ok, err := r.ChainExists(iptables.TableFilter, chain)
+// chainRules lists chain of table and returns its rules as rulespecs,
+// and whether the chain exists.
+func chainRules(r iptables.Runner, table iptables.Table, chain iptables.Chain) ([][]string, bool, error) {
+	ok, err := r.ChainExists(table, chain)
 	if err != nil || !ok {
 		return nil, false, err
 	}
-	lines, err := r.List(iptables.TableFilter, chain)
+	lines, err := r.List(table, chain)
 	if err != nil {
-		return nil, false, fmt.Errorf("listing %s: %w", chain, err)
+		return nil, false, fmt.Errorf("listing %s of %s: %w", chain, table, err)
 	}
 	var out [][]string
 	for _, l := range lines {
@@ -128,20 +151,20 @@ func chainRules(r iptables.Runner, chain iptables.Chain) ([][]string, bool, erro
 	return out, true, nil
 }
 
-// syncChain makes chain (created when missing) hold exactly want, in
-// order, with the fewest changes and no moment without a wanted rule:
-// missing rules are inserted where they belong (before a stale rule they
-// replace, such as a trap rule with another timeout), then the rules that
-// are not wanted deleted. When the chain still differs (a wanted rule
-// twice, or rules out of order) it is cleared and written again.
-func syncChain(r iptables.Runner, chain iptables.Chain, want [][]string) error {
-	have, ok, err := chainRules(r, chain)
+// syncChain makes chain of table (created when missing) hold exactly
+// want, in order, with the fewest changes and no moment without a wanted
+// rule: missing rules are inserted where they belong (before a stale rule
+// they replace, such as a trap rule with another timeout), then the rules
+// that are not wanted deleted. When the chain still differs (a wanted
+// rule twice, or rules out of order) it is cleared and written again.
+func syncChain(r iptables.Runner, table iptables.Table, chain iptables.Chain, want [][]string) error {
+	have, ok, err := chainRules(r, table, chain)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		if err := r.NewChain(iptables.TableFilter, chain); err != nil {
-			return fmt.Errorf("creating chain %s: %w", chain, err)
+		if err := r.NewChain(table, chain); err != nil {
+			return fmt.Errorf("creating chain %s in %s: %w", chain, table, err)
 		}
 	}
 	if slices.EqualFunc(have, want, slices.Equal) {
@@ -159,8 +182,8 @@ func syncChain(r iptables.Runner, chain iptables.Chain, want [][]string) error {
 			j++
 			continue
 		}
-		if err := r.Insert(iptables.TableFilter, chain, j+1, w...); err != nil {
-			return fmt.Errorf("inserting into %s: %w", chain, err)
+		if err := r.Insert(table, chain, j+1, w...); err != nil {
+			return fmt.Errorf("inserting into %s of %s: %w", chain, table, err)
 		}
 		have = slices.Insert(have, j, w)
 		j++
@@ -169,86 +192,88 @@ func syncChain(r iptables.Runner, chain iptables.Chain, want [][]string) error {
 	// not wanted, that is always one to delete.
 	for _, h := range have {
 		if !wanted(h) {
-			if err := r.Delete(iptables.TableFilter, chain, h...); err != nil {
-				return fmt.Errorf("deleting from %s: %w", chain, err)
+			if err := r.Delete(table, chain, h...); err != nil {
+				return fmt.Errorf("deleting from %s of %s: %w", chain, table, err)
 			}
 		}
 	}
 	if !slices.EqualFunc(slices.DeleteFunc(have, func(h []string) bool { return !wanted(h) }), want, slices.Equal) {
-		return rewriteChain(r, chain, want)
+		return rewriteChain(r, table, chain, want)
 	}
 	return nil
 }
 
-// rewriteChain clears chain and appends want.
-func rewriteChain(r iptables.Runner, chain iptables.Chain, want [][]string) error {
-	if err := r.ClearChain(iptables.TableFilter, chain); err != nil {
-		return fmt.Errorf("clearing %s: %w", chain, err)
+// rewriteChain clears chain of table and appends want.
+func rewriteChain(r iptables.Runner, table iptables.Table, chain iptables.Chain, want [][]string) error {
+	if err := r.ClearChain(table, chain); err != nil {
+		return fmt.Errorf("clearing %s of %s: %w", chain, table, err)
 	}
 	for _, w := range want {
-		if err := r.Append(iptables.TableFilter, chain, w...); err != nil {
-			return fmt.Errorf("appending to %s: %w", chain, err)
+		if err := r.Append(table, chain, w...); err != nil {
+			return fmt.Errorf("appending to %s of %s: %w", chain, table, err)
 		}
 	}
 	return nil
 }
 
-// ensureJump makes INPUT hold exactly one jumpSpec: inserted first when
-// missing, copies but the last deleted. An existing jump is not moved (an
-// administrator may have put rules above it on purpose).
-func ensureJump(r iptables.Runner) error {
-	rules, _, err := chainRules(r, iptables.ChainInput)
+// ensureJump makes the built-in chain hook of table hold exactly one
+// spec: inserted first when missing, copies but the last deleted. An
+// existing jump is not moved (an administrator may have put rules above
+// it on purpose).
+func ensureJump(r iptables.Runner, table iptables.Table, hook iptables.Chain, spec []string) error {
+	rules, _, err := chainRules(r, table, hook)
 	if err != nil {
 		return err
 	}
 	n := 0
-	for _, spec := range rules {
-		if slices.Equal(spec, jumpSpec) {
+	for _, s := range rules {
+		if slices.Equal(s, spec) {
 			n++
 		}
 	}
+	target := spec[len(spec)-1]
 	if n == 0 {
-		if err := r.Insert(iptables.TableFilter, iptables.ChainInput, 1, jumpSpec...); err != nil {
-			return fmt.Errorf("inserting the jump to %s: %w", ChainSets, err)
+		if err := r.Insert(table, hook, 1, spec...); err != nil {
+			return fmt.Errorf("inserting the jump from %s %s to %s: %w", table, hook, target, err)
 		}
 	}
 	for ; n > 1; n-- {
-		if err := r.Delete(iptables.TableFilter, iptables.ChainInput, jumpSpec...); err != nil {
-			return fmt.Errorf("deleting a duplicate jump to %s: %w", ChainSets, err)
+		if err := r.Delete(table, hook, spec...); err != nil {
+			return fmt.Errorf("deleting a duplicate jump from %s %s to %s: %w", table, hook, target, err)
 		}
 	}
 	return nil
 }
 
-// removeChain deletes every rule of INPUT and ChainSets that jumps or goes
-// to chain (whoever wrote it), then the chain's rules and the chain. A
-// missing chain is nil.
-func removeChain(r iptables.Runner, chain iptables.Chain) error {
-	for _, from := range []iptables.Chain{iptables.ChainInput, ChainSets} {
-		if from == chain {
+// removeChain deletes every rule of the chains from (of table) that jumps
+// or goes to chain (whoever wrote it), then the chain's rules and the
+// chain. A missing chain is nil.
+func removeChain(r iptables.Runner, table iptables.Table, chain iptables.Chain, from ...iptables.Chain) error {
+	for _, f := range from {
+		if f == chain {
 			continue
 		}
-		rules, _, err := chainRules(r, from)
+		rules, _, err := chainRules(r, table, f)
 		if err != nil {
 			return err
 		}
 		for _, spec := range rules {
 			if targets(spec, chain) {
-				if err := r.Delete(iptables.TableFilter, from, spec...); err != nil {
-					return fmt.Errorf("deleting the jump from %s to %s: %w", from, chain, err)
+				if err := r.Delete(table, f, spec...); err != nil {
+					return fmt.Errorf("deleting the jump from %s to %s of %s: %w", f, chain, table, err)
 				}
 			}
 		}
 	}
-	ok, err := r.ChainExists(iptables.TableFilter, chain)
+	ok, err := r.ChainExists(table, chain)
 	if err != nil || !ok {
 		return err
 	}
-	if err := r.ClearChain(iptables.TableFilter, chain); err != nil {
-		return fmt.Errorf("clearing %s: %w", chain, err)
+	if err := r.ClearChain(table, chain); err != nil {
+		return fmt.Errorf("clearing %s of %s: %w", chain, table, err)
 	}
-	if err := r.DeleteChain(iptables.TableFilter, chain); err != nil {
-		return fmt.Errorf("deleting chain %s (does a rule of another chain still jump to it?): %w", chain, err)
+	if err := r.DeleteChain(table, chain); err != nil {
+		return fmt.Errorf("deleting chain %s of %s (does a rule of another chain still jump to it?): %w", chain, table, err)
 	}
 	return nil
 }

@@ -348,9 +348,9 @@ func (b *Backend) TrapOverflows(ctx context.Context) (uint64, error) {
 		}
 		// listed at once (one iptables run); only a failure asks
 		// whether the chain is there at all
-		lines, err := cl.ListWithCounters(iptables.TableFilter, ChainTrap)
+		lines, err := cl.ListWithCounters(trapTable, ChainTrap)
 		if err != nil {
-			if exists, e := fam.r.ChainExists(iptables.TableFilter, ChainTrap); e == nil && !exists {
+			if exists, e := fam.r.ChainExists(trapTable, ChainTrap); e == nil && !exists {
 				continue // no trap chain (yet, or flushed meanwhile)
 			}
 			return 0, opError(fam, "trap overflows", netip.Addr{}, err)

@@ -19,11 +19,16 @@ import (
 var ErrUnsupportedFamily = errors.New("address family not supported")
 
 // Backend is the iptables block.Blocker: one DROP rule per blocked source
-// in the chain SCANWARDEN of the filter table, which the first rule of
-// INPUT jumps to; iptables for IPv4 sources, ip6tables for IPv6 ones.
-// Every rule it writes carries the comment "scanwarden". It never changes
-// a rule it did not write, apart from Flush removing jumps to SCANWARDEN
-// (the chain cannot be deleted while they exist).
+// in the chain SCANWARDEN of the raw table, which the first rule of raw
+// PREROUTING jumps to (for every interface but loopback); iptables for
+// IPv4 sources, ip6tables for IPv6 ones. A blocked source is so dropped
+// before routing and connection tracking: traffic addressed to the host
+// and traffic it forwards alike, at no conntrack entry. Every rule it
+// writes carries the comment "scanwarden". It never changes a rule it did
+// not write, apart from removing jumps to SCANWARDEN from raw PREROUTING
+// and filter INPUT (Flush, and the move from filter INPUT, where earlier
+// versions kept the chain: a chain cannot be deleted while jumps to it
+// exist).
 //
 // Its methods are safe for concurrent use (they are serialised).
 type Backend struct {
@@ -87,14 +92,20 @@ func NewDefault() (*Backend, error) {
 	return b, nil
 }
 
-// probe checks that r can read the filter table.
+// probe checks that r can read the raw table, where the rules go, and
+// the filter table, where earlier versions' rules may be left.
 func probe(r Runner) error {
-	ok, err := r.ChainExists(TableFilter, ChainInput)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return fmt.Errorf("the %s table has no %s chain", TableFilter, ChainInput)
+	for _, c := range []struct {
+		t Table
+		c Chain
+	}{{ownTable, ownHook}, {legacyTable, legacyHook}} {
+		ok, err := r.ChainExists(c.t, c.c)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("the %s table has no %s chain", c.t, c.c)
+		}
 	}
 	return nil
 }
@@ -150,13 +161,23 @@ func opError(f Family, op string, a netip.Addr, err error) error {
 	return fmt.Errorf("iptables %s: %s: %w", f, op, err)
 }
 
-// EnsureChain makes sure family f has the chain SCANWARDEN in the filter
-// table and exactly one jump to it from INPUT: the chain is created when
-// missing; the jump (-m comment --comment scanwarden -j SCANWARDEN) is
-// inserted as the first rule of INPUT when missing, and when there are
-// several copies of it all but the last are deleted. An existing jump is
-// not moved: an administrator may have put rules above it on purpose.
-// Rules of the chain and other rules of INPUT are left alone.
+// EnsureChain makes sure family f has the chain SCANWARDEN in the raw
+// table and exactly one jump to it from raw PREROUTING: the chain is
+// created when missing; the jump (! -i lo -m comment --comment scanwarden
+// -j SCANWARDEN) is inserted as the first rule of PREROUTING when
+// missing, and when there are several copies of it all but the last are
+// deleted. An existing jump is not moved: an administrator may have put
+// rules above it on purpose. Rules of the chain and other rules of
+// PREROUTING are left alone.
+//
+// Then it moves an earlier version's layout (the chain SCANWARDEN in the
+// filter table, jumped to from INPUT) into this one, without a moment at
+// which a blocked source is let through: scanwarden's DROP rules of the
+// old chain are appended to the new one when missing, and only then are
+// the jumps from filter INPUT to SCANWARDEN, the old chain's rules and
+// the old chain deleted. A failure there is returned (the new chain and
+// jump are in place all the same), and the move is tried again by the
+// next EnsureChain, Prepare or Sync.
 func (b *Backend) EnsureChain(f Family) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -168,11 +189,19 @@ func (b *Backend) EnsureChain(f Family) error {
 		return opError(f, "ensure chain", netip.Addr{}, err)
 	}
 	b.ensured[f] = true
+	moved, err := migrate(r)
+	if moved {
+		delete(b.present, f)
+	}
+	if err != nil {
+		return opError(f, "ensure chain", netip.Addr{}, err)
+	}
 	return nil
 }
 
 // Prepare makes the chain and its jump exist in every family the host
-// supports, so that the first block of each family costs no more than
+// supports, and moves an earlier version's layout into them (see
+// EnsureChain), so that the first block of each family costs no more than
 // the others (the daemon calls it on start and on every resync).
 func (b *Backend) Prepare(context.Context) error {
 	var errs []error
@@ -190,41 +219,70 @@ func (b *Backend) Prepare(context.Context) error {
 	return errors.Join(errs...)
 }
 
+// ensureChain makes the chain and its one jump in the raw table (see
+// EnsureChain).
 func ensureChain(r Runner) error {
-	ok, err := r.ChainExists(TableFilter, ChainScanwarden)
+	ok, err := r.ChainExists(ownTable, ChainScanwarden)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		if err := r.NewChain(TableFilter, ChainScanwarden); err != nil {
+		if err := r.NewChain(ownTable, ChainScanwarden); err != nil {
 			// Made meanwhile by someone else (another instance)? Fine.
-			if ok, e := r.ChainExists(TableFilter, ChainScanwarden); e != nil || !ok {
-				return fmt.Errorf("creating chain %s: %w", ChainScanwarden, err)
+			if ok, e := r.ChainExists(ownTable, ChainScanwarden); e != nil || !ok {
+				return fmt.Errorf("creating chain %s in %s: %w", ChainScanwarden, ownTable, err)
 			}
 		}
 	}
-	lines, err := r.List(TableFilter, ChainInput)
+	lines, err := r.List(ownTable, ownHook)
 	if err != nil {
 		return err
 	}
 	n := 0
 	for _, l := range lines {
-		if spec, ok := RuleOf(l, ChainInput); ok && slices.Equal(spec, jumpSpec) {
+		if spec, ok := RuleOf(l, ownHook); ok && slices.Equal(spec, jumpSpec) {
 			n++
 		}
 	}
 	if n == 0 {
-		if err := r.Insert(TableFilter, ChainInput, 1, jumpSpec...); err != nil {
-			return fmt.Errorf("inserting the jump to %s: %w", ChainScanwarden, err)
+		if err := r.Insert(ownTable, ownHook, 1, jumpSpec...); err != nil {
+			return fmt.Errorf("inserting the jump from %s %s to %s: %w", ownTable, ownHook, ChainScanwarden, err)
 		}
 	}
 	// iptables -D deletes the first copy: the last one stays.
 	for ; n > 1; n-- {
-		if err := r.Delete(TableFilter, ChainInput, jumpSpec...); err != nil {
-			return fmt.Errorf("deleting a duplicate jump to %s: %w", ChainScanwarden, err)
+		if err := r.Delete(ownTable, ownHook, jumpSpec...); err != nil {
+			return fmt.Errorf("deleting a duplicate jump from %s %s to %s: %w", ownTable, ownHook, ChainScanwarden, err)
 		}
 	}
 	return nil
+}
+
+// migrate moves an earlier version's chain (SCANWARDEN in the filter
+// table) into the raw one, which ensureChain has made: the addresses the
+// old chain drops that the new one does not are appended to the new one
+// first, then the old chain and the jumps to it from INPUT are removed.
+// moved says there was an old chain (the new one may have changed).
+func migrate(r Runner) (moved bool, err error) {
+	old, exists, err := listLegacy(r)
+	if err != nil || !exists {
+		return false, err
+	}
+	have, _, err := listOwn(r, ownTable)
+	if err != nil {
+		return true, err
+	}
+	for _, a := range slices.SortedFunc(maps.Keys(old), netip.Addr.Compare) {
+		if have[a] == 0 {
+			if err := r.Append(ownTable, ChainScanwarden, dropSpec(a)...); err != nil {
+				return true, fmt.Errorf("moving the rule of %s from %s to %s: %w", a, legacyTable, ownTable, err)
+			}
+		}
+	}
+	if err := removeLayout(r, legacyTable, legacyHook); err != nil {
+		return true, fmt.Errorf("removing the chain %s an earlier version left in %s: %w", ChainScanwarden, legacyTable, err)
+	}
+	return true, nil
 }
 
 // Block makes sure every packet from ban.Addr is dropped: it ensures the
@@ -236,6 +294,12 @@ func ensureChain(r Runner) error {
 // blocks made since, when there is one: a block is then a single iptables
 // run. Without one it is checked (iptables -C) first. An IPv4-mapped IPv6
 // address is blocked as the IPv4 address it maps.
+//
+// The first block of a family also moves an earlier version's chain into
+// the raw table (see EnsureChain); a failure to remove the old chain does
+// not fail the block (its rules are in the new chain by then, and the old
+// one drops no less): Prepare and Sync, which the daemon runs on start and
+// every 30 s, report it and try again.
 func (b *Backend) Block(ctx context.Context, ban block.Ban) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -260,6 +324,9 @@ func (b *Backend) Block(ctx context.Context, ban block.Ban) error {
 			return opError(f, "block", a, err)
 		}
 		b.ensured[f] = true
+		if moved, _ := migrate(r); moved {
+			delete(b.present, f) // reported by Prepare and Sync
+		}
 	}
 	spec := dropSpec(a)
 	known, listed := b.present[f]
@@ -267,7 +334,7 @@ func (b *Backend) Block(ctx context.Context, ban block.Ban) error {
 	case listed && known[a]:
 		return nil
 	case !listed:
-		ok, err := r.Exists(TableFilter, ChainScanwarden, spec...)
+		ok, err := r.Exists(ownTable, ChainScanwarden, spec...)
 		if err != nil {
 			return opError(f, "block", a, err)
 		}
@@ -278,7 +345,7 @@ func (b *Backend) Block(ctx context.Context, ban block.Ban) error {
 	if listed {
 		known[a] = true
 	}
-	if err := r.Append(TableFilter, ChainScanwarden, spec...); err != nil {
+	if err := r.Append(ownTable, ChainScanwarden, spec...); err != nil {
 		delete(b.present, f)
 		// the chain may have been deleted under us (iptables -X):
 		// make it again and retry once
@@ -287,7 +354,7 @@ func (b *Backend) Block(ctx context.Context, ban block.Ban) error {
 			return opError(f, "block", a, errors.Join(err, err2))
 		}
 		b.ensured[f] = true
-		if err := r.Append(TableFilter, ChainScanwarden, spec...); err != nil {
+		if err := r.Append(ownTable, ChainScanwarden, spec...); err != nil {
 			return opError(f, "block", a, err)
 		}
 	}
@@ -295,9 +362,10 @@ func (b *Backend) Block(ctx context.Context, ban block.Ban) error {
 }
 
 // Unblock makes sure scanwarden drops nothing from addr: every copy of
-// its DROP rule in SCANWARDEN is deleted. An address without a rule, a
-// family without the chain and a family without a runner are nil. An IPv4-mapped IPv6 address is the
-// IPv4 address it maps.
+// its DROP rule in SCANWARDEN is deleted, in the raw table and in the
+// filter table of an earlier version not moved yet. An address without a
+// rule, a family without the chain and a family without a runner are
+// nil. An IPv4-mapped IPv6 address is the IPv4 address it maps.
 func (b *Backend) Unblock(ctx context.Context, addr netip.Addr) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -312,32 +380,41 @@ func (b *Backend) Unblock(ctx context.Context, addr netip.Addr) error {
 	if err != nil {
 		return nil // nothing of that family can have been blocked
 	}
-	have, _, err := listOwn(r)
+	have, _, err := listOwn(r, ownTable)
 	if err != nil {
 		delete(b.present, f)
 		return opError(f, "unblock", a, err)
 	}
 	b.learn(f, have)
-	for n := have[a]; n > 0; n-- {
-		if err := r.Delete(TableFilter, ChainScanwarden, dropSpec(a)...); err != nil {
-			delete(b.present, f)
-			return opError(f, "unblock", a, err)
+	old, _, err := listLegacy(r)
+	if err != nil {
+		return opError(f, "unblock", a, err)
+	}
+	for _, c := range []struct {
+		t Table
+		n int
+	}{{ownTable, have[a]}, {legacyTable, old[a]}} {
+		for n := c.n; n > 0; n-- {
+			if err := r.Delete(c.t, ChainScanwarden, dropSpec(a)...); err != nil {
+				delete(b.present, f)
+				return opError(f, "unblock", a, err)
+			}
 		}
 	}
 	delete(b.present[f], a)
 	return nil
 }
 
-// listOwn lists SCANWARDEN once and counts scanwarden's DROP rules per
-// address; exists is false (and the error nil) when there is no chain.
-// Rules scanwarden did not write are not counted.
-func listOwn(r Runner) (have map[netip.Addr]int, exists bool, err error) {
-	lines, err := r.List(TableFilter, ChainScanwarden)
+// listOwn lists SCANWARDEN of table once and counts scanwarden's DROP
+// rules per address; exists is false (and the error nil) when there is no
+// chain. Rules scanwarden did not write are not counted.
+func listOwn(r Runner, table Table) (have map[netip.Addr]int, exists bool, err error) {
+	lines, err := r.List(table, ChainScanwarden)
 	if err != nil {
-		if ok, e := r.ChainExists(TableFilter, ChainScanwarden); e == nil && !ok {
+		if ok, e := r.ChainExists(table, ChainScanwarden); e == nil && !ok {
 			return map[netip.Addr]int{}, false, nil
 		}
-		return nil, false, fmt.Errorf("listing %s: %w", ChainScanwarden, err)
+		return nil, false, fmt.Errorf("listing %s of %s: %w", ChainScanwarden, table, err)
 	}
 	have = map[netip.Addr]int{}
 	for _, l := range lines {
@@ -350,10 +427,25 @@ func listOwn(r Runner) (have map[netip.Addr]int, exists bool, err error) {
 	return have, true, nil
 }
 
+// listLegacy is listOwn of an earlier version's chain in the filter
+// table, asking first whether it is there (one iptables run when not, as
+// on every host but one just upgraded).
+func listLegacy(r Runner) (have map[netip.Addr]int, exists bool, err error) {
+	ok, err := r.ChainExists(legacyTable, ChainScanwarden)
+	if err != nil {
+		return nil, false, fmt.Errorf("looking for %s in %s: %w", ChainScanwarden, legacyTable, err)
+	}
+	if !ok {
+		return map[netip.Addr]int{}, false, nil
+	}
+	return listOwn(r, legacyTable)
+}
+
 // List returns the addresses SCANWARDEN drops now, IPv4 then IPv6, each
-// once, sorted, read from the kernel (one listing per family). Rules in
-// the chain that scanwarden did not write are not reported. A family
-// without a runner or without the chain has none.
+// once, sorted, read from the kernel (one listing per family, and one more
+// of an earlier version's chain in the filter table while it is there).
+// Rules in the chain that scanwarden did not write are not reported. A
+// family without a runner or without the chain has none.
 func (b *Backend) List(ctx context.Context) ([]netip.Addr, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -366,15 +458,21 @@ func (b *Backend) List(ctx context.Context) ([]netip.Addr, error) {
 		if err != nil {
 			continue
 		}
-		have, _, err := listOwn(r)
+		have, _, err := listOwn(r, ownTable)
 		if err != nil {
 			delete(b.present, f)
 			return nil, opError(f, "list", netip.Addr{}, err)
 		}
 		b.learn(f, have)
+		old, _, err := listLegacy(r)
+		if err != nil {
+			return nil, opError(f, "list", netip.Addr{}, err)
+		}
+		all := maps.Clone(have)
+		maps.Copy(all, old)
 		// A mistaken family (an IPv6 rule in iptables) cannot be
 		// written; skip it rather than report it twice.
-		for _, a := range slices.SortedFunc(maps.Keys(have), netip.Addr.Compare) {
+		for _, a := range slices.SortedFunc(maps.Keys(all), netip.Addr.Compare) {
 			if (f == IPv4) == a.Is4() {
 				out = append(out, a)
 			}
@@ -386,10 +484,12 @@ func (b *Backend) List(ctx context.Context) ([]netip.Addr, error) {
 // Sync makes SCANWARDEN drop exactly the addresses of want, in one listing
 // per family: a missing rule is appended, a duplicate deleted, and the
 // rules of addresses not in want deleted. Rules scanwarden did not write
-// stay. The chain and jump are ensured when the family has addresses to
-// block or already has the chain; a family with neither is left without.
-// Sync goes on after a failure and returns every error, joined; an IPv6
-// address without an IPv6 runner is one of them, and IPv4 is synced still.
+// stay. The chain and jump are ensured, and an earlier version's chain
+// moved and removed first (see EnsureChain), when the family has
+// addresses to block or has either chain; a family with none of them is
+// left without. Sync goes on after a failure and returns every error,
+// joined; an IPv6 address without an IPv6 runner is one of them, and IPv4
+// is synced still.
 func (b *Backend) Sync(ctx context.Context, want []block.Ban) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -423,11 +523,15 @@ func (b *Backend) syncFamily(ctx context.Context, f Family, wanted map[netip.Add
 		return errs
 	}
 	delete(b.present, f)
-	have, exists, err := listOwn(r)
+	have, exists, err := listOwn(r, ownTable)
 	if err != nil {
 		return []error{opError(f, "sync", netip.Addr{}, err)}
 	}
-	if !exists && len(wanted) == 0 {
+	legacy, err := r.ChainExists(legacyTable, ChainScanwarden)
+	if err != nil {
+		return []error{opError(f, "sync", netip.Addr{}, err)}
+	}
+	if !exists && !legacy && len(wanted) == 0 {
 		b.present[f] = map[netip.Addr]bool{}
 		return nil
 	}
@@ -437,13 +541,21 @@ func (b *Backend) syncFamily(ctx context.Context, f Family, wanted map[netip.Add
 	}
 	b.ensured[f] = true
 	var errs []error
+	if legacy {
+		if _, err := migrate(r); err != nil {
+			errs = append(errs, opError(f, "sync", netip.Addr{}, err))
+		}
+		if have, _, err = listOwn(r, ownTable); err != nil {
+			return append(errs, opError(f, "sync", netip.Addr{}, err))
+		}
+	}
 	// Add first, so that a wanted address is never let through.
 	for _, a := range slices.SortedFunc(maps.Keys(wanted), netip.Addr.Compare) {
 		if err := ctx.Err(); err != nil {
 			return append(errs, opError(f, "sync", a, err))
 		}
 		if have[a] == 0 {
-			if err := r.Append(TableFilter, ChainScanwarden, dropSpec(a)...); err != nil {
+			if err := r.Append(ownTable, ChainScanwarden, dropSpec(a)...); err != nil {
 				errs = append(errs, opError(f, "sync", a, err))
 			}
 		}
@@ -457,7 +569,7 @@ func (b *Backend) syncFamily(ctx context.Context, f Family, wanted map[netip.Add
 			if err := ctx.Err(); err != nil {
 				return append(errs, opError(f, "sync", a, err))
 			}
-			if err := r.Delete(TableFilter, ChainScanwarden, dropSpec(a)...); err != nil {
+			if err := r.Delete(ownTable, ChainScanwarden, dropSpec(a)...); err != nil {
 				errs = append(errs, opError(f, "sync", a, err))
 				break
 			}
@@ -483,11 +595,13 @@ func (b *Backend) learn(f Family, have map[netip.Addr]int) {
 }
 
 // Flush removes everything scanwarden added, in both families: every rule
-// of INPUT that jumps to SCANWARDEN, then the chain's rules and the chain.
-// Nothing else is touched; in particular, a jump to SCANWARDEN from
-// another chain than INPUT is left, and then the chain cannot be deleted:
-// the error says so. A family without the chain (or without a runner) is
-// nil. Both families are flushed even when one fails; the errors are
+// of raw PREROUTING that jumps to SCANWARDEN, then the raw chain's rules
+// and the chain; and the same of an earlier version's layout (filter
+// INPUT's jumps to SCANWARDEN, the filter chain). Nothing else is
+// touched; in particular, a jump to SCANWARDEN from another chain is
+// left, and then that chain cannot be deleted: the error says so. A
+// family without the chains (or without a runner) is nil. Both families
+// and both layouts are flushed even when one fails; the errors are
 // joined.
 func (b *Backend) Flush(ctx context.Context) error {
 	b.mu.Lock()
@@ -504,35 +618,38 @@ func (b *Backend) Flush(ctx context.Context) error {
 		if err != nil {
 			continue
 		}
-		if err := flush(r); err != nil {
+		if err := errors.Join(removeLayout(r, ownTable, ownHook), removeLayout(r, legacyTable, legacyHook)); err != nil {
 			errs = append(errs, opError(f, "flush", netip.Addr{}, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func flush(r Runner) error {
-	lines, err := r.List(TableFilter, ChainInput)
+// removeLayout deletes every rule of table's built-in chain hook that
+// jumps to SCANWARDEN (whoever wrote it), then table's SCANWARDEN with its
+// rules. A table without the chain is nil.
+func removeLayout(r Runner, table Table, hook Chain) error {
+	lines, err := r.List(table, hook)
 	if err != nil {
 		return err
 	}
 	for _, l := range lines {
-		if spec, ok := RuleOf(l, ChainInput); ok && isJump(spec) {
-			if err := r.Delete(TableFilter, ChainInput, spec...); err != nil {
-				return fmt.Errorf("deleting the jump %q: %w", l, err)
+		if spec, ok := RuleOf(l, hook); ok && isJump(spec) {
+			if err := r.Delete(table, hook, spec...); err != nil {
+				return fmt.Errorf("deleting the jump %q of %s: %w", l, table, err)
 			}
 		}
 	}
-	ok, err := r.ChainExists(TableFilter, ChainScanwarden)
+	ok, err := r.ChainExists(table, ChainScanwarden)
 	if err != nil || !ok {
 		return err
 	}
-	if err := r.ClearChain(TableFilter, ChainScanwarden); err != nil {
+	if err := r.ClearChain(table, ChainScanwarden); err != nil {
 		return err
 	}
-	if err := r.DeleteChain(TableFilter, ChainScanwarden); err != nil {
-		return fmt.Errorf("deleting chain %s (is a rule of another chain than %s still jumping to it?): %w",
-			ChainScanwarden, ChainInput, err)
+	if err := r.DeleteChain(table, ChainScanwarden); err != nil {
+		return fmt.Errorf("deleting chain %s of %s (is a rule of another chain than %s still jumping to it?): %w",
+			ChainScanwarden, table, hook, err)
 	}
 	return nil
 }
@@ -549,5 +666,5 @@ func (b *Backend) Describe(addr netip.Addr) string {
 	if f == IPv6 {
 		tool = "ip6tables"
 	}
-	return tool + " -A " + string(ChainScanwarden) + " " + strings.Join(dropSpec(a), " ")
+	return tool + " -t " + string(ownTable) + " -A " + string(ChainScanwarden) + " " + strings.Join(dropSpec(a), " ")
 }

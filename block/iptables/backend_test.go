@@ -22,7 +22,7 @@ var (
 )
 
 const (
-	jumpLine = "-A INPUT -m comment --comment scanwarden -j SCANWARDEN"
+	jumpLine = "-A PREROUTING ! -i lo -m comment --comment scanwarden -j SCANWARDEN"
 	dropA4   = "-A SCANWARDEN -s 198.51.100.222/32 -m comment --comment scanwarden -j DROP"
 	dropB4   = "-A SCANWARDEN -s 198.51.100.223/32 -m comment --comment scanwarden -j DROP"
 	dropC4   = "-A SCANWARDEN -s 198.51.100.224/32 -m comment --comment scanwarden -j DROP"
@@ -54,16 +54,28 @@ func must(t *testing.T, err error) {
 	}
 }
 
-// wantDump checks the whole filter table of f.
+// wantDump checks the whole raw table of f, and that the filter table
+// holds no rule or chain (see wantTables for tests that put some there).
 func wantDump(t *testing.T, f *Fake, want ...string) {
 	t.Helper()
-	got := f.Dump(TableFilter)
-	if !slices.Equal(got, want) {
-		t.Fatalf("filter table:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	wantTables(t, f, want, filterPolicies)
+}
+
+// wantTables checks the whole raw and filter tables of f.
+func wantTables(t *testing.T, f *Fake, raw, filter []string) {
+	t.Helper()
+	if got := f.Dump(TableRaw); !slices.Equal(got, raw) {
+		t.Fatalf("raw table:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(raw, "\n"))
+	}
+	if got := f.Dump(TableFilter); !slices.Equal(got, filter) {
+		t.Fatalf("filter table:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(filter, "\n"))
 	}
 }
 
-var policies = []string{"-P INPUT ACCEPT", "-P FORWARD ACCEPT", "-P OUTPUT ACCEPT"}
+var (
+	policies       = []string{"-P PREROUTING ACCEPT", "-P OUTPUT ACCEPT"}
+	filterPolicies = []string{"-P INPUT ACCEPT", "-P FORWARD ACCEPT", "-P OUTPUT ACCEPT"}
+)
 
 func dump(lines ...string) []string { return append(slices.Clone(policies), lines...) }
 
@@ -96,49 +108,49 @@ func TestBlockIsIdempotent(t *testing.T) {
 
 func TestJumpGoesFirstAboveAdminRules(t *testing.T) {
 	b, v4, _ := newBackend()
-	must(t, v4.Append(TableFilter, ChainInput, "-m", "state", "--state", "ESTABLISHED,RELATED", "-j", "ACCEPT"))
-	must(t, v4.Append(TableFilter, ChainInput, "-p", "tcp", "--dport", "22", "-j", "ACCEPT"))
+	must(t, v4.Append(TableRaw, ChainPrerouting, "-m", "state", "--state", "ESTABLISHED,RELATED", "-j", "ACCEPT"))
+	must(t, v4.Append(TableRaw, ChainPrerouting, "-p", "tcp", "--dport", "22", "-j", "ACCEPT"))
 	must(t, b.Block(ctx, ban(a4)))
 	must(t, b.Block(ctx, ban(b4)))
 	wantDump(t, v4, dump(
 		"-N SCANWARDEN",
 		jumpLine,
-		"-A INPUT -m state --state ESTABLISHED,RELATED -j ACCEPT",
-		"-A INPUT -p tcp --dport 22 -j ACCEPT",
+		"-A PREROUTING -m state --state ESTABLISHED,RELATED -j ACCEPT",
+		"-A PREROUTING -p tcp --dport 22 -j ACCEPT",
 		dropA4, dropB4)...)
 }
 
 func TestEnsureChainRemovesDuplicateJumpsOnly(t *testing.T) {
 	b, v4, _ := newBackend()
-	must(t, v4.NewChain(TableFilter, ChainScanwarden))
-	jump := []string{"-m", "comment", "--comment", "scanwarden", "-j", "SCANWARDEN"}
-	must(t, v4.Append(TableFilter, ChainInput, jump...))
-	must(t, v4.Append(TableFilter, ChainInput, jump...))
-	must(t, v4.Append(TableFilter, ChainInput, "-i", "lo", "-j", "ACCEPT"))
-	must(t, v4.Append(TableFilter, ChainInput, jump...))
+	must(t, v4.NewChain(TableRaw, ChainScanwarden))
+	jump := []string{"!", "-i", "lo", "-m", "comment", "--comment", "scanwarden", "-j", "SCANWARDEN"}
+	must(t, v4.Append(TableRaw, ChainPrerouting, jump...))
+	must(t, v4.Append(TableRaw, ChainPrerouting, jump...))
+	must(t, v4.Append(TableRaw, ChainPrerouting, "-i", "lo", "-j", "ACCEPT"))
+	must(t, v4.Append(TableRaw, ChainPrerouting, jump...))
 	must(t, b.EnsureChain(IPv4))
-	wantDump(t, v4, dump("-N SCANWARDEN", "-A INPUT -i lo -j ACCEPT", jumpLine)...)
+	wantDump(t, v4, dump("-N SCANWARDEN", "-A PREROUTING -i lo -j ACCEPT", jumpLine)...)
 	// Idempotent: a second call changes nothing, and an existing jump is
 	// not moved back above the administrator's rule.
 	must(t, b.EnsureChain(IPv4))
-	wantDump(t, v4, dump("-N SCANWARDEN", "-A INPUT -i lo -j ACCEPT", jumpLine)...)
+	wantDump(t, v4, dump("-N SCANWARDEN", "-A PREROUTING -i lo -j ACCEPT", jumpLine)...)
 }
 
 func TestEnsureChainRecreatesWhatWasRemoved(t *testing.T) {
 	b, v4, _ := newBackend()
 	must(t, b.Block(ctx, ban(a4)))
-	// An administrator flushes INPUT: Block does not look for the jump
+	// An administrator flushes PREROUTING: Block does not look for the jump
 	// every time (it costs an iptables run per block); EnsureChain, which
 	// the daemon runs every 30 s and Sync runs on every start, puts it
 	// back.
-	must(t, v4.ClearChain(TableFilter, ChainInput))
+	must(t, v4.ClearChain(TableRaw, ChainPrerouting))
 	must(t, b.Block(ctx, ban(b4)))
 	must(t, b.EnsureChain(IPv4))
 	wantDump(t, v4, dump("-N SCANWARDEN", jumpLine, dropA4, dropB4)...)
 	// ... and the whole chain, after iptables -F; iptables -X.
-	must(t, v4.ClearChain(TableFilter, ChainInput))
-	must(t, v4.ClearChain(TableFilter, ChainScanwarden))
-	must(t, v4.DeleteChain(TableFilter, ChainScanwarden))
+	must(t, v4.ClearChain(TableRaw, ChainPrerouting))
+	must(t, v4.ClearChain(TableRaw, ChainScanwarden))
+	must(t, v4.DeleteChain(TableRaw, ChainScanwarden))
 	must(t, b.Block(ctx, ban(b4)))
 	wantDump(t, v4, dump("-N SCANWARDEN", jumpLine, dropB4)...)
 }
@@ -155,8 +167,8 @@ func TestUnblock(t *testing.T) {
 	must(t, b.Block(ctx, ban(b4)))
 	must(t, b.Block(ctx, ban(a6)))
 	// Two more copies of a4's rule, as a crash or another instance might leave.
-	must(t, v4.Append(TableFilter, ChainScanwarden, dropSpec(a4)...))
-	must(t, v4.Append(TableFilter, ChainScanwarden, dropSpec(a4)...))
+	must(t, v4.Append(TableRaw, ChainScanwarden, dropSpec(a4)...))
+	must(t, v4.Append(TableRaw, ChainScanwarden, dropSpec(a4)...))
 	must(t, b.Unblock(ctx, a4))
 	wantDump(t, v4, dump("-N SCANWARDEN", jumpLine, dropB4)...)
 	must(t, b.Unblock(ctx, a4)) // again: nil
@@ -219,13 +231,13 @@ func TestList(t *testing.T) {
 		must(t, b.Block(ctx, ban(a)))
 	}
 	// Rules scanwarden did not write, in its chain and elsewhere: ignored.
-	must(t, v4.Append(TableFilter, ChainScanwarden, "-s", "198.51.100.0/24", "-m", "comment", "--comment", "scanwarden", "-j", "DROP"))
-	must(t, v4.Append(TableFilter, ChainScanwarden, "-s", "198.51.100.225/32", "-j", "DROP"))
-	must(t, v4.Append(TableFilter, ChainScanwarden, "-s", "198.51.100.226/32", "-m", "comment", "--comment", "scan warden", "-j", "DROP"))
-	must(t, v4.Append(TableFilter, ChainScanwarden, "-s", "198.51.100.227/32", "-p", "tcp", "-m", "comment", "--comment", "scanwarden", "-j", "DROP"))
-	must(t, v4.Append(TableFilter, ChainScanwarden, "-s", "198.51.100.228/32", "-m", "comment", "--comment", "scanwarden", "-j", "ACCEPT"))
-	must(t, v4.Append(TableFilter, ChainInput, "-s", "198.51.100.229/32", "-m", "comment", "--comment", "scanwarden", "-j", "DROP"))
-	must(t, v6.Append(TableFilter, ChainScanwarden, dropSpec(b6)...)) // a duplicate
+	must(t, v4.Append(TableRaw, ChainScanwarden, "-s", "198.51.100.0/24", "-m", "comment", "--comment", "scanwarden", "-j", "DROP"))
+	must(t, v4.Append(TableRaw, ChainScanwarden, "-s", "198.51.100.225/32", "-j", "DROP"))
+	must(t, v4.Append(TableRaw, ChainScanwarden, "-s", "198.51.100.226/32", "-m", "comment", "--comment", "scan warden", "-j", "DROP"))
+	must(t, v4.Append(TableRaw, ChainScanwarden, "-s", "198.51.100.227/32", "-p", "tcp", "-m", "comment", "--comment", "scanwarden", "-j", "DROP"))
+	must(t, v4.Append(TableRaw, ChainScanwarden, "-s", "198.51.100.228/32", "-m", "comment", "--comment", "scanwarden", "-j", "ACCEPT"))
+	must(t, v4.Append(TableRaw, ChainPrerouting, "-s", "198.51.100.229/32", "-m", "comment", "--comment", "scanwarden", "-j", "DROP"))
+	must(t, v6.Append(TableRaw, ChainScanwarden, dropSpec(b6)...)) // a duplicate
 	got, err = b.List(ctx)
 	must(t, err)
 	want := []netip.Addr{a4, c4, a6, b6}
@@ -240,11 +252,11 @@ func TestSync(t *testing.T) {
 	must(t, b.Block(ctx, ban(c4)))
 	must(t, b.Block(ctx, ban(a6)))
 	// Duplicates of a wanted and of an unwanted address.
-	must(t, v4.Append(TableFilter, ChainScanwarden, dropSpec(a4)...))
-	must(t, v4.Append(TableFilter, ChainScanwarden, dropSpec(c4)...))
-	// An administrator's rule in our chain and in INPUT.
-	must(t, v4.Append(TableFilter, ChainScanwarden, "-s", "198.51.100.230/32", "-j", "DROP"))
-	must(t, v4.Append(TableFilter, ChainInput, "-s", "198.51.100.223/32", "-m", "comment", "--comment", "scanwarden", "-j", "DROP"))
+	must(t, v4.Append(TableRaw, ChainScanwarden, dropSpec(a4)...))
+	must(t, v4.Append(TableRaw, ChainScanwarden, dropSpec(c4)...))
+	// An administrator's rule in our chain and in PREROUTING.
+	must(t, v4.Append(TableRaw, ChainScanwarden, "-s", "198.51.100.230/32", "-j", "DROP"))
+	must(t, v4.Append(TableRaw, ChainPrerouting, "-s", "198.51.100.223/32", "-m", "comment", "--comment", "scanwarden", "-j", "DROP"))
 	v4.ResetCalls()
 	v6.ResetCalls()
 
@@ -252,7 +264,7 @@ func TestSync(t *testing.T) {
 	must(t, b.Sync(ctx, bans(a4, b4, b6, a4)))
 	wantDump(t, v4, dump("-N SCANWARDEN",
 		jumpLine,
-		"-A INPUT -s 198.51.100.223/32 -m comment --comment scanwarden -j DROP",
+		"-A PREROUTING -s 198.51.100.223/32 -m comment --comment scanwarden -j DROP",
 		dropA4,
 		"-A SCANWARDEN -s 198.51.100.230/32 -j DROP",
 		dropB4)...)
@@ -282,7 +294,7 @@ func TestSync(t *testing.T) {
 	must(t, b.Sync(ctx, nil))
 	wantDump(t, v4, dump("-N SCANWARDEN",
 		jumpLine,
-		"-A INPUT -s 198.51.100.223/32 -m comment --comment scanwarden -j DROP",
+		"-A PREROUTING -s 198.51.100.223/32 -m comment --comment scanwarden -j DROP",
 		"-A SCANWARDEN -s 198.51.100.230/32 -j DROP")...)
 	wantDump(t, v6, dump("-N SCANWARDEN", jumpLine)...)
 }
@@ -300,48 +312,51 @@ func TestSyncWithoutChainCreatesOnlyWhatIsWanted(t *testing.T) {
 func TestSyncFixesDuplicateJumps(t *testing.T) {
 	b, v4, _ := newBackend()
 	must(t, b.Block(ctx, ban(a4)))
-	must(t, v4.Insert(TableFilter, ChainInput, 1, jumpSpec...))
+	must(t, v4.Insert(TableRaw, ChainPrerouting, 1, jumpSpec...))
 	must(t, b.Sync(ctx, bans(a4)))
 	wantDump(t, v4, dump("-N SCANWARDEN", jumpLine, dropA4)...)
 }
 
 func TestFlushLeavesOthersAlone(t *testing.T) {
 	b, v4, v6 := newBackend()
-	// The administrator's and another tool's rules, before and after ours.
-	must(t, v4.Append(TableFilter, ChainInput, "-i", "lo", "-j", "ACCEPT"))
-	must(t, v4.NewChain(TableFilter, "OTHERTOOL"))
-	must(t, v4.Append(TableFilter, "OTHERTOOL", "-s", "198.51.100.222/32", "-m", "comment", "--comment", "scanwarden", "-j", "DROP"))
-	must(t, v4.Append(TableFilter, ChainInput, "-j", "OTHERTOOL"))
+	// The administrator's and another tool's rules, before and after ours,
+	// in the raw table and in the filter table.
+	must(t, v4.Append(TableRaw, ChainPrerouting, "-i", "lo", "-j", "ACCEPT"))
+	must(t, v4.NewChain(TableRaw, "OTHERTOOL"))
+	must(t, v4.Append(TableRaw, "OTHERTOOL", "-s", "198.51.100.222/32", "-m", "comment", "--comment", "scanwarden", "-j", "DROP"))
+	must(t, v4.Append(TableRaw, ChainPrerouting, "-j", "OTHERTOOL"))
 	must(t, v4.Append(TableFilter, "FORWARD", "-s", "198.51.100.222/32", "-j", "DROP"))
-	must(t, v6.Append(TableFilter, ChainInput, "-s", "fd00:77::222/128", "-j", "DROP"))
-	before4, before6 := v4.Dump(TableFilter), v6.Dump(TableFilter)
+	must(t, v4.Append(TableFilter, ChainInput, "-s", "198.51.100.222/32", "-m", "comment", "--comment", "scanwarden", "-j", "DROP"))
+	must(t, v6.Append(TableRaw, ChainPrerouting, "-s", "fd00:77::222/128", "-j", "DROP"))
+	raw4, raw6 := v4.Dump(TableRaw), v6.Dump(TableRaw)
+	filter4, filter6 := v4.Dump(TableFilter), v6.Dump(TableFilter)
 
 	must(t, b.Block(ctx, ban(a4)))
 	must(t, b.Block(ctx, ban(a6)))
 	must(t, b.Sync(ctx, bans(a4, b4, a6)))
 	must(t, b.Unblock(ctx, a4))
 	// A second jump of the administrator's own making, with other matches.
-	must(t, v4.Append(TableFilter, ChainInput, "-i", "eth0", "-j", "SCANWARDEN"))
+	must(t, v4.Append(TableRaw, ChainPrerouting, "-i", "eth0", "-j", "SCANWARDEN"))
 	must(t, b.Flush(ctx))
-	wantDump(t, v4, before4...)
-	wantDump(t, v6, before6...)
+	wantTables(t, v4, raw4, filter4)
+	wantTables(t, v6, raw6, filter6)
 	// Idempotent.
 	must(t, b.Flush(ctx))
-	wantDump(t, v4, before4...)
-	wantDump(t, v6, before6...)
+	wantTables(t, v4, raw4, filter4)
+	wantTables(t, v6, raw6, filter6)
 }
 
 func TestFlushReportsAJumpFromAnotherChain(t *testing.T) {
 	b, v4, v6 := newBackend()
 	must(t, b.Block(ctx, ban(a4)))
 	must(t, b.Block(ctx, ban(a6)))
-	must(t, v4.Append(TableFilter, "FORWARD", "-j", "SCANWARDEN"))
+	must(t, v4.Append(TableRaw, "OUTPUT", "-j", "SCANWARDEN"))
 	err := b.Flush(ctx)
 	if err == nil || !strings.Contains(err.Error(), "IPv4") || !strings.Contains(err.Error(), "another chain") {
 		t.Fatalf("Flush = %v, want an IPv4 error about another chain's jump", err)
 	}
-	// The FORWARD jump is not ours to remove; IPv6 is flushed regardless.
-	wantDump(t, v4, dump("-N SCANWARDEN", "-A FORWARD -j SCANWARDEN")...)
+	// The OUTPUT jump is not ours to remove; IPv6 is flushed regardless.
+	wantDump(t, v4, dump("-N SCANWARDEN", "-A OUTPUT -j SCANWARDEN")...)
 	wantDump(t, v6, policies...)
 }
 
@@ -487,9 +502,9 @@ func TestBlockerContract(t *testing.T) {
 func TestDescribe(t *testing.T) {
 	b := New(NewFake(), NewFake())
 	for a, want := range map[string]string{
-		"198.51.100.7":        "iptables -A SCANWARDEN -s 198.51.100.7/32 -m comment --comment scanwarden -j DROP",
-		"::ffff:198.51.100.7": "iptables -A SCANWARDEN -s 198.51.100.7/32 -m comment --comment scanwarden -j DROP",
-		"fd00:77::7":          "ip6tables -A SCANWARDEN -s fd00:77::7/128 -m comment --comment scanwarden -j DROP",
+		"198.51.100.7":        "iptables -t raw -A SCANWARDEN -s 198.51.100.7/32 -m comment --comment scanwarden -j DROP",
+		"::ffff:198.51.100.7": "iptables -t raw -A SCANWARDEN -s 198.51.100.7/32 -m comment --comment scanwarden -j DROP",
+		"fd00:77::7":          "ip6tables -t raw -A SCANWARDEN -s fd00:77::7/128 -m comment --comment scanwarden -j DROP",
 	} {
 		if got := b.Describe(netip.MustParseAddr(a)); got != want {
 			t.Errorf("%s: %q", a, got)
@@ -528,7 +543,7 @@ func TestBlockAfterSyncIsOneAppend(t *testing.T) {
 	}
 	wantDump(t, v4, dump("-N SCANWARDEN", jumpLine, dropA4, dropB4)...)
 	// a rule deleted behind the backend's back is back after the next Sync
-	must(t, v4.Delete(TableFilter, ChainScanwarden, dropSpec(b4)...))
+	must(t, v4.Delete(TableRaw, ChainScanwarden, dropSpec(b4)...))
 	must(t, b.Block(ctx, ban(b4)))
 	must(t, b.Sync(ctx, bans(a4, b4)))
 	wantDump(t, v4, dump("-N SCANWARDEN", jumpLine, dropA4, dropB4)...)

@@ -71,7 +71,7 @@ func TestFakeRules(t *testing.T) {
 	wantErr(t, "Insert at 2 of an empty chain", f.Insert(TableFilter, ChainInput, 2, "-j", "DROP"), "Index of insertion too big")
 	wantErr(t, "bad address", f.Append(TableFilter, ChainInput, "-s", "nonsense", "-j", "DROP"), "host/network `nonsense' not found")
 	wantErr(t, "missing argument", f.Append(TableFilter, ChainInput, "-j"), "requires an argument")
-	if got := f.Dump(TableFilter); !slices.Equal(got, policies) {
+	if got := f.Dump(TableFilter); !slices.Equal(got, filterPolicies) {
 		t.Fatalf("failed calls changed the table: %q", got)
 	}
 

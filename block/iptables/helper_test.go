@@ -25,14 +25,17 @@ func TestMain(m *testing.M) {
 		"serve":   netnstest.Serve(),
 		"tcp":     netnstest.TCP,
 		"udp":     netnstest.UDP,
+		"flood":   netnstest.Flood,
 	})
 }
 
 // helperBackend runs commands against a fresh NewDefault Backend, one per
 // argument: "describe", "block ADDR", "try-block ADDR", "unblock ADDR",
-// "sync ADDR...", "list", "flush", "ensure 4|6". list prints "list
-// ADDR...", describe the Backend's String, try-block "error: ..." when
-// Block fails (the other commands end the helper with their error).
+// "sync ADDR...", "list", "flush", "ensure 4|6", "prepare", "counters
+// 4|6". list prints "list ADDR...", describe the Backend's String,
+// try-block "error: ..." when Block fails, counters the family's
+// SCANWARDEN as iptables -t raw -v -S prints it, through the runner's
+// CounterLister (the other commands end the helper with their error).
 func helperBackend(cmds []string) error {
 	ctx := context.Background()
 	b, err := NewDefault()
@@ -46,7 +49,7 @@ func helperBackend(cmds []string) error {
 		}
 		var addrs []netip.Addr
 		for _, s := range f[1:] {
-			if f[0] == "ensure" {
+			if f[0] == "ensure" || f[0] == "counters" {
 				break
 			}
 			a, err := netip.ParseAddr(s)
@@ -85,6 +88,17 @@ func helperBackend(cmds []string) error {
 			err = b.Flush(ctx)
 		case f[0] == "ensure" && len(f) == 2 && (f[1] == "4" || f[1] == "6"):
 			err = b.EnsureChain(map[string]Family{"4": IPv4, "6": IPv6}[f[1]])
+		case f[0] == "prepare":
+			err = b.Prepare(ctx)
+		case f[0] == "counters" && len(f) == 2 && (f[1] == "4" || f[1] == "6"):
+			r, rerr := b.runner(map[string]Family{"4": IPv4, "6": IPv6}[f[1]])
+			if rerr != nil {
+				return rerr
+			}
+			var lines []string
+			if lines, err = r.(CounterLister).ListWithCounters(ownTable, ChainScanwarden); err == nil {
+				fmt.Println(strings.Join(lines, "\n"))
+			}
 		default:
 			return fmt.Errorf("bad command %q", c)
 		}

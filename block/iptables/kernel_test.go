@@ -115,12 +115,12 @@ func TestKernelBlockStopsTheAttackerOnly(t *testing.T) {
 	if !strings.Contains(out, "list 198.51.100.222 fd00:77::222\n") {
 		t.Errorf("List after Block: %q", out)
 	}
-	// The rules are in the victim's namespace.
-	if r := l.MustRules("iptables", "SCANWARDEN"); !slices.Contains(r, dropA4) {
-		t.Errorf("iptables -S SCANWARDEN in the victim: %q, want %q", r, dropA4)
+	// The rules are in the victim's namespace, in the raw table.
+	if r := l.MustRulesIn("iptables", "raw", "SCANWARDEN"); !slices.Contains(r, dropA4) {
+		t.Errorf("iptables -t raw -S SCANWARDEN in the victim: %q, want %q", r, dropA4)
 	}
-	if r := l.MustRules("ip6tables", "SCANWARDEN"); !slices.Contains(r, dropA6) {
-		t.Errorf("ip6tables -S SCANWARDEN in the victim: %q, want %q", r, dropA6)
+	if r := l.MustRulesIn("ip6tables", "raw", "SCANWARDEN"); !slices.Contains(r, dropA6) {
+		t.Errorf("ip6tables -t raw -S SCANWARDEN in the victim: %q, want %q", r, dropA6)
 	}
 	for _, v := range victims {
 		l.wantReach(s, "attacker", v, false)
@@ -136,29 +136,32 @@ func TestKernelBlockStopsTheAttackerOnly(t *testing.T) {
 
 // TestKernelIdempotentAcrossRestart: blocking twice, then a new process
 // (a restart) syncing the same bans, leaves exactly one rule per address
-// and one jump in INPUT, in both families, even with a duplicate rule
-// left behind.
+// and one jump in raw PREROUTING, in both families, even with a
+// duplicate rule left behind.
 func TestKernelIdempotentAcrossRestart(t *testing.T) {
 	l := newLab(t, "victim")
 	l.backend("block "+attacker4.String(), "block "+attacker4.String(),
 		"block "+attacker6.String(), "block "+attacker6.String(),
 		"block ::ffff:"+benign4.String())
 	// A duplicate, as a crash or a second instance could leave one.
-	l.Run("victim", "iptables", "-A", "SCANWARDEN", "-s", attacker4.String(), "-m", "comment", "--comment", "scanwarden", "-j", "DROP")
-	l.Run("victim", "ip6tables", "-I", "INPUT", "1", "-m", "comment", "--comment", "scanwarden", "-j", "SCANWARDEN")
+	l.Run("victim", "iptables", "-t", "raw", "-A", "SCANWARDEN", "-s", attacker4.String(), "-m", "comment", "--comment", "scanwarden", "-j", "DROP")
+	l.Run("victim", "ip6tables", append([]string{"-t", "raw", "-I", "PREROUTING", "1"}, jumpSpec...)...)
 
 	for range 2 {
 		l.backend("sync " + attacker4.String() + " " + attacker6.String() + " " + benign4.String())
 		check := func(bin string, want ...string) {
 			t.Helper()
-			got := l.MustRules(bin, "SCANWARDEN")
+			got := l.MustRulesIn(bin, "raw", "SCANWARDEN")
 			slices.Sort(got)
 			slices.Sort(want)
 			if !slices.Equal(got, want) {
-				t.Errorf("%s -S SCANWARDEN:\n%s\nwant:\n%s", bin, strings.Join(got, "\n"), strings.Join(want, "\n"))
+				t.Errorf("%s -t raw -S SCANWARDEN:\n%s\nwant:\n%s", bin, strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}
-			if got := l.MustRules(bin, "INPUT"); !slices.Equal(got, []string{"-P INPUT ACCEPT", jumpLine}) {
-				t.Errorf("%s -S INPUT: %q, want the policy and one jump", bin, got)
+			if got := l.MustRulesIn(bin, "raw", "PREROUTING"); !slices.Equal(got, []string{"-P PREROUTING ACCEPT", jumpLine}) {
+				t.Errorf("%s -t raw -S PREROUTING: %q, want the policy and one jump", bin, got)
+			}
+			if got := l.MustRules(bin); !slices.Equal(got, filterPolicies) {
+				t.Errorf("%s -S (filter): %q, want nothing of scanwarden's", bin, got)
 			}
 		}
 		check("iptables", "-N SCANWARDEN", dropA4, strings.Replace(dropA4, "222", "223", 1))
@@ -176,10 +179,11 @@ func withoutOurs(lines []string) []string {
 	})
 }
 
-// TestKernelLeavesOthersAlone: the administrator's rules in INPUT and
-// another tool's chain, some of them dropping the same address with the
-// same comment, survive Block, Sync, Unblock and Flush untouched, and
-// after Flush nothing of scanwarden is left.
+// TestKernelLeavesOthersAlone: the administrator's rules in raw
+// PREROUTING and filter INPUT and another tool's chain, some of them
+// dropping the same address with the same comment, survive Block, Sync,
+// Unblock and Flush untouched, and after Flush nothing of scanwarden is
+// left.
 func TestKernelLeavesOthersAlone(t *testing.T) {
 	l := newLab(t, "victim")
 	for _, fam := range []struct {
@@ -195,19 +199,31 @@ func TestKernelLeavesOthersAlone(t *testing.T) {
 			{"-A", "OTHERTOOL", "-s", fam.adminSrc, "-m", "comment", "--comment", "scanwarden", "-j", "DROP"},
 			{"-A", "INPUT", "-j", "OTHERTOOL"},
 			{"-A", "FORWARD", "-s", fam.attacker, "-j", "DROP"},
+			{"-t", "raw", "-A", "PREROUTING", "-s", fam.adminSrc, "-p", "udp", "-m", "udp", "--dport", "53", "-j", "CT", "--notrack"},
+			{"-t", "raw", "-N", "OTHERTOOL"},
+			{"-t", "raw", "-A", "OTHERTOOL", "-s", fam.attacker, "-m", "comment", "--comment", "scanwarden", "-j", "DROP"},
+			{"-t", "raw", "-A", "PREROUTING", "-j", "OTHERTOOL"},
 		} {
 			l.Run("victim", fam.bin, rule...)
 		}
 	}
-	before4, before6 := l.MustRules("iptables"), l.MustRules("ip6tables")
+	type tables struct{ filter, raw []string }
+	read := func(bin string) tables {
+		return tables{l.MustRules(bin), l.MustRulesIn(bin, "raw")}
+	}
+	before4, before6 := read("iptables"), read("ip6tables")
 	untouched := func(step string) {
 		t.Helper()
 		for _, c := range []struct {
 			bin    string
-			before []string
+			before tables
 		}{{"iptables", before4}, {"ip6tables", before6}} {
-			if got := withoutOurs(l.MustRules(c.bin)); !slices.Equal(got, c.before) {
-				t.Errorf("after %s, %s -S less scanwarden's rules:\n%s\nwant:\n%s", step, c.bin, strings.Join(got, "\n"), strings.Join(c.before, "\n"))
+			now := read(c.bin)
+			if !slices.Equal(now.filter, c.before.filter) {
+				t.Errorf("after %s, %s -S (filter):\n%s\nwant it untouched:\n%s", step, c.bin, strings.Join(now.filter, "\n"), strings.Join(c.before.filter, "\n"))
+			}
+			if got := withoutOurs(now.raw); !slices.Equal(got, c.before.raw) {
+				t.Errorf("after %s, %s -t raw -S less scanwarden's rules:\n%s\nwant:\n%s", step, c.bin, strings.Join(got, "\n"), strings.Join(c.before.raw, "\n"))
 			}
 		}
 	}
@@ -215,8 +231,8 @@ func TestKernelLeavesOthersAlone(t *testing.T) {
 	l.backend("block "+attacker4.String(), "block "+attacker6.String())
 	untouched("Block")
 	for _, bin := range []string{"iptables", "ip6tables"} {
-		if r := l.MustRules(bin, "INPUT"); len(r) < 2 || r[1] != jumpLine || slices.Index(r[2:], jumpLine) >= 0 {
-			t.Errorf("%s -S INPUT after Block: %q, want the jump first and once", bin, r)
+		if r := l.MustRulesIn(bin, "raw", "PREROUTING"); len(r) < 2 || r[1] != jumpLine || slices.Index(r[2:], jumpLine) >= 0 {
+			t.Errorf("%s -t raw -S PREROUTING after Block: %q, want the jump first and once", bin, r)
 		}
 	}
 	l.backend("sync " + attacker4.String() + " " + benign4.String() + " " + benign6.String())
@@ -229,15 +245,15 @@ func TestKernelLeavesOthersAlone(t *testing.T) {
 	l.backend("flush")
 	untouched("Flush")
 	// Exactly as before: no chain, no jump.
-	if got := l.MustRules("iptables"); !slices.Equal(got, before4) {
-		t.Errorf("iptables -S after Flush:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(before4, "\n"))
+	if got := read("iptables"); !slices.Equal(got.raw, before4.raw) {
+		t.Errorf("iptables -t raw -S after Flush:\n%s\nwant:\n%s", strings.Join(got.raw, "\n"), strings.Join(before4.raw, "\n"))
 	}
-	if got := l.MustRules("ip6tables"); !slices.Equal(got, before6) {
-		t.Errorf("ip6tables -S after Flush:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(before6, "\n"))
+	if got := read("ip6tables"); !slices.Equal(got.raw, before6.raw) {
+		t.Errorf("ip6tables -t raw -S after Flush:\n%s\nwant:\n%s", strings.Join(got.raw, "\n"), strings.Join(before6.raw, "\n"))
 	}
 	for _, bin := range []string{"iptables", "ip6tables"} {
-		if r, err := l.Rules(bin, "SCANWARDEN"); err == nil {
-			t.Errorf("%s -S SCANWARDEN after Flush: %q, want no such chain", bin, r)
+		if r, err := l.RulesIn(bin, "raw", "SCANWARDEN"); err == nil {
+			t.Errorf("%s -t raw -S SCANWARDEN after Flush: %q, want no such chain", bin, r)
 		}
 	}
 	l.backend("flush") // again: nothing to do, no error
@@ -265,23 +281,26 @@ func TestKernelLegacyHost(t *testing.T) {
 	if !strings.Contains(out, "iptables-legacy") || !strings.Contains(out, "ip6tables-legacy") {
 		t.Errorf("describe: %q, want the legacy binaries", out)
 	}
-	if r := l.MustRules("iptables-legacy", "INPUT"); !slices.Equal(r, []string{"-P INPUT ACCEPT", jumpLine, "-A INPUT -s 198.51.100.223/32 -j ACCEPT"}) {
-		t.Errorf("iptables-legacy -S INPUT: %q", r)
+	if r := l.MustRulesIn("iptables-legacy", "raw", "PREROUTING"); !slices.Equal(r, []string{"-P PREROUTING ACCEPT", jumpLine}) {
+		t.Errorf("iptables-legacy -t raw -S PREROUTING: %q", r)
 	}
-	if r := l.MustRules("iptables-legacy", "SCANWARDEN"); !slices.Equal(r, []string{"-N SCANWARDEN", dropA4}) {
-		t.Errorf("iptables-legacy -S SCANWARDEN: %q", r)
+	if r := l.MustRulesIn("iptables-legacy", "raw", "SCANWARDEN"); !slices.Equal(r, []string{"-N SCANWARDEN", dropA4}) {
+		t.Errorf("iptables-legacy -t raw -S SCANWARDEN: %q", r)
 	}
-	if r := l.MustRules("ip6tables-legacy", "SCANWARDEN"); !slices.Equal(r, []string{"-N SCANWARDEN", dropA6}) {
-		t.Errorf("ip6tables-legacy -S SCANWARDEN: %q", r)
+	if r := l.MustRulesIn("ip6tables-legacy", "raw", "SCANWARDEN"); !slices.Equal(r, []string{"-N SCANWARDEN", dropA6}) {
+		t.Errorf("ip6tables-legacy -t raw -S SCANWARDEN: %q", r)
 	}
 	for _, bin := range []string{"iptables-nft", "ip6tables-nft"} {
-		if r, err := l.Rules(bin, "SCANWARDEN"); err == nil {
-			t.Errorf("%s -S SCANWARDEN: %q, want nothing in nf_tables", bin, r)
+		if r, err := l.RulesIn(bin, "raw", "SCANWARDEN"); err == nil {
+			t.Errorf("%s -t raw -S SCANWARDEN: %q, want nothing in nf_tables", bin, r)
 		}
 	}
 	l.backend("flush")
 	if r := l.MustRules("iptables-legacy"); !slices.Equal(r, []string{"-P INPUT ACCEPT", "-P FORWARD ACCEPT", "-P OUTPUT ACCEPT", "-A INPUT -s 198.51.100.223/32 -j ACCEPT"}) {
 		t.Errorf("iptables-legacy -S after Flush: %q", r)
+	}
+	if r := l.MustRulesIn("iptables-legacy", "raw"); !slices.Equal(r, []string{"-P PREROUTING ACCEPT", "-P OUTPUT ACCEPT"}) {
+		t.Errorf("iptables-legacy -t raw -S after Flush: %q", r)
 	}
 }
 
@@ -310,10 +329,10 @@ func TestKernelWithoutIp6tables(t *testing.T) {
 			t.Errorf("backend without ip6tables printed:\n%s\nwant %q in it", out, want)
 		}
 	}
-	if r := l.MustRules("iptables", "SCANWARDEN"); !slices.Equal(r, []string{"-N SCANWARDEN", dropA4}) {
-		t.Errorf("iptables -S SCANWARDEN: %q", r)
+	if r := l.MustRulesIn("iptables", "raw", "SCANWARDEN"); !slices.Equal(r, []string{"-N SCANWARDEN", dropA4}) {
+		t.Errorf("iptables -t raw -S SCANWARDEN: %q", r)
 	}
-	if r, err := l.Rules("ip6tables", "SCANWARDEN"); err == nil {
-		t.Errorf("ip6tables -S SCANWARDEN: %q, want no such chain", r)
+	if r, err := l.RulesIn("ip6tables", "raw", "SCANWARDEN"); err == nil {
+		t.Errorf("ip6tables -t raw -S SCANWARDEN: %q, want no such chain", r)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -78,9 +79,11 @@ func mgr(t *testing.T, dir string, r iptables.Runner) *block.Manager {
 	return m
 }
 
+// drops counts the rules naming a, in the raw table (the backend's) and
+// the filter table (where none must be).
 func drops(f *iptables.Fake, a string) int {
 	n := 0
-	for _, l := range f.Dump("filter") {
+	for _, l := range slices.Concat(f.Dump(iptables.TableRaw), f.Dump(iptables.TableFilter)) {
 		if strings.Contains(l, a) {
 			n++
 		}
@@ -113,7 +116,7 @@ func TestHandleVsResync(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait()
-	t.Logf("rules:\n%s", strings.Join(kernel.Dump("filter"), "\n"))
+	t.Logf("rules:\n%s", strings.Join(kernel.Dump(iptables.TableRaw), "\n"))
 	if n := drops(kernel, "198.51.100.7/32"); n != 1 {
 		t.Errorf("%d DROP rules for one ban", n)
 	}
@@ -143,7 +146,7 @@ func TestUnblockVsResync(t *testing.T) {
 	}
 	wait()
 	bans, _ := cli.List()
-	t.Logf("bans %v; rules:\n%s", bans, strings.Join(kernel.Dump("filter"), "\n"))
+	t.Logf("bans %v; rules:\n%s", bans, strings.Join(kernel.Dump(iptables.TableRaw), "\n"))
 	if n := drops(kernel, "198.51.100.7/32"); n != 0 || len(bans) != 0 {
 		t.Errorf("after unblock: %d DROP rules, %d bans", n, len(bans))
 	}

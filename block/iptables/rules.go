@@ -12,8 +12,28 @@ import (
 // they are. It needs no quoting in iptables -S output.
 const comment = "scanwarden"
 
-// jumpSpec is the rule of INPUT that sends packets through ChainScanwarden.
-var jumpSpec = []string{"-m", "comment", "--comment", comment, "-j", string(ChainScanwarden)}
+// Where the backend's chain is, and where earlier versions' was.
+const (
+	// ownTable and ownHook: ChainScanwarden is in the raw table, jumped
+	// to from the first rule of its PREROUTING chain, so that a banned
+	// source is dropped whether its packets are addressed to this host
+	// or forwarded (a router, published container ports, bridged VMs with
+	// br_netfilter), before DNAT, and before connection tracking: its
+	// packets cost no conntrack entry.
+	ownTable = TableRaw
+	ownHook  = ChainPrerouting
+	// legacyTable and legacyHook: where versions before that kept
+	// ChainScanwarden (filter INPUT: packets addressed to this host
+	// only). The first Block, Prepare and Sync move its rules into the
+	// raw chain, then remove it; Flush removes it too.
+	legacyTable = TableFilter
+	legacyHook  = ChainInput
+)
+
+// jumpSpec is the rule of raw PREROUTING that sends packets through
+// ChainScanwarden: every packet but those on loopback (the host's own
+// traffic, from addresses that are never blocked).
+var jumpSpec = []string{"!", "-i", "lo", "-m", "comment", "--comment", comment, "-j", string(ChainScanwarden)}
 
 // dropTail is what follows "-s ADDR/LEN" in a DROP rule of ChainScanwarden.
 var dropTail = []string{"-m", "comment", "--comment", comment, "-j", "DROP"}

@@ -18,10 +18,20 @@ type Table string
 type Chain string
 
 const (
-	// TableFilter is the table scanwarden's rules live in.
+	// TableRaw is the table the backend's DROP rules live in: its
+	// PREROUTING chain sees every packet that arrives, before the routing
+	// decision (so traffic the host forwards or DNATs too) and before
+	// connection tracking (raw is at priority -300, conntrack at -200).
+	TableRaw Table = "raw"
+	// ChainPrerouting is raw's built-in chain of arriving packets: its
+	// first rule jumps to ChainScanwarden.
+	ChainPrerouting Chain = "PREROUTING"
+	// TableFilter is the table of the kernel trap's catch (block/ipset),
+	// and the one earlier versions of this backend wrote to.
 	TableFilter Table = "filter"
-	// ChainInput is the built-in chain of packets addressed to this host:
-	// its first rule jumps to ChainScanwarden.
+	// ChainInput is filter's built-in chain of packets addressed to this
+	// host, after DNAT: the kernel trap's catch hangs there, and earlier
+	// versions jumped from it to ChainScanwarden.
 	ChainInput Chain = "INPUT"
 	// ChainScanwarden is scanwarden's own chain: one DROP rule per blocked
 	// source, and nothing of anybody else's.

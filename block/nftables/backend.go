@@ -125,6 +125,12 @@ func opError(op string, a netip.Addr, err error) error {
 // are those of the last SetTrap of this Backend; before the first, they
 // are left as found (a new daemon calls SetTrap after Prepare), except
 // that a trap whose sets had to be rebuilt is off until SetTrap.
+//
+// A table an earlier version wrote, which dropped the bans in the input
+// chain, is made over in the one transaction of the chains and rules: the
+// prerouting chain's drops come in as the input chain's go, so that no
+// banned or held source is let through meanwhile (see the package
+// documentation).
 func (b *Backend) Prepare(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()

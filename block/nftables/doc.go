@@ -21,12 +21,16 @@
 //		set tcp_traps { type inet_service; }            # the trap ports
 //		set udp_traps { type inet_service; }
 //
-//		chain input {
-//			type filter hook input priority filter - 10; policy accept;
+//		chain prerouting {
+//			type filter hook prerouting priority raw; policy accept;
+//			iif "lo" accept
 //			ip saddr @ban4 drop
 //			ip6 saddr @ban6 drop
 //			ip saddr @trap4 drop
 //			ip6 saddr @trap6 drop
+//		}
+//		chain input {
+//			type filter hook input priority filter - 10; policy accept;
 //			jump trap                     # only while a trap is Enabled
 //		}
 //		chain trap {
@@ -42,6 +46,28 @@
 //			... the same four for ip6 and trap6
 //		}
 //	}
+//
+// The bans and the sources the trap holds are dropped at the prerouting
+// hook, priority raw (-300): before the routing decision, so whether
+// their packets are addressed to this host or forwarded (a router, ports
+// a container host publishes, bridged VMs when br_netfilter passes
+// bridged frames to the IP hooks), and before connection tracking (-200)
+// and DNAT (-100), so that they cost no conntrack entry. Loopback is
+// accepted there (the host's own traffic, from addresses never blocked).
+// The trap's catch, which adds a first hit's source to the trap set, is
+// reached from the input hook instead (filter - 10, after DNAT): only a
+// probe addressed to this host is caught, never one forwarded to a host
+// behind it or to a port published to such a host, which is answered
+// there. (A FIN, NULL or XMAS probe to a published port is no new
+// connection to conntrack, so DNAT leaves it addressed to this host,
+// where it is caught like any probe of its own ports.)
+//
+// Earlier versions dropped the bans in the input chain itself. Prepare
+// (and SetTrap, Block, Sync) makes such a table over in one transaction,
+// which the kernel applies whole: the prerouting chain and its rules are
+// created and the input chain emptied of its drops and given the jump
+// (kept as found) in the same commit, so no banned source is let through
+// meanwhile, and no set or element is touched.
 //
 // Every rule carries the comment "scanwarden:NAME#HASH" (the hash of its
 // expressions), by which Prepare tells a rule that is as it must be from

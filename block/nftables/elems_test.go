@@ -219,7 +219,7 @@ func TestKeepElems(t *testing.T) {
 // expressions (the trap's hold), and is stable.
 func TestRuleTags(t *testing.T) {
 	trap := &block.Trap{TCP: []uint16{22}, Hold: time.Hour}
-	all := append(inputRules(true), trapRules(trap)...)
+	all := slices.Concat(preroutingRules(), inputRules(true), trapRules(trap))
 	seen := map[string]bool{}
 	for _, r := range all {
 		tag := r.tag()
@@ -237,7 +237,7 @@ func TestRuleTags(t *testing.T) {
 	if slices.Equal(tags(trapRules(trap)), tags(trapRules(&block.Trap{Hold: 5 * time.Second}))) {
 		t.Error("trap rule tags do not change with the hold")
 	}
-	r := ruleSpec{"x", inputRules(false)[0].exprs}
+	r := ruleSpec{"x", preroutingRules()[0].exprs}
 	if ruleTag(&nft.Rule{UserData: r.userData()}) != r.tag() {
 		t.Error("a rule's comment does not read back as its tag")
 	}

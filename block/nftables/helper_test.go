@@ -20,5 +20,6 @@ func TestMain(m *testing.M) {
 		"tcp":   netnstest.TCP,
 		"udp":   netnstest.UDP,
 		"raw":   netnstest.Raw,
+		"flood": netnstest.Flood,
 	})
 }

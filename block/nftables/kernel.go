@@ -79,7 +79,7 @@ func (b *Backend) read(c *nft.Conn) (*snapshot, error) {
 			s.chains[ch.Name] = ch
 		}
 	}
-	for _, name := range []string{chainInput, chainTrap} {
+	for _, name := range []string{chainPrerouting, chainInput, chainTrap} {
 		if s.chains[name] == nil {
 			continue
 		}

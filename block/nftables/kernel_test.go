@@ -253,7 +253,7 @@ func TestKernelSyncTimeouts(t *testing.T) {
 	}
 	check("first Sync")
 	before4, before6 := elems(t, b1, setBan4), elems(t, b1, setBan6)
-	inputBefore, handlesBefore := rules(t, b1, chainInput)
+	preBefore, handlesBefore := rules(t, b1, chainPrerouting)
 
 	// A restart, a second later: nothing is rewritten, every timer runs on.
 	time.Sleep(1100 * time.Millisecond)
@@ -272,8 +272,8 @@ func TestKernelSyncTimeouts(t *testing.T) {
 			}
 		}
 	}
-	if tags, handles := rules(t, b2, chainInput); !slices.Equal(tags, inputBefore) || !slices.Equal(handles, handlesBefore) {
-		t.Errorf("the restart rewrote the input chain: %v %v, was %v %v", tags, handles, inputBefore, handlesBefore)
+	if tags, handles := rules(t, b2, chainPrerouting); !slices.Equal(tags, preBefore) || !slices.Equal(handles, handlesBefore) {
+		t.Errorf("the restart rewrote the prerouting chain: %v %v, was %v %v", tags, handles, preBefore, handlesBefore)
 	}
 	check("the restart")
 
@@ -424,15 +424,16 @@ func TestKernelPrepareRepairs(t *testing.T) {
 		t.Fatal(err)
 	}
 	timeout := elems(t, b, setBan4)[a].Timeout
+	wantPre, _ := rules(t, b, chainPrerouting)
 	wantInput, _ := rules(t, b, chainInput)
 	wantTrap, _ := rules(t, b, chainTrap)
-	if !slices.Equal(wantInput, tags(inputRules(true))) || !slices.Equal(wantTrap, tags(trapRules(&trap))) {
-		t.Fatalf("after SetTrap: input %v, trap %v", wantInput, wantTrap)
+	if !slices.Equal(wantPre, tags(preroutingRules())) || !slices.Equal(wantInput, tags(inputRules(true))) || !slices.Equal(wantTrap, tags(trapRules(&trap))) {
+		t.Fatalf("after SetTrap: prerouting %v, input %v, trap %v", wantPre, wantInput, wantTrap)
 	}
 
 	// The administrator deletes rules, and recreates ban6 without timeouts.
-	deleteRule(t, b, chainInput, "drop-ban4")
-	deleteRule(t, b, chainInput, "drop-ban6")
+	deleteRule(t, b, chainPrerouting, "drop-ban4")
+	deleteRule(t, b, chainPrerouting, "drop-ban6")
 	deleteRule(t, b, chainInput, "jump-trap")
 	deleteRule(t, b, chainTrap, "return-lo")
 	c, err := b.conn()
@@ -458,6 +459,9 @@ func TestKernelPrepareRepairs(t *testing.T) {
 	if got, _ := rules(t, b2, chainInput); !slices.Equal(got, tags(inputRules(false))) {
 		t.Errorf("input after Prepare: %v, want %v", got, tags(inputRules(false)))
 	}
+	if got, _ := rules(t, b2, chainPrerouting); !slices.Equal(got, wantPre) {
+		t.Errorf("prerouting after Prepare: %v, want %v", got, wantPre)
+	}
 	wantLeft(t, b2, setBan6, netip.MustParseAddr("fd00:77::5"), 0)
 	if e := elems(t, b2, setBan4)[a]; e.Timeout != timeout {
 		t.Errorf("ban4's %v after Prepare: timeout %v, was %v: rewritten", a, e.Timeout, timeout)
@@ -471,10 +475,12 @@ func TestKernelPrepareRepairs(t *testing.T) {
 	if err := b.Prepare(ctx); err != nil {
 		t.Fatal(err)
 	}
+	gotPre, preHandles := rules(t, b, chainPrerouting)
 	gotInput, inputHandles := rules(t, b, chainInput)
 	gotTrap, trapHandles := rules(t, b, chainTrap)
-	if !slices.Equal(gotInput, wantInput) || !slices.Equal(gotTrap, wantTrap) {
-		t.Errorf("after Prepare with the trap known:\ninput %v\nwant  %v\ntrap %v\nwant %v", gotInput, wantInput, gotTrap, wantTrap)
+	if !slices.Equal(gotPre, wantPre) || !slices.Equal(gotInput, wantInput) || !slices.Equal(gotTrap, wantTrap) {
+		t.Errorf("after Prepare with the trap known:\nprerouting %v\nwant       %v\ninput %v\nwant  %v\ntrap %v\nwant %v",
+			gotPre, wantPre, gotInput, wantInput, gotTrap, wantTrap)
 	}
 	// Nothing to repair: nothing rewritten, by Prepare nor by the same
 	// SetTrap again.
@@ -486,6 +492,9 @@ func TestKernelPrepareRepairs(t *testing.T) {
 	}
 	if _, h := rules(t, b, chainInput); !slices.Equal(h, inputHandles) {
 		t.Errorf("input rewritten by a Prepare with nothing to repair: handles %v, were %v", h, inputHandles)
+	}
+	if _, h := rules(t, b, chainPrerouting); !slices.Equal(h, preHandles) {
+		t.Errorf("prerouting rewritten by a Prepare with nothing to repair: handles %v, were %v", h, preHandles)
 	}
 	if _, h := rules(t, b, chainTrap); !slices.Equal(h, trapHandles) {
 		t.Errorf("trap rewritten by the same SetTrap: handles %v, were %v", h, trapHandles)

@@ -19,8 +19,9 @@ import (
 
 // Names of the table's chains, sets and counter.
 const (
-	chainInput = "input"
-	chainTrap  = "trap"
+	chainPrerouting = "prerouting"
+	chainInput      = "input"
+	chainTrap       = "trap"
 
 	setBan4     = "ban4"
 	setBan6     = "ban6"
@@ -215,20 +216,31 @@ func probe(f family, proto string) []expr.Any {
 	return e
 }
 
-// inputRules are the rules of the input chain: drop what the ban and trap
-// sets hold, then, with jump, go through the trap.
-func inputRules(jump bool) []ruleSpec {
-	var rs []ruleSpec
+// preroutingRules are the rules of the prerouting chain: loopback is
+// accepted (the host's own traffic, from addresses that are never
+// blocked), then what the ban and trap sets hold is dropped.
+func preroutingRules() []ruleSpec {
+	rs := []ruleSpec{{"accept-lo", []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIF, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.NativeEndian.AppendUint32(nil, loopbackIndex)},
+		verdict(expr.VerdictAccept),
+	}}}
 	for _, f := range families {
 		rs = append(rs, ruleSpec{"drop-" + f.ban, append(saddrIn(f, f.ban), verdict(expr.VerdictDrop))})
 	}
 	for _, f := range families {
 		rs = append(rs, ruleSpec{"drop-" + f.trap, append(saddrIn(f, f.trap), verdict(expr.VerdictDrop))})
 	}
-	if jump {
-		rs = append(rs, jumpRule())
-	}
 	return rs
+}
+
+// inputRules are the rules of the input chain: with jump, go through the
+// trap's catch; none otherwise.
+func inputRules(jump bool) []ruleSpec {
+	if jump {
+		return []ruleSpec{jumpRule()}
+	}
+	return nil
 }
 
 func jumpRule() ruleSpec {

@@ -67,18 +67,21 @@ func TestSparedLayout(t *testing.T) {
 
 // oldTable is a snapshot of a table as a version without spared sets
 // left it: its other sets right, the trap chain with the rules of t less
-// the spared returns, input jumping to it. Sets named in missing are
-// left out (so that the plan creates them and reads nothing).
+// the spared returns, input jumping to it, prerouting dropping. Sets
+// named in missing are left out (so that the plan creates them and reads
+// nothing).
 func oldTable(b *Backend, t *block.Trap, missing ...string) *snapshot {
 	snap := &snapshot{exists: true, counter: true, sets: map[string]*nft.Set{},
-		chains:  map[string]*nft.Chain{chainInput: b.baseChain(), chainTrap: b.trapChain()},
+		chains: map[string]*nft.Chain{chainPrerouting: b.chain(preroutingBase), chainInput: b.chain(inputBase),
+			chainTrap: b.trapChain()},
 		rules:   map[string][]string{},
-		rulesOK: map[string]bool{chainInput: true, chainTrap: true}}
+		rulesOK: map[string]bool{chainPrerouting: true, chainInput: true, chainTrap: true}}
 	for _, s := range setSpecs(uint32(t.Size)) {
 		if s.kind != kindSpared && !slices.Contains(missing, s.name) {
 			snap.sets[s.name] = s.set(b.table)
 		}
 	}
+	snap.rules[chainPrerouting] = tags(preroutingRules())
 	snap.rules[chainInput] = tags(inputRules(true))
 	for _, r := range trapRules(t) {
 		if !strings.HasPrefix(r.name, "return-spared") {
@@ -112,9 +115,9 @@ func TestPlanOlderTable(t *testing.T) {
 			t.Errorf("set %s of size %d, want the trap sets' 32", s.name, s.size)
 		}
 	}
-	if p.rewriteTrap || p.rewriteInput || p.upToDate() {
-		t.Errorf("Prepare of an older table: rewrite trap %v, input %v, up to date %v; want the spared sets alone written",
-			p.rewriteTrap, p.rewriteInput, p.upToDate())
+	if p.rewriteTrap || p.rewriteInput || p.rewritePre || p.upToDate() {
+		t.Errorf("Prepare of an older table: rewrite trap %v, input %v, prerouting %v, up to date %v; want the spared sets alone written",
+			p.rewriteTrap, p.rewriteInput, p.rewritePre, p.upToDate())
 	}
 
 	// SetTrap: the exemption and port sets left out too, so that the plan
@@ -126,7 +129,60 @@ func TestPlanOlderTable(t *testing.T) {
 	if !p.rewriteTrap || !slices.Equal(tags(p.trapSpecs), tags(trapRules(trap))) {
 		t.Errorf("SetTrap on an older table: rewrite %v, rules %v; want the trap chain rewritten with the spared returns", p.rewriteTrap, tags(p.trapSpecs))
 	}
-	if p.rewriteInput {
-		t.Error("SetTrap on an older table rewrote input")
+	if p.rewriteInput || p.rewritePre {
+		t.Error("SetTrap on an older table rewrote input or prerouting")
+	}
+}
+
+// inputHookTable is a snapshot of a table as the versions that dropped
+// banned sources at the input hook left it: every set right, no
+// prerouting chain, input dropping the ban and trap sets' sources and,
+// with jump, jumping to the trap chain, which holds the rules of t.
+func inputHookTable(b *Backend, t *block.Trap, jump bool) *snapshot {
+	snap := &snapshot{exists: true, counter: true, sets: map[string]*nft.Set{},
+		chains:  map[string]*nft.Chain{chainInput: b.chain(inputBase), chainTrap: b.trapChain()},
+		rules:   map[string][]string{chainTrap: tags(trapRules(t))},
+		rulesOK: map[string]bool{chainInput: true, chainTrap: true}}
+	for _, s := range setSpecs(uint32(t.Size)) {
+		snap.sets[s.name] = s.set(b.table)
+	}
+	for _, r := range preroutingRules() {
+		if strings.HasPrefix(r.name, "drop-") {
+			snap.rules[chainInput] = append(snap.rules[chainInput], r.tag())
+		}
+	}
+	if jump {
+		snap.rules[chainInput] = append(snap.rules[chainInput], jumpRule().tag())
+	}
+	return snap
+}
+
+// TestPlanInputHookTable: on the table of a version that dropped banned
+// sources at the input hook, any Prepare creates the prerouting chain
+// with its drops and rewrites input to hold the jump to the trap alone
+// (as found: there or not), in the one transaction of the control
+// messages; no set is touched, the trap chain is left as it is.
+func TestPlanInputHookTable(t *testing.T) {
+	b, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	trap := &block.Trap{TCP: []uint16{22}, Hold: 5 * time.Second, Size: 32}
+	for _, jump := range []bool{true, false} {
+		p, err := b.plan(inputHookTable(b, trap, jump), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.preOK || !p.rewritePre || !slices.Equal(tags(p.preSpecs), tags(preroutingRules())) {
+			t.Errorf("jump %v: prerouting ok %v, rewritten %v with %v; want it made with its rules", jump, p.preOK, p.rewritePre, tags(p.preSpecs))
+		}
+		if !p.inputOK || !p.rewriteInput || !slices.Equal(tags(p.inputSpecs), tags(inputRules(jump))) {
+			t.Errorf("jump %v: input ok %v, rewritten %v with %v; want it kept and rewritten with %v", jump, p.inputOK, p.rewriteInput,
+				tags(p.inputSpecs), tags(inputRules(jump)))
+		}
+		if p.rewriteTrap || !p.trapChainOK || len(p.created)+len(p.rebuilt)+len(p.reset)+len(p.fill) > 0 || p.upToDate() {
+			t.Errorf("jump %v: rewrite trap %v, sets created %v rebuilt %v reset %v, %d element messages, up to date %v; want the chains alone written",
+				jump, p.rewriteTrap, p.created, p.rebuilt, p.reset, len(p.fill), p.upToDate())
+		}
 	}
 }

@@ -12,23 +12,41 @@ import (
 	"github.com/scanwarden/scanwarden/block"
 )
 
-// baseChain is the input chain as it must be.
-func (b *Backend) baseChain() *nft.Chain {
+// baseSpec is a base chain as it must be: its name, hook and priority
+// (a filter chain with the policy accept).
+type baseSpec struct {
+	name     string
+	hook     *nft.ChainHook
+	priority nft.ChainPriority
+}
+
+var (
+	// preroutingBase drops the banned and held sources before routing,
+	// connection tracking and DNAT.
+	preroutingBase = baseSpec{chainPrerouting, nft.ChainHookPrerouting, preroutingPriority}
+	// inputBase jumps to the trap's catch, for packets addressed to this
+	// host after DNAT.
+	inputBase = baseSpec{chainInput, nft.ChainHookInput, inputPriority}
+)
+
+// chain is the base chain s of b's table.
+func (b *Backend) chain(s baseSpec) *nft.Chain {
 	accept := nft.ChainPolicyAccept
 	return &nft.Chain{
-		Name: chainInput, Table: b.table, Type: nft.ChainTypeFilter,
-		Hooknum: nft.ChainHookInput, Priority: nft.ChainPriorityRef(inputPriority), Policy: &accept,
+		Name: s.name, Table: b.table, Type: nft.ChainTypeFilter,
+		Hooknum: s.hook, Priority: nft.ChainPriorityRef(s.priority), Policy: &accept,
 	}
 }
 
 // trapChain is the trap chain, a regular chain.
 func (b *Backend) trapChain() *nft.Chain { return &nft.Chain{Name: chainTrap, Table: b.table} }
 
-// baseRight reports whether the kernel's chain k is the input chain as it
-// must be.
-func baseRight(k *nft.Chain) bool {
-	return k != nil && k.Hooknum != nil && *k.Hooknum == *nft.ChainHookInput &&
-		k.Priority != nil && *k.Priority == inputPriority && k.Type == nft.ChainTypeFilter &&
+// right reports whether the kernel's chain k is the base chain s as it
+// must be. (An earlier version's input chain, which dropped the banned
+// sources itself, is right as a chain: only its rules differ.)
+func (s baseSpec) right(k *nft.Chain) bool {
+	return k != nil && k.Hooknum != nil && *k.Hooknum == *s.hook &&
+		k.Priority != nil && *k.Priority == s.priority && k.Type == nft.ChainTypeFilter &&
 		k.Policy != nil && *k.Policy == nft.ChainPolicyAccept
 }
 
@@ -89,12 +107,12 @@ type repair struct {
 
 	// Chains: as found (nil: missing), and whether each is as it must
 	// be (a chain that is not is deleted and created again).
-	inputK, trapK        *nft.Chain
-	inputOK, trapChainOK bool
+	preK, inputK, trapK         *nft.Chain
+	preOK, inputOK, trapChainOK bool
 	// Rules: those each chain must hold, and whether the chain is
 	// emptied and given them.
-	inputSpecs, trapSpecs     []ruleSpec
-	rewriteInput, rewriteTrap bool
+	preSpecs, inputSpecs, trapSpecs       []ruleSpec
+	rewritePre, rewriteInput, rewriteTrap bool
 }
 
 // plan compares snap with the table as it must be for trap t and returns
@@ -108,6 +126,7 @@ func (b *Backend) plan(snap *snapshot, t *block.Trap) (*repair, error) {
 		return nil, err
 	}
 	p.planChains()
+	p.planPreroutingRules()
 	p.planInputRules(p.planTrapRules(t))
 	if err := b.planContents(p, contents); err != nil {
 		return nil, err
@@ -185,13 +204,23 @@ func (p *repair) anyRebuilt(names ...string) bool {
 	return slices.ContainsFunc(names, func(n string) bool { return p.rebuilt[n] })
 }
 
-// planChains says whether each chain is as it must be: input a base
-// chain with the right hook, priority, type and policy, trap a regular
-// chain. A chain that is not (or is missing) is created again.
+// planChains says whether each chain is as it must be: prerouting and
+// input base chains with the right hook, priority, type and policy, trap
+// a regular chain. A chain that is not (or is missing) is created again.
 func (p *repair) planChains() {
-	p.inputK, p.trapK = p.snap.chains[chainInput], p.snap.chains[chainTrap]
-	p.inputOK = baseRight(p.inputK)
+	p.preK, p.inputK, p.trapK = p.snap.chains[chainPrerouting], p.snap.chains[chainInput], p.snap.chains[chainTrap]
+	p.preOK = preroutingBase.right(p.preK)
+	p.inputOK = inputBase.right(p.inputK)
 	p.trapChainOK = p.trapK != nil && p.trapK.Hooknum == nil
+}
+
+// planPreroutingRules decides whether the prerouting chain is emptied and
+// given its rules: unless it holds exactly them, is right, and none of
+// the sets they refer to is rebuilt.
+func (p *repair) planPreroutingRules() {
+	p.preSpecs = preroutingRules()
+	p.rewritePre = p.anyRebuilt(setBan4, setBan6, setTrap4, setTrap6) || !p.preOK ||
+		!p.snap.rulesOK[chainPrerouting] || !slices.Equal(p.snap.rules[chainPrerouting], tags(p.preSpecs))
 }
 
 // planTrapRules decides the trap chain's rules, and returns whether input
@@ -214,14 +243,17 @@ func (p *repair) planTrapRules(t *block.Trap) (jump bool) {
 	return len(p.trapSpecs) > 0
 }
 
-// planInputRules decides the input chain's rules (with the jump to the
-// trap chain when jump is set): they are rewritten unless the chain holds
-// exactly them, is right, and none of the sets they refer to is rebuilt
-// and no trap chain they may jump to is deleted.
+// planInputRules decides the input chain's rules (the jump to the trap
+// chain when jump is set, nothing otherwise): they are rewritten unless
+// the chain holds exactly them, is right, and no trap chain they may jump
+// to is deleted. An earlier version's input chain, which also dropped the
+// ban and trap sets' sources (and so refers to them), never holds exactly
+// them: it is rewritten in the transaction that fills the prerouting
+// chain, so that no banned source is let through meanwhile, and before a
+// set it refers to is rebuilt.
 func (p *repair) planInputRules(jump bool) {
 	p.inputSpecs = inputRules(jump)
-	p.rewriteInput = p.anyRebuilt(setBan4, setBan6, setTrap4, setTrap6) || !p.inputOK ||
-		!p.snap.rulesOK[chainInput] || (p.trapK != nil && !p.trapChainOK) ||
+	p.rewriteInput = !p.inputOK || !p.snap.rulesOK[chainInput] || (p.trapK != nil && !p.trapChainOK) ||
 		!slices.Equal(p.snap.rules[chainInput], tags(p.inputSpecs))
 }
 
@@ -261,13 +293,16 @@ func (b *Backend) planContents(p *repair, contents map[string][]nft.SetElement) 
 // nothing to write.
 func (p *repair) upToDate() bool {
 	return p.snap.exists && p.snap.counter && len(p.created) == 0 && len(p.rebuilt) == 0 && len(p.fill) == 0 &&
-		len(p.reset) == 0 && !p.rewriteInput && !p.rewriteTrap && p.inputOK && p.trapChainOK
+		len(p.reset) == 0 && !p.rewritePre && !p.rewriteInput && !p.rewriteTrap && p.preOK && p.inputOK && p.trapChainOK
 }
 
 // write sends p: the control messages in one transaction, in the order
 // the kernel needs (what refers to an object is removed before it and
 // added after it), with the set contents in the same transaction as far
-// as they fit and in those that follow.
+// as they fit and in those that follow. The kernel applies a transaction
+// whole or not at all: an earlier version's input chain is emptied in the
+// same one that fills the prerouting chain, so no packet ever sees the
+// table without the drops.
 func (b *Backend) write(ctx context.Context, c *nft.Conn, p *repair) error {
 	b.queueTable(c, p)
 	b.queueRemovals(c, p)
@@ -296,10 +331,14 @@ func (b *Backend) queueTable(c *nft.Conn, p *repair) {
 }
 
 // queueRemovals queues the removal of what is replaced, each rule before
-// the chain or set it refers to: input's rules (with the jump to trap)
-// and trap's are flushed when rewritten or their chain is deleted, the
-// wrong chains deleted, then the rebuilt sets.
+// the chain or set it refers to: prerouting's rules, input's (with the
+// jump to trap, and an earlier version's drops) and trap's are flushed
+// when rewritten or their chain is deleted, the wrong chains deleted,
+// then the rebuilt sets.
 func (b *Backend) queueRemovals(c *nft.Conn, p *repair) {
+	if p.rewritePre && p.preK != nil {
+		c.FlushChain(p.preK)
+	}
 	if p.rewriteInput && p.inputK != nil {
 		c.FlushChain(p.inputK)
 	}
@@ -311,6 +350,9 @@ func (b *Backend) queueRemovals(c *nft.Conn, p *repair) {
 	}
 	if p.inputK != nil && !p.inputOK {
 		c.DelChain(p.inputK)
+	}
+	if p.preK != nil && !p.preOK {
+		c.DelChain(p.preK)
 	}
 	for _, s := range p.specs {
 		if p.rebuilt[s.name] {
@@ -344,22 +386,29 @@ func (b *Backend) queueChains(c *nft.Conn, p *repair) {
 		c.AddChain(b.trapChain())
 	}
 	if !p.inputOK {
-		c.AddChain(b.baseChain())
+		c.AddChain(b.chain(inputBase))
+	}
+	if !p.preOK {
+		c.AddChain(b.chain(preroutingBase))
 	}
 }
 
 // queueRules queues the rules of the chains that are rewritten (emptied
 // by queueRemovals, or new), trap's first, each with its tagged comment.
 func (b *Backend) queueRules(c *nft.Conn, p *repair) {
-	if p.rewriteTrap {
-		for _, r := range p.trapSpecs {
-			c.AddRule(&nft.Rule{Table: b.table, Chain: b.trapChain(), Exprs: r.exprs, UserData: r.userData()})
+	add := func(ch *nft.Chain, rs []ruleSpec) {
+		for _, r := range rs {
+			c.AddRule(&nft.Rule{Table: b.table, Chain: ch, Exprs: r.exprs, UserData: r.userData()})
 		}
 	}
+	if p.rewriteTrap {
+		add(b.trapChain(), p.trapSpecs)
+	}
 	if p.rewriteInput {
-		for _, r := range p.inputSpecs {
-			c.AddRule(&nft.Rule{Table: b.table, Chain: b.baseChain(), Exprs: r.exprs, UserData: r.userData()})
-		}
+		add(b.chain(inputBase), p.inputSpecs)
+	}
+	if p.rewritePre {
+		add(b.chain(preroutingBase), p.preSpecs)
 	}
 }
 

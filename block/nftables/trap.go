@@ -22,7 +22,7 @@ import (
 // too), and the trap chain exactly the rules for t's Hold (the timeout
 // of every element a trap rule adds: holdTimeout), jumped to from input
 // when t is Enabled. A trap that is not Enabled has no jump and no trap
-// rules, and keeps the sources already trapped (input still drops them
+// rules, and keeps the sources already trapped (prerouting still drops them
 // until their timeouts run out). An Enabled trap needs a Hold of more
 // than 0.
 //

@@ -67,10 +67,28 @@ const (
 	// years (2^64 ns); a century is "never" for a firewall.
 	maxTimeout = 100 * 365 * 24 * time.Hour
 
-	// inputPriority is the priority of the input base chain: filter - 10,
-	// so that banned sources are dropped before the filter-priority chains
-	// of iptables-nft, firewalld or an administrator's own table see them.
+	// preroutingPriority is the priority of the prerouting base chain,
+	// which drops the banned and held sources: raw (-300), the earliest
+	// a filter chain of the prerouting hook runs after defragmentation
+	// (-400), so before connection tracking (-200, which then spends no
+	// entry on them) and before DNAT (-100, so that what the host
+	// forwards or publishes to a host behind it is dropped as well as
+	// what is addressed to it).
+	preroutingPriority = -300
+
+	// inputPriority is the priority of the input base chain, which holds
+	// the trap's catch: filter - 10, after DNAT (only a probe addressed
+	// to this host is caught; one forwarded to a host behind it is
+	// answered there) and before the filter-priority chains of
+	// iptables-nft, firewalld or an administrator's own table, which could
+	// accept the probe first.
 	inputPriority = -10
+
+	// loopbackIndex is the interface index of lo, which the prerouting
+	// chain accepts: the kernel gives loopback this index in every
+	// network namespace (LOOPBACK_IFINDEX), so that the rule compares 4
+	// bytes instead of an interface name.
+	loopbackIndex = 1
 
 	// changeAttempts bounds how often an operation that found the set
 	// changed under it (an element expired between the read and the

@@ -280,11 +280,17 @@ func (s *Server) Wait(sub string, d time.Duration) bool {
 // the process, which this test started, is killed by PID if it lingers).
 func (l *Lab) Serve(ports ...int) *Server {
 	l.t.Helper()
+	return l.serveIn("victim", ports...)
+}
+
+// serveIn starts the serve helper on ports in role (see Serve).
+func (l *Lab) serveIn(role string, ports ...int) *Server {
+	l.t.Helper()
 	args := make([]string, len(ports))
 	for i, p := range ports {
 		args[i] = fmt.Sprint(p)
 	}
-	c := l.HelperCmd(context.Background(), "victim", "serve", args...)
+	c := l.HelperCmd(context.Background(), role, "serve", args...)
 	stdin, err := c.StdinPipe()
 	if err != nil {
 		l.t.Fatal(err)

@@ -189,11 +189,15 @@ func Raw(args []string) error {
 		return fmt.Errorf("bad count %q", args[4])
 	}
 	seg := tcpSegment(src, dst, 40000+uint16(os.Getpid()%20000), uint16(port), flags)
-	domain := unix.AF_INET
-	var sa, da unix.Sockaddr = &unix.SockaddrInet4{Addr: src.As4()}, &unix.SockaddrInet4{Addr: dst.As4()}
-	if dst.Is6() {
-		domain = unix.AF_INET6
-		sa, da = &unix.SockaddrInet6{Addr: src.As16()}, &unix.SockaddrInet6{Addr: dst.As16()}
+	if src.Is4() != dst.Is4() {
+		return fmt.Errorf("%v and %v are of different families", src, dst)
+	}
+	// (As4 of an IPv6 address panics: the IPv4 sockaddrs only for IPv4.)
+	domain := unix.AF_INET6
+	var sa, da unix.Sockaddr = &unix.SockaddrInet6{Addr: src.As16()}, &unix.SockaddrInet6{Addr: dst.As16()}
+	if dst.Is4() {
+		domain = unix.AF_INET
+		sa, da = &unix.SockaddrInet4{Addr: src.As4()}, &unix.SockaddrInet4{Addr: dst.As4()}
 	}
 	fd, err := unix.Socket(domain, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
 	if err != nil {
@@ -227,6 +231,14 @@ func tcpSegment(src, dst netip.Addr, sport, dport uint16, flags byte) []byte {
 	seg[12] = 5 << 4
 	seg[13] = flags
 	binary.BigEndian.PutUint16(seg[14:], 1024)
+	binary.BigEndian.PutUint16(seg[16:], checksum(src, dst, unix.IPPROTO_TCP, seg))
+	return seg
+}
+
+// checksum is the Internet checksum of the transport segment seg (of
+// protocol proto, an even number of bytes long, its checksum field 0)
+// over the pseudo-header of src and dst, IPv4 or IPv6 alike.
+func checksum(src, dst netip.Addr, proto uint32, seg []byte) uint16 {
 	var sum uint32
 	add := func(b []byte) {
 		for i := 0; i+1 < len(b); i += 2 {
@@ -235,11 +247,10 @@ func tcpSegment(src, dst netip.Addr, sport, dport uint16, flags byte) []byte {
 	}
 	add(src.AsSlice())
 	add(dst.AsSlice())
-	sum += unix.IPPROTO_TCP + uint32(len(seg))
+	sum += proto + uint32(len(seg))
 	add(seg)
 	for sum > 0xffff {
 		sum = sum>>16 + sum&0xffff
 	}
-	binary.BigEndian.PutUint16(seg[16:], ^uint16(sum))
-	return seg
+	return ^uint16(sum)
 }
