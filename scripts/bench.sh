@@ -17,9 +17,13 @@
 # 5. Per-packet cost of the firewall with 0 and 100,000 bans, per backend
 #    (scripts/fwdbench fwd: a generator and a sink in namespaces of their
 #    own).
-# 6. nmap -sS and -sF over the default 1,000 ports against the daemon in
-#    the lab, per backend (scripts/bench-nmap.sh): ports nmap could still
-#    classify, probes before the block, ms to the block.
+# 6. nmap -sS and -sF over the default 1,000 ports (IPv4 and IPv6) and -sA
+#    and -sM over the top 23, five runs each, against the daemon in the lab
+#    with its default config, with Debian's portsentry.conf and per
+#    backend, and against Debian's PortSentry 1.2 as the reference
+#    (scripts/bench-nmap.sh, some 8 minutes): ports nmap could still
+#    classify, probes before the block, ms to the block, and issue #13's
+#    targets beside them.
 # Parts 4 to 6 need root and print "skipped: REASON" without it; every
 # figure is printed, none asserted. A part that breaks does not stop the
 # others; the exit status then says so.
