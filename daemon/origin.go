@@ -27,8 +27,16 @@ const (
 	// kernel trap still holds such a source when the verdict comes.
 	resolveWait = 4 * time.Second
 	// resolvePoll is how often the waiting alerts look at the neighbour
-	// table again (a map lookup each).
-	resolvePoll = 20 * time.Millisecond
+	// table again (a map lookup each), and resolvePollFast how often while
+	// one of them has waited less than resolveFast. A real neighbour is
+	// usually in the table within a millisecond (the router of a scan
+	// through it resolved the scanner to forward its answers, the event
+	// only had to reach us), and every millisecond of waiting is some 25
+	// probes of an nmap scan answered; past resolveFast the source is
+	// being resolved by ARP/NDP retries, seconds apart.
+	resolvePoll     = 20 * time.Millisecond
+	resolvePollFast = time.Millisecond
+	resolveFast     = 50 * time.Millisecond
 	// waitingMax bounds the alerts waiting for a resolution: a flood of
 	// forged on-link sources with no neighbour entry fills it; past it an
 	// alert is not blocked (it could not be checked) and its source is
@@ -132,6 +140,7 @@ func (d *daemon) judge(org *detect.Origins, a *detect.Alert) bool {
 // waiting is an alert waiting for its source's resolution.
 type waiting struct {
 	a     *detect.Alert
+	since time.Time // when it began to wait
 	until time.Time
 }
 
@@ -142,6 +151,7 @@ func (d *daemon) resolveLoop(ctx context.Context) {
 	var list []waiting
 	var tick *time.Ticker
 	var tc <-chan time.Time
+	var period time.Duration
 	defer func() {
 		if tick != nil {
 			tick.Stop()
@@ -157,19 +167,38 @@ func (d *daemon) resolveLoop(ctx context.Context) {
 					d.log.Warnf("%v", err)
 				}
 			}
-			list = append(list, waiting{a: a, until: time.Now().Add(resolveWait)})
+			now := time.Now()
+			list = append(list, waiting{a: a, since: now, until: now.Add(resolveWait)})
 			if tick == nil {
-				tick = time.NewTicker(resolvePoll)
+				tick = time.NewTicker(resolvePollFast)
 				tc = tick.C
+			} else if period != resolvePollFast {
+				tick.Reset(resolvePollFast)
 			}
+			period = resolvePollFast
 		case now := <-tc:
 			list = d.settle(ctx, list, now)
 			if len(list) == 0 {
 				tick.Stop()
 				tick, tc = nil, nil
+				continue
+			}
+			if p := pollPeriod(list, now); p != period {
+				tick.Reset(p)
+				period = p
 			}
 		}
 	}
+}
+
+// pollPeriod is how often the waiting alerts (in the order they came,
+// which settle keeps) are looked at: fast while the newest is young (see
+// resolvePollFast).
+func pollPeriod(list []waiting, now time.Time) time.Duration {
+	if len(list) > 0 && now.Sub(list[len(list)-1].since) < resolveFast {
+		return resolvePollFast
+	}
+	return resolvePoll
 }
 
 // settle hands off the waiting alerts whose verdict is in, and returns

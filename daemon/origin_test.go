@@ -139,3 +139,24 @@ func TestJudgePending(t *testing.T) {
 		t.Fatalf("past the bound: %v %q", a.Origin.Verdict, a.Origin.Evidence)
 	}
 }
+
+// TestPollPeriod: the waiting alerts are looked at every millisecond while
+// the newest has waited less than resolveFast, then every resolvePoll.
+func TestPollPeriod(t *testing.T) {
+	now := time.Now()
+	old := waiting{since: now.Add(-time.Second)}
+	young := waiting{since: now.Add(-resolveFast / 2)}
+	for _, tc := range []struct {
+		list []waiting
+		want time.Duration
+	}{
+		{nil, resolvePoll},
+		{[]waiting{old}, resolvePoll},
+		{[]waiting{old, young}, resolvePollFast},
+		{[]waiting{young}, resolvePollFast},
+	} {
+		if got := pollPeriod(tc.list, now); got != tc.want {
+			t.Errorf("%d waiting: %v, want %v", len(tc.list), got, tc.want)
+		}
+	}
+}
