@@ -39,7 +39,9 @@ pcaps: build
 # scripts/spoof.sh: decoys, forged probes and a forged flood in the name of
 # others (on-link and, through routers, off-link) must not get the framed
 # blocked, while the real attackers are; with nftables, in advanced mode
-# too (E2E_SPOOF=0 skips it).
+# too (E2E_SPOOF=0 skips it); then scripts/forward.sh: the daemon on a
+# router, a scan through it and one of its DNAT-published port cut off,
+# the clients behind it never reported (E2E_FORWARD=0 skips it).
 E2E_BACKENDS ?= iptables nftables ipset
 demo: deps
 	bash scripts/demo.sh
@@ -51,6 +53,7 @@ e2e: deps
 		if [ "$(E2E_SPOOF)" != 0 ]; then echo "== spoof with BLOCK_BACKEND=$$b"; E2E_BACKEND=$$b bash scripts/spoof.sh; fi; \
 		if [ "$(E2E_SPOOF)" != 0 ] && [ $$b = nftables ]; then echo "== spoof with BLOCK_BACKEND=$$b, advanced mode"; \
 			E2E_BACKEND=$$b SPOOF_MODES="-atcp -audp" bash scripts/spoof.sh; fi; \
+		if [ "$(E2E_FORWARD)" != 0 ]; then echo "== forward with BLOCK_BACKEND=$$b"; E2E_BACKEND=$$b bash scripts/forward.sh; fi; \
 	done
 
 # issue #4's check: the daemon in the lab under a flood of SYNs from
