@@ -327,7 +327,7 @@ func (e *Engine) answered(p *Probe, proto, st uint8) *Alert {
 		if t.st&stMask == stPending && st == stClosed {
 			// "closed" for a FIN+ACK (an ICMP unreachable of a REJECT
 			// rule, a RST+ACK)
-			e.closePending(s, t)
+			e.closePending(s, t, p.TS)
 		} else {
 			e.settle(s, t, st == stOpen, p.TS)
 			s.set(t, t.st&^stMask|st)
@@ -345,11 +345,16 @@ func (e *Engine) answered(p *Probe, proto, st uint8) *Alert {
 // closePending marks the FIN+ACK probe target t of s closed, on the
 // host's answer: only then is it known to be a probe (nmap -sM, Maimon's
 // scan), and it is counted as one.
-func (e *Engine) closePending(s *source, t *target) {
+func (e *Engine) closePending(s *source, t *target, ts int64) {
 	s.set(t, t.st&^stMask|stClosed)
 	s.probes++
 	s.types[TypeMaimon]++
 	e.stats.Probes++
+	if e.trapTCP.Has(t.port) {
+		// a closed trap port, whatever host it is on
+		s.set(t, t.st|bitTrap)
+		e.trapHit(s, ts)
+	}
 }
 
 // bareRST handles a RST without ACK. Either the probed host answers an
@@ -361,7 +366,7 @@ func (e *Engine) bareRST(p *Probe) *Alert {
 			e.stats.Replies++
 			switch t.st & stMask {
 			case stPending: // the host's answer to a FIN+ACK probe
-				e.closePending(s, t)
+				e.closePending(s, t, p.TS)
 			case stUnanswered:
 				e.settle(s, t, false, p.TS)
 				s.set(t, t.st&^stMask|stClosed)
@@ -461,8 +466,9 @@ func (e *Engine) probe(p *Probe, typ ScanType, proto uint8, stealth bool, st uin
 		} else {
 			trap = e.trapUDP.Has(p.DstPort)
 		}
-		if trap && !stealth && !e.own.has(p.Dst) {
-			// another host's port: its answer tells (services.go)
+		if trap && !stealth && st == stUnanswered && !e.own.has(p.Dst) {
+			// another host's port: its answer tells (services.go); an
+			// ACK probe seen through the host's RST is answered already
 			trap = !e.svcs.has(e.hash32(p.Dst), proto, p.DstPort, p.TS)
 			await = trap
 		}

@@ -240,3 +240,39 @@ func TestAlertedScannersRSTsAreNoProbesOfTheHost(t *testing.T) {
 		t.Fatalf("alerts %+v", alerts)
 	}
 }
+
+// An ACK or Maimon probe to a trap port is a trap hit once the host's RST
+// shows it belonged to no connection, on any host: the kernel trap lets
+// the first one through for that answer.
+func TestACKAndMaimonProbesOfATrapPort(t *testing.T) {
+	for _, own := range []bool{false, true} {
+		mk := newReplayEngine
+		if own {
+			mk = newEngine
+		}
+		e := mk(t, Config{TrapTCP: ports(111)})
+		pkts := []*Probe{
+			tcp(t0, attacker, 41000, victim, 111, FlagACK), // the filter drops it; the RST tells
+			tcp(t0+ms/10, victim, 111, attacker, 41000, FlagRST),
+		}
+		alerts := run(t, e, pkts...)
+		if len(alerts) != 1 || alerts[0].Trigger != TriggerTrap || alerts[0].Type != TypeACK {
+			t.Fatalf("own=%v: ACK probe of a trap port: %+v", own, alerts)
+		}
+		e = mk(t, Config{TrapTCP: ports(111)})
+		pkts = []*Probe{
+			tcp(t0, attacker, 42000, victim, 111, FlagFIN|FlagACK),
+			tcp(t0+ms/10, victim, 111, attacker, 42000, FlagRST),
+		}
+		alerts = run(t, e, pkts...)
+		if len(alerts) != 1 || alerts[0].Trigger != TriggerTrap || alerts[0].Type != TypeMaimon {
+			t.Fatalf("own=%v: Maimon probe of a trap port: %+v", own, alerts)
+		}
+	}
+	// the close of a real connection on a trap-numbered port of another
+	// host is no probe
+	e := newReplayEngine(t, Config{TrapTCP: ports(143)})
+	if alerts := run(t, e, connect(t0, benign, 50000, victim, 143)...); len(alerts) != 0 {
+		t.Fatalf("a connection's close: %+v", alerts[0])
+	}
+}
