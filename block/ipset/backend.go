@@ -380,7 +380,7 @@ func (b *Backend) rebuild(name string, want header) error {
 // unhook clears the backend's chains that may refer to a set of family
 // nfproto, so that it can be destroyed: ChainSets (in the raw table, and
 // an earlier version's in the filter table) and ChainTrap of that
-// family, or, for a port set (no family), ChainTrap of every supported
+// family, and takes banShowSpec out of filter INPUT, or, for a port set (no family), ChainTrap of every supported
 // family (the bans stay enforced). The families are marked unprepared,
 // so that their rules are written again (the trap's once it is known).
 func (b *Backend) unhook(nfproto uint8) error {
@@ -397,6 +397,9 @@ func (b *Backend) unhook(nfproto uint8) error {
 		chains := []chain{{trapTable, ChainTrap}}
 		if nfproto != 0 {
 			chains = append(chains, chain{setsTable, ChainSets}, chain{legacyTable, ChainSets})
+			if err := removeRule(fam.r, showTable, showHook, banShowSpec(fam)); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", fam.f, err))
+			}
 		}
 		for _, c := range chains {
 			ok, err := fam.r.ChainExists(c.t, c.c)
@@ -420,7 +423,8 @@ func (b *Backend) unhook(nfproto uint8) error {
 //  2. ChainSets (raw) its drops, and raw PREROUTING its one jump to it;
 //  3. filter INPUT its one jump to ChainTrap with an enabled trap or,
 //     while the trap is not known, when a jump to ChainTrap is there
-//     (from INPUT, or from an earlier version's ChainSets);
+//     (from INPUT, or from an earlier version's ChainSets), and, before
+//     that, its one banShowSpec (the bans, where iptables -S shows them);
 //  4. no ChainSets in the filter table (an earlier version's, jumped to
 //     from INPUT), and no ChainTrap when the trap in force is not
 //     enabled.
@@ -443,6 +447,9 @@ func (b *Backend) prepareRules(fam *family) error {
 		return err
 	}
 	if err := ensureJump(r, setsTable, setsHook, jumpSpec); err != nil {
+		return err
+	}
+	if err := ensureJump(r, showTable, showHook, banShowSpec(fam)); err != nil {
 		return err
 	}
 	if trapJump {
@@ -701,8 +708,9 @@ func timeoutDiffers(k, t uint32) bool {
 }
 
 // Flush removes everything the backend made, in every supported family:
-// the jumps from raw PREROUTING to SCANWARDEN-SETS and from filter INPUT
-// to SCANWARDEN-TRAP (whoever wrote them), those chains, an earlier
+// filter INPUT's rule that shows the bans (banShowSpec), the jumps from
+// raw PREROUTING to SCANWARDEN-SETS and from filter INPUT to
+// SCANWARDEN-TRAP (whoever wrote them), those chains, an earlier
 // version's SCANWARDEN-SETS of the filter table and its jumps, then the
 // sets (with whatever was in them, the trap's and the spared sources
 // included). What is already gone is no error; the rest goes on after a
@@ -725,6 +733,7 @@ func (b *Backend) Flush(ctx context.Context) error {
 		}
 		some = true
 		if err := errors.Join(
+			removeRule(fam.r, showTable, showHook, banShowSpec(fam)),
 			removeChain(fam.r, setsTable, ChainSets, setsHook),
 			// (an earlier version's ChainSets jumps to ChainTrap too)
 			removeChain(fam.r, trapTable, ChainTrap, trapHook, ChainSets),

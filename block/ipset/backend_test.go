@@ -111,19 +111,23 @@ func ban(a netip.Addr, until time.Duration) block.Ban {
 
 // The rules Prepare writes, as iptables -S prints them: in the raw
 // table, the jump from PREROUTING and the drops; in the filter table,
-// with a trap, the jump from INPUT to the catch.
+// the rule that shows the bans in INPUT and, with a trap, the jump from
+// INPUT to the catch.
 var (
 	jump4    = "-A PREROUTING ! -i lo -m comment --comment scanwarden -j SCANWARDEN-SETS"
 	banDrop4 = "-A SCANWARDEN-SETS -m set --match-set scanwarden-ban4 src -m comment --comment scanwarden -j DROP"
 	trpDrop4 = "-A SCANWARDEN-SETS -m set --match-set scanwarden-trap4 src -m comment --comment scanwarden -j DROP"
 	trpJump  = "-A INPUT -m comment --comment scanwarden -j SCANWARDEN-TRAP"
-	prepared = []string{"-N SCANWARDEN-SETS", jump4, banDrop4, trpDrop4}
+	banShow4 = `-A INPUT ! -i lo -m set --match-set scanwarden-ban4 src -m comment --comment "scanwarden: bans (dropped in raw PREROUTING first)" -j DROP`
+	banShow6 = `-A INPUT ! -i lo -m set --match-set scanwarden-ban6 src -m comment --comment "scanwarden: bans (dropped in raw PREROUTING first)" -j DROP`
+	rawPrep  = []string{"-N SCANWARDEN-SETS", jump4, banDrop4, trpDrop4}
+	prepared = append(slices.Clone(rawPrep), banShow4)
 )
 
 // withTrap is prepared and the filter table of a trap of hold: the chain
-// of the catch and the jump to it.
+// of the catch and the jump to it (above the rule that shows the bans).
 func withTrap(hold string) []string {
-	return slices.Concat(prepared, []string{"-N SCANWARDEN-TRAP", trpJump}, trapLines(hold))
+	return slices.Concat(rawPrep, []string{"-N SCANWARDEN-TRAP", trpJump, banShow4}, trapLines(hold))
 }
 
 // trapLines is SCANWARDEN-TRAP of IPv4 for TCP timeout tcpT ("" for none)
@@ -131,6 +135,8 @@ func withTrap(hold string) []string {
 func trapLines(hold string) []string {
 	tcp := "-p tcp -m tcp ! --tcp-flags ACK ACK -m set --match-set scanwarden-tcp dst"
 	udp := "-p udp -m set --match-set scanwarden-udp dst"
+	stealth := "-p tcp -m tcp --tcp-flags SYN,RST,ACK NONE"
+	ack := "-p tcp -m tcp --tcp-flags SYN,RST,ACK ACK -m conntrack --ctstate INVALID,NEW -m set --match-set scanwarden-tcp dst"
 	add := " -m comment --comment scanwarden -j SET --add-set scanwarden-trap4 src --exist --timeout " + hold
 	drop := " -m set --match-set scanwarden-trap4 src -m comment --comment scanwarden -j DROP"
 	over := " -m comment --comment scanwarden-trap-overflow -j DROP"
@@ -144,6 +150,12 @@ func trapLines(hold string) []string {
 		"-A SCANWARDEN-TRAP " + udp + add,
 		"-A SCANWARDEN-TRAP " + udp + drop,
 		"-A SCANWARDEN-TRAP " + udp + over,
+		"-A SCANWARDEN-TRAP " + stealth + add,
+		"-A SCANWARDEN-TRAP " + stealth + drop,
+		"-A SCANWARDEN-TRAP " + stealth + over,
+		"-A SCANWARDEN-TRAP " + ack + add,
+		"-A SCANWARDEN-TRAP " + ack + strings.Replace(drop, "DROP", "RETURN", 1),
+		"-A SCANWARDEN-TRAP " + ack + strings.Replace(over, "DROP", "RETURN", 1),
 	}
 }
 
@@ -168,7 +180,8 @@ func TestPrepareLayoutAndIdempotence(t *testing.T) {
 	e.wantDump("Prepare", e.v6,
 		"-N SCANWARDEN-SETS", jump4,
 		"-A SCANWARDEN-SETS -m set --match-set scanwarden-ban6 src -m comment --comment scanwarden -j DROP",
-		"-A SCANWARDEN-SETS -m set --match-set scanwarden-trap6 src -m comment --comment scanwarden -j DROP")
+		"-A SCANWARDEN-SETS -m set --match-set scanwarden-trap6 src -m comment --comment scanwarden -j DROP",
+		banShow6)
 	if got, want := e.sets.names(), []string{SetBan4, SetBan6, SetNever4, SetNever6, SetSpared4, SetSpared6, SetTCP, SetTrap4, SetTrap6, SetUDP}; !slices.Equal(got, want) {
 		t.Errorf("sets after Prepare: %q, want %q", got, want)
 	}
@@ -211,7 +224,7 @@ func TestPrepareRepairs(t *testing.T) {
 	e.must("destroy", e.sets.destroy(SetNever4))
 	e.now = e.now.Add(10 * time.Minute)
 	e.must("Prepare", e.b.Prepare(ctx))
-	e.wantDump("repaired", e.v4, "-N SCANWARDEN-SETS", jump4, "-A PREROUTING -i lo -j ACCEPT", banDrop4, trpDrop4)
+	e.wantDump("repaired", e.v4, "-N SCANWARDEN-SETS", jump4, "-A PREROUTING -i lo -j ACCEPT", banDrop4, trpDrop4, banShow4)
 	e.wantContent("repaired", SetBan4, "198.51.100.7 3000")
 	if _, ok := e.sets.header(SetNever4); !ok {
 		t.Error("the destroyed exemption set was not made again")
@@ -219,7 +232,7 @@ func TestPrepareRepairs(t *testing.T) {
 	// a duplicate jump goes, the last one stays where it is
 	e.must("dup jump", e.v4.Append(iptables.TableRaw, iptables.ChainPrerouting, jumpSpec...))
 	e.must("Prepare", e.b.Prepare(ctx))
-	e.wantDump("duplicate jump", e.v4, "-N SCANWARDEN-SETS", "-A PREROUTING -i lo -j ACCEPT", jump4, banDrop4, trpDrop4)
+	e.wantDump("duplicate jump", e.v4, "-N SCANWARDEN-SETS", "-A PREROUTING -i lo -j ACCEPT", jump4, banDrop4, trpDrop4, banShow4)
 }
 
 // A set made otherwise (smaller, without timeouts) is rebuilt and swapped
@@ -478,10 +491,15 @@ func TestSetTrap(t *testing.T) {
 	e.must("SetTrap", e.b.SetTrap(ctx, tr2))
 	e.wantDump("SetTrap 2", e.v4, withTrap("7200")...)
 	c := changes(e.v4)
-	newTCP := strings.TrimPrefix(trapLines("7200")[3], "-A SCANWARDEN-TRAP ")
-	newUDP := strings.TrimPrefix(trapLines("7200")[6], "-A SCANWARDEN-TRAP ")
-	if len(c) != 4 || !strings.HasPrefix(c[0], "Insert filter SCANWARDEN-TRAP 5 "+newTCP) || !strings.HasPrefix(c[1], "Insert filter SCANWARDEN-TRAP 9 "+newUDP) ||
-		!strings.HasPrefix(c[2], "Delete filter SCANWARDEN-TRAP ") || !strings.HasPrefix(c[3], "Delete filter SCANWARDEN-TRAP ") {
+	// the add rules of each catch (tcp, udp, stealth, ack) are inserted
+	// above the old ones, which are then deleted
+	ok := len(c) == 8
+	for i, at := range []int{3, 6, 9, 12} {
+		add := strings.TrimPrefix(trapLines("7200")[at], "-A SCANWARDEN-TRAP ")
+		ok = ok && strings.HasPrefix(c[i], fmt.Sprintf("Insert filter SCANWARDEN-TRAP %d %s", at+2+i, add)) &&
+			strings.HasPrefix(c[4+i], "Delete filter SCANWARDEN-TRAP ")
+	}
+	if !ok {
 		t.Errorf("changing the hold: %q, want the new rules inserted, then the old ones deleted", c)
 	}
 	e.wantContent("SetTrap 2", SetTCP, "22", "2222")
@@ -719,7 +737,7 @@ func TestFlush(t *testing.T) {
 	e.must("Flush again", e.b.Flush(ctx))
 	// and all comes back with the next block
 	e.must("Block", e.b.Block(ctx, ban(a4, time.Hour)))
-	e.wantDump("Block after Flush", e.v4, "-N SCANWARDEN", "-N SCANWARDEN-SETS", jump4, banDrop4, trpDrop4, "-N SCANWARDEN", "-A INPUT -s 203.0.113.1/32 -j ACCEPT")
+	e.wantDump("Block after Flush", e.v4, "-N SCANWARDEN", "-N SCANWARDEN-SETS", jump4, banDrop4, trpDrop4, "-N SCANWARDEN", banShow4, "-A INPUT -s 203.0.113.1/32 -j ACCEPT")
 }
 
 func TestSyncChain(t *testing.T) {
@@ -885,4 +903,41 @@ func TestSpareOlderLayout(t *testing.T) {
 		t.Errorf("SetTrap on the older chain: %q, want the spared RETURN inserted third", c)
 	}
 	e.wantDump("SetTrap", e.v4, withTrap("5")...)
+}
+
+// TestBanShowRule: the rule that shows the bans in filter INPUT (where
+// iptables -S looks) is written with the others, once per family, put
+// back when deleted, kept once when copied, and removed by Flush with the
+// rest; List and TrapOverflows do not count it.
+func TestBanShowRule(t *testing.T) {
+	e := newEnv(t, true)
+	e.must("Block", e.b.Block(ctx, ban(a4, time.Hour)))
+	e.must("Block", e.b.Block(ctx, ban(a6, time.Hour)))
+	for _, c := range []struct {
+		f    *iptables.Fake
+		want string
+	}{{e.v4, banShow4}, {e.v6, banShow6}} {
+		if got := c.f.Dump(iptables.TableFilter); !slices.Equal(got, []string{"-P INPUT ACCEPT", "-P FORWARD ACCEPT", "-P OUTPUT ACCEPT", c.want}) {
+			t.Errorf("filter table after the first Block: %q, want %q", got, c.want)
+		}
+	}
+	fam := e.b.fams[0]
+	e.must("admin", e.v4.Delete(iptables.TableFilter, iptables.ChainInput, banShowSpec(fam)...))
+	e.must("admin", e.v4.Append(iptables.TableFilter, iptables.ChainInput, "-s", "203.0.113.1", "-j", "ACCEPT"))
+	e.must("Prepare", e.b.Prepare(ctx))
+	e.wantDump("put back", e.v4, append(slices.Clone(rawPrep), banShow4, "-A INPUT -s 203.0.113.1/32 -j ACCEPT")...)
+	e.must("admin", e.v4.Append(iptables.TableFilter, iptables.ChainInput, banShowSpec(fam)...))
+	e.must("Prepare", e.b.Prepare(ctx))
+	e.wantDump("copied", e.v4, append(slices.Clone(rawPrep), "-A INPUT -s 203.0.113.1/32 -j ACCEPT", banShow4)...)
+	changes(e.v4)
+	e.must("Prepare again", e.b.Prepare(ctx))
+	if c := changes(e.v4); len(c) > 0 {
+		t.Errorf("Prepare again changed the rules: %q", c)
+	}
+	if got, err := e.b.List(ctx); err != nil || !slices.Equal(got, []netip.Addr{a4, a6}) {
+		t.Errorf("List: %v, %v; want %v and %v", got, err, a4, a6)
+	}
+	e.must("Flush", e.b.Flush(ctx))
+	e.wantDump("Flush", e.v4, "-A INPUT -s 203.0.113.1/32 -j ACCEPT")
+	e.wantDump("Flush", e.v6)
 }

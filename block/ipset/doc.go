@@ -49,6 +49,17 @@
 //	-A SCANWARDEN-TRAP -p tcp -m tcp ! --tcp-flags ACK ACK -m set --match-set scanwarden-tcp dst
 //	       -m comment --comment scanwarden-trap-overflow -j DROP
 //	(the same three for UDP: -p udp -m set --match-set scanwarden-udp dst ..., with the same Hold)
+//	(the same three for a stealth probe to any port: -p tcp -m tcp --tcp-flags SYN,RST,ACK NONE ...)
+//	(the same three for an ACK or FIN|ACK of no connection to a trap port,
+//	 -p tcp -m tcp --tcp-flags SYN,RST,ACK ACK -m conntrack --ctstate INVALID,NEW
+//	 -m set --match-set scanwarden-tcp dst ..., whose second and third rules
+//	 end in -j RETURN: the packet goes on to the host, whose reset userspace sees)
+//
+// and, so that the bans show where `iptables -S` (the filter table) looks,
+// one rule per family that matches the ban set, though the drop that
+// counts is the raw table's, before it:
+//
+//	-A INPUT ! -i lo -m set --match-set scanwarden-ban4 src -m comment --comment "scanwarden: bans (dropped in raw PREROUTING first)" -j DROP    (inserted as INPUT's first rule)
 //
 // raw PREROUTING sees every arriving packet before the routing decision
 // and before connection tracking (priority -300; conntrack is at -200,
@@ -69,8 +80,11 @@
 // Flush removes both layouts.
 //
 // So a TCP segment without ACK (SYN, FIN, NULL, XMAS, odd flags) or a UDP
-// datagram to a trap port of this host, from a source that is neither on loopback nor
-// exempt nor spared, adds its source to the trap set and is dropped, and so is all
+// datagram to a trap port of this host, or a TCP segment with none of SYN,
+// ACK and RST to any port of it (no client sends one), from a source that
+// is neither on loopback nor exempt nor spared, adds its source to the
+// trap set and is dropped (an ACK or FIN|ACK of no connection to a trap
+// port adds it too, but goes on to the host), and so is all
 // that source sends afterwards, until the element's timeout, Release or
 // Unblock. The trap is provisional: Hold is the Trap's (TRAP_HOLD, a few
 // seconds) in whole seconds, rounded up, at least 1, so the kernel lets

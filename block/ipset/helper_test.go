@@ -25,12 +25,13 @@ import (
 
 func TestMain(m *testing.M) {
 	netnstest.Main(m, "SWIPS", map[string]netnstest.Helper{
-		"backend": helperBackend,
-		"serve":   netnstest.Serve(),
-		"tcp":     netnstest.TCP,
-		"udp":     netnstest.UDP,
-		"raw":     netnstest.Raw,
-		"flood":   netnstest.Flood,
+		"backend":  helperBackend,
+		"serve":    netnstest.Serve(),
+		"tcp":      netnstest.TCP,
+		"udp":      netnstest.UDP,
+		"raw":      netnstest.Raw,
+		"flood":    netnstest.Flood,
+		"rawreply": netnstest.RawReply,
 	})
 }
 

@@ -48,6 +48,13 @@ func setsLines(v string) []string {
 	}
 }
 
+// banShowLine is filter INPUT's rule that shows the bans of family v
+// ("4", "6"), as iptables -S prints it.
+func banShowLine(v string) string {
+	return "-A INPUT ! -i lo -m set --match-set scanwarden-ban" + v +
+		` src -m comment --comment "scanwarden: bans (dropped in raw PREROUTING first)" -j DROP`
+}
+
 // secondsSince is the whole seconds since start, rounded up.
 func secondsSince(start time.Time) uint32 { return uint32(time.Since(start)/time.Second) + 1 }
 
@@ -86,8 +93,9 @@ func TestKernelBlockUnblockSync(t *testing.T) {
 		if got := l.MustRulesIn(bin, "raw", "PREROUTING"); !slices.Equal(got, []string{"-P PREROUTING ACCEPT", jumpLine}) {
 			t.Errorf("%s -t raw -S PREROUTING: %q", bin, got)
 		}
-		if got := l.MustRules(bin); !slices.Equal(got, []string{"-P INPUT ACCEPT", "-P FORWARD ACCEPT", "-P OUTPUT ACCEPT"}) {
-			t.Errorf("%s -S (filter, no trap): %q, want nothing of scanwarden's", bin, got)
+		v := map[string]string{"iptables": "4", "ip6tables": "6"}[bin]
+		if got := l.MustRules(bin); !slices.Equal(got, []string{"-P INPUT ACCEPT", "-P FORWARD ACCEPT", "-P OUTPUT ACCEPT", banShowLine(v)}) {
+			t.Errorf("%s -S (filter, no trap): %q, want the rule that shows the bans alone", bin, got)
 		}
 	}
 	for _, v := range victims {
@@ -224,10 +232,16 @@ func TestKernelPrepareRepairsAndFlush(t *testing.T) {
 		"-A SCANWARDEN-TRAP -m set --match-set scanwarden-never4 src -m comment --comment scanwarden -j RETURN",
 		"-A SCANWARDEN-TRAP -p tcp -m tcp ! --tcp-flags ACK ACK -m set --match-set scanwarden-tcp dst -m comment --comment scanwarden -j SET --add-set scanwarden-trap4 src --exist --timeout 3600",
 		"-A SCANWARDEN-TRAP -p udp -m set --match-set scanwarden-udp dst -m comment --comment scanwarden-trap-overflow -j DROP",
+		"-A SCANWARDEN-TRAP -p tcp -m tcp --tcp-flags SYN,RST,ACK NONE -m comment --comment scanwarden -j SET --add-set scanwarden-trap4 src --exist --timeout 3600",
+		"-A SCANWARDEN-TRAP -p tcp -m tcp --tcp-flags SYN,RST,ACK ACK -m conntrack --ctstate INVALID,NEW -m set --match-set scanwarden-tcp dst -m set --match-set scanwarden-trap4 src -m comment --comment scanwarden -j RETURN",
+		banShowLine("4"),
 	} {
 		if !slices.Contains(full4, want) {
 			t.Errorf("iptables -S lacks %q", want)
 		}
+	}
+	if !slices.Contains(full6, banShowLine("6")) {
+		t.Errorf("ip6tables -S lacks %q", banShowLine("6"))
 	}
 	if r := l.MustRulesIn("iptables", "raw", "PREROUTING"); r[1] != jumpLine {
 		t.Errorf("the jump is not raw PREROUTING's first rule: %q", r)
@@ -295,7 +309,8 @@ func TestKernelPrepareRepairsAndFlush(t *testing.T) {
 // TestKernelTrap: with the trap installed, a SYN, FIN, NULL or XMAS probe
 // or a UDP datagram to a trap port puts its source into the trap set (with
 // the trap's hold) and is dropped, and so is all the source sends
-// afterwards; an ACK segment is no first hit; an exempt source is never
+// afterwards; an ACK segment to a port that is no trap is no first hit;
+// an exempt source is never
 // trapped; IPv6 likewise. Unblock lets a trapped source in again.
 func TestKernelTrap(t *testing.T) {
 	l := newLab(t, "victim", "attacker", "benign")
@@ -311,8 +326,10 @@ func TestKernelTrap(t *testing.T) {
 	}
 	l.backend(trapArg(trap))
 
-	// ACK only: no first hit (and then a SYN is, so the ACK had its chance)
-	l.raw(attacker4, victim4, trapTCP, "A")
+	// ACK only to a port that is no trap: no first hit (and then a SYN
+	// is, so the ACK had its chance); an ACK of no connection to a trap
+	// port is one (TestKernelTrapStealthAndACK)
+	l.raw(attacker4, victim4, openPort, "A")
 	l.wantIn(SetTrap4, attacker4, false)
 	start := time.Now()
 	if code := l.Dial("attacker", attacker4, victim4, trapTCP, netnstest.BlockedWait); code != netnstest.ExitTimeout {
@@ -589,8 +606,8 @@ func TestKernelTrapHold(t *testing.T) {
 			}
 		}
 	}
-	if n != 2 {
-		t.Errorf("%d add rules in SCANWARDEN-TRAP, want 2 (tcp, udp)", n)
+	if n != 4 {
+		t.Errorf("%d add rules in SCANWARDEN-TRAP, want 4 (tcp, udp, stealth, ack)", n)
 	}
 
 	// held for Hold, then let go by the kernel
@@ -821,4 +838,85 @@ func TestKernelTrapSpareFull(t *testing.T) {
 	}
 	l.wantTimeout(SetSpared4, extra4[0], spare-1, spare)
 	l.wantTimeout(SetSpared4, extra4[1], 1, spare-2)
+}
+
+// TestKernelTrapStealthAndACK: a TCP segment with none of SYN, ACK and
+// RST (FIN, NULL) holds its source whatever its port, a served one that
+// is no trap too; an ACK or FIN|ACK of no connection to a trap port holds
+// its source but reaches the host, whose reset answers it, and the
+// source's next packet is dropped (with conntrack's loose pickup off too);
+// an ACK to a port that is no trap holds nothing; a client's established
+// traffic holds nothing; an exempt source is never held.
+func TestKernelTrapStealthAndACK(t *testing.T) {
+	l := newLab(t, "victim", "attacker", "benign")
+	l.wire()
+	s := l.serve()
+	const otherPort = 9999 // neither served nor a trap
+	trap := block.Trap{
+		TCP: []uint16{trapTCP}, UDP: []uint16{trapUDP},
+		Exempt: []netip.Prefix{netip.PrefixFrom(benign4, 32), netip.PrefixFrom(benign6, 128), netip.MustParsePrefix("127.0.0.0/8")},
+		Hold:   time.Hour, Size: 1000,
+	}
+	l.backend(trapArg(trap))
+	t.Logf("iptables -S SCANWARDEN-TRAP:\n%s", strings.Join(l.MustRules("iptables", "SCANWARDEN-TRAP"), "\n"))
+	t.Logf("iptables -S INPUT:\n%s", strings.Join(l.MustRules("iptables", "INPUT"), "\n"))
+
+	// a client of the served port: its connections hold nothing
+	client := extra4[4]
+	for range 3 {
+		if code := l.Dial("attacker", client, victim4, openPort, netnstest.OpenWait); code != netnstest.ExitConnected {
+			t.Fatalf("a client's connection: exit %d", code)
+		}
+	}
+	l.wantIn(SetTrap4, client, false)
+
+	// stealth probes to ports that are no traps
+	start := time.Now()
+	l.raw(extra4[0], victim4, openPort, "F")
+	l.wantTimeout(SetTrap4, extra4[0], 3600-secondsSince(start), 3600)
+	l.raw(extra4[1], victim4, otherPort, "")
+	l.wantTimeout(SetTrap4, extra4[1], 3600-secondsSince(start), 3600)
+	l.raw(attacker6, victim6, openPort, "FPU")
+	l.wantTimeout(SetTrap6, attacker6, 3600-secondsSince(start), 3600)
+	if code := l.Dial("attacker", extra4[0], victim4, openPort, netnstest.BlockedWait); code != netnstest.ExitTimeout {
+		t.Errorf("after a FIN, %v's connection: exit %d, want a timeout (held)", extra4[0], code)
+	}
+
+	// ACK and FIN|ACK of no connection to the (served) trap port
+	for _, c := range []struct {
+		src   netip.Addr
+		flags byte
+	}{{attacker4, 0x10}, {extra4[2], 0x11}} {
+		what := netnstest.FlagLetters(c.flags)
+		if !l.Lab.RawReplyFrom("attacker", c.src, victim4, trapTCP, c.flags, netnstest.OpenWait) {
+			t.Errorf("%s of no connection from %v: no reset, want the host's reset", what, c.src)
+		}
+		if l.Lab.RawReplyFrom("attacker", c.src, victim4, trapTCP, c.flags, netnstest.BlockedWait) {
+			t.Errorf("the second %s from %v: reset, want it dropped (held)", what, c.src)
+		}
+		l.wantIn(SetTrap4, c.src, true)
+	}
+	l.wantReach(s, "attacker", attacker4, victim4, false)
+	// invalid rather than new: the same
+	l.Run("victim", "sysctl", "-w", "net.netfilter.nf_conntrack_tcp_loose=0")
+	if !l.Lab.RawReplyFrom("attacker", extra4[3], victim4, trapTCP, 0x10, netnstest.OpenWait) {
+		t.Errorf("an ACK with loose pickup off: no reset")
+	}
+	l.wantIn(SetTrap4, extra4[3], true)
+	l.Run("victim", "sysctl", "-w", "net.netfilter.nf_conntrack_tcp_loose=1")
+
+	// an ACK to a port that is no trap: reset, nothing held
+	if !l.Lab.RawReplyFrom("attacker", client, victim4, otherPort, 0x10, netnstest.OpenWait) {
+		t.Errorf("an ACK to a closed port that is no trap: no reset")
+	}
+	l.wantIn(SetTrap4, client, false)
+
+	// the exempt source: neither held nor dropped
+	l.SendRaw("benign", benign4, victim4, otherPort, "F", 3)
+	time.Sleep(settle)
+	l.wantIn(SetTrap4, benign4, false)
+	l.wantReach(s, "benign", benign4, victim4, true)
+	if out := l.backend("overflows"); out != "overflows 0\n" {
+		t.Errorf("with room in the set: %q", out)
+	}
 }

@@ -25,6 +25,7 @@ var legacyJump = []string{"-m", "comment", "--comment", comment, "-j", string(Ch
 func (e *env) toLegacy() {
 	e.t.Helper()
 	f := e.v4
+	e.must("legacy", f.Delete(iptables.TableFilter, iptables.ChainInput, banShowSpec(e.b.fams[0])...))
 	e.must("legacy", f.Delete(iptables.TableRaw, iptables.ChainPrerouting, jumpSpec...))
 	e.must("legacy", f.ClearChain(iptables.TableRaw, ChainSets))
 	e.must("legacy", f.DeleteChain(iptables.TableRaw, ChainSets))

@@ -43,6 +43,10 @@ const (
 	// to a port published to such a host, is answered there.
 	trapTable = iptables.TableFilter
 	trapHook  = iptables.ChainInput
+	// showTable and showHook: banShowSpec is in the filter table's
+	// INPUT, where `iptables -S` shows it.
+	showTable = iptables.TableFilter
+	showHook  = iptables.ChainInput
 	// legacyTable: earlier versions kept ChainSets in the filter table,
 	// jumped to from INPUT, and jumped from it on to ChainTrap. Prepare
 	// and SetTrap remove it once the raw table's chain and the jump to
@@ -62,6 +66,23 @@ var jumpSpec = []string{"!", "-i", "lo", "-m", "comment", "--comment", comment, 
 // ChainTrap (and, in earlier versions, ChainSets' last rule).
 var trapJumpSpec = []string{"-m", "comment", "--comment", comment, "-j", string(ChainTrap)}
 
+// banShowComment is the comment of the rule that shows the bans in the
+// filter table (banShowSpec).
+const banShowComment = "scanwarden: bans (dropped in raw PREROUTING first)"
+
+// banShowSpec is filter INPUT's rule that drops the sources of fam's ban
+// set, as iptables -S shows: the one rule an administrator who blocked
+// with `iptables -I INPUT -s ADDR -j DROP` looks for there (plain
+// iptables -S lists the filter table, not raw). The drop that counts is
+// ChainSets' in the raw table, before routing and conntrack, so this one
+// matches nothing but what bypasses raw PREROUTING's jump; it exempts
+// loopback as that jump does. It is written with the others (Prepare,
+// SetTrap, a family's first Block), kept once, first in INPUT when it is
+// put in, and removed by Flush.
+func banShowSpec(fam *family) []string {
+	return []string{"!", "-i", "lo", "-m", "set", "--match-set", fam.ban, "src", "-m", "comment", "--comment", banShowComment, "-j", "DROP"}
+}
+
 // setDrop drops the packets whose source is in set.
 func setDrop(set string) []string {
 	return []string{"-m", "set", "--match-set", set, "src", "-m", "comment", "--comment", comment, "-j", "DROP"}
@@ -73,19 +94,57 @@ func setsRules(fam *family) [][]string {
 	return [][]string{setDrop(fam.ban), setDrop(fam.trap)}
 }
 
-// trapMatch is the match of a first hit of proto: a TCP segment without
-// ACK, or a UDP datagram, to a port of the protocol's trap set.
-func trapMatch(proto string) []string {
-	if proto == "tcp" {
-		return []string{"-p", "tcp", "-m", "tcp", "!", "--tcp-flags", "ACK", "ACK", "-m", "set", "--match-set", SetTCP, "dst"}
+// The kernel trap's catches: what a trap rule matches (see catchMatch).
+const (
+	// catchTCP is a TCP segment without ACK to a trap port.
+	catchTCP = "tcp"
+	// catchUDP is a UDP datagram to a trap port.
+	catchUDP = "udp"
+	// catchStealth is a TCP segment with none of SYN, ACK and RST (FIN,
+	// NULL, XMAS, odd flags), to any port: no client's stack sends one.
+	catchStealth = "stealth"
+	// catchACK is a TCP segment whose flags are ACK or FIN|ACK (PSH,
+	// URG, ECE and CWR aside) that belongs to no connection (conntrack
+	// state NEW, its loose pickup, or INVALID), to a trap port: an ACK
+	// or Maimon probe. It holds its source but is not dropped, so that
+	// the host's reset, which userspace sees, answers it.
+	catchACK = "ack"
+)
+
+// catches are the trap's catches, in the order of the trap chain.
+var catches = []string{catchTCP, catchUDP, catchStealth, catchACK}
+
+// catchVerdict is the target of a caught packet once its source is held
+// (or the trap set was full): DROP, but RETURN for catchACK, whose packet
+// goes on to the host.
+func catchVerdict(c string) string {
+	if c == catchACK {
+		return "RETURN"
 	}
-	return []string{"-p", "udp", "-m", "set", "--match-set", SetUDP, "dst"}
+	return "DROP"
 }
 
-// overflowSpec is the rule of ChainTrap reached by a first hit of proto
-// that the trap set refused (full): it drops the packet and counts it.
-func overflowSpec(proto string) []string {
-	return append(trapMatch(proto), "-m", "comment", "--comment", overflowComment, "-j", "DROP")
+// catchMatch is the match of catch c, as iptables -S prints it.
+func catchMatch(c string) []string {
+	switch c {
+	case catchTCP:
+		return []string{"-p", "tcp", "-m", "tcp", "!", "--tcp-flags", "ACK", "ACK", "-m", "set", "--match-set", SetTCP, "dst"}
+	case catchUDP:
+		return []string{"-p", "udp", "-m", "set", "--match-set", SetUDP, "dst"}
+	case catchStealth:
+		return []string{"-p", "tcp", "-m", "tcp", "--tcp-flags", "SYN,RST,ACK", "NONE"}
+	case catchACK:
+		return []string{"-p", "tcp", "-m", "tcp", "--tcp-flags", "SYN,RST,ACK", "ACK", "-m", "conntrack", "--ctstate", "INVALID,NEW",
+			"-m", "set", "--match-set", SetTCP, "dst"}
+	}
+	panic("ipset: unknown catch " + c)
+}
+
+// overflowSpec is the rule of ChainTrap reached by a packet of catch c
+// that the trap set refused (full): it counts the packet and drops it
+// (lets it through, for catchACK).
+func overflowSpec(c string) []string {
+	return append(catchMatch(c), "-m", "comment", "--comment", overflowComment, "-j", catchVerdict(c))
 }
 
 // timeoutSeconds is an element timeout for d: whole seconds, rounded up,
@@ -111,10 +170,12 @@ func holdSeconds(d time.Duration) uint32 {
 }
 
 // trapRules is what ChainTrap of fam holds for trap t: loopback, the
-// exempt sources and the spared ones (see Release) return; a first hit of each protocol adds its source to
-// the trap set (with the timeout holdSeconds(t.Hold)) and is dropped when
-// the source is then in the set, and counted and dropped when it is not
-// (the set was full).
+// exempt sources and the spared ones (see Release) return; then, for
+// each catch (see catches), a caught packet adds its source to the trap
+// set (with the timeout holdSeconds(t.Hold)) and is dropped when the
+// source is then in the set (returns, for catchACK: the packet goes on to
+// the host), and is counted and dropped (returns) when it is not (the set
+// was full).
 func trapRules(fam *family, t block.Trap) [][]string {
 	r := [][]string{
 		{"-i", "lo", "-m", "comment", "--comment", comment, "-j", "RETURN"},
@@ -122,11 +183,11 @@ func trapRules(fam *family, t block.Trap) [][]string {
 		{"-m", "set", "--match-set", fam.spared, "src", "-m", "comment", "--comment", comment, "-j", "RETURN"},
 	}
 	hold := strconv.FormatUint(uint64(holdSeconds(t.Hold)), 10)
-	for _, proto := range []string{"tcp", "udp"} {
-		add := append(trapMatch(proto), "-m", "comment", "--comment", comment, "-j", "SET", "--add-set", fam.trap, "src", "--exist", "--timeout", hold)
+	for _, c := range catches {
+		add := append(catchMatch(c), "-m", "comment", "--comment", comment, "-j", "SET", "--add-set", fam.trap, "src", "--exist", "--timeout", hold)
 		r = append(r, add,
-			append(trapMatch(proto), "-m", "set", "--match-set", fam.trap, "src", "-m", "comment", "--comment", comment, "-j", "DROP"),
-			overflowSpec(proto))
+			append(catchMatch(c), "-m", "set", "--match-set", fam.trap, "src", "-m", "comment", "--comment", comment, "-j", catchVerdict(c)),
+			overflowSpec(c))
 	}
 	return r
 }
@@ -217,9 +278,9 @@ func rewriteChain(r iptables.Runner, table iptables.Table, chain iptables.Chain,
 }
 
 // ensureJump makes the built-in chain hook of table hold exactly one
-// spec: inserted first when missing, copies but the last deleted. An
-// existing jump is not moved (an administrator may have put rules above
-// it on purpose).
+// spec (a jump, or banShowSpec): inserted first when missing, copies but
+// the last deleted. An existing one is not moved (an administrator may
+// have put rules above it on purpose).
 func ensureJump(r iptables.Runner, table iptables.Table, hook iptables.Chain, spec []string) error {
 	rules, _, err := chainRules(r, table, hook)
 	if err != nil {
@@ -234,12 +295,29 @@ func ensureJump(r iptables.Runner, table iptables.Table, hook iptables.Chain, sp
 	target := spec[len(spec)-1]
 	if n == 0 {
 		if err := r.Insert(table, hook, 1, spec...); err != nil {
-			return fmt.Errorf("inserting the jump from %s %s to %s: %w", table, hook, target, err)
+			return fmt.Errorf("inserting the rule of %s %s to %s: %w", table, hook, target, err)
 		}
 	}
 	for ; n > 1; n-- {
 		if err := r.Delete(table, hook, spec...); err != nil {
-			return fmt.Errorf("deleting a duplicate jump from %s %s to %s: %w", table, hook, target, err)
+			return fmt.Errorf("deleting a duplicate rule of %s %s to %s: %w", table, hook, target, err)
+		}
+	}
+	return nil
+}
+
+// removeRule deletes every copy of spec from chain of table; a missing
+// chain or rule is nil.
+func removeRule(r iptables.Runner, table iptables.Table, chain iptables.Chain, spec []string) error {
+	rules, _, err := chainRules(r, table, chain)
+	if err != nil {
+		return err
+	}
+	for _, s := range rules {
+		if slices.Equal(s, spec) {
+			if err := r.Delete(table, chain, spec...); err != nil {
+				return fmt.Errorf("deleting from %s of %s: %w", chain, table, err)
+			}
 		}
 	}
 	return nil
@@ -309,7 +387,7 @@ func overflowCount(lines []string) (uint64, error) {
 			return 0, fmt.Errorf("reading the counters of %q: %w", l, err)
 		}
 		spec = slices.Delete(spec, i, i+3)
-		if slices.Equal(spec, overflowSpec("tcp")) || slices.Equal(spec, overflowSpec("udp")) {
+		if slices.ContainsFunc(catches, func(c string) bool { return slices.Equal(spec, overflowSpec(c)) }) {
 			n += pkts
 		}
 	}

@@ -43,7 +43,11 @@
 //			meta nfproto ipv4 tcp flags & ack == 0 tcp dport @tcp_traps counter name "trap_overflow" drop
 //			meta nfproto ipv4 udp dport @udp_traps add @trap4 { ip saddr timeout Hold } drop
 //			meta nfproto ipv4 udp dport @udp_traps counter name "trap_overflow" drop
-//			... the same four for ip6 and trap6
+//			meta nfproto ipv4 tcp flags & (syn|rst|ack) == 0 add @trap4 { ip saddr timeout Hold } drop
+//			meta nfproto ipv4 tcp flags & (syn|rst|ack) == 0 counter name "trap_overflow" drop
+//			meta nfproto ipv4 tcp flags & (syn|rst|ack) == ack tcp dport @tcp_traps ct state invalid,new add @trap4 { ip saddr timeout Hold } return
+//			meta nfproto ipv4 tcp flags & (syn|rst|ack) == ack tcp dport @tcp_traps ct state invalid,new counter name "trap_overflow" return
+//			... the same eight for ip6 and trap6
 //		}
 //	}
 //
@@ -61,6 +65,19 @@
 // there. (A FIN, NULL or XMAS probe to a published port is no new
 // connection to conntrack, so DNAT leaves it addressed to this host,
 // where it is caught like any probe of its own ports.)
+//
+// What the catch takes: a TCP segment without ACK (SYN, FIN, NULL, XMAS,
+// odd flags) or a UDP datagram to a trap port; a TCP segment with none of
+// SYN, ACK and RST (FIN, NULL, XMAS, odd flags) to any port, since no
+// client's stack sends one; and a segment whose flags are ACK or FIN|ACK
+// (PSH, URG, ECE, CWR aside) to a trap port that belongs to no connection
+// (ct state new, conntrack's loose pickup, or invalid; the input hook is
+// after conntrack), as nmap's ACK and Maimon scans send. That last one
+// holds its source but returns instead of dropping: the packet reaches
+// the host, whose reset is what userspace sees of it (its capture filter
+// passes no pure ACK), and everything the source sends afterwards is
+// dropped at prerouting. The ct match makes the kernel track connections
+// in the namespace while the trap is on.
 //
 // Earlier versions dropped the bans in the input chain itself. Prepare
 // (and SetTrap, Block, Sync) makes such a table over in one transaction,
@@ -93,8 +110,9 @@
 // Hold left (an older version held trapped sources for BAN_EXPIRY) down
 // to Hold. The trap sets' size is a budget of
 // provisional entries: a trap rule whose add fails because the set is
-// full breaks off, so the next rule counts the packet and drops it
-// without holding its source; a flood of forged sources keeps at most
+// full breaks off, so the next rule counts the packet and drops it (or,
+// for an ACK outside any connection, lets it through) without holding
+// its source; a flood of forged sources keeps at most
 // TRAP_SET_SIZE addresses trapped, each for Hold at most, and the daemon
 // logs the counter's growth (and still judges each hit). A ban's timeout
 // of 0 (BAN_EXPIRY 0, or more than a century) writes no timeout: the ban

@@ -297,7 +297,49 @@ func TestHoldTimeout(t *testing.T) {
 			}
 		}
 	}
-	if n != 4 {
-		t.Errorf("%d trap rules add to a trap set, want 4 (tcp and udp, ip and ip6)", n)
+	if n != 8 {
+		t.Errorf("%d trap rules add to a trap set, want 8 (tcp, udp, stealth and ack; ip and ip6)", n)
+	}
+}
+
+// TestTrapCatches: every catch has a trap and an overflow rule per
+// family; the ACK catch's (ACK or FIN|ACK, ct state new or invalid, to a
+// trap port) return, so that the packet reaches the host, the others
+// drop; the stealth catch looks up no port, the others a trap port set.
+func TestTrapCatches(t *testing.T) {
+	rs := trapRules(&block.Trap{TCP: []uint16{22}, Hold: 5 * time.Second})
+	n := 0
+	for _, r := range rs {
+		if strings.HasPrefix(r.name, "return-") {
+			continue
+		}
+		n++
+		v, ok := r.exprs[len(r.exprs)-1].(*expr.Verdict)
+		ack := strings.Contains(r.name, "-"+catchACK+"-")
+		want := expr.VerdictDrop
+		if ack {
+			want = expr.VerdictReturn
+		}
+		if !ok || v.Kind != want {
+			t.Errorf("rule %s ends %v, want verdict %v", r.name, r.exprs[len(r.exprs)-1], want)
+		}
+		var ct, ports bool
+		for _, e := range r.exprs {
+			switch e := e.(type) {
+			case *expr.Ct:
+				ct = e.Key == expr.CtKeySTATE
+			case *expr.Lookup:
+				ports = ports || e.SetName == setTCPTraps || e.SetName == setUDPTraps
+			}
+		}
+		if ct != ack {
+			t.Errorf("rule %s: ct state match %v, want %v", r.name, ct, ack)
+		}
+		if stealth := strings.Contains(r.name, "-"+catchStealth+"-"); ports == stealth {
+			t.Errorf("rule %s: looks up trap ports %v", r.name, ports)
+		}
+	}
+	if n != 2*len(catches)*len(families) {
+		t.Errorf("%d trap and overflow rules, want %d", n, 2*len(catches)*len(families))
 	}
 }

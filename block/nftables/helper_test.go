@@ -16,10 +16,11 @@ import (
 
 func TestMain(m *testing.M) {
 	netnstest.Main(m, "SWNFT", map[string]netnstest.Helper{
-		"serve": netnstest.Serve(),
-		"tcp":   netnstest.TCP,
-		"udp":   netnstest.UDP,
-		"raw":   netnstest.Raw,
-		"flood": netnstest.Flood,
+		"serve":    netnstest.Serve(),
+		"tcp":      netnstest.TCP,
+		"udp":      netnstest.UDP,
+		"raw":      netnstest.Raw,
+		"flood":    netnstest.Flood,
+		"rawreply": netnstest.RawReply,
 	})
 }

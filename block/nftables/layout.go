@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -189,29 +190,94 @@ func saddrIn(f family, set string) []expr.Any {
 	return append(matchFamily(f), loadSaddr(f), lookup(set))
 }
 
-// probe is the trap's match for proto (tcp or udp) in family f: a TCP
-// segment without ACK to a port of @tcp_traps, or a UDP datagram to a port
-// of @udp_traps.
-func probe(f family, proto string) []expr.Any {
+// TCP flag bits, in the flags byte of the TCP header (offset 13).
+const (
+	tcpFIN = 0x01
+	tcpSYN = 0x02
+	tcpRST = 0x04
+	tcpACK = 0x10
+)
+
+// The kernel trap's catches: what a trap rule matches (see catchMatch).
+const (
+	// catchTCP is a TCP segment without ACK to a trap port.
+	catchTCP = "tcp"
+	// catchUDP is a UDP datagram to a trap port.
+	catchUDP = "udp"
+	// catchStealth is a TCP segment with none of SYN, ACK and RST (FIN,
+	// NULL, XMAS, odd flags), to any port: no client's stack sends one.
+	catchStealth = "stealth"
+	// catchACK is a TCP segment whose flags are ACK or FIN|ACK (PSH,
+	// URG, ECE and CWR aside) that belongs to no connection (ct state
+	// new: conntrack's loose pickup, or invalid), to a trap port: an
+	// ACK or Maimon probe. It holds its source but is not dropped, so
+	// that the host's reset, which userspace sees, answers it.
+	catchACK = "ack"
+)
+
+// catches are the trap's catches, in the order of the trap chain.
+var catches = []string{catchTCP, catchUDP, catchStealth, catchACK}
+
+// catchDrops reports whether a caught packet is dropped (every catch but
+// catchACK's, which is let through to the host).
+func catchDrops(c string) bool { return c != catchACK }
+
+// tcpFlags is "tcp flags & mask == want" (on a TCP segment).
+func tcpFlags(mask, want byte) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{mask}, Xor: []byte{0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{want}},
+	}
+}
+
+// l4proto is "meta l4proto proto".
+func l4proto(proto byte) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+	}
+}
+
+// dportIn is "th dport @set".
+func dportIn(set string) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		lookup(set),
+	}
+}
+
+// ctNewOrInvalid is "ct state new,invalid": a packet of no connection
+// conntrack knows (the first of one it picks up, or one it refuses).
+func ctNewOrInvalid() []expr.Any {
+	zero := make([]byte, 4)
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binary.NativeEndian.AppendUint32(nil, expr.CtStateBitNEW|expr.CtStateBitINVALID), Xor: zero},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: zero},
+	}
+}
+
+// catchMatch is the match of catch c (see catches) in family f:
+//
+//	catchTCP      tcp flags & ack == 0 tcp dport @tcp_traps
+//	catchUDP      udp dport @udp_traps
+//	catchStealth  tcp flags & (syn|rst|ack) == 0
+//	catchACK      tcp flags & (syn|rst|ack) == ack tcp dport @tcp_traps ct state new,invalid
+func catchMatch(f family, c string) []expr.Any {
 	e := matchFamily(f)
-	if proto == "tcp" {
-		e = append(e,
-			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
-			// tcp flags & ack == 0
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x10}, Xor: []byte{0}},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0}},
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-			lookup(setTCPTraps),
-		)
-	} else {
-		e = append(e,
-			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_UDP}},
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-			lookup(setUDPTraps),
-		)
+	switch c {
+	case catchTCP:
+		e = slices.Concat(e, l4proto(unix.IPPROTO_TCP), tcpFlags(tcpACK, 0), dportIn(setTCPTraps))
+	case catchUDP:
+		e = slices.Concat(e, l4proto(unix.IPPROTO_UDP), dportIn(setUDPTraps))
+	case catchStealth:
+		e = slices.Concat(e, l4proto(unix.IPPROTO_TCP), tcpFlags(tcpSYN|tcpRST|tcpACK, 0))
+	case catchACK:
+		e = slices.Concat(e, l4proto(unix.IPPROTO_TCP), tcpFlags(tcpSYN|tcpRST|tcpACK, tcpACK), dportIn(setTCPTraps), ctNewOrInvalid())
+	default:
+		panic("nftables: unknown catch " + c)
 	}
 	return e
 }
@@ -248,9 +314,12 @@ func jumpRule() ruleSpec {
 }
 
 // trapRules are the rules of the trap chain for t: loopback, the
-// exemptions and the spared sources return; a probe adds its source to
-// the trap set, with the timeout holdTimeout(t.Hold), and is dropped; a
-// probe whose add failed (the set is full) is counted and dropped.
+// exemptions and the spared sources return; then, for each catch (see
+// catches) and family, a caught packet adds its source to the trap set,
+// with the timeout holdTimeout(t.Hold), and is dropped (an ACK outside
+// any connection returns instead: it goes on to the host, whose reset
+// userspace sees); one whose add failed (the set is full) is counted,
+// and dropped or let through the same way, without holding its source.
 func trapRules(t *block.Trap) []ruleSpec {
 	lo := make([]byte, unix.IFNAMSIZ)
 	copy(lo, "lo")
@@ -269,16 +338,20 @@ func trapRules(t *block.Trap) []ruleSpec {
 	}
 	timeout := holdTimeout(t.Hold)
 	for _, f := range families {
-		for _, proto := range []string{"tcp", "udp"} {
-			name := proto + "-" + f.name
+		for _, c := range catches {
+			name := c + "-" + f.name
+			v := verdict(expr.VerdictDrop)
+			if !catchDrops(c) {
+				v = verdict(expr.VerdictReturn)
+			}
 			rs = append(rs,
-				ruleSpec{"trap-" + name, append(probe(f, proto),
+				ruleSpec{"trap-" + name, append(catchMatch(f, c),
 					loadSaddr(f),
 					&expr.Dynset{SrcRegKey: 1, SetName: f.trap, Operation: uint32(unix.NFT_DYNSET_OP_ADD), Timeout: timeout},
-					verdict(expr.VerdictDrop))},
-				ruleSpec{"overflow-" + name, append(probe(f, proto),
+					v)},
+				ruleSpec{"overflow-" + name, append(catchMatch(f, c),
 					&expr.Objref{Type: int(nft.ObjTypeCounter), Name: counterOverflow},
-					verdict(expr.VerdictDrop))},
+					v)},
 			)
 		}
 	}

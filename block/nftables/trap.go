@@ -338,8 +338,9 @@ func firstErr(errs []error) error {
 func (b *Backend) SpareOverflows() uint64 { return b.spareOverflows.Load() }
 
 // TrapOverflows returns the packets counted by the trap_overflow counter:
-// first hits that found their trap set full, and were dropped without
-// being added. The counter lives as long as the table (it is created with
+// first hits that found their trap set full, and were not added (dropped,
+// or let through for an ACK outside any connection, as without the
+// trap). The counter lives as long as the table (it is created with
 // it and survives restarts, Prepare and SetTrap), so it only grows; no
 // table is 0.
 func (b *Backend) TrapOverflows(ctx context.Context) (uint64, error) {

@@ -60,8 +60,8 @@ func wantTrapped(t *testing.T, l *lab, b *Backend, src, dst netip.Addr, left tim
 
 // TestKernelTrap: SYN, FIN and NULL segments and UDP datagrams to trap
 // ports put the source in the trap set, with the trap's hold, and are
-// dropped, as is everything the source sends next; an ACK does not trap,
-// nor does anything from an exempt source; IPv6 the same. A SetTrap with
+// dropped, as is everything the source sends next; so is an ACK of no
+// connection; nothing from an exempt source traps; IPv6 the same. A SetTrap with
 // new exemptions frees the sources they cover; a trap that is not Enabled
 // traps no more and keeps the sources trapped.
 func TestKernelTrap(t *testing.T) {
@@ -99,14 +99,10 @@ func TestKernelTrap(t *testing.T) {
 		t.Errorf("UDP from the trapped %v to the open port: received, want it dropped", attacker4(3))
 	}
 
-	// An ACK is no probe: not trapped, and the source still connects.
+	// An ACK of no connection to a trap port (an ACK scan's probe) holds
+	// its source too (TestKernelTrapStealthAndACK: it is not dropped).
 	l.raw(attacker4(4), victim4, trapTCP, flagACK)
-	if inSet(t, b, setTrap4, attacker4(4)) {
-		t.Errorf("an ACK-only segment trapped %v", attacker4(4))
-	}
-	if code := l.dial(attacker4(4), victim4, openPort, netnstest.OpenWait); code != netnstest.ExitConnected {
-		t.Errorf("after an ACK to the trap port, %v's connection: exit %d, want it to connect", attacker4(4), code)
-	}
+	wantTrapped(t, l, b, attacker4(4), victim4, time.Hour, "an ACK of no connection")
 
 	// An exempt source is neither trapped nor dropped: its SYN to the
 	// trap port is answered with a reset.
@@ -125,8 +121,8 @@ func TestKernelTrap(t *testing.T) {
 	l.sendUDP(attacker6(1), victim6, trapUDP)
 	wantTrapped(t, l, b, attacker6(1), victim6, time.Hour, "an IPv6 UDP datagram")
 
-	if got := mustList(t, b); !slices.Equal(got, []netip.Addr{attacker4(0), attacker4(1), attacker4(2), attacker4(3), attacker6(0), attacker6(1)}) {
-		t.Errorf("List: %v, want the six trapped sources", got)
+	if got := mustList(t, b); !slices.Equal(got, []netip.Addr{attacker4(0), attacker4(1), attacker4(2), attacker4(3), attacker4(4), attacker6(0), attacker6(1)}) {
+		t.Errorf("List: %v, want the seven trapped sources", got)
 	}
 	if n, err := b.TrapOverflows(ctx); n != 0 || err != nil {
 		t.Errorf("TrapOverflows with room in the set: %d, %v", n, err)
@@ -779,4 +775,130 @@ func TestKernelSpareOlderTable(t *testing.T) {
 	}
 	wantSpared(t, b2, attacker4(1), "released after the upgrade")
 	wantPasses(t, l, b2, u, attacker4(1), victim4, "spared after the upgrade")
+}
+
+// TestKernelTrapStealthAndACK: a TCP segment with none of SYN, ACK and
+// RST (FIN, NULL, XMAS) holds its source whatever its port, a served one
+// too; an ACK or FIN|ACK of no connection to a trap port holds its
+// source but reaches the host, whose reset answers it, and the source's
+// next packet is dropped (with conntrack's loose pickup off too, when
+// such a segment is invalid rather than new); an ACK to a port that is
+// no trap holds nothing. A benign client's connections, established
+// traffic, hold nothing; an exempt source is never held.
+func TestKernelTrapStealthAndACK(t *testing.T) {
+	l, _, b := trapLab(t)
+	ctx := context.Background()
+	const otherPort = 9999 // neither served nor a trap
+	exempt := attacker4(9)
+	trap := block.Trap{
+		TCP: []uint16{trapTCP}, UDP: []uint16{trapUDP},
+		Exempt: []netip.Prefix{netip.PrefixFrom(exempt, 32), netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		Hold:   time.Hour, Size: 64,
+	}
+	if err := b.SetTrap(ctx, trap); err != nil {
+		t.Fatal(err)
+	}
+	// a benign client: its connections (SYN, ACKs, data, FIN|ACK of an
+	// established connection) hold nothing
+	benign := attacker4(8)
+	for range 3 {
+		if code := l.dial(benign, victim4, openPort, netnstest.OpenWait); code != netnstest.ExitConnected {
+			t.Fatalf("a benign client's connection: exit %d", code)
+		}
+	}
+	if inSet(t, b, setTrap4, benign) {
+		t.Errorf("a benign client's established traffic held %v", benign)
+	}
+
+	// stealth probes to ports that are no traps
+	for i, c := range []struct {
+		port  int
+		flags byte
+		what  string
+	}{
+		{openPort, flagFIN, "a FIN to the served port"},
+		{otherPort, 0, "a NULL segment to a closed port"},
+		{otherPort, flagFIN | 0x08 | 0x20, "an XMAS segment to a closed port"},
+	} {
+		l.raw(attacker4(i), victim4, c.port, c.flags)
+		wantTrapped(t, l, b, attacker4(i), victim4, time.Hour, c.what)
+	}
+	l.raw(attacker6(0), victim6, openPort, flagFIN)
+	wantTrapped(t, l, b, attacker6(0), victim6, time.Hour, "an IPv6 FIN to the served port")
+
+	// ACK and FIN|ACK of no connection to the trap port: answered with a
+	// reset, the source held, its next packet dropped
+	for i, flags := range []byte{flagACK, flagFIN | flagACK} {
+		src := attacker4(3 + i)
+		if !l.Lab.RawReplyFrom("attacker", src, victim4, trapTCP, flags, netnstest.OpenWait) {
+			t.Errorf("%s of no connection to the trap port from %v: no reset, want the host's reset", netnstest.FlagLetters(flags), src)
+		}
+		if l.Lab.RawReplyFrom("attacker", src, victim4, trapTCP, flags, droppedWait) {
+			t.Errorf("the second %s from %v: reset, want it dropped (held)", netnstest.FlagLetters(flags), src)
+		}
+		wantTrapped(t, l, b, src, victim4, time.Hour, netnstest.FlagLetters(flags)+" of no connection")
+	}
+	// invalid rather than new: the same
+	l.Run("victim", "sysctl", "-w", "net.netfilter.nf_conntrack_tcp_loose=0")
+	if !l.Lab.RawReplyFrom("attacker", attacker4(5), victim4, trapTCP, flagACK, netnstest.OpenWait) {
+		t.Errorf("an ACK with loose pickup off: no reset")
+	}
+	wantTrapped(t, l, b, attacker4(5), victim4, time.Hour, "an ACK with loose pickup off")
+	l.Run("victim", "sysctl", "-w", "net.netfilter.nf_conntrack_tcp_loose=1")
+
+	// an ACK to a port that is no trap: reset, nothing held
+	if !l.Lab.RawReplyFrom("attacker", attacker4(6), victim4, otherPort, flagACK, netnstest.OpenWait) {
+		t.Errorf("an ACK to a closed port that is no trap: no reset")
+	}
+	if inSet(t, b, setTrap4, attacker4(6)) {
+		t.Errorf("an ACK to a port that is no trap held %v", attacker4(6))
+	}
+
+	// the exempt source: neither held nor dropped
+	l.raw(exempt, victim4, otherPort, flagFIN)
+	if !l.Lab.RawReplyFrom("attacker", exempt, victim4, trapTCP, flagACK, netnstest.OpenWait) {
+		t.Errorf("an ACK from the exempt %v: no reset", exempt)
+	}
+	if inSet(t, b, setTrap4, exempt) {
+		t.Errorf("the exempt %v was held", exempt)
+	}
+	if code := l.dial(exempt, victim4, openPort, netnstest.OpenWait); code != netnstest.ExitConnected {
+		t.Errorf("the exempt %v's connection: exit %d, want it to connect", exempt, code)
+	}
+	if n, err := b.TrapOverflows(ctx); n != 0 || err != nil {
+		t.Errorf("TrapOverflows with room in the set: %d, %v", n, err)
+	}
+}
+
+// TestKernelTrapACKOverflow: with the trap set full, an ACK of no
+// connection to a trap port is counted and let through (the host's
+// reset answers it) without holding its source; a FIN to a port that is
+// no trap is counted and dropped.
+func TestKernelTrapACKOverflow(t *testing.T) {
+	l, _, b := trapLab(t)
+	ctx := context.Background()
+	if err := b.SetTrap(ctx, block.Trap{TCP: []uint16{trapTCP}, Hold: time.Hour, Size: 1}); err != nil {
+		t.Fatal(err)
+	}
+	l.raw(attacker4(0), victim4, trapTCP, flagSYN)
+	wantTrapped(t, l, b, attacker4(0), victim4, time.Hour, "a SYN")
+	if !l.Lab.RawReplyFrom("attacker", attacker4(1), victim4, trapTCP, flagACK, netnstest.OpenWait) {
+		t.Errorf("an ACK with the trap set full: no reset, want it let through")
+	}
+	if inSet(t, b, setTrap4, attacker4(1)) {
+		t.Errorf("an ACK got %v into a full trap set", attacker4(1))
+	}
+	if n, err := b.TrapOverflows(ctx); n != 1 || err != nil {
+		t.Errorf("TrapOverflows after an ACK found the set full: %d, %v; want 1", n, err)
+	}
+	l.raw(attacker4(2), victim4, 9999, flagFIN)
+	if inSet(t, b, setTrap4, attacker4(2)) {
+		t.Errorf("a FIN got %v into a full trap set", attacker4(2))
+	}
+	if n, err := b.TrapOverflows(ctx); n != 2 || err != nil {
+		t.Errorf("TrapOverflows after a FIN found the set full: %d, %v; want 2", n, err)
+	}
+	if code := l.dial(attacker4(1), victim4, openPort, netnstest.OpenWait); code != netnstest.ExitConnected {
+		t.Errorf("not held, %v's connection: exit %d, want it to connect", attacker4(1), code)
+	}
 }

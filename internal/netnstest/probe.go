@@ -164,31 +164,15 @@ func Raw(args []string) error {
 	if len(args) != 5 {
 		return errors.New("usage: raw SRC DST PORT FLAGS COUNT")
 	}
-	src, err := netip.ParseAddr(args[0])
+	src, dst, port, flags, err := rawArgs(args)
 	if err != nil {
 		return err
-	}
-	dst, err := netip.ParseAddr(args[1])
-	if err != nil {
-		return err
-	}
-	port, err := strconv.ParseUint(args[2], 10, 16)
-	if err != nil {
-		return err
-	}
-	var flags byte
-	for _, c := range args[3] {
-		i := strings.IndexRune(tcpFlags, c)
-		if i < 0 {
-			return fmt.Errorf("bad flag %q", c)
-		}
-		flags |= 1 << i
 	}
 	count, err := strconv.Atoi(args[4])
 	if err != nil || count < 1 {
 		return fmt.Errorf("bad count %q", args[4])
 	}
-	seg := tcpSegment(src, dst, 40000+uint16(os.Getpid()%20000), uint16(port), flags)
+	seg := tcpSegment(src, dst, 40000+uint16(os.Getpid()%20000), port, flags)
 	if src.Is4() != dst.Is4() {
 		return fmt.Errorf("%v and %v are of different families", src, dst)
 	}
@@ -253,4 +237,29 @@ func checksum(src, dst netip.Addr, proto uint32, seg []byte) uint16 {
 		sum = sum>>16 + sum&0xffff
 	}
 	return ^uint16(sum)
+}
+
+// rawArgs parses the "SRC DST PORT FLAGS" arguments of the raw and
+// rawreply helpers (FLAGS: letters of FSRPAU, "" for none).
+func rawArgs(args []string) (src, dst netip.Addr, port uint16, flags byte, err error) {
+	if src, err = netip.ParseAddr(args[0]); err != nil {
+		return
+	}
+	if dst, err = netip.ParseAddr(args[1]); err != nil {
+		return
+	}
+	p, err := strconv.ParseUint(args[2], 10, 16)
+	if err != nil {
+		return
+	}
+	port = uint16(p)
+	for _, c := range args[3] {
+		i := strings.IndexRune(tcpFlags, c)
+		if i < 0 {
+			err = fmt.Errorf("bad flag %q", c)
+			return
+		}
+		flags |= 1 << i
+	}
+	return
 }
