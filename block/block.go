@@ -123,7 +123,10 @@ type Blocker interface {
 // ever: it only escapes the kernel's first-hit drop for SpareFor.
 type Trap struct {
 	// TCP and UDP are the trap ports, sorted and without duplicates. With
-	// both empty there is no trap.
+	// both empty there is no trap. TCP not empty also arms the catches
+	// that are not about ports: a TCP probe no client sends (FIN, NULL,
+	// XMAS, odd flags without SYN, ACK or RST) to any port, and an ACK or
+	// FIN+ACK outside any connection to a trap port (held, let through).
 	TCP, UDP []uint16
 	// Exempt are the never-block addresses and networks (ignore file, the
 	// host's own addresses, gateways, resolvers, loopback): the trap never

@@ -130,8 +130,8 @@ func withTrap(hold string) []string {
 	return slices.Concat(rawPrep, []string{"-N SCANWARDEN-TRAP", trpJump, banShow4}, trapLines(hold))
 }
 
-// trapLines is SCANWARDEN-TRAP of IPv4 for TCP timeout tcpT ("" for none)
-// and no UDP timeout.
+// trapLines is SCANWARDEN-TRAP of IPv4 with hold (seconds) for a trap of
+// both TCP and UDP ports (every catch armed).
 func trapLines(hold string) []string {
 	tcp := "-p tcp -m tcp ! --tcp-flags ACK ACK -m set --match-set scanwarden-tcp dst"
 	udp := "-p udp -m set --match-set scanwarden-udp dst"
@@ -485,7 +485,7 @@ func TestSetTrap(t *testing.T) {
 	// trap set is rebuilt with its elements and timeouts
 	e.now = e.now.Add(10 * time.Second)
 	tr2 := tr
-	tr2.TCP, tr2.UDP = []uint16{22, 2222}, nil
+	tr2.TCP, tr2.UDP = []uint16{22, 2222}, []uint16{53}
 	tr2.Exempt = []netip.Prefix{netip.MustParsePrefix("198.51.100.9/32")}
 	tr2.Hold, tr2.Size = 2*time.Hour, 1000
 	e.must("SetTrap", e.b.SetTrap(ctx, tr2))
@@ -503,7 +503,7 @@ func TestSetTrap(t *testing.T) {
 		t.Errorf("changing the hold: %q, want the new rules inserted, then the old ones deleted", c)
 	}
 	e.wantContent("SetTrap 2", SetTCP, "22", "2222")
-	e.wantContent("SetTrap 2", SetUDP)
+	e.wantContent("SetTrap 2", SetUDP, "53")
 	e.wantContent("SetTrap 2", SetNever4, "198.51.100.9")
 	e.wantContent("SetTrap 2", SetTrap4, "198.51.100.7 590")
 	if h, _ := e.sets.header(SetTrap4); h.maxElem != 1000 {
@@ -875,7 +875,7 @@ func TestClosedBackendNotClosedAgain(t *testing.T) {
 // RETURN in its place, without rewriting the rest.
 func TestSpareOlderLayout(t *testing.T) {
 	e := newEnv(t, false)
-	tr := block.Trap{TCP: []uint16{22}, Hold: 5 * time.Second, Size: 40}
+	tr := block.Trap{TCP: []uint16{22}, UDP: []uint16{53}, Hold: 5 * time.Second, Size: 40}
 	e.must("Prepare", e.b.Prepare(ctx))
 	e.must("SetTrap", e.b.SetTrap(ctx, tr))
 	spared := strings.Fields(strings.TrimPrefix(trapLines("5")[2], "-A SCANWARDEN-TRAP "))
@@ -940,4 +940,29 @@ func TestBanShowRule(t *testing.T) {
 	e.must("Flush", e.b.Flush(ctx))
 	e.wantDump("Flush", e.v4, "-A INPUT -s 203.0.113.1/32 -j ACCEPT")
 	e.wantDump("Flush", e.v6)
+}
+
+// TestTrapCatchesArmed: a trap of UDP ports only (BLOCK_TCP="0", or -sudp)
+// has no TCP catch, the stealth one (any port) included: a FIN scanner is
+// not held when TCP is not to be blocked on a first hit.
+func TestTrapCatchesArmed(t *testing.T) {
+	e := newEnv(t, false)
+	e.must("Prepare", e.b.Prepare(ctx))
+	e.must("SetTrap", e.b.SetTrap(ctx, block.Trap{UDP: []uint16{53}, Hold: 5 * time.Second, Size: 10}))
+	lines, err := e.v4.List(iptables.TableFilter, ChainTrap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	udp := 0
+	for _, l := range lines {
+		if strings.Contains(l, "-p tcp") {
+			t.Errorf("a UDP-only trap has the TCP rule %q", l)
+		}
+		if strings.Contains(l, "-p udp") {
+			udp++
+		}
+	}
+	if udp != 3 {
+		t.Errorf("%d UDP catch rules, want 3: %q", udp, lines)
+	}
 }

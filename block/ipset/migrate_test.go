@@ -127,7 +127,7 @@ func (e *env) restart(g *guarded) *Backend {
 // Prepare again changes nothing.
 func TestMigrateEarlierLayout(t *testing.T) {
 	e := newEnv(t, false)
-	tr := block.Trap{TCP: []uint16{22}, Hold: 5 * time.Second, Size: 100}
+	tr := block.Trap{TCP: []uint16{22}, UDP: []uint16{53}, Hold: 5 * time.Second, Size: 100}
 	e.must("SetTrap", e.b.SetTrap(ctx, tr))
 	e.must("Block", e.b.Block(ctx, ban(a4, time.Hour)))
 	e.toLegacy()
@@ -157,7 +157,7 @@ func TestMigrateEarlierLayout(t *testing.T) {
 // puts no jump to the catch.
 func TestMigrateEarlierLayoutSetTrap(t *testing.T) {
 	e := newEnv(t, false)
-	tr := block.Trap{TCP: []uint16{22}, Hold: 5 * time.Second, Size: 100}
+	tr := block.Trap{TCP: []uint16{22}, UDP: []uint16{53}, Hold: 5 * time.Second, Size: 100}
 	e.must("SetTrap", e.b.SetTrap(ctx, tr))
 	e.toLegacy()
 	g := &guarded{Fake: e.v4, catch: true}

@@ -114,6 +114,18 @@ const (
 // catches are the trap's catches, in the order of the trap chain.
 var catches = []string{catchTCP, catchUDP, catchStealth, catchACK}
 
+// catchArmed reports whether trap t has catch c: the TCP catches only
+// when TCP is trapped (t.TCP not empty), the UDP one when UDP is. The
+// stealth catch matches every port, so without this a daemon that must
+// not block TCP on a first hit (BLOCK_TCP, the modes) would hold FIN
+// scanners all the same.
+func catchArmed(t *block.Trap, c string) bool {
+	if c == catchUDP {
+		return len(t.UDP) > 0
+	}
+	return len(t.TCP) > 0
+}
+
 // catchVerdict is the target of a caught packet once its source is held
 // (or the trap set was full): DROP, but RETURN for catchACK, whose packet
 // goes on to the host.
@@ -184,6 +196,9 @@ func trapRules(fam *family, t block.Trap) [][]string {
 	}
 	hold := strconv.FormatUint(uint64(holdSeconds(t.Hold)), 10)
 	for _, c := range catches {
+		if !catchArmed(&t, c) {
+			continue
+		}
 		add := append(catchMatch(c), "-m", "comment", "--comment", comment, "-j", "SET", "--add-set", fam.trap, "src", "--exist", "--timeout", hold)
 		r = append(r, add,
 			append(catchMatch(c), "-m", "set", "--match-set", fam.trap, "src", "-m", "comment", "--comment", comment, "-j", catchVerdict(c)),

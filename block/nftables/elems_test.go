@@ -231,8 +231,17 @@ func TestRuleTags(t *testing.T) {
 			t.Errorf("rule %s: tag too long for a comment", r.name)
 		}
 	}
-	if !slices.Equal(tags(trapRules(trap)), tags(trapRules(&block.Trap{Hold: time.Hour}))) {
+	if !slices.Equal(tags(trapRules(trap)), tags(trapRules(&block.Trap{TCP: []uint16{1, 2, 3}, Hold: time.Hour}))) {
 		t.Error("trap rule tags depend on the ports (set contents, not rules)")
+	}
+	// which protocols are trapped decides which catches are armed
+	if slices.Equal(tags(trapRules(trap)), tags(trapRules(&block.Trap{UDP: []uint16{53}, Hold: time.Hour}))) {
+		t.Error("a TCP trap and a UDP trap have the same rules")
+	}
+	for _, r := range trapRules(&block.Trap{UDP: []uint16{53}, Hold: time.Hour}) {
+		if strings.Contains(r.name, "-"+catchStealth+"-") || strings.Contains(r.name, "-"+catchACK+"-") {
+			t.Errorf("a UDP-only trap has the TCP catch %s (a FIN scanner held although TCP is not to be blocked)", r.name)
+		}
 	}
 	if slices.Equal(tags(trapRules(trap)), tags(trapRules(&block.Trap{Hold: 5 * time.Second}))) {
 		t.Error("trap rule tags do not change with the hold")
@@ -287,7 +296,7 @@ func TestHoldTimeout(t *testing.T) {
 		}
 	}
 	n := 0
-	for _, r := range trapRules(&block.Trap{TCP: []uint16{22}, Hold: 2 * time.Second}) {
+	for _, r := range trapRules(&block.Trap{TCP: []uint16{22}, UDP: []uint16{53}, Hold: 2 * time.Second}) {
 		for _, e := range r.exprs {
 			if d, ok := e.(*expr.Dynset); ok {
 				n++
@@ -307,7 +316,7 @@ func TestHoldTimeout(t *testing.T) {
 // trap port) return, so that the packet reaches the host, the others
 // drop; the stealth catch looks up no port, the others a trap port set.
 func TestTrapCatches(t *testing.T) {
-	rs := trapRules(&block.Trap{TCP: []uint16{22}, Hold: 5 * time.Second})
+	rs := trapRules(&block.Trap{TCP: []uint16{22}, UDP: []uint16{53}, Hold: 5 * time.Second})
 	n := 0
 	for _, r := range rs {
 		if strings.HasPrefix(r.name, "return-") {

@@ -218,6 +218,18 @@ const (
 // catches are the trap's catches, in the order of the trap chain.
 var catches = []string{catchTCP, catchUDP, catchStealth, catchACK}
 
+// catchArmed reports whether trap t has catch c: the TCP catches only
+// when TCP is trapped (t.TCP not empty), the UDP one when UDP is. The
+// stealth catch matches every port, so without this a daemon that must
+// not block TCP on a first hit (BLOCK_TCP, the modes) would hold FIN
+// scanners all the same.
+func catchArmed(t *block.Trap, c string) bool {
+	if c == catchUDP {
+		return len(t.UDP) > 0
+	}
+	return len(t.TCP) > 0
+}
+
 // catchDrops reports whether a caught packet is dropped (every catch but
 // catchACK's, which is let through to the host).
 func catchDrops(c string) bool { return c != catchACK }
@@ -339,6 +351,9 @@ func trapRules(t *block.Trap) []ruleSpec {
 	timeout := holdTimeout(t.Hold)
 	for _, f := range families {
 		for _, c := range catches {
+			if !catchArmed(t, c) {
+				continue
+			}
 			name := c + "-" + f.name
 			v := verdict(expr.VerdictDrop)
 			if !catchDrops(c) {
