@@ -15,8 +15,9 @@
 #      100k load:   100,000 bans through the backend would take 200,000
 #                   iptables runs (the time is estimated from the rate
 #                   above), so the load is measured with ONE
-#                   ip6tables-restore of the backend's 100,000 rules
-#                   (scripts/fwdbench load), labelled as such: a lower
+#                   ip6tables-restore of the backend's 100,000 rules into
+#                   the chain the backend made (SCANWARDEN, raw table;
+#                   scripts/fwdbench load), labelled as such: a lower
 #                   bound the backend itself never reaches.
 #
 # Without root, or when a package does not exist yet or has no benchmarks,

@@ -14,9 +14,10 @@
 #    and ipset backends' Go benchmarks (bans/s, 100,000 bans loaded), and
 #    for iptables bans/s through the backend and a 100,000-rule
 #    ip6tables-restore.
-# 5. Per-packet cost of the firewall with 0 and 100,000 bans, per backend
-#    (scripts/fwdbench fwd: a generator and a sink in namespaces of their
-#    own).
+# 5. Per-packet cost of the firewall with 0 and 100,000 bans, per backend,
+#    for packets to the host and packets it forwards (scripts/fwdbench fwd:
+#    a generator, the host with the backend's own layout, and a sink
+#    behind it, in namespaces of their own).
 # 6. nmap -sS and -sF over the default 1,000 ports (IPv4 and IPv6) and -sA
 #    and -sM over the top 23, five runs each, against the daemon in the lab
 #    with its default config, with Debian's portsentry.conf and per

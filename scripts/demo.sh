@@ -6,13 +6,19 @@
 # daemon on the victim (as the unprivileged user "scanwarden" with only
 # CAP_NET_RAW and CAP_NET_ADMIN, exactly as scripts/e2e.sh does, whose
 # set-up and teardown it reuses), benign traffic from a client namespace,
-# then three nmap scans from fresh attacker addresses: a SYN scan, a FIN
-# scan and an IPv6 SYN scan. For each it shows the nmap command, how many
-# ports nmap could still classify, and what scanwarden logged; then the
-# victim's SCANWARDEN chains, the hosts.deny file and `scanwarden list`,
-# and that the benign client was never disturbed. Everything is removed on
-# exit. The exit status is non-zero when a scan was not blocked, the benign
-# client saw a failure, or the daemon did not run or stop cleanly.
+# then three nmap scans from fresh attacker addresses against the daemon
+# with its DEFAULT configuration (BLOCK_BACKEND="auto": nftables where the
+# kernel has it, the kernel trap on, stealth mode): a SYN scan, a FIN scan
+# and an IPv6 SYN scan. For each it shows the nmap command, how many ports
+# nmap could still classify, and what scanwarden logged; then what the
+# backend holds, the hosts.deny file and `scanwarden list`, and that the
+# benign client was never disturbed. Then, for comparison, the same SYN
+# scan against the per-address iptables backend (BLOCK_BACKEND="iptables",
+# what PortSentry's KILL_ROUTE did) and against the default backend in
+# advanced mode (-atcp: every unbound port below 1024 a trap), and a table
+# of the figures. Everything is removed on exit. The exit status is
+# non-zero when a scan was not blocked, the benign client saw a failure,
+# or the daemon did not run or stop cleanly.
 #
 # Needs root, nmap, iptables, iproute2, setpriv (util-linux) and Go.
 set -euo pipefail
@@ -20,10 +26,13 @@ set -euo pipefail
 export SW_LAB_PREFIX=${SW_LAB_PREFIX:-swdemo-}
 # shellcheck source=scripts/e2e.sh
 source "$(dirname "${BASH_SOURCE[0]}")/e2e.sh"
-# the tour starts with iptables (its DROP rules), whatever the caller's
-# E2E_BACKEND, and switches to nftables itself
-E2E_BACKEND=iptables
+# the tour starts with the default config (no BLOCK_BACKEND line: "auto");
+# E2E_BACKEND, which e2e.sh's helpers read to look at the firewall, is set
+# to what the daemon chose once it has started (demo_backend)
+E2E_BACKEND=nftables
 TAG=demo
+# the figures of every scan, for the table at the end
+declare -a DEMO_ROWS=()
 
 if [[ -t 1 ]]; then
 	BOLD=$'\e[1m' DIM=$'\e[2m' RESET=$'\e[0m'
@@ -70,10 +79,11 @@ nmap_verdict() {
 	}' "$1"
 }
 
-# show_alerts SRC: the daemon's attackalert lines for SRC (message text)
-# and its decision, with probes and time to the block.
+# show_alerts SRC LABEL CLASSIFIED: the daemon's attackalert lines for SRC
+# (message text) and its decision, with probes and time to the block; a
+# row of the final table (LABEL, CLASSIFIED ports).
 show_alerts() {
-	local src=$1 line probes ms
+	local src=$1 label=${2:-} classified=${3:--} line probes ms
 	wait_blocked "$src" "$BLOCK_WAIT" || true
 	printf '  scanwarden logged:\n'
 	while IFS= read -r line; do
@@ -88,7 +98,9 @@ show_alerts() {
 	ms=$(jnum "$line" block_ms)
 	if [[ $line == *'"kernel_trap":true'* ]]; then
 		printf '  %s=> blocked by the kernel itself on its first probe to a trap port%s\n' "$BOLD" "$RESET"
+		DEMO_ROWS+=("$(printf '%-32s %-9s %9s %8s %11s' "$label" "$E2E_BACKEND" kernel "$probes" "$classified")")
 	else
+		DEMO_ROWS+=("$(printf '%-32s %-9s %9.1f %8s %11s' "$label" "$E2E_BACKEND" "$ms" "$probes" "$classified")")
 		local unit=probes
 		[[ $probes != 1 ]] || unit=probe
 		printf '  %s=> blocked after %s %s, %.1f ms from its first probe to the DROP rule%s\n' \
@@ -96,34 +108,94 @@ show_alerts() {
 	fi
 }
 
-# demo_trap: the same daemon with the nftables backend, the kernel trap and
-# advanced mode (-atcp: every unbound port below 1024 is a trap), against
-# one more SYN scan from a fresh address.
-demo_trap() {
-	local n=$((${#DEMO_SCANS[@]} + 1)) out=$WORK/logs/scan-trap.nmap
-	heading "Scan $n: the kernel trap (BLOCK_BACKEND=\"nftables\", KERNEL_TRAP=\"1\", run -atcp)"
+# demo_backend: what BLOCK_BACKEND="auto" chose, from the daemon's
+# start-up line; E2E_BACKEND follows it (e2e.sh's helpers read it).
+demo_backend() {
+	local line
+	line=$(grep -F '"msg":"adminalert: BLOCK_BACKEND auto: ' "$DLOG" | tail -n 1 || true)
+	if [[ -z $line ]]; then
+		fail "the daemon did not say which backend BLOCK_BACKEND=\"auto\" chose"
+		return
+	fi
+	say "scanwarden: $(jmsg "$line")"
+	case $line in
+	*'auto: nftables'*) E2E_BACKEND=nftables ;;
+	*'auto: ipset'*) E2E_BACKEND=ipset ;;
+	*'auto: iptables'*) E2E_BACKEND=iptables ;;
+	*) fail "unknown choice in: $(jmsg "$line")" ;;
+	esac
+}
+
+# demo_stop_flush: the daemon stopped and the blocks so far lifted, with
+# the config as it is, before the next variant's config.
+demo_stop_flush() {
 	stop_daemon
-	shown "scanwarden flush    ${DIM}# the iptables blocks of the scans above${RESET}"
+	shown "scanwarden flush    ${DIM}# the blocks of the scans above${RESET}"
 	flush
-	sed -i 's/^BLOCK_BACKEND=.*/BLOCK_BACKEND="nftables"\nKERNEL_TRAP="1"/' "$CONF"
-	DAEMON_ARGS=(-atcp -audp)
-	start_daemon
-	say "with a set backend, kernel rules add the source of the first probe to any trap port to a set"
-	say "and drop it before scanwarden has even seen it; scanwarden then records the block as its own"
-	scan_addrs "$n" -sS
-	nmap_cmd -sS "$SRC" "$DST" --max-retries 0
+}
+
+# demo_one_scan N LABEL ARGS: one scan from fresh address N, shown with
+# its verdict and the daemon's.
+demo_one_scan() {
+	local n=$1 label=$2 args=$3 out=$WORK/logs/scan-extra$1.nmap
+	scan_addrs "$n" "$args"
+	nmap_cmd "$args" "$SRC" "$DST" --max-retries 0
 	shown "${NMAP[*]}"
-	if run_nmap trap; then
+	local classified=-
+	if run_nmap "extra$n"; then
 		grep -E '^(Not shown|All [0-9]+ scanned|[0-9]+/(tcp|udp) )' "$out" | head -n 4 | indented
 		printf '  %s\n' "$(nmap_verdict "$out")"
+		classified=$(nmap_classified "$out")
 	fi
-	show_alerts "$SRC"
-	local what
-	for what in "set inet scanwarden trap4" "set inet scanwarden ban4" "chain inet scanwarden input"; do
-		shown "nft list $what"
-		# shellcheck disable=SC2086 # what is three words
-		ip netns exec "$NS_VIC" nft list $what 2>&1 | grep -vE '^\s*(table|\}|type|flags|size)' | indented || true
+	show_alerts "$SRC" "$label" "$classified"
+}
+
+# demo_compare: the same SYN scan against the per-address iptables backend
+# (what PortSentry's KILL_ROUTE did), then against the default backend in
+# advanced mode (-atcp: every unbound port below 1024 a trap, so that the
+# kernel trap fires on the first probe or nearly).
+demo_compare() {
+	local n=$((${#DEMO_SCANS[@]} + 1)) def=$E2E_BACKEND
+	heading "For comparison: BLOCK_BACKEND=\"iptables\" (one DROP rule per source, as PortSentry's KILL_ROUTE)"
+	demo_stop_flush
+	printf 'BLOCK_BACKEND="iptables"\n' >>"$CONF"
+	E2E_BACKEND=iptables
+	start_daemon
+	say "an iptables rule is made by running iptables (milliseconds), after the alert, by the blocking thread"
+	demo_one_scan "$n" "SYN scan, iptables backend" -sS
+	shown "iptables -t raw -S SCANWARDEN"
+	ipt "$VICTIM4" -t raw -S SCANWARDEN 2>&1 | indented || true
+
+	heading "The default backend ($def) in advanced mode (scanwarden run -atcp -audp)"
+	demo_stop_flush
+	sed -i '/^BLOCK_BACKEND=/d' "$CONF"
+	E2E_BACKEND=$def
+	DAEMON_ARGS=(-atcp -audp)
+	start_daemon
+	say "in advanced mode every unbound port below 1024 is a trap: the kernel holds the source of"
+	say "the first probe to any of them and drops it before scanwarden has even seen it"
+	demo_one_scan "$((n + 1))" "SYN scan, $def, advanced mode" -sS
+	if [[ $def == nftables ]]; then
+		local what
+		for what in "set inet scanwarden trap4" "set inet scanwarden ban4"; do
+			shown "nft list $what"
+			# shellcheck disable=SC2086 # what is three words
+			ip netns exec "$NS_VIC" nft list $what 2>&1 | grep -vE '^\s*(table|\}|type|flags|size)' | indented || true
+		done
+	fi
+}
+
+# demo_table: the figures of every scan.
+demo_table() {
+	local r
+	heading "The figures"
+	say "$(printf '%-32s %-9s %9s %8s %11s' scan backend 'ms*' probes classified)"
+	for r in "${DEMO_ROWS[@]}"; do
+		say "$r"
 	done
+	say "* from the scan's first probe to the rule in place (\"kernel\": the kernel trap, on its first trap hit)"
+	say "  probes: what scanwarden saw before its decision; classified: ports nmap still learned (open/closed)"
+	say "  (make bench measures these over many runs, with PortSentry 1.2 as a reference)"
 }
 
 demo_scan() {
@@ -133,7 +205,7 @@ demo_scan() {
 	heading "Scan $((i + 1)) of ${#DEMO_SCANS[@]}: $title from $SRC"
 	nmap_cmd "$args" "$SRC" "$DST" --max-retries 0
 	shown "${NMAP[*]}"
-	local out=$WORK/logs/scan-demo$i.nmap
+	local out=$WORK/logs/scan-demo$i.nmap classified=-
 	if run_nmap "demo$i"; then
 		if grep -qE '^(Not shown|[0-9]+/(tcp|udp) )' "$out"; then
 			# the summary line and at most five port lines
@@ -144,8 +216,11 @@ demo_scan() {
 			tail -n 3 "$out" | indented
 		fi
 		printf '  %s\n' "$(nmap_verdict "$out")"
+		classified=$(nmap_classified "$out")
 	fi
-	show_alerts "$SRC"
+	local short="${type^^} scan"
+	[[ $args != -6* ]] || short="IPv6 $short"
+	show_alerts "$SRC" "$short" "$classified"
 	local t
 	t=$(daemon_lines "$SRC" | head -n 1)
 	t=$(jstr "$t" type)
@@ -155,10 +230,21 @@ demo_scan() {
 demo_state() {
 	local url
 	heading "What scanwarden changed on the victim"
-	shown "iptables -S SCANWARDEN"
-	ipt "$VICTIM4" -S SCANWARDEN 2>&1 | indented || true
-	shown "ip6tables -S SCANWARDEN"
-	ipt "$VICTIM6" -S SCANWARDEN 2>&1 | indented || true
+	case $E2E_BACKEND in
+	nftables)
+		shown "nft list table inet scanwarden    ${DIM}# the ban sets (and the kernel trap), matched before routing${RESET}"
+		ip netns exec "$NS_VIC" nft list table inet scanwarden 2>&1 | indented || true
+		;;
+	ipset)
+		shown "ipset list scanwarden-ban4; ipset list scanwarden-ban6"
+		ip netns exec "$NS_VIC" ipset list scanwarden-ban4 2>&1 | indented || true
+		ip netns exec "$NS_VIC" ipset list scanwarden-ban6 2>&1 | indented || true
+		;;
+	iptables)
+		shown "iptables -t raw -S SCANWARDEN"
+		ipt "$VICTIM4" -t raw -S SCANWARDEN 2>&1 | indented || true
+		;;
+	esac
 	shown "cat $DDIR/hosts.deny    ${DIM}# HOSTS_DENY_FILE: /etc/hosts.deny outside the demo${RESET}"
 	indented <"$DDIR/hosts.deny"
 	shown "scanwarden list"
@@ -209,7 +295,7 @@ demo_main() {
   DNS-like server, a benign client ($BENIGN4, $BENIGN6) making HTTP
   and DNS requests to it every $BENIGN_INTERVAL, and an attacker that scans it with
   nmap, each scan from a fresh address. scanwarden watches the victim's
-  interface and blocks each scanner.
+  interface and blocks each scanner, with its default configuration.
 EOF
 	cat <<EOF
 
@@ -220,9 +306,14 @@ EOF
   retrying them.
 EOF
 	heading "Setting up"
-	setup "$((${#DEMO_SCANS[@]} + 1))"
+	setup "$((${#DEMO_SCANS[@]} + 2))"
 	say "lab up; labsrv serving on the victim; benign client running"
+	# the default config: no BLOCK_BACKEND line (auto), KERNEL_TRAP and the
+	# modes as shipped; only the lab's paths and a roomy rate limit
+	sed -i '/^BLOCK_BACKEND=/d' "$CONF"
+	say "config: scanwarden's defaults (BLOCK_BACKEND=\"auto\", KERNEL_TRAP=\"1\", stealth mode), the lab's paths"
 	start_daemon
+	demo_backend
 	local caps=-all,+net_raw,+net_admin$RT_CAP
 	say "command: ${RT_PREFIX[*]}${RT_PREFIX[*]:+ }setpriv --reuid=$SW_USER --regid=$SW_USER --init-groups --inh-caps=$caps --ambient-caps=$caps --bounding-set=$caps --no-new-privs scanwarden run -c CONF --log-format json"
 	pause 1
@@ -231,8 +322,9 @@ EOF
 	done
 	demo_state
 	alive "$DPID" || fail "scanwarden is no longer running"
-	demo_trap
+	demo_compare
 	alive "$DPID" || fail "scanwarden is no longer running"
+	demo_table
 	demo_teardown
 	if ((FAILURES > 0)); then
 		heading "The demo FAILED: $FAILURES problem(s), listed above"

@@ -20,8 +20,9 @@
 # its own fresh attacker address, it asserts: the daemon logged an
 # attackalert line and one "blocked" line for that address with the right
 # scan type; the backend (E2E_BACKEND, default iptables) blocks it exactly
-# once: with iptables, the victim's SCANWARDEN chain (iptables or
-# ip6tables) has exactly one DROP rule for it; with nftables or ipset, it is
+# once: with iptables, the victim's SCANWARDEN chain of the raw table
+# (iptables or ip6tables, jumped to from raw PREROUTING) has exactly one
+# DROP rule for it; with nftables or ipset, it is
 # an element of the ban set of its family (or, trapped by the kernel, of
 # the trap set: KERNEL_TRAP is on by default); the hosts.deny file exactly one entry; a new
 # TCP connection from that address to the victim's :80 fails (while the
@@ -38,8 +39,8 @@
 # file; no address but the scanners' was blocked; the daemon logged no error
 # and is still running; SIGTERM stops it with exit status 0, keeping the
 # blocks; `scanwarden flush` (as root) then leaves nothing of the backend
-# (no SCANWARDEN chain or jump; no table inet scanwarden; no scanwarden-*
-# set, chain or jump) and hosts.deny as it was. Any failed assertion makes the exit status non-zero
+# (no rule, chain or jump of scanwarden's in any iptables table; no table
+# inet scanwarden; no scanwarden-* set) and hosts.deny as it was. Any failed assertion makes the exit status non-zero
 # after the daemon log's tail is printed. Everything is torn down on exit.
 #
 # Needs root, nmap, iptables, iproute2, setpriv (util-linux) and Go; nft
@@ -126,7 +127,7 @@ preflight() {
 		PATH=$PATH:/usr/local/go/bin
 	fi
 	local t
-	local tools=(ip nmap iptables ip6tables setpriv timeout awk sed grep stat sort)
+	local tools=(ip nmap iptables ip6tables iptables-save ip6tables-save setpriv timeout awk sed grep stat sort)
 	case $E2E_BACKEND in
 	iptables) ;;
 	nftables) tools+=(nft) ;;
@@ -548,13 +549,33 @@ ipt() {
 	ip netns exec "$NS_VIC" "$cmd" -w 5 "$@"
 }
 
-# chain ADDR: the SCANWARDEN chain of ADDR's family (empty when missing).
-chain() { ipt "$1" -S SCANWARDEN 2>/dev/null || true; }
+# The firewall backends drop banned (and trap-held) sources at
+# prerouting, in the raw table / at raw priority, before routing and
+# connection tracking; only the kernel trap's catch is on the input path
+# (filter INPUT, or the nftables table's input chain). See
+# docs/backends.md.
 
-# JUMP_RE: INPUT's jump to SCANWARDEN.
-JUMP_RE='^-A INPUT( .*)? -j SCANWARDEN$'
-# SETS_JUMP_RE: INPUT's jump to the ipset backend's chain.
-SETS_JUMP_RE='^-A INPUT( .*)? -j SCANWARDEN-SETS$'
+# chain ADDR: the iptables backend's SCANWARDEN chain (raw table) of
+# ADDR's family (empty when missing).
+chain() { ipt "$1" -t raw -S SCANWARDEN 2>/dev/null || true; }
+
+# prerouting ADDR: raw PREROUTING of ADDR's family.
+prerouting() { ipt "$1" -t raw -S PREROUTING 2>/dev/null || true; }
+
+# JUMP_RE: raw PREROUTING's jump to SCANWARDEN.
+JUMP_RE='^-A PREROUTING( .*)? -j SCANWARDEN$'
+# SETS_JUMP_RE: raw PREROUTING's jump to the ipset backend's chain.
+SETS_JUMP_RE='^-A PREROUTING( .*)? -j SCANWARDEN-SETS$'
+# TRAP_JUMP_RE: filter INPUT's jump to the ipset backend's kernel trap.
+TRAP_JUMP_RE='^-A INPUT( .*)? -j SCANWARDEN-TRAP$'
+
+# ipt_save ADDR: every table of ADDR's family (iptables-save or
+# ip6tables-save) in the victim.
+ipt_save() {
+	local cmd=iptables-save
+	[[ $1 == *:* ]] && cmd=ip6tables-save
+	ip netns exec "$NS_VIC" "$cmd" 2>/dev/null || true
+}
 
 # nft_elems SET: the elements of SET in the victim's table inet
 # scanwarden, one per line (none when the set or table is missing).
@@ -616,37 +637,53 @@ conn_blocked() {
 	fi
 }
 
-# hooks ADDR: how many times the input path of ADDR's family goes through
-# E2E_BACKEND's rules (1 when in place: a jump from INPUT, or the
-# nftables table's one input-hook chain).
+# hooks ADDR: how many times the packet path of ADDR's family goes
+# through E2E_BACKEND's drops (1 when in place: a jump from raw
+# PREROUTING, or the nftables table's one prerouting-hook chain).
 hooks() {
 	case $E2E_BACKEND in
-	iptables) count_re "$(ipt "$1" -S INPUT)" "$JUMP_RE" ;;
-	nftables) count_re "$(ip netns exec "$NS_VIC" nft list table inet scanwarden 2>/dev/null)" 'hook input' ;;
-	ipset) count_re "$(ipt "$1" -S INPUT)" "$SETS_JUMP_RE" ;;
+	iptables) count_re "$(prerouting "$1")" "$JUMP_RE" ;;
+	nftables) count_re "$(ip netns exec "$NS_VIC" nft list table inet scanwarden 2>/dev/null)" 'hook prerouting' ;;
+	ipset) count_re "$(prerouting "$1")" "$SETS_JUMP_RE" ;;
+	esac
+}
+
+# catches ADDR: how many times the input path of ADDR's family goes
+# through the kernel trap's catch (at most 1: filter INPUT's jump to
+# SCANWARDEN-TRAP, or the nftables input chain's jump to trap; 0 without
+# a trap, and with iptables).
+catches() {
+	case $E2E_BACKEND in
+	iptables) echo 0 ;;
+	nftables)
+		ip netns exec "$NS_VIC" nft list chain inet scanwarden input 2>/dev/null | grep -cE '^[[:space:]]*jump trap([[:space:]]|$)' || true
+		;;
+	ipset) count_re "$(ipt "$1" -S INPUT 2>/dev/null || true)" "$TRAP_JUMP_RE" ;;
 	esac
 }
 
 # leftovers ADDR: what of E2E_BACKEND is still in place in ADDR's family
 # (empty: nothing).
 leftovers() {
-	local left=()
+	local left=() rules
 	case $E2E_BACKEND in
-	iptables)
-		ipt "$1" -S SCANWARDEN >/dev/null 2>&1 && left+=("chain SCANWARDEN: $(chain "$1" | tr '\n' ';')")
+	iptables | ipset)
+		# any chain, jump or rule of scanwarden's, in any table (raw
+		# and filter; an earlier version's filter chains too)
+		rules=$(ipt_save "$1" | grep -iE '^(:|-A ).*scanwarden' || true)
+		[[ -z $rules ]] || left+=("rules: $(tr '\n' ';' <<<"$rules")")
 		;;
 	nftables)
 		ip netns exec "$NS_VIC" nft list table inet scanwarden >/dev/null 2>&1 && left+=("table inet scanwarden")
 		;;
-	ipset)
+	esac
+	if [[ $E2E_BACKEND == ipset ]]; then
 		local sets
 		sets=$(ip netns exec "$NS_VIC" ipset list -n 2>/dev/null | grep '^scanwarden-' | tr '\n' ' ' || true)
 		[[ -z $sets ]] || left+=("sets $sets")
-		ipt "$1" -S SCANWARDEN-SETS >/dev/null 2>&1 && left+=("chain SCANWARDEN-SETS")
-		ipt "$1" -S SCANWARDEN-TRAP >/dev/null 2>&1 && left+=("chain SCANWARDEN-TRAP")
-		;;
-	esac
-	(($(hooks "$1") == 0)) || left+=("INPUT's jump")
+	fi
+	(($(hooks "$1") == 0)) || left+=("PREROUTING's jump")
+	(($(catches "$1") == 0)) || left+=("the trap's jump from INPUT")
 	((${#left[@]} == 0)) || printf '%s\n' "${left[*]}"
 }
 
@@ -731,6 +768,19 @@ run_nmap() {
 		fail "$1: '${NMAP[*]}' exited $rc: $(tail -n 3 "$out")"
 		return 1
 	}
+}
+
+# nmap_classified FILE: the ports nmap classified (open, closed,
+# unfiltered: what it learned) in its normal output FILE.
+nmap_classified() {
+	awk '
+	/^Not shown: / {
+		s = $0; sub(/^Not shown: /, "", s)
+		n = split(s, part, /, /)
+		for (i = 1; i <= n; i++) { split(part[i], w, " "); if (w[2] == "closed" || w[2] == "open" || w[2] == "unfiltered") k += w[1] }
+	}
+	/^[0-9]+\/(tcp|udp) +(open|closed|unfiltered) / { k++ }
+	END { print k + 0 }' "$1"
 }
 
 declare -a ROWS=()
@@ -830,7 +880,9 @@ check_benign() {
 
 # check_only_scanners WANT4 WANT6: the backend blocks exactly the
 # scanners (with iptables: SCANWARDEN holds nothing but their DROP
-# rules), and the input path goes through it once.
+# rules), the packet path goes through its drops once (raw PREROUTING's
+# jump, or the nftables prerouting chain), and the input path through
+# the kernel trap's catch at most once.
 check_only_scanners() {
 	local fam want rules n a
 	for fam in 4 6; do
@@ -847,8 +899,10 @@ check_only_scanners() {
 		n=$(hooks "$a")
 		# (a family without blocks may have no chain and jump yet)
 		if ((n > 1 || (want > 0 && n == 0))); then
-			fail "IPv$fam: the input path goes through $E2E_BACKEND's rules $n times, want 1"
+			fail "IPv$fam: the packet path (prerouting) goes through $E2E_BACKEND's drops $n times, want 1"
 		fi
+		n=$(catches "$a")
+		((n <= 1)) || fail "IPv$fam: the input path goes through the kernel trap's catch $n times, want at most 1"
 	done
 }
 

@@ -331,8 +331,9 @@ func TestKernelBlockUnblock(t *testing.T) {
 	if string(deny) != "ALL: 198.51.100.242 : DENY\nALL: [fd00:77::242] : DENY\n" {
 		t.Fatalf("hosts.deny:\n%s", deny)
 	}
-	rules4 := sh(t, "ip", "netns", "exec", l.ns("victim"), "iptables", "-S")
-	rules6 := sh(t, "ip", "netns", "exec", l.ns("victim"), "ip6tables", "-S")
+	// the rules are in the raw table (dropped at prerouting)
+	rules4 := sh(t, "ip", "netns", "exec", l.ns("victim"), "iptables", "-t", "raw", "-S")
+	rules6 := sh(t, "ip", "netns", "exec", l.ns("victim"), "ip6tables", "-t", "raw", "-S")
 	if countLines(rules4, "198.51.100.242") != 1 || countLines(rules6, "fd00:77::242") != 1 {
 		t.Fatalf("rules:\n%s\n%s", rules4, rules6)
 	}
@@ -390,9 +391,10 @@ func TestKernelBlockUnblock(t *testing.T) {
 			t.Fatalf("restore: %v\n%s", err, out)
 		}
 	}
-	rules4 = sh(t, "ip", "netns", "exec", l.ns("victim"), "iptables", "-S")
-	rules6 = sh(t, "ip", "netns", "exec", l.ns("victim"), "ip6tables", "-S")
-	if countLines(rules4, "198.51.100.242") != 1 || countLines(rules6, "fd00:77::242") != 1 || countLines(rules4, "-j SCANWARDEN") != 1 {
+	rules4 = sh(t, "ip", "netns", "exec", l.ns("victim"), "iptables", "-t", "raw", "-S")
+	rules6 = sh(t, "ip", "netns", "exec", l.ns("victim"), "ip6tables", "-t", "raw", "-S")
+	jumps4 := sh(t, "ip", "netns", "exec", l.ns("victim"), "iptables", "-t", "raw", "-S", "PREROUTING")
+	if countLines(rules4, "198.51.100.242") != 1 || countLines(rules6, "fd00:77::242") != 1 || countLines(jumps4, "-j SCANWARDEN") != 1 {
 		t.Fatalf("after kill -9 and restarts:\n%s\n%s", rules4, rules6)
 	}
 	if deny, _ := os.ReadFile(filepath.Join(l.dir, "hosts.deny")); countLines(string(deny), "198.51.100.242") != 1 {
@@ -406,7 +408,8 @@ func TestKernelBlockUnblock(t *testing.T) {
 		t.Fatalf("flush: %v\n%s", err, out)
 	}
 	rules4 = sh(t, "ip", "netns", "exec", l.ns("victim"), "iptables", "-S")
-	if strings.Contains(rules4, "SCANWARDEN") || !strings.Contains(rules4, "192.0.2.99") {
-		t.Fatalf("after flush:\n%s", rules4)
+	raw4 := sh(t, "ip", "netns", "exec", l.ns("victim"), "iptables", "-t", "raw", "-S")
+	if strings.Contains(rules4, "SCANWARDEN") || strings.Contains(raw4, "SCANWARDEN") || !strings.Contains(rules4, "192.0.2.99") {
+		t.Fatalf("after flush:\n%s\nraw:\n%s", rules4, raw4)
 	}
 }

@@ -116,7 +116,7 @@ func TestKernelBackendSwitch(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	stop()
-	if out := sh(t, "ip", "netns", "exec", l.ns("victim"), "iptables", "-S", "SCANWARDEN"); !strings.Contains(out, labAttacker4.String()) {
+	if out := sh(t, "ip", "netns", "exec", l.ns("victim"), "iptables", "-t", "raw", "-S", "SCANWARDEN"); !strings.Contains(out, labAttacker4.String()) {
 		t.Fatalf("no iptables rule after the first run:\n%s", out)
 	}
 
@@ -125,7 +125,7 @@ func TestKernelBackendSwitch(t *testing.T) {
 	if !strings.Contains(log.String(), `removed the 1 block(s) "iptables" had left`) {
 		t.Errorf("no word of the iptables leftovers:\n%s", log)
 	}
-	if out, err := exec.Command("ip", "netns", "exec", l.ns("victim"), "iptables", "-S", "SCANWARDEN").CombinedOutput(); err == nil {
+	if out, err := exec.Command("ip", "netns", "exec", l.ns("victim"), "iptables", "-t", "raw", "-S", "SCANWARDEN").CombinedOutput(); err == nil {
 		t.Errorf("the iptables chain is still there:\n%s", out)
 	}
 	out := sh(t, "ip", "netns", "exec", l.ns("victim"), "nft", "list", "set", "inet", "scanwarden", "ban4")

@@ -85,25 +85,20 @@ func runBans(ctx context.Context, w io.Writer, n int) error {
 	return nil
 }
 
-// runLoad loads n bans straight into backend's kernel structure in the
-// current network namespace (not the host's), as `fwd` does, writes how
-// long the load took to w, and removes the structure again.
+// runLoad loads n bans into backend in the current network namespace
+// (not the host's) through the backend itself, as `fwd` does, writes how
+// long the load took to w, and has the backend remove everything again.
 func runLoad(ctx context.Context, w io.Writer, backend string, n int) error {
-	if err := checkNotHostNS(); err != nil {
-		return err
-	}
-	l, err := newLoader(backend, "")
+	l, err := openBackend(backend)
 	if err != nil {
 		return err
 	}
+	defer l.Close()
 	if err := l.Prepare(ctx); err != nil {
 		_ = l.Teardown(ctx)
 		return err
 	}
-	addrs := banAddrs(n)
-	t0 := time.Now()
-	err = l.Fill(ctx, addrs)
-	took := time.Since(t0)
+	took, err := l.Fill(ctx, banAddrs(n))
 	if err == nil {
 		var have int
 		if have, err = l.Count(ctx); err == nil && have != n {
@@ -117,14 +112,14 @@ func runLoad(ctx context.Context, w io.Writer, backend string, n int) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "%s: %d IPv6 bans loaded in %.2f s (%s), removed in %.2f s\n",
+	fmt.Fprintf(w, "%s: %d IPv6 bans loaded in %.2f s (%s), removed in %.2f s (the backend's flush)\n",
 		backend, n, took.Seconds(), loadMethod[backend], time.Since(t1).Seconds())
 	return nil
 }
 
-// loadMethod says how each loader puts bans in.
+// loadMethod says how each backend's bans are put in.
 var loadMethod = map[string]string{
-	"nftables": fmt.Sprintf("netlink transactions of %d elements into a set with timeouts", nftChunk*nftPerFlush),
-	"ipset":    "one netlink message per ban into a hash:ip set",
-	"iptables": "one ip6tables-restore of one rule per ban",
+	"nftables": "the backend's Sync: netlink transactions into its ban set, with timeouts",
+	"ipset":    "the backend's Sync: netlink batches into its hash:ip ban set, with timeouts",
+	"iptables": "the backend's rules in its raw-table chain, by ONE ip6tables-restore, not through the backend",
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -19,21 +20,27 @@ type fwdOptions struct {
 	Duration time.Duration
 	Rounds   int
 	Backends []string
+	Paths    []string
 	Prefix   string
 }
 
-// config is one firewall state the traffic is measured against.
+// config is one firewall state the traffic is measured against, and the
+// path the traffic takes.
 type config struct {
-	backend string // backendNone or a loader's name
-	bans    int    // elements loaded (0: the structure empty)
+	backend string // backendNone or a backend's name
+	bans    int    // bans loaded (0: the structure empty)
+	path    string // pathLocal or pathForward
 }
 
-func (c config) String() string {
+// label names the firewall state.
+func (c config) label() string {
 	if c.backend == backendNone {
 		return "no firewall"
 	}
 	return fmt.Sprintf("%s, %d bans", c.backend, c.bans)
 }
+
+func (c config) String() string { return c.label() + ", " + c.path }
 
 // fwdReport gathers the runs of every configuration.
 type fwdReport struct {
@@ -50,17 +57,18 @@ func (r *fwdReport) add(c config, res runResult) {
 	r.runs[c] = append(r.runs[c], res)
 }
 
-// toolsOf names the programs each backend's loader runs.
+// toolsOf names the programs each backend runs, or fwdbench for it.
 var toolsOf = map[string][]string{
 	"nftables": {},
-	"ipset":    {"ip6tables"},
-	"iptables": {"ip6tables", "ip6tables-restore"},
+	"ipset":    {"iptables", "ip6tables"},
+	"iptables": {"iptables", "ip6tables", "ip6tables-restore"},
 }
 
-// runFwd measures the per-packet cost of the victim's receive path with no
-// firewall, and for each backend with its structure empty and with
-// o.Bans bans, in o.Rounds interleaved rounds, and writes the table to w.
-// Progress goes to stderr. Its namespaces are deleted on return.
+// runFwd measures the per-packet cost of the victim's paths (o.Paths: its
+// input path, and the path of what it forwards) with no firewall, and for
+// each backend with its structure empty and with o.Bans bans, in o.Rounds
+// interleaved rounds, and writes the table to w. Progress goes to
+// stderr. Its namespaces are deleted on return.
 func runFwd(ctx context.Context, w io.Writer, o fwdOptions) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("needs root (network namespaces, firewall structures in them)")
@@ -73,7 +81,7 @@ func runFwd(ctx context.Context, w io.Writer, o fwdOptions) error {
 	}
 	rep := &fwdReport{runs: map[config][]runResult{}, loads: map[string][]time.Duration{}, skipped: map[string]string{}}
 	for _, b := range o.Backends {
-		if _, err := newLoader(b, ""); err != nil {
+		if err := checkBackend(b); err != nil {
 			return err
 		}
 		for _, t := range toolsOf[b] {
@@ -89,11 +97,11 @@ func runFwd(ctx context.Context, w io.Writer, o fwdOptions) error {
 	defer p.delete()
 	addrs := banAddrs(o.Bans)
 	progress := func(c config, res runResult) {
-		fmt.Fprintf(os.Stderr, "fwdbench: %-26s %8.1f ns/packet, %9.0f sent/s, %9.0f delivered/s\n",
+		fmt.Fprintf(os.Stderr, "fwdbench: %-35s %8.1f ns/packet, %9.0f sent/s, %9.0f delivered/s\n",
 			c.String()+":", res.NsPerPacket(), perSec(res.Sent, res.Wall), perSec(res.Delivered, res.Wall))
 	}
 	run := func(c config) error {
-		res, err := measure(p, o.Duration)
+		res, err := measure(p, p.path(c.path), o.Duration)
 		if err != nil {
 			return fmt.Errorf("%v: %w", c, err)
 		}
@@ -103,8 +111,10 @@ func runFwd(ctx context.Context, w io.Writer, o fwdOptions) error {
 	}
 	for round := 1; round <= o.Rounds; round++ {
 		fmt.Fprintf(os.Stderr, "fwdbench: round %d of %d\n", round, o.Rounds)
-		if err := run(config{backendNone, 0}); err != nil {
-			return err
+		for _, pt := range o.Paths {
+			if err := run(config{backendNone, 0, pt}); err != nil {
+				return err
+			}
 		}
 		for _, b := range o.Backends {
 			if err := ctx.Err(); err != nil {
@@ -113,7 +123,7 @@ func runFwd(ctx context.Context, w io.Writer, o fwdOptions) error {
 			if _, skip := rep.skipped[b]; skip {
 				continue
 			}
-			if err := backendRound(ctx, p, b, addrs, rep, run); err != nil {
+			if err := backendRound(ctx, p, b, addrs, o.Paths, rep, run); err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err() // interrupted: no table
 				}
@@ -126,10 +136,11 @@ func runFwd(ctx context.Context, w io.Writer, o fwdOptions) error {
 	return nil
 }
 
-// backendRound measures backend b empty and then loaded with addrs,
-// checking each time that the structure drops exactly what it should, and
-// removes it again.
-func backendRound(ctx context.Context, p *pair, b string, addrs []netip.Addr, rep *fwdReport, run func(config) error) (err error) {
+// backendRound has backend b make its structure in the victim, measures
+// each path through it empty and then loaded with addrs, checking each
+// time that it drops exactly what it should on that path, and has the
+// backend remove it again.
+func backendRound(ctx context.Context, p *pair, b string, addrs []netip.Addr, paths []string, rep *fwdReport, run func(config) error) (err error) {
 	l, err := newLoader(b, p.victim)
 	if err != nil {
 		return err
@@ -144,26 +155,33 @@ func backendRound(ctx context.Context, p *pair, b string, addrs []netip.Addr, re
 		}
 		time.Sleep(quiesce)
 	}()
-	if err := verify(p, false); err != nil {
-		return fmt.Errorf("empty %s: %w", b, err)
+	for _, pt := range paths {
+		if err := verify(p, p.path(pt), false); err != nil {
+			return fmt.Errorf("empty %s: %w", b, err)
+		}
+		if err := run(config{b, 0, pt}); err != nil {
+			return err
+		}
 	}
-	if err := run(config{b, 0}); err != nil {
+	took, err := l.Fill(ctx, addrs)
+	if err != nil {
 		return err
 	}
-	t0 := time.Now()
-	if err := l.Fill(ctx, addrs); err != nil {
-		return err
-	}
-	rep.loads[b] = append(rep.loads[b], time.Since(t0))
+	rep.loads[b] = append(rep.loads[b], took)
 	if n, err := l.Count(ctx); err != nil {
 		return err
 	} else if n != len(addrs) {
 		return fmt.Errorf("%s holds %d bans after loading %d", b, n, len(addrs))
 	}
-	if err := verify(p, true); err != nil {
-		return fmt.Errorf("%s with %d bans: %w", b, len(addrs), err)
+	for _, pt := range paths {
+		if err := verify(p, p.path(pt), true); err != nil {
+			return fmt.Errorf("%s with %d bans: %w", b, len(addrs), err)
+		}
+		if err := run(config{b, len(addrs), pt}); err != nil {
+			return err
+		}
 	}
-	return run(config{b, len(addrs)})
+	return nil
 }
 
 func perSec(n uint64, d time.Duration) float64 {
@@ -203,14 +221,26 @@ func (r *fwdReport) figure(c config, f func(runResult) float64) stats {
 // with (a loaded structure against the same structure empty, an empty one
 // against no firewall).
 func (r *fwdReport) print(w io.Writer, o fwdOptions) {
-	fmt.Fprintf(w, "per-packet cost: IPv6 UDP, %d-byte packets, generator namespace -> victim namespace over veth, %d rounds of %v;\n",
+	fmt.Fprintf(w, "per-packet cost: IPv6 UDP, %d-byte packets from a generator namespace over veth, %d rounds of %v;\n",
 		40+8+payloadLen, o.Rounds, o.Duration)
-	fmt.Fprintf(w, "ns/packet: the generator thread's CPU time per datagram (its send, and the victim's receive path and\n")
-	fmt.Fprintf(w, "firewall, which veth runs in the sender's context): best of the rounds, then median and worst\n")
-	fmt.Fprintf(w, "%-24s %9s %10s %12s %11s %11s %11s %10s %9s\n",
-		"configuration", "load (s)", "sent/s", "delivered/s", "best ns/pkt", "median", "worst", "vs", "softirqd")
+	fmt.Fprintf(w, "the backends' own structures (block/backends), made in the victim namespace as the daemon makes them\n")
+	fmt.Fprintf(w, "(kernel trap off): the bans are dropped at prerouting, raw priority, whatever the destination;\n")
+	fmt.Fprintf(w, "path local: to a sink in the victim (its input path); forward: through the victim, which routes it\n")
+	fmt.Fprintf(w, "to a sink in a third namespace behind it (its forward path)\n")
+	fmt.Fprintf(w, "ns/packet: the generator thread's CPU time per datagram (its send, and the victim's receive or forward\n")
+	fmt.Fprintf(w, "path and firewall, which veth runs in the sender's context): best of the rounds, then median and worst\n")
+	fmt.Fprintf(w, "%-24s %-8s %9s %10s %12s %11s %11s %11s %10s %9s\n",
+		"configuration", "path", "load (s)", "sent/s", "delivered/s", "best ns/pkt", "median", "worst", "vs", "softirqd")
 	cost := func(res runResult) float64 { return res.NsPerPacket() }
-	for _, c := range r.order {
+	var rows []config
+	for _, pt := range pathNames {
+		for _, c := range r.order {
+			if c.path == pt {
+				rows = append(rows, c)
+			}
+		}
+	}
+	for _, c := range rows {
 		s := r.figure(c, cost)
 		sent := r.figure(c, func(res runResult) float64 { return perSec(res.Sent, res.Wall) })
 		deliv := r.figure(c, func(res runResult) float64 { return perSec(res.Delivered, res.Wall) })
@@ -234,16 +264,19 @@ func (r *fwdReport) print(w io.Writer, o fwdOptions) {
 				vs = fmt.Sprintf("%+.1f%%", (s.min-b)/b*100)
 			}
 		}
-		fmt.Fprintf(w, "%-24s %9s %10.0f %12.0f %11.1f %11.1f %11.1f %10s %9.1f\n",
-			c, load, sent.med, deliv.med, s.min, s.med, s.max, vs, soft.med)
+		fmt.Fprintf(w, "%-24s %-8s %9s %10.0f %12.0f %11.1f %11.1f %11.1f %10s %9.1f\n",
+			c.label(), c.path, load, sent.med, deliv.med, s.min, s.med, s.max, vs, soft.med)
 	}
-	if s := r.figure(config{backendNone, 0}, cost); s.min > 0 {
-		fmt.Fprintf(w, "noise: 'no firewall' runs lie %.1f%% (median) and %.1f%% (worst) above its best\n",
-			(s.med-s.min)/s.min*100, (s.max-s.min)/s.min*100)
+	for _, pt := range pathNames {
+		if s := r.figure(config{backendNone, 0, pt}, cost); s.min > 0 {
+			fmt.Fprintf(w, "noise: 'no firewall, %s' runs lie %.1f%% (median) and %.1f%% (worst) above its best\n",
+				pt, (s.med-s.min)/s.min*100, (s.max-s.min)/s.min*100)
+		}
 	}
-	fmt.Fprintf(w, "vs: best against best, a loaded structure against the same one empty, an empty one against no firewall\n")
+	fmt.Fprintf(w, "vs: best against best on the same path, a loaded structure against the same one empty, an empty one against no firewall\n")
 	fmt.Fprintf(w, "softirqd: ns/packet ksoftirqd/%d spent meanwhile (receive work deferred out of the generator; not in ns/pkt)\n", genCPU)
-	fmt.Fprintf(w, "load (s): %d bans put straight into the kernel, median: nftables, %d-element transactions; ipset, one netlink message a ban; ip6tables-restore\n", o.Bans, nftChunk*nftPerFlush)
+	fmt.Fprintf(w, "load (s): %d IPv6 bans, median: nftables and ipset, the backend's Sync (netlink batches into its ban set);\n", o.Bans)
+	fmt.Fprintf(w, "  iptables, its rules in its raw-table chain by one ip6tables-restore (the backend itself runs ip6tables twice a ban)\n")
 	for _, b := range o.Backends {
 		if why, ok := r.skipped[b]; ok {
 			fmt.Fprintf(w, "%s: skipped: %s\n", b, why)
@@ -258,9 +291,9 @@ func (r *fwdReport) baseline(c config) (config, bool) {
 	case c.backend == backendNone:
 		return base, false
 	case c.bans == 0:
-		base = config{backendNone, 0}
+		base = config{backendNone, 0, c.path}
 	default:
-		base = config{c.backend, 0}
+		base = config{c.backend, 0, c.path}
 	}
 	_, ok := r.runs[base]
 	return base, ok
@@ -274,10 +307,36 @@ func parseBackends(s string) ([]string, error) {
 		if b == "" {
 			continue
 		}
-		if _, err := newLoader(b, ""); err != nil {
+		if err := checkBackend(b); err != nil {
 			return nil, err
 		}
 		out = append(out, b)
+	}
+	return out, nil
+}
+
+// parsePaths splits a comma-separated list of paths, and returns them in
+// pathNames' order.
+func parsePaths(s string) ([]string, error) {
+	want := map[string]bool{}
+	for _, pt := range strings.Split(s, ",") {
+		pt = strings.TrimSpace(pt)
+		if pt == "" {
+			continue
+		}
+		if !slices.Contains(pathNames, pt) {
+			return nil, fmt.Errorf("unknown path %q (want %s)", pt, strings.Join(pathNames, ", "))
+		}
+		want[pt] = true
+	}
+	var out []string
+	for _, pt := range pathNames {
+		if want[pt] {
+			out = append(out, pt)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no path")
 	}
 	return out, nil
 }

@@ -2,53 +2,265 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
-	"net"
+	"io"
 	"net/netip"
+	"os"
+	"strconv"
 	"strings"
+	"time"
 
-	"github.com/google/nftables"
-	"github.com/google/nftables/expr"
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
+	"github.com/scanwarden/scanwarden/block"
+	"github.com/scanwarden/scanwarden/block/backends"
+	"github.com/scanwarden/scanwarden/block/iptables"
 )
 
-// loader puts bans straight into one kind of kernel structure of a
-// network namespace, the way the matching scanwarden backend lays them out,
-// without going through the backend (so that a 100,000-ban load takes
-// seconds, not the hours one iptables run per ban would).
+// loader puts bans into one of scanwarden's firewall backends in a
+// network namespace, through the backend itself (block/backends, as the
+// daemon opens it), so that what is measured is the layout the daemon
+// writes: its chains, hooks, priorities and sets, whatever they are.
 type loader interface {
-	// Name is the backend the structure belongs to.
+	// Name is the backend's name (BLOCK_BACKEND).
 	Name() string
-	// Prepare creates the structure empty and hooks it into the input
-	// path: after it, every packet to the namespace is looked up in it.
+	// Prepare has the backend make its structure, empty, as the daemon
+	// does on start (Blocker.Prepare): from then on every packet
+	// arriving in the namespace meets it.
 	Prepare(ctx context.Context) error
-	// Fill adds addrs to the structure prepared (one kernel transaction
-	// where the structure allows it).
-	Fill(ctx context.Context, addrs []netip.Addr) error
-	// Count returns how many bans the structure holds, as the kernel
-	// lists them.
+	// Fill adds bans of addrs and returns how long the adding took (the
+	// kernel work only, not the process around it).
+	Fill(ctx context.Context, addrs []netip.Addr) (time.Duration, error)
+	// Count returns how many addresses the backend blocks, as it lists
+	// them from the kernel (Blocker.List).
 	Count(ctx context.Context) (int, error)
-	// Teardown removes the structure and its hook; nothing fwdbench added
-	// stays.
+	// Teardown has the backend remove everything it made
+	// (Blocker.Flush); nothing fwdbench added stays.
 	Teardown(ctx context.Context) error
 }
 
-// backends lists the loaders fwdbench knows, in the order it measures them.
-var backends = []string{"nftables", "ipset", "iptables"}
+// backendNames lists the backends fwdbench knows, in the order it
+// measures them.
+var backendNames = []string{string(backends.Nftables), string(backends.Ipset), string(backends.Iptables)}
 
-// newLoader returns the loader of backend in namespace ns ("" for the
-// current one).
-func newLoader(backend, ns string) (loader, error) {
-	switch backend {
-	case "nftables":
-		return nftLoader{ns}, nil
-	case "ipset":
-		return ipsetLoader{ns}, nil
-	case "iptables":
-		return iptLoader{ns}, nil
+// checkBackend fails unless name is one of backendNames.
+func checkBackend(name string) error {
+	for _, b := range backendNames {
+		if b == name {
+			return nil
+		}
 	}
-	return nil, fmt.Errorf("unknown backend %q (want %s)", backend, strings.Join(backends, ", "))
+	return fmt.Errorf("unknown backend %q (want %s)", name, strings.Join(backendNames, ", "))
+}
+
+// newLoader returns the loader of backend in network namespace ns, which
+// runs each step in a process of its own inside ns (`ip netns exec NS
+// fwdbench step ...`): the backends act on the namespace they run in, and
+// the step refuses to run in the host's (checkNotHostNS).
+func newLoader(backend, ns string) (loader, error) {
+	if err := checkBackend(backend); err != nil {
+		return nil, err
+	}
+	if ns == "" {
+		return nil, errors.New("no network namespace given: fwdbench never changes the firewall of the namespace it runs in")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("finding this program to run its steps in %s: %w", ns, err)
+	}
+	return nsLoader{backend: backend, ns: ns, exe: exe}, nil
+}
+
+// nsLoader is the loader of a backend in another network namespace: each
+// step is `ip netns exec NS fwdbench step -backend B -op OP`.
+type nsLoader struct{ backend, ns, exe string }
+
+func (l nsLoader) Name() string { return l.backend }
+
+// step runs one step in the namespace and returns the value it printed
+// last ("fill NS", "count N"), or "" for a step that prints none.
+func (l nsLoader) step(ctx context.Context, op string, args ...string) (string, error) {
+	out, err := runIn(ctx, l.ns, nil, l.exe, append([]string{stepCmd, "-backend", l.backend, "-op", op}, args...)...)
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if v, ok := strings.CutPrefix(line, op+" "); ok {
+			return v, nil
+		}
+	}
+	return "", nil
+}
+
+func (l nsLoader) Prepare(ctx context.Context) error {
+	_, err := l.step(ctx, "prepare")
+	return err
+}
+
+// Fill passes the number of bans, not the addresses: the step makes the
+// same banAddrs(len(addrs)).
+func (l nsLoader) Fill(ctx context.Context, addrs []netip.Addr) (time.Duration, error) {
+	if want := banAddrs(len(addrs)); len(want) == 0 || want[0] != addrs[0] || want[len(want)-1] != addrs[len(addrs)-1] {
+		return 0, errors.New("fill: the addresses are not banAddrs'")
+	}
+	v, err := l.step(ctx, "fill", "-n", strconv.Itoa(len(addrs)))
+	if err != nil {
+		return 0, err
+	}
+	ns, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("fill: the step printed no time (%q)", v)
+	}
+	return time.Duration(ns), nil
+}
+
+func (l nsLoader) Count(ctx context.Context) (int, error) {
+	v, err := l.step(ctx, "count")
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("count: the step printed no count (%q)", v)
+	}
+	return n, nil
+}
+
+func (l nsLoader) Teardown(ctx context.Context) error {
+	_, err := l.step(ctx, "teardown")
+	return err
+}
+
+// stepCmd is the command of one step, run by nsLoader inside the
+// namespace.
+const stepCmd = "step"
+
+// runStep is `fwdbench step`: one step of a loader in the current
+// network namespace, which must not be the host's. It prints "fill NS"
+// (the nanoseconds the fill took) and "count N".
+func runStep(ctx context.Context, w io.Writer, args []string) error {
+	fs := flag.NewFlagSet("fwdbench "+stepCmd, flag.ContinueOnError)
+	backend := fs.String("backend", "", strings.Join(backendNames, ", "))
+	op := fs.String("op", "", "prepare, fill, count or teardown")
+	n := fs.Int("n", 0, "fill: bans to add (banAddrs)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	b, err := openBackend(*backend)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	switch *op {
+	case "prepare":
+		return b.Prepare(ctx)
+	case "fill":
+		if *n < 1 {
+			return fmt.Errorf("%w: -n must be positive", errUsage)
+		}
+		took, err := b.Fill(ctx, banAddrs(*n))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "fill %d\n", took.Nanoseconds())
+		return nil
+	case "count":
+		have, err := b.Count(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "count %d\n", have)
+		return nil
+	case "teardown":
+		return b.Teardown(ctx)
+	}
+	return fmt.Errorf("%w: -op %q: want prepare, fill, count or teardown", errUsage, *op)
+}
+
+// localBackend is a backend opened in the current network namespace
+// (never the host's), as the daemon opens it (backends.Open).
+type localBackend struct {
+	name string
+	b    block.Blocker
+}
+
+// openBackend opens backend name in the current network namespace, after
+// checking that it is not the host's.
+func openBackend(name string) (*localBackend, error) {
+	if err := checkNotHostNS(); err != nil {
+		return nil, err
+	}
+	if err := checkBackend(name); err != nil {
+		return nil, fmt.Errorf("%w: -backend: %v", errUsage, err)
+	}
+	b, err := backends.Open(backends.Kind(name))
+	if err != nil {
+		return nil, err
+	}
+	return &localBackend{name: name, b: b}, nil
+}
+
+func (l *localBackend) Name() string { return l.name }
+
+func (l *localBackend) Close() { _ = l.b.Close() }
+
+func (l *localBackend) Prepare(ctx context.Context) error {
+	if err := l.b.Prepare(ctx); err != nil {
+		return fmt.Errorf("%s: prepare: %w", l.name, err)
+	}
+	return nil
+}
+
+// Fill: the set backends take the bans as the daemon gives them on start
+// (Sync, in batches over netlink), each with BAN_EXPIRY_TCP's default
+// timeout. The iptables backend runs ip6tables twice per ban, hours for
+// 100,000: its rules, exactly as it writes them, go into its chain in one
+// ip6tables-restore instead (the ip6tables the backend runs in a new
+// namespace, the default one on $PATH; Count, the backend's own listing,
+// checks that it sees them).
+func (l *localBackend) Fill(ctx context.Context, addrs []netip.Addr) (time.Duration, error) {
+	t0 := time.Now()
+	if l.name == string(backends.Iptables) {
+		body := "*" + string(iptables.TableRaw) + "\n" + iptRules(addrs) + "COMMIT\n"
+		if _, err := runIn(ctx, "", []byte(body), "ip6tables-restore", "-w", "5", "--noflush"); err != nil {
+			return 0, fmt.Errorf("iptables: loading %d rules: %w", len(addrs), err)
+		}
+		return time.Since(t0), nil
+	}
+	until := t0.Add(banTimeout)
+	bans := make([]block.Ban, len(addrs))
+	for i, a := range addrs {
+		bans[i] = block.Ban{Addr: a, Proto: "tcp", Type: "syn", Reason: "fwdbench", Since: t0, Until: until}
+	}
+	if err := l.b.Sync(ctx, bans); err != nil {
+		return 0, fmt.Errorf("%s: sync of %d bans: %w", l.name, len(addrs), err)
+	}
+	return time.Since(t0), nil
+}
+
+func (l *localBackend) Count(ctx context.Context) (int, error) {
+	list, err := l.b.List(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("%s: list: %w", l.name, err)
+	}
+	return len(list), nil
+}
+
+func (l *localBackend) Teardown(ctx context.Context) error {
+	if err := l.b.Flush(ctx); err != nil {
+		return fmt.Errorf("%s: flush: %w", l.name, err)
+	}
+	return nil
+}
+
+// iptRules is the restore text of addrs' rules in the iptables backend's
+// chain, as the backend writes them.
+func iptRules(addrs []netip.Addr) string {
+	var b strings.Builder
+	for _, a := range addrs {
+		fmt.Fprintf(&b, "-A %s -s %s -m comment --comment scanwarden -j DROP\n", iptables.ChainScanwarden, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return b.String()
 }
 
 // banAddrs returns n distinct IPv6 addresses to ban: fd00:77::1:0:0:0
@@ -65,263 +277,4 @@ func banAddrs(n int) []netip.Addr {
 		a = a.Next()
 	}
 	return append(out, bannedAddr)
-}
-
-// nftLoader: an inet table with a set of IPv6 addresses with timeouts and
-// one rule in an input-hook chain dropping its members ("meta nfproto ipv6
-// ip6 saddr @ban6 drop"), as the nftables backend has it: one set lookup
-// per packet whatever the set's size. Written over netlink
-// (github.com/google/nftables), so no nft program is needed.
-type nftLoader struct{ ns string }
-
-func (nftLoader) Name() string { return "nftables" }
-
-// nftChunk and nftPerFlush: elements per netlink message and messages
-// per transaction. An element with its timeout is 80 bytes, and a
-// message's element list is one netlink attribute, whose length is 16 bits:
-// google/nftables silently sends a wrapped length for more than 819
-// elements, and the kernel then adds only some of them. 512 elements make
-// 41 KB; two messages a transaction stay well inside the socket's default
-// send buffer (212992 bytes), which bounds a whole batch.
-const (
-	nftChunk    = 512
-	nftPerFlush = 2
-)
-
-// conn opens a netlink connection to nf_tables in the loader's namespace
-// and passes it to f.
-func (l nftLoader) conn(f func(c *nftables.Conn) error) error {
-	var opts []nftables.ConnOption
-	if l.ns != "" {
-		fd, err := unix.Open("/run/netns/"+l.ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("opening network namespace %s: %w", l.ns, err)
-		}
-		defer unix.Close(fd)
-		opts = append(opts, nftables.WithNetNSFd(fd))
-	}
-	c, err := nftables.New(opts...)
-	if err != nil {
-		return fmt.Errorf("nftables: %w", err)
-	}
-	return f(c)
-}
-
-func (l nftLoader) table() *nftables.Table {
-	return &nftables.Table{Family: nftables.TableFamilyINet, Name: nftTable}
-}
-
-func (l nftLoader) set() *nftables.Set {
-	return &nftables.Set{Table: l.table(), Name: nftSet, KeyType: nftables.TypeIP6Addr, HasTimeout: true, Size: banSetSize}
-}
-
-func (l nftLoader) Prepare(context.Context) error {
-	return l.conn(func(c *nftables.Conn) error {
-		t := c.AddTable(l.table())
-		set := l.set()
-		if err := c.AddSet(set, nil); err != nil {
-			return fmt.Errorf("nftables: set %s: %w", nftSet, err)
-		}
-		accept := nftables.ChainPolicyAccept
-		ch := c.AddChain(&nftables.Chain{
-			Name: "input", Table: t, Type: nftables.ChainTypeFilter,
-			Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityRef(nftPriority), Policy: &accept,
-		})
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV6}},
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 16},
-			&expr.Lookup{SourceRegister: 1, SetName: nftSet},
-			&expr.Verdict{Kind: expr.VerdictDrop},
-		}})
-		if err := c.Flush(); err != nil {
-			return fmt.Errorf("nftables: creating table inet %s: %w", nftTable, err)
-		}
-		return nil
-	})
-}
-
-func (l nftLoader) Fill(ctx context.Context, addrs []netip.Addr) error {
-	return l.conn(func(c *nftables.Conn) error {
-		set := l.set()
-		elems := make([]nftables.SetElement, 0, nftChunk)
-		for i, msgs := 0, 0; i < len(addrs); i += nftChunk {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			elems = elems[:0]
-			for _, a := range addrs[i:min(i+nftChunk, len(addrs))] {
-				elems = append(elems, nftables.SetElement{Key: a.AsSlice(), Timeout: banTimeout})
-			}
-			if err := c.SetAddElements(set, elems); err != nil {
-				return fmt.Errorf("nftables: adding to %s: %w", nftSet, err)
-			}
-			if msgs++; msgs == nftPerFlush || i+nftChunk >= len(addrs) {
-				if err := c.Flush(); err != nil {
-					return fmt.Errorf("nftables: adding to %s: %w", nftSet, err)
-				}
-				msgs = 0
-			}
-		}
-		return nil
-	})
-}
-
-func (l nftLoader) Count(context.Context) (n int, err error) {
-	err = l.conn(func(c *nftables.Conn) error {
-		elems, err := c.GetSetElements(l.set())
-		if err != nil {
-			return fmt.Errorf("nftables: listing %s: %w", nftSet, err)
-		}
-		n = len(elems)
-		return nil
-	})
-	return n, err
-}
-
-func (l nftLoader) Teardown(context.Context) error {
-	return l.conn(func(c *nftables.Conn) error {
-		c.DelTable(l.table())
-		if err := c.Flush(); err != nil {
-			return fmt.Errorf("nftables: deleting table inet %s: %w", nftTable, err)
-		}
-		return nil
-	})
-}
-
-// ipsetLoader: an ipset hash:ip set (family inet6, with timeouts) filled
-// over netlink, one message per element as the ipset backend adds bans, and
-// one ip6tables rule matching it in INPUT.
-type ipsetLoader struct{ ns string }
-
-func (ipsetLoader) Name() string { return "ipset" }
-
-// ipsetRule is the ip6tables rule that drops the set's members.
-var ipsetRule = []string{"INPUT", "-m", "set", "--match-set", ipsetName, "src", "-j", "DROP"}
-
-func (l ipsetLoader) Prepare(ctx context.Context) error {
-	timeout := uint32(banTimeout.Seconds())
-	err := inNS(l.ns, -1, func() error {
-		h, err := netlink.NewHandle(unix.NETLINK_NETFILTER)
-		if err != nil {
-			return fmt.Errorf("netlink: %w", err)
-		}
-		defer h.Close()
-		opts := netlink.IpsetCreateOptions{
-			Family:      unix.AF_INET6,
-			Timeout:     &timeout,
-			MaxElements: banSetSize,
-		}
-		if err := h.IpsetCreate(ipsetName, "hash:ip", opts); err != nil {
-			return fmt.Errorf("ipset create %s hash:ip family inet6: %w", ipsetName, err)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	_, err = runIn(ctx, l.ns, nil, "ip6tables", append([]string{"-w", "5", "-I"}, ipsetRule...)...)
-	return err
-}
-
-func (l ipsetLoader) Fill(ctx context.Context, addrs []netip.Addr) error {
-	timeout := uint32(banTimeout.Seconds())
-	return inNS(l.ns, -1, func() error {
-		h, err := netlink.NewHandle(unix.NETLINK_NETFILTER)
-		if err != nil {
-			return fmt.Errorf("netlink: %w", err)
-		}
-		defer h.Close()
-		if len(addrs) > banSetSize {
-			return fmt.Errorf("%d bans: the set holds at most %d", len(addrs), banSetSize)
-		}
-		for _, a := range addrs {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			e := &netlink.IPSetEntry{IP: net.IP(a.AsSlice()), Timeout: &timeout}
-			if err := h.IpsetAdd(ipsetName, e); err != nil {
-				return fmt.Errorf("ipset add %s %s: %w", ipsetName, a, err)
-			}
-		}
-		return nil
-	})
-}
-
-func (l ipsetLoader) Count(context.Context) (n int, err error) {
-	err = inNS(l.ns, -1, func() error {
-		h, err := netlink.NewHandle(unix.NETLINK_NETFILTER)
-		if err != nil {
-			return fmt.Errorf("netlink: %w", err)
-		}
-		defer h.Close()
-		r, err := h.IpsetList(ipsetName)
-		if err != nil {
-			return fmt.Errorf("ipset list %s: %w", ipsetName, err)
-		}
-		n = len(r.Entries)
-		return nil
-	})
-	return n, err
-}
-
-func (l ipsetLoader) Teardown(ctx context.Context) error {
-	if _, err := runIn(ctx, l.ns, nil, "ip6tables", append([]string{"-w", "5", "-D"}, ipsetRule...)...); err != nil {
-		return err
-	}
-	return inNS(l.ns, -1, func() error {
-		h, err := netlink.NewHandle(unix.NETLINK_NETFILTER)
-		if err != nil {
-			return fmt.Errorf("netlink: %w", err)
-		}
-		defer h.Close()
-		if err := h.IpsetDestroy(ipsetName); err != nil {
-			return fmt.Errorf("ipset destroy %s: %w", ipsetName, err)
-		}
-		return nil
-	})
-}
-
-// iptLoader: the iptables backend's layout, a chain jumped to from INPUT
-// with one "-s ADDR/128 -m comment --comment scanwarden -j DROP" rule per
-// ban, loaded with one ip6tables-restore (the backend itself runs
-// ip6tables twice per ban). Rules are matched one after the other: the
-// contrast to the sets.
-type iptLoader struct{ ns string }
-
-func (iptLoader) Name() string { return "iptables" }
-
-func (l iptLoader) restore(ctx context.Context, body string) error {
-	_, err := runIn(ctx, l.ns, []byte("*filter\n"+body+"COMMIT\n"), "ip6tables-restore", "-w", "5", "--noflush")
-	return err
-}
-
-func (l iptLoader) Prepare(ctx context.Context) error {
-	return l.restore(ctx, fmt.Sprintf(":%[1]s - [0:0]\n-A INPUT -j %[1]s\n", iptChain))
-}
-
-// iptRules is the restore text of addrs' rules.
-func iptRules(addrs []netip.Addr) string {
-	var b strings.Builder
-	for _, a := range addrs {
-		fmt.Fprintf(&b, "-A %s -s %s -m comment --comment scanwarden -j DROP\n", iptChain, netip.PrefixFrom(a, a.BitLen()))
-	}
-	return b.String()
-}
-
-func (l iptLoader) Fill(ctx context.Context, addrs []netip.Addr) error {
-	return l.restore(ctx, iptRules(addrs))
-}
-
-func (l iptLoader) Count(ctx context.Context) (int, error) {
-	out, err := runIn(ctx, l.ns, nil, "ip6tables", "-w", "5", "-S", iptChain)
-	if err != nil {
-		return 0, err
-	}
-	return strings.Count(out, "\n-A "+iptChain+" "), nil
-}
-
-func (l iptLoader) Teardown(ctx context.Context) error {
-	// declaring the chain flushes it; then the jump and the chain go
-	return l.restore(ctx, fmt.Sprintf(":%[1]s - [0:0]\n-D INPUT -j %[1]s\n-X %[1]s\n", iptChain))
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -126,20 +127,51 @@ func checkNotHostNS() error {
 	return errHostNS
 }
 
-// pair is the generator and victim namespaces joined by a veth pair.
+// pair is the generator and victim namespaces joined by a veth pair,
+// and the far namespace behind the victim, which routes to it.
 type pair struct {
-	gen, victim string
+	gen, victim, far string
 }
 
-// newPair creates the namespaces PREFIX-gen and PREFIX-vic (failing if
-// either exists), a veth pair between them with fixed MAC addresses and
-// static neighbour entries (no neighbour discovery during a run), IPv6
-// without DAD, link-local addresses or router solicitations, the
-// generator's two addresses and the victim's. On failure what was created
-// is removed.
+// path is where the generator's datagrams go: the namespace and address
+// of their sink.
+type path struct {
+	name string
+	ns   string
+	dst  netip.Addr
+}
+
+// The paths measured: a datagram addressed to the victim (its input
+// path), and one the victim forwards to the far namespace (its forward
+// path). Both meet the bans at prerouting.
+const (
+	pathLocal   = "local"
+	pathForward = "forward"
+)
+
+// pathNames lists the paths in the order they are measured.
+var pathNames = []string{pathLocal, pathForward}
+
+// path returns the path named name.
+func (p *pair) path(name string) path {
+	if name == pathForward {
+		return path{name: name, ns: p.far, dst: farAddr}
+	}
+	return path{name: pathLocal, ns: p.victim, dst: victimAddr}
+}
+
+// newPair creates the namespaces PREFIX-gen, PREFIX-vic and PREFIX-far
+// (failing if any exists): a veth pair between the generator and the
+// victim on fd00:77::/64, another between the victim and the far one on
+// fd00:78::/64, with fixed MAC addresses and static neighbour entries
+// (no neighbour discovery during a run), IPv6 without DAD, link-local
+// addresses or router solicitations, the generator's two addresses, the
+// victim's two and the far one's; the victim forwards IPv6, and the
+// generator and the far namespace reach each other's network through
+// it. On failure what was created is removed.
 func newPair(ctx context.Context, prefix string) (p *pair, err error) {
-	p = &pair{gen: prefix + "gen", victim: prefix + "vic"}
-	for _, ns := range []string{p.gen, p.victim} {
+	p = &pair{gen: prefix + "gen", victim: prefix + "vic", far: prefix + "far"}
+	for _, ns := range []string{p.gen, p.victim, p.far} {
 		if _, err := os.Stat("/run/netns/" + ns); err == nil {
 			return nil, fmt.Errorf("network namespace %s exists already", ns)
 		}
@@ -150,12 +182,10 @@ func newPair(ctx context.Context, prefix string) (p *pair, err error) {
 			p = nil
 		}
 	}()
-	steps := [][]string{
-		{"ip", "netns", "add", p.gen},
-		{"ip", "netns", "add", p.victim},
-	}
-	for _, ns := range []string{p.gen, p.victim} {
+	var steps [][]string
+	for _, ns := range []string{p.gen, p.victim, p.far} {
 		steps = append(steps,
+			[]string{"ip", "netns", "add", ns},
 			[]string{"ip", "-n", ns, "link", "set", "lo", "up"},
 			[]string{"ip", "netns", "exec", ns, "sysctl", "-q", "-w",
 				"net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
@@ -164,16 +194,27 @@ func newPair(ctx context.Context, prefix string) (p *pair, err error) {
 				"net.ipv6.conf.all.accept_ra=0", "net.ipv6.conf.default.accept_ra=0"})
 	}
 	steps = append(steps,
+		[]string{"ip", "netns", "exec", p.victim, "sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1"},
 		[]string{"ip", "-n", p.gen, "link", "add", ifName, "address", genMAC, "type", "veth",
 			"peer", "name", ifName, "address", victimMAC, "netns", p.victim},
+		[]string{"ip", "-n", p.victim, "link", "add", farIfName, "address", victimFarMAC, "type", "veth",
+			"peer", "name", ifName, "address", farMAC, "netns", p.far},
 		[]string{"ip", "-n", p.gen, "addr", "add", genAddr.String() + "/64", "dev", ifName, "nodad"},
 		[]string{"ip", "-n", p.gen, "addr", "add", bannedAddr.String() + "/64", "dev", ifName, "nodad"},
 		[]string{"ip", "-n", p.victim, "addr", "add", victimAddr.String() + "/64", "dev", ifName, "nodad"},
+		[]string{"ip", "-n", p.victim, "addr", "add", victimFarAddr.String() + "/64", "dev", farIfName, "nodad"},
+		[]string{"ip", "-n", p.far, "addr", "add", farAddr.String() + "/64", "dev", ifName, "nodad"},
 		[]string{"ip", "-n", p.gen, "link", "set", ifName, "up"},
 		[]string{"ip", "-n", p.victim, "link", "set", ifName, "up"},
+		[]string{"ip", "-n", p.victim, "link", "set", farIfName, "up"},
+		[]string{"ip", "-n", p.far, "link", "set", ifName, "up"},
 		[]string{"ip", "-n", p.gen, "neigh", "replace", victimAddr.String(), "lladdr", victimMAC, "dev", ifName, "nud", "permanent"},
 		[]string{"ip", "-n", p.victim, "neigh", "replace", genAddr.String(), "lladdr", genMAC, "dev", ifName, "nud", "permanent"},
 		[]string{"ip", "-n", p.victim, "neigh", "replace", bannedAddr.String(), "lladdr", genMAC, "dev", ifName, "nud", "permanent"},
+		[]string{"ip", "-n", p.victim, "neigh", "replace", farAddr.String(), "lladdr", farMAC, "dev", farIfName, "nud", "permanent"},
+		[]string{"ip", "-n", p.far, "neigh", "replace", victimFarAddr.String(), "lladdr", victimFarMAC, "dev", ifName, "nud", "permanent"},
+		[]string{"ip", "-n", p.gen, "route", "add", farNet.String(), "via", victimAddr.String(), "dev", ifName},
+		[]string{"ip", "-n", p.far, "route", "add", labNet.String(), "via", victimFarAddr.String(), "dev", ifName},
 	)
 	for _, s := range steps {
 		if _, err := runIn(ctx, "", nil, s[0], s[1:]...); err != nil {
@@ -183,11 +224,11 @@ func newPair(ctx context.Context, prefix string) (p *pair, err error) {
 	return p, nil
 }
 
-// delete removes both namespaces (and with them the veth pair and every
+// delete removes the namespaces (and with them the veth pairs and every
 // firewall structure loaded in them); a namespace already gone is no
 // error. It reports what it could not delete on stderr.
 func (p *pair) delete() {
-	for _, ns := range []string{p.gen, p.victim} {
+	for _, ns := range []string{p.gen, p.victim, p.far} {
 		if _, err := os.Stat("/run/netns/" + ns); err != nil {
 			continue
 		}

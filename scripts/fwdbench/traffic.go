@@ -19,13 +19,15 @@ import (
 type runResult struct {
 	// Sent is the datagrams the generator's sendmmsg calls accepted.
 	Sent uint64
-	// Delivered is the datagrams the sink read in the victim.
+	// Delivered is the datagrams the sink read (in the victim, or behind
+	// it on the forward path).
 	Delivered uint64
 	// Wall is the run's duration.
 	Wall time.Duration
 	// GenCPU is the generator thread's CPU time over the run. veth hands
-	// each packet to the victim's stack in the sender's context, so it
-	// holds the sending, the victim's receive path and its firewall.
+	// each packet to the peer's stack in the sender's context, so it
+	// holds the sending, the victim's receive (or forward) path and its
+	// firewall, and on the forward path the far namespace's receive.
 	GenCPU time.Duration
 	// Softirqd is the CPU time ksoftirqd of the generator's core used
 	// during the run: receive work the kernel deferred out of the
@@ -88,9 +90,10 @@ func udpSocket(local netip.Addr, port int) (int, error) {
 	return fd, nil
 }
 
-// sinkSocket is udpSocket with the sink's receive buffer and poll timeout.
-func sinkSocket(port int) (int, error) {
-	fd, err := udpSocket(victimAddr, port)
+// sinkSocket is udpSocket on addr with the sink's receive buffer and poll
+// timeout.
+func sinkSocket(addr netip.Addr, port int) (int, error) {
+	fd, err := udpSocket(addr, port)
 	if err != nil {
 		return -1, err
 	}
@@ -122,14 +125,14 @@ func threadCPU() time.Duration {
 }
 
 // measure runs the generator in p.gen (pinned to genCPU) sending
-// datagrams to the sink in p.victim (pinned to sinkCPU) as fast as it can
+// datagrams along pt to its sink (pinned to sinkCPU) as fast as it can
 // for d, after a warm-up that waits for the first packet to arrive.
-func measure(p *pair, d time.Duration) (runResult, error) {
+func measure(p *pair, pt path, d time.Duration) (runResult, error) {
 	var (
 		count atomic.Uint64 // datagrams the sink read
 		stop  atomic.Bool
 	)
-	sinkErr, err := startSink(p.victim, sinkCPU, sinkPort, "sink", func(fd int) error {
+	sinkErr, err := startSink(pt.ns, sinkCPU, pt.dst, sinkPort, "sink", func(fd int) error {
 		return countDatagrams(fd, &count, &stop)
 	})
 	if err != nil {
@@ -143,20 +146,20 @@ func measure(p *pair, d time.Duration) (runResult, error) {
 	ksoft := softirqd(genCPU)
 	var res runResult
 	err = inNS(p.gen, genCPU, func() error {
-		return generate(d, &count, ksoft, &res)
+		return generate(pt.dst, d, &count, ksoft, &res)
 	})
 	return res, err
 }
 
 // startSink runs a sink in network namespace ns (pinned to cpu when
-// cpu >= 0): it binds the victim's UDP port (sinkSocket) and hands the
+// cpu >= 0): it binds UDP port port of addr (sinkSocket) and hands the
 // socket to loop. startSink returns once the socket is bound, with the
 // channel loop's error will arrive on, or with the error (prefixed with
 // name) that kept the socket from being made.
-func startSink(ns string, cpu, port int, name string, loop func(fd int) error) (<-chan error, error) {
+func startSink(ns string, cpu int, addr netip.Addr, port int, name string, loop func(fd int) error) (<-chan error, error) {
 	ready := make(chan struct{})
 	sinkErr := goNS(ns, cpu, func() error {
-		fd, err := sinkSocket(port)
+		fd, err := sinkSocket(addr, port)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
@@ -191,22 +194,22 @@ func countDatagrams(fd int, count *atomic.Uint64, stop *atomic.Bool) error {
 }
 
 // generate is the generator, run on its pinned thread in the generator's
-// namespace: it connects to the sink, warms the path up (warmUp), then
+// namespace: it connects to the sink at dst, warms the path up (warmUp), then
 // sends with sendmmsg as fast as it can for d and records in res what it
 // sent, its thread's CPU time, the wall time and ksoft's CPU time over
 // that span, and, after letting the sink drain for settle, what the sink
 // counted meanwhile (count).
-func generate(d time.Duration, count *atomic.Uint64, ksoft ksoftirqd, res *runResult) error {
+func generate(dst netip.Addr, d time.Duration, count *atomic.Uint64, ksoft ksoftirqd, res *runResult) error {
 	fd, err := udpSocket(genAddr, 0)
 	if err != nil {
 		return fmt.Errorf("generator: %w", err)
 	}
 	defer unix.Close(fd)
-	if err := unix.Connect(fd, &unix.SockaddrInet6{Addr: victimAddr.As16(), Port: sinkPort}); err != nil {
-		return fmt.Errorf("generator: connect [%s]:%d: %w", victimAddr, sinkPort, err)
+	if err := unix.Connect(fd, &unix.SockaddrInet6{Addr: dst.As16(), Port: sinkPort}); err != nil {
+		return fmt.Errorf("generator: connect [%s]:%d: %w", dst, sinkPort, err)
 	}
 	msgs := newMsgs(batch, payloadLen, true)
-	if err := warmUp(fd, msgs, count); err != nil {
+	if err := warmUp(fd, msgs, count, dst); err != nil {
 		return err
 	}
 	time.Sleep(settle)
@@ -233,12 +236,12 @@ func generate(d time.Duration, count *atomic.Uint64, ksoft ksoftirqd, res *runRe
 }
 
 // warmUp sends one datagram of msgs from fd every millisecond until the
-// sink has counted one, so that the path is known to work and the caches
-// are hot; it fails after warmupTimeout.
-func warmUp(fd int, msgs []mmsghdr, count *atomic.Uint64) error {
+// sink (at dst) has counted one, so that the path is known to work and
+// the caches are hot; it fails after warmupTimeout.
+func warmUp(fd int, msgs []mmsghdr, count *atomic.Uint64, dst netip.Addr) error {
 	for t := time.Now(); count.Load() == 0; {
 		if time.Since(t) > warmupTimeout {
-			return fmt.Errorf("no packet from [%s] reached the sink at [%s]:%d within %v", genAddr, victimAddr, sinkPort, warmupTimeout)
+			return fmt.Errorf("no packet from [%s] reached the sink at [%s]:%d within %v", genAddr, dst, sinkPort, warmupTimeout)
 		}
 		if _, err := mmsg(unix.SYS_SENDMMSG, fd, msgs[:1]); err != nil && !errors.Is(err, unix.EINTR) {
 			return fmt.Errorf("generator: sendmmsg: %w", err)
@@ -283,15 +286,15 @@ func (k ksoftirqd) cpu() time.Duration {
 }
 
 // verify checks that the victim's firewall drops datagrams from
-// bannedAddr when dropped is set (and passes them otherwise), and always
-// passes those from genAddr: that a load really is in force and blocks
-// nothing else.
-func verify(p *pair, dropped bool) error {
+// bannedAddr along pt when dropped is set (and passes them otherwise),
+// and always passes those from genAddr: that a load really is in force
+// on that path and blocks nothing else.
+func verify(p *pair, pt path, dropped bool) error {
 	var (
 		fromGen, fromBanned atomic.Int64
 		sent                = make(chan struct{})
 	)
-	sinkErr, err := startSink(p.victim, -1, verifyPort, "verify sink", func(fd int) error {
+	sinkErr, err := startSink(pt.ns, -1, pt.dst, verifyPort, "verify sink", func(fd int) error {
 		return countSources(fd, &fromGen, &fromBanned, sent)
 	})
 	if err != nil {
@@ -299,7 +302,7 @@ func verify(p *pair, dropped bool) error {
 	}
 	err = inNS(p.gen, -1, func() error {
 		defer close(sent)
-		return sendVerify()
+		return sendVerify(pt.dst)
 	})
 	if err2 := <-sinkErr; err == nil {
 		err = err2
@@ -307,7 +310,10 @@ func verify(p *pair, dropped bool) error {
 	if err != nil {
 		return err
 	}
-	return verdict(dropped, fromGen.Load(), fromBanned.Load())
+	if err := verdict(dropped, fromGen.Load(), fromBanned.Load()); err != nil {
+		return fmt.Errorf("%s path: %w", pt.name, err)
+	}
+	return nil
 }
 
 // countSources is verify's sink loop: it counts the datagrams on fd from
@@ -347,11 +353,11 @@ func countSources(fd int, fromGen, fromBanned *atomic.Int64, sent <-chan struct{
 	return nil
 }
 
-// sendVerify sends verifyPackets datagrams to the victim's verifyPort
-// from bannedAddr and then as many from genAddr, each source from a
-// socket of its own; it runs in the generator's namespace.
-func sendVerify() error {
-	to := &unix.SockaddrInet6{Addr: victimAddr.As16(), Port: verifyPort}
+// sendVerify sends verifyPackets datagrams to dst's verifyPort from
+// bannedAddr and then as many from genAddr, each source from a socket of
+// its own; it runs in the generator's namespace.
+func sendVerify(dst netip.Addr) error {
+	to := &unix.SockaddrInet6{Addr: dst.As16(), Port: verifyPort}
 	for _, src := range []netip.Addr{bannedAddr, genAddr} {
 		fd, err := udpSocket(src, 0)
 		if err != nil {
@@ -369,16 +375,16 @@ func sendVerify() error {
 }
 
 // verdict judges verify's counts: g datagrams from genAddr and b from
-// bannedAddr reached the victim, whose firewall should drop bannedAddr's
-// when dropped is set.
+// bannedAddr reached the sink, and the victim's firewall should drop
+// bannedAddr's when dropped is set.
 func verdict(dropped bool, g, b int64) error {
 	switch {
 	case g == 0:
-		return fmt.Errorf("none of %d datagrams from the unbanned [%s] reached the victim", verifyPackets, genAddr)
+		return fmt.Errorf("none of %d datagrams from the unbanned [%s] reached the sink", verifyPackets, genAddr)
 	case dropped && b != 0:
-		return fmt.Errorf("%d of %d datagrams from the banned [%s] reached the victim: the bans are not in force", b, verifyPackets, bannedAddr)
+		return fmt.Errorf("%d of %d datagrams from the banned [%s] reached the sink: the bans are not in force", b, verifyPackets, bannedAddr)
 	case !dropped && b == 0:
-		return fmt.Errorf("no datagram from [%s] reached the victim, which bans nobody", bannedAddr)
+		return fmt.Errorf("no datagram from [%s] reached the sink, though the victim bans nobody", bannedAddr)
 	}
 	return nil
 }

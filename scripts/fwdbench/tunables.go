@@ -16,12 +16,13 @@ const (
 	// scheduler ticks.
 	defaultDuration = time.Second
 	// defaultRounds: each round measures every configuration once, the
-	// empty and the loaded variant of a backend back to back. Other jobs
-	// on the two cores only ever add to a run's cost (cache misses, a
-	// hypervisor's steal), so the best of several short runs is the
-	// figure, as bench.sh takes the best of its replays; five rounds make
-	// it robust, and 7 configurations x 5 rounds stay near a minute and a
-	// half with the 100,000-rule iptables loads.
+	// empty and the loaded variant of a backend back to back, each on
+	// both paths. Other jobs on the two cores only ever add to a run's
+	// cost (cache misses, a hypervisor's steal), so the best of several
+	// short runs is the figure, as bench.sh takes the best of its
+	// replays; five rounds make it robust, and 7 configurations x 2
+	// paths x 5 rounds stay within three minutes with the 100,000-rule
+	// iptables loads.
 	defaultRounds = 5
 	// defaultBanRuns is how many bans `fwdbench bans` makes through the
 	// iptables backend: each is two iptables runs (~10 ms), so a few
@@ -57,7 +58,8 @@ const (
 	// is checked to drop the banned source and pass the other.
 	verifyPackets = 20
 	// cmdTimeout bounds every command fwdbench runs (the 100,000-rule
-	// iptables-restore takes a few seconds).
+	// iptables-restore takes a few seconds, the backend's flush of them
+	// as long).
 	cmdTimeout = 5 * time.Minute
 
 	// genCPU and sinkCPU: the generator is pinned to one core and the
@@ -68,48 +70,45 @@ const (
 	genCPU  = 0
 	sinkCPU = 1
 
-	// nftPriority is the input chain's priority, the nftables backend's:
-	// filter - 10.
-	nftPriority = -10
-
 	// sinkPort and verifyPort: the sink's UDP ports in the victim.
 	sinkPort   = 9
 	verifyPort = 10
 
-	// banTimeout is the element timeout of the ipset and nftables sets,
-	// BAN_EXPIRY_TCP's default (24 h), as the set backends add bans with
-	// timeouts: a set with timeouts is the structure they look up in.
+	// banTimeout is how long the bans loaded last, BAN_EXPIRY_TCP's
+	// default (24 h): the set backends write it as each element's
+	// timeout, as they do for the daemon's bans.
 	banTimeout = 24 * time.Hour
-	// banSetSize bounds the ipset (maxelem) and the nftables set (size)
-	// as the set backends bound their ban sets (1<<20): a limit, not an
-	// allocation (the hash grows with its elements); ipset's default
-	// maxelem (65536) is below the 100,000 bans loaded.
-	banSetSize = 1 << 20
 )
 
-// Names of what fwdbench creates in its namespaces.
+// Names of what fwdbench creates in its namespaces (the firewall
+// structures are the backends' own).
 const (
-	nsPrefix    = "swfwd-"
-	ifName      = "veth0"
-	nftTable    = "swfwd"
-	nftSet      = "ban6"
-	ipsetName   = "swfwd6"
-	iptChain    = "SWFWD"
-	genMAC      = "02:00:00:00:f0:31"
-	victimMAC   = "02:00:00:00:f0:30"
-	backendNone = "none"
+	nsPrefix     = "swfwd-"
+	ifName       = "veth0" // the generator's and the far one's, and the victim's towards the generator
+	farIfName    = "veth1" // the victim's towards the far namespace
+	genMAC       = "02:00:00:00:f0:31"
+	victimMAC    = "02:00:00:00:f0:30"
+	victimFarMAC = "02:00:00:00:f0:3f"
+	farMAC       = "02:00:00:00:f0:40"
+	backendNone  = "none"
 )
 
-// Addresses, all in the lab's fd00:77::/64: the generator's own (never
+// Addresses: in the lab's fd00:77::/64, the generator's own (never
 // banned), its banned second address (the last element of every load, so
 // the check that it is dropped walks the whole of an iptables chain), the
 // victim's, and the base of the banned range fd00:77::1:0:0:0 onwards,
-// which contains none of the others.
+// which contains none of the others; behind the victim, in fd00:78::/64,
+// the victim's address there and the far namespace's, which the
+// forwarded datagrams go to.
 var (
-	genAddr    = netip.MustParseAddr("fd00:77::31")
-	bannedAddr = netip.MustParseAddr("fd00:77::32")
-	victimAddr = netip.MustParseAddr("fd00:77::30")
-	banBase    = netip.MustParseAddr("fd00:77::1:0:0:0")
+	labNet        = netip.MustParsePrefix("fd00:77::/64")
+	genAddr       = netip.MustParseAddr("fd00:77::31")
+	bannedAddr    = netip.MustParseAddr("fd00:77::32")
+	victimAddr    = netip.MustParseAddr("fd00:77::30")
+	banBase       = netip.MustParseAddr("fd00:77::1:0:0:0")
+	farNet        = netip.MustParsePrefix("fd00:78::/64")
+	victimFarAddr = netip.MustParseAddr("fd00:78::30")
+	farAddr       = netip.MustParseAddr("fd00:78::40")
 	// banBase4 is where `fwdbench bans` starts its IPv4 bans: rule
 	// contents only, no traffic; at most 254 of them fit in the lab's
 	// 198.51.100.0/24.
