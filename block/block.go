@@ -168,6 +168,46 @@ const DefaultTrapSize = 256
 // Enabled reports whether t traps any port.
 func (t *Trap) Enabled() bool { return len(t.TCP) > 0 || len(t.UDP) > 0 }
 
+// TrapCatch is one kind of packet the kernel trap catches; each set
+// backend writes its own match for it.
+type TrapCatch string
+
+// The kernel trap's catches.
+const (
+	// CatchTCP is a TCP segment without ACK to a TCP trap port.
+	CatchTCP TrapCatch = "tcp"
+	// CatchUDP is a UDP datagram to a UDP trap port.
+	CatchUDP TrapCatch = "udp"
+	// CatchStealth is a TCP segment with none of SYN, ACK and RST (FIN,
+	// NULL, XMAS, odd flags), to any port: no client's stack sends one.
+	CatchStealth TrapCatch = "stealth"
+	// CatchACK is a TCP segment whose flags are ACK or FIN|ACK (PSH, URG,
+	// ECE and CWR aside) that belongs to no connection (conntrack's loose
+	// pickup: state new, or invalid), to a TCP trap port: an ACK or
+	// Maimon probe. It holds its source but is not dropped, so that the
+	// host's reset, which userspace sees, answers it.
+	CatchACK TrapCatch = "ack"
+)
+
+// TrapCatches are the trap's catches, in the order of the trap chain.
+var TrapCatches = []TrapCatch{CatchTCP, CatchUDP, CatchStealth, CatchACK}
+
+// Armed reports whether t has catch c: the TCP catches only when TCP is
+// trapped (t.TCP not empty), the UDP one when UDP is. The stealth catch
+// matches every port, so without this a daemon that must not block TCP
+// on a first hit (BLOCK_TCP, the modes) would hold FIN scanners all the
+// same.
+func (t *Trap) Armed(c TrapCatch) bool {
+	if c == CatchUDP {
+		return len(t.UDP) > 0
+	}
+	return len(t.TCP) > 0
+}
+
+// Drops reports whether a caught packet is dropped: every catch's but
+// CatchACK's, which goes on to the host.
+func (c TrapCatch) Drops() bool { return c != CatchACK }
+
 // Trapper is implemented by a set backend that can hold a Trap. What it
 // guarantees: a source the kernel trapped stays in the trap set for the
 // installed trap's Hold at most (SetTrap also cuts down to Hold the

@@ -456,6 +456,7 @@ func usable(p *Probe) bool {
 // checked and may be unknown.
 func (e *Engine) probe(p *Probe, typ ScanType, proto uint8, stealth bool, st uint8, hit bool) *Alert {
 	trap, await := hit, false
+	var dh uint32 // the destination's hash, once computed
 	if !hit {
 		if !e.protected(p.Dst) || !usable(p) {
 			e.stats.Ignored++
@@ -469,7 +470,8 @@ func (e *Engine) probe(p *Probe, typ ScanType, proto uint8, stealth bool, st uin
 		if trap && !stealth && st == stUnanswered && !e.own.has(p.Dst) {
 			// another host's port: its answer tells (services.go); an
 			// ACK probe seen through the host's RST is answered already
-			trap = !e.svcs.has(e.hash32(p.Dst), proto, p.DstPort, p.TS)
+			dh = e.hash32(p.Dst)
+			trap = !e.svcs.has(dh, proto, p.DstPort, p.TS)
 			await = trap
 		}
 	}
@@ -492,7 +494,9 @@ func (e *Engine) probe(p *Probe, typ ScanType, proto uint8, stealth bool, st uin
 	}
 	e.expire(s, p.TS)
 	e.overdue(s, p.TS)
-	dh := e.hash32(p.Dst)
+	if dh == 0 {
+		dh = e.hash32(p.Dst)
+	}
 	t := s.find(dh, p.DstPort, proto)
 	if t == nil {
 		t = s.add(dh, p.DstPort, proto, p.TS, st)
@@ -561,7 +565,7 @@ func (e *Engine) check(s *source, ts int64, proto uint8, port uint16) *Alert {
 	switch {
 	case s.trapHits >= e.trigger:
 		why = TriggerTrap
-	case s.evidence() >= e.threshold, s.stealthKinds() >= 2 && e.threshold <= 2*WeightStealth:
+	case s.evidence() >= e.threshold, e.threshold <= 2*WeightStealth && s.stealthKinds() >= 2:
 		why = TriggerScore
 	default:
 		return nil

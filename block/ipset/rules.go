@@ -94,68 +94,36 @@ func setsRules(fam *family) [][]string {
 	return [][]string{setDrop(fam.ban), setDrop(fam.trap)}
 }
 
-// The kernel trap's catches: what a trap rule matches (see catchMatch).
-const (
-	// catchTCP is a TCP segment without ACK to a trap port.
-	catchTCP = "tcp"
-	// catchUDP is a UDP datagram to a trap port.
-	catchUDP = "udp"
-	// catchStealth is a TCP segment with none of SYN, ACK and RST (FIN,
-	// NULL, XMAS, odd flags), to any port: no client's stack sends one.
-	catchStealth = "stealth"
-	// catchACK is a TCP segment whose flags are ACK or FIN|ACK (PSH,
-	// URG, ECE and CWR aside) that belongs to no connection (conntrack
-	// state NEW, its loose pickup, or INVALID), to a trap port: an ACK
-	// or Maimon probe. It holds its source but is not dropped, so that
-	// the host's reset, which userspace sees, answers it.
-	catchACK = "ack"
-)
-
-// catches are the trap's catches, in the order of the trap chain.
-var catches = []string{catchTCP, catchUDP, catchStealth, catchACK}
-
-// catchArmed reports whether trap t has catch c: the TCP catches only
-// when TCP is trapped (t.TCP not empty), the UDP one when UDP is. The
-// stealth catch matches every port, so without this a daemon that must
-// not block TCP on a first hit (BLOCK_TCP, the modes) would hold FIN
-// scanners all the same.
-func catchArmed(t *block.Trap, c string) bool {
-	if c == catchUDP {
-		return len(t.UDP) > 0
-	}
-	return len(t.TCP) > 0
-}
-
 // catchVerdict is the target of a caught packet once its source is held
-// (or the trap set was full): DROP, but RETURN for catchACK, whose packet
-// goes on to the host.
-func catchVerdict(c string) string {
-	if c == catchACK {
+// (or the trap set was full): DROP, but RETURN when c lets it go on to the
+// host.
+func catchVerdict(c block.TrapCatch) string {
+	if !c.Drops() {
 		return "RETURN"
 	}
 	return "DROP"
 }
 
 // catchMatch is the match of catch c, as iptables -S prints it.
-func catchMatch(c string) []string {
+func catchMatch(c block.TrapCatch) []string {
 	switch c {
-	case catchTCP:
+	case block.CatchTCP:
 		return []string{"-p", "tcp", "-m", "tcp", "!", "--tcp-flags", "ACK", "ACK", "-m", "set", "--match-set", SetTCP, "dst"}
-	case catchUDP:
+	case block.CatchUDP:
 		return []string{"-p", "udp", "-m", "set", "--match-set", SetUDP, "dst"}
-	case catchStealth:
+	case block.CatchStealth:
 		return []string{"-p", "tcp", "-m", "tcp", "--tcp-flags", "SYN,RST,ACK", "NONE"}
-	case catchACK:
+	case block.CatchACK:
 		return []string{"-p", "tcp", "-m", "tcp", "--tcp-flags", "SYN,RST,ACK", "ACK", "-m", "conntrack", "--ctstate", "INVALID,NEW",
 			"-m", "set", "--match-set", SetTCP, "dst"}
 	}
-	panic("ipset: unknown catch " + c)
+	panic("ipset: unknown catch " + string(c))
 }
 
 // overflowSpec is the rule of ChainTrap reached by a packet of catch c
 // that the trap set refused (full): it counts the packet and drops it
-// (lets it through, for catchACK).
-func overflowSpec(c string) []string {
+// (lets it through, for block.CatchACK).
+func overflowSpec(c block.TrapCatch) []string {
 	return append(catchMatch(c), "-m", "comment", "--comment", overflowComment, "-j", catchVerdict(c))
 }
 
@@ -183,11 +151,11 @@ func holdSeconds(d time.Duration) uint32 {
 
 // trapRules is what ChainTrap of fam holds for trap t: loopback, the
 // exempt sources and the spared ones (see Release) return; then, for
-// each catch (see catches), a caught packet adds its source to the trap
-// set (with the timeout holdSeconds(t.Hold)) and is dropped when the
-// source is then in the set (returns, for catchACK: the packet goes on to
-// the host), and is counted and dropped (returns) when it is not (the set
-// was full).
+// each catch t has armed (see block.TrapCatches), a caught packet adds
+// its source to the trap set (with the timeout holdSeconds(t.Hold)) and
+// is dropped when the source is then in the set (returns, for
+// block.CatchACK: the packet goes on to the host), and is counted and
+// dropped (returns) when it is not (the set was full).
 func trapRules(fam *family, t block.Trap) [][]string {
 	r := [][]string{
 		{"-i", "lo", "-m", "comment", "--comment", comment, "-j", "RETURN"},
@@ -195,8 +163,8 @@ func trapRules(fam *family, t block.Trap) [][]string {
 		{"-m", "set", "--match-set", fam.spared, "src", "-m", "comment", "--comment", comment, "-j", "RETURN"},
 	}
 	hold := strconv.FormatUint(uint64(holdSeconds(t.Hold)), 10)
-	for _, c := range catches {
-		if !catchArmed(&t, c) {
+	for _, c := range block.TrapCatches {
+		if !t.Armed(c) {
 			continue
 		}
 		add := append(catchMatch(c), "-m", "comment", "--comment", comment, "-j", "SET", "--add-set", fam.trap, "src", "--exist", "--timeout", hold)
@@ -402,7 +370,7 @@ func overflowCount(lines []string) (uint64, error) {
 			return 0, fmt.Errorf("reading the counters of %q: %w", l, err)
 		}
 		spec = slices.Delete(spec, i, i+3)
-		if slices.ContainsFunc(catches, func(c string) bool { return slices.Equal(spec, overflowSpec(c)) }) {
+		if slices.ContainsFunc(block.TrapCatches, func(c block.TrapCatch) bool { return slices.Equal(spec, overflowSpec(c)) }) {
 			n += pkts
 		}
 	}

@@ -239,7 +239,7 @@ func TestRuleTags(t *testing.T) {
 		t.Error("a TCP trap and a UDP trap have the same rules")
 	}
 	for _, r := range trapRules(&block.Trap{UDP: []uint16{53}, Hold: time.Hour}) {
-		if strings.Contains(r.name, "-"+catchStealth+"-") || strings.Contains(r.name, "-"+catchACK+"-") {
+		if strings.Contains(r.name, "-"+string(block.CatchStealth)+"-") || strings.Contains(r.name, "-"+string(block.CatchACK)+"-") {
 			t.Errorf("a UDP-only trap has the TCP catch %s (a FIN scanner held although TCP is not to be blocked)", r.name)
 		}
 	}
@@ -324,7 +324,7 @@ func TestTrapCatches(t *testing.T) {
 		}
 		n++
 		v, ok := r.exprs[len(r.exprs)-1].(*expr.Verdict)
-		ack := strings.Contains(r.name, "-"+catchACK+"-")
+		ack := strings.Contains(r.name, "-"+string(block.CatchACK)+"-")
 		want := expr.VerdictDrop
 		if ack {
 			want = expr.VerdictReturn
@@ -344,11 +344,11 @@ func TestTrapCatches(t *testing.T) {
 		if ct != ack {
 			t.Errorf("rule %s: ct state match %v, want %v", r.name, ct, ack)
 		}
-		if stealth := strings.Contains(r.name, "-"+catchStealth+"-"); ports == stealth {
+		if stealth := strings.Contains(r.name, "-"+string(block.CatchStealth)+"-"); ports == stealth {
 			t.Errorf("rule %s: looks up trap ports %v", r.name, ports)
 		}
 	}
-	if n != 2*len(catches)*len(families) {
-		t.Errorf("%d trap and overflow rules, want %d", n, 2*len(catches)*len(families))
+	if n != 2*len(block.TrapCatches)*len(families) {
+		t.Errorf("%d trap and overflow rules, want %d", n, 2*len(block.TrapCatches)*len(families))
 	}
 }

@@ -198,42 +198,6 @@ const (
 	tcpACK = 0x10
 )
 
-// The kernel trap's catches: what a trap rule matches (see catchMatch).
-const (
-	// catchTCP is a TCP segment without ACK to a trap port.
-	catchTCP = "tcp"
-	// catchUDP is a UDP datagram to a trap port.
-	catchUDP = "udp"
-	// catchStealth is a TCP segment with none of SYN, ACK and RST (FIN,
-	// NULL, XMAS, odd flags), to any port: no client's stack sends one.
-	catchStealth = "stealth"
-	// catchACK is a TCP segment whose flags are ACK or FIN|ACK (PSH,
-	// URG, ECE and CWR aside) that belongs to no connection (ct state
-	// new: conntrack's loose pickup, or invalid), to a trap port: an
-	// ACK or Maimon probe. It holds its source but is not dropped, so
-	// that the host's reset, which userspace sees, answers it.
-	catchACK = "ack"
-)
-
-// catches are the trap's catches, in the order of the trap chain.
-var catches = []string{catchTCP, catchUDP, catchStealth, catchACK}
-
-// catchArmed reports whether trap t has catch c: the TCP catches only
-// when TCP is trapped (t.TCP not empty), the UDP one when UDP is. The
-// stealth catch matches every port, so without this a daemon that must
-// not block TCP on a first hit (BLOCK_TCP, the modes) would hold FIN
-// scanners all the same.
-func catchArmed(t *block.Trap, c string) bool {
-	if c == catchUDP {
-		return len(t.UDP) > 0
-	}
-	return len(t.TCP) > 0
-}
-
-// catchDrops reports whether a caught packet is dropped (every catch but
-// catchACK's, which is let through to the host).
-func catchDrops(c string) bool { return c != catchACK }
-
 // tcpFlags is "tcp flags & mask == want" (on a TCP segment).
 func tcpFlags(mask, want byte) []expr.Any {
 	return []expr.Any{
@@ -271,25 +235,25 @@ func ctNewOrInvalid() []expr.Any {
 	}
 }
 
-// catchMatch is the match of catch c (see catches) in family f:
+// catchMatch is the match of catch c (see block.TrapCatches) in family f:
 //
-//	catchTCP      tcp flags & ack == 0 tcp dport @tcp_traps
-//	catchUDP      udp dport @udp_traps
-//	catchStealth  tcp flags & (syn|rst|ack) == 0
-//	catchACK      tcp flags & (syn|rst|ack) == ack tcp dport @tcp_traps ct state new,invalid
-func catchMatch(f family, c string) []expr.Any {
+//	tcp      tcp flags & ack == 0 tcp dport @tcp_traps
+//	udp      udp dport @udp_traps
+//	stealth  tcp flags & (syn|rst|ack) == 0
+//	ack      tcp flags & (syn|rst|ack) == ack tcp dport @tcp_traps ct state new,invalid
+func catchMatch(f family, c block.TrapCatch) []expr.Any {
 	e := matchFamily(f)
 	switch c {
-	case catchTCP:
+	case block.CatchTCP:
 		e = slices.Concat(e, l4proto(unix.IPPROTO_TCP), tcpFlags(tcpACK, 0), dportIn(setTCPTraps))
-	case catchUDP:
+	case block.CatchUDP:
 		e = slices.Concat(e, l4proto(unix.IPPROTO_UDP), dportIn(setUDPTraps))
-	case catchStealth:
+	case block.CatchStealth:
 		e = slices.Concat(e, l4proto(unix.IPPROTO_TCP), tcpFlags(tcpSYN|tcpRST|tcpACK, 0))
-	case catchACK:
+	case block.CatchACK:
 		e = slices.Concat(e, l4proto(unix.IPPROTO_TCP), tcpFlags(tcpSYN|tcpRST|tcpACK, tcpACK), dportIn(setTCPTraps), ctNewOrInvalid())
 	default:
-		panic("nftables: unknown catch " + c)
+		panic("nftables: unknown catch " + string(c))
 	}
 	return e
 }
@@ -327,7 +291,7 @@ func jumpRule() ruleSpec {
 
 // trapRules are the rules of the trap chain for t: loopback, the
 // exemptions and the spared sources return; then, for each catch (see
-// catches) and family, a caught packet adds its source to the trap set,
+// block.TrapCatches) and family, a caught packet adds its source to the trap set,
 // with the timeout holdTimeout(t.Hold), and is dropped (an ACK outside
 // any connection returns instead: it goes on to the host, whose reset
 // userspace sees); one whose add failed (the set is full) is counted,
@@ -350,13 +314,13 @@ func trapRules(t *block.Trap) []ruleSpec {
 	}
 	timeout := holdTimeout(t.Hold)
 	for _, f := range families {
-		for _, c := range catches {
-			if !catchArmed(t, c) {
+		for _, c := range block.TrapCatches {
+			if !t.Armed(c) {
 				continue
 			}
-			name := c + "-" + f.name
+			name := string(c) + "-" + f.name
 			v := verdict(expr.VerdictDrop)
-			if !catchDrops(c) {
+			if !c.Drops() {
 				v = verdict(expr.VerdictReturn)
 			}
 			rs = append(rs,
