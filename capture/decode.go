@@ -11,8 +11,8 @@
 package capture
 
 import (
+	"encoding/binary"
 	"fmt"
-	"net/netip"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
@@ -36,7 +36,9 @@ type Stats struct {
 	Decoded uint64
 	// Ignored is well-formed traffic the classifier has no use for: ARP
 	// and NDP messages that bind no usable address (see Decode), ICMP of
-	// other types, other IP protocols and EtherTypes.
+	// other types, other IP protocols and EtherTypes, and IPv6 packets
+	// with an IPv4-mapped source or destination (never sent on the wire,
+	// see v4Mapped).
 	Ignored uint64
 	// Malformed is packets skipped because a header was truncated or
 	// inconsistent (including reassembled headers that made no sense).
@@ -207,6 +209,10 @@ func (d *Decoder) Decode(data []byte, ts int64, p *detect.Probe) bool {
 	if !haveIP {
 		return d.linkOnly(p, ts, last)
 	}
+	if v6 && (v4Mapped(d.ip6.src) || v4Mapped(d.ip6.dst)) {
+		d.stats.Ignored++
+		return false
+	}
 	var ok, whole bool
 	switch last {
 	case layers.LayerTypeTCP:
@@ -232,11 +238,11 @@ func (d *Decoder) Decode(data []byte, ts int64, p *detect.Probe) bool {
 	switch {
 	case whole:
 	case v6:
-		p.Src = netip.AddrFrom16([16]byte(d.ip6.src))
-		p.Dst = netip.AddrFrom16([16]byte(d.ip6.dst))
+		p.Src = detect.AddrFrom16([16]byte(d.ip6.src))
+		p.Dst = detect.AddrFrom16([16]byte(d.ip6.dst))
 	default:
-		p.Src = netip.AddrFrom4([4]byte(d.ip4.src))
-		p.Dst = netip.AddrFrom4([4]byte(d.ip4.dst))
+		p.Src = detect.AddrFrom4([4]byte(d.ip4.src))
+		p.Dst = detect.AddrFrom4([4]byte(d.ip4.dst))
 	}
 	d.stats.Decoded++
 	d.sender(p, data, v6)
@@ -391,8 +397,8 @@ func (d *Decoder) neighARP(p *detect.Probe, ts int64) bool {
 	}
 	p.Kind = detect.KindNeigh
 	p.TS = ts
-	p.Src = netip.AddrFrom4(src)
-	p.Dst = netip.AddrFrom4([4]byte(a.tpa))
+	p.Src = detect.AddrFrom4(src)
+	p.Dst = detect.AddrFrom4([4]byte(a.tpa))
 	p.SrcMAC, p.HasMAC = [6]byte(a.sha), true
 	d.stats.Decoded++
 	return true
@@ -462,9 +468,9 @@ func (d *Decoder) neighNDP(p *detect.Probe, ts int64, v6 bool) bool {
 			d.stats.Ignored++
 			return false
 		}
-		p.Src, p.Dst = netip.AddrFrom16(src), netip.AddrFrom16(target)
+		p.Src, p.Dst = detect.AddrFrom16(src), detect.AddrFrom16(target)
 	} else {
-		p.Src, p.Dst = netip.AddrFrom16(target), netip.AddrFrom16([16]byte(d.ip6.dst))
+		p.Src, p.Dst = detect.AddrFrom16(target), detect.AddrFrom16([16]byte(d.ip6.dst))
 	}
 	p.Kind = detect.KindNeigh
 	p.TS = ts
@@ -560,7 +566,7 @@ const (
 // transport ports are present (RFC 792 guarantees 8 bytes of them).
 func (d *Decoder) unreach(p *detect.Probe, q []byte, code uint8, v6 bool) bool {
 	var proto uint8
-	var src, dst netip.Addr
+	var src, dst detect.Addr
 	var th []byte
 	if !v6 {
 		if len(q) < 20 || q[0]>>4 != 4 {
@@ -578,16 +584,20 @@ func (d *Decoder) unreach(p *detect.Probe, q []byte, code uint8, v6 bool) bool {
 			return false
 		}
 		proto = q[9]
-		src = netip.AddrFrom4([4]byte(q[12:16]))
-		dst = netip.AddrFrom4([4]byte(q[16:20]))
+		src = detect.AddrFrom4([4]byte(q[12:16]))
+		dst = detect.AddrFrom4([4]byte(q[16:20]))
 		th = q[ihl:]
 	} else {
 		if len(q) < 40 || q[0]>>4 != 6 {
 			d.stats.Malformed++
 			return false
 		}
-		src = netip.AddrFrom16([16]byte(q[8:24]))
-		dst = netip.AddrFrom16([16]byte(q[24:40]))
+		if v4Mapped(q[8:24]) || v4Mapped(q[24:40]) {
+			d.stats.Ignored++ // quotes a packet that was never sent
+			return false
+		}
+		src = detect.AddrFrom16([16]byte(q[8:24]))
+		dst = detect.AddrFrom16([16]byte(q[24:40]))
 		proto = q[6]
 		th = q[40:]
 		// Walk the extension headers a probe may carry.
@@ -629,6 +639,15 @@ func (d *Decoder) unreach(p *detect.Probe, q []byte, code uint8, v6 bool) bool {
 	p.Src, p.SrcPort = dst, uint16(th[2])<<8|uint16(th[3])
 	p.Dst, p.DstPort = src, uint16(th[0])<<8|uint16(th[1])
 	return true
+}
+
+// v4Mapped reports whether the 16-byte IPv6 address a is IPv4-mapped
+// (::ffff:0:0/96). Such addresses are never sent on the wire (RFC 4291
+// 2.5.5.2; Linux drops an IPv6 packet with such a source), and
+// detect.Addr writes IPv4 addresses that way: an IPv6 packet with one is
+// ignored rather than taken for IPv4 traffic.
+func v4Mapped(a []byte) bool {
+	return len(a) == 16 && binary.BigEndian.Uint64(a[:8]) == 0 && binary.BigEndian.Uint32(a[8:12]) == 0xffff
 }
 
 // fragment4 hands an IPv4 fragment to the reassembly table.

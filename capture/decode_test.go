@@ -2,7 +2,6 @@ package capture
 
 import (
 	"bytes"
-	"net/netip"
 	"strings"
 	"testing"
 
@@ -79,10 +78,6 @@ func TestDecodeProbes(t *testing.T) {
 			tcpProbe(v4A, v4B, 1, 2, detect.FlagFIN|detect.FlagPSH|detect.FlagURG, false)},
 		{"null scan", layers.LinkTypeRaw, ip6TCP(t, v6A, v6B, 1, 2, 0, nil), tcpProbe(v6A, v6B, 1, 2, 0, false)},
 		{"all flags incl. ECE CWR", layers.LinkTypeRaw, ip4TCP(t, v4A, v4B, 1, 2, 0xff, nil), tcpProbe(v4A, v4B, 1, 2, 0xff, false)},
-		{"ipv4-mapped ipv6 stays ipv6", layers.LinkTypeRaw,
-			ip6TCP(t, []byte(netip.MustParseAddr("::ffff:198.51.100.201").AsSlice()), v6B, 7, 8, detect.FlagRST, nil),
-			detect.Probe{TS: ts0, Src: netip.MustParseAddr("::ffff:198.51.100.201"), Dst: addr(v6B), SrcPort: 7, DstPort: 8,
-				Kind: detect.KindTCP, Proto: detect.ProtoTCP, Flags: detect.FlagRST, TTL: testTTL, Seq: testSeq}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -3,7 +3,6 @@ package capture
 import (
 	"encoding/binary"
 	"net"
-	"net/netip"
 	"testing"
 
 	"github.com/gopacket/gopacket"
@@ -27,11 +26,11 @@ var (
 // ip6Layer build.
 const testTTL = 64
 
-func addr(ip net.IP) netip.Addr {
+func addr(ip net.IP) detect.Addr {
 	if v4 := ip.To4(); v4 != nil {
-		return netip.AddrFrom4([4]byte(v4))
+		return detect.AddrFrom4([4]byte(v4))
 	}
-	return netip.AddrFrom16([16]byte(ip))
+	return detect.AddrFrom16([16]byte(ip))
 }
 
 // Options of the SYN nmap -sS sends (MSS only) and of a Linux connect().

@@ -228,30 +228,34 @@ func TestLiveCapture(t *testing.T) {
 		t.Errorf("no %s among %d probes", desc, len(probes))
 	}
 	tcp := func(p detect.Probe, src, dst netip.Addr, dport uint16, flags uint8) bool {
-		return p.Kind == detect.KindTCP && p.Src == src && p.Dst == dst && p.DstPort == dport && p.Flags&^(detect.FlagECE|detect.FlagCWR) == flags
+		return p.Kind == detect.KindTCP && p.Src == detect.AddrOf(src) && p.Dst == detect.AddrOf(dst) && p.DstPort == dport && p.Flags&^(detect.FlagECE|detect.FlagCWR) == flags
 	}
 	has("connect() SYN with StackSYN", func(p detect.Probe) bool { return tcp(p, labA4, labB4, 8080, detect.FlagSYN) && p.StackSYN })
 	has("SYN-ACK from the echo server", func(p detect.Probe) bool {
-		return p.Kind == detect.KindTCP && p.Src == labB4 && p.SrcPort == 8080 && p.Flags&0x17 == detect.FlagSYN|detect.FlagACK
+		return p.Kind == detect.KindTCP && p.Src == detect.AddrOf(labB4) && p.SrcPort == 8080 && p.Flags&0x17 == detect.FlagSYN|detect.FlagACK
 	})
 	has("FIN of the conversation", func(p detect.Probe) bool {
 		return p.Kind == detect.KindTCP && p.Flags&detect.FlagFIN != 0 && (p.DstPort == 8080 || p.SrcPort == 8080)
 	})
 	has("SYN to a closed port", func(p detect.Probe) bool { return tcp(p, labA4, labB4, 1, detect.FlagSYN) })
 	has("RST from the closed port", func(p detect.Probe) bool {
-		return p.Kind == detect.KindTCP && p.Src == labB4 && p.SrcPort == 1 && p.Flags&detect.FlagRST != 0
+		return p.Kind == detect.KindTCP && p.Src == detect.AddrOf(labB4) && p.SrcPort == 1 && p.Flags&detect.FlagRST != 0
 	})
 	has("IPv6 SYN to a closed port", func(p detect.Probe) bool { return tcp(p, labA6, labB6, 2, detect.FlagSYN) })
 	has("IPv6 RST", func(p detect.Probe) bool {
-		return p.Kind == detect.KindTCP && p.Src == labB6 && p.SrcPort == 2 && p.Flags&detect.FlagRST != 0
+		return p.Kind == detect.KindTCP && p.Src == detect.AddrOf(labB6) && p.SrcPort == 2 && p.Flags&detect.FlagRST != 0
 	})
-	has("UDP probe", func(p detect.Probe) bool { return p.Kind == detect.KindUDP && p.Src == labA4 && p.DstPort == 3 })
+	has("UDP probe", func(p detect.Probe) bool {
+		return p.Kind == detect.KindUDP && p.Src == detect.AddrOf(labA4) && p.DstPort == 3
+	})
 	has("ICMP port unreachable", func(p detect.Probe) bool {
-		return p.Kind == detect.KindUnreach && p.Src == labB4 && p.SrcPort == 3 && p.Dst == labA4 && p.Proto == detect.ProtoUDP && p.Code == 3
+		return p.Kind == detect.KindUnreach && p.Src == detect.AddrOf(labB4) && p.SrcPort == 3 && p.Dst == detect.AddrOf(labA4) && p.Proto == detect.ProtoUDP && p.Code == 3
 	})
-	has("IPv6 UDP probe", func(p detect.Probe) bool { return p.Kind == detect.KindUDP && p.Src == labA6 && p.DstPort == 4 })
+	has("IPv6 UDP probe", func(p detect.Probe) bool {
+		return p.Kind == detect.KindUDP && p.Src == detect.AddrOf(labA6) && p.DstPort == 4
+	})
 	has("ICMPv6 port unreachable", func(p detect.Probe) bool {
-		return p.Kind == detect.KindUnreach && p.Src == labB6 && p.SrcPort == 4 && p.Dst == labA6 && p.Code == 4
+		return p.Kind == detect.KindUnreach && p.Src == detect.AddrOf(labB6) && p.SrcPort == 4 && p.Dst == detect.AddrOf(labA6) && p.Code == 4
 	})
 	has("fragmented SYN, reassembled", func(p detect.Probe) bool { return tcp(p, labA4, labB4, 5, detect.FlagSYN) && p.Frag && !p.StackSYN })
 	has("XMAS probe", func(p detect.Probe) bool {

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
-	"net/netip"
 	"path/filepath"
 	"testing"
 
@@ -84,7 +83,7 @@ func arpEth(tb testing.TB, a *layers.ARP) []byte {
 	return serialize(tb, eth(layers.EthernetTypeARP), a)
 }
 
-func neighProbe(src, dst netip.Addr, mac net.HardwareAddr, ttl uint8) detect.Probe {
+func neighProbe(src, dst detect.Addr, mac net.HardwareAddr, ttl uint8) detect.Probe {
 	return detect.Probe{TS: ts0, Src: src, Dst: dst, Kind: detect.KindNeigh, TTL: ttl, HasMAC: true, SrcMAC: [6]byte(mac)}
 }
 

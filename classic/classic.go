@@ -522,7 +522,9 @@ func (m *Mode) report(src, dst netip.Addr, proto uint8, port uint16) {
 	m.hitMu.Lock()
 	var a *detect.Alert
 	if m.eng != nil {
-		a = m.eng.Hit(src, dst, proto, port, m.now().UnixNano())
+		if a = m.eng.Hit(src, dst, proto, port, m.now().UnixNano()); a != nil {
+			a = a.Clone() // the engine reuses its alert
+		}
 	}
 	m.hitMu.Unlock()
 	if a != nil {

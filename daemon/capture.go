@@ -139,6 +139,9 @@ func (d *daemon) captureLoop(ctx context.Context, src *capture.LiveSource, eng *
 		if a == nil {
 			continue
 		}
+		// the engine reuses its alert; this one goes to other threads
+		// (per alert, not per packet)
+		a = a.Clone()
 		if a.Trigger == detect.TriggerTrap {
 			// PortSentry checks again, on a hit, that no service has
 			// bound the port since: a hit on a real service is no scan

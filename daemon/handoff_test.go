@@ -30,7 +30,7 @@ func TestHandOffNeverWaits(t *testing.T) {
 	src, dst := netip.MustParseAddr("198.51.100.66"), netip.MustParseAddr("198.51.100.10")
 	eng.SetOwn([]netip.Addr{dst}) // the daemon's own address: hits count at once
 	probe := func(port uint16, ts int64) *detect.Alert {
-		p := detect.Probe{TS: ts, Src: src, Dst: dst, SrcPort: 40000, DstPort: port, Kind: detect.KindTCP, Proto: detect.ProtoTCP, Flags: detect.FlagSYN}
+		p := detect.Probe{TS: ts, Src: detect.AddrOf(src), Dst: detect.AddrOf(dst), SrcPort: 40000, DstPort: port, Kind: detect.KindTCP, Proto: detect.ProtoTCP, Flags: detect.FlagSYN}
 		return eng.Process(&p)
 	}
 	a := probe(1, 1)

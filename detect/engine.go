@@ -91,55 +91,61 @@ func (t *target) weight() int32 {
 func (t *target) credit() bool { return t.st&(stMask|bitStealth) == stOpen }
 
 // source is everything kept about one source address. Sources live in one
-// slice allocated up front.
+// slice allocated up front; a source is a whole number of 64-byte cache
+// lines (sourcePad), and the slice, a large allocation, starts on a page,
+// so that every source starts on a line of its own.
 type source struct {
-	// what every packet of the source touches comes first, so that an
-	// alerted source's packets touch two cache lines
-	addr    addrKey
-	hash    uint64
-	last    int64 // time of its latest probe
+	sourceHead
+	// read up to ntargets and ndst only: a new source leaves them as
+	// they were (see reset)
+	targets [maxTargets]target
+	dsts    [maxDsts]Addr
+	_       [sourcePad]byte
+}
+
+// sourcePad rounds a source up to whole cache lines (a test checks it).
+const sourcePad = 56
+
+// sourceHead is what a new source sets up: its counts and times. What
+// every packet of a reported source touches (its address, latest time,
+// rearm, link, probe count and, in the second line, its per-type counts)
+// comes first, so that such packets (a blocked scanner goes on sending)
+// touch two cache lines of it; a new source's first probe touches four
+// (the head, its first target and its first destination).
+type sourceHead struct {
+	// first cache line
+	addr Addr
+	last int64 // time of its latest probe
+	// rearmAt, when not 0, is the packet time from which an alerted
+	// source is judged again (see Rearm).
+	rearmAt int64
+	// link is what its probes' frames and TTLs showed (see Origins).
+	link    LinkSeen
 	probes  uint32
 	alerted bool
 	// rearmNew: while rearmAt is pending, a probe to a target the source
 	// has not probed before re-judges it at once (see Rearm).
-	rearmNew  bool
-	ntargets  uint8
-	ndst      uint8
-	awaiting  uint8 // targets with bitAwait
-	opens     uint8 // targets with credit
+	rearmNew bool
+	ntargets uint8
+	ndst     uint8
+	awaiting uint8 // targets with bitAwait
+	opens    uint8 // targets with credit
+	score    int32
+	// second cache line
 	types     [numTypes]uint32
-	score     int32
 	trapHits  uint32
 	first     int64
 	trapFirst int64
-	// rearmAt, when not 0, is the packet time from which an alerted
-	// source is judged again (see Rearm).
-	rearmAt int64
-	oldest  int64 // no target is older than this
+	oldest    int64 // no target is older than this
 	// awaitFirst is the time of the oldest target with bitAwait.
 	awaitFirst int64
-	// link is what its probes' frames and TTLs showed (see Origins).
-	link    LinkSeen
-	targets [maxTargets]target
-	dsts    [maxDsts]addrKey
 }
 
-// addrKey is an address without pointers (netip.Addr holds one for its
-// zone), so that the source table is memory the garbage collector never
-// has to scan.
-type addrKey struct {
-	b   [16]byte
-	is4 bool
-}
-
-func keyOf(a netip.Addr) addrKey { return addrKey{a.As16(), a.Is4()} }
-
-func (k addrKey) addr() netip.Addr {
-	a := netip.AddrFrom16(k.b)
-	if k.is4 {
-		return a.Unmap()
-	}
-	return a
+// reset makes s a new source a first seen at ts: only its head is
+// written, the targets and destinations beyond its (zero) counts are
+// never read.
+func (s *source) reset(a Addr, ts int64) {
+	s.sourceHead = sourceHead{addr: a, first: ts, last: ts}
 }
 
 // Engine classifies packets and scores sources. It is not safe for
@@ -151,7 +157,7 @@ type Engine struct {
 	trigger   uint32
 	trapTCP   PortSet
 	trapUDP   PortSet
-	home      []netip.Prefix
+	home      []prefix
 	own       ownSet
 	svcs      svcTable
 	seeds     seeds
@@ -161,9 +167,22 @@ type Engine struct {
 	free  []int32 // forgotten slots below used, to be handed out again
 	live  int     // sources in the table
 	hand  int32   // where the next eviction starts looking in srcs
-	table []int32
+	table []slot
 	mask  uint64
-	stats Stats
+	ranks []rank // per source, as eviction compares them (see rank)
+	// rankBase is what rank keys count time from (see rankKey)
+	rankBase int64
+	// touched lists the sources looked at in this call, whose ranks
+	// syncRanks writes back at its end (a call looks at three at most)
+	touched  [4]int32
+	ntouched int
+	stats    Stats
+
+	// alert is the one Process and Hit return, reused (with its Ports and
+	// Dst backing arrays) from alert to alert.
+	alert    Alert
+	alertPts [maxTargets]PortRef
+	alertDst [maxDsts]netip.Addr
 }
 
 // New returns an engine for cfg, with every table allocated up front.
@@ -193,10 +212,10 @@ func New(cfg Config) (*Engine, error) {
 		window:    int64(cfg.Window),
 		threshold: int32(cfg.Threshold),
 		trigger:   uint32(max(cfg.ScanTrigger, 1)),
-		home:      slices.Clone(cfg.Home),
 		seeds:     newSeeds(),
 		svcs:      newSvcTable(),
 		srcs:      make([]source, cfg.MaxSources),
+		ranks:     make([]rank, cfg.MaxSources),
 		free:      make([]int32, 0, cfg.MaxSources),
 	}
 	if cfg.TrapTCP != nil {
@@ -209,9 +228,12 @@ func New(cfg Config) (*Engine, error) {
 	for n < 2*cfg.MaxSources {
 		n <<= 1
 	}
-	e.table = make([]int32, n)
+	e.table = make([]slot, n)
 	for i := range e.table {
-		e.table[i] = -1
+		e.table[i].idx = emptySlot
+	}
+	for _, p := range cfg.Home {
+		e.home = append(e.home, prefixOf(p))
 	}
 	e.mask = uint64(n - 1)
 	return e, nil
@@ -225,8 +247,16 @@ func (e *Engine) Stats() Stats {
 }
 
 // Process classifies one packet and returns an alert when this packet makes
-// its source a scanner, nil otherwise. It allocates only for the alert.
+// its source a scanner, nil otherwise. It allocates nothing. The alert is
+// the engine's own, valid until the next call of Process or Hit: a caller
+// that keeps it past that takes a copy (Alert.Clone).
 func (e *Engine) Process(p *Probe) *Alert {
+	a := e.process(p)
+	e.syncRanks()
+	return a
+}
+
+func (e *Engine) process(p *Probe) *Alert {
 	e.stats.Packets++
 	if !p.Src.IsValid() || !p.Dst.IsValid() || p.Src == p.Dst {
 		e.stats.Ignored++
@@ -441,13 +471,7 @@ func (e *Engine) finACK(p *Probe) *Alert {
 // broadcast destinations (mDNS, SSDP, DHCP) and unspecified or multicast
 // sources.
 func usable(p *Probe) bool {
-	if p.Dst.IsMulticast() || p.Src.IsMulticast() || p.Src.IsUnspecified() || p.Dst.IsUnspecified() {
-		return false
-	}
-	if p.Dst.Is4() && p.Dst.As4() == [4]byte{255, 255, 255, 255} {
-		return false
-	}
-	return true
+	return !(p.Dst.IsMulticast() || p.Src.IsMulticast() || p.Src.IsUnspecified() || p.Dst.IsUnspecified() || p.Dst.isBroadcast4())
 }
 
 // probe counts one probe from p.Src to p.Dst:p.DstPort and raises its
@@ -537,9 +561,11 @@ func (e *Engine) probe(p *Probe, typ ScanType, proto uint8, stealth bool, st uin
 // with the engine's window, SCAN_TRIGGER, bounded table and Rearm; dst may
 // be unknown (the zero Addr), and a known dst outside Home does not count.
 // ts is the hit's time in nanoseconds. It returns the alert, with
-// Connected set, when this hit makes src a scanner.
-func (e *Engine) Hit(src, dst netip.Addr, proto uint8, port uint16, ts int64) *Alert {
+// Connected set, when this hit makes src a scanner; like Process's, it is
+// the engine's own, valid until the next call of Process or Hit.
+func (e *Engine) Hit(srcIP, dstIP netip.Addr, proto uint8, port uint16, ts int64) *Alert {
 	e.stats.Packets++
+	src, dst := AddrOf(srcIP.Unmap()), AddrOf(dstIP.Unmap())
 	if !src.IsValid() || src == dst || dst.IsValid() && !e.protected(dst) {
 		e.stats.Ignored++
 		return nil
@@ -550,6 +576,7 @@ func (e *Engine) Hit(src, dst netip.Addr, proto uint8, port uint16, ts int64) *A
 	}
 	p := Probe{TS: ts, Src: src, Dst: dst, DstPort: port, Proto: proto}
 	a := e.probe(&p, typ, proto, false, stUnanswered, true)
+	e.syncRanks()
 	if a != nil {
 		a.Connected = true
 	}
@@ -572,8 +599,9 @@ func (e *Engine) check(s *source, ts int64, proto uint8, port uint16) *Alert {
 	}
 	s.alerted = true
 	e.stats.Alerts++
-	a := &Alert{
-		Src:     s.addr.addr(),
+	a := &e.alert
+	*a = Alert{
+		Src:     s.addr.Netip(),
 		Type:    s.dominant(),
 		Trigger: why,
 		Time:    ts,
@@ -583,30 +611,27 @@ func (e *Engine) check(s *source, ts int64, proto uint8, port uint16) *Alert {
 		Proto:   proto,
 		Port:    port,
 		Link:    s.link,
+		Ports:   e.alertPts[:0],
+		Dst:     e.alertDst[:0],
 	}
 	for _, d := range s.dsts[:s.ndst] {
-		a.Dst = append(a.Dst, d.addr())
+		a.Dst = append(a.Dst, d.Netip())
 	}
 	for i := range s.targets[:s.ntargets] {
 		t := &s.targets[i]
 		a.Ports = append(a.Ports, PortRef{Proto: t.proto, Port: t.port})
 	}
-	slices.SortFunc(a.Ports, func(x, y PortRef) int {
-		if x.Proto != y.Proto {
-			return int(x.Proto) - int(y.Proto)
-		}
-		return int(x.Port) - int(y.Port)
-	})
+	sortPorts(a.Ports)
 	a.Ports = slices.Compact(a.Ports)
 	return a
 }
 
-func (e *Engine) protected(a netip.Addr) bool {
+func (e *Engine) protected(a Addr) bool {
 	if len(e.home) == 0 {
 		return true
 	}
-	for _, p := range e.home {
-		if p.Contains(a) {
+	for i := range e.home {
+		if e.home[i].contains(a) {
 			return true
 		}
 	}
@@ -722,20 +747,17 @@ func (s *source) evidence() int32 {
 	return s.score - WeightOpen*int32(min(s.opens, maxOpenCredit))
 }
 
-func (s *source) addDst(a netip.Addr) {
+func (s *source) addDst(a Addr) {
 	if s.ndst == maxDsts {
 		return
 	}
-	k := keyOf(a)
 	for _, d := range s.dsts[:s.ndst] {
-		if d == k {
+		if d == a {
 			return
 		}
 	}
-	if s.ndst < maxDsts {
-		s.dsts[s.ndst] = k
-		s.ndst++
-	}
+	s.dsts[s.ndst] = a
+	s.ndst++
 }
 
 // sumWeights recomputes the score from scratch (tests check that the
@@ -782,9 +804,10 @@ func (e *Engine) SetTraps(tcp, udp *PortSet) {
 // single probe, which more evidence takes out of the budget forged
 // sources use up. An unknown or not alerted src is left alone.
 func (e *Engine) Rearm(src netip.Addr, at int64, onNew bool) {
-	if s := e.lookup(src); s != nil && s.alerted {
+	if s := e.lookup(AddrOf(src.Unmap())); s != nil && s.alerted {
 		s.rearmAt, s.rearmNew = max(at, 1), onNew
 	}
+	e.syncRanks()
 }
 
 // newTarget reports whether p, from the alerted source s, is its first
@@ -798,18 +821,19 @@ func (e *Engine) newTarget(s *source, p *Probe, proto uint8) bool {
 // judged afresh (used when an alert turns out to concern a port a service
 // has just bound).
 func (e *Engine) Forget(src netip.Addr) {
-	k := keyOf(src)
-	h := e.hashKey(k)
+	a := AddrOf(src.Unmap())
+	h := e.hash(a)
+	tag := uint32(h)
 	for i := h & e.mask; ; i = (i + 1) & e.mask {
-		idx := e.table[i]
-		if idx < 0 {
+		sl := e.table[i]
+		if sl.idx < 0 {
 			return
 		}
-		if s := &e.srcs[idx]; s.hash == h && s.addr == k {
-			e.remove(idx)
+		if s := &e.srcs[sl.idx]; sl.tag == tag && s.addr == a {
+			e.remove(sl.idx, tag)
 			e.live--
-			*s = source{}
-			e.free = append(e.free, idx)
+			s.reset(Addr{}, 0)
+			e.free = append(e.free, sl.idx)
 			return
 		}
 	}

@@ -2,10 +2,13 @@ package detect
 
 import (
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 var (
@@ -20,18 +23,18 @@ const ms = int64(time.Millisecond)
 const t0 = int64(1_700_000_000) * int64(time.Second)
 
 func tcp(ts int64, src netip.Addr, sport uint16, dst netip.Addr, dport uint16, flags uint8) *Probe {
-	return &Probe{TS: ts, Src: src, Dst: dst, SrcPort: sport, DstPort: dport, Kind: KindTCP, Proto: ProtoTCP, Flags: flags}
+	return &Probe{TS: ts, Src: AddrOf(src), Dst: AddrOf(dst), SrcPort: sport, DstPort: dport, Kind: KindTCP, Proto: ProtoTCP, Flags: flags}
 }
 
 func udp(ts int64, src netip.Addr, sport uint16, dst netip.Addr, dport uint16) *Probe {
-	return &Probe{TS: ts, Src: src, Dst: dst, SrcPort: sport, DstPort: dport, Kind: KindUDP, Proto: ProtoUDP}
+	return &Probe{TS: ts, Src: AddrOf(src), Dst: AddrOf(dst), SrcPort: sport, DstPort: dport, Kind: KindUDP, Proto: ProtoUDP}
 }
 
 // unreach is the ICMP port unreachable the host sends about a datagram
 // from prober:sport to host:port (already turned around, as the decoder
 // does).
 func unreach(ts int64, host netip.Addr, port uint16, prober netip.Addr, sport uint16, proto uint8) *Probe {
-	return &Probe{TS: ts, Src: host, Dst: prober, SrcPort: port, DstPort: sport, Kind: KindUnreach, Proto: proto, Code: 3}
+	return &Probe{TS: ts, Src: AddrOf(host), Dst: AddrOf(prober), SrcPort: port, DstPort: sport, Kind: KindUnreach, Proto: proto, Code: 3}
 }
 
 // newEngine returns an engine for cfg that knows the lab's victims as the
@@ -75,7 +78,7 @@ func run(t testing.TB, e *Engine, pkts ...*Probe) []*Alert {
 				t.Fatalf("second alert for %v", a.Src)
 			}
 			seen[a.Src] = true
-			out = append(out, a)
+			out = append(out, a.Clone())
 		}
 	}
 	return out
@@ -464,7 +467,7 @@ func TestBoundedSourcesUnderForgedFlood(t *testing.T) {
 			port := uint16(2000 + i/10_000)
 			e.Process(tcp(ts, attacker, 40000, victim, port, FlagSYN))
 			if a := e.Process(tcp(ts+1, victim, port, attacker, 40000, FlagRST|FlagACK)); a != nil {
-				alerts = append(alerts, a)
+				alerts = append(alerts, a.Clone())
 			}
 		}
 	}
@@ -481,9 +484,9 @@ func TestTableAgainstMap(t *testing.T) {
 	// every tracked source must stay findable through inserts and
 	// evictions, and evicted ones must be gone
 	e := newEngine(t, Config{MaxSources: 64})
-	live := map[netip.Addr]bool{}
+	live := map[Addr]bool{}
 	for i := 0; i < 20000; i++ {
-		a := netip.AddrFrom4([4]byte{10, 0, byte(i % 97), byte(i % 251)})
+		a := AddrFrom4([4]byte{10, 0, byte(i % 97), byte(i % 251)})
 		before := e.stats.Evicted
 		e.get(a, int64(i))
 		live[a] = true
@@ -499,7 +502,7 @@ func TestTableAgainstMap(t *testing.T) {
 			t.Fatalf("%d live sources", len(live))
 		}
 		for x := range live {
-			if s := e.lookup(x); s == nil || s.addr.addr() != x {
+			if s := e.lookup(x); s == nil || s.addr != x {
 				t.Fatalf("step %d: %v lost", i, x)
 			}
 		}
@@ -620,7 +623,7 @@ func TestSetTrapsAndForget(t *testing.T) {
 	// forgets the source
 	e.SetTraps(ports(1), nil)
 	e.Forget(attacker)
-	if e.Stats().Sources != 0 || e.lookup(attacker) != nil {
+	if e.Stats().Sources != 0 || e.lookup(AddrOf(attacker)) != nil {
 		t.Fatal("source not forgotten")
 	}
 	if a := e.Process(tcp(t0+ms, attacker, 1, victim, 111, FlagSYN)); a != nil {
@@ -632,11 +635,11 @@ func TestSetTrapsAndForget(t *testing.T) {
 	// a forgotten slot is reused
 	e2 := newEngine(t, Config{MaxSources: 64})
 	for i := 0; i < 64; i++ {
-		e2.get(netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), t0)
+		e2.get(AddrFrom4([4]byte{10, 0, 0, byte(i)}), t0)
 	}
 	e2.Forget(netip.AddrFrom4([4]byte{10, 0, 0, 5}))
 	for i := 64; i < 200; i++ {
-		e2.get(netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), t0)
+		e2.get(AddrFrom4([4]byte{10, 0, 0, byte(i)}), t0)
 		if e2.Stats().Sources > 64 {
 			t.Fatal("table grew past its size")
 		}
@@ -700,5 +703,108 @@ func TestRearmOnNewTarget(t *testing.T) {
 	}
 	if a := e.Process(tcp(t0+6*int64(time.Second), attacker, 1, victim, 82, FlagSYN)); a == nil {
 		t.Fatal("rearmed source not judged again after its time")
+	}
+}
+
+// A source is whole cache lines, and what every packet of a reported
+// source touches lies in its first two (see sourceHead).
+func TestSourceLayout(t *testing.T) {
+	var s source
+	if n := unsafe.Sizeof(s); n%64 != 0 {
+		t.Errorf("a source is %d bytes (padding %d): not whole 64-byte lines", n, sourcePad)
+	}
+	if sourcePad >= 64 {
+		t.Errorf("padding %d is a line or more", sourcePad)
+	}
+	for name, end := range map[string]uintptr{
+		"addr":    unsafe.Offsetof(s.addr) + unsafe.Sizeof(s.addr),
+		"last":    unsafe.Offsetof(s.last) + unsafe.Sizeof(s.last),
+		"rearmAt": unsafe.Offsetof(s.rearmAt) + unsafe.Sizeof(s.rearmAt),
+		"link":    unsafe.Offsetof(s.link) + unsafe.Sizeof(s.link),
+		"probes":  unsafe.Offsetof(s.probes) + unsafe.Sizeof(s.probes),
+		"alerted": unsafe.Offsetof(s.alerted) + unsafe.Sizeof(s.alerted),
+	} {
+		if end > 64 {
+			t.Errorf("%s ends at byte %d, past the first line", name, end)
+		}
+	}
+	if end := unsafe.Offsetof(s.types) + unsafe.Sizeof(s.types); end > 128 {
+		t.Errorf("types ends at byte %d, past the second line", end)
+	}
+}
+
+// The engine hands out its own alert, reused from alert to alert; Clone
+// keeps one.
+func TestAlertReusedCloneKeeps(t *testing.T) {
+	e := newEngine(t, Config{TrapTCP: ports(111)})
+	a1 := e.Process(tcp(t0, attacker, 1, victim, 111, FlagSYN))
+	if a1 == nil || a1.Src != attacker {
+		t.Fatalf("first alert %+v", a1)
+	}
+	kept := a1.Clone()
+	other := netip.MustParseAddr("fd00:77::99")
+	a2 := e.Process(tcp(t0+ms, other, 1, netip.MustParseAddr("fd00:77::10"), 111, FlagSYN))
+	if a2 == nil || a2.Src != other {
+		t.Fatalf("second alert %+v", a2)
+	}
+	if a1 != a2 {
+		t.Error("the engine allocated a second alert")
+	}
+	if kept.Src != attacker || len(kept.Dst) != 1 || kept.Dst[0] != victim || len(kept.Ports) != 1 || kept.Ports[0].Port != 111 {
+		t.Errorf("the clone changed with the engine's alert: %+v", kept)
+	}
+	if len(a2.Dst) != 1 || a2.Dst[0] != netip.MustParseAddr("fd00:77::10") {
+		t.Errorf("second alert's destinations %v", a2.Dst)
+	}
+}
+
+// Neither a packet nor an alert allocates.
+func TestProcessAllocatesNothing(t *testing.T) {
+	e := newEngine(t, Config{TrapTCP: ports(111), MaxSources: 1024})
+	o := NewOrigins()
+	n := 0
+	allocs := testing.AllocsPerRun(5000, func() {
+		n++
+		src := AddrFrom4([4]byte{100, 64, byte(n >> 8), byte(n)})
+		p := Probe{TS: t0 + int64(n)*1000, Src: src, Dst: AddrOf(victim), SrcPort: 40000, DstPort: 111,
+			Kind: KindTCP, Proto: ProtoTCP, Flags: FlagSYN, TTL: 50, HasMAC: true, SrcMAC: [6]byte{2, 0, 0, 0, 0, 1}}
+		o.Observe(&p)
+		if a := e.Process(&p); a == nil {
+			t.Fatal("no alert on a trap hit")
+		} else {
+			a.Origin = o.Judge(a, o)
+		}
+		p.DstPort = 80 // and a plain probe of a known source
+		p.TS++
+		e.Process(&p)
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per packet pair with an alert", allocs)
+	}
+}
+
+// rankKey orders sources as the score-then-time comparison it replaces,
+// for every score a source can have and times within its span.
+func TestRankKeyOrder(t *testing.T) {
+	if maxTargets*max(WeightClosed, WeightStealth, WeightUnanswered, WeightHalfOpen) > 255 {
+		t.Fatal("a score can exceed the 8 bits rankKey keeps")
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	base := t0 - 1<<55
+	for i := 0; i < 200000; i++ {
+		s1, s2 := int32(r.IntN(200)), int32(r.IntN(200))
+		if r.IntN(3) == 0 {
+			s2 = s1
+		}
+		l1 := t0 + r.Int64N(1<<50) - 1<<49
+		l2 := l1 + r.Int64N(2000) - 1000
+		want := s1 < s2 || s1 == s2 && l1 < l2
+		if got := rankKey(s1, l1, base) < rankKey(s2, l2, base); got != want {
+			t.Fatalf("(%d, %d) < (%d, %d): key says %v", s1, l1, s2, l2, got)
+		}
+	}
+	// out of range: the nearest end, never a wrap-around
+	if rankKey(3, math.MinInt64, base) != 3<<56 || rankKey(3, math.MaxInt64, base) != 3<<56|(1<<56-1) {
+		t.Fatal("times out of range are not clamped")
 	}
 }

@@ -188,7 +188,7 @@ func fuzzStep(t *testing.T, e *Engine, d []byte, ts int64) int64 {
 			e.SetTraps(fuzzTraps(d[1]), fuzzTraps(d[1]>>4))
 		}
 	default:
-		p := Probe{TS: ts, Src: src, Dst: dst, SrcPort: sport, DstPort: dport, Flags: d[1],
+		p := Probe{TS: ts, Src: AddrOf(src), Dst: AddrOf(dst), SrcPort: sport, DstPort: dport, Flags: d[1],
 			StackSYN: d[0]&8 != 0, Frag: d[0]&16 != 0}
 		switch d[0] & 3 {
 		case 0:
@@ -231,20 +231,20 @@ func checkEngine(t *testing.T, e *Engine, step int) {
 	}
 	// the hash table holds exactly the live sources, each found by lookup
 	inTable := 0
-	for _, idx := range e.table {
-		if idx < 0 {
+	for _, sl := range e.table {
+		if sl.idx < 0 {
 			continue
 		}
 		inTable++
-		if idx >= e.used {
-			t.Fatalf("step %d: table entry %d beyond the %d sources handed out", step, idx, e.used)
+		if sl.idx >= e.used {
+			t.Fatalf("step %d: table entry %d beyond the %d sources handed out", step, sl.idx, e.used)
 		}
-		s := &e.srcs[idx]
-		if s.hash != e.hashKey(s.addr) {
-			t.Fatalf("step %d: source %v has a stale hash", step, s.addr.addr())
+		s := &e.srcs[sl.idx]
+		if sl.tag != uint32(e.hash(s.addr)) {
+			t.Fatalf("step %d: source %v has a stale hash in its slot", step, s.addr)
 		}
-		if got := e.lookup(s.addr.addr()); got != s {
-			t.Fatalf("step %d: source %v in the table, not found by lookup", step, s.addr.addr())
+		if got := e.lookup(s.addr); got != s {
+			t.Fatalf("step %d: source %v in the table, not found by lookup", step, s.addr)
 		}
 	}
 	if inTable != e.live {
@@ -256,10 +256,10 @@ func checkEngine(t *testing.T, e *Engine, step int) {
 	for i := range e.srcs[:e.used] {
 		s := &e.srcs[i]
 		if s.score != s.sumWeights() {
-			t.Fatalf("step %d: %v score %d, recount %d", step, s.addr.addr(), s.score, s.sumWeights())
+			t.Fatalf("step %d: %v score %d, recount %d", step, s.addr, s.score, s.sumWeights())
 		}
 		if s.score < 0 || int(s.ntargets) > maxTargets || int(s.ndst) > maxDsts {
-			t.Fatalf("step %d: %v score %d, %d targets, %d destinations", step, s.addr.addr(), s.score, s.ntargets, s.ndst)
+			t.Fatalf("step %d: %v score %d, %d targets, %d destinations", step, s.addr, s.score, s.ntargets, s.ndst)
 		}
 		var opens, awaiting uint8
 		for j := range s.targets[:s.ntargets] {
@@ -271,7 +271,7 @@ func checkEngine(t *testing.T, e *Engine, step int) {
 			}
 		}
 		if opens != s.opens || awaiting != s.awaiting {
-			t.Fatalf("step %d: %v counts %d open and %d awaiting targets, has %d and %d", step, s.addr.addr(), s.opens, s.awaiting, opens, awaiting)
+			t.Fatalf("step %d: %v counts %d open and %d awaiting targets, has %d and %d", step, s.addr, s.opens, s.awaiting, opens, awaiting)
 		}
 	}
 }

@@ -157,7 +157,7 @@ type handshake struct {
 
 // knownAddr is what is known of one address.
 type knownAddr struct {
-	addr addrKey
+	addr Addr
 	ts   int64 // last learned (packet time); 0: free slot
 	// own is what its validated traffic showed: the hop counts it came
 	// from (more than knownHops distinct ones are no evidence: routes
@@ -175,14 +175,14 @@ type stepGroup struct {
 	mac     [6]byte
 	used    bool
 	lastTS  int64
-	lastSrc addrKey
+	lastSrc Addr
 	port    uint16
 	proto   uint8
 	members [stepMembers]stepMember
 }
 
 type stepMember struct {
-	addr  addrKey
+	addr  Addr
 	steps uint16
 	ts    int64
 }
@@ -199,13 +199,12 @@ func NewOrigins() *Origins {
 
 func (o *Origins) mix(x, y uint64) uint64 { return o.seeds.mix(x, y) }
 
-func (o *Origins) hashAddr(k addrKey) uint64 { return o.seeds.key(k) }
+func (o *Origins) hashAddr(k Addr) uint64 { return o.seeds.key(k) }
 
 // connKey hashes the connection from a:ap to b:bp (directed).
-func (o *Origins) connKey(a, b netip.Addr, ap, bp uint16) uint64 {
-	ka, kb := keyOf(a), keyOf(b)
-	h := o.hashAddr(ka)
-	h = o.mix(h^uint64(ap)<<32^uint64(bp), o.hashAddr(kb))
+func (o *Origins) connKey(a, b Addr, ap, bp uint16) uint64 {
+	h := o.hashAddr(a)
+	h = o.mix(h^uint64(ap)<<32^uint64(bp), o.hashAddr(b))
 	return h | 1 // 0 marks a free slot
 }
 
@@ -214,7 +213,7 @@ func (o *Origins) Observe(p *Probe) {
 	switch p.Kind {
 	case KindNeigh:
 		if p.HasMAC && p.Src.IsValid() {
-			k := o.slot(keyOf(p.Src), p.TS)
+			k := o.slot(p.Src, p.TS)
 			k.neigh, k.hasNeigh = p.SrcMAC, true
 		}
 	case KindTCP:
@@ -263,12 +262,12 @@ func (o *Origins) tcp(p *Probe) {
 
 // learn records what a validated packet of p.Src says of it.
 func (o *Origins) learn(p *Probe) {
-	o.slot(keyOf(p.Src), p.TS).own.note(p)
+	o.slot(p.Src, p.TS).own.note(p)
 }
 
 // slot returns the entry of k, taking the oldest of its bucket when k has
 // none (an entry older than knownLife is as good as none).
-func (o *Origins) slot(k addrKey, ts int64) *knownAddr {
+func (o *Origins) slot(k Addr, ts int64) *knownAddr {
 	bucket := o.bucket(k)
 	victim := &bucket[0]
 	for i := range bucket {
@@ -289,7 +288,7 @@ func (o *Origins) slot(k addrKey, ts int64) *knownAddr {
 }
 
 // bucket returns the knownWays entries k may be in.
-func (o *Origins) bucket(k addrKey) []knownAddr {
+func (o *Origins) bucket(k Addr) []knownAddr {
 	b := int(o.hashAddr(k)&(knownSlots/knownWays-1)) * knownWays
 	return o.known[b : b+knownWays]
 }
@@ -302,7 +301,7 @@ func (o *Origins) group(mac [6]byte) *stepGroup {
 
 // find returns the entry of a when one is known and not too old, else nil.
 func (o *Origins) find(a netip.Addr, now int64) *knownAddr {
-	k := keyOf(a)
+	k := AddrOf(a)
 	bucket := o.bucket(k)
 	for i := range bucket {
 		e := &bucket[i]
@@ -323,7 +322,7 @@ func (o *Origins) step(p *Probe) {
 	}
 	m := p.SrcMAC
 	g := o.group(m)
-	src := keyOf(p.Src)
+	src := p.Src
 	if !g.used || g.mac != m {
 		*g = stepGroup{mac: m, used: true}
 	} else if g.lastSrc != src && g.port == p.DstPort && g.proto == p.Proto && p.TS-g.lastTS <= int64(stepGap) {
@@ -335,7 +334,7 @@ func (o *Origins) step(p *Probe) {
 
 // count adds a step to a's member entry, taking a free entry, else the
 // stalest, when a has none.
-func (g *stepGroup) count(a addrKey, ts int64) {
+func (g *stepGroup) count(a Addr, ts int64) {
 	victim := &g.members[0]
 	for i := range g.members {
 		m := &g.members[i]
@@ -361,7 +360,7 @@ func (o *Origins) stepsOf(mac [6]byte, a netip.Addr, now int64) (*stepGroup, uin
 	if !g.used || g.mac != mac {
 		return nil, 0
 	}
-	k := keyOf(a)
+	k := AddrOf(a)
 	for i := range g.members {
 		m := &g.members[i]
 		if m.steps > 0 && m.addr == k && now-m.ts <= int64(stepLife) {
@@ -512,13 +511,13 @@ func (o *Origins) decoy(a *Alert, n Neighbourhood) (Judgement, bool) {
 	if g == nil || steps < minSteps {
 		return Judgement{}, false
 	}
-	self := keyOf(a.Src)
+	self := AddrOf(a.Src)
 	for i := range g.members {
 		m := &g.members[i]
 		if m.steps < minSteps || m.addr == self || a.Time-m.ts > int64(stepLife) {
 			continue
 		}
-		other := m.addr.addr()
+		other := m.addr.Netip()
 		if !o.owns(other, l.MAC, a.Time, n) {
 			continue
 		}

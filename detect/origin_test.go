@@ -48,11 +48,11 @@ var (
 // with ttl) to victim:80 that the client completes and closes: the
 // victim's SYN-ACK and the client's FIN+ACK acknowledging it.
 func handshakeOf(o *Origins, client netip.Addr, mac [6]byte, ttl uint8, ts int64, ack uint32) {
-	o.Observe(&Probe{TS: ts, Src: client, Dst: victim, SrcPort: 40000, DstPort: 80, Kind: KindTCP, Proto: ProtoTCP,
+	o.Observe(&Probe{TS: ts, Src: AddrOf(client), Dst: AddrOf(victim), SrcPort: 40000, DstPort: 80, Kind: KindTCP, Proto: ProtoTCP,
 		Flags: FlagSYN, Seq: 1000, TTL: ttl, HasMAC: true, SrcMAC: mac})
-	o.Observe(&Probe{TS: ts + 1e5, Src: victim, Dst: client, SrcPort: 80, DstPort: 40000, Kind: KindTCP, Proto: ProtoTCP,
+	o.Observe(&Probe{TS: ts + 1e5, Src: AddrOf(victim), Dst: AddrOf(client), SrcPort: 80, DstPort: 40000, Kind: KindTCP, Proto: ProtoTCP,
 		Flags: FlagSYN | FlagACK, Seq: 5000, Ack: 1001, TTL: 64, HasMAC: true, SrcMAC: macVictim})
-	o.Observe(&Probe{TS: ts + 2e6, Src: client, Dst: victim, SrcPort: 40000, DstPort: 80, Kind: KindTCP, Proto: ProtoTCP,
+	o.Observe(&Probe{TS: ts + 2e6, Src: AddrOf(client), Dst: AddrOf(victim), SrcPort: 40000, DstPort: 80, Kind: KindTCP, Proto: ProtoTCP,
 		Flags: FlagFIN | FlagACK, Seq: 1200, Ack: ack, TTL: ttl, HasMAC: true, SrcMAC: mac})
 }
 
@@ -83,9 +83,9 @@ func TestOriginsIgnoresForgedSynAck(t *testing.T) {
 	// a SYN-ACK in the host's name that arrived through a router (TTL
 	// lowered) is not the host's own: nothing acknowledges it
 	o := NewOrigins()
-	o.Observe(&Probe{TS: t0, Src: victim, Dst: far, SrcPort: 80, DstPort: 40000, Kind: KindTCP, Proto: ProtoTCP,
+	o.Observe(&Probe{TS: t0, Src: AddrOf(victim), Dst: AddrOf(far), SrcPort: 80, DstPort: 40000, Kind: KindTCP, Proto: ProtoTCP,
 		Flags: FlagSYN | FlagACK, Seq: 5000, TTL: 60})
-	o.Observe(&Probe{TS: t0 + 1e6, Src: far, Dst: victim, SrcPort: 40000, DstPort: 80, Kind: KindTCP, Proto: ProtoTCP,
+	o.Observe(&Probe{TS: t0 + 1e6, Src: AddrOf(far), Dst: AddrOf(victim), SrcPort: 40000, DstPort: 80, Kind: KindTCP, Proto: ProtoTCP,
 		Flags: FlagFIN | FlagACK, Ack: 5001, TTL: 60})
 	if k := o.find(far, t0); k != nil {
 		t.Fatalf("learned %+v from a routed SYN-ACK", k)
@@ -93,10 +93,10 @@ func TestOriginsIgnoresForgedSynAck(t *testing.T) {
 	// two SYN-ACKs of one connection that disagree poison it
 	o = NewOrigins()
 	for _, isn := range []uint32{5000, 9000} {
-		o.Observe(&Probe{TS: t0, Src: victim, Dst: far, SrcPort: 80, DstPort: 40000, Kind: KindTCP, Proto: ProtoTCP,
+		o.Observe(&Probe{TS: t0, Src: AddrOf(victim), Dst: AddrOf(far), SrcPort: 80, DstPort: 40000, Kind: KindTCP, Proto: ProtoTCP,
 			Flags: FlagSYN | FlagACK, Seq: isn, TTL: 64})
 	}
-	o.Observe(&Probe{TS: t0 + 1e6, Src: far, Dst: victim, SrcPort: 40000, DstPort: 80, Kind: KindTCP, Proto: ProtoTCP,
+	o.Observe(&Probe{TS: t0 + 1e6, Src: AddrOf(far), Dst: AddrOf(victim), SrcPort: 40000, DstPort: 80, Kind: KindTCP, Proto: ProtoTCP,
 		Flags: FlagFIN | FlagACK, Ack: 9001, TTL: 60})
 	if k := o.find(far, t0); k != nil {
 		t.Fatalf("learned %+v from a connection with two SYN-ACKs", k)
@@ -162,7 +162,7 @@ func decoyScan(o *Origins, mac [6]byte, srcs []netip.Addr, ports int) {
 	ts := t0
 	for port := 1; port <= ports; port++ {
 		for _, s := range srcs {
-			o.Observe(&Probe{TS: ts, Src: s, Dst: victim, SrcPort: 50000, DstPort: uint16(port), Kind: KindTCP, Proto: ProtoTCP,
+			o.Observe(&Probe{TS: ts, Src: AddrOf(s), Dst: AddrOf(victim), SrcPort: 50000, DstPort: uint16(port), Kind: KindTCP, Proto: ProtoTCP,
 				Flags: FlagSYN, TTL: 50, HasMAC: true, SrcMAC: mac})
 			ts += 20e3
 		}
@@ -196,7 +196,7 @@ func TestJudgeDecoys(t *testing.T) {
 // In a replay the capture's ARP and NDP are the neighbour table.
 func TestOriginsReplayNeighbours(t *testing.T) {
 	o := NewOrigins()
-	o.Observe(&Probe{TS: t0, Kind: KindNeigh, Src: benign, Dst: victim, HasMAC: true, SrcMAC: macBenign})
+	o.Observe(&Probe{TS: t0, Kind: KindNeigh, Src: AddrOf(benign), Dst: AddrOf(victim), HasMAC: true, SrcMAC: macBenign})
 	if ni := o.Neighbour(benign); !ni.OnLink || ni.State != NeighBound || ni.MAC != macBenign {
 		t.Fatalf("Neighbour = %+v", ni)
 	}
@@ -211,10 +211,10 @@ func TestOriginsReplayNeighbours(t *testing.T) {
 func TestOriginsObserveAllocates(t *testing.T) {
 	o := NewOrigins()
 	ps := []Probe{
-		{TS: t0, Src: victim, Dst: far, SrcPort: 80, DstPort: 4000, Kind: KindTCP, Proto: ProtoTCP, Flags: FlagSYN | FlagACK, TTL: 64},
-		{TS: t0, Src: far, Dst: victim, SrcPort: 4000, DstPort: 80, Kind: KindTCP, Proto: ProtoTCP, Flags: FlagFIN | FlagACK, Ack: 1, TTL: 60},
-		{TS: t0, Src: attacker, Dst: victim, DstPort: 22, Kind: KindTCP, Proto: ProtoTCP, Flags: FlagSYN, TTL: 60, HasMAC: true},
-		{TS: t0, Src: benign, Kind: KindNeigh, HasMAC: true},
+		{TS: t0, Src: AddrOf(victim), Dst: AddrOf(far), SrcPort: 80, DstPort: 4000, Kind: KindTCP, Proto: ProtoTCP, Flags: FlagSYN | FlagACK, TTL: 64},
+		{TS: t0, Src: AddrOf(far), Dst: AddrOf(victim), SrcPort: 4000, DstPort: 80, Kind: KindTCP, Proto: ProtoTCP, Flags: FlagFIN | FlagACK, Ack: 1, TTL: 60},
+		{TS: t0, Src: AddrOf(attacker), Dst: AddrOf(victim), DstPort: 22, Kind: KindTCP, Proto: ProtoTCP, Flags: FlagSYN, TTL: 60, HasMAC: true},
+		{TS: t0, Src: AddrOf(benign), Kind: KindNeigh, HasMAC: true},
 	}
 	if n := testing.AllocsPerRun(100, func() {
 		for i := range ps {
@@ -234,11 +234,11 @@ func TestEngineLinkSeen(t *testing.T) {
 	}
 	var a *Alert
 	for port := uint16(1); port <= 12 && a == nil; port++ {
-		a = e.Process(&Probe{TS: t0 + int64(port), Src: attacker, Dst: victim, SrcPort: 5000, DstPort: port,
+		a = e.Process(&Probe{TS: t0 + int64(port), Src: AddrOf(attacker), Dst: AddrOf(victim), SrcPort: 5000, DstPort: port,
 			Kind: KindTCP, Proto: ProtoTCP, Flags: FlagFIN, TTL: 40 + uint8(port), HasMAC: true, SrcMAC: macAttacker})
 		if a == nil {
 			// the victim's RST, from its own MAC with TTL 64
-			a = e.Process(&Probe{TS: t0 + int64(port) + 1, Src: victim, Dst: attacker, SrcPort: port, DstPort: 5000,
+			a = e.Process(&Probe{TS: t0 + int64(port) + 1, Src: AddrOf(victim), Dst: AddrOf(attacker), SrcPort: port, DstPort: 5000,
 				Kind: KindTCP, Proto: ProtoTCP, Flags: FlagRST | FlagACK, TTL: 64, HasMAC: true, SrcMAC: macVictim})
 		}
 	}

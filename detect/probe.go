@@ -8,8 +8,6 @@
 // other package of scanwarden.
 package detect
 
-import "net/netip"
-
 // Packet kinds a Probe can carry.
 const (
 	KindNone    uint8 = iota
@@ -62,7 +60,7 @@ const (
 // judging whether Src is forged; the classifier does not read them.
 type Probe struct {
 	TS       int64 // packet timestamp, nanoseconds since the Unix epoch
-	Src, Dst netip.Addr
+	Src, Dst Addr
 	SrcPort  uint16
 	DstPort  uint16
 	Kind     uint8 // KindTCP, KindUDP or KindUnreach

@@ -1,7 +1,6 @@
 package detect
 
 import (
-	"cmp"
 	"net/netip"
 	"slices"
 )
@@ -79,43 +78,24 @@ func (t *svcTable) has(dsth uint32, proto uint8, port uint16, ts int64) bool {
 
 // ownSet is the sorted set of the addresses whose bound ports the trap
 // sets already leave out (the host's own, see Engine.SetOwn).
-type ownSet []addrKey
-
-func cmpKey(a, b addrKey) int {
-	if c := cmp.Compare(boolInt(a.is4), boolInt(b.is4)); c != 0 {
-		return c
-	}
-	for i := range a.b {
-		if c := cmp.Compare(a.b[i], b.b[i]); c != 0 {
-			return c
-		}
-	}
-	return 0
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
+type ownSet []Addr
 
 func newOwnSet(addrs []netip.Addr) ownSet {
 	s := make(ownSet, 0, len(addrs))
 	for _, a := range addrs {
 		if a.IsValid() {
-			s = append(s, keyOf(a.Unmap()))
+			s = append(s, AddrOf(a.Unmap()))
 		}
 	}
-	slices.SortFunc(s, cmpKey)
-	return slices.CompactFunc(s, func(a, b addrKey) bool { return a == b })
+	slices.SortFunc(s, Addr.compare)
+	return slices.Compact(s)
 }
 
-func (s ownSet) has(a netip.Addr) bool {
+func (s ownSet) has(a Addr) bool {
 	if len(s) == 0 {
 		return false
 	}
-	_, ok := slices.BinarySearchFunc(s, keyOf(a.Unmap()), cmpKey)
+	_, ok := slices.BinarySearchFunc(s, a, Addr.compare)
 	return ok
 }
 

@@ -1,19 +1,23 @@
 package detect
 
 import (
-	"encoding/binary"
 	"math/bits"
 	"math/rand/v2"
-	"net/netip"
 )
 
 // The source table: an open-addressing hash table (linear probing,
-// backward-shift deletion) of indexes into Engine.srcs. Everything is
-// allocated in New; lookups, inserts and evictions never allocate.
-// Eviction is a clock: a hand walks over srcs and picks, among the next
-// evictSample sources, the one with the lowest score (the least recently
-// seen among equals). Unlike an LRU list it costs no pointer updates per
-// packet, which at ten thousand active sources are cache misses.
+// backward-shift deletion) of slots that each hold a source's index in
+// Engine.srcs and 32 bits of its hash (the low ones, which are its home
+// slot: the table has at most 2^27 slots). Probing, inserting and
+// removing read only the slots, never the sources, whose records are
+// large: a lookup touches a source only when its slot's hash matches, and
+// a new source from a flood of forged ones costs the slots it probes and
+// the one record it takes over. Everything is allocated in New; lookups,
+// inserts and evictions never allocate. Eviction is a clock: a hand walks
+// over srcs and picks, among the next evictSample sources, the one with
+// the lowest score (the least recently seen among equals). Unlike an LRU
+// list it costs no pointer updates per packet, which at ten thousand
+// active sources are cache misses.
 
 // seeds is a random key that the engine's and Origins' tables hash
 // with, so that forged sources cannot be chosen to collide.
@@ -28,53 +32,108 @@ func (s seeds) mix(x, y uint64) uint64 {
 }
 
 // key hashes an address with the key.
-func (s seeds) key(k addrKey) uint64 {
-	y := binary.LittleEndian.Uint64(k.b[8:])
-	if k.is4 {
-		y ^= 0x9e3779b97f4a7c15 // keep 1.2.3.4 and ::ffff:1.2.3.4 apart
-	}
-	return s.mix(binary.LittleEndian.Uint64(k.b[:8]), y)
+func (s seeds) key(a Addr) uint64 { return s.mix(a.hi, a.lo) }
+
+// slot is one entry of the source table: idx < 0 is an empty slot.
+type slot struct {
+	tag uint32 // the low 32 bits of the source's hash
+	idx int32  // its index in Engine.srcs
 }
 
-// hash mixes an address with the engine's random seed.
-func (e *Engine) hash(a netip.Addr) uint64 { return e.hashKey(keyOf(a)) }
+const emptySlot = -1
 
-func (e *Engine) hashKey(k addrKey) uint64 { return e.seeds.key(k) }
+// rank is what eviction compares of a source, kept apart from the
+// source's record in Engine.ranks so that the clock hand reads two cache
+// lines for its evictSample candidates rather than one per candidate.
+// It is a copy of the record's fields, written back (syncRanks) at the end
+// of every Process and Hit for the sources the call looked at: no
+// eviction happens between a change and its write-back, since a call
+// evicts at most once, in get, before it changes any source.
+type rank struct {
+	// key orders sources as evict takes them: by score, then by the time
+	// of their latest probe (see rankKey)
+	key uint64
+	tag uint32 // its slot's tag, so that removing it reads no record
+}
 
-func (e *Engine) hash32(a netip.Addr) uint32 {
+// rankKey packs a source's score (the top 8 bits: a score is at most
+// maxTargets times the largest weight, checked by a test) and the time
+// of its latest probe relative to base (the low 56 bits, some 2.3 years
+// of nanoseconds around the engine's first packet, out-of-range times
+// taken to the nearest end) into one integer, so that evict compares
+// each candidate in one instruction, without a branch to mispredict.
+func rankKey(score int32, last, base int64) uint64 {
+	const span = 1<<56 - 1
+	t := last - base
+	switch {
+	case t < 0 || last < base && t > 0: // before base, or wrapped around
+		t = 0
+	case t > span || last > base && t < 0:
+		t = span
+	}
+	return uint64(min(max(score, 0), 255))<<56 | uint64(t)
+}
+
+// touch notes that source idx may change in this call (see rank).
+func (e *Engine) touch(idx int32) {
+	if e.ntouched == len(e.touched) {
+		e.syncRanks()
+	}
+	e.touched[e.ntouched] = idx
+	e.ntouched++
+}
+
+// syncRanks writes the touched sources' ranks back.
+func (e *Engine) syncRanks() {
+	for _, idx := range e.touched[:e.ntouched] {
+		s := &e.srcs[idx]
+		e.ranks[idx].key = rankKey(s.score, s.last, e.rankBase)
+	}
+	e.ntouched = 0
+}
+
+func (e *Engine) hash(a Addr) uint64 { return e.seeds.key(a) }
+
+func (e *Engine) hash32(a Addr) uint32 {
 	h := e.hash(a)
 	return uint32(h ^ h>>32)
 }
 
 // lookup returns the source for a, or nil.
-func (e *Engine) lookup(a netip.Addr) *source {
-	k := keyOf(a)
-	h := e.hashKey(k)
+func (e *Engine) lookup(a Addr) *source {
+	h := e.hash(a)
+	tag := uint32(h)
 	for i := h & e.mask; ; i = (i + 1) & e.mask {
-		idx := e.table[i]
-		if idx < 0 {
+		sl := e.table[i]
+		if sl.idx < 0 {
 			return nil
 		}
-		if s := &e.srcs[idx]; s.hash == h && s.addr == k {
-			return s
+		if sl.tag == tag {
+			if s := &e.srcs[sl.idx]; s.addr == a {
+				e.touch(sl.idx)
+				return s
+			}
 		}
 	}
 }
 
 // get returns the source for a, making a fresh one (and evicting to make
 // room) when a is not tracked, and notes ts as its latest time.
-func (e *Engine) get(a netip.Addr, ts int64) *source {
-	k := keyOf(a)
-	h := e.hashKey(k)
+func (e *Engine) get(a Addr, ts int64) *source {
+	h := e.hash(a)
+	tag := uint32(h)
 	i := h & e.mask
 	for ; ; i = (i + 1) & e.mask {
-		idx := e.table[i]
-		if idx < 0 {
+		sl := e.table[i]
+		if sl.idx < 0 {
 			break
 		}
-		if s := &e.srcs[idx]; s.hash == h && s.addr == k {
-			s.last = ts
-			return s
+		if sl.tag == tag {
+			if s := &e.srcs[sl.idx]; s.addr == a {
+				s.last = ts
+				e.touch(sl.idx)
+				return s
+			}
 		}
 	}
 	var idx int32
@@ -87,13 +146,18 @@ func (e *Engine) get(a netip.Addr, ts int64) *source {
 	} else {
 		idx = e.evict()
 		// the eviction may have shifted entries into our slot: probe again
-		for i = h & e.mask; e.table[i] >= 0; i = (i + 1) & e.mask {
+		for i = h & e.mask; e.table[i].idx >= 0; i = (i + 1) & e.mask {
 		}
 	}
-	e.table[i] = idx
+	e.table[i] = slot{tag: tag, idx: idx}
 	e.live++
+	if e.rankBase == 0 {
+		e.rankBase = ts - 1<<55 // room for times before and after
+	}
+	e.ranks[idx].tag = tag
 	s := &e.srcs[idx]
-	*s = source{addr: k, hash: h, first: ts, last: ts}
+	s.reset(a, ts)
+	e.touch(idx)
 	return s
 }
 
@@ -102,46 +166,62 @@ func (e *Engine) get(a netip.Addr, ts int64) *source {
 // equal scores) and returns its index for reuse.
 func (e *Engine) evict() int32 {
 	n := int32(len(e.srcs))
-	victim := e.hand
-	for k := 0; k < evictSample; k++ {
-		i := e.hand
-		if e.hand++; e.hand == n {
-			e.hand = 0
+	hand := e.hand
+	victim := hand
+	if hand+evictSample <= n {
+		// the common case, without a wrap-around or bounds checks
+		r := e.ranks[hand : hand+evictSample : hand+evictSample]
+		best, v := r[0].key, 0
+		for k := 1; k < evictSample; k++ {
+			if key := r[k].key; key < best {
+				best, v = key, k
+			}
 		}
-		c, v := &e.srcs[i], &e.srcs[victim]
-		if c.score < v.score || (c.score == v.score && c.last < v.last) {
-			victim = i
+		victim += int32(v)
+		if hand += evictSample; hand == n {
+			hand = 0
+		}
+	} else {
+		best := e.ranks[hand].key
+		for k := 0; k < evictSample; k++ {
+			if key := e.ranks[hand].key; key < best {
+				victim, best = hand, key
+			}
+			if hand++; hand == n {
+				hand = 0
+			}
 		}
 	}
-	e.remove(victim)
+	e.hand = hand
+	e.remove(victim, e.ranks[victim].tag)
 	e.live--
 	e.stats.Evicted++
 	return victim
 }
 
-// remove takes source idx out of the hash table.
-func (e *Engine) remove(idx int32) {
-	s := &e.srcs[idx]
-	i := s.hash & e.mask
-	for e.table[i] != idx {
+// remove takes source idx, whose slot's tag is tag, out of the hash
+// table.
+func (e *Engine) remove(idx int32, tag uint32) {
+	i := uint64(tag) & e.mask
+	for e.table[i].idx != idx {
 		i = (i + 1) & e.mask
 	}
 	// backward-shift deletion: pull later members of the probe run into
 	// the hole when their home slot allows it.
 	for {
-		e.table[i] = -1
+		e.table[i].idx = emptySlot
 		j := i
 		for {
 			j = (j + 1) & e.mask
-			jdx := e.table[j]
-			if jdx < 0 {
+			sl := e.table[j]
+			if sl.idx < 0 {
 				return
 			}
-			home := e.srcs[jdx].hash & e.mask
+			home := uint64(sl.tag) & e.mask
 			// the entry at j may move to i unless its home lies
 			// cyclically in (i, j]
 			if (i <= j && (home <= i || home > j)) || (i > j && home <= i && home > j) {
-				e.table[i] = jdx
+				e.table[i] = sl
 				i = j
 				break
 			}

@@ -3,6 +3,7 @@ package detect
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -136,6 +137,29 @@ type Alert struct {
 	// itself (Origins.Judge), when the caller has made one; Unjudged
 	// otherwise. A Forged source is never blocked.
 	Origin Judgement
+}
+
+// Clone returns a copy of a that shares nothing with it: the engine
+// reuses its alert (see Engine.Process), so whoever keeps one clones it.
+func (a *Alert) Clone() *Alert {
+	c := *a
+	c.Ports = slices.Clone(a.Ports)
+	c.Dst = slices.Clone(a.Dst)
+	return &c
+}
+
+// sortPorts sorts ports by protocol, then port (insertion sort: there
+// are at most maxTargets, and it allocates nothing).
+func sortPorts(ps []PortRef) {
+	for i := 1; i < len(ps); i++ {
+		for j := i; j > 0 && portLess(ps[j], ps[j-1]); j-- {
+			ps[j], ps[j-1] = ps[j-1], ps[j]
+		}
+	}
+}
+
+func portLess(x, y PortRef) bool {
+	return x.Proto < y.Proto || x.Proto == y.Proto && x.Port < y.Port
 }
 
 // Timestamp returns Time as a time.Time in UTC.

@@ -34,7 +34,8 @@ type Summary struct {
 }
 
 // AlertFunc receives each alert, with the file it came from; an error
-// stops the replay and is returned.
+// stops the replay and is returned. The alert is valid during the call
+// only (the engine reuses it): keep a.Clone() to keep it.
 type AlertFunc func(a *detect.Alert, file string) error
 
 // Files runs the engine over files in order, handing each alert to emit.
