@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 
 	"github.com/scanwarden/scanwarden/capture"
 	"github.com/scanwarden/scanwarden/detect"
@@ -93,15 +94,20 @@ var errStopped = errors.New("replay stopped")
 // decodes packets into batches of Probes, the caller's goroutine runs the
 // engine over them. Batches go back and forth over channels (a channel
 // operation per batch, not per packet) and are reused, so the replay does
-// not allocate per packet.
+// not allocate per packet. With one CPU to run on (GOMAXPROCS 1: taskset,
+// a container's CPU limit), one goroutine decodes and classifies each
+// packet in turn (runInline): the hand-off would only add its cost.
 const (
 	// replayBatch is the number of Probes in a batch: large enough that
-	// the hand-over and the wake-ups of the other goroutine are noise
-	// (measured on the make-bench capture: 512 a batch ran 40% slower).
-	replayBatch = 2048
+	// the hand-over and the wake-ups of the other goroutine are noise,
+	// small enough that the batches in flight stay in a core's L2 cache
+	// (measured on make bench's captures of 10,000 and 1,000,000
+	// sources, best of 5: 256 to 4096 a batch within 5% of each other,
+	// the engine's side the slower one whenever there is a slower one).
+	replayBatch = 1024
 	// replayBatches is how many batches are in flight, so that a burst
-	// of slow packets on one side does not stall the other; 8 batches of
-	// 2048 Probes (80 bytes each) are about 1.25 MiB.
+	// of slow packets on one side does not stall the other: 8 batches of
+	// 1024 Probes (72 bytes each) are 576 KiB.
 	replayBatches = 8
 )
 
@@ -139,6 +145,9 @@ func replayFile(ctx context.Context, path string, eng *detect.Engine, org *detec
 // source real?) by what org learned from the capture so far, its ARP and
 // NDP standing for the kernel's neighbour table.
 func run(ctx context.Context, src *capture.FileSource, path string, eng *detect.Engine, org *detect.Origins, emit AlertFunc, sum *Summary) error {
+	if oneCPU() {
+		return runInline(ctx, src, path, eng, org, emit, sum)
+	}
 	free := make(chan *probeBatch, replayBatches)
 	full := make(chan *probeBatch, replayBatches)
 	done := make(chan struct{})
@@ -188,14 +197,8 @@ func run(ctx context.Context, src *capture.FileSource, path string, eng *detect.
 			return errStopped
 		}
 		for i := range b.probes[:b.n] {
-			p := &b.probes[i]
-			org.Observe(p)
-			if a := eng.Process(p); a != nil {
-				a.Origin = org.Judge(a, org)
-				sum.Alerts++
-				if werr := emit(a, path); werr != nil {
-					return fmt.Errorf("writing alerts: %w", werr)
-				}
+			if err := classify(&b.probes[i], path, eng, org, emit, sum); err != nil {
+				return err
 			}
 		}
 		if b.err != nil {
@@ -203,4 +206,43 @@ func run(ctx context.Context, src *capture.FileSource, path string, eng *detect.
 		}
 		free <- b
 	}
+}
+
+// oneCPU reports whether the replay has one CPU to run on (a variable:
+// tests run both paths).
+var oneCPU = func() bool { return runtime.GOMAXPROCS(0) == 1 }
+
+// runInline is run on one goroutine: each packet is decoded, then
+// classified. ctx is looked at every replayBatch packets, as run does.
+func runInline(ctx context.Context, src *capture.FileSource, path string, eng *detect.Engine, org *detect.Origins, emit AlertFunc, sum *Summary) error {
+	var p detect.Probe
+	for {
+		if ctx.Err() != nil {
+			return errStopped
+		}
+		for range replayBatch {
+			if err := src.Next(&p); err != nil {
+				return err
+			}
+			if err := classify(&p, path, eng, org, emit, sum); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// classify runs org and eng over one probe and hands its alert, if any,
+// to emit, judged by what org learned so far.
+func classify(p *detect.Probe, path string, eng *detect.Engine, org *detect.Origins, emit AlertFunc, sum *Summary) error {
+	org.Observe(p)
+	a := eng.Process(p)
+	if a == nil {
+		return nil
+	}
+	a.Origin = org.Judge(a, org)
+	sum.Alerts++
+	if err := emit(a, path); err != nil {
+		return fmt.Errorf("writing alerts: %w", err)
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -63,6 +64,46 @@ func TestReplayNoForgedScanners(t *testing.T) {
 		})
 		if err != nil {
 			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+// The one-goroutine path (one CPU) and the two-goroutine one give the
+// same alerts, judgements included, on every recorded capture, one by one
+// and merged.
+func TestReplayInlineSameAlerts(t *testing.T) {
+	var files []string
+	for _, g := range []string{"pcaps/*.pcap*", "captures/*.pcap"} {
+		m, err := filepath.Glob(filepath.Join("..", "testdata", g))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, m...)
+	}
+	if len(files) < 20 {
+		t.Fatalf("only %d captures", len(files))
+	}
+	defer func(f func() bool) { oneCPU = f }(oneCPU)
+	replayAll := func(inline, merge bool) ([]*detect.Alert, Summary) {
+		oneCPU = func() bool { return inline }
+		var got []*detect.Alert
+		sum, err := Files(context.Background(), files, Options{Merge: merge}, func(a *detect.Alert, _ string) error {
+			got = append(got, a.Clone())
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got, sum
+	}
+	for _, merge := range []bool{false, true} {
+		two, sum2 := replayAll(false, merge)
+		one, sum1 := replayAll(true, merge)
+		if len(two) == 0 {
+			t.Fatal("no alerts at all")
+		}
+		if !reflect.DeepEqual(one, two) || sum1 != sum2 {
+			t.Errorf("merge %v: one goroutine: %d alerts %+v; two: %d alerts %+v", merge, len(one), sum1, len(two), sum2)
 		}
 	}
 }
