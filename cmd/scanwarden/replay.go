@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/scanwarden/scanwarden/alertfmt"
 	"github.com/scanwarden/scanwarden/daemon"
 	"github.com/scanwarden/scanwarden/detect"
 	"github.com/scanwarden/scanwarden/replay"
@@ -70,12 +71,19 @@ interrupted, and the exit status is 130 (SIGINT) or 143 (SIGTERM).
 	ctx, stop := stopOnSignal()
 	defer stop()
 	out := bufio.NewWriter(stdout)
+	format := alertfmt.AppendText
+	if *asJSON {
+		format = alertfmt.AppendJSON
+	}
+	line := make([]byte, 0, 512) // one alert's output, reused from alert to alert
 	start := time.Now()
 	sum, err := replay.Files(ctx, files, opt, func(a *detect.Alert, file string) error {
 		if len(files) == 1 {
 			file = "" // one file: no label
 		}
-		return writeAlert(out, a, file, *asJSON)
+		line = format(line[:0], a, file)
+		_, err := out.Write(line)
+		return err
 	})
 	ferr := out.Flush()
 	if err == nil {

@@ -1,4 +1,9 @@
-package main
+package alertfmt
+
+// The oracle of the tests: writeAlert as cmd/scanwarden had it before this
+// package, verbatim (encoding/json's reflection, fmt, a map), the
+// definition of the bytes AppendText and AppendJSON must produce. Do not
+// "fix" it: a change to the output formats is a change to both.
 
 import (
 	"encoding/json"
