@@ -1,13 +1,16 @@
 // Package capture turns packets, from a live interface or a capture file,
-// into detect.Probe values: the link and network layers are peeled off with
-// gopacket's DecodingLayerParser over preallocated layers, fragmented
-// transport headers are reassembled in a fixed table, ICMP errors are
-// turned around to read as the probed host's answer, and ARP and NDP
-// messages that bind an address to an Ethernet address become neighbour
-// probes. Nothing is allocated per packet, nothing is logged: problems
-// come back as errors, and what was skipped is counted in Stats. It owns
-// the pcap handles and the kernel filter; it neither classifies (package
-// detect does) nor blocks.
+// into detect.Probe values: the commonest frames (TCP and UDP over
+// untagged Ethernet, Linux cooked or raw IP, in IPv4 without options or
+// fragmentation or IPv6 without extension headers) are read in place by a
+// fast path (fast.go), and everything else has its link and network
+// layers peeled off by gopacket's DecodingLayerParser over preallocated
+// layers, to the same result; fragmented transport headers are
+// reassembled in a fixed table, ICMP errors are turned around to read as
+// the probed host's answer, and ARP and NDP messages that bind an address
+// to an Ethernet address become neighbour probes. Nothing is allocated per
+// packet, nothing is logged: problems come back as errors, and what was
+// skipped is counted in Stats. It owns the pcap handles and the kernel
+// filter; it neither classifies (package detect does) nor blocks.
 package capture
 
 import (
@@ -67,6 +70,10 @@ type Decoder struct {
 	parser6 *gopacket.DecodingLayerParser // raw IP only: starts at IPv6
 	raw     bool
 	decoded []gopacket.LayerType
+	// fast is how decodeFast reads this link type's frames (fast.go):
+	// fastNone sends every frame to the parser, as the tests that compare
+	// the two paths set it.
+	fast fastLink
 
 	eth   ethHeader
 	arp   arpHeader
@@ -99,7 +106,7 @@ const (
 // 101, LINKTYPE_IPV4 228, LINKTYPE_IPV6 229). Any other link type is an
 // error that names it.
 func NewDecoder(link layers.LinkType) (*Decoder, error) {
-	d := &Decoder{link: link, decoded: make([]gopacket.LayerType, 0, 16)}
+	d := &Decoder{link: link, decoded: make([]gopacket.LayerType, 0, 16), fast: fastLinkOf(link)}
 	d.frags.init()
 	var first gopacket.LayerType
 	switch link {
@@ -179,6 +186,11 @@ func (d *Decoder) Stats() Stats { return d.stats }
 func (d *Decoder) Decode(data []byte, ts int64, p *detect.Probe) bool {
 	*p = detect.Probe{}
 	d.stats.Packets++
+	// The common frames are read in place (fast.go); the parser decodes
+	// the rest, to the same result.
+	if d.decodeFast(data, ts, p) {
+		return true
+	}
 	parser := d.parser
 	if d.raw && len(data) > 0 && data[0]>>4 == 6 {
 		parser = d.parser6

@@ -13,7 +13,15 @@ import (
 
 const ts0 = int64(1_700_000_000_123_456_789)
 
-func mustDecoder(tb testing.TB, link layers.LinkType) *Decoder {
+// mustDecoder returns a Decoder for link whose every Decode is checked
+// against the parser path alone (see twinDecoder).
+func mustDecoder(tb testing.TB, link layers.LinkType) *twinDecoder {
+	tb.Helper()
+	return newTwin(tb, link)
+}
+
+// plainDecoder returns a Decoder for link, as NewDecoder makes it.
+func plainDecoder(tb testing.TB, link layers.LinkType) *Decoder {
 	tb.Helper()
 	d, err := NewDecoder(link)
 	if err != nil {
@@ -369,7 +377,7 @@ func FuzzDecode(f *testing.F) {
 			layers.LinkTypeNull, layers.LinkTypeLoop, layers.LinkTypeRaw}[int(link)%6]
 		d := decs[lt]
 		if d == nil {
-			d = mustDecoder(t, lt)
+			d = plainDecoder(t, lt)
 			decs[lt] = d // kept across inputs: fragments accumulate in its table
 		}
 		var p detect.Probe
@@ -432,7 +440,7 @@ func checkFuzzNeigh(t *testing.T, lt layers.LinkType, p detect.Probe) {
 }
 
 func benchDecode(b *testing.B, link layers.LinkType, pkts ...[]byte) {
-	d := mustDecoder(b, link)
+	d := plainDecoder(b, link)
 	var p detect.Probe
 	b.ReportAllocs()
 	b.SetBytes(int64(len(pkts[0])))
@@ -477,7 +485,7 @@ func BenchmarkDecodeFragments(b *testing.B) {
 	for _, f := range fragment4(ip4TCP(b, v4A, v4B, 40000, 1000, detect.FlagSYN, nmapSYNOpts), 8) {
 		pkts = append(pkts, withEth(b, f))
 	}
-	d := mustDecoder(b, layers.LinkTypeEthernet)
+	d := plainDecoder(b, layers.LinkTypeEthernet)
 	var p detect.Probe
 	b.ReportAllocs()
 	ok, id := 0, 0

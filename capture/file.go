@@ -68,8 +68,10 @@ func (e *truncatedError) Unwrap() error { return io.ErrUnexpectedEOF }
 
 // FileSource reads probes from a pcap or pcapng file. Classic pcap is read
 // by a lean record reader of our own straight out of a 1 MiB buffer
-// (packets are decoded in place, nothing is copied or allocated per
-// record); pcapng by gopacket's pcapgo.NgReader over the same buffer.
+// (records are parsed in the buffered bytes themselves, which bufio is
+// asked for only when they run out; packets are decoded in place, nothing
+// is copied or allocated per record); pcapng by gopacket's
+// pcapgo.NgReader over the same buffer.
 // A FileSource is not safe for concurrent use.
 type FileSource struct {
 	name string
@@ -84,6 +86,11 @@ type FileSource struct {
 	nanoFactor int64 // 1000 for microsecond files, 1 for nanosecond ones
 	recHdrLen  int   // 16, or 24 for the modified format
 	off        int64 // offset of the next record
+	// win is the unread part of what the buffer holds, from the next
+	// record on: records are read straight out of it, and the buffer is
+	// only told what was consumed (used bytes) when win runs short.
+	win  []byte
+	used int
 
 	// pcapng
 	ng         *pcapgo.NgReader
@@ -387,14 +394,17 @@ func (s *FileSource) Next(p *detect.Probe) error {
 	for {
 		n := s.recHdrLen
 		s.records++
-		h, err := s.br.Peek(n)
+		h := s.win
 		if len(h) < n {
-			if len(h) == 0 && errors.Is(err, io.EOF) {
-				s.records--
-				s.err = io.EOF
-				return io.EOF
+			var err error
+			if h, err = s.fill(n); len(h) < n {
+				if len(h) == 0 && errors.Is(err, io.EOF) {
+					s.records--
+					s.err = io.EOF
+					return io.EOF
+				}
+				return s.fail(s.readErr(err, &truncatedError{what: "record header", want: n, have: len(h), header: true}))
 			}
-			return s.fail(s.readErr(err, &truncatedError{what: "record header", want: n, have: len(h), header: true}))
 		}
 		sec := int64(s.u32(h[0:4]))
 		frac := int64(s.u32(h[4:8]))
@@ -402,17 +412,35 @@ func (s *FileSource) Next(p *detect.Probe) error {
 		if caplen > MaxRecordLen {
 			return s.fail(fmt.Errorf("corrupt record: header says %d bytes, more than the %d-byte maximum", caplen, MaxRecordLen))
 		}
-		s.br.Discard(n)
-		data, err := s.br.Peek(int(caplen))
-		if len(data) < int(caplen) {
-			return s.fail(s.readErr(err, &truncatedError{what: "record", want: int(caplen), have: len(data)}))
+		end := n + int(caplen)
+		if len(h) < end {
+			var err error
+			if h, err = s.fill(end); len(h) < end {
+				return s.fail(s.readErr(err, &truncatedError{what: "record", want: int(caplen), have: len(h) - n}))
+			}
 		}
-		s.br.Discard(int(caplen))
-		s.off += int64(n) + int64(caplen)
+		data := h[n:end]
+		s.win, s.used = h[end:], s.used+end
+		s.off += int64(end)
 		if s.dec.Decode(data, sec*1e9+frac*s.nanoFactor, p) {
 			return nil
 		}
 	}
+}
+
+// fill hands the buffer back the bytes consumed from it, refills it and
+// returns the new window (s.win): at least n bytes from the next record
+// on, or fewer at the end of the file or on a read error, which it then
+// returns. Slices of the previous window are invalid after it.
+func (s *FileSource) fill(n int) ([]byte, error) {
+	s.br.Discard(s.used) // never fails: used bytes are buffered
+	s.used = 0
+	s.win = nil
+	if b, err := s.br.Peek(n); len(b) < n {
+		return b, err
+	}
+	s.win, _ = s.br.Peek(s.br.Buffered())
+	return s.win, nil
 }
 
 // readErr prefers a real read error over the truncation it caused.

@@ -12,7 +12,7 @@ import (
 )
 
 // feed decodes packets in order at ts0+i ms and returns the probes.
-func feed(d *Decoder, pkts ...[]byte) []detect.Probe {
+func feed(d *twinDecoder, pkts ...[]byte) []detect.Probe {
 	var out []detect.Probe
 	for i, pkt := range pkts {
 		var p detect.Probe
