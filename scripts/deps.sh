@@ -24,7 +24,6 @@ PACKAGES=(
 	fail2ban        # fail2ban-regex against our attackalert lines
 	procps          # sysctl, ps
 	ca-certificates # go install over HTTPS
-	time            # /usr/bin/time -v for scripts/bench.sh's peak RSS
 )
 
 # staticcheck release built by `go install`: v0.8.2 is staticcheck 2026.2.2
