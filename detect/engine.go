@@ -169,9 +169,22 @@ type Engine struct {
 	hand  int32   // where the next eviction starts looking in srcs
 	table []slot
 	mask  uint64
-	ranks []rank // per source, as eviction compares them (see rank)
-	// rankBase is what rank keys count time from (see rankKey)
-	rankBase int64
+	// firsts are the sources seen once so far (firsts.go): fused handed
+	// out, ffree forgotten below fused, flive in the table, fhand the
+	// oldest when they are all taken
+	firsts []firstSight
+	fused  int32
+	ffree  []int32
+	flive  int
+	fhand  int32
+	// noFirsts makes every source a full record from its first probe
+	// (tests compare the two)
+	noFirsts bool
+	ranks    []rank // per source, as eviction compares them (see rank)
+	// rankBase is what rank keys count time from (see rankKey), once
+	// rankBaseSet
+	rankBase    int64
+	rankBaseSet bool
 	// touched lists the sources looked at in this call, whose ranks
 	// syncRanks writes back at its end (a call looks at three at most)
 	touched  [4]int32
@@ -215,6 +228,8 @@ func New(cfg Config) (*Engine, error) {
 		seeds:     newSeeds(),
 		svcs:      newSvcTable(),
 		srcs:      make([]source, cfg.MaxSources),
+		firsts:    make([]firstSight, cfg.MaxSources),
+		ffree:     make([]int32, 0, cfg.MaxSources),
 		ranks:     make([]rank, cfg.MaxSources),
 		free:      make([]int32, 0, cfg.MaxSources),
 	}
@@ -225,7 +240,7 @@ func New(cfg Config) (*Engine, error) {
 		e.trapUDP = *cfg.TrapUDP
 	}
 	n := 1
-	for n < 2*cfg.MaxSources {
+	for n < 2*(cfg.MaxSources+cfg.MaxSources) { // sources and first sights, half full at most
 		n <<= 1
 	}
 	e.table = make([]slot, n)
@@ -242,7 +257,7 @@ func New(cfg Config) (*Engine, error) {
 // Stats returns the counters so far.
 func (e *Engine) Stats() Stats {
 	s := e.stats
-	s.Sources = e.live
+	s.Sources = e.live + e.flive
 	return s
 }
 
@@ -500,7 +515,16 @@ func (e *Engine) probe(p *Probe, typ ScanType, proto uint8, stealth bool, st uin
 		}
 	}
 	e.stats.Probes++
-	s := e.get(p.Src, p.TS)
+	h := e.hash(p.Src)
+	pos, sl, found := e.find(p.Src, h)
+	if !found && !hit && e.mayWait(stealth, st, trap, await) {
+		if dh == 0 {
+			dh = e.hash32(p.Dst)
+		}
+		e.admit(p, h, pos, typ, proto, dh)
+		return nil
+	}
+	s := e.getAt(p.Src, h, pos, sl, found, p.TS)
 	s.probes++
 	s.types[typ]++
 	if p.HasMAC || p.TTL != 0 { // a packet of the source's (not a Hit, nor a probe inferred from a reply)
@@ -804,8 +828,13 @@ func (e *Engine) SetTraps(tcp, udp *PortSet) {
 // single probe, which more evidence takes out of the budget forged
 // sources use up. An unknown or not alerted src is left alone.
 func (e *Engine) Rearm(src netip.Addr, at int64, onNew bool) {
-	if s := e.lookup(AddrOf(src.Unmap())); s != nil && s.alerted {
-		s.rearmAt, s.rearmNew = max(at, 1), onNew
+	a := AddrOf(src.Unmap())
+	// a first sight is no alerted source: find, not lookup, which would
+	// make it a source
+	if _, sl, found := e.find(a, e.hash(a)); found && sl.idx >= 0 {
+		if s := &e.srcs[sl.idx]; s.alerted {
+			s.rearmAt, s.rearmNew = max(at, 1), onNew
+		}
 	}
 	e.syncRanks()
 }
@@ -822,19 +851,20 @@ func (e *Engine) newTarget(s *source, p *Probe, proto uint8) bool {
 // has just bound).
 func (e *Engine) Forget(src netip.Addr) {
 	a := AddrOf(src.Unmap())
-	h := e.hash(a)
-	tag := uint32(h)
-	for i := h & e.mask; ; i = (i + 1) & e.mask {
-		sl := e.table[i]
-		if sl.idx < 0 {
-			return
-		}
-		if s := &e.srcs[sl.idx]; sl.tag == tag && s.addr == a {
-			e.remove(sl.idx, tag)
-			e.live--
-			s.reset(Addr{}, 0)
-			e.free = append(e.free, sl.idx)
-			return
-		}
+	_, sl, found := e.find(a, e.hash(a))
+	switch {
+	case !found:
+		return
+	case sl.idx < 0:
+		fi := sl.firstIdx()
+		e.remove(sl.idx, sl.tag)
+		e.firsts[fi].live = false
+		e.ffree = append(e.ffree, fi)
+		e.flive--
+	default:
+		e.remove(sl.idx, sl.tag)
+		e.live--
+		e.srcs[sl.idx].reset(Addr{}, 0)
+		e.free = append(e.free, sl.idx)
 	}
 }

@@ -2,7 +2,9 @@ package detect
 
 import (
 	"math"
+	"math/rand/v2"
 	"net/netip"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -83,7 +85,7 @@ func FuzzEngine(f *testing.F) {
 		// at most maxFuzzSteps steps: enough to fill the table twice over,
 		// few enough that the fuzzer tries many sequences
 		for step := 0; len(data) >= 6 && step < maxFuzzSteps; step++ {
-			ts = fuzzStep(t, e, data[:6], ts)
+			ts, _ = fuzzStep(t, e, data[:6], ts)
 			data = data[6:]
 			checkEngine(t, e, step)
 		}
@@ -147,7 +149,7 @@ func fuzzAddr(b byte) netip.Addr {
 //	d[2], d[3]: source and destination (fuzzAddr)
 //	d[4]: destination port (low 4 bits) and source port (high 4 bits)
 //	d[5]: time: bits 7-6 say how it moves, bits 5-0 by how much
-func fuzzStep(t *testing.T, e *Engine, d []byte, ts int64) int64 {
+func fuzzStep(t *testing.T, e *Engine, d []byte, ts int64) (int64, *Alert) {
 	amount := int64(d[5] & 63)
 	switch d[5] >> 6 {
 	case 0: // forward by microseconds
@@ -178,7 +180,9 @@ func fuzzStep(t *testing.T, e *Engine, d []byte, ts int64) int64 {
 		if d[0]&4 != 0 {
 			proto = ProtoUDP
 		}
-		checkAlert(t, e.Hit(src, dst, proto, dport, ts), ts)
+		a := e.Hit(src, dst, proto, dport, ts)
+		checkAlert(t, a, ts)
+		return ts, a
 	case 6:
 		e.Rearm(src, ts+int64(d[1])*int64(time.Millisecond), d[0]&1 != 0)
 	case 7:
@@ -201,9 +205,14 @@ func fuzzStep(t *testing.T, e *Engine, d []byte, ts int64) int64 {
 				p.Proto = ProtoUDP
 			}
 		}
-		checkAlert(t, e.Process(&p), ts)
+		if d[0]&3 < 2 && d[0]&4 != 0 { // a frame's evidence (see LinkSeen)
+			p.HasMAC, p.SrcMAC, p.TTL = true, [6]byte{2, 0, 0, 0, d[2] >> 4, d[1]}, 64-d[5]&63
+		}
+		a := e.Process(&p)
+		checkAlert(t, a, ts)
+		return ts, a
 	}
-	return ts
+	return ts, nil
 }
 
 // checkAlert checks what an alert must hold.
@@ -226,8 +235,8 @@ func checkAlert(t *testing.T, a *Alert, ts int64) {
 func checkEngine(t *testing.T, e *Engine, step int) {
 	t.Helper()
 	st := e.Stats()
-	if st.Sources > len(e.srcs) || st.Sources < 0 {
-		t.Fatalf("step %d: %d sources tracked, at most %d", step, st.Sources, len(e.srcs))
+	if st.Sources > len(e.srcs)+len(e.firsts) || st.Sources < 0 {
+		t.Fatalf("step %d: %d sources tracked, at most %d", step, st.Sources, len(e.srcs)+len(e.firsts))
 	}
 	// the hash table holds exactly the live sources, each found by lookup
 	inTable := 0
@@ -249,6 +258,28 @@ func checkEngine(t *testing.T, e *Engine, step int) {
 	}
 	if inTable != e.live {
 		t.Fatalf("step %d: %d sources in the hash table, %d live", step, inTable, e.live)
+	}
+	// and exactly the live first sights, each found where its slot is
+	inFirsts := 0
+	for i, sl := range e.table {
+		if sl.idx > firstSlot {
+			continue
+		}
+		inFirsts++
+		fi := sl.firstIdx()
+		if fi >= e.fused || !e.firsts[fi].live {
+			t.Fatalf("step %d: slot %d names first sight %d of %d, live %v", step, i, fi, e.fused, fi < e.fused && e.firsts[fi].live)
+		}
+		f := &e.firsts[fi]
+		if sl.tag != uint32(e.hash(f.addr)) || f.tag != sl.tag {
+			t.Fatalf("step %d: first sight %v has a stale hash in its slot", step, f.addr)
+		}
+		if pos, _, found := e.find(f.addr, e.hash(f.addr)); !found || pos != uint64(i) {
+			t.Fatalf("step %d: first sight %v in slot %d, not found there", step, f.addr, i)
+		}
+	}
+	if inFirsts != e.flive || e.flive+len(e.ffree) != int(e.fused) {
+		t.Fatalf("step %d: %d first sights in the table, %d live, %d free of %d handed out", step, inFirsts, e.flive, len(e.ffree), e.fused)
 	}
 	if e.live+len(e.free) != int(e.used) {
 		t.Fatalf("step %d: %d live and %d free of %d handed out", step, e.live, len(e.free), e.used)
@@ -296,6 +327,91 @@ func TestMaimonScanAnsweredOtherwise(t *testing.T) {
 		alerts := run(t, e, pkts...)
 		if len(alerts) != 1 || alerts[0].Type != TypeMaimon || alerts[0].Probes != 3 {
 			t.Fatalf("%s: alerts %+v", answer, alerts)
+		}
+	}
+}
+
+// FuzzFirstSights runs FuzzEngine's steps on two engines whose tables
+// are never full, one keeping sources seen once as first sights and one
+// making every source a full record at once: each step must give the
+// same alert and the same counts (first sights change nothing but speed
+// until the table is full).
+func FuzzFirstSights(f *testing.F) {
+	flood := []byte{0, 0, 0, 0}
+	for i := range maxFuzzSteps {
+		flood = append(flood, 0, FlagSYN, byte(i), byte(i+1), byte(i), 1)
+	}
+	f.Add(flood)
+	f.Add([]byte{2, 0, 0, 0,
+		0, FlagSYN, 1, 2, 0x01, 1, 0, FlagRST | FlagACK, 2, 1, 0x10, 1,
+		1, 0, 4, 2, 0x08, 1, 2, 0, 2, 4, 0x80, 1, 0, FlagSYN, 1, 2, 0x02, 1})
+	f.Add([]byte{1, 3, 1, 7, 0, FlagSYN, 5, 2, 0x03, 0xfe, 6 << 5, 0, 5, 0, 0, 0xff, 7 << 5, 0, 5, 0, 0, 1, 0, FlagSYN, 5, 2, 0x04, 0xc3})
+	f.Fuzz(compareFirstSights)
+}
+
+// TestFirstSightsRandom is FuzzFirstSights over 2,000 random inputs, so
+// that every go test compares the two.
+func TestFirstSightsRandom(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for i := 0; i < 2000; i++ {
+		data := make([]byte, 4+6*r.IntN(maxFuzzSteps))
+		for j := range data {
+			data[j] = byte(r.Uint32())
+		}
+		// mostly probes and answers among a few addresses, as a scan
+		for j := 4; j+6 <= len(data); j += 6 {
+			if r.IntN(4) != 0 {
+				data[j] &= 0x1f
+				data[j+2] &= 0x87
+				data[j+3] &= 0x87
+			}
+		}
+		compareFirstSights(t, data)
+	}
+}
+
+func compareFirstSights(t *testing.T, data []byte) {
+	{
+		var hdr [4]byte
+		data = data[copy(hdr[:], data):]
+		cfg := Config{
+			Window:      []time.Duration{0, time.Millisecond, time.Second, 600 * time.Second}[hdr[0]&3],
+			Threshold:   []int{0, 1, 3, 12, 40, 1000, 7, 2}[hdr[0]>>2&7],
+			ScanTrigger: int(hdr[0] >> 5 & 3),
+			MaxSources:  512, // more than the fuzz's 256 addresses
+		}
+		if hdr[1]&4 != 0 {
+			cfg.TrapTCP = fuzzTraps(hdr[2])
+		}
+		if hdr[1]&8 != 0 {
+			cfg.TrapUDP = fuzzTraps(hdr[2] >> 4)
+		}
+		var es [2]*Engine
+		for i := range es {
+			e, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if hdr[1]&16 != 0 {
+				e.SetOwn([]netip.Addr{fuzzAddr(2), fuzzAddr(0x82)})
+			}
+			e.seeds = seeds{uint64(hdr[3]) * 0x9e3779b97f4a7c15, uint64(hdr[3]) ^ 0x5ca4}
+			es[i] = e
+		}
+		es[1].noFirsts = true
+		ts := int64(1_700_000_000) * int64(time.Second)
+		for step := 0; len(data) >= 6 && step < maxFuzzSteps; step++ {
+			ts0, a0 := fuzzStep(t, es[0], data[:6], ts)
+			_, a1 := fuzzStep(t, es[1], data[:6], ts)
+			ts = ts0
+			data = data[6:]
+			if (a0 == nil) != (a1 == nil) || a0 != nil && !reflect.DeepEqual(a0, a1) {
+				t.Fatalf("step %d: with first sights %+v, without %+v", step, a0, a1)
+			}
+			if s0, s1 := es[0].Stats(), es[1].Stats(); s0 != s1 {
+				t.Fatalf("step %d: with first sights %+v, without %+v", step, s0, s1)
+			}
+			checkEngine(t, es[0], step)
 		}
 	}
 }

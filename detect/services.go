@@ -136,7 +136,7 @@ func (e *Engine) overdue(s *source, now int64) {
 	if s.awaiting == 0 || now-s.awaitFirst < int64(trapAnswerWait) {
 		return
 	}
-	first := int64(0)
+	first, waiting := int64(0), false // (not 0 for none: a packet's time may be 0)
 	for i := range s.targets[:s.ntargets] {
 		t := &s.targets[i]
 		if t.st&bitAwait == 0 {
@@ -148,12 +148,12 @@ func (e *Engine) overdue(s *source, now int64) {
 			e.trapHit(s, t.ts+int64(trapAnswerWait))
 			continue
 		}
-		if first == 0 || t.ts < first {
-			first = t.ts
+		if !waiting || t.ts < first {
+			first, waiting = t.ts, true
 		}
 	}
 	s.awaitFirst = first
-	if first == 0 {
+	if !waiting {
 		s.awaiting = 0 // targets that left the window took their wait along
 	}
 }

@@ -7,8 +7,9 @@ import (
 
 // The source table: an open-addressing hash table (linear probing,
 // backward-shift deletion) of slots that each hold a source's index in
-// Engine.srcs and 32 bits of its hash (the low ones, which are its home
-// slot: the table has at most 2^27 slots). Probing, inserting and
+// Engine.srcs, or a first sight's in Engine.firsts (firsts.go), and 32
+// bits of its hash (the low ones, which are its home slot: the table has
+// at most 2^28 slots). Probing, inserting and
 // removing read only the slots, never the sources, whose records are
 // large: a lookup touches a source only when its slot's hash matches, and
 // a new source from a flood of forged ones costs the slots it probes and
@@ -34,13 +35,21 @@ func (s seeds) mix(x, y uint64) uint64 {
 // key hashes an address with the key.
 func (s seeds) key(a Addr) uint64 { return s.mix(a.hi, a.lo) }
 
-// slot is one entry of the source table: idx < 0 is an empty slot.
+// slot is one entry of the source table: a source's index in Engine.srcs
+// (idx >= 0), a first sight's in Engine.firsts (idx <= firstSlot, see
+// firstIdx), or empty (emptySlot).
 type slot struct {
 	tag uint32 // the low 32 bits of the source's hash
-	idx int32  // its index in Engine.srcs
+	idx int32
 }
 
-const emptySlot = -1
+const (
+	emptySlot = -1
+	firstSlot = -2 // firsts[0]; firsts[i] is firstSlot - i
+)
+
+// firstIdx returns the index in Engine.firsts of a first sight's slot.
+func (sl slot) firstIdx() int32 { return firstSlot - sl.idx }
 
 // rank is what eviction compares of a source, kept apart from the
 // source's record in Engine.ranks so that the clock hand reads two cache
@@ -99,66 +108,100 @@ func (e *Engine) hash32(a Addr) uint32 {
 	return uint32(h ^ h>>32)
 }
 
-// lookup returns the source for a, or nil.
-func (e *Engine) lookup(a Addr) *source {
-	h := e.hash(a)
+// find returns where a is in the table: found, and the position of its
+// slot; not found, and the position of the empty slot that ends its probe
+// run (where it would go).
+func (e *Engine) find(a Addr, h uint64) (pos uint64, sl slot, found bool) {
 	tag := uint32(h)
 	for i := h & e.mask; ; i = (i + 1) & e.mask {
 		sl := e.table[i]
-		if sl.idx < 0 {
-			return nil
-		}
-		if sl.tag == tag {
-			if s := &e.srcs[sl.idx]; s.addr == a {
-				e.touch(sl.idx)
-				return s
+		switch {
+		case sl.idx == emptySlot:
+			return i, sl, false
+		case sl.tag != tag:
+		case sl.idx >= 0:
+			if e.srcs[sl.idx].addr == a {
+				return i, sl, true
 			}
+		case e.firsts[sl.firstIdx()].addr == a:
+			return i, sl, true
 		}
 	}
+}
+
+// lookup returns the source for a, or nil. A source seen once so far
+// (a first sight) is made a source first (promote).
+func (e *Engine) lookup(a Addr) *source {
+	h := e.hash(a)
+	_, sl, found := e.find(a, h)
+	switch {
+	case !found:
+		return nil
+	case sl.idx < 0:
+		return e.promote(sl.firstIdx(), h)
+	}
+	e.touch(sl.idx)
+	return &e.srcs[sl.idx]
 }
 
 // get returns the source for a, making a fresh one (and evicting to make
 // room) when a is not tracked, and notes ts as its latest time.
 func (e *Engine) get(a Addr, ts int64) *source {
 	h := e.hash(a)
-	tag := uint32(h)
-	i := h & e.mask
-	for ; ; i = (i + 1) & e.mask {
-		sl := e.table[i]
+	pos, sl, found := e.find(a, h)
+	return e.getAt(a, h, pos, sl, found, ts)
+}
+
+// getAt is get once find has said where a is (pos, sl, found).
+func (e *Engine) getAt(a Addr, h uint64, pos uint64, sl slot, found bool, ts int64) *source {
+	if found {
+		var s *source
 		if sl.idx < 0 {
-			break
+			s = e.promote(sl.firstIdx(), h)
+		} else {
+			s = &e.srcs[sl.idx]
+			e.touch(sl.idx)
 		}
-		if sl.tag == tag {
-			if s := &e.srcs[sl.idx]; s.addr == a {
-				s.last = ts
-				e.touch(sl.idx)
-				return s
-			}
-		}
+		s.last = ts
+		return s
 	}
-	var idx int32
-	if n := len(e.free); n > 0 {
-		idx = e.free[n-1]
-		e.free = e.free[:n-1]
-	} else if int(e.used) < len(e.srcs) {
-		idx = e.used
-		e.used++
-	} else {
-		idx = e.evict()
-		// the eviction may have shifted entries into our slot: probe again
-		for i = h & e.mask; e.table[i].idx >= 0; i = (i + 1) & e.mask {
-		}
+	idx, moved := e.alloc()
+	if moved {
+		// the eviction may have shifted entries into our run: probe again
+		pos, _, _ = e.find(a, h)
 	}
-	e.table[i] = slot{tag: tag, idx: idx}
+	e.table[pos] = slot{tag: uint32(h), idx: idx}
 	e.live++
-	if e.rankBase == 0 {
-		e.rankBase = ts - 1<<55 // room for times before and after
-	}
-	e.ranks[idx].tag = tag
+	e.setRankBase(ts)
+	e.ranks[idx].tag = uint32(h)
 	s := &e.srcs[idx]
 	s.reset(a, ts)
 	e.touch(idx)
 	return s
+}
+
+// setRankBase makes the first source's time, less half the keys' span,
+// what rank keys count time from (see rankKey).
+func (e *Engine) setRankBase(ts int64) {
+	if !e.rankBaseSet {
+		e.rankBase, e.rankBaseSet = ts-1<<55, true
+	}
+}
+
+// alloc takes a record of srcs for a new source: a forgotten one, one
+// never used, or an evicted one (moved: the table's entries may have
+// shifted).
+func (e *Engine) alloc() (idx int32, moved bool) {
+	if n := len(e.free); n > 0 {
+		idx = e.free[n-1]
+		e.free = e.free[:n-1]
+		return idx, false
+	}
+	if int(e.used) < len(e.srcs) {
+		e.used++
+		return e.used - 1, false
+	}
+	return e.evict(), true
 }
 
 // evict removes the source with the lowest score among the next
@@ -199,8 +242,8 @@ func (e *Engine) evict() int32 {
 	return victim
 }
 
-// remove takes source idx, whose slot's tag is tag, out of the hash
-// table.
+// remove takes the entry idx (a source's index, or a first sight's slot
+// index), whose slot's tag is tag, out of the hash table.
 func (e *Engine) remove(idx int32, tag uint32) {
 	i := uint64(tag) & e.mask
 	for e.table[i].idx != idx {
@@ -214,7 +257,7 @@ func (e *Engine) remove(idx int32, tag uint32) {
 		for {
 			j = (j + 1) & e.mask
 			sl := e.table[j]
-			if sl.idx < 0 {
+			if sl.idx == emptySlot {
 				return
 			}
 			home := uint64(sl.tag) & e.mask

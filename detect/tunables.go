@@ -31,11 +31,12 @@ const (
 	// client's answered connections take some of it back (WeightOpen).
 	DefaultThreshold = 12
 
-	// DefaultMaxSources bounds the number of sources tracked at once. The
-	// table is allocated once (about 0.8 KiB a source, see source), so a
-	// flood of forged sources costs constant memory: a source that has
-	// shown little is evicted to make room for a new one. 16384 sources
-	// take about 13 MiB.
+	// DefaultMaxSources bounds the number of sources tracked at once, and
+	// that of first sights (sources seen once so far, firsts.go) beside
+	// them. The tables are allocated once (about 0.9 KiB a source in all,
+	// see source and firstSight), so a flood of forged sources costs
+	// constant memory: a source that has shown little is evicted to make
+	// room for a new one. 16384 take about 15 MiB.
 	DefaultMaxSources = 16384
 
 	// DefaultScanTrigger is PortSentry's SCAN_TRIGGER default: react on the
