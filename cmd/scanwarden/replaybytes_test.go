@@ -1,8 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 )
 
@@ -58,4 +60,40 @@ func TestReplayBytesUnchanged(t *testing.T) {
 	}
 	check("all.json", append([]string{"--json"}, files...)...)
 	check("all-merged.txt", append([]string{"--merge"}, files...)...)
+}
+
+// TestReplayAllocationsFlat: replay allocates nothing per packet and per
+// alert (issue #14). The same scan from 50 and from 500 scanners (2,000
+// and 20,000 packets, one alert each) costs the same allocations, give
+// or take the output buffer's growth.
+func TestReplayAllocationsFlat(t *testing.T) {
+	cfg := noConfig(t)
+	capture := func(scanners int) string {
+		var pkts []exchange
+		for i := 0; i < scanners; i++ {
+			src := fmt.Sprintf("%s.%d", []string{"198.51.100", "203.0.113", "192.0.2"}[i/200], 1+i%200)
+			pkts = append(pkts, synScanPkts(src, "198.51.100.250", 2000, 20)...)
+		}
+		return writePcap(t, pkts)
+	}
+	mallocs := func(file string, args ...string) uint64 {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		_, errOut, code := runCLI(t, append(append([]string{"replay", "-c", cfg}, args...), file)...)
+		runtime.ReadMemStats(&after)
+		if code != 0 {
+			t.Fatalf("replay: exit %d: %s", code, errOut)
+		}
+		return after.Mallocs - before.Mallocs
+	}
+	small, large := capture(50), capture(500)
+	for _, args := range [][]string{nil, {"--json"}} {
+		mallocs(small, args...) // warm: what runs once per process
+		a, b := mallocs(small, args...), mallocs(large, args...)
+		t.Logf("replay %v: %d allocations for 50 scanners, %d for 500", args, a, b)
+		if b > a+40 {
+			t.Errorf("replay %v: %d allocations for 50 scanners, %d for 500: some grow with the packets or alerts", args, a, b)
+		}
+	}
 }
