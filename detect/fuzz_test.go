@@ -54,33 +54,7 @@ func FuzzEngine(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var hdr [4]byte
 		data = data[copy(hdr[:], data):]
-		cfg := Config{
-			Window:      []time.Duration{0, time.Millisecond, time.Second, 600 * time.Second}[hdr[0]&3],
-			Threshold:   []int{0, 1, 3, 12, 40, 1000, 7, 2}[hdr[0]>>2&7],
-			ScanTrigger: int(hdr[0] >> 5 & 3),
-			MaxSources:  64,
-		}
-		switch hdr[1] & 3 {
-		case 1:
-			cfg.Home = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/26")}
-		case 2:
-			cfg.Home = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/25"), netip.MustParsePrefix("2001:db8::/120")}
-		}
-		if hdr[1]&4 != 0 {
-			cfg.TrapTCP = fuzzTraps(hdr[2])
-		}
-		if hdr[1]&8 != 0 {
-			cfg.TrapUDP = fuzzTraps(hdr[2] >> 4)
-		}
-		e, err := New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if hdr[1]&16 != 0 { // trap hits to these count at once, others await answers
-			e.SetOwn([]netip.Addr{fuzzAddr(2), fuzzAddr(0x82)})
-		}
-		// fixed seeds: a failure replays the same way
-		e.seeds = seeds{uint64(hdr[3]) * 0x9e3779b97f4a7c15, uint64(hdr[3]) ^ 0x5ca4}
+		e := fuzzEngine(t, hdr, 64)
 		ts := int64(1_700_000_000) * int64(time.Second)
 		// at most maxFuzzSteps steps: enough to fill the table twice over,
 		// few enough that the fuzzer tries many sequences
@@ -90,6 +64,40 @@ func FuzzEngine(f *testing.F) {
 			checkEngine(t, e, step)
 		}
 	})
+}
+
+// fuzzEngine makes the engine of a fuzz input's 4-byte header: window,
+// threshold, trigger, home, trap ports, own addresses and hash seed, with
+// a table of maxSources.
+func fuzzEngine(t *testing.T, hdr [4]byte, maxSources int) *Engine {
+	cfg := Config{
+		Window:      []time.Duration{0, time.Millisecond, time.Second, 600 * time.Second}[hdr[0]&3],
+		Threshold:   []int{0, 1, 3, 12, 40, 1000, 7, 2}[hdr[0]>>2&7],
+		ScanTrigger: int(hdr[0] >> 5 & 3),
+		MaxSources:  maxSources,
+	}
+	switch hdr[1] & 3 {
+	case 1:
+		cfg.Home = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/26")}
+	case 2:
+		cfg.Home = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/25"), netip.MustParsePrefix("2001:db8::/120")}
+	}
+	if hdr[1]&4 != 0 {
+		cfg.TrapTCP = fuzzTraps(hdr[2])
+	}
+	if hdr[1]&8 != 0 {
+		cfg.TrapUDP = fuzzTraps(hdr[2] >> 4)
+	}
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hdr[1]&16 != 0 { // trap hits to these count at once, others await answers
+		e.SetOwn([]netip.Addr{fuzzAddr(2), fuzzAddr(0x82)})
+	}
+	// fixed seeds: a failure replays the same way
+	e.seeds = seeds{uint64(hdr[3]) * 0x9e3779b97f4a7c15, uint64(hdr[3]) ^ 0x5ca4}
+	return e
 }
 
 // maxFuzzSteps bounds the steps of one input.
@@ -371,47 +379,23 @@ func TestFirstSightsRandom(t *testing.T) {
 }
 
 func compareFirstSights(t *testing.T, data []byte) {
-	{
-		var hdr [4]byte
-		data = data[copy(hdr[:], data):]
-		cfg := Config{
-			Window:      []time.Duration{0, time.Millisecond, time.Second, 600 * time.Second}[hdr[0]&3],
-			Threshold:   []int{0, 1, 3, 12, 40, 1000, 7, 2}[hdr[0]>>2&7],
-			ScanTrigger: int(hdr[0] >> 5 & 3),
-			MaxSources:  512, // more than the fuzz's 256 addresses
+	var hdr [4]byte
+	data = data[copy(hdr[:], data):]
+	// more sources than the fuzz's 256 addresses: never full
+	es := [2]*Engine{fuzzEngine(t, hdr, 512), fuzzEngine(t, hdr, 512)}
+	es[1].noFirsts = true
+	ts := int64(1_700_000_000) * int64(time.Second)
+	for step := 0; len(data) >= 6 && step < maxFuzzSteps; step++ {
+		ts0, a0 := fuzzStep(t, es[0], data[:6], ts)
+		_, a1 := fuzzStep(t, es[1], data[:6], ts)
+		ts = ts0
+		data = data[6:]
+		if (a0 == nil) != (a1 == nil) || a0 != nil && !reflect.DeepEqual(a0, a1) {
+			t.Fatalf("step %d: with first sights %+v, without %+v", step, a0, a1)
 		}
-		if hdr[1]&4 != 0 {
-			cfg.TrapTCP = fuzzTraps(hdr[2])
+		if s0, s1 := es[0].Stats(), es[1].Stats(); s0 != s1 {
+			t.Fatalf("step %d: with first sights %+v, without %+v", step, s0, s1)
 		}
-		if hdr[1]&8 != 0 {
-			cfg.TrapUDP = fuzzTraps(hdr[2] >> 4)
-		}
-		var es [2]*Engine
-		for i := range es {
-			e, err := New(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if hdr[1]&16 != 0 {
-				e.SetOwn([]netip.Addr{fuzzAddr(2), fuzzAddr(0x82)})
-			}
-			e.seeds = seeds{uint64(hdr[3]) * 0x9e3779b97f4a7c15, uint64(hdr[3]) ^ 0x5ca4}
-			es[i] = e
-		}
-		es[1].noFirsts = true
-		ts := int64(1_700_000_000) * int64(time.Second)
-		for step := 0; len(data) >= 6 && step < maxFuzzSteps; step++ {
-			ts0, a0 := fuzzStep(t, es[0], data[:6], ts)
-			_, a1 := fuzzStep(t, es[1], data[:6], ts)
-			ts = ts0
-			data = data[6:]
-			if (a0 == nil) != (a1 == nil) || a0 != nil && !reflect.DeepEqual(a0, a1) {
-				t.Fatalf("step %d: with first sights %+v, without %+v", step, a0, a1)
-			}
-			if s0, s1 := es[0].Stats(), es[1].Stats(); s0 != s1 {
-				t.Fatalf("step %d: with first sights %+v, without %+v", step, s0, s1)
-			}
-			checkEngine(t, es[0], step)
-		}
+		checkEngine(t, es[0], step)
 	}
 }
