@@ -111,7 +111,8 @@ func appendTime(dst []byte, ns int64) []byte {
 	return time.Unix(0, ns).UTC().AppendFormat(dst, detect.TimeLayout)
 }
 
-// protoName is detect.ProtoName in lower case.
+// protoName is strings.ToLower(detect.ProtoName(p)), as the formats have
+// always written it, without the allocation ToLower makes for it.
 func protoName(p uint8) string {
 	if p == detect.ProtoUDP {
 		return "udp"

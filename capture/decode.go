@@ -70,9 +70,9 @@ type Decoder struct {
 	parser6 *gopacket.DecodingLayerParser // raw IP only: starts at IPv6
 	raw     bool
 	decoded []gopacket.LayerType
-	// fast is how decodeFast reads this link type's frames (fast.go):
-	// fastNone sends every frame to the parser, as the tests that compare
-	// the two paths set it.
+	// fast is how decodeFast reads this link type's frames (fast.go),
+	// set by NewDecoder: fastNone (BSD loopback) sends every frame to the
+	// parser, as the tests that compare the two paths set it.
 	fast fastLink
 
 	eth   ethHeader
@@ -106,20 +106,20 @@ const (
 // 101, LINKTYPE_IPV4 228, LINKTYPE_IPV6 229). Any other link type is an
 // error that names it.
 func NewDecoder(link layers.LinkType) (*Decoder, error) {
-	d := &Decoder{link: link, decoded: make([]gopacket.LayerType, 0, 16), fast: fastLinkOf(link)}
+	d := &Decoder{link: link, decoded: make([]gopacket.LayerType, 0, 16)}
 	d.frags.init()
 	var first gopacket.LayerType
 	switch link {
 	case layers.LinkTypeEthernet:
-		first = layers.LayerTypeEthernet
+		first, d.fast = layers.LayerTypeEthernet, fastEthernet
 	case layers.LinkTypeLinuxSLL:
-		first = layers.LayerTypeLinuxSLL
+		first, d.fast = layers.LayerTypeLinuxSLL, fastSLL
 	case layers.LinkTypeLinuxSLL2:
-		first = layers.LayerTypeLinuxSLL2
+		first, d.fast = layers.LayerTypeLinuxSLL2, fastSLL2
 	case layers.LinkTypeNull, layers.LinkTypeLoop:
 		first = layers.LayerTypeLoopback
 	case linkTypeRawDLT12, linkTypeRawDLT14, layers.LinkTypeRaw, layers.LinkTypeIPv4, layers.LinkTypeIPv6:
-		first = layers.LayerTypeIPv4
+		first, d.fast = layers.LayerTypeIPv4, fastRaw
 		d.raw = true
 	default:
 		return nil, fmt.Errorf("unsupported link type %s: scanwarden reads Ethernet, Linux cooked (SLL, SLL2), BSD loopback and raw IP captures", linkTypeDesc(link))

@@ -17,7 +17,7 @@ const ts0 = int64(1_700_000_000_123_456_789)
 // against the parser path alone (see twinDecoder).
 func mustDecoder(tb testing.TB, link layers.LinkType) *twinDecoder {
 	tb.Helper()
-	return newTwin(tb, link)
+	return &twinDecoder{Decoder: plainDecoder(tb, link), slow: slowDecoder(tb, link), scratch: plainDecoder(tb, link), tb: tb}
 }
 
 // plainDecoder returns a Decoder for link, as NewDecoder makes it.

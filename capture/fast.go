@@ -1,6 +1,8 @@
 package capture
 
 import (
+	"encoding/binary"
+
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/scanwarden/scanwarden/detect"
@@ -43,22 +45,6 @@ const (
 	fastRaw                      // raw IP: the version nibble says which
 )
 
-// fastLinkOf returns the fast path's view of a link type: fastNone for
-// those it leaves to the parser path.
-func fastLinkOf(link layers.LinkType) fastLink {
-	switch link {
-	case layers.LinkTypeEthernet:
-		return fastEthernet
-	case layers.LinkTypeLinuxSLL:
-		return fastSLL
-	case layers.LinkTypeLinuxSLL2:
-		return fastSLL2
-	case linkTypeRawDLT12, linkTypeRawDLT14, layers.LinkTypeRaw, layers.LinkTypeIPv4, layers.LinkTypeIPv6:
-		return fastRaw
-	}
-	return fastNone
-}
-
 // Header sizes and field values the fast path reads (fixed by the formats,
 // not tunable).
 const (
@@ -91,8 +77,6 @@ const (
 	hwRadiotap = uint16(layers.ARPHardwareTypeDot11Radiotap)
 )
 
-func be16(b []byte) uint16 { return uint16(b[0])<<8 | uint16(b[1]) }
-
 // decodeFast decodes a frame of the Decoder's link type into p (zeroed by
 // Decode) and counts it in Decoded, when the frame is a TCP segment or a
 // UDP datagram of the shapes described above; p and the counters are then
@@ -109,20 +93,20 @@ func (d *Decoder) decodeFast(data []byte, ts int64, p *detect.Probe) bool {
 		if len(data) < ethHeaderLen {
 			return false
 		}
-		etype, ip, mac = be16(data[12:]), data[ethHeaderLen:], data[6:12]
+		etype, ip, mac = binary.BigEndian.Uint16(data[12:]), data[ethHeaderLen:], ethSource(data)
 	case fastSLL: // layers.LinuxSLL: the protocol is the EtherType whatever the device
 		if len(data) < sllHeaderLen || data[4] != 0 || data[5] > sllMaxAddrLen {
 			return false
 		}
-		etype, ip = be16(data[14:]), data[sllHeaderLen:]
-		if data[5] == macLen && be16(data[2:]) != hwLoopback {
+		etype, ip = binary.BigEndian.Uint16(data[14:]), data[sllHeaderLen:]
+		if data[5] == macLen && binary.BigEndian.Uint16(data[2:]) != hwLoopback {
 			mac = data[6:12]
 		}
 	case fastSLL2: // layers.LinuxSLL2
 		if len(data) < sll2HeaderLen || data[11] > sllMaxAddrLen {
 			return false
 		}
-		switch hw := be16(data[8:]); hw {
+		switch hw := binary.BigEndian.Uint16(data[8:]); hw {
 		case hwFRAD, hwIPGRE, hwRadiotap:
 			return false
 		case hwLoopback: // its all-zero address is no link source
@@ -131,7 +115,7 @@ func (d *Decoder) decodeFast(data []byte, ts int64, p *detect.Probe) bool {
 				mac = data[12:18]
 			}
 		}
-		etype, ip = be16(data[0:]), data[sll2HeaderLen:]
+		etype, ip = binary.BigEndian.Uint16(data[0:]), data[sll2HeaderLen:]
 	case fastRaw: // Decode picks the IPv6 parser by the version nibble, else IPv4
 		if len(data) == 0 {
 			return false
@@ -152,10 +136,10 @@ func (d *Decoder) decodeFast(data []byte, ts int64, p *detect.Probe) bool {
 	var v6 bool
 	switch etype {
 	case etherTypeIPv4:
-		if len(ip) < ip4HeaderLen || ip[0] != ip4VersionIHL5 || be16(ip[6:])&ip4FragMask != 0 {
+		if len(ip) < ip4HeaderLen || ip[0] != ip4VersionIHL5 || binary.BigEndian.Uint16(ip[6:])&ip4FragMask != 0 {
 			return false
 		}
-		total := int(be16(ip[2:]))
+		total := int(binary.BigEndian.Uint16(ip[2:]))
 		if total == 0 {
 			total = len(ip) // TCP segmentation offload, as ipv4Header
 		}
@@ -171,7 +155,7 @@ func (d *Decoder) decodeFast(data []byte, ts int64, p *detect.Probe) bool {
 			return false
 		}
 		seg = ip[ip6HeaderLen:]
-		if n := int(be16(ip[4:])); n <= len(seg) {
+		if n := int(binary.BigEndian.Uint16(ip[4:])); n <= len(seg) {
 			seg = seg[:n] // a link-layer trailer; 0 leaves nothing, which fails below
 		}
 		proto, ttl, v6 = ip[6], ip[7], true
@@ -190,7 +174,7 @@ func (d *Decoder) decodeFast(data []byte, ts int64, p *detect.Probe) bool {
 		fillTCP(p, seg[:min(int(seg[12]>>4)*4, len(seg))])
 	case ipProtoUDP:
 		// layers.UDP refuses a length field of 1 to 7 (0 is a jumbogram).
-		if len(seg) < udpHeaderLen || be16(seg[4:]) != 0 && be16(seg[4:]) < udpHeaderLen {
+		if len(seg) < udpHeaderLen || binary.BigEndian.Uint16(seg[4:]) != 0 && binary.BigEndian.Uint16(seg[4:]) < udpHeaderLen {
 			return false
 		}
 		fillUDP(p, seg[:udpHeaderLen])

@@ -74,11 +74,6 @@ type twinDecoder struct {
 	fastHits int // ...of which the fast path took
 }
 
-func newTwin(tb testing.TB, link layers.LinkType) *twinDecoder {
-	tb.Helper()
-	return &twinDecoder{Decoder: plainDecoder(tb, link), slow: slowDecoder(tb, link), scratch: plainDecoder(tb, link), tb: tb}
-}
-
 // Decode is Decoder.Decode, checked against the parser path.
 func (d *twinDecoder) Decode(data []byte, ts int64, p *detect.Probe) bool {
 	d.tb.Helper()
@@ -256,7 +251,7 @@ func replayBoth(t *testing.T, path string) (frames, fast int) {
 		}
 		d := twins[link]
 		if d == nil {
-			d = newTwin(t, link)
+			d = mustDecoder(t, link)
 			twins[link] = d
 		}
 		var p detect.Probe
@@ -454,33 +449,14 @@ func BenchmarkFileNextFile(b *testing.B) {
 	}
 	for _, mode := range []string{"fast", "slow"} {
 		b.Run(mode, func(b *testing.B) {
-			b.ReportAllocs()
-			var p detect.Probe
-			var s *FileSource
-			for b.Loop() {
-				if s == nil {
-					var err error
-					if s, err = OpenFile(path); err != nil {
-						b.Fatal(err)
-					}
-					if s.ng != nil {
-						b.Fatalf("%s: pcapng, want classic pcap", path)
-					}
-					if mode == "slow" {
-						s.dec.fast = fastNone
-					}
+			benchFileNext(b, path, func(s *FileSource) {
+				if s.ng != nil {
+					b.Fatalf("%s: pcapng, want classic pcap", path)
 				}
-				if err := s.Next(&p); err != nil {
-					if !errors.Is(err, io.EOF) {
-						b.Fatal(err)
-					}
-					s.Close()
-					s = nil
+				if mode == "slow" {
+					s.dec.fast = fastNone
 				}
-			}
-			if s != nil {
-				s.Close()
-			}
+			})
 			if mode == "fast" {
 				b.ReportMetric(pct(fast, frames), "fast-%")
 			}

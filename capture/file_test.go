@@ -315,13 +315,7 @@ func pcapNGBytes(tb testing.TB, links []layers.LinkType, pkts []ngPacket) []byte
 // at once when the whole file is in the read buffer, at its end when not.
 func TestFilePcapNGFirstInterfaceUnsupported(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := fileWriter(t, dir)
 	const wifi, usb = layers.LinkTypeIEEE802_11, layers.LinkType(220) // USB Linux mmapped
 	syn := withEth(t, ip4TCP(t, v4A, v4B, 1, 2, detect.FlagSYN, nil))
 	udp := ip6UDP(t, v6A, v6B, 3, 4, nil)
@@ -419,13 +413,7 @@ func TestFileErrors(t *testing.T) {
 	full := pcapBytes(binary.LittleEndian, 0xa1b2c3d4, layers.LinkTypeEthernet, recs)
 	rec := 16 + len(syn)
 
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := fileWriter(t, dir)
 
 	t.Run("truncated record data", func(t *testing.T) {
 		p := write("cut.pcap", full[:24+2*rec+16+12])
@@ -663,6 +651,48 @@ func writeSYNCapture(tb testing.TB, n int) string {
 	return path
 }
 
+// benchFileNext reads path through FileSource.Next, one record per op,
+// reopening the file when it ends; opened, if not nil, is called on each
+// FileSource as it is opened.
+func benchFileNext(b *testing.B, path string, opened func(*FileSource)) {
+	b.ReportAllocs()
+	var p detect.Probe
+	var s *FileSource
+	for b.Loop() {
+		if s == nil {
+			var err error
+			if s, err = OpenFile(path); err != nil {
+				b.Fatal(err)
+			}
+			if opened != nil {
+				opened(s)
+			}
+		}
+		if err := s.Next(&p); err != nil {
+			if !errors.Is(err, io.EOF) {
+				b.Fatal(err)
+			}
+			s.Close()
+			s = nil
+		}
+	}
+	if s != nil {
+		s.Close()
+	}
+}
+
+// fileWriter returns a function that writes b to the file name in dir and
+// returns its path, failing tb if it cannot.
+func fileWriter(tb testing.TB, dir string) func(name string, b []byte) string {
+	return func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			tb.Fatal(err)
+		}
+		return p
+	}
+}
+
 // tcpdumpNsPerPacket times `tcpdump -r path -w /dev/null` (best of three),
 // the yardstick for replay speed; 0 when tcpdump is not installed.
 func tcpdumpNsPerPacket(tb testing.TB, path string, n int) float64 {
@@ -692,27 +722,7 @@ func BenchmarkFileNext(b *testing.B) {
 	const n = 1_000_000
 	path := writeSYNCapture(b, n)
 	tcpdump := tcpdumpNsPerPacket(b, path, n)
-	b.ReportAllocs()
-	var p detect.Probe
-	var s *FileSource
-	for b.Loop() {
-		if s == nil {
-			var err error
-			if s, err = OpenFile(path); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := s.Next(&p); err != nil {
-			if !errors.Is(err, io.EOF) {
-				b.Fatal(err)
-			}
-			s.Close()
-			s = nil
-		}
-	}
-	if s != nil {
-		s.Close()
-	}
+	benchFileNext(b, path, nil)
 	if tcpdump > 0 {
 		b.ReportMetric(tcpdump, "tcpdump-ns/pkt")
 	}
@@ -728,25 +738,5 @@ func BenchmarkFileNextPcapNG(b *testing.B) {
 		recs = append(recs, record{tBase.Add(time.Duration(i) * time.Microsecond), withEth(b, syn)})
 	}
 	writePcapNG(b, path, layers.LinkTypeEthernet, recs)
-	b.ReportAllocs()
-	var p detect.Probe
-	var s *FileSource
-	for b.Loop() {
-		if s == nil {
-			var err error
-			if s, err = OpenFile(path); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := s.Next(&p); err != nil {
-			if !errors.Is(err, io.EOF) {
-				b.Fatal(err)
-			}
-			s.Close()
-			s = nil
-		}
-	}
-	if s != nil {
-		s.Close()
-	}
+	benchFileNext(b, path, nil)
 }

@@ -3,8 +3,6 @@ package capture
 import (
 	"encoding/binary"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -39,14 +37,7 @@ func TestFileRecordsAcrossBuffers(t *testing.T) {
 	if len(full) != off || off < 4*FileBufferSize {
 		t.Fatalf("%d bytes, want %d and at least four buffers", len(full), off)
 	}
-	dir := t.TempDir()
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := fileWriter(t, t.TempDir())
 
 	got, s, err := readAll(t, write("big.pcap", full))
 	if err != nil {

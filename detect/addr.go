@@ -35,7 +35,8 @@ func AddrFrom16(b [16]byte) Addr {
 	return Addr{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])}
 }
 
-// AddrOf returns the Addr of a (its zone, if any, is dropped).
+// AddrOf returns the Addr of a (its zone, if any, is dropped; an
+// IPv4-mapped IPv6 address gives its IPv4 address's Addr).
 func AddrOf(a netip.Addr) Addr {
 	if !a.IsValid() {
 		return Addr{}

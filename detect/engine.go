@@ -517,7 +517,7 @@ func (e *Engine) probe(p *Probe, typ ScanType, proto uint8, stealth bool, st uin
 	e.stats.Probes++
 	h := e.hash(p.Src)
 	pos, sl, found := e.find(p.Src, h)
-	if !found && !hit && e.mayWait(stealth, st, trap, await) {
+	if !found && e.mayWait(stealth, st, trap) {
 		if dh == 0 {
 			dh = e.hash32(p.Dst)
 		}
@@ -589,7 +589,7 @@ func (e *Engine) probe(p *Probe, typ ScanType, proto uint8, stealth bool, st uin
 // the engine's own, valid until the next call of Process or Hit.
 func (e *Engine) Hit(srcIP, dstIP netip.Addr, proto uint8, port uint16, ts int64) *Alert {
 	e.stats.Packets++
-	src, dst := AddrOf(srcIP.Unmap()), AddrOf(dstIP.Unmap())
+	src, dst := AddrOf(srcIP), AddrOf(dstIP)
 	if !src.IsValid() || src == dst || dst.IsValid() && !e.protected(dst) {
 		e.stats.Ignored++
 		return nil
@@ -828,7 +828,7 @@ func (e *Engine) SetTraps(tcp, udp *PortSet) {
 // single probe, which more evidence takes out of the budget forged
 // sources use up. An unknown or not alerted src is left alone.
 func (e *Engine) Rearm(src netip.Addr, at int64, onNew bool) {
-	a := AddrOf(src.Unmap())
+	a := AddrOf(src)
 	// a first sight is no alerted source: find, not lookup, which would
 	// make it a source
 	if _, sl, found := e.find(a, e.hash(a)); found && sl.idx >= 0 {
@@ -836,7 +836,6 @@ func (e *Engine) Rearm(src netip.Addr, at int64, onNew bool) {
 			s.rearmAt, s.rearmNew = max(at, 1), onNew
 		}
 	}
-	e.syncRanks()
 }
 
 // newTarget reports whether p, from the alerted source s, is its first
@@ -850,17 +849,14 @@ func (e *Engine) newTarget(s *source, p *Probe, proto uint8) bool {
 // judged afresh (used when an alert turns out to concern a port a service
 // has just bound).
 func (e *Engine) Forget(src netip.Addr) {
-	a := AddrOf(src.Unmap())
+	a := AddrOf(src)
 	_, sl, found := e.find(a, e.hash(a))
 	switch {
 	case !found:
 		return
 	case sl.idx < 0:
-		fi := sl.firstIdx()
 		e.remove(sl.idx, sl.tag)
-		e.firsts[fi].live = false
-		e.ffree = append(e.ffree, fi)
-		e.flive--
+		e.freeFirst(sl.firstIdx())
 	default:
 		e.remove(sl.idx, sl.tag)
 		e.live--

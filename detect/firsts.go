@@ -34,10 +34,11 @@ type firstSight struct {
 }
 
 // mayWait reports whether a first probe may be kept as a first sight: a
-// plain probe, unanswered so far, to no trap port, whose weight alone
-// cannot reach the threshold (probe checks the rest).
-func (e *Engine) mayWait(stealth bool, st uint8, trap, await bool) bool {
-	return !e.noFirsts && !stealth && st == stUnanswered && !trap && !await && WeightUnanswered < e.threshold
+// plain probe, unanswered so far, to no trap port (a Hit, and a trap port
+// awaiting its host's answer, count as trap ports), whose weight alone
+// cannot reach the threshold.
+func (e *Engine) mayWait(stealth bool, st uint8, trap bool) bool {
+	return !e.noFirsts && !stealth && st == stUnanswered && !trap && WeightUnanswered < e.threshold
 }
 
 // admit keeps p's first probe from a source the table does not hold (pos
@@ -87,40 +88,33 @@ func (e *Engine) evictFirst() int32 {
 	}
 }
 
+// freeFirst forgets first sight fi, whose slot the caller has taken out
+// of the table or given to a source.
+func (e *Engine) freeFirst(fi int32) {
+	e.firsts[fi].live = false
+	e.ffree = append(e.ffree, fi)
+	e.flive--
+}
+
 // promote makes first sight fi (of an address that hashes to h) a source,
 // with the state probe would have given it on its first probe, and
 // returns it.
 func (e *Engine) promote(fi int32, h uint64) *source {
 	f := &e.firsts[fi]
-	idx, moved := e.alloc()
-	pos := uint64(0)
-	if moved { // the eviction may have shifted its slot
-		pos, _, _ = e.find(f.addr, h)
-	} else {
-		pos = h & e.mask
-		for e.table[pos].idx != firstSlot-fi {
-			pos = (pos + 1) & e.mask
-		}
-	}
+	idx, _ := e.alloc()
+	// its slot, looked for after alloc, whose eviction may shift it
+	pos, _, _ := e.find(f.addr, h)
 	e.table[pos].idx = idx
-	e.live++
-	e.setRankBase(f.ts)
-	e.ranks[idx].tag = f.tag
-	s := &e.srcs[idx]
-	s.reset(f.addr, f.ts)
+	s := e.take(idx, f.addr, f.tag, f.ts)
 	s.probes = 1
 	s.types[f.typ] = 1
 	s.link = f.link
-	s.oldest = f.ts // as expire leaves a new source
 	s.add(f.dsth, f.port, f.proto, f.ts, stUnanswered)
 	if f.dst.IsValid() {
 		s.addDst(f.dst)
 	}
 	// its rank now, not at the end of the call: the call may evict again
 	e.ranks[idx].key = rankKey(s.score, s.last, e.rankBase)
-	e.touch(idx)
-	f.live = false
-	e.ffree = append(e.ffree, fi)
-	e.flive--
+	e.freeFirst(fi)
 	return s
 }

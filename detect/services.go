@@ -84,7 +84,7 @@ func newOwnSet(addrs []netip.Addr) ownSet {
 	s := make(ownSet, 0, len(addrs))
 	for _, a := range addrs {
 		if a.IsValid() {
-			s = append(s, AddrOf(a.Unmap()))
+			s = append(s, AddrOf(a))
 		}
 	}
 	slices.SortFunc(s, Addr.compare)

@@ -9,9 +9,8 @@ import (
 // backward-shift deletion) of slots that each hold a source's index in
 // Engine.srcs, or a first sight's in Engine.firsts (firsts.go), and 32
 // bits of its hash (the low ones, which are its home slot: the table has
-// at most 2^28 slots). Probing, inserting and
-// removing read only the slots, never the sources, whose records are
-// large: a lookup touches a source only when its slot's hash matches, and
+// at most 2^28 slots). Probing, inserting and removing read only the
+// slots, never the sources, whose records are large: a lookup touches a source only when its slot's hash matches, and
 // a new source from a flood of forged ones costs the slots it probes and
 // the one record it takes over. Everything is allocated in New; lookups,
 // inserts and evictions never allocate. Eviction is a clock: a hand walks
@@ -55,9 +54,10 @@ func (sl slot) firstIdx() int32 { return firstSlot - sl.idx }
 // source's record in Engine.ranks so that the clock hand reads two cache
 // lines for its evictSample candidates rather than one per candidate.
 // It is a copy of the record's fields, written back (syncRanks) at the end
-// of every Process and Hit for the sources the call looked at: no
-// eviction happens between a change and its write-back, since a call
-// evicts at most once, in get, before it changes any source.
+// of every Process and Hit for the sources the call looked at. A call
+// changes a source only after the lookups that may evict (getAt, and
+// promote, which writes the rank of the source it makes at once), so no
+// eviction reads a rank its own call has left stale.
 type rank struct {
 	// key orders sources as evict takes them: by score, then by the time
 	// of their latest probe (see rankKey)
@@ -171,9 +171,15 @@ func (e *Engine) getAt(a Addr, h uint64, pos uint64, sl slot, found bool, ts int
 		pos, _, _ = e.find(a, h)
 	}
 	e.table[pos] = slot{tag: uint32(h), idx: idx}
+	return e.take(idx, a, uint32(h), ts)
+}
+
+// take sets up record idx, whose slot the caller has written, for a new
+// source a (its slot's tag) first seen at ts.
+func (e *Engine) take(idx int32, a Addr, tag uint32, ts int64) *source {
 	e.live++
 	e.setRankBase(ts)
-	e.ranks[idx].tag = uint32(h)
+	e.ranks[idx].tag = tag
 	s := &e.srcs[idx]
 	s.reset(a, ts)
 	e.touch(idx)

@@ -247,7 +247,7 @@ row() { printf '| %-27s | %9s | %28s | %32s | %23s | %18s | %17s | %24s | %21s |
 
 replay_table() {
 	local size n s label sw td cl rsskib r_td r_cl cpu_sw cpu_td rows=() v cols
-	local worst_td="" worst_td_at="" peak_rss=0 peak_rss_at="" ref=""
+	local worst_td="" worst_td_at="" peak_rss=0 peak_rss_at="" ref="" ref_sw=""
 	build_tools
 	purge_stale
 	log "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs (other work on the machine skews every figure)"
@@ -275,7 +275,7 @@ replay_table() {
 			peak_rss=$rsskib peak_rss_at="$(commas "$n") packets, $(commas "$s") sources"
 		fi
 		if [[ $n == "$REF_PACKETS" && $s == "$REF_SOURCES" ]]; then
-			ref="$r_cl $cpu_sw $cpu_td"
+			ref="$r_cl $cpu_sw $cpu_td" ref_sw=$sw
 		fi
 	done
 
@@ -287,8 +287,7 @@ replay_table() {
 	p_sw=$(pps "$REF_PACKETS" "${BEST_NS[scanwarden]}") p_td=$(pps "$REF_PACKETS" "${BEST_NS[tcpdump]}")
 	p_ho=$(pps "$REF_PACKETS" "${BEST_NS[handoff]}")
 	p_ratio=$(ratio "$p_sw" "$p_td") p_single=$(ratio "$p_sw" "$p_ho")
-	v=$(awk -v n="$REF_PACKETS" -v s="$REF_SOURCES" '$1 == n && $2 == s { print $3; exit }' "$TMP/rows")
-	[[ -z $v ]] || p_unpinned=" (unpinned: $(commas "$v") packets/s, so $(ratio "$p_sw" "$v")x of that on one CPU)"
+	[[ -z $ref_sw ]] || p_unpinned=" (unpinned: $(commas "$ref_sw") packets/s, so $(ratio "$p_sw" "$ref_sw")x of that on one CPU)"
 
 	echo
 	echo "replay speed, best of $RUNS runs each (packets/s from wall time; CPU = user + system, the least of the runs; RSS the largest):"
@@ -330,19 +329,19 @@ replay_table() {
 # forged_sources: scanwarden's peak memory on a capture in which every
 # packet has a source of its own (part 2's row when it measured it).
 forged_sources() {
-	local line n s secs rss
+	local line ns rss
 	line=$(awk -v n="$FORGED" '$1 == n && $2 == n { print; exit }' "$TMP/rows" 2>/dev/null || true)
 	if [[ -n $line ]]; then
-		read -r n s _ _ _ _ _ rss secs <<<"$line"
+		read -r _ _ _ _ _ _ _ rss ns <<<"$line"
 		log "forged flood: part 2's row of $(commas "$FORGED") packets from as many sources"
 	else
 		build_tools
 		synthetic_file "$FORGED" "$FORGED"
 		measure scanwarden "$BIN" replay --json "$FILE"
-		rss=$RSS secs=$NS
+		rss=$RSS ns=$NS
 		log "forged flood: $(tail -n 1 "$TMP/scanwarden.err")"
 	fi
-	printf 'forged flood of %s distinct sources: %s s, peak RSS %d KiB (%s MiB)\n' "$(commas "$FORGED")" "$(fmt_s "$secs")" "$rss" "$(mib "$rss")"
+	printf 'forged flood of %s distinct sources: %s s, peak RSS %d KiB (%s MiB)\n' "$(commas "$FORGED")" "$(fmt_s "$ns")" "$rss" "$(mib "$rss")"
 }
 
 # ---- parts 4 to 7 -------------------------------------------------------
