@@ -34,6 +34,8 @@ type Config struct {
 type Stats struct {
 	Packets uint64 // packets given to Process
 	Probes  uint64 // packets counted as probes
+	// Types counts the probes by type (index: ScanType).
+	Types   [numTypes]uint64
 	Replies uint64 // answers of probed hosts matched to a probe
 	Ignored uint64 // packets that were neither (established traffic, multicast, unprotected destinations)
 	Sources int    // sources tracked now
@@ -254,6 +256,20 @@ func New(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
+// Add adds o's counters to s (several engines' counters as one).
+func (s *Stats) Add(o Stats) {
+	s.Packets += o.Packets
+	s.Probes += o.Probes
+	s.Replies += o.Replies
+	s.Ignored += o.Ignored
+	s.Sources += o.Sources
+	s.Evicted += o.Evicted
+	s.Alerts += o.Alerts
+	for i := range s.Types {
+		s.Types[i] += o.Types[i]
+	}
+}
+
 // Stats returns the counters so far.
 func (e *Engine) Stats() Stats {
 	s := e.stats
@@ -395,6 +411,7 @@ func (e *Engine) closePending(s *source, t *target, ts int64) {
 	s.probes++
 	s.types[TypeMaimon]++
 	e.stats.Probes++
+	e.stats.Types[TypeMaimon]++
 	if e.trapTCP.Has(t.port) {
 		// a closed trap port, whatever host it is on
 		s.set(t, t.st|bitTrap)
@@ -515,6 +532,7 @@ func (e *Engine) probe(p *Probe, typ ScanType, proto uint8, stealth bool, st uin
 		}
 	}
 	e.stats.Probes++
+	e.stats.Types[typ]++
 	h := e.hash(p.Src)
 	pos, sl, found := e.find(p.Src, h)
 	if !found && e.mayWait(stealth, st, trap) {

@@ -809,3 +809,48 @@ func TestRankKeyOrder(t *testing.T) {
 		t.Fatal("times out of range are not clamped")
 	}
 }
+
+// TestStatsTypes: each probe is counted under its type, and the types add
+// up to the probes; answers and ignored packets count under none.
+func TestStatsTypes(t *testing.T) {
+	e := newEngine(t, Config{})
+	other := netip.MustParseAddr("198.51.100.77")
+	run(t, e,
+		tcp(t0, attacker, 40000, victim, 81, FlagSYN),
+		tcp(t0+ms, victim, 81, attacker, 40000, FlagRST|FlagACK), // an answer
+		tcp(t0+2*ms, attacker, 40000, victim, 82, FlagFIN),
+		tcp(t0+3*ms, attacker, 40000, victim, 83, 0),
+		tcp(t0+4*ms, attacker, 40000, victim, 84, FlagFIN|FlagPSH|FlagURG),
+		udp(t0+5*ms, other, 40001, victim, 85),
+		udp(t0+6*ms, other, 40001, victim, 86),
+	)
+	st := e.Stats()
+	want := map[ScanType]uint64{TypeSYN: 1, TypeFIN: 1, TypeNULL: 1, TypeXMAS: 1, TypeUDP: 2}
+	var sum uint64
+	for i, n := range st.Types {
+		sum += n
+		if n != want[ScanType(i)] {
+			t.Errorf("%s: %d probes, want %d", ScanType(i), n, want[ScanType(i)])
+		}
+	}
+	if sum != st.Probes || st.Probes != 6 {
+		t.Errorf("types add up to %d, probes %d, want 6", sum, st.Probes)
+	}
+}
+
+// TestStatsAdd: every counter adds up (a field left out of Add would
+// show as a difference).
+func TestStatsAdd(t *testing.T) {
+	one := func(v uint64) Stats {
+		s := Stats{Packets: v, Probes: v, Replies: v, Ignored: v, Sources: int(v), Evicted: v, Alerts: v}
+		for i := range s.Types {
+			s.Types[i] = v
+		}
+		return s
+	}
+	s := one(2)
+	s.Add(one(3))
+	if s != one(5) {
+		t.Fatalf("%+v, want %+v", s, one(5))
+	}
+}
