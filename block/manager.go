@@ -183,6 +183,10 @@ type Decision struct {
 	// Quiet says Options.Quiet kept the decision's log lines out (never
 	// for a block or an error).
 	Quiet bool
+	// Why is, for Ignored, why the source must not be blocked
+	// (NeverBlock.Reason: ReasonIgnoreFile for the ignore file); for
+	// Forged, the evidence.
+	Why string
 }
 
 // Handle is Decide's outcome alone.
@@ -342,7 +346,7 @@ func (m *Manager) finishRefusal(ctx context.Context, p *Pending, log logrus.Fiel
 			log.WithFields(logrus.Fields{"forged": true, "evidence": p.why}).Warn(
 				records.ForgedAlert(a.Type.PortSentryLabel(), p.addr, detect.ProtoName(a.Type.Proto()), a.Port, p.why))
 		}
-		return Decision{Outcome: Forged, Quiet: quiet}, nil
+		return Decision{Outcome: Forged, Quiet: quiet, Why: p.why}, nil
 	}
 	recorded := p.outcome == LoggedOnly || p.outcome == CommandOnly // a history line
 	quiet := p.err == nil && m.quiet(p.outcome)
@@ -353,12 +357,12 @@ func (m *Manager) finishRefusal(ctx context.Context, p *Pending, log logrus.Fiel
 	switch p.outcome {
 	case Ignored:
 		if p.err != nil {
-			return Decision{Outcome: Ignored}, p.err
+			return Decision{Outcome: Ignored, Why: p.why}, p.err
 		}
 		if !quiet {
 			log.Infof("attackalert: Host: %s/%s is %s: not blocked", p.host, p.addr, p.why)
 		}
-		return Decision{Outcome: Ignored, Quiet: quiet}, nil
+		return Decision{Outcome: Ignored, Quiet: quiet, Why: p.why}, nil
 	case AlreadyBlocked:
 		if !quiet {
 			log.Info(records.AlreadyBlocked(p.host, p.addr))
@@ -768,6 +772,33 @@ func (m *Manager) Flush(ctx context.Context) (int, error) {
 		errs = append(errs, err)
 	}
 	return n, errors.Join(errs...)
+}
+
+// BackendCount is how many addresses one backend blocks.
+type BackendCount struct {
+	Backend string
+	Count   int
+}
+
+// Census returns how many addresses each backend blocks now, as its List
+// reads them from the kernel or its file, in the order of BackendNames. A
+// backend whose List fails is left out and its error returned with the
+// others'. It takes the manager's lock, as Resync does: the housekeeping
+// calls it, never the capture thread.
+func (m *Manager) Census(ctx context.Context) ([]BackendCount, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []BackendCount
+	var errs []error
+	for _, b := range m.o.Blockers {
+		addrs, err := b.List(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: listing its blocks: %w", b.Name(), err))
+			continue
+		}
+		out = append(out, BackendCount{Backend: b.Name(), Count: len(addrs)})
+	}
+	return out, errors.Join(errs...)
 }
 
 // BackendNames names the manager's backends.

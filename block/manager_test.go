@@ -46,6 +46,8 @@ type fakeBlocker struct {
 	c    *calls
 	set  map[netip.Addr]int // entries (a count, to catch duplicates)
 	fail error
+	// listFail makes List fail.
+	listFail error
 }
 
 func newFake(name string, c *calls) *fakeBlocker {
@@ -72,6 +74,9 @@ func (f *fakeBlocker) Unblock(_ context.Context, a netip.Addr) error {
 	return nil
 }
 func (f *fakeBlocker) List(context.Context) ([]netip.Addr, error) {
+	if f.listFail != nil {
+		return nil, f.listFail
+	}
 	var out []netip.Addr
 	for a := range f.set {
 		out = append(out, a)
@@ -961,5 +966,58 @@ func TestForgedNeverBlocked(t *testing.T) {
 	a.Origin = detect.Judgement{Verdict: detect.Forged, Evidence: "x"}
 	if out, err := r.m.Handle(context.Background(), a, "stcp"); err != nil || out != Ignored {
 		t.Fatalf("a forged never-block address: %v %v", out, err)
+	}
+}
+
+// TestDecisionWhy: an Ignored decision says why (the ignore file apart
+// from what the host protects), a Forged one its evidence.
+func TestDecisionWhy(t *testing.T) {
+	r := newRig(t, defaultPolicy())
+	ctx := context.Background()
+	for a, want := range map[string]string{
+		"203.0.113.7":   ReasonIgnoreFile,
+		"198.51.100.1":  "a default gateway",
+		"198.51.100.10": "an address of this host",
+		"::1":           "a loopback address",
+	} {
+		d, err := r.m.Decide(ctx, alert(netip.MustParseAddr(a), detect.TypeSYN, 1), "stcp")
+		if err != nil || d.Outcome != Ignored || d.Why != want {
+			t.Errorf("%s: %v %q %v, want ignored %q", a, d.Outcome, d.Why, err, want)
+		}
+	}
+	fa := alert(scanner, detect.TypeSYN, 1)
+	fa.Origin = detect.Judgement{Verdict: detect.Forged, Evidence: "frames from another host's MAC"}
+	if d, err := r.m.Decide(ctx, fa, "stcp"); err != nil || d.Outcome != Forged || d.Why != fa.Origin.Evidence {
+		t.Errorf("forged: %v %q %v", d.Outcome, d.Why, err)
+	}
+	if d, err := r.m.Decide(ctx, alert(scanner, detect.TypeSYN, 1), "stcp"); err != nil || d.Outcome != Blocked || d.Why != "" {
+		t.Errorf("blocked: %v %q %v", d.Outcome, d.Why, err)
+	}
+}
+
+// TestCensus: each backend's count is what its List holds now, in the
+// backends' order; a backend whose List fails is left out, with its error.
+func TestCensus(t *testing.T) {
+	r := newRig(t, defaultPolicy())
+	ctx := context.Background()
+	got, err := r.m.Census(ctx)
+	if err != nil || !slices.Equal(got, []BackendCount{{"iptables", 0}, {"hosts.deny", 0}}) {
+		t.Fatalf("before any block: %v %v", got, err)
+	}
+	for _, a := range []string{"198.51.100.66", "198.51.100.67", "fd00:77::66"} {
+		if out, err := r.m.Handle(ctx, alert(netip.MustParseAddr(a), detect.TypeSYN, 1), "stcp"); out != Blocked || err != nil {
+			t.Fatalf("%s: %v %v", a, out, err)
+		}
+	}
+	// an administrator removed one entry from the firewall by hand
+	delete(r.fw.set, netip.MustParseAddr("198.51.100.67"))
+	got, err = r.m.Census(ctx)
+	if err != nil || !slices.Equal(got, []BackendCount{{"iptables", 2}, {"hosts.deny", 3}}) {
+		t.Fatalf("after three blocks and a removal: %v %v", got, err)
+	}
+	r.fw.listFail = errors.New("iptables: exit status 4")
+	got, err = r.m.Census(ctx)
+	if err == nil || !strings.Contains(err.Error(), "iptables: listing its blocks") || !slices.Equal(got, []BackendCount{{"hosts.deny", 3}}) {
+		t.Fatalf("with a failing List: %v %v", got, err)
 	}
 }

@@ -101,6 +101,10 @@ func (n *NeverBlock) Prefixes() []netip.Prefix {
 	return slices.Compact(out)
 }
 
+// ReasonIgnoreFile is Reason's reason for an address of the ignore file
+// (and of nothing the host itself protects).
+const ReasonIgnoreFile = "in the ignore file"
+
 // Reason returns why addr must not be blocked, or "" when it may be.
 func (n *NeverBlock) Reason(addr netip.Addr) string {
 	a := addr.WithZone("").Unmap()
@@ -123,7 +127,7 @@ func (n *NeverBlock) Reason(addr netip.Addr) string {
 	}
 	for _, p := range n.ignore {
 		if p.Contains(a) {
-			return "in the ignore file"
+			return ReasonIgnoreFile
 		}
 	}
 	return ""
