@@ -268,6 +268,10 @@ type Config struct {
 	Syslog bool
 	// SyslogTag is SYSLOG_TAG, the syslog tag (1..32 of A-Z a-z 0-9 . _ -).
 	SyslogTag string
+	// MetricsListen is METRICS_LISTEN, the address (IP:port, or :port
+	// for every address) the Prometheus metrics are served on; empty
+	// (the default) serves none.
+	MetricsListen string
 
 	// Unused holds, by key, the raw values of keys that are accepted for
 	// compatibility but that scanwarden does not act on (yet); each also
@@ -649,6 +653,8 @@ func (c *Config) valueText(key string) string {
 		return string(c.Setting())
 	case "SYSLOG_TAG":
 		return c.SyslogTag
+	case "METRICS_LISTEN":
+		return c.MetricsListen
 	}
 	return ""
 }

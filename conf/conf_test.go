@@ -256,6 +256,10 @@ func TestKeys(t *testing.T) {
 		{`NEVER_BLOCK_RESOLVERS="0"`, func(c *Config) any { return c.NeverBlockResolvers }, false},
 		{`SYSLOG="1"`, func(c *Config) any { return c.Syslog }, true},
 		{`SYSLOG_TAG="portsentry"`, func(c *Config) any { return c.SyslogTag }, "portsentry"},
+		{`METRICS_LISTEN="127.0.0.1:9717"`, func(c *Config) any { return c.MetricsListen }, "127.0.0.1:9717"},
+		{`METRICS_LISTEN="[::1]:9717"`, func(c *Config) any { return c.MetricsListen }, "[::1]:9717"},
+		{`METRICS_LISTEN=":9717"`, func(c *Config) any { return c.MetricsListen }, ":9717"},
+		{`METRICS_LISTEN=""`, func(c *Config) any { return c.MetricsListen }, ""},
 		// Syntax variants.
 		{`RESOLVE_HOST = "1"`, func(c *Config) any { return c.ResolveHost }, true},
 		{"\tSCAN_TRIGGER\t=\t\"2\"\t", func(c *Config) any { return c.ScanTrigger }, 2},
@@ -356,6 +360,11 @@ func TestKeyErrors(t *testing.T) {
 		{`BLOCKED_FILE="./b"`, 1, "BLOCKED_FILE", "absolute path"},
 		{`STATE_DIR=""`, 1, "STATE_DIR", "must not be empty"},
 		{`STATE_DIR="state"`, 1, "STATE_DIR", "absolute path"},
+		{`METRICS_LISTEN="9717"`, 1, "METRICS_LISTEN", "address and port"},
+		{`METRICS_LISTEN="localhost:9717"`, 1, "METRICS_LISTEN", "not an IP address"},
+		{`METRICS_LISTEN="127.0.0.1:0"`, 1, "METRICS_LISTEN", "from 1 to 65535"},
+		{`METRICS_LISTEN="127.0.0.1:http"`, 1, "METRICS_LISTEN", "from 1 to 65535"},
+		{`METRICS_LISTEN="[fe80::1%eth0]:9717"`, 1, "METRICS_LISTEN", "not an IP address"},
 		{`INTERFACES="eth0,averyveryverylongname"`, 1, "INTERFACES", "1 to 15 characters"},
 		{`INTERFACES="eth0 eth1"`, 1, "INTERFACES", "whitespace"},
 		{`INTERFACES="a/b"`, 1, "INTERFACES", `"/"`},
@@ -605,7 +614,7 @@ func TestKeysList(t *testing.T) {
 		"KILL_ROUTE", "KILL_HOSTS_DENY", "KILL_RUN_CMD", "KILL_RUN_CMD_FIRST", "SCAN_TRIGGER", "PORT_BANNER",
 		"INTERFACES", "CAPTURE_REALTIME", "HOME_NETWORKS", "DETECT_WINDOW", "DETECT_THRESHOLD", "MAX_SOURCES", "BAN_EXPIRY_TCP",
 		"BAN_EXPIRY_UDP", "STATE_DIR", "HOSTS_DENY_FILE", "BLOCK_BACKEND", "KERNEL_TRAP", "TRAP_SET_SIZE", "TRAP_HOLD", "BLOCK_RATE_LIMIT", "NEVER_BLOCK_GATEWAY",
-		"NEVER_BLOCK_RESOLVERS", "SYSLOG", "SYSLOG_TAG"}
+		"NEVER_BLOCK_RESOLVERS", "SYSLOG", "SYSLOG_TAG", "METRICS_LISTEN"}
 	if len(keys) != len(want12) {
 		t.Errorf("%d keys, want %d: %v", len(keys), len(want12), keys)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/netip"
 	"path/filepath"
 	"strconv"
@@ -121,6 +122,9 @@ func ownKeys() []keySpec {
 		{key: "SYSLOG_TAG",
 			set:   func(c *Config, v string) error { c.SyslogTag = strings.TrimSpace(v); return nil },
 			check: func(c *Config) error { return checkSyslogTag(c.SyslogTag) }},
+		{key: "METRICS_LISTEN",
+			set:   func(c *Config, v string) error { c.MetricsListen = strings.TrimSpace(v); return nil },
+			check: func(c *Config) error { return checkListen(c.MetricsListen) }},
 	}
 }
 
@@ -340,6 +344,28 @@ func checkSyslogTag(t string) error {
 		if !(c == '.' || c == '_' || c == '-' || (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')) {
 			return fmt.Errorf("may only contain letters, digits, \".\", \"_\" and \"-\", got %q", short(t))
 		}
+	}
+	return nil
+}
+
+// checkListen checks a listening address: empty (off), or IP:port or
+// :port, the port from 1 to 65535 (an IPv6 address in brackets). A host
+// name is refused: the address must not depend on DNS at start.
+func checkListen(v string) error {
+	if v == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return fmt.Errorf(`must be an address and port like "127.0.0.1:9717", "[::1]:9717" or ":9717", got %q`, short(v))
+	}
+	if host != "" {
+		if a, err := netip.ParseAddr(host); err != nil || a.Zone() != "" {
+			return fmt.Errorf("%q is not an IP address (a host name is not accepted), in %q", short(host), short(v))
+		}
+	}
+	if n, err := strconv.Atoi(port); err != nil || !isDigits(port) || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q must be from 1 to 65535, in %q", short(port), short(v))
 	}
 	return nil
 }

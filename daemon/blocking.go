@@ -13,6 +13,7 @@ import (
 	"github.com/scanwarden/scanwarden/block"
 	"github.com/scanwarden/scanwarden/detect"
 	"github.com/scanwarden/scanwarden/host"
+	"github.com/scanwarden/scanwarden/metrics"
 )
 
 // blockLoop is the blocking thread: it finishes the alerts the capture
@@ -27,6 +28,7 @@ func (d *daemon) blockLoop(ctx context.Context) {
 				return
 			}
 			if a := it.a; it.refused {
+				d.metrics.Decision(metrics.Repeated)
 				if !d.fold.refusedQuiet(a.Src) {
 					d.log.WithField("src", a.Src.String()).Infof("%s: %s scan (%s) not reported again: its alert of this window is in", a.Src, a.Type, a.Trigger)
 				}
@@ -105,6 +107,7 @@ func (d *daemon) handle(ctx context.Context, it alertItem) {
 	}
 	out := dec.Outcome
 	d.fold.note(a.Src, dec)
+	d.metrics.Decision(outcomeLabel(dec, err))
 	first := time.Unix(0, a.First)
 	took := msSince(first, time.Now()) // the decision done: records written
 	ruleMs := took
@@ -134,6 +137,8 @@ func (d *daemon) handle(ctx context.Context, it alertItem) {
 			log.Infof("not blocked %s: forged: %s", a.Src, a.Origin.Evidence)
 		}
 	case out == block.Blocked && kernel:
+		d.metrics.KernelTrapHit()
+		d.metrics.BlockLatency(0)
 		log = log.WithFields(logrus.Fields{"block_ms": 0, "kernel_trap": true, "recorded_ms": took})
 		log.Infof("blocked %s: %s scan, trapped by the kernel on its first probe to port %d; recorded %.1f ms later", a.Src, a.Type, a.Port, took)
 	case out == block.Blocked:
@@ -143,6 +148,7 @@ func (d *daemon) handle(ctx context.Context, it alertItem) {
 		if it.p == nil {
 			by = "blocking"
 		}
+		d.metrics.BlockLatency(time.Duration(ruleMs * float64(time.Millisecond)))
 		log = log.WithFields(logrus.Fields{"block_ms": ruleMs, "recorded_ms": took,
 			"alert_ms": msSince(first, it.raised), "rule_by": by})
 		log.Infof("blocked %s: %s scan, %d probes, rule in place %.1f ms after its first probe (records written at %.1f ms)", a.Src, a.Type, a.Probes, ruleMs, took)
@@ -152,6 +158,12 @@ func (d *daemon) handle(ctx context.Context, it alertItem) {
 		}
 		if !dec.Quiet {
 			log.Infof("not blocked %s: %s", a.Src, out)
+		}
+	}
+	if out == block.Blocked {
+		select { // the metrics' count of the bans in force
+		case d.recount <- struct{}{}:
+		default:
 		}
 	}
 	if err != nil {

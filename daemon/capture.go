@@ -98,7 +98,7 @@ func (d *daemon) startCaptures(ctx context.Context, caps []*liveCapture, wg *syn
 // netlink message), then queues the rest for the blocking thread,
 // without ever waiting for it (handOff). rt's checks, at every read
 // timeout and every rtCheckEvery probes, tell the watchdog it is alive.
-func (d *daemon) captureLoop(ctx context.Context, src *capture.LiveSource, eng *detect.Engine, org *detect.Origins, rearm <-chan rearmReq, rt *rtThread) {
+func (d *daemon) captureLoop(ctx context.Context, src *capture.LiveSource, eng *detect.Engine, org *detect.Origins, rearm <-chan rearmReq, rt *rtThread, pub *engineStats) {
 	var p detect.Probe
 	var gen uint64
 	for {
@@ -124,6 +124,7 @@ func (d *daemon) captureLoop(ctx context.Context, src *capture.LiveSource, eng *
 				return
 			}
 			rt.check()
+			pub.publish(eng)
 			continue
 		case errors.Is(err, io.EOF):
 			return
@@ -136,6 +137,7 @@ func (d *daemon) captureLoop(ctx context.Context, src *capture.LiveSource, eng *
 		rt.tick()
 		org.Observe(&p)
 		a := eng.Process(&p)
+		pub.tick(eng)
 		if a == nil {
 			continue
 		}
@@ -179,6 +181,7 @@ func (d *daemon) captureLoop(ctx context.Context, src *capture.LiveSource, eng *
 // source, which sends no more, is not. Probes keep being read meanwhile,
 // so a real scanner in a flood is still seen.
 func (d *daemon) handOff(ctx context.Context, a *detect.Alert, rearm func(src netip.Addr, at int64, onNew bool)) {
+	d.metrics.Alert(a)
 	if len(d.alerts) >= cap(d.alerts)-alertReserve {
 		d.dropped.Add(1)
 		rearm(a.Src, a.Time+int64(rearmAfter), true)
@@ -201,6 +204,8 @@ type liveCapture struct {
 	// alive is when its thread last came back from a read (UnixNano),
 	// for the watchdog.
 	alive atomic.Int64
+	// eng is its engine's counters as its thread last published them.
+	eng engineStats
 }
 
 func (lc *liveCapture) open() error {
@@ -242,7 +247,7 @@ func (d *daemon) supervise(ctx context.Context, lc *liveCapture, eng *detect.Eng
 	for ctx.Err() == nil {
 		rt.beat(time.Now()) // alive while it waits for its interface too
 		if s := lc.current(); s != nil {
-			d.captureLoop(ctx, s, eng, org, rearm, rt)
+			d.captureLoop(ctx, s, eng, org, rearm, rt, &lc.eng)
 			lc.mu.Lock()
 			if lc.src == s {
 				s.Close()

@@ -42,6 +42,7 @@ import (
 	"github.com/scanwarden/scanwarden/conf"
 	"github.com/scanwarden/scanwarden/detect"
 	"github.com/scanwarden/scanwarden/host"
+	"github.com/scanwarden/scanwarden/metrics"
 )
 
 // Intervals of the daemon's housekeeping.
@@ -88,6 +89,12 @@ const (
 	// request that finds it full is dropped (that source stays reported
 	// once, as without rearming).
 	rearmQueue = 256
+	// recountEvery is how often at most the bans in force are counted
+	// again for the metrics after blocks (each count lists every
+	// backend's entries under the manager's lock); a count due sooner
+	// waits for the next boundEvery tick, and every expireEvery re-sync
+	// counts too.
+	recountEvery = time.Second
 	// trapCallTimeout bounds the kernel trap's removal at exit.
 	trapCallTimeout = 5 * time.Second
 	// onceMaxSources bounds the sources whose last alert alertOnce
@@ -193,6 +200,18 @@ type daemon struct {
 	// choose picks the backend of BLOCK_BACKEND="auto", at start and on
 	// each reload (resolve).
 	choose chooser
+	// caps are the captures, one per interface (set before any thread
+	// that reads them starts).
+	caps []*liveCapture
+	// metrics counts what the threads see for Prometheus (metrics.go);
+	// metricsSrv serves them on METRICS_LISTEN (nil when it is empty;
+	// housekeeping only).
+	metrics    *metrics.Metrics
+	metricsSrv *metrics.Server
+	// bans is the bans in force per backend as last counted (census);
+	// recount asks the housekeeping for a new count (a block was made).
+	bans    atomic.Pointer[[]metrics.Bans]
+	recount chan struct{}
 }
 
 // Run runs the daemon until ctx ends (SIGTERM, SIGINT): it captures,
@@ -206,12 +225,16 @@ func Run(ctx context.Context, o Options) error {
 		o.Log.Warn(w)
 	}
 	d := &daemon{cfgPath: o.ConfigPath, explicit: o.Explicit, version: o.Version, modes: o.Modes, log: o.Log, cfg: c,
-		fold: newLogFold(time.Now()), refresh: make(chan struct{}, 1),
+		fold: newLogFold(time.Now()), refresh: make(chan struct{}, 1), recount: make(chan struct{}, 1),
 		bound:  host.SockDiag{Proc: "/proc/net"},
 		alerts: make(chan alertItem, alertQueue), releases: make(chan netip.Addr, releaseQueue),
 		waits: make(chan *detect.Alert, waitingMax), choose: backends.Choose}
 	d.boundNow = &boundCache{l: d.bound, now: time.Now}
+	d.metrics = metrics.New(o.Version, d.snapshot)
+	// every error path logs: the log's error lines are the error count
+	o.Log.AddHook(d.metrics.ErrorHook())
 	d.trap.log = o.Log
+	d.trap.metrics = d.metrics
 	d.rt = &rtPolicy{log: o.Log}
 	d.rt.want.Store(c.CaptureRealtime)
 	return d.run(ctx)
@@ -228,6 +251,16 @@ func (d *daemon) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	d.caps = caps
+	srv, err := d.listenMetrics(d.cfg)
+	if err != nil {
+		for _, lc := range caps {
+			lc.close()
+		}
+		return err
+	}
+	d.switchMetrics(d.cfg, srv)
+	defer func() { d.metricsSrv.Close() }()
 	lctx, stopLink := context.WithCancel(ctx)
 	defer stopLink()
 	d.startLinkView(lctx)
@@ -288,6 +321,7 @@ func (d *daemon) start(ctx context.Context) error {
 	if err := p.mgr.Restore(ctx); err != nil {
 		d.log.Errorf("restoring blocks: %v", err)
 	}
+	d.census(ctx, p.mgr)
 	t, err := d.computeTraps(c, 1)
 	if err != nil {
 		d.log.Warnf("reading bound ports: %v", err)
@@ -330,6 +364,14 @@ func (d *daemon) housekeeping(ctx context.Context, caps []*liveCapture) {
 	defer stats.Stop()
 	defer fold.Stop()
 	var stuck string // the stuck thread, as last logged
+	// counted is when the bans were last counted; owed, that a count
+	// asked for came too soon after it and is owed to the next tick
+	var counted time.Time
+	owed := false
+	count := func(m *block.Manager) {
+		d.census(ctx, m)
+		counted, owed = time.Now(), false
+	}
 	var watchdog <-chan time.Time
 	if iv := watchdogInterval(); iv > 0 {
 		tk := time.NewTicker(iv)
@@ -343,8 +385,16 @@ func (d *daemon) housekeeping(ctx context.Context, caps []*liveCapture) {
 		case <-hup:
 			d.reload(ctx)
 		case <-expire.C:
-			if _, err := d.manager().Resync(ctx); err != nil {
+			m := d.manager()
+			if _, err := m.Resync(ctx); err != nil {
 				d.log.Errorf("resyncing blocks: %v", err)
+			}
+			count(m)
+		case <-d.recount:
+			if time.Since(counted) < recountEvery {
+				owed = true
+			} else {
+				count(d.manager())
 			}
 		case <-d.refresh:
 			d.refreshTraps()
@@ -353,6 +403,9 @@ func (d *daemon) housekeeping(ctx context.Context, caps []*liveCapture) {
 			d.refreshTraps()
 			d.applyTrap(ctx)
 			d.trap.checkOverflow(ctx)
+			if owed {
+				count(d.manager())
+			}
 		case <-stats.C:
 			d.logStats(caps)
 		case now := <-fold.C:
@@ -397,14 +450,21 @@ func (d *daemon) stuck(caps []*liveCapture, now time.Time) string {
 // begun with them is finished (parts.retire): nothing of a config
 // outlives it, however many reloads come.
 func (d *daemon) reload(ctx context.Context) {
-	c, err := LoadConfig(d.cfgPath, d.explicit)
+	err := d.tryReload(ctx)
+	d.metrics.Reload(err)
 	if err != nil {
 		d.log.Errorf("reload refused, keeping the running config: %v", err)
-		return
+	}
+}
+
+// tryReload is reload; an error is a refusal, before anything changed.
+func (d *daemon) tryReload(ctx context.Context) error {
+	c, err := LoadConfig(d.cfgPath, d.explicit)
+	if err != nil {
+		return err
 	}
 	if err := d.checkFiles(c); err != nil {
-		d.log.Errorf("reload refused, keeping the running config: %v", err)
-		return
+		return err
 	}
 	d.mu.Lock()
 	running := d.cfg
@@ -412,13 +472,18 @@ func (d *daemon) reload(ctx context.Context) {
 	// auto is chosen again: a kernel that gained nf_tables, or a new
 	// KILL_ROUTE, may make it another backend
 	if err := d.resolve(ctx, c, running); err != nil {
-		d.log.Errorf("reload refused, keeping the running config: %v", err)
-		return
+		return err
+	}
+	// the new metrics address is bound before anything changes: one
+	// that cannot be had refuses the reload
+	srv, err := d.listenMetrics(c)
+	if err != nil {
+		return err
 	}
 	p, err := d.newParts(ctx, c, d.manager())
 	if err != nil {
-		d.log.Errorf("reload refused, keeping the running config: %v", err)
-		return
+		srv.Close()
+		return err
 	}
 	d.mu.Lock()
 	oldP, old := d.parts, d.cfg
@@ -438,7 +503,10 @@ func (d *daemon) reload(ctx context.Context) {
 	d.once.setWindow(int64(c.DetectWindow))
 	d.refreshTraps()
 	d.applyTrap(ctx)
+	d.switchMetrics(c, srv)
+	d.census(ctx, p.mgr)
 	d.log.Warnf("adminalert: configuration reloaded from %s", d.cfgPath)
+	return nil
 }
 
 // stopParts closes the parts in force at exit.

@@ -14,6 +14,7 @@ import (
 	"github.com/scanwarden/scanwarden/conf"
 	"github.com/scanwarden/scanwarden/detect"
 	"github.com/scanwarden/scanwarden/host"
+	"github.com/scanwarden/scanwarden/metrics"
 )
 
 // releaseQueue bounds the sources waiting to be let out of the kernel trap
@@ -74,6 +75,7 @@ type kernelTrap struct {
 	backend block.Trapper // nil: no set backend
 	why     string        // why the trap is off, as last logged
 	seen    uint64        // overflows already reported
+	metrics *metrics.Metrics
 	// live is the trap the backend has, nil when unknown (none applied
 	// yet, or the last SetTrap failed).
 	live atomic.Pointer[block.Trap]
@@ -128,6 +130,7 @@ func (k *kernelTrap) checkOverflow(ctx context.Context) {
 		return
 	}
 	if n > k.seen {
+		k.metrics.KernelTrapOverflows(n - k.seen)
 		k.log.Warnf("adminalert: the kernel trap set is full (TRAP_SET_SIZE=%d sources held at once): %d first hits since the last check were dropped without holding their source; scanwarden still judges each of them and blocks real scanners (BLOCK_RATE_LIMIT applies)",
 			t.Size, n-k.seen)
 	}

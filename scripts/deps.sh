@@ -23,6 +23,7 @@ PACKAGES=(
 	iproute2        # ip netns, veth, bridge for the lab
 	fail2ban        # fail2ban-regex against our attackalert lines
 	procps          # sysctl, ps
+	prometheus      # the metrics test: a real Prometheus scrapes the daemon in the lab (its service is not started)
 	ca-certificates # go install over HTTPS
 )
 
@@ -70,8 +71,21 @@ install_packages() {
 	log "apt-get update"
 	apt-get update -q </dev/null >/tmp/scanwarden-deps-apt.log 2>&1 ||
 		die "apt-get update failed (see /tmp/scanwarden-deps-apt.log): $(tail -n 3 /tmp/scanwarden-deps-apt.log | tr '\n' ' ')"
+	# Packages that ship a service (prometheus) must not start it: the
+	# tests run their own instance, on loopback inside a namespace. The
+	# Debian way is a policy-rc.d that denies every start; one already
+	# there (a container's) is left as it is.
+	local policy=/usr/sbin/policy-rc.d made=""
+	if [[ ! -e $policy ]]; then
+		printf '#!/bin/sh\n# scanwarden deps.sh: no service starts during its install\nexit 101\n' >"$policy"
+		chmod 755 "$policy"
+		made=$policy
+	fi
 	log "apt-get install ${missing[*]}"
-	apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null >>/tmp/scanwarden-deps-apt.log 2>&1 ||
+	local rc=0
+	apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null >>/tmp/scanwarden-deps-apt.log 2>&1 || rc=$?
+	[[ -z $made ]] || rm -f "$made"
+	((rc == 0)) ||
 		die "apt-get install ${missing[*]} failed (see /tmp/scanwarden-deps-apt.log): $(tail -n 3 /tmp/scanwarden-deps-apt.log | tr '\n' ' ')"
 	mapfile -t missing < <(missing_packages)
 	((${#missing[@]} == 0)) || die "still missing after apt-get install: ${missing[*]}"

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -201,6 +202,19 @@ func TestKernelChild(t *testing.T) {
 		if err := m.Restore(context.Background()); err != nil {
 			t.Fatal(err)
 		}
+	case "get":
+		// an HTTP GET from inside the namespace: the body between markers
+		c := http.Client{Timeout: 5 * time.Second}
+		resp, err := c.Get(os.Getenv("SCANWARDEN_TEST_URL"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %v\n%s", resp.Status, err, body)
+		}
+		fmt.Printf("=== body\n%s\n=== end of body\n", body)
 	case "cli":
 		args := strings.Fields(os.Getenv("SCANWARDEN_TEST_ARGS"))
 		var o, e bytes.Buffer

@@ -1,0 +1,151 @@
+package daemon
+
+// The daemon's side of the Prometheus metrics (package metrics): what the
+// threads publish for a scrape, the outcome label of a decision, the
+// census of the bans in force, and the listener of METRICS_LISTEN.
+
+import (
+	"context"
+	"sync"
+
+	"github.com/scanwarden/scanwarden/block"
+	"github.com/scanwarden/scanwarden/conf"
+	"github.com/scanwarden/scanwarden/detect"
+	"github.com/scanwarden/scanwarden/metrics"
+)
+
+// enginePublishEvery is how many packets a capture thread classifies
+// between two publications of its engine's counters (a power of two): a
+// scrape sees counters at most this many packets old (or one read
+// timeout, 100 ms, on an idle capture), and the per-packet path pays one
+// TryLock and a copy of the counters every this many packets.
+const enginePublishEvery = 256
+
+// engineStats is what a capture thread last published of its engine's
+// counters, for a scrape.
+type engineStats struct {
+	mu  sync.Mutex
+	pub detect.Stats
+	n   uint32 // packets since the last publication (the capture thread's own)
+}
+
+// tick counts a packet and publishes eng's counters every
+// enginePublishEvery packets. Capture thread only.
+func (s *engineStats) tick(eng *detect.Engine) {
+	if s.n++; s.n&(enginePublishEvery-1) == 0 {
+		s.publish(eng)
+	}
+}
+
+// publish copies eng's counters for a scrape, unless a scrape holds the
+// lock: then the next publication does it (the capture thread never
+// waits). Capture thread only.
+func (s *engineStats) publish(eng *detect.Engine) {
+	if s.mu.TryLock() {
+		s.pub = eng.Stats()
+		s.mu.Unlock()
+	}
+}
+
+func (s *engineStats) load() detect.Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pub
+}
+
+// snapshot is what the metrics read at a scrape: the captures' counters
+// (libpcap's and the decoder's, the engines' as last published), the
+// alerts dropped and the bans as last counted.
+func (d *daemon) snapshot() metrics.Snapshot {
+	var s metrics.Snapshot
+	for _, lc := range d.caps {
+		c := metrics.Capture{Interface: lc.iface}
+		if src := lc.current(); src != nil {
+			if st, err := src.Stats(); err == nil {
+				c.Open = true
+				c.Received, c.KernelDropped, c.IfDropped = st.Received, st.Dropped, st.IfDropped
+				c.Decoded, c.Malformed = st.Decoded, st.Malformed
+			}
+		}
+		s.Captures = append(s.Captures, c)
+		s.Engine.Add(lc.eng.load())
+	}
+	s.AlertsDropped = d.dropped.Load()
+	if b := d.bans.Load(); b != nil {
+		s.Bans = *b
+	}
+	return s
+}
+
+// outcomeLabel is the metrics' outcome of a decision.
+func outcomeLabel(dec block.Decision, err error) string {
+	switch dec.Outcome {
+	case block.Blocked:
+		return metrics.Blocked
+	case block.AlreadyBlocked:
+		return metrics.AlreadyBlocked
+	case block.LoggedOnly:
+		return metrics.LoggedOnly
+	case block.CommandOnly:
+		return metrics.CommandOnly
+	case block.RateLimited:
+		return metrics.RateLimited
+	case block.Forged:
+		return metrics.Forged
+	case block.Ignored:
+		switch {
+		case dec.Why == block.ReasonIgnoreFile:
+			return metrics.IgnoreFile
+		case dec.Why == "" && err != nil:
+			// the ban could not be recorded: nothing was blocked
+			return metrics.Failed
+		}
+		return metrics.NeverBlock
+	}
+	return metrics.Failed
+}
+
+// census counts the bans each backend of m holds now, for the metrics
+// (a backend whose count fails is left out until the next census).
+func (d *daemon) census(ctx context.Context, m *block.Manager) {
+	got, err := m.Census(ctx)
+	if err != nil {
+		d.log.Warnf("counting the bans in force for the metrics: %v", err)
+	}
+	out := make([]metrics.Bans, len(got))
+	for i, c := range got {
+		out[i] = metrics.Bans{Backend: c.Backend, Count: c.Count}
+	}
+	d.bans.Store(&out)
+}
+
+// listenMetrics binds the address c's METRICS_LISTEN names, when it is
+// not the one already served (then it returns nil, nil: nothing to
+// change). The caller serves the new server and closes the old one once
+// the config that named it is in force.
+func (d *daemon) listenMetrics(c *conf.Config) (*metrics.Server, error) {
+	if c.MetricsListen == "" || d.metricsSrv != nil && d.metricsSrv.Configured() == c.MetricsListen {
+		return nil, nil
+	}
+	return metrics.Listen(c.MetricsListen, d.metrics)
+}
+
+// switchMetrics puts srv (from listenMetrics) in service in place of the
+// listener c no longer names. Housekeeping only.
+func (d *daemon) switchMetrics(c *conf.Config, srv *metrics.Server) {
+	old := d.metricsSrv
+	switch {
+	case srv != nil:
+		d.metricsSrv = srv
+		srv.Serve(d.log)
+		d.log.Infof("metrics: serving Prometheus metrics on http://%s/metrics", srv.Addr())
+	case c.MetricsListen == "" && old != nil:
+		d.metricsSrv = nil
+		d.log.Infof("metrics: no longer served (METRICS_LISTEN is empty)")
+	default:
+		return
+	}
+	if old != nil {
+		old.Close()
+	}
+}

@@ -1,0 +1,78 @@
+package daemon
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/scanwarden/scanwarden/block"
+	"github.com/scanwarden/scanwarden/detect"
+	"github.com/scanwarden/scanwarden/metrics"
+)
+
+// TestOutcomeLabel: every outcome of the block manager has its own label,
+// and the ignore file is told apart from what the host protects.
+func TestOutcomeLabel(t *testing.T) {
+	fail := errors.New("state: disk full")
+	for _, c := range []struct {
+		dec  block.Decision
+		err  error
+		want string
+	}{
+		{block.Decision{Outcome: block.Blocked}, nil, metrics.Blocked},
+		{block.Decision{Outcome: block.Blocked}, fail, metrics.Blocked}, // blocked, a record failed
+		{block.Decision{Outcome: block.AlreadyBlocked}, nil, metrics.AlreadyBlocked},
+		{block.Decision{Outcome: block.LoggedOnly}, nil, metrics.LoggedOnly},
+		{block.Decision{Outcome: block.CommandOnly}, nil, metrics.CommandOnly},
+		{block.Decision{Outcome: block.RateLimited}, nil, metrics.RateLimited},
+		{block.Decision{Outcome: block.Forged, Why: "decoy"}, nil, metrics.Forged},
+		{block.Decision{Outcome: block.Ignored, Why: block.ReasonIgnoreFile}, nil, metrics.IgnoreFile},
+		{block.Decision{Outcome: block.Ignored, Why: "a default gateway"}, nil, metrics.NeverBlock},
+		{block.Decision{Outcome: block.Ignored}, fail, metrics.Failed},
+		{block.Decision{Outcome: block.Outcome(99)}, nil, metrics.Failed},
+	} {
+		if got := outcomeLabel(c.dec, c.err); got != c.want {
+			t.Errorf("%v (why %q, err %v): %q, want %q", c.dec.Outcome, c.dec.Why, c.err, got, c.want)
+		}
+	}
+}
+
+// TestEngineStatsPublished: a capture thread's engine counters reach a
+// scrape every enginePublishEvery packets, not before; a scrape that holds
+// the lock makes the publication wait for the next one, never the thread.
+func TestEngineStatsPublished(t *testing.T) {
+	eng, err := detect.New(detect.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s engineStats
+	victim := detect.AddrOf(netip.MustParseAddr("198.51.100.1"))
+	feed := func(n int) {
+		for i := range n {
+			p := detect.Probe{Kind: detect.KindTCP, Proto: detect.ProtoTCP, Flags: detect.FlagSYN,
+				Src: detect.AddrOf(netip.AddrFrom4([4]byte{203, 0, 113, byte(i)})), Dst: victim,
+				SrcPort: 40000, DstPort: uint16(1000 + i), TS: time.Now().UnixNano()}
+			eng.Process(&p)
+			s.tick(eng)
+		}
+	}
+	feed(enginePublishEvery - 1)
+	if got := s.load(); got.Packets != 0 {
+		t.Fatalf("published after %d packets: %+v", enginePublishEvery-1, got)
+	}
+	feed(1)
+	if got := s.load(); got.Packets != enginePublishEvery || got.Types[detect.TypeSYN] != enginePublishEvery {
+		t.Fatalf("after %d packets: %+v", enginePublishEvery, got)
+	}
+	s.mu.Lock() // a scrape in progress
+	feed(enginePublishEvery)
+	s.mu.Unlock()
+	if got := s.load(); got.Packets != enginePublishEvery {
+		t.Fatalf("published under a scrape's lock: %d", got.Packets)
+	}
+	s.publish(eng) // the read timeout's publication
+	if got := s.load(); got.Packets != 2*enginePublishEvery {
+		t.Fatalf("after the timeout's publication: %d", got.Packets)
+	}
+}
