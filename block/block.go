@@ -35,7 +35,15 @@ type Ban struct {
 	Since time.Time `json:"since"`
 	// Until is when it expires; the zero time means never.
 	Until time.Time `json:"until,omitzero"`
+	// Source is where the decision was made: empty for this host's own
+	// detection, SourceCrowdSec for a decision of the fleet's CrowdSec
+	// Local API (Manager.Impose).
+	Source string `json:"source,omitempty"`
 }
+
+// SourceCrowdSec is the Source of a ban imposed by a decision of the
+// CrowdSec Local API.
+const SourceCrowdSec = "crowdsec"
 
 // Expired reports whether the ban has run out at now.
 func (b *Ban) Expired(now time.Time) bool { return !b.Until.IsZero() && !now.Before(b.Until) }

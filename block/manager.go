@@ -183,6 +183,8 @@ type Decision struct {
 	// Quiet says Options.Quiet kept the decision's log lines out (never
 	// for a block or an error).
 	Quiet bool
+	// Until is, for Blocked, when the ban expires (the zero time: never).
+	Until time.Time
 	// Why is, for Ignored, why the source must not be blocked
 	// (NeverBlock.Reason: ReasonIgnoreFile for the ignore file); for
 	// Forged, the evidence.
@@ -555,7 +557,7 @@ func (m *Manager) finish(ctx context.Context, p *Pending, log logrus.FieldLogger
 			errs = append(errs, err)
 		}
 	}
-	return Decision{Outcome: Blocked, RuleAt: p.ruleAt}, errors.Join(errs...)
+	return Decision{Outcome: Blocked, RuleAt: p.ruleAt, Until: p.ban.Until}, errors.Join(errs...)
 }
 
 func (m *Manager) history(line string) error {

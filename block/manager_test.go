@@ -1021,3 +1021,64 @@ func TestCensus(t *testing.T) {
 		t.Fatalf("with a failing List: %v %v", got, err)
 	}
 }
+
+// TestImpose: a decision made elsewhere goes into the state and every
+// backend, and nothing else (no history, blocked-file line or command);
+// an address already banned keeps its ban; never-block addresses and
+// expired decisions are refused; a failing backend keeps the ban in the
+// state for the re-sync.
+func TestImpose(t *testing.T) {
+	r := newRig(t, defaultPolicy())
+	ctx := context.Background()
+	fleet := netip.MustParseAddr("198.51.100.77")
+	until := r.now.Add(2 * time.Hour)
+	d, err := r.m.Impose(ctx, Ban{Addr: fleet, Until: until, Reason: "crowdsec: scanwarden/portscan-syn", Source: SourceCrowdSec})
+	if err != nil || d.Outcome != Blocked || !d.Until.Equal(until) || d.RuleAt.IsZero() {
+		t.Fatalf("impose: %+v %v", d, err)
+	}
+	if got := r.c.list(); !slices.Equal(got, []string{"iptables block 198.51.100.77", "hosts.deny block 198.51.100.77"}) {
+		t.Fatalf("calls: %q (want the two backends and nothing else)", got)
+	}
+	bans, _ := r.m.List()
+	if len(bans) != 1 || bans[0].Addr != fleet || bans[0].Source != SourceCrowdSec || !bans[0].Until.Equal(until) || !bans[0].Since.Equal(r.now) {
+		t.Fatalf("state: %+v", bans)
+	}
+	// again (another decision for the address): nothing changes
+	if d, err := r.m.Impose(ctx, Ban{Addr: fleet, Until: until.Add(time.Hour), Source: SourceCrowdSec}); err != nil || d.Outcome != AlreadyBlocked {
+		t.Fatalf("second decision: %+v %v", d, err)
+	}
+	// a source this host banned itself keeps its own ban
+	if out, err := r.m.Handle(ctx, alert(scanner, detect.TypeSYN, 111), "stcp"); out != Blocked || err != nil {
+		t.Fatal(out, err)
+	}
+	before := len(r.c.list())
+	if d, err := r.m.Impose(ctx, Ban{Addr: scanner, Until: r.now.Add(time.Minute), Source: SourceCrowdSec}); err != nil || d.Outcome != AlreadyBlocked || len(r.c.list()) != before {
+		t.Fatalf("own ban: %+v %v %q", d, err, r.c.list()[before:])
+	}
+	bans, _ = r.m.List()
+	if i := findBan(bans, scanner); i < 0 || bans[i].Source != "" || !bans[i].Until.Equal(r.now.Add(time.Hour)) {
+		t.Fatalf("the own ban changed: %+v", bans)
+	}
+	for _, c := range []struct {
+		b   Ban
+		why string
+	}{
+		{Ban{Addr: gateway, Until: until}, "a default gateway"},
+		{Ban{Addr: netip.MustParseAddr("203.0.113.7"), Until: until}, ReasonIgnoreFile},
+		{Ban{Addr: netip.MustParseAddr("198.51.100.78"), Until: r.now.Add(-time.Second)}, "expired"},
+	} {
+		if d, err := r.m.Impose(ctx, c.b); err != nil || d.Outcome != Ignored || d.Why != c.why {
+			t.Errorf("%s: %+v %v, want ignored %q", c.b.Addr, d, err, c.why)
+		}
+	}
+	// a backend that fails: the ban is in the state, the error returned
+	r.fw.fail = errors.New("iptables: exit status 4")
+	other := netip.MustParseAddr("fd00:77::78")
+	if d, err := r.m.Impose(ctx, Ban{Addr: other, Source: SourceCrowdSec}); d.Outcome != Blocked || err == nil || !strings.Contains(err.Error(), "iptables") {
+		t.Fatalf("failing backend: %+v %v", d, err)
+	}
+	bans, _ = r.m.List()
+	if i := findBan(bans, other); i < 0 || !bans[i].Until.IsZero() {
+		t.Fatalf("the ban of a failing backend is not in the state: %+v", bans)
+	}
+}
