@@ -147,6 +147,13 @@ const (
 	// a few seconds, and a forged flood that fills the set keeps no more
 	// than 256 addresses trapped, for TRAP_HOLD.
 	DefaultTrapSetSize = 256
+	// DefaultCrowdSecPullInterval is CROWDSEC_PULL_INTERVAL's default,
+	// what CrowdSec's firewall bouncers use (update_frequency): a scanner
+	// blocked on one host is blocked on the others within it.
+	DefaultCrowdSecPullInterval = 10 * time.Second
+	// minPullInterval and maxPullInterval bound CROWDSEC_PULL_INTERVAL.
+	minPullInterval = time.Second
+	maxPullInterval = time.Hour
 	// DefaultTrapHold is TRAP_HOLD's default: how long the kernel trap
 	// holds the source of a first hit, 5 seconds, far more than the
 	// daemon takes to promote or release it (milliseconds), short enough
@@ -272,6 +279,21 @@ type Config struct {
 	// for every address) the Prometheus metrics are served on; empty
 	// (the default) serves none.
 	MetricsListen string
+	// CrowdSecCredentials is CROWDSEC_CREDENTIALS, a CrowdSec machine's
+	// credentials file (url, login, password): every block is pushed to
+	// that Local API as an alert with a ban decision. Empty: none.
+	CrowdSecCredentials string
+	// CrowdSecBouncerKeyFile is CROWDSEC_BOUNCER_KEY_FILE, a file holding
+	// a bouncer key: the Local API's ban decisions are pulled and
+	// enforced. Empty: none.
+	CrowdSecBouncerKeyFile string
+	// CrowdSecLAPIURL is CROWDSEC_LAPI_URL, the Local API's URL for the
+	// pull when there are no CROWDSEC_CREDENTIALS (whose url is used
+	// otherwise).
+	CrowdSecLAPIURL string
+	// CrowdSecPullInterval is CROWDSEC_PULL_INTERVAL, the time between two
+	// reads of the Local API's decision stream (1s..1h).
+	CrowdSecPullInterval time.Duration
 
 	// Unused holds, by key, the raw values of keys that are accepted for
 	// compatibility but that scanwarden does not act on (yet); each also
@@ -299,38 +321,39 @@ func Default() *Config {
 			12345, 12346, 20034, 27665, 31337, 32771, 32772, 32773, 32774, 40421, 49724, 54320),
 		UDPPorts: portsOf(1, 7, 9, 69, 161, 162, 513, 635, 640, 641, 700, 37444, 34555, 31335,
 			32770, 32771, 32772, 32773, 32774, 31337, 54321),
-		AdvancedPortsTCP:    DefaultAdvancedPorts,
-		AdvancedPortsUDP:    DefaultAdvancedPorts,
-		AdvancedExcludeTCP:  portsOf(113, 139),
-		AdvancedExcludeUDP:  portsOf(520, 138, 137, 67),
-		IgnoreFile:          DefaultIgnoreFile,
-		HistoryFile:         DefaultHistoryFile,
-		BlockedFile:         DefaultBlockedFile,
-		ResolveHost:         false,
-		BlockTCP:            BlockAct,
-		BlockUDP:            BlockAct,
-		KillRoute:           "",
-		KillHostsDeny:       DefaultKillHostsDeny,
-		KillRunCmd:          "",
-		KillRunCmdFirst:     false,
-		ScanTrigger:         detect.DefaultScanTrigger,
-		DetectWindow:        detect.DefaultWindow,
-		DetectThreshold:     detect.DefaultThreshold,
-		MaxSources:          detect.DefaultMaxSources,
-		BanExpiryTCP:        DefaultBanExpiry,
-		BanExpiryUDP:        DefaultBanExpiry,
-		StateDir:            DefaultStateDir,
-		HostsDenyFile:       DefaultHostsDenyFile,
-		BlockBackend:        BackendAuto,
-		BlockRateLimit:      DefaultBlockRateLimit,
-		KernelTrap:          true,
-		CaptureRealtime:     true,
-		TrapSetSize:         DefaultTrapSetSize,
-		TrapHold:            DefaultTrapHold,
-		NeverBlockGateway:   true,
-		NeverBlockResolvers: true,
-		Syslog:              false,
-		SyslogTag:           DefaultSyslogTag,
+		AdvancedPortsTCP:     DefaultAdvancedPorts,
+		AdvancedPortsUDP:     DefaultAdvancedPorts,
+		AdvancedExcludeTCP:   portsOf(113, 139),
+		AdvancedExcludeUDP:   portsOf(520, 138, 137, 67),
+		IgnoreFile:           DefaultIgnoreFile,
+		HistoryFile:          DefaultHistoryFile,
+		BlockedFile:          DefaultBlockedFile,
+		ResolveHost:          false,
+		BlockTCP:             BlockAct,
+		BlockUDP:             BlockAct,
+		KillRoute:            "",
+		KillHostsDeny:        DefaultKillHostsDeny,
+		KillRunCmd:           "",
+		KillRunCmdFirst:      false,
+		ScanTrigger:          detect.DefaultScanTrigger,
+		DetectWindow:         detect.DefaultWindow,
+		DetectThreshold:      detect.DefaultThreshold,
+		MaxSources:           detect.DefaultMaxSources,
+		BanExpiryTCP:         DefaultBanExpiry,
+		BanExpiryUDP:         DefaultBanExpiry,
+		StateDir:             DefaultStateDir,
+		HostsDenyFile:        DefaultHostsDenyFile,
+		BlockBackend:         BackendAuto,
+		BlockRateLimit:       DefaultBlockRateLimit,
+		KernelTrap:           true,
+		CaptureRealtime:      true,
+		TrapSetSize:          DefaultTrapSetSize,
+		TrapHold:             DefaultTrapHold,
+		CrowdSecPullInterval: DefaultCrowdSecPullInterval,
+		NeverBlockGateway:    true,
+		NeverBlockResolvers:  true,
+		Syslog:               false,
+		SyslogTag:            DefaultSyslogTag,
 	}
 }
 
@@ -600,6 +623,10 @@ func (c *Config) validate(skip map[string]bool) Errors {
 			errs = append(errs, c.errAt(k.key, "has no $TARGET$, so it would not name the scanner's address"))
 		}
 	}
+	if c.CrowdSecBouncerKeyFile != "" && c.CrowdSecCredentials == "" && c.CrowdSecLAPIURL == "" &&
+		!skip["CROWDSEC_BOUNCER_KEY_FILE"] && !skip["CROWDSEC_CREDENTIALS"] && !skip["CROWDSEC_LAPI_URL"] {
+		errs = append(errs, c.errAt("CROWDSEC_BOUNCER_KEY_FILE", "needs the Local API's URL: set CROWDSEC_LAPI_URL, or CROWDSEC_CREDENTIALS (whose url is used)"))
+	}
 	return errs
 }
 
@@ -655,6 +682,12 @@ func (c *Config) valueText(key string) string {
 		return c.SyslogTag
 	case "METRICS_LISTEN":
 		return c.MetricsListen
+	case "CROWDSEC_CREDENTIALS":
+		return c.CrowdSecCredentials
+	case "CROWDSEC_BOUNCER_KEY_FILE":
+		return c.CrowdSecBouncerKeyFile
+	case "CROWDSEC_LAPI_URL":
+		return c.CrowdSecLAPIURL
 	}
 	return ""
 }

@@ -260,6 +260,10 @@ func TestKeys(t *testing.T) {
 		{`METRICS_LISTEN="[::1]:9717"`, func(c *Config) any { return c.MetricsListen }, "[::1]:9717"},
 		{`METRICS_LISTEN=":9717"`, func(c *Config) any { return c.MetricsListen }, ":9717"},
 		{`METRICS_LISTEN=""`, func(c *Config) any { return c.MetricsListen }, ""},
+		{`CROWDSEC_CREDENTIALS="/etc/scanwarden/crowdsec.yaml"`, func(c *Config) any { return c.CrowdSecCredentials }, "/etc/scanwarden/crowdsec.yaml"},
+		{`CROWDSEC_LAPI_URL="https://lapi.example:8443/"`, func(c *Config) any { return c.CrowdSecLAPIURL }, "https://lapi.example:8443/"},
+		{`CROWDSEC_PULL_INTERVAL="2s"`, func(c *Config) any { return c.CrowdSecPullInterval }, 2 * time.Second},
+		{`CROWDSEC_PULL_INTERVAL="60"`, func(c *Config) any { return c.CrowdSecPullInterval }, time.Minute},
 		// Syntax variants.
 		{`RESOLVE_HOST = "1"`, func(c *Config) any { return c.ResolveHost }, true},
 		{"\tSCAN_TRIGGER\t=\t\"2\"\t", func(c *Config) any { return c.ScanTrigger }, 2},
@@ -361,6 +365,11 @@ func TestKeyErrors(t *testing.T) {
 		{`STATE_DIR=""`, 1, "STATE_DIR", "must not be empty"},
 		{`STATE_DIR="state"`, 1, "STATE_DIR", "absolute path"},
 		{`METRICS_LISTEN="9717"`, 1, "METRICS_LISTEN", "address and port"},
+		{`CROWDSEC_CREDENTIALS="crowdsec.yaml"`, 1, "CROWDSEC_CREDENTIALS", "absolute path"},
+		{`CROWDSEC_LAPI_URL="127.0.0.1:8080"`, 1, "CROWDSEC_LAPI_URL", "http or https URL"},
+		{`CROWDSEC_LAPI_URL="http://u:p@lapi:8080"`, 1, "CROWDSEC_LAPI_URL", "http or https URL"},
+		{`CROWDSEC_PULL_INTERVAL="100ms"`, 1, "CROWDSEC_PULL_INTERVAL", "from 1s to 1h"},
+		{`CROWDSEC_BOUNCER_KEY_FILE="/etc/scanwarden/bouncer.key"`, 1, "CROWDSEC_BOUNCER_KEY_FILE", "needs the Local API's URL"},
 		{`METRICS_LISTEN="localhost:9717"`, 1, "METRICS_LISTEN", "not an IP address"},
 		{`METRICS_LISTEN="127.0.0.1:0"`, 1, "METRICS_LISTEN", "from 1 to 65535"},
 		{`METRICS_LISTEN="127.0.0.1:http"`, 1, "METRICS_LISTEN", "from 1 to 65535"},
@@ -614,7 +623,8 @@ func TestKeysList(t *testing.T) {
 		"KILL_ROUTE", "KILL_HOSTS_DENY", "KILL_RUN_CMD", "KILL_RUN_CMD_FIRST", "SCAN_TRIGGER", "PORT_BANNER",
 		"INTERFACES", "CAPTURE_REALTIME", "HOME_NETWORKS", "DETECT_WINDOW", "DETECT_THRESHOLD", "MAX_SOURCES", "BAN_EXPIRY_TCP",
 		"BAN_EXPIRY_UDP", "STATE_DIR", "HOSTS_DENY_FILE", "BLOCK_BACKEND", "KERNEL_TRAP", "TRAP_SET_SIZE", "TRAP_HOLD", "BLOCK_RATE_LIMIT", "NEVER_BLOCK_GATEWAY",
-		"NEVER_BLOCK_RESOLVERS", "SYSLOG", "SYSLOG_TAG", "METRICS_LISTEN"}
+		"NEVER_BLOCK_RESOLVERS", "SYSLOG", "SYSLOG_TAG", "METRICS_LISTEN", "CROWDSEC_CREDENTIALS", "CROWDSEC_BOUNCER_KEY_FILE",
+		"CROWDSEC_LAPI_URL", "CROWDSEC_PULL_INTERVAL"}
 	if len(keys) != len(want12) {
 		t.Errorf("%d keys, want %d: %v", len(keys), len(want12), keys)
 	}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -125,6 +126,18 @@ func ownKeys() []keySpec {
 		{key: "METRICS_LISTEN",
 			set:   func(c *Config, v string) error { c.MetricsListen = strings.TrimSpace(v); return nil },
 			check: func(c *Config) error { return checkListen(c.MetricsListen) }},
+		{key: "CROWDSEC_CREDENTIALS",
+			set:   func(c *Config, v string) error { c.CrowdSecCredentials = cleanPath(v); return nil },
+			check: func(c *Config) error { return checkPath(c.CrowdSecCredentials, true) }},
+		{key: "CROWDSEC_BOUNCER_KEY_FILE",
+			set:   func(c *Config, v string) error { c.CrowdSecBouncerKeyFile = cleanPath(v); return nil },
+			check: func(c *Config) error { return checkPath(c.CrowdSecBouncerKeyFile, true) }},
+		{key: "CROWDSEC_LAPI_URL",
+			set:   func(c *Config, v string) error { c.CrowdSecLAPIURL = strings.TrimSpace(v); return nil },
+			check: func(c *Config) error { return checkURL(c.CrowdSecLAPIURL) }},
+		{key: "CROWDSEC_PULL_INTERVAL",
+			set:   func(c *Config, v string) (err error) { c.CrowdSecPullInterval, err = parseDuration(v); return },
+			check: func(c *Config) error { return checkDuration(c.CrowdSecPullInterval, minPullInterval, maxPullInterval) }},
 	}
 }
 
@@ -366,6 +379,18 @@ func checkListen(v string) error {
 	}
 	if n, err := strconv.Atoi(port); err != nil || !isDigits(port) || n < 1 || n > 65535 {
 		return fmt.Errorf("port %q must be from 1 to 65535, in %q", short(port), short(v))
+	}
+	return nil
+}
+
+// checkURL checks an http or https URL of a host (empty: none).
+func checkURL(v string) error {
+	if v == "" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.User != nil {
+		return fmt.Errorf(`must be an http or https URL like "http://127.0.0.1:8080", got %q`, short(v))
 	}
 	return nil
 }

@@ -40,6 +40,7 @@ import (
 	"github.com/scanwarden/scanwarden/block/backends"
 	"github.com/scanwarden/scanwarden/classic"
 	"github.com/scanwarden/scanwarden/conf"
+	"github.com/scanwarden/scanwarden/crowdsec"
 	"github.com/scanwarden/scanwarden/detect"
 	"github.com/scanwarden/scanwarden/host"
 	"github.com/scanwarden/scanwarden/metrics"
@@ -212,6 +213,10 @@ type daemon struct {
 	// recount asks the housekeeping for a new count (a block was made).
 	bans    atomic.Pointer[[]metrics.Bans]
 	recount chan struct{}
+	// pusher sends blocks to the CrowdSec LAPI and puller enforces its
+	// decisions (crowdsec.go); nil when not configured.
+	pusher *crowdsec.Pusher
+	puller *crowdsec.Puller
 }
 
 // Run runs the daemon until ctx ends (SIGTERM, SIGINT): it captures,
@@ -247,6 +252,12 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	defer d.stopParts()
 	defer d.removeTrap()
+	if err := d.startCrowdSec(d.cfg); err != nil {
+		d.stopCrowdSec()
+		return err
+	}
+	// after the blocking thread's last block, before the parts close
+	defer d.stopCrowdSec()
 	caps, err := d.openCaptures()
 	if err != nil {
 		return err

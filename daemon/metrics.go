@@ -71,6 +71,9 @@ func (d *daemon) snapshot() metrics.Snapshot {
 		s.Engine.Add(lc.eng.load())
 	}
 	s.AlertsDropped = d.dropped.Load()
+	if d.pusher != nil {
+		s.CrowdSecQueue = d.pusher.Pending()
+	}
 	if b := d.bans.Load(); b != nil {
 		s.Bans = *b
 	}

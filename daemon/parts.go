@@ -26,6 +26,7 @@ import (
 	"github.com/scanwarden/scanwarden/block/records"
 	"github.com/scanwarden/scanwarden/classic"
 	"github.com/scanwarden/scanwarden/conf"
+	"github.com/scanwarden/scanwarden/crowdsec"
 	"github.com/scanwarden/scanwarden/detect"
 	"github.com/scanwarden/scanwarden/host"
 	"github.com/scanwarden/scanwarden/internal/safefile"
@@ -590,6 +591,17 @@ func CheckFiles(c *conf.Config) (warnings []string, err error) {
 			}
 		}
 		trusted(t.Key(), prog)
+	}
+	// the CrowdSec files are read as the daemon will read them
+	if c.CrowdSecCredentials != "" {
+		if _, err := crowdsec.ReadCredentials(c.CrowdSecCredentials); err != nil {
+			refuse("CROWDSEC_CREDENTIALS", c.CrowdSecCredentials, false, err)
+		}
+	}
+	if c.CrowdSecBouncerKeyFile != "" {
+		if _, err := crowdsec.ReadBouncerKey(c.CrowdSecBouncerKeyFile); err != nil {
+			refuse("CROWDSEC_BOUNCER_KEY_FILE", c.CrowdSecBouncerKeyFile, false, err)
+		}
 	}
 	if _, err := os.Stat(c.StateDir); err == nil {
 		if err := safefile.CheckDir(c.StateDir); err != nil {

@@ -137,6 +137,28 @@ KILL_ROUTE="/sbin/iptables -I INPUT -s $TARGET$ -j DROP"`)
 	}
 }
 
+// TestCheckFilesCrowdSec: the CrowdSec credentials and key files are read
+// as the daemon reads them; a missing or unusable one is refused, naming
+// its key, line and file.
+func TestCheckFilesCrowdSec(t *testing.T) {
+	dir := t.TempDir()
+	cred, key := filepath.Join(dir, "cs.yaml"), filepath.Join(dir, "cs.key")
+	cfg := conftest.DryConfig(t, dir, `CROWDSEC_CREDENTIALS="`+cred+`"
+CROWDSEC_BOUNCER_KEY_FILE="`+key+`"`)
+	os.WriteFile(cred, []byte("url: http://127.0.0.1:8080\nlogin: web1\npassword: pw\n"), 0o640)
+	os.WriteFile(key, []byte("a85ee5000e9f6999fe003e11bb16df6f\n"), 0o640)
+	if w, errs := checkFiles(t, cfg); len(w) != 0 || len(errs) != 0 {
+		t.Fatalf("good files: %q %v", w, errs)
+	}
+	os.WriteFile(cred, []byte("url: http://127.0.0.1:8080\nlogin: web1\n"), 0o640)
+	os.Remove(key)
+	_, errs := checkFiles(t, cfg)
+	if len(errs) != 2 || errs[0].Key != "CROWDSEC_CREDENTIALS" || !strings.Contains(errs[0].Error(), cred+": no password") ||
+		errs[1].Key != "CROWDSEC_BOUNCER_KEY_FILE" || !strings.Contains(errs[1].Error(), key) || !strings.Contains(errs[1].Error(), cfg+":8:") {
+		t.Fatalf("%v", errs)
+	}
+}
+
 // TestCheckFilesIgnoreFile: the ignore file is held to the config file's
 // rules; a key not in the file is named with its default, not a line 0.
 func TestCheckFilesIgnoreFile(t *testing.T) {

@@ -92,9 +92,12 @@ type Snapshot struct {
 	// AlertsDropped is the alerts the capture threads dropped rather than
 	// wait for a blocking thread that was behind.
 	AlertsDropped uint64
-	// Bans is the bans in force per backend, as last counted (see
-	// Metrics.SetBans); nil before the first count.
+	// Bans is the bans in force per backend, as last counted; nil
+	// before the first count.
 	Bans []Bans
+	// CrowdSecQueue is the blocks waiting to be sent to the CrowdSec
+	// LAPI (0 when no push is configured).
+	CrowdSecQueue int
 }
 
 // Metrics is the registry of scanwarden's metrics and the counters the
@@ -109,6 +112,10 @@ type Metrics struct {
 	overflows prometheus.Counter
 	reloads   *prometheus.CounterVec
 	errors    prometheus.Counter
+	csSent    prometheus.Counter
+	csDropped prometheus.Counter
+	csFleet   *prometheus.CounterVec
+	csLifted  prometheus.Counter
 }
 
 // New returns the metrics, with snap read at each scrape (it must be safe
@@ -145,6 +152,22 @@ func New(version string, snap func() Snapshot) *Metrics {
 			Namespace: namespace, Name: "errors_total",
 			Help: "Errors logged (each is a line at level error in the log).",
 		}),
+		csSent: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "crowdsec_alerts_sent_total",
+			Help: "Blocks sent to the CrowdSec LAPI as alerts.",
+		}),
+		csDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "crowdsec_alerts_dropped_total",
+			Help: "Blocks never sent to the CrowdSec LAPI: the queue was full during an outage, or the LAPI refused them for their content.",
+		}),
+		csFleet: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "crowdsec_decisions_total",
+			Help: "Ban decisions of the CrowdSec fleet read from the LAPI, by what became of them here.",
+		}, []string{"outcome"}),
+		csLifted: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "crowdsec_lifted_total",
+			Help: "Bans lifted because the CrowdSec LAPI deleted the last decision for the address.",
+		}),
 	}
 	for _, t := range scanTypes() {
 		for _, tr := range triggers {
@@ -156,6 +179,9 @@ func New(version string, snap func() Snapshot) *Metrics {
 	}
 	m.reloads.WithLabelValues("done")
 	m.reloads.WithLabelValues("refused")
+	for _, o := range fleetOutcomes {
+		m.csFleet.WithLabelValues(o)
+	}
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "build_info",
 		Help:        "Always 1; the version label is the running binary's.",
@@ -163,6 +189,7 @@ func New(version string, snap func() Snapshot) *Metrics {
 	})
 	info.Set(1)
 	m.reg.MustRegister(m.alerts, m.decisions, m.latency, m.trapHits, m.overflows, m.reloads, m.errors, info,
+		m.csSent, m.csDropped, m.csFleet, m.csLifted,
 		&snapshotCollector{snap: snap},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -232,6 +259,43 @@ func (m *Metrics) Reload(err error) {
 	m.reloads.WithLabelValues("done").Inc()
 }
 
+// fleetOutcomes are the outcome labels of scanwarden_crowdsec_decisions_total.
+var fleetOutcomes = []string{Blocked, AlreadyBlocked, NeverBlock, IgnoreFile, Expired, Failed}
+
+// Expired is the outcome of a fleet decision that had ended when it was
+// read.
+const Expired = "expired"
+
+// CrowdSecSent counts blocks the LAPI took.
+func (m *Metrics) CrowdSecSent(n int) {
+	if m != nil {
+		m.csSent.Add(float64(n))
+	}
+}
+
+// CrowdSecDropped counts blocks that will never reach the LAPI.
+func (m *Metrics) CrowdSecDropped(n int) {
+	if m != nil {
+		m.csDropped.Add(float64(n))
+	}
+}
+
+// CrowdSecDecision counts a fleet decision read from the LAPI by what
+// became of it (an outcome constant of this package).
+func (m *Metrics) CrowdSecDecision(outcome string) {
+	if m != nil {
+		m.csFleet.WithLabelValues(outcome).Inc()
+	}
+}
+
+// CrowdSecLifted counts bans lifted because the LAPI deleted their
+// decisions.
+func (m *Metrics) CrowdSecLifted(n int) {
+	if m != nil {
+		m.csLifted.Add(float64(n))
+	}
+}
+
 // Handler serves the metrics in Prometheus' text format (or OpenMetrics,
 // when the scraper asks for it).
 func (m *Metrics) Handler() http.Handler {
@@ -283,13 +347,15 @@ var (
 		"Sources dropped to make room for new ones (a forged-source flood shows here).", nil, nil)
 	descDropped = prometheus.NewDesc(namespace+"_alerts_dropped_total",
 		"Alerts the capture threads dropped because the blocking thread was behind (their sources are reported again if they go on probing).", nil, nil)
+	descCSQueue = prometheus.NewDesc(namespace+"_crowdsec_queue",
+		"Blocks waiting to be sent to the CrowdSec LAPI (STATE_DIR/crowdsec-queue.json): above 0 for long, the LAPI is unreachable.", nil, nil)
 	descBans = prometheus.NewDesc(namespace+"_bans",
 		"Addresses each blocking backend blocks, as last read from the kernel or file (at start, after a reload and at each re-sync: every 30 s).", []string{"backend"}, nil)
 )
 
 func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descCapReceived, descCapDropped, descCapIfDropped, descCapDecoded, descCapMalformed, descCapOpen,
-		descProbes, descEnginePackets, descSources, descEvicted, descDropped, descBans} {
+		descProbes, descEnginePackets, descSources, descEvicted, descDropped, descBans, descCSQueue} {
 		ch <- d
 	}
 }
@@ -318,6 +384,7 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descSources, prometheus.GaugeValue, float64(s.Engine.Sources))
 	counter(descEvicted, s.Engine.Evicted)
 	counter(descDropped, s.AlertsDropped)
+	ch <- prometheus.MustNewConstMetric(descCSQueue, prometheus.GaugeValue, float64(s.CrowdSecQueue))
 	for _, b := range s.Bans {
 		ch <- prometheus.MustNewConstMetric(descBans, prometheus.GaugeValue, float64(b.Count), b.Backend)
 	}

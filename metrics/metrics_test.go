@@ -63,6 +63,7 @@ func TestScrape(t *testing.T) {
 			Engine:        st,
 			AlertsDropped: 4,
 			Bans:          []Bans{{"nftables", 2}, {"hosts.deny", 3}},
+			CrowdSecQueue: 9,
 		}
 	})
 	a := &detect.Alert{Type: detect.TypeFIN, Trigger: detect.TriggerScore}
@@ -76,6 +77,11 @@ func TestScrape(t *testing.T) {
 	m.KernelTrapOverflows(6)
 	m.Reload(nil)
 	m.Reload(errors.New("bad line"))
+	m.CrowdSecSent(4)
+	m.CrowdSecDropped(1)
+	m.CrowdSecDecision(Blocked)
+	m.CrowdSecDecision(NeverBlock)
+	m.CrowdSecLifted(2)
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	log.AddHook(m.ErrorHook())
@@ -206,6 +212,10 @@ func TestNilMetrics(t *testing.T) {
 	m.KernelTrapHit()
 	m.KernelTrapOverflows(1)
 	m.Reload(nil)
+	m.CrowdSecSent(1)
+	m.CrowdSecDropped(1)
+	m.CrowdSecDecision(Blocked)
+	m.CrowdSecLifted(1)
 }
 
 // netipFrom returns a distinct address for each i, IPv4 and IPv6 in turn.

@@ -24,6 +24,7 @@ PACKAGES=(
 	fail2ban        # fail2ban-regex against our attackalert lines
 	procps          # sysctl, ps
 	prometheus      # the metrics test: a real Prometheus scrapes the daemon in the lab (its service is not started)
+	crowdsec        # the fleet test: a real CrowdSec Local API in the lab (its service is not started)
 	ca-certificates # go install over HTTPS
 )
 
@@ -80,6 +81,15 @@ install_packages() {
 		printf '#!/bin/sh\n# scanwarden deps.sh: no service starts during its install\nexit 101\n' >"$policy"
 		chmod 755 "$policy"
 		made=$policy
+	fi
+	# crowdsec's postinst registers with CrowdSec's Central API, which
+	# fails without internet, unless the Central API credentials file
+	# exists and is not empty (README.Debian): the tests run their own
+	# Local API with the Central API left out.
+	if [[ " ${missing[*]} " == *" crowdsec "* && ! -s /etc/crowdsec/online_api_credentials.yaml ]]; then
+		log "writing /etc/crowdsec/online_api_credentials.yaml (no Central API registration at install)"
+		mkdir -p /etc/crowdsec
+		printf '# written by scanwarden scripts/deps.sh: no Central API registration at install\n' >/etc/crowdsec/online_api_credentials.yaml
 	fi
 	log "apt-get install ${missing[*]}"
 	local rc=0

@@ -90,9 +90,15 @@ func (l *lab) startDaemon(argv ...string) *syncBuffer {
 // startDaemonStop is startDaemon, also returning a function that stops the
 // daemon before the end of the test (later calls do nothing).
 func (l *lab) startDaemonStop(argv ...string) (*syncBuffer, func()) {
+	l.t.Helper()
+	return l.startDaemonIn("victim", argv...)
+}
+
+// startDaemonIn is startDaemonStop in role's namespace.
+func (l *lab) startDaemonIn(role string, argv ...string) (*syncBuffer, func()) {
 	t := l.t
 	t.Helper()
-	cmd := exec.Command("ip", append([]string{"netns", "exec", l.ns("victim")}, argv...)...)
+	cmd := exec.Command("ip", append([]string{"netns", "exec", l.ns(role)}, argv...)...)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

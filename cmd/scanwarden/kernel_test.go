@@ -36,6 +36,8 @@ type lab struct {
 	dir    string
 	// daemon is the PID of the last daemon startDaemon started.
 	daemon int
+	// hosts counts the namespaces on the bridge (addHost).
+	hosts int
 }
 
 var (
@@ -83,22 +85,29 @@ func newLab(t *testing.T) *lab {
 	sh(t, "ip", "netns", "add", lan)
 	sh(t, "ip", "-n", lan, "link", "add", "br0", "type", "bridge")
 	sh(t, "ip", "-n", lan, "link", "set", "br0", "up")
-	for i, r := range []struct {
-		role   string
-		v4, v6 netip.Addr
-	}{{"victim", labVictim4, labVictim6}, {"attacker", labAttacker4, labAttacker6}, {"benign", labBenign4, labBenign6}} {
-		ns := l.ns(r.role)
-		sh(t, "ip", "netns", "add", ns)
-		peer := fmt.Sprintf("p%d", i)
-		sh(t, "ip", "-n", lan, "link", "add", peer, "type", "veth", "peer", "name", "eth0", "netns", ns)
-		sh(t, "ip", "-n", lan, "link", "set", peer, "master", "br0", "up")
-		sh(t, "ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.eth0.accept_dad=0")
-		sh(t, "ip", "-n", ns, "addr", "add", r.v4.String()+"/24", "dev", "eth0")
-		sh(t, "ip", "-n", ns, "addr", "add", r.v6.String()+"/64", "dev", "eth0", "nodad")
-		sh(t, "ip", "-n", ns, "link", "set", "lo", "up")
-		sh(t, "ip", "-n", ns, "link", "set", "eth0", "up")
-	}
+	l.addHost("victim", labVictim4, labVictim6)
+	l.addHost("attacker", labAttacker4, labAttacker6)
+	l.addHost("benign", labBenign4, labBenign6)
 	return l
+}
+
+// addHost adds role's namespace to the lab's bridge, with v4 and v6 on
+// its eth0; the namespace is deleted at the end of the test.
+func (l *lab) addHost(role string, v4, v6 netip.Addr) {
+	t := l.t
+	t.Helper()
+	ns, lan := l.ns(role), l.ns("lan")
+	sh(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	l.hosts++
+	peer := fmt.Sprintf("p%d", l.hosts)
+	sh(t, "ip", "-n", lan, "link", "add", peer, "type", "veth", "peer", "name", "eth0", "netns", ns)
+	sh(t, "ip", "-n", lan, "link", "set", peer, "master", "br0", "up")
+	sh(t, "ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.eth0.accept_dad=0")
+	sh(t, "ip", "-n", ns, "addr", "add", v4.String()+"/24", "dev", "eth0")
+	sh(t, "ip", "-n", ns, "addr", "add", v6.String()+"/64", "dev", "eth0", "nodad")
+	sh(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	sh(t, "ip", "-n", ns, "link", "set", "eth0", "up")
 }
 
 // child runs this test binary in role's namespace as the given child
@@ -136,7 +145,12 @@ func (l *lab) reach(role string) (tcp4, udp4, tcp6, udp6 bool) {
 // config writes the lab's config: the lines of first (which win, as the
 // first setting of a key does), then the lab's paths and iptables.
 func (l *lab) config(first ...string) string {
-	p := filepath.Join(l.dir, "scanwarden.conf")
+	return l.configIn(l.dir, first...)
+}
+
+// configIn is config, with the config, state and record files in dir.
+func (l *lab) configIn(dir string, first ...string) string {
+	p := filepath.Join(dir, "scanwarden.conf")
 	text := strings.Join(append(first, ""), "\n") + fmt.Sprintf(`STATE_DIR=%q
 HOSTS_DENY_FILE=%q
 HISTORY_FILE=%q
@@ -144,7 +158,7 @@ BLOCKED_FILE=%q
 IGNORE_FILE=""
 BLOCK_BACKEND="iptables"
 KILL_HOSTS_DENY="ALL: $TARGET$ : DENY"
-`, filepath.Join(l.dir, "state"), filepath.Join(l.dir, "hosts.deny"), filepath.Join(l.dir, "history"), filepath.Join(l.dir, "blocked"))
+`, filepath.Join(dir, "state"), filepath.Join(dir, "hosts.deny"), filepath.Join(dir, "history"), filepath.Join(dir, "blocked"))
 	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
 		l.t.Fatal(err)
 	}
