@@ -350,7 +350,7 @@ var (
 	descCSQueue = prometheus.NewDesc(namespace+"_crowdsec_queue",
 		"Blocks waiting to be sent to the CrowdSec LAPI (STATE_DIR/crowdsec-queue.json): above 0 for long, the LAPI is unreachable.", nil, nil)
 	descBans = prometheus.NewDesc(namespace+"_bans",
-		"Addresses each blocking backend blocks, as last read from the kernel or file (at start, after a reload and at each re-sync: every 30 s).", []string{"backend"}, nil)
+		"Addresses each blocking backend blocks, as last read from the kernel or file (at start, within 5 s of a block, after a reload and at each re-sync: every 30 s).", []string{"backend"}, nil)
 )
 
 func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {

@@ -15,15 +15,23 @@
 # benign client was never disturbed. Then, for comparison, the same SYN
 # scan against the per-address iptables backend (BLOCK_BACKEND="iptables",
 # what PortSentry's KILL_ROUTE did) and against the default backend in
-# advanced mode (-atcp: every unbound port below 1024 a trap), and a table
-# of the figures. Everything is removed on exit. The exit status is
-# non-zero when a scan was not blocked, the benign client saw a failure,
-# or the daemon did not run or stop cleanly.
+# advanced mode (-atcp: every unbound port below 1024 a trap); then a
+# fleet (lab.sh up --fleet): a second victim and a CrowdSec Local API
+# (Debian's crowdsec), each victim's scanwarden pushing its blocks to it
+# and enforcing its decisions; a scan of the first victim is blocked on the
+# second within the pull interval, and `cscli decisions delete` lifts it on
+# both; and a table of the figures. Everything is removed on exit. The exit
+# status is non-zero when a scan was not blocked, the benign client saw a
+# failure, the fleet did not share or lift a block, or the daemon did not
+# run or stop cleanly.
 #
-# Needs root, nmap, iptables, iproute2, setpriv (util-linux) and Go.
+# Needs root, nmap, iptables, iproute2, setpriv (util-linux), crowdsec and
+# Go (scripts/deps.sh installs them).
 set -euo pipefail
 
 export SW_LAB_PREFIX=${SW_LAB_PREFIX:-swdemo-}
+# the fleet scene's second victim and CrowdSec LAPI (lab.sh up --fleet)
+export SW_LAB_FLEET=1
 # shellcheck source=scripts/e2e.sh
 source "$(dirname "${BASH_SOURCE[0]}")/e2e.sh"
 # the tour starts with the default config (no BLOCK_BACKEND line: "auto");
@@ -185,6 +193,131 @@ demo_compare() {
 	fi
 }
 
+# The fleet scene's hosts (lab.sh --fleet) and its pull interval.
+NS_VIC2=${SW_LAB_PREFIX}victim2
+NS_LAPI=${SW_LAB_PREFIX}lapi
+VICTIM2_4=198.51.100.30
+LAPI4=198.51.100.40
+FLEET_PULL=2s
+
+# cscli_lab ARGS...: cscli on the fleet's LAPI, in its namespace.
+cscli_lab() { ip netns exec "$NS_LAPI" cscli -c "$WORK/lapi/config.yaml" --error "$@"; }
+
+# fleet_line LOG ADDR TEXT: the message of the first line of daemon log
+# LOG about ADDR whose message holds TEXT.
+fleet_line() {
+	local l
+	l=$(grep -F "\"src\":\"$2\"" "$1" | grep -F -- "$3" | head -n 1) || true
+	[[ -n $l ]] && jmsg "$l"
+}
+
+# wait_line LOG ADDR TEXT SECONDS: until fleet_line finds it.
+wait_line() {
+	local i
+	for ((i = 0; i < $4 * 10; i++)); do
+		[[ -n $(fleet_line "$1" "$2" "$3") ]] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# demo_fleet N: two hosts share their blocks through CrowdSec's Local API
+# (Debian's crowdsec, the Central API left out, in the lab's lapi
+# namespace): a scan of the victim from fresh address N is blocked on
+# victim2 within the pull interval; `cscli decisions delete` lifts it on
+# both.
+demo_fleet() {
+	local n=$1 lapi=$WORK/lapi url=http://$LAPI4:8080 m i
+	local ddir2=$WORK/daemon2 conf2 dlog2=$WORK/logs/daemon2.log dpid2
+	heading "A fleet: two hosts share their blocks through CrowdSec's Local API"
+	if ! command -v crowdsec >/dev/null || ! command -v cscli >/dev/null; then
+		fail "crowdsec is missing (scripts/deps.sh installs Debian's)"
+		return
+	fi
+	demo_stop_flush
+	mkdir -p "$lapi/data"
+	chmod 0711 "$lapi" "$lapi/data"
+	sed -e "s|@DIR@|$lapi|g" -e "s|@LISTEN@|$LAPI4:8080|g" "$REPO/scripts/lab-lapi.yaml" >"$lapi/config.yaml"
+	cscli_lab machines add demo-cli --auto --url "$url" -f "$lapi/cscli.yaml" >/dev/null
+	for m in victim victim2; do
+		cscli_lab machines add "scanwarden-$m" --auto --url "$url" -f "$lapi/$m.yaml" >/dev/null
+		cscli_lab bouncers add "scanwarden-$m" -o raw >"$lapi/$m.key"
+		chown "$SW_USER" "$lapi/$m.yaml" "$lapi/$m.key"
+		chmod 0600 "$lapi/$m.yaml" "$lapi/$m.key"
+	done
+	start_bg lapi "$NS_LAPI" "$WORK/logs/lapi.log" crowdsec -c "$lapi/config.yaml" -no-cs
+	for ((i = 0; i < 200; i++)); do
+		grep -qF "CrowdSec Local API listening" "$WORK/logs/lapi.log" && break
+		sleep 0.1
+	done
+	if ! grep -qF "CrowdSec Local API listening" "$WORK/logs/lapi.log"; then
+		fail "the LAPI did not start: $(tail -n 3 "$WORK/logs/lapi.log")"
+		return
+	fi
+	say "a CrowdSec Local API on $LAPI4 (Debian's crowdsec, run as crowdsec -c CONFIG -no-cs,"
+	say "without the Central API). Each host's scanwarden is a CrowdSec machine that pushes its"
+	say "blocks, and a bouncer that enforces the fleet's decisions:"
+	shown "cscli machines add scanwarden-victim --auto -f /etc/scanwarden/crowdsec-credentials.yaml"
+	shown "cscli bouncers add scanwarden-victim -o raw > /etc/scanwarden/crowdsec-bouncer.key"
+	# the victim: its config so far, with the LAPI; victim2: the same, in
+	# its own directory
+	sed -i '/^BLOCK_BACKEND=/d' "$CONF"
+	DAEMON_ARGS=()
+	printf 'CROWDSEC_CREDENTIALS="%s"\nCROWDSEC_BOUNCER_KEY_FILE="%s"\nCROWDSEC_PULL_INTERVAL="%s"\n' \
+		"$lapi/victim.yaml" "$lapi/victim.key" "$FLEET_PULL" >>"$CONF"
+	mkdir "$ddir2"
+	chmod 0700 "$ddir2"
+	conf2=$ddir2/scanwarden.conf
+	sed -e "s|$DDIR/|$ddir2/|g" -e "s|$lapi/victim\.|$lapi/victim2.|g" "$CONF" >"$conf2"
+	printf '%s' "$HOSTS_DENY_ORIG" >"$ddir2/hosts.deny"
+	chown -R "$SW_USER:$(id -gn "$SW_USER")" "$ddir2"
+	chmod 0600 "$conf2"
+	chmod 0644 "$ddir2/hosts.deny"
+	say "the config of both hosts: the defaults, and"
+	grep '^CROWDSEC_' "$CONF" | sed "s|$lapi/|/etc/scanwarden/|" | indented
+	start_daemon
+	# victim2's daemon: start_daemon with victim2's namespace, config and log
+	local keep=("$NS_VIC" "$CONF" "$DLOG" "$DPID")
+	NS_VIC=$NS_VIC2 CONF=$conf2 DLOG=$dlog2
+	start_daemon
+	dpid2=$DPID
+	BG_PIDS+=("$dpid2")
+	NS_VIC=${keep[0]} CONF=${keep[1]} DLOG=${keep[2]} DPID=${keep[3]}
+	start_bg srv-victim2 "$NS_VIC2" "$WORK/logs/srv-victim2.log" "$LABSRV" serve -http "$VICTIM2_4:80"
+	pause 1
+
+	demo_one_scan "$n" "SYN scan, fleet (victim)" -sS
+	if wait_line "$dlog2" "$SRC" "decision of the CrowdSec fleet" 15; then
+		say "victim2 ($VICTIM2_4), never scanned, blocked it too, within the pull interval ($FLEET_PULL) of the victim's block:"
+		fleet_line "$dlog2" "$SRC" "decision of the CrowdSec fleet" | indented
+	else
+		fail "victim2 did not block $SRC on the fleet's decision within 15 s"
+	fi
+	shown "cscli decisions list"
+	cscli_lab decisions list 2>&1 | indented || true
+	if reach "$SRC" "http://$VICTIM2_4/"; then
+		fail "$SRC could still connect to victim2 (http://$VICTIM2_4/)"
+	else
+		say "$SRC -> http://$VICTIM2_4/: no answer: blocked on victim2 too"
+	fi
+
+	shown "cscli decisions delete -i $SRC    ${DIM}# lifts it on every host${RESET}"
+	cscli_lab decisions delete -i "$SRC" 2>&1 | indented || true
+	if wait_line "$dlog2" "$SRC" "has been unblocked" 15 && wait_line "$DLOG" "$SRC" "has been unblocked" 15; then
+		say "lifted on both hosts:"
+		fleet_line "$DLOG" "$SRC" "has been unblocked" | sed 's/^/victim:  /' | indented
+		fleet_line "$dlog2" "$SRC" "has been unblocked" | sed 's/^/victim2: /' | indented
+	else
+		fail "the deletion did not lift the ban of $SRC on both hosts within 15 s"
+	fi
+	if reach "$SRC" "http://$VICTIM2_4/" && reach "$SRC" "http://$VICTIM4/"; then
+		say "$SRC reaches both hosts again"
+	else
+		fail "$SRC does not reach both hosts after the deletion: $REACH_OUT"
+	fi
+	stop_pid "$dpid2" 15 || fail "victim2's scanwarden did not stop cleanly"
+}
+
 # demo_table: the figures of every scan.
 demo_table() {
 	local r
@@ -306,7 +439,7 @@ EOF
   retrying them.
 EOF
 	heading "Setting up"
-	setup "$((${#DEMO_SCANS[@]} + 2))"
+	setup "$((${#DEMO_SCANS[@]} + 3))"
 	say "lab up; labsrv serving on the victim; benign client running"
 	# the default config: no BLOCK_BACKEND line (auto), KERNEL_TRAP and the
 	# modes as shipped; only the lab's paths and a roomy rate limit
@@ -323,6 +456,8 @@ EOF
 	demo_state
 	alive "$DPID" || fail "scanwarden is no longer running"
 	demo_compare
+	alive "$DPID" || fail "scanwarden is no longer running"
+	demo_fleet "$((${#DEMO_SCANS[@]} + 3))"
 	alive "$DPID" || fail "scanwarden is no longer running"
 	demo_table
 	demo_teardown

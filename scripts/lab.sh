@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # scripts/lab.sh: scanwarden's network-namespace lab.
 #
-#   lab.sh up [--routed]         build the lab (tears down leftovers first);
-#                                --routed (or SW_LAB_ROUTED=1) adds routers
-#                                and far hosts (below)
+#   lab.sh up [--routed] [--fleet]  build the lab (tears down leftovers
+#                                first); --routed (or SW_LAB_ROUTED=1) adds
+#                                routers and far hosts, --fleet (or
+#                                SW_LAB_FLEET=1) a second victim and a
+#                                CrowdSec LAPI host (below)
 #   lab.sh down                  stop the lab's recorded processes, remove it
 #   lab.sh status                show it; exit 0 when complete, 1 otherwise
 #   lab.sh attacker-addr N       add 198.51.100.(100+N) and fd00:77::(100+N)
 #                                to the attacker (N in 1..49) and print them
 #   lab.sh ns ROLE               print the namespace of ROLE (lan,
 #                                attacker, victim, benign; routed: router,
-#                                router2, farclient, farattacker)
+#                                router2, farclient, farattacker; fleet:
+#                                victim2, lapi)
 #   lab.sh spawn ROLE NAME CMD...  run CMD in ROLE's namespace in the
 #                                background (log: RUNDIR/NAME.log), record
 #                                its PID so that stop/down end it; prints it
@@ -26,6 +29,12 @@
 #             (sweep targets)
 #   benign    198.51.100.20/24 fd00:77::20/64
 #   attacker  198.51.100.66/24 fd00:77::66/64, plus attacker-addr's
+#
+# The fleet lab (up --fleet; make demo's CrowdSec scene) adds two more
+# hosts on br0, set up as the others:
+#
+#   victim2   198.51.100.30/24 fd00:77::30/64 (a second protected host)
+#   lapi      198.51.100.40/24 fd00:77::40/64 (a CrowdSec Local API)
 #
 # Nothing is routed: no default route, no address outside 198.51.100.0/24
 # and fd00:77::/64, no link to the host's namespace. (The routed lab
@@ -67,6 +76,9 @@ ROLES=(attacker victim benign)
 # them whether or not this invocation asked for them.
 ROUTED_ROLES=(router router2 farclient farattacker)
 ROUTED=${SW_LAB_ROUTED:-0}
+# The fleet lab's namespaces (up --fleet), on the bridge as ROLES are.
+FLEET_ROLES=(victim2 lapi)
+FLEET=${SW_LAB_FLEET:-0}
 LAN=${PREFIX}lan
 IFACE=veth0
 
@@ -75,11 +87,15 @@ declare -A V4=(
 	[victim]="198.51.100.10 198.51.100.11 198.51.100.12 198.51.100.13 198.51.100.14"
 	[benign]="198.51.100.20"
 	[attacker]="198.51.100.66"
+	[victim2]="198.51.100.30"
+	[lapi]="198.51.100.40"
 )
 declare -A V6=(
 	[victim]="fd00:77::10"
 	[benign]="fd00:77::20"
 	[attacker]="fd00:77::66"
+	[victim2]="fd00:77::30"
+	[lapi]="fd00:77::40"
 )
 
 log() { printf 'lab: %s\n' "$*"; }
@@ -90,8 +106,8 @@ die() {
 
 ns_of() {
 	case $1 in
-	lan | attacker | victim | benign | router | router2 | farclient | farattacker) printf '%s%s\n' "$PREFIX" "$1" ;;
-	*) die "unknown role '$1' (want lan, attacker, victim, benign, router, router2, farclient or farattacker)" ;;
+	lan | attacker | victim | benign | router | router2 | farclient | farattacker | victim2 | lapi) printf '%s%s\n' "$PREFIX" "$1" ;;
+	*) die "unknown role '$1' (want lan, attacker, victim, benign, router, router2, farclient, farattacker, victim2 or lapi)" ;;
 	esac
 }
 
@@ -122,7 +138,7 @@ pid_file() { printf '%s/%s.pid\n' "$RUNDIR" "$1"; }
 in_lab() {
 	local pid=$1 ino r
 	ino=$(stat -L -c %i "/proc/$pid/ns/net" 2>/dev/null) || return 1
-	for r in lan "${ROLES[@]}" "${ROUTED_ROLES[@]}"; do
+	for r in lan "${ROLES[@]}" "${ROUTED_ROLES[@]}" "${FLEET_ROLES[@]}"; do
 		if ns_exists "$PREFIX$r" && [[ $(stat -L -c %i "/run/netns/$PREFIX$r") == "$ino" ]]; then
 			return 0
 		fi
@@ -224,7 +240,7 @@ cmd_down() {
 			stop_recorded "$name"
 		done
 	fi
-	for r in "${ROUTED_ROLES[@]}" "${ROLES[@]}" lan; do
+	for r in "${FLEET_ROLES[@]}" "${ROUTED_ROLES[@]}" "${ROLES[@]}" lan; do
 		ns=$PREFIX$r
 		ns_exists "$ns" || continue
 		pids=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')
@@ -261,7 +277,9 @@ cmd_up() {
 	ip -n "$lan_ns" link add br0 type bridge stp_state 0 forward_delay 0 mcast_snooping 0
 	ip -n "$lan_ns" link set br0 up
 
-	for r in "${ROLES[@]}"; do
+	local roles=("${ROLES[@]}")
+	[[ $FLEET != 1 ]] || roles+=("${FLEET_ROLES[@]}")
+	for r in "${roles[@]}"; do
 		ns=$PREFIX$r
 		ip netns add "$ns"
 		ip -n "$ns" link set lo up
@@ -289,7 +307,7 @@ cmd_up() {
 		up_routed
 	fi
 	wait_ready
-	log "up (namespaces ${LAN}, ${PREFIX}attacker, ${PREFIX}victim, ${PREFIX}benign$([[ $ROUTED != 1 ]] || printf ', %s' "${ROUTED_ROLES[@]/#/$PREFIX}"); run dir $RUNDIR)"
+	log "up (namespaces ${LAN}, ${PREFIX}attacker, ${PREFIX}victim, ${PREFIX}benign$([[ $ROUTED != 1 ]] || printf ', %s' "${ROUTED_ROLES[@]/#/$PREFIX}")$([[ $FLEET != 1 ]] || printf ', %s' "${FLEET_ROLES[@]/#/$PREFIX}"); run dir $RUNDIR)"
 }
 
 # new_ns NAME V6: create namespace NAME with lo up; V6=0 disables IPv6 in
@@ -377,6 +395,7 @@ up_routed() {
 wait_ready() {
 	local r ns i ok roles=("${ROLES[@]}")
 	[[ $ROUTED != 1 ]] || roles+=("${ROUTED_ROLES[@]}")
+	[[ $FLEET != 1 ]] || roles+=("${FLEET_ROLES[@]}")
 	for ((i = 0; i < 100; i++)); do
 		ok=1
 		for r in "${roles[@]}"; do
@@ -419,6 +438,10 @@ cmd_status() {
 	# a routed lab (its router exists) is complete with all of its parts
 	if ns_exists "${PREFIX}router"; then
 		roles+=("${ROUTED_ROLES[@]}")
+	fi
+	# and a fleet lab (its LAPI host exists) with its hosts
+	if ns_exists "${PREFIX}lapi"; then
+		roles+=("${FLEET_ROLES[@]}")
 	fi
 	for r in "${roles[@]}"; do
 		ns=$PREFIX$r
@@ -466,7 +489,7 @@ cmd_status() {
 }
 
 main() {
-	(($# >= 1)) || die "usage: lab.sh up [--routed]|down|status|attacker-addr N|ns ROLE|spawn ROLE NAME CMD...|adopt NAME PID|stop NAME"
+	(($# >= 1)) || die "usage: lab.sh up [--routed] [--fleet]|down|status|attacker-addr N|ns ROLE|spawn ROLE NAME CMD...|adopt NAME PID|stop NAME"
 	check_prefix
 	local cmd=$1
 	shift
@@ -481,11 +504,14 @@ main() {
 	esac
 	case $cmd in
 	up)
-		case ${1:-} in
-		"") ;;
-		--routed) ROUTED=1 ;;
-		*) die "usage: lab.sh up [--routed]" ;;
-		esac
+		local a
+		for a in "$@"; do
+			case $a in
+			--routed) ROUTED=1 ;;
+			--fleet) FLEET=1 ;;
+			*) die "usage: lab.sh up [--routed] [--fleet]" ;;
+			esac
+		done
 		cmd_up
 		;;
 	down) cmd_down ;;
