@@ -146,6 +146,9 @@ type Options struct {
 	Log    *logrus.Logger
 	// Version is the program's, for the start-up line.
 	Version string
+	// ControlSocket is where the daemon answers `scanwarden reload`
+	// (DefaultControlSocket); empty: nowhere.
+	ControlSocket string
 }
 
 type daemon struct {
@@ -217,6 +220,10 @@ type daemon struct {
 	// decisions (crowdsec.go); nil when not configured.
 	pusher *crowdsec.Pusher
 	puller *crowdsec.Puller
+	// control is the control socket's path; reloads are the reloads its
+	// clients ask for, done by the housekeeping.
+	control string
+	reloads chan reloadReq
 }
 
 // Run runs the daemon until ctx ends (SIGTERM, SIGINT): it captures,
@@ -233,7 +240,8 @@ func Run(ctx context.Context, o Options) error {
 		fold: newLogFold(time.Now()), refresh: make(chan struct{}, 1), recount: make(chan struct{}, 1),
 		bound:  host.SockDiag{Proc: "/proc/net"},
 		alerts: make(chan alertItem, alertQueue), releases: make(chan netip.Addr, releaseQueue),
-		waits: make(chan *detect.Alert, waitingMax), choose: backends.Choose}
+		waits: make(chan *detect.Alert, waitingMax), choose: backends.Choose,
+		control: o.ControlSocket, reloads: make(chan reloadReq)}
 	d.boundNow = &boundCache{l: d.bound, now: time.Now}
 	d.metrics = metrics.New(o.Version, d.snapshot)
 	// every error path logs: the log's error lines are the error count
@@ -288,6 +296,13 @@ func (d *daemon) run(ctx context.Context) error {
 		defer close(done)
 		d.blockLoop(ctx)
 	}()
+	if ln, err := listenControl(d.control); err != nil {
+		d.log.Warnf("%v: `scanwarden reload` cannot reach this daemon (SIGHUP still reloads it)", err)
+	} else if ln != nil {
+		cctx, stopControl := context.WithCancel(ctx)
+		defer stopControl()
+		go d.serveControl(cctx, ln)
+	}
 	d.announce(caps)
 	d.housekeeping(ctx, caps)
 	sdNotify("STOPPING=1")
@@ -395,6 +410,8 @@ func (d *daemon) housekeeping(ctx context.Context, caps []*liveCapture) {
 			return
 		case <-hup:
 			d.reload(ctx)
+		case req := <-d.reloads:
+			req.done <- d.reload(ctx)
 		case <-expire.C:
 			m := d.manager()
 			if _, err := m.Resync(ctx); err != nil {
@@ -460,12 +477,13 @@ func (d *daemon) stuck(caps []*liveCapture, now time.Time) string {
 // journal, state files, address watch) are closed once the last alert
 // begun with them is finished (parts.retire): nothing of a config
 // outlives it, however many reloads come.
-func (d *daemon) reload(ctx context.Context) {
+func (d *daemon) reload(ctx context.Context) error {
 	err := d.tryReload(ctx)
 	d.metrics.Reload(err)
 	if err != nil {
 		d.log.Errorf("reload refused, keeping the running config: %v", err)
 	}
+	return err
 }
 
 // tryReload is reload; an error is a refusal, before anything changed.

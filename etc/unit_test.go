@@ -49,7 +49,8 @@ func TestUnitSettings(t *testing.T) {
 	for key, want := range map[string]string{
 		"Service.Type":                    "notify",
 		"Service.ExecStart":               "/usr/local/sbin/scanwarden run -c /etc/scanwarden/scanwarden.conf",
-		"Service.ExecReload":              "/bin/kill -HUP $MAINPID",
+		"Service.ExecReload":              "/usr/local/sbin/scanwarden reload",
+		"Service.RuntimeDirectory":        "scanwarden",
 		"Service.WatchdogSec":             "30",
 		"Service.Restart":                 "on-failure",
 		"Service.User":                    "scanwarden",

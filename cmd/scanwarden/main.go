@@ -2,7 +2,8 @@
 // the command line only: flags, command dispatch and output formatting;
 // the live pipeline is package daemon, the offline one package replay.
 //
-//	scanwarden run [-c CONF] [--log-format text|json] [-stcp -sudp -atcp -audp -tcp -udp]
+//	scanwarden run [-c CONF] [--log-format text|json] [--control-socket PATH] [-stcp -sudp -atcp -audp -tcp -udp]
+//	scanwarden reload [--control-socket PATH]
 //	scanwarden replay [-c CONF] [--home CIDR]... [--json] [--merge] FILE...
 //	scanwarden check-config [-c CONF]
 //	scanwarden list [-c CONF] [--json]
@@ -52,6 +53,7 @@ type subcommand struct {
 func commands() []subcommand {
 	return []subcommand{
 		{"run", "the daemon: capture, detect and block", runRun},
+		{"reload", "make the running daemon re-read its config, and wait for its verdict", runReload},
 		{"replay", "run the detection engine over capture files and print the alerts", runReplay},
 		{"check-config", "read the config and ignore files and report problems", runCheckConfig},
 		{"list", "list the blocked sources, why, since and until when", runList},

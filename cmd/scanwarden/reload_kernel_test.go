@@ -2,6 +2,8 @@ package main
 
 import (
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -81,4 +83,62 @@ func fdTargets(pid int) []string {
 		out = append(out, target)
 	}
 	return out
+}
+
+// TestKernelReloadVerdict: `scanwarden reload` (the unit's ExecReload)
+// returns once the daemon has reloaded, exit 0; with a broken config it
+// fails with the daemon's own error, naming the file, line and key, and
+// the running config stays in force (its trap port still blocks).
+func TestKernelReloadVerdict(t *testing.T) {
+	l := newLab(t)
+	bin := buildScanwarden(t)
+	sock := filepath.Join(l.dir, "control.sock")
+	cfg := l.config(`SCAN_TRIGGER="0"`, `TCP_PORTS="1,31337"`, `UDP_PORTS="31335"`)
+	l.start("victim", "serve")
+	log, _ := l.startDaemonStop(bin, "run", "-c", cfg, "--control-socket", sock)
+	reload := func() (string, string, int) {
+		cmd := exec.Command(bin, "reload", "--control-socket", sock)
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return out.String(), errb.String(), code
+	}
+	out, errOut, code := reload()
+	if code != 0 || !strings.Contains(out, "configuration reloaded") {
+		t.Fatalf("reload of a good config: exit %d: %s%s", code, out, errOut)
+	}
+	// in force when the command returned
+	if !strings.Contains(log.String(), "configuration reloaded from "+cfg) {
+		t.Fatalf("the command returned before the daemon reloaded:\n%s", log)
+	}
+
+	text, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := strings.Replace(string(text), `TCP_PORTS="1,31337"`, `TCP_PORTS="1,http"`, 1)
+	if err := os.WriteFile(cfg, []byte(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = reload()
+	if code != 1 || !strings.Contains(errOut, "refused the new config") || !strings.Contains(errOut, cfg+":2: TCP_PORTS") {
+		t.Fatalf("reload of a broken config: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	// the running config stays: its trap port still blocks
+	if out := l.attack("connect", labAttacker4.String(), labVictim4.String(), "31337"); !strings.Contains(out, "fail") {
+		t.Fatalf("the trap port answered:\n%s", out)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(log.String(), "blocked "+labAttacker4.String()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the running config's trap port did not block after the refused reload:\n%s", log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

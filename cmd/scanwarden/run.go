@@ -5,7 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/scanwarden/scanwarden/daemon"
@@ -17,6 +20,7 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	cfgPath := configFlag(fs)
 	format := fs.String("log-format", "text", "log format: text (for journald) or json")
+	control := fs.String("control-socket", runtimeSocket(), "where `scanwarden reload` reaches the daemon (default: control.sock in the unit's RuntimeDirectory; none outside systemd)")
 	flags := map[string]*bool{}
 	for _, f := range []struct{ name, usage string }{
 		{"stcp", "stealth TCP: watch TCP_PORTS and every other port for probes (the default with -sudp)"},
@@ -29,12 +33,13 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 		flags[f.name] = fs.Bool(f.name, false, f.usage)
 	}
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, `usage: scanwarden run [-c CONF] [--log-format text|json] [-stcp] [-sudp] [-atcp] [-audp] [-tcp] [-udp]
+		fmt.Fprintf(stderr, `usage: scanwarden run [-c CONF] [--log-format text|json] [--control-socket PATH] [-stcp] [-sudp] [-atcp] [-audp] [-tcp] [-udp]
 
 Captures on INTERFACES (default: every interface, through libpcap's "any"),
 detects scans and blocks the scanners as the config says. Without a mode
-flag it watches TCP and UDP in stealth mode. SIGHUP re-reads the config and
-the ignore file; SIGTERM and SIGINT stop it, keeping the blocks.
+flag it watches TCP and UDP in stealth mode. SIGHUP, or scanwarden reload,
+re-reads the config and the ignore file; SIGTERM and SIGINT stop it,
+keeping the blocks.
 
 `)
 		fs.PrintDefaults()
@@ -65,5 +70,52 @@ the ignore file; SIGTERM and SIGINT stop it, keeping the blocks.
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	return daemon.Run(ctx, daemon.Options{ConfigPath: path, Explicit: explicit, Config: c, Modes: m, Log: log, Version: version})
+	return daemon.Run(ctx, daemon.Options{ConfigPath: path, Explicit: explicit, Config: c, Modes: m, Log: log, Version: version,
+		ControlSocket: *control})
+}
+
+// runReload asks the running daemon to reload its config and waits for
+// its verdict: exit 0 once the new config is in force, 1 with the
+// daemon's reason when it refused it (the old one keeps running).
+func runReload(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	def := runtimeSocket()
+	if def == "" {
+		def = daemon.DefaultControlSocket
+	}
+	control := fs.String("control-socket", def, "the daemon's control socket (scanwarden run --control-socket)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, `usage: scanwarden reload [--control-socket PATH]
+
+Asks the running daemon to re-read its config and ignore file, and waits
+for its verdict: exit status 0 once the new config is in force, 1 with the
+daemon's reason when it refused the config (the running one stays). The
+systemd unit's ExecReload, so that systemctl reload tells the truth.
+
+`)
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q: %w", fs.Arg(0), errUsage)
+	}
+	if err := daemon.Reload(*control); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(stdout, "scanwarden: configuration reloaded")
+	return err
+}
+
+// runtimeSocket is the control socket in the unit's RuntimeDirectory
+// (systemd sets RUNTIME_DIRECTORY for ExecStart and ExecReload alike),
+// or "" outside a unit that has one.
+func runtimeSocket() string {
+	dir, _, _ := strings.Cut(os.Getenv("RUNTIME_DIRECTORY"), ":")
+	if dir == "" {
+		return ""
+	}
+	return filepath.Join(dir, "control.sock")
 }
