@@ -17,6 +17,7 @@ package daemon
 
 import (
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -168,15 +169,31 @@ func (t *rtThread) set(fifo bool) {
 	case fifo:
 		t.p.denied.Store(true)
 		t.p.said.Do(func() {
-			why := err.Error()
-			if errors.Is(err, unix.EPERM) {
-				why = "not permitted: it needs RLIMIT_RTPRIO >= 1 (systemd: LimitRTPRIO=1, without RestrictRealtime=yes) or CAP_SYS_NICE"
-			}
+			var lim unix.Rlimit
+			limErr := unix.Getrlimit(unix.RLIMIT_RTPRIO, &lim)
+			why := rtRefusal(err, lim, limErr)
 			t.p.log.Warnf("capture at normal priority: real-time priority refused (%s); a busy machine may delay blocks by milliseconds. CAPTURE_REALTIME=\"0\" silences this", why)
 		})
 	default:
 		t.p.log.Errorf("%s: cannot return to normal priority: %v", t.name, err)
 	}
+}
+
+// rtRefusal says why SCHED_FIFO was refused (err), from the RLIMIT_RTPRIO
+// the process actually has (lim, or limErr when it could not be read):
+// the limit, not the unit's setting, is what the kernel went by.
+func rtRefusal(err error, lim unix.Rlimit, limErr error) string {
+	if !errors.Is(err, unix.EPERM) {
+		return err.Error()
+	}
+	switch {
+	case limErr != nil:
+		return fmt.Sprintf("not permitted, and RLIMIT_RTPRIO cannot be read (%v): it needs RLIMIT_RTPRIO >= %d or CAP_SYS_NICE", limErr, rtPriority)
+	case lim.Cur < rtPriority:
+		return fmt.Sprintf("not permitted: this process has RLIMIT_RTPRIO %d (hard limit %d) and no CAP_SYS_NICE; it needs %d or more: the unit's LimitRTPRIO=%d did not take effect (a host or container that caps the limit), or a drop-in changed it",
+			lim.Cur, lim.Max, rtPriority, rtPriority)
+	}
+	return fmt.Sprintf("not permitted although this process has RLIMIT_RTPRIO %d: RestrictRealtime=yes, or a seccomp filter, refuses it", lim.Cur)
 }
 
 // threadCPU is the calling thread's CPU time.

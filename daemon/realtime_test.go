@@ -142,7 +142,7 @@ func TestRTThreadRefused(t *testing.T) {
 	if !p.denied.Load() {
 		t.Error("the refusal was not kept")
 	}
-	if n := countLogged(hook, logrus.WarnLevel, "real-time priority refused (not permitted: it needs RLIMIT_RTPRIO"); n != 1 {
+	if n := countLogged(hook, logrus.WarnLevel, "real-time priority refused (not permitted: this process has RLIMIT_RTPRIO 0"); n != 1 {
 		t.Errorf("the refusal was logged %d times, want once", n)
 	}
 }
@@ -172,4 +172,24 @@ func countLogged(h *test.Hook, level logrus.Level, sub string) int {
 		}
 	}
 	return n
+}
+
+// TestRTRefusal: the refusal names the RLIMIT_RTPRIO the process has,
+// not the unit's setting.
+func TestRTRefusal(t *testing.T) {
+	for _, c := range []struct {
+		err    error
+		lim    unix.Rlimit
+		limErr error
+		want   string
+	}{
+		{unix.EPERM, unix.Rlimit{Cur: 0, Max: 0}, nil, "this process has RLIMIT_RTPRIO 0 (hard limit 0) and no CAP_SYS_NICE; it needs 1 or more: the unit's LimitRTPRIO=1 did not take effect"},
+		{unix.EPERM, unix.Rlimit{Cur: 1, Max: 1}, nil, "although this process has RLIMIT_RTPRIO 1: RestrictRealtime=yes, or a seccomp filter"},
+		{unix.EPERM, unix.Rlimit{}, unix.EINVAL, "RLIMIT_RTPRIO cannot be read"},
+		{unix.EINVAL, unix.Rlimit{}, nil, "invalid argument"},
+	} {
+		if got := rtRefusal(c.err, c.lim, c.limErr); !strings.Contains(got, c.want) {
+			t.Errorf("%v %+v %v: %q, want %q", c.err, c.lim, c.limErr, got, c.want)
+		}
+	}
 }
