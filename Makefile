@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/scanwarden
 PKGS    := ./...
 
-.PHONY: all build deps test bench pcaps demo e2e clean
+.PHONY: all build deps test bench pcaps demo e2e clean deb
 
 all: build
 
@@ -23,6 +23,21 @@ build: deps
 # reason otherwise).
 test: deps
 	bash scripts/test.sh
+
+# The Debian package, scanwarden_VERSION_ARCH.deb in this directory
+# (scripts/deb.sh: a staged install, the maintainer scripts of
+# packaging/deb, dpkg-deb; lintian must find nothing unexplained). Install
+# it with apt install ./scanwarden_*.deb.
+deb: deps
+	bash scripts/deb.sh
+
+# The package under a real systemd (scripts/systemd-test.sh): a Debian 12
+# root made by debootstrap (cached in /var/cache/scanwarden), booted with
+# systemd-nspawn; install, scan, reload, watchdog, restart, upgrade and
+# purge are checked. Skips, saying why, where the host cannot run it.
+.PHONY: systemd-test
+systemd-test: deps
+	bash scripts/systemd-test.sh
 
 # The benchmarks (scripts/bench.sh; its header describes each part): 1 the
 # Go benchmarks, 2 replay speed against tcpdump and a C libpcap loop with
@@ -85,7 +100,7 @@ soak: deps
 	bash scripts/soak.sh
 
 clean:
-	rm -rf bin
+	rm -rf bin scanwarden_*.deb
 
 # install / uninstall: the program, the systemd unit, the config and the
 # manual page. `make install DESTDIR=/tmp/root` stages the files only; without

@@ -25,6 +25,11 @@ PACKAGES=(
 	procps          # sysctl, ps
 	prometheus      # the metrics test: a real Prometheus scrapes the daemon in the lab (its service is not started)
 	crowdsec        # the fleet test: a real CrowdSec Local API in the lab (its service is not started)
+	dpkg-dev        # make deb: dpkg-shlibdeps, dpkg-buildflags
+	binutils        # make deb: objcopy
+	lintian         # make deb: the package's check
+	debootstrap     # make systemd-test: a Debian 12 root
+	systemd-container # make systemd-test: systemd-nspawn boots it
 	ca-certificates # go install over HTTPS
 )
 
