@@ -106,9 +106,69 @@ func AppendJSON(dst []byte, a *detect.Alert, file string) []byte {
 }
 
 // appendTime appends ns (nanoseconds since the Unix epoch) as
-// detect.FormatTime writes it.
+// detect.FormatTime writes it (detect.TimeLayout, in UTC): digit by digit
+// from the civil date of the day (years 0 to 9999; time.AppendFormat for
+// the others), about a tenth of AppendFormat's time, which parses its
+// layout on every call.
 func appendTime(dst []byte, ns int64) []byte {
-	return time.Unix(0, ns).UTC().AppendFormat(dst, detect.TimeLayout)
+	const nsPerDay = 86400 * 1e9
+	days, rem := ns/nsPerDay, ns%nsPerDay
+	if rem < 0 {
+		days, rem = days-1, rem+nsPerDay
+	}
+	y, m, d := civil(days)
+	if y < 0 || y > 9999 {
+		return time.Unix(0, ns).UTC().AppendFormat(dst, detect.TimeLayout)
+	}
+	secs, frac := rem/1e9, rem%1e9
+	dst = appendDigits(dst, int64(y), 4)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, int64(m), 2)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, int64(d), 2)
+	dst = append(dst, 'T')
+	dst = appendDigits(dst, secs/3600, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, secs/60%60, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, secs%60, 2)
+	dst = append(dst, '.')
+	dst = appendDigits(dst, frac, 9)
+	return append(dst, 'Z')
+}
+
+// civil returns the proleptic Gregorian date of days since 1970-01-01
+// (Howard Hinnant's days_from_civil, inverted).
+func civil(days int64) (y, m, d int) {
+	z := days + 719468
+	era := z / 146097
+	if z < 0 && z%146097 != 0 {
+		era--
+	}
+	doe := z - era*146097                                  // [0, 146096]
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365 // [0, 399]
+	doy := doe - (365*yoe + yoe/4 - yoe/100)               // [0, 365]
+	mp := (5*doy + 2) / 153                                // [0, 11]
+	d = int(doy - (153*mp+2)/5 + 1)
+	m = int(mp + 3)
+	if m > 12 {
+		m -= 12
+	}
+	y = int(yoe + era*400)
+	if m <= 2 {
+		y++
+	}
+	return y, m, d
+}
+
+// appendDigits appends v (0 <= v < 10^width) as width decimal digits.
+func appendDigits(dst []byte, v int64, width int) []byte {
+	var buf [9]byte
+	for i := width - 1; i >= 0; i-- {
+		buf[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(dst, buf[:width]...)
 }
 
 // protoName is strings.ToLower(detect.ProtoName(p)), as the formats have

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/scanwarden/scanwarden/conf"
 	"github.com/scanwarden/scanwarden/daemon"
@@ -514,4 +515,35 @@ func FuzzAppendJSON(f *testing.F) {
 			t.Errorf("invalid JSON: %q", line)
 		}
 	})
+}
+
+// TestAppendTime: appendTime writes what time's AppendFormat writes with
+// detect.TimeLayout, for the edges of days, months, leap years and
+// centuries, negative times, and a million random times across years 0
+// to 9999 and beyond.
+func TestAppendTime(t *testing.T) {
+	want := func(ns int64) string { return time.Unix(0, ns).UTC().Format(detect.TimeLayout) }
+	check := func(ns int64) {
+		t.Helper()
+		if got := string(appendTime(nil, ns)); got != want(ns) {
+			t.Fatalf("%d: %q, want %q", ns, got, want(ns))
+		}
+	}
+	for _, ns := range []int64{0, 1, -1, 999999999, 1e9, -1e9, -1e9 - 1, 86400e9 - 1, 86400e9, -86400e9, -86400e9 + 1,
+		math.MaxInt64, math.MinInt64, math.MinInt64 + 1} {
+		check(ns)
+	}
+	for _, d := range []time.Time{
+		time.Date(2000, 2, 28, 23, 59, 59, 999999999, time.UTC), time.Date(2000, 2, 29, 0, 0, 0, 0, time.UTC),
+		time.Date(2000, 3, 1, 0, 0, 0, 0, time.UTC), time.Date(1900, 2, 28, 12, 0, 0, 0, time.UTC),
+		time.Date(1900, 3, 1, 12, 0, 0, 0, time.UTC), time.Date(2100, 3, 1, 0, 0, 0, 1, time.UTC),
+		time.Date(1969, 12, 31, 23, 59, 59, 999999999, time.UTC), time.Date(2026, 12, 31, 23, 59, 59, 5, time.UTC),
+		time.Date(1678, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2262, 4, 11, 23, 47, 16, 854775807, time.UTC),
+	} {
+		check(d.UnixNano())
+	}
+	r := rand.New(rand.NewPCG(7, 14))
+	for range 1000000 {
+		check(int64(r.Uint64()))
+	}
 }
