@@ -7,6 +7,10 @@ import (
 	"time"
 )
 
+// ReasonExpired is Impose's Why for a decision that had ended when it
+// came.
+const ReasonExpired = "expired"
+
 // Impose bans b.Addr on a decision made elsewhere (b.Source says where:
 // the fleet's CrowdSec Local API), until b.Until: the ban goes into the
 // state and every backend. Nothing of an alert's path is done: no rate
@@ -16,7 +20,7 @@ import (
 // logs the decision). An address on the never-block list is refused
 // (Ignored, with the reason in Why); one banned already keeps its ban,
 // whatever its expiry (AlreadyBlocked); a ban that has already expired
-// is refused (Ignored, Why "expired"). The backends are changed under the
+// is refused (Ignored, Why ReasonExpired). The backends are changed under the
 // state's lock, as Resync does; a backend that fails leaves the ban in the
 // state for the next re-sync to put in place, and its error is returned.
 func (m *Manager) Impose(ctx context.Context, b Ban) (Decision, error) {
@@ -31,7 +35,7 @@ func (m *Manager) Impose(ctx context.Context, b Ban) (Decision, error) {
 		b.Since = now
 	}
 	if b.Expired(now) {
-		return Decision{Outcome: Ignored, Why: "expired"}, nil
+		return Decision{Outcome: Ignored, Why: ReasonExpired}, nil
 	}
 	var dec Decision
 	var errs []error

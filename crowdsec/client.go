@@ -27,7 +27,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/scanwarden/scanwarden/internal/safefile"
@@ -185,9 +184,8 @@ type client struct {
 	http  *http.Client
 	agent string // the User-Agent, NAME/VERSION
 
-	// machine login (push); the token is guarded by mu
+	// machine login (push; the pusher's one goroutine uses them)
 	login, password string
-	mu              sync.Mutex
 	token           string
 	tokenUntil      time.Time
 
@@ -249,24 +247,25 @@ func (c *client) do(ctx context.Context, method, path string, hdr http.Header, i
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	name, _, _ := strings.Cut(path, "?") // for errors: the query is no news
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("LAPI %s %s: %w", method, strings.SplitN(path, "?", 2)[0], err)
+		return fmt.Errorf("LAPI %s %s: %w", method, name, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
-		return fmt.Errorf("LAPI %s %s: reading the answer: %w", method, path, err)
+		return fmt.Errorf("LAPI %s %s: reading the answer: %w", method, name, err)
 	}
 	if len(b) > maxBody {
-		return fmt.Errorf("LAPI %s %s: answer over %d bytes", method, path, maxBody)
+		return fmt.Errorf("LAPI %s %s: answer over %d bytes", method, name, maxBody)
 	}
 	if resp.StatusCode/100 != 2 {
-		return &StatusError{Method: method, Path: strings.SplitN(path, "?", 2)[0], Code: resp.StatusCode, Body: string(b)}
+		return &StatusError{Method: method, Path: name, Code: resp.StatusCode, Body: string(b)}
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
-			return fmt.Errorf("LAPI %s %s: %w", method, path, err)
+			return fmt.Errorf("LAPI %s %s: %w", method, name, err)
 		}
 	}
 	return nil
@@ -279,8 +278,6 @@ const tokenLife = 30 * time.Minute
 // bearer returns a machine token, logging in when there is none or it is
 // old.
 func (c *client) bearer(ctx context.Context, scenarios []string) (string, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.token != "" && time.Now().Before(c.tokenUntil) {
 		return c.token, nil
 	}
@@ -298,12 +295,6 @@ func (c *client) bearer(ctx context.Context, scenarios []string) (string, error)
 	return c.token, nil
 }
 
-func (c *client) dropToken() {
-	c.mu.Lock()
-	c.token = ""
-	c.mu.Unlock()
-}
-
 // pushAlerts sends alerts in one request, logging in first when needed
 // (and once again on a 401: a token the LAPI forgot).
 func (c *client) pushAlerts(ctx context.Context, alerts []Alert, scenarios []string) error {
@@ -315,7 +306,7 @@ func (c *client) pushAlerts(ctx context.Context, alerts []Alert, scenarios []str
 		err = c.do(ctx, http.MethodPost, "/v1/alerts", http.Header{"Authorization": {"Bearer " + tok}}, alerts, nil)
 		var se *StatusError
 		if try == 0 && errors.As(err, &se) && se.Code == http.StatusUnauthorized {
-			c.dropToken()
+			c.token = ""
 			continue
 		}
 		return err

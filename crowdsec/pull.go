@@ -118,7 +118,7 @@ func (p *Puller) Close() {
 func (p *Puller) run() {
 	defer close(p.done)
 	ctx := p.ctx
-	var down error // the outage in progress, as logged
+	down := false // an outage is in progress (and logged)
 	tick := time.NewTicker(p.every)
 	defer tick.Stop()
 	for {
@@ -127,14 +127,14 @@ func (p *Puller) run() {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
-			if down == nil {
+			if !down {
 				p.log.Warnf("adminalert: crowdsec: cannot read the LAPI's decisions: %v%s; trying again every %v", err, keyHint(err), p.every)
 			}
-			down = err
+			down = true
 		default:
-			if down != nil {
+			if down {
 				p.log.Warnf("adminalert: crowdsec: the LAPI at %s answers again", p.c.base)
-				down = nil
+				down = false
 			}
 			p.apply(ctx, s)
 		}

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -156,7 +157,7 @@ func NewPusher(o PushOptions) (*Pusher, error) {
 		return nil, err
 	}
 	c.login, c.password = o.Credentials.Login, o.Credentials.Password
-	p := &Pusher{c: c, path: o.StateDir + "/" + QueueFile, log: o.Log, now: o.Now, notify: o.Notify,
+	p := &Pusher{c: c, path: filepath.Join(o.StateDir, QueueFile), log: o.Log, now: o.Now, notify: o.Notify,
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if p.now == nil {
@@ -259,7 +260,7 @@ func (p *Pusher) run() {
 	defer close(p.done)
 	ctx := p.ctx
 	wait := time.Duration(0)
-	var down error // the outage in progress, as first logged
+	down := false // an outage is in progress (and logged)
 	for {
 		if wait > 0 && !p.pause(wait) {
 			return
@@ -275,7 +276,7 @@ func (p *Pusher) run() {
 		if len(batch) == 0 {
 			wait = 0
 			select {
-			case <-p.ctx.Done():
+			case <-ctx.Done():
 				return
 			case <-p.wake:
 			}
@@ -285,9 +286,9 @@ func (p *Pusher) run() {
 		var se *StatusError
 		switch {
 		case err == nil:
-			if down != nil {
+			if down {
 				p.log.Warnf("adminalert: crowdsec: the LAPI at %s takes alerts again; sending the %d queued", p.c.base, p.Pending())
-				down = nil
+				down = false
 			}
 			p.remove(end, len(batch), Sent)
 			wait = 0
@@ -299,9 +300,9 @@ func (p *Pusher) run() {
 			p.remove(end, len(batch), Dropped)
 			wait = 0
 		default:
-			if down == nil {
+			if !down {
 				p.log.Warnf("adminalert: crowdsec: cannot send alerts to the LAPI: %v; %d blocks kept in %s, sent in order when it answers", err, p.Pending(), p.path)
-				down = err
+				down = true
 			}
 			wait = min(max(2*wait, retryFirst), retryMax)
 		}

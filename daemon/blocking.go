@@ -162,10 +162,7 @@ func (d *daemon) handle(ctx context.Context, it alertItem) {
 	}
 	if out == block.Blocked {
 		d.pushBlock(a, dec.Until)
-		select { // the metrics' count of the bans in force
-		case d.recount <- struct{}{}:
-		default:
-		}
+		d.askRecount()
 	}
 	if err != nil {
 		d.log.WithField("src", a.Src.String()).Errorf("blocking %s: %v", a.Src, err)

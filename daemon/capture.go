@@ -134,10 +134,11 @@ func (d *daemon) captureLoop(ctx context.Context, src *capture.LiveSource, eng *
 			}
 			return
 		}
-		rt.tick()
 		org.Observe(&p)
 		a := eng.Process(&p)
-		pub.tick(eng)
+		if rt.tick() { // every rtCheckEvery probes: the counters for a scrape
+			pub.publish(eng)
+		}
 		if a == nil {
 			continue
 		}

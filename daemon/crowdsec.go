@@ -142,7 +142,7 @@ func (f fleet) Enforce(ctx context.Context, bans []crowdsec.Pulled) {
 			log.Warnf("attackalert: Host %s has been blocked on a decision of the CrowdSec fleet: %s (%s), until %s",
 				p.Addr, p.Scenario, p.Origin, p.Until.UTC().Format(time.RFC3339))
 		}
-		if dec.Outcome == block.Ignored && dec.Why != "" && dec.Why != "expired" {
+		if dec.Outcome == block.Ignored && dec.Why != "" && dec.Why != block.ReasonExpired {
 			log.Infof("crowdsec: the fleet's decision for %s not enforced: %s", p.Addr, dec.Why)
 		}
 	}
@@ -153,15 +153,12 @@ func (f fleet) Enforce(ctx context.Context, bans []crowdsec.Pulled) {
 		d.log.Infof("crowdsec: %d decisions of the fleet: %d blocked, %d banned already, %d never blocked", n,
 			counts[metrics.Blocked], counts[metrics.AlreadyBlocked], counts[metrics.NeverBlock]+counts[metrics.IgnoreFile])
 	}
-	select { // the metrics' count of the bans in force
-	case d.recount <- struct{}{}:
-	default:
-	}
+	d.askRecount()
 }
 
 // fleetLabel is the metrics' outcome of a fleet decision.
 func fleetLabel(dec block.Decision, err error) string {
-	if dec.Outcome == block.Ignored && dec.Why == "expired" {
+	if dec.Outcome == block.Ignored && dec.Why == block.ReasonExpired {
 		return metrics.Expired
 	}
 	return outcomeLabel(dec, err)
@@ -178,10 +175,7 @@ func (f fleet) Lift(ctx context.Context, addrs []netip.Addr) {
 	if n > 0 {
 		d.log.Infof("crowdsec: %d bans lifted: the LAPI deleted their decisions", n)
 	}
-	select {
-	case d.recount <- struct{}{}:
-	default:
-	}
+	d.askRecount()
 }
 
 // Reconcile lifts the bans the fleet imposed in an earlier run whose

@@ -14,27 +14,15 @@ import (
 	"github.com/scanwarden/scanwarden/metrics"
 )
 
-// enginePublishEvery is how many packets a capture thread classifies
-// between two publications of its engine's counters (a power of two): a
-// scrape sees counters at most this many packets old (or one read
-// timeout, 100 ms, on an idle capture), and the per-packet path pays one
-// TryLock and a copy of the counters every this many packets.
-const enginePublishEvery = 256
-
 // engineStats is what a capture thread last published of its engine's
-// counters, for a scrape.
+// counters, for a scrape. The thread publishes when it looks at its CPU
+// share (every rtCheckEvery probes, and at each read timeout): a scrape
+// sees counters at most that many probes or 100 ms old, and the
+// per-packet path pays no counter of its own, only one TryLock and a copy
+// of the counters every rtCheckEvery probes.
 type engineStats struct {
 	mu  sync.Mutex
 	pub detect.Stats
-	n   uint32 // packets since the last publication (the capture thread's own)
-}
-
-// tick counts a packet and publishes eng's counters every
-// enginePublishEvery packets. Capture thread only.
-func (s *engineStats) tick(eng *detect.Engine) {
-	if s.n++; s.n&(enginePublishEvery-1) == 0 {
-		s.publish(eng)
-	}
 }
 
 // publish copies eng's counters for a scrape, unless a scrape holds the
@@ -106,6 +94,15 @@ func outcomeLabel(dec block.Decision, err error) string {
 		return metrics.NeverBlock
 	}
 	return metrics.Failed
+}
+
+// askRecount asks the housekeeping to count the bans in force again (a
+// block was made or lifted), without waiting.
+func (d *daemon) askRecount() {
+	select {
+	case d.recount <- struct{}{}:
+	default:
+	}
 }
 
 // census counts the bans each backend of m holds now, for the metrics

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus/hooks/test"
+
 	"github.com/scanwarden/scanwarden/block"
 	"github.com/scanwarden/scanwarden/detect"
 	"github.com/scanwarden/scanwarden/metrics"
@@ -39,14 +41,17 @@ func TestOutcomeLabel(t *testing.T) {
 }
 
 // TestEngineStatsPublished: a capture thread's engine counters reach a
-// scrape every enginePublishEvery packets, not before; a scrape that holds
-// the lock makes the publication wait for the next one, never the thread.
+// scrape every rtCheckEvery packets (when its rtThread's tick checks, as
+// captureLoop publishes), not before; a scrape that holds the lock makes
+// the publication wait for the next one, never the thread.
 func TestEngineStatsPublished(t *testing.T) {
 	eng, err := detect.New(detect.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var s engineStats
+	log, _ := test.NewNullLogger()
+	rt := &rtThread{p: &rtPolicy{log: log}, name: "the capture", wall0: time.Now()}
 	victim := detect.AddrOf(netip.MustParseAddr("198.51.100.1"))
 	feed := func(n int) {
 		for i := range n {
@@ -54,25 +59,27 @@ func TestEngineStatsPublished(t *testing.T) {
 				Src: detect.AddrOf(netip.AddrFrom4([4]byte{203, 0, 113, byte(i)})), Dst: victim,
 				SrcPort: 40000, DstPort: uint16(1000 + i), TS: time.Now().UnixNano()}
 			eng.Process(&p)
-			s.tick(eng)
+			if rt.tick() {
+				s.publish(eng)
+			}
 		}
 	}
-	feed(enginePublishEvery - 1)
+	feed(rtCheckEvery - 1)
 	if got := s.load(); got.Packets != 0 {
-		t.Fatalf("published after %d packets: %+v", enginePublishEvery-1, got)
+		t.Fatalf("published after %d packets: %+v", rtCheckEvery-1, got)
 	}
 	feed(1)
-	if got := s.load(); got.Packets != enginePublishEvery || got.Types[detect.TypeSYN] != enginePublishEvery {
-		t.Fatalf("after %d packets: %+v", enginePublishEvery, got)
+	if got := s.load(); got.Packets != rtCheckEvery || got.Types[detect.TypeSYN] != rtCheckEvery {
+		t.Fatalf("after %d packets: %+v", rtCheckEvery, got)
 	}
 	s.mu.Lock() // a scrape in progress
-	feed(enginePublishEvery)
+	feed(rtCheckEvery)
 	s.mu.Unlock()
-	if got := s.load(); got.Packets != enginePublishEvery {
+	if got := s.load(); got.Packets != rtCheckEvery {
 		t.Fatalf("published under a scrape's lock: %d", got.Packets)
 	}
 	s.publish(eng) // the read timeout's publication
-	if got := s.load(); got.Packets != 2*enginePublishEvery {
+	if got := s.load(); got.Packets != 2*rtCheckEvery {
 		t.Fatalf("after the timeout's publication: %d", got.Packets)
 	}
 }

@@ -96,12 +96,16 @@ func (p *rtPolicy) thread(name string) *rtThread {
 	return t
 }
 
-// tick counts a probe and checks the thread's share every rtCheckEvery.
-func (t *rtThread) tick() {
+// tick counts a probe and checks the thread's share every rtCheckEvery;
+// it reports whether it checked (the capture thread publishes its
+// engine's counters then too).
+func (t *rtThread) tick() bool {
 	t.n++
-	if t.n&(rtCheckEvery-1) == 0 {
-		t.check()
+	if t.n&(rtCheckEvery-1) != 0 {
+		return false
 	}
+	t.check()
+	return true
 }
 
 // check tells the watchdog the thread is alive, and ends the window once

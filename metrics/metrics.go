@@ -46,6 +46,7 @@ const (
 	Forged         = "forged"          // judged forged: someone else sent the probes in its name
 	Repeated       = "repeated"        // the classic modes' one alert per source and window was in
 	Failed         = "failed"          // the ban could not be recorded: nothing blocked (the log says why)
+	Expired        = "expired"         // a fleet decision that had ended when it was read (crowdsec_decisions_total)
 )
 
 // outcomes are every outcome label, so that each series exists (at 0)
@@ -209,28 +210,25 @@ func scanTypes() []string {
 
 // Alert counts an alert raised (before anything is decided of it).
 func (m *Metrics) Alert(a *detect.Alert) {
-	if m == nil {
-		return
+	if m != nil {
+		m.alerts.WithLabelValues(a.Type.String(), a.Trigger.String()).Inc()
 	}
-	m.alerts.WithLabelValues(a.Type.String(), a.Trigger.String()).Inc()
 }
 
 // Decision counts what became of an alert (an outcome constant of this
 // package).
 func (m *Metrics) Decision(outcome string) {
-	if m == nil {
-		return
+	if m != nil {
+		m.decisions.WithLabelValues(outcome).Inc()
 	}
-	m.decisions.WithLabelValues(outcome).Inc()
 }
 
 // BlockLatency records the time from a blocked source's first probe to its
 // rule.
 func (m *Metrics) BlockLatency(d time.Duration) {
-	if m == nil {
-		return
+	if m != nil {
+		m.latency.Observe(max(d, 0).Seconds())
 	}
-	m.latency.Observe(max(d, 0).Seconds())
 }
 
 // KernelTrapHit counts an alert whose source the kernel trap held.
@@ -249,22 +247,17 @@ func (m *Metrics) KernelTrapOverflows(n uint64) {
 
 // Reload counts a reload, done or refused.
 func (m *Metrics) Reload(err error) {
-	if m == nil {
-		return
-	}
-	if err != nil {
+	switch {
+	case m == nil:
+	case err != nil:
 		m.reloads.WithLabelValues("refused").Inc()
-		return
+	default:
+		m.reloads.WithLabelValues("done").Inc()
 	}
-	m.reloads.WithLabelValues("done").Inc()
 }
 
 // fleetOutcomes are the outcome labels of scanwarden_crowdsec_decisions_total.
 var fleetOutcomes = []string{Blocked, AlreadyBlocked, NeverBlock, IgnoreFile, Expired, Failed}
-
-// Expired is the outcome of a fleet decision that had ended when it was
-// read.
-const Expired = "expired"
 
 // CrowdSecSent counts blocks the LAPI took.
 func (m *Metrics) CrowdSecSent(n int) {

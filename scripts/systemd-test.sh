@@ -69,8 +69,8 @@ check() {
 	fi
 }
 
-# inc CMD...: run CMD inside the container (all its namespaces), with a
-# service's PATH.
+# inc CMD...: run CMD inside the container (all its namespaces, PID1's),
+# with a service's PATH.
 inc() {
 	nsenter -t "$PID1" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 "$@"
 }
@@ -160,6 +160,9 @@ boot() {
 		sleep 0.1
 	done
 	[[ -n $PID1 ]] || skip "systemd-nspawn did not boot the container here: $(tail -n 5 "$WORK/console.log" | tr '\n' ' ')"
+	# the checks' `bash -c` commands enter the container with inc too
+	export PID1
+	export -f inc
 	if ! wait_for 60 inc systemctl is-system-running --wait; then
 		local state
 		state=$(inc systemctl is-system-running 2>/dev/null || true)
@@ -194,7 +197,7 @@ check_install() {
 		die "apt install failed: $(tail -n 5 "$WORK/install.log")"
 	grep -E '^scanwarden:' "$WORK/install.log" | sed 's/^/    /' || true
 	check "the postinst put the installer's SSH address in the ignore file, and said so" \
-		bash -c "nsenter -t $PID1 -a grep -qx '$ADMIN4' /etc/scanwarden/scanwarden.ignore && grep -q 'never blocked (your SSH sessions.*$ADMIN4' '$WORK/install.log'"
+		bash -c "inc grep -qx '$ADMIN4' /etc/scanwarden/scanwarden.ignore && grep -q 'never blocked (your SSH sessions.*$ADMIN4' '$WORK/install.log'"
 	check "the service is active after the install" wait_for 20 active
 	local pid caps
 	pid=$(main_pid)
@@ -219,13 +222,13 @@ check_scan() {
 	check "the scanner is blocked: scanwarden list shows it" wait_for 10 listed "$ATT4"
 	check "the scanner is in the nftables ban set" in_firewall "$ATT4"
 	check "KILL_RUN_CMD ran under the sandbox: a blackhole route for the scanner" \
-		wait_for 10 bash -c "nsenter -t $PID1 -a ip route show type blackhole | grep -qF '$ATT4'"
+		wait_for 10 bash -c "inc ip route show type blackhole | grep -qF '$ATT4'"
 	inc scanwarden list 2>&1 | sed 's/^/    /'
 	log "the same scan from the installer's address ($ADMIN4)"
 	inc ip netns exec attacker nmap -n -Pn -T4 -sS --max-retries 0 -p 1-1024 -S "$ADMIN4" -e att0 "$HOST4" >"$WORK/nmap-admin.log" 2>&1 || true
 	check "...is reported, and not blocked: it is in the ignore file" \
-		wait_for 10 bash -c "nsenter -t $PID1 -a journalctl -u scanwarden.service --no-pager | grep -q 'Host: $ADMIN4/$ADMIN4 is in the ignore file: not blocked'"
-	check "...and is not in the ban set" bash -c "! nsenter -t $PID1 -a nft list set inet scanwarden ban4 | grep -qF '$ADMIN4'"
+		wait_for 10 bash -c "inc journalctl -u scanwarden.service --no-pager | grep -q 'Host: $ADMIN4/$ADMIN4 is in the ignore file: not blocked'"
+	check "...and is not in the ban set" bash -c "! inc nft list set inet scanwarden ban4 | grep -qF '$ADMIN4'"
 }
 
 check_reload() {
@@ -237,14 +240,14 @@ check_reload() {
 	check "systemctl reload with a broken config fails (exit $rc)" test "$rc" -ne 0
 	printf '%s\n' "$out" | sed 's/^/    /'
 	check "the journal has the daemon's reason, with file, line and key" \
-		bash -c "nsenter -t $PID1 -a journalctl -u scanwarden.service --no-pager | grep -q 'refused the new config' && nsenter -t $PID1 -a journalctl -u scanwarden.service --no-pager | grep -qE '$conf:[0-9]+: TCP_PORTS'"
+		bash -c "inc journalctl -u scanwarden.service --no-pager | grep -q 'refused the new config' && inc journalctl -u scanwarden.service --no-pager | grep -qE '$conf:[0-9]+: TCP_PORTS'"
 	check "the old config keeps running (same daemon, active)" test "$(main_pid)" = "$pid"
 	inc mv "$conf.good" "$conf"
 	rc=0
 	inc systemctl reload scanwarden.service || rc=$?
 	check "systemctl reload with a good config succeeds" test "$rc" -eq 0
 	check "...and the daemon had reloaded when it returned" \
-		bash -c "nsenter -t $PID1 -a journalctl -u scanwarden.service --no-pager | grep -q 'configuration reloaded from $conf'"
+		bash -c "inc journalctl -u scanwarden.service --no-pager | grep -q 'configuration reloaded from $conf'"
 }
 
 check_watchdog() {
@@ -253,9 +256,9 @@ check_watchdog() {
 	log "freezing the daemon (SIGSTOP to PID $pid); WatchdogSec=30"
 	inc kill -STOP "$pid"
 	check "a frozen daemon is killed by the watchdog and started again" \
-		wait_for 75 bash -c "p=\$(nsenter -t $PID1 -a systemctl show -p MainPID --value scanwarden.service); [ -n \"\$p\" ] && [ \"\$p\" != 0 ] && [ \"\$p\" != $pid ] && [ \"\$(nsenter -t $PID1 -a systemctl is-active scanwarden.service)\" = active ]"
+		wait_for 75 bash -c "p=\$(inc systemctl show -p MainPID --value scanwarden.service); [ -n \"\$p\" ] && [ \"\$p\" != 0 ] && [ \"\$p\" != $pid ] && [ \"\$(inc systemctl is-active scanwarden.service)\" = active ]"
 	check "the journal says the watchdog fired" \
-		bash -c "nsenter -t $PID1 -a journalctl -u scanwarden.service --no-pager | grep -qi 'watchdog timeout'"
+		bash -c "inc journalctl -u scanwarden.service --no-pager | grep -qi 'watchdog timeout'"
 	check "the ban survived the watchdog's restart" wait_for 10 in_firewall "$ATT4"
 }
 
@@ -267,7 +270,7 @@ check_restart_upgrade() {
 	inc bash -c 'apt-get install -y -q /root/scanwarden_0.1.0+systemdtest2_*.deb' >"$WORK/upgrade.log" 2>&1 ||
 		die "the upgrade failed: $(tail -n 5 "$WORK/upgrade.log")"
 	check "after the upgrade: the new version runs" \
-		bash -c "[ \"\$(nsenter -t $PID1 -a scanwarden version)\" = 'scanwarden 0.1.0+systemdtest2' ] && [ \"\$(nsenter -t $PID1 -a systemctl is-active scanwarden.service)\" = active ]"
+		bash -c "[ \"\$(inc scanwarden version)\" = 'scanwarden 0.1.0+systemdtest2' ] && [ \"\$(inc systemctl is-active scanwarden.service)\" = active ]"
 	check "the upgrade keeps the ban" wait_for 10 in_firewall "$ATT4"
 	check "the upgrade keeps the ignore file" inc test -s /etc/scanwarden/scanwarden.ignore
 }
@@ -275,12 +278,12 @@ check_restart_upgrade() {
 check_purge() {
 	log "apt purge scanwarden"
 	inc apt-get purge -y -q scanwarden >"$WORK/purge.log" 2>&1 || die "apt purge failed: $(tail -n 5 "$WORK/purge.log")"
-	check "no scanwarden nftables table" bash -c "! nsenter -t $PID1 -a nft list tables | grep -q scanwarden"
-	check "no SCANWARDEN iptables chain" bash -c "! nsenter -t $PID1 -a iptables -t raw -S 2>/dev/null | grep -q SCANWARDEN && ! nsenter -t $PID1 -a ip6tables -t raw -S 2>/dev/null | grep -q SCANWARDEN"
-	check "no scanwarden ipset set" bash -c "! nsenter -t $PID1 -a ipset list -n 2>/dev/null | grep -q scanwarden"
-	check "no scanwarden user or group" bash -c "! nsenter -t $PID1 -a getent passwd scanwarden && ! nsenter -t $PID1 -a getent group scanwarden"
-	check "no state, config or unit left" bash -c "! nsenter -t $PID1 -a test -e /var/lib/scanwarden && ! nsenter -t $PID1 -a test -e /etc/scanwarden && ! nsenter -t $PID1 -a test -e /lib/systemd/system/scanwarden.service"
-	check "no hosts.deny entry left" bash -c "! nsenter -t $PID1 -a grep -qF $ATT4 /etc/hosts.deny"
+	check "no scanwarden nftables table" bash -c "! inc nft list tables | grep -q scanwarden"
+	check "no SCANWARDEN iptables chain" bash -c "! inc iptables -t raw -S 2>/dev/null | grep -q SCANWARDEN && ! inc ip6tables -t raw -S 2>/dev/null | grep -q SCANWARDEN"
+	check "no scanwarden ipset set" bash -c "! inc ipset list -n 2>/dev/null | grep -q scanwarden"
+	check "no scanwarden user or group" bash -c "! inc getent passwd scanwarden && ! inc getent group scanwarden"
+	check "no state, config or unit left" bash -c "! inc test -e /var/lib/scanwarden && ! inc test -e /etc/scanwarden && ! inc test -e /lib/systemd/system/scanwarden.service"
+	check "no hosts.deny entry left" bash -c "! inc grep -qF $ATT4 /etc/hosts.deny"
 }
 
 main() {

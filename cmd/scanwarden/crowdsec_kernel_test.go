@@ -155,22 +155,6 @@ func (z *lapiLab) decisions(t *testing.T) map[string]string {
 	return m
 }
 
-// waitUntil polls ok every 100 ms for 20 s at most.
-func waitUntil(t *testing.T, what string, ok func() bool, logs ...*syncBuffer) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			var b strings.Builder
-			for i, l := range logs {
-				fmt.Fprintf(&b, "--- log %d:\n%s\n", i+1, l)
-			}
-			t.Fatalf("timed out waiting for %s\n%s", what, b.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // refusedBy reports how dst answers a connection from src (an address of
 // the attacker) to a port nothing listens on: true for a reset (src
 // reaches dst), false when the attempt times out (dst's firewall drops it).
@@ -223,9 +207,7 @@ func TestKernelCrowdSecFleet(t *testing.T) {
 	}
 
 	// a scan of A: blocked by A, then by B through the LAPI
-	if out := l.attack("connect", labAttacker4.String(), labVictim4.String(), "31337"); !strings.Contains(out, "fail") {
-		t.Fatalf("the trap port answered:\n%s", out)
-	}
+	l.hitTrap(labAttacker4)
 	waitUntil(t, "A blocks the attacker", func() bool { return strings.Contains(logA.String(), "blocked "+labAttacker4.String()) }, logA)
 	waitUntil(t, "B blocks the attacker on the fleet's decision", func() bool {
 		return strings.Contains(logB.String(), "Host "+labAttacker4.String()+" has been blocked on a decision of the CrowdSec fleet")
@@ -270,9 +252,7 @@ func TestKernelCrowdSecFleet(t *testing.T) {
 
 	// an outage of the LAPI, and a restart of A during it: nothing lost
 	z.stop(t)
-	if out := l.attack("connect", labAttackerC.String(), labVictim4.String(), "31337"); !strings.Contains(out, "fail") {
-		t.Fatalf("the trap port answered:\n%s", out)
-	}
+	l.hitTrap(labAttackerC)
 	waitUntil(t, "A blocks the second attacker", func() bool { return strings.Contains(logA.String(), "blocked "+labAttackerC.String()) }, logA)
 	waitUntil(t, "A says the LAPI is down", func() bool { return strings.Contains(logA.String(), "cannot send alerts to the LAPI") }, logA)
 	stopA()

@@ -167,6 +167,31 @@ KILL_HOSTS_DENY="ALL: $TARGET$ : DENY"
 
 const labPort = 7777
 
+// waitUntil polls ok every 100 ms for 20 s at most.
+func waitUntil(t *testing.T, what string, ok func() bool, logs ...*syncBuffer) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			var b strings.Builder
+			for i, l := range logs {
+				fmt.Fprintf(&b, "--- log %d:\n%s\n", i+1, l)
+			}
+			t.Fatalf("timed out waiting for %s\n%s", what, b.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// hitTrap makes one connection attempt from src (an address of the
+// attacker) at the victim's trap port 31337, which must not answer.
+func (l *lab) hitTrap(src netip.Addr) {
+	l.t.Helper()
+	if out := l.attack("connect", src.String(), labVictim4.String(), "31337"); !strings.Contains(out, "fail") {
+		l.t.Fatalf("the trap port answered:\n%s", out)
+	}
+}
+
 // TestKernelChild is the body of the children; it does nothing in a
 // normal run.
 func TestKernelChild(t *testing.T) {

@@ -79,16 +79,8 @@ scrape_configs:
 	// Prometheus has scraped the daemon: the target is up
 	l.waitQuery(t, `up{job="scanwarden"}`, 1, &promLog)
 
-	if out := l.attack("connect", labAttacker4.String(), labVictim4.String(), "31337"); !strings.Contains(out, "fail") {
-		t.Fatalf("the trap port answered:\n%s", out)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(log.String(), "blocked "+labAttacker4.String()) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the attacker was not blocked:\n%s", log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	l.hitTrap(labAttacker4)
+	waitUntil(t, "the attacker blocked", func() bool { return strings.Contains(log.String(), "blocked "+labAttacker4.String()) }, log)
 	for q, want := range map[string]float64{
 		`scanwarden_decisions_total{outcome="blocked"}`:                               1,
 		`sum(scanwarden_alerts_total{trigger="trap"})`:                                1,
@@ -137,13 +129,7 @@ scrape_configs:
 	// a reload to a port something else holds is refused; the metrics stay
 	sh(t, "sed", "-i", fmt.Sprintf("s/^METRICS_LISTEN=.*/METRICS_LISTEN=%q/", labPrometheus), cfg)
 	syscall.Kill(l.daemon, syscall.SIGHUP)
-	deadline = time.Now().Add(10 * time.Second)
-	for !strings.Contains(log.String(), "reload refused") {
-		if time.Now().After(deadline) {
-			t.Fatalf("a reload to a taken address was not refused:\n%s", log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitUntil(t, "a reload to a taken address refused", func() bool { return strings.Contains(log.String(), "reload refused") }, log)
 	if !strings.Contains(log.String(), "metrics: listening on "+labPrometheus) {
 		t.Errorf("the refusal does not name the address:\n%s", log)
 	}
