@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+	"unsafe"
 )
 
 // Config sets up an Engine. The zero value of a field means its default.
@@ -241,10 +242,7 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.TrapUDP != nil {
 		e.trapUDP = *cfg.TrapUDP
 	}
-	n := 1
-	for n < 2*(cfg.MaxSources+cfg.MaxSources) { // sources and first sights, half full at most
-		n <<= 1
-	}
+	n := tableSlots(cfg.MaxSources)
 	e.table = make([]slot, n)
 	for i := range e.table {
 		e.table[i].idx = emptySlot
@@ -254,6 +252,35 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e.mask = uint64(n - 1)
 	return e, nil
+}
+
+// tableSlots is the size of the source table for maxSources: room for
+// as many sources and as many first sights, half full at most, rounded up
+// to a power of two.
+func tableSlots(maxSources int) int {
+	n := 1
+	for n < 2*(maxSources+maxSources) {
+		n <<= 1
+	}
+	return n
+}
+
+// Footprint is the memory, in bytes, that New(cfg) and NewOrigins
+// allocate up front: what one engine and its Origins hold for their
+// whole life, since neither allocates afterwards. cfg is taken as New
+// takes it (MaxSources 0 is DefaultMaxSources).
+func Footprint(cfg Config) int64 {
+	n := int64(cfg.MaxSources)
+	if n <= 0 {
+		n = DefaultMaxSources
+	}
+	perSource := unsafe.Sizeof(source{}) + unsafe.Sizeof(firstSight{}) + unsafe.Sizeof(rank{}) +
+		2*unsafe.Sizeof(int32(0)) // free and ffree
+	engine := n*int64(perSource) + int64(tableSlots(int(n)))*int64(unsafe.Sizeof(slot{})) +
+		serviceSlots*int64(unsafe.Sizeof(svcSlot{})) + int64(unsafe.Sizeof(Engine{}))
+	origins := handshakeSlots*int64(unsafe.Sizeof(handshake{})) + knownSlots*int64(unsafe.Sizeof(knownAddr{})) +
+		stepSlots*int64(unsafe.Sizeof(stepGroup{})) + int64(unsafe.Sizeof(Origins{}))
+	return engine + origins
 }
 
 // Add adds o's counters to s (several engines' counters as one).

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/netip"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -852,5 +853,30 @@ func TestStatsAdd(t *testing.T) {
 	s.Add(one(3))
 	if s != one(5) {
 		t.Fatalf("%+v, want %+v", s, one(5))
+	}
+}
+
+// TestFootprint checks Footprint against what New and NewOrigins really
+// allocate, for the default table and a larger one.
+func TestFootprint(t *testing.T) {
+	for _, n := range []int{0, 100_000} {
+		cfg := Config{MaxSources: n}
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		e, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := NewOrigins()
+		runtime.ReadMemStats(&after)
+		got := int64(after.TotalAlloc - before.TotalAlloc)
+		want := Footprint(cfg)
+		if got < want*98/100 || got > want*102/100 {
+			t.Errorf("MaxSources %d: New and NewOrigins allocated %d bytes, Footprint says %d", n, got, want)
+		}
+		t.Logf("MaxSources %d: %d bytes allocated, Footprint %d", n, got, want)
+		runtime.KeepAlive(e)
+		runtime.KeepAlive(o)
 	}
 }

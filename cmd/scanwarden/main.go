@@ -74,7 +74,14 @@ func usage(w io.Writer) {
 	fmt.Fprintf(w, "\nscanwarden COMMAND -h shows a command's options.\n")
 }
 
+// ownProcess is set when the command runs as the process itself, whose
+// end follows: a process-wide setting it makes (replay's garbage
+// collector) then needs no undoing, which would cost a collection. Tests
+// run commands inside their own process and leave it false.
+var ownProcess bool
+
 func main() {
+	ownProcess = true
 	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
 }
 

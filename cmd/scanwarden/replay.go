@@ -70,6 +70,9 @@ interrupted, and the exit status is 130 (SIGINT) or 143 (SIGTERM).
 	}
 	ctx, stop := stopOnSignal()
 	defer stop()
+	if restore := replay.QuietGC(opt); !ownProcess {
+		defer restore()
+	}
 	out := bufio.NewWriter(stdout)
 	format := alertfmt.AppendText
 	if *asJSON {
