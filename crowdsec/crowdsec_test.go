@@ -80,11 +80,11 @@ func (e *enforcer) Enforce(_ context.Context, bans []Pulled) {
 	}
 }
 
-func (e *enforcer) Lift(_ context.Context, addrs []netip.Addr) {
+func (e *enforcer) Lift(_ context.Context, addrs []netip.Addr, asOf time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, a := range addrs {
-		e.calls = append(e.calls, "lift "+a.String())
+		e.calls = append(e.calls, "lift "+a.String()+" as of "+asOf.Format(time.TimeOnly))
 	}
 }
 
@@ -126,7 +126,7 @@ func TestPullerLinks(t *testing.T) {
 		{ID: 6, Duration: "1h", Scope: "Ip", Type: "captcha", Value: "203.0.113.9"},
 		ban(7, "203.0.113.10", "-2s", "expired"),
 		ban(8, "not an address", "1h", "x"),
-	}})
+	}}, now)
 	want := []string{
 		"enforce 198.51.100.7 2026-12-07T11:00:00Z scanwarden/portscan-syn",
 		"enforce fd00:77::7 2026-12-07T12:00:00Z crowdsecurity/ssh-bf",
@@ -140,19 +140,19 @@ func TestPullerLinks(t *testing.T) {
 		t.Fatalf("reconciled with %v", e.active)
 	}
 	// one of two decisions goes: the address stays
-	p.apply(ctx, stream{Deleted: []Decision{ban(2, "fd00:77::7", "-1s", "")}})
+	p.apply(ctx, stream{Deleted: []Decision{ban(2, "fd00:77::7", "-1s", "")}}, now)
 	if got := e.take(); len(got) != 0 {
 		t.Fatalf("one of two decisions deleted: %q", got)
 	}
 	// the last goes: lifted, once, however often the stream repeats it
 	for range 2 {
-		p.apply(ctx, stream{Deleted: []Decision{ban(3, "fd00:77::7", "-1s", ""), ban(99, "203.0.113.99", "-1s", "")}})
+		p.apply(ctx, stream{Deleted: []Decision{ban(3, "fd00:77::7", "-1s", ""), ban(99, "203.0.113.99", "-1s", "")}}, now.Add(-time.Minute))
 	}
-	if got := e.take(); !slices.Equal(got, []string{"lift fd00:77::7"}) {
+	if got := e.take(); !slices.Equal(got, []string{"lift fd00:77::7 as of 09:59:00"}) {
 		t.Fatalf("last decision deleted: %q", got)
 	}
 	// deleted and replaced in one answer: enforced again, never lifted
-	p.apply(ctx, stream{Deleted: []Decision{ban(1, "198.51.100.7", "-1s", "")}, New: []Decision{ban(9, "198.51.100.7", "4h", "cscli")}})
+	p.apply(ctx, stream{Deleted: []Decision{ban(1, "198.51.100.7", "-1s", "")}, New: []Decision{ban(9, "198.51.100.7", "4h", "cscli")}}, now)
 	if got := e.take(); !slices.Equal(got, []string{"enforce 198.51.100.7 2026-12-07T14:00:00Z cscli"}) {
 		t.Fatalf("replaced: %q", got)
 	}
@@ -328,6 +328,42 @@ func TestPusherOutage(t *testing.T) {
 		t.Errorf("%d sent, want 6", events[Sent])
 	}
 	mu.Unlock()
+}
+
+// TestPusherUnconfirmed: a block queued, or taken by the LAPI at or
+// after a pull was asked for, may be missing from that pull; one taken
+// before it may not.
+func TestPusherUnconfirmed(t *testing.T) {
+	l := &lapi{}
+	srv := httptest.NewServer(l)
+	defer srv.Close()
+	log, _ := test.NewNullLogger()
+	var mu sync.Mutex
+	clock := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	p, err := NewPusher(PushOptions{Credentials: Credentials{URL: srv.URL, Login: "web1", Password: "pw"}, StateDir: t.TempDir(), Log: log, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	a, b := block(1, clock.Add(time.Hour)), block(2, clock.Add(time.Hour))
+	p.Push(a)
+	if !p.Unconfirmed(a.Addr, clock.Add(-time.Hour)) {
+		t.Error("a queued block is confirmed")
+	}
+	if p.Unconfirmed(b.Addr, clock.Add(-time.Hour)) {
+		t.Error("an address never pushed is unconfirmed")
+	}
+	l.set(func(l *lapi) { l.up = true })
+	waitFor(t, "the block sent", func() bool { return p.Pending() == 0 })
+	for _, c := range []struct {
+		asOf time.Time
+		want bool
+	}{{clock.Add(-time.Second), true}, {clock, true}, {clock.Add(time.Second), false}} {
+		if got := p.Unconfirmed(a.Addr, c.asOf); got != c.want {
+			t.Errorf("sent at %v, pull asked at %v: unconfirmed %v, want %v", clock, c.asOf, got, c.want)
+		}
+	}
 }
 
 // TestPusherQueueBound: past QueueMax, the oldest blocks go.

@@ -45,9 +45,11 @@ type Enforcer interface {
 	// not be blocked or is banned already (its ban then stands as it is).
 	Enforce(ctx context.Context, bans []Pulled)
 	// Lift lifts the bans of addrs: the LAPI deleted (or let expire) the
-	// last decision that stood for each, whoever made it, this host's
-	// own among them.
-	Lift(ctx context.Context, addrs []netip.Addr)
+	// last decision that stood for each, as of asOf, when the pull that
+	// saw them go was asked for. A decision the LAPI took after asOf may
+	// be missing from that pull: this host's own, just pushed, among
+	// them.
+	Lift(ctx context.Context, addrs []netip.Addr, asOf time.Time)
 	// Reconcile is called after the first pull of a run with every
 	// address the LAPI has an active decision for: a ban the fleet
 	// imposed in an earlier run whose decisions were deleted meanwhile is
@@ -122,6 +124,7 @@ func (p *Puller) run() {
 	tick := time.NewTicker(p.every)
 	defer tick.Stop()
 	for {
+		asked := p.now()
 		s, err := p.c.pullStream(ctx, !p.started)
 		switch {
 		case ctx.Err() != nil:
@@ -136,7 +139,7 @@ func (p *Puller) run() {
 				p.log.Warnf("adminalert: crowdsec: the LAPI at %s answers again", p.c.base)
 				down = false
 			}
-			p.apply(ctx, s)
+			p.apply(ctx, s, asked)
 		}
 		select {
 		case <-ctx.Done():
@@ -155,10 +158,10 @@ func keyHint(err error) string {
 	return ""
 }
 
-// apply follows one answer of the stream: the deleted decisions first,
-// then the new ones; an address whose last decision went is lifted,
-// unless a new decision stands for it again.
-func (p *Puller) apply(ctx context.Context, s stream) {
+// apply follows one answer of the stream, asked for at asked: the
+// deleted decisions first, then the new ones; an address whose last
+// decision went is lifted, unless a new decision stands for it again.
+func (p *Puller) apply(ctx context.Context, s stream, asked time.Time) {
 	now := p.now()
 	var gone []netip.Addr
 	for _, d := range s.Deleted {
@@ -214,7 +217,7 @@ func (p *Puller) apply(ctx context.Context, s stream) {
 		}
 	}
 	if len(lift) > 0 {
-		p.enf.Lift(ctx, lift)
+		p.enf.Lift(ctx, lift, asked)
 	}
 	if len(order) > 0 {
 		bans := make([]Pulled, len(order))

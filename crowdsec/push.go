@@ -34,6 +34,11 @@ const (
 	// after a failure (doubling from the first to the most).
 	retryFirst = time.Second
 	retryMax   = time.Minute
+	// ackedKeep is how long the pusher remembers when the LAPI took each
+	// address's block (Unconfirmed): far longer than a pull interval, and
+	// ackedMax bounds the addresses remembered.
+	ackedKeep = 10 * time.Minute
+	ackedMax  = QueueMax
 	// neverDuration is the duration a ban that never expires is given in
 	// the LAPI, which needs one: ten years.
 	neverDuration = 10 * 365 * 24 * time.Hour
@@ -124,7 +129,10 @@ type Pusher struct {
 	seq0    uint64 // the sequence number of q[0]: blocks leave q at its front only
 	dirty   bool   // q differs from the file
 	dropped int    // dropped since the last log line
-	wake    chan struct{}
+	// acked is when the LAPI took the latest block of each address sent
+	// lately (see Unconfirmed)
+	acked map[netip.Addr]time.Time
+	wake  chan struct{}
 	// ctx ends with Close; done is closed when the sender has stopped
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -158,7 +166,7 @@ func NewPusher(o PushOptions) (*Pusher, error) {
 	}
 	c.login, c.password = o.Credentials.Login, o.Credentials.Password
 	p := &Pusher{c: c, path: filepath.Join(o.StateDir, QueueFile), log: o.Log, now: o.Now, notify: o.Notify,
-		wake: make(chan struct{}, 1), done: make(chan struct{})}
+		wake: make(chan struct{}, 1), done: make(chan struct{}), acked: map[netip.Addr]time.Time{}}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if p.now == nil {
 		p.now = time.Now
@@ -219,6 +227,41 @@ func (p *Pusher) Pending() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.q)
+}
+
+// Unconfirmed reports whether the LAPI may not have held this host's
+// decision for a at asOf: a block for a is still queued (or being sent),
+// or the LAPI took it at asOf or later. A pull asked for at asOf may then
+// lack that decision, and another decision's end says nothing of it.
+func (p *Pusher) Unconfirmed(a netip.Addr, asOf time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := range p.q {
+		if p.q[i].Addr == a {
+			return true
+		}
+	}
+	t, ok := p.acked[a]
+	return ok && !t.Before(asOf)
+}
+
+// confirm notes that the LAPI took batch at now.
+func (p *Pusher) confirm(batch []Block, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.acked)+len(batch) > ackedMax {
+		for a, t := range p.acked {
+			if now.Sub(t) > ackedKeep {
+				delete(p.acked, a)
+			}
+		}
+		if len(p.acked)+len(batch) > ackedMax {
+			clear(p.acked) // a flood of blocks: forget the older ones at once
+		}
+	}
+	for i := range batch {
+		p.acked[batch[i].Addr] = now
+	}
 }
 
 // Close stops sending (a request in flight is abandoned, its blocks kept)
@@ -290,6 +333,7 @@ func (p *Pusher) run() {
 				p.log.Warnf("adminalert: crowdsec: the LAPI at %s takes alerts again; sending the %d queued", p.c.base, p.Pending())
 				down = false
 			}
+			p.confirm(batch, p.now())
 			p.remove(end, len(batch), Sent)
 			wait = 0
 		case ctx.Err() != nil:

@@ -164,7 +164,35 @@ func fleetLabel(dec block.Decision, err error) string {
 	return outcomeLabel(dec, err)
 }
 
-func (f fleet) Lift(ctx context.Context, addrs []netip.Addr) {
+// Lift lifts the bans of addrs but this host's own that the LAPI may not
+// have known of when the pull was asked for (see liftable).
+func (f fleet) Lift(ctx context.Context, addrs []netip.Addr, asOf time.Time) {
+	d := f.d
+	bans, err := d.manager().List()
+	if err != nil {
+		d.log.Errorf("crowdsec: reading the bans before lifting those the LAPI deleted (they stand until they expire): %v", err)
+		return
+	}
+	addrs, kept := liftable(addrs, bans, func(a netip.Addr) (bool, string) {
+		switch {
+		case d.pusher == nil:
+			return true, "this host does not push its bans to the LAPI"
+		case d.pusher.Unconfirmed(a, asOf):
+			return true, "its own decision has not reached the LAPI yet"
+		}
+		return false, ""
+	})
+	for _, k := range kept {
+		d.log.WithField("src", k.addr.String()).Infof("crowdsec: the fleet's last decision for %s is gone, but this host's own ban stands: %s", k.addr, k.why)
+	}
+	f.lift(ctx, addrs)
+}
+
+// lift lifts the bans of addrs, whose decisions the LAPI deleted.
+func (f fleet) lift(ctx context.Context, addrs []netip.Addr) {
+	if len(addrs) == 0 {
+		return
+	}
 	d := f.d
 	notBanned, err := d.manager().Unblock(ctx, addrs...)
 	if err != nil {
@@ -176,6 +204,37 @@ func (f fleet) Lift(ctx context.Context, addrs []netip.Addr) {
 		d.log.Infof("crowdsec: %d bans lifted: the LAPI deleted their decisions", n)
 	}
 	d.askRecount()
+}
+
+// keptBan is a ban Lift leaves in force, and why.
+type keptBan struct {
+	addr netip.Addr
+	why  string
+}
+
+// liftable splits addrs, whose last decision the LAPI no longer holds,
+// into the bans to lift and those to keep: a ban the fleet imposed goes,
+// and so does this host's own once its own decision was in the LAPI (an
+// administrator deleting it there means it, and its expiry there is the
+// ban's own). This host's own ban stays when keepOwn says the LAPI may
+// never have held its decision: the decision that went was another's.
+func liftable(addrs []netip.Addr, bans []block.Ban, keepOwn func(netip.Addr) (bool, string)) (lift []netip.Addr, kept []keptBan) {
+	own := map[netip.Addr]bool{}
+	for _, b := range bans {
+		if b.Source != block.SourceCrowdSec {
+			own[b.Addr] = true
+		}
+	}
+	for _, a := range addrs {
+		if own[a] {
+			if keep, why := keepOwn(a); keep {
+				kept = append(kept, keptBan{a, why})
+				continue
+			}
+		}
+		lift = append(lift, a)
+	}
+	return lift, kept
 }
 
 // Reconcile lifts the bans the fleet imposed in an earlier run whose
@@ -196,6 +255,6 @@ func (f fleet) Reconcile(ctx context.Context, active map[netip.Addr]bool) {
 	}
 	if len(gone) > 0 {
 		d.log.Infof("crowdsec: %d bans of the fleet have no decision in the LAPI any more: lifting them", len(gone))
-		f.Lift(ctx, gone)
+		f.lift(ctx, gone)
 	}
 }

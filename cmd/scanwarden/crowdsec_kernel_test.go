@@ -170,7 +170,8 @@ func (l *lab) refusedBy(src netip.Addr, dst netip.Addr) bool {
 // scanwarden's scenario; `cscli decisions delete` lifts the ban on both.
 // Then the LAPI is stopped: a second attacker blocked by A meanwhile, and
 // A restarted, is kept in A's queue and reaches the LAPI, and B, once the
-// LAPI is back: nothing lost.
+// LAPI is back: nothing lost. Last, B's own ban outlives another's
+// shorter decision for the same address, which A lifts when it expires.
 func TestKernelCrowdSecFleet(t *testing.T) {
 	l := newLab(t)
 	z := newLAPI(t, l, []string{"scanwarden-a", "scanwarden-b"}, []string{"scanwarden-a", "scanwarden-b"})
@@ -195,7 +196,7 @@ func TestKernelCrowdSecFleet(t *testing.T) {
 	cfgB := l.configIn(dirB, append(fleet("scanwarden-b"), fmt.Sprintf("IGNORE_FILE=%q", ignoreB))...)
 	l.start("victim", "serve")
 	logA, stopA := l.startDaemonIn("victim", bin, "run", "-c", cfgA)
-	logB, _ := l.startDaemonIn("victimb", bin, "run", "-c", cfgB)
+	logB, stopB := l.startDaemonIn("victimb", bin, "run", "-c", cfgB)
 	for _, lg := range []*syncBuffer{logA, logB} {
 		if !strings.Contains(lg.String(), "crowdsec: pushing blocks to the LAPI at "+z.url) ||
 			!strings.Contains(lg.String(), "crowdsec: enforcing the ban decisions of the LAPI at "+z.url) {
@@ -279,6 +280,33 @@ func TestKernelCrowdSecFleet(t *testing.T) {
 		if strings.Contains(lg.String(), "level=error") {
 			t.Errorf("errors in a daemon's log:\n%s", lg)
 		}
+	}
+
+	// B, restarted as a bouncer only (it pushes nothing), blocks the
+	// attacker itself; another's short decision for the attacker comes and
+	// expires: A, which only enforced that decision, lifts it, while B's
+	// own ban stands
+	stopB()
+	cfgB = l.configIn(dirB, fmt.Sprintf("CROWDSEC_BOUNCER_KEY_FILE=%q", z.file("scanwarden-b.key")), fmt.Sprintf("CROWDSEC_LAPI_URL=%q", z.url),
+		`CROWDSEC_PULL_INTERVAL="1s"`, `SCAN_TRIGGER="0"`, `TCP_PORTS="1,31337"`, `UDP_PORTS="31335"`, fmt.Sprintf("IGNORE_FILE=%q", ignoreB))
+	logB, _ = l.startDaemonIn("victimb", bin, "run", "-c", cfgB)
+	if out := l.attack("connect", labAttacker4.String(), labVictimB4.String(), "31337"); !strings.Contains(out, "fail") {
+		t.Fatalf("B's trap port answered:\n%s", out)
+	}
+	waitUntil(t, "B blocks the attacker", func() bool { return strings.Contains(logB.String(), "blocked "+labAttacker4.String()) }, logB)
+	z.cscli(t, "decisions", "add", "-i", labAttacker4.String(), "-d", "4s", "-R", "test: a short decision of another")
+	waitUntil(t, "A enforces the other decision", func() bool {
+		return strings.Contains(logA.String(), "Host "+labAttacker4.String()+" has been blocked on a decision of the CrowdSec fleet: test: a short decision of another")
+	}, logA)
+	waitUntil(t, "B keeps its own ban when the other decision expires", func() bool {
+		return strings.Contains(logB.String(), "the fleet's last decision for "+labAttacker4.String()+" is gone, but this host's own ban stands: this host does not push its bans to the LAPI")
+	}, logB, z.log)
+	waitUntil(t, "A lifts the expired decision", func() bool { tcp4, _, _, _ := l.reach("attacker"); return tcp4 }, logA)
+	if l.refusedBy(labAttacker4, labVictimB4) {
+		t.Fatalf("B lifted its own ban with another's decision:\n%s", logB)
+	}
+	if out := l.cli(cfgB, "list"); !strings.Contains(out, labAttacker4.String()) {
+		t.Fatalf("B no longer lists its own ban:\n%s", out)
 	}
 }
 
