@@ -167,10 +167,20 @@ type lapi struct {
 	tokens int
 	forget bool // answer the next alert request 401 (a token it forgot)
 	alerts []Alert
+	// hold, when set, makes the next alert request say so on entered
+	// and wait for it to be closed before it is answered
+	hold, entered chan struct{}
 }
 
 func (l *lapi) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	l.mu.Lock()
+	if hold := l.hold; hold != nil && r.URL.Path == "/v1/alerts" {
+		l.hold = nil
+		l.mu.Unlock()
+		l.entered <- struct{}{}
+		<-hold
+		l.mu.Lock()
+	}
 	defer l.mu.Unlock()
 	if !l.up {
 		http.Error(w, "down", http.StatusServiceUnavailable)
@@ -400,6 +410,55 @@ func TestPusherQueueBound(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// TestPusherInFlightDrops: a block the full queue drops while it is being
+// sent counts once: sent when the LAPI takes its batch, dropped when the
+// send fails (it is gone from the queue).
+func TestPusherInFlightDrops(t *testing.T) {
+	const max = 250
+	l := &lapi{up: true}
+	srv := httptest.NewServer(l)
+	defer srv.Close()
+	log, _ := test.NewNullLogger()
+	var mu sync.Mutex
+	events := map[PushEvent]int{}
+	count := func() (sent, dropped int) { mu.Lock(); defer mu.Unlock(); return events[Sent], events[Dropped] }
+	p, err := NewPusher(PushOptions{Credentials: Credentials{URL: srv.URL, Login: "web1", Password: "pw"}, StateDir: t.TempDir(), Log: log,
+		Notify: func(ev PushEvent, n int) { mu.Lock(); events[ev] += n; mu.Unlock() }, queueMax: max})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	until := time.Now().Add(time.Hour)
+	// fill the queue behind a batch in flight: that batch's block is
+	// dropped from the queue while the LAPI holds the request
+	fill := func(code int) {
+		hold := make(chan struct{})
+		l.set(func(l *lapi) { l.hold, l.entered, l.code = hold, make(chan struct{}), code })
+		p.Push(block(1, until))
+		<-l.entered
+		for range max {
+			p.Push(block(2, until))
+		}
+		if s, d := count(); d != 0 && code == 0 {
+			t.Fatalf("dropped %d, sent %d before the batch in flight ended", d, s)
+		}
+		close(hold)
+	}
+	fill(0)
+	waitFor(t, "the queue sent", func() bool { return p.Pending() == 0 })
+	if s, d := count(); s != max+1 || d != 0 {
+		t.Fatalf("LAPI took them all: sent %d, dropped %d; want %d and 0", s, d, max+1)
+	}
+	// the same, the held send failing: the block dropped meanwhile is lost
+	fill(http.StatusServiceUnavailable)
+	waitFor(t, "the failure counted", func() bool { _, d := count(); return d == 1 })
+	l.set(func(l *lapi) { l.code = 0 })
+	waitFor(t, "the queue sent", func() bool { return p.Pending() == 0 })
+	if s, d := count(); s != 2*max+1 || d != 1 {
+		t.Fatalf("after a failed send: sent %d, dropped %d; want %d and 1", s, d, 2*max+1)
+	}
 }
 
 // TestPusherDamagedQueue: a queue file that is not JSON is an error that

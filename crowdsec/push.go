@@ -129,6 +129,13 @@ type Pusher struct {
 	seq0    uint64 // the sequence number of q[0]: blocks leave q at its front only
 	dirty   bool   // q differs from the file
 	dropped int    // dropped since the last log line
+	max     int    // the most blocks q holds (QueueMax)
+	// flightEnd is the sequence number after the batch being sent (none:
+	// at most seq0); flightDropped counts the blocks of that batch Push
+	// dropped meanwhile, reported with the batch's outcome (the LAPI may
+	// take them yet)
+	flightEnd     uint64
+	flightDropped int
 	// acked is when the LAPI took the latest block of each address sent
 	// lately (see Unconfirmed)
 	acked map[netip.Addr]time.Time
@@ -155,6 +162,8 @@ type PushOptions struct {
 	Now func() time.Time
 	// Version is scanwarden's, for the User-Agent (scanwarden/VERSION).
 	Version string
+	// queueMax is QueueMax, smaller in tests.
+	queueMax int
 }
 
 // NewPusher loads the queue left by the last run (a damaged queue file is
@@ -166,7 +175,10 @@ func NewPusher(o PushOptions) (*Pusher, error) {
 	}
 	c.login, c.password = o.Credentials.Login, o.Credentials.Password
 	p := &Pusher{c: c, path: filepath.Join(o.StateDir, QueueFile), log: o.Log, now: o.Now, notify: o.Notify,
-		wake: make(chan struct{}, 1), done: make(chan struct{}), acked: map[netip.Addr]time.Time{}}
+		wake: make(chan struct{}, 1), done: make(chan struct{}), acked: map[netip.Addr]time.Time{}, max: o.queueMax}
+	if p.max <= 0 {
+		p.max = QueueMax
+	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if p.now == nil {
 		p.now = time.Now
@@ -207,11 +219,16 @@ func (p *Pusher) load() error {
 // queued block is dropped.
 func (p *Pusher) Push(b Block) {
 	p.mu.Lock()
-	if len(p.q) >= QueueMax {
+	if len(p.q) >= p.max {
+		inFlight := p.seq0 < p.flightEnd // the oldest is in the batch being sent
 		p.q = p.q[1:]
 		p.seq0++
 		p.dropped++
-		p.notify(Dropped, 1)
+		if inFlight {
+			p.flightDropped++
+		} else {
+			p.notify(Dropped, 1)
+		}
 	}
 	p.q = append(p.q, b)
 	p.dirty = true
@@ -315,6 +332,7 @@ func (p *Pusher) run() {
 		p.mu.Lock()
 		batch := append([]Block(nil), p.q[:min(len(p.q), pushBatch)]...)
 		end := p.seq0 + uint64(len(batch)) // the sequence number after the batch
+		p.flightEnd = end
 		p.mu.Unlock()
 		if len(batch) == 0 {
 			wait = 0
@@ -334,16 +352,17 @@ func (p *Pusher) run() {
 				down = false
 			}
 			p.confirm(batch, p.now())
-			p.remove(end, len(batch), Sent)
+			p.remove(end, Sent)
 			wait = 0
 		case ctx.Err() != nil:
 			return
 		case errors.As(err, &se) && (se.Code == http.StatusBadRequest || se.Code == http.StatusUnprocessableEntity):
 			// refused for its content: no retry will change that
 			p.log.Errorf("crowdsec: the LAPI refused %d alerts, dropped: %v", len(batch), err)
-			p.remove(end, len(batch), Dropped)
+			p.remove(end, Dropped)
 			wait = 0
 		default:
+			p.land(0, Dropped) // blocks of the batch dropped meanwhile are lost
 			if !down {
 				p.log.Warnf("adminalert: crowdsec: cannot send alerts to the LAPI: %v; %d blocks kept in %s, sent in order when it answers", err, p.Pending(), p.path)
 				down = true
@@ -389,19 +408,31 @@ func (p *Pusher) send(ctx context.Context, batch []Block) error {
 	return p.c.pushAlerts(ctx, alerts, names)
 }
 
-// remove takes the blocks before sequence number end (a batch of n that
-// was sent or refused) off the queue: those of them Push dropped
-// meanwhile are gone already.
-func (p *Pusher) remove(end uint64, n int, ev PushEvent) {
+// remove takes the blocks before sequence number end (the batch that was
+// sent or refused) off the queue, and reports the whole batch as ev,
+// those of its blocks Push dropped meanwhile included.
+func (p *Pusher) remove(end uint64, ev PushEvent) {
+	p.land(end, ev)
+}
+
+// land ends the send of the batch in flight: the blocks before sequence
+// number end (0: none) leave the queue, and they and those of the batch
+// Push dropped meanwhile are reported as ev.
+func (p *Pusher) land(end uint64, ev PushEvent) {
 	p.mu.Lock()
+	n := p.flightDropped
+	p.flightDropped, p.flightEnd = 0, 0
 	if end > p.seq0 {
 		k := min(end-p.seq0, uint64(len(p.q)))
 		p.q = p.q[k:]
 		p.seq0 += k
 		p.dirty = true
+		n += int(k)
 	}
 	p.mu.Unlock()
-	p.notify(ev, n)
+	if n > 0 {
+		p.notify(ev, n)
+	}
 }
 
 // logDropped logs, once per burst, the blocks the full queue dropped.
@@ -411,6 +442,6 @@ func (p *Pusher) logDropped() {
 	p.dropped = 0
 	p.mu.Unlock()
 	if n > 0 {
-		p.log.Warnf("adminalert: crowdsec: the queue of blocks for the LAPI is full (%d): the %d oldest were dropped unsent", QueueMax, n)
+		p.log.Warnf("adminalert: crowdsec: the queue of blocks for the LAPI is full (%d): the %d oldest were dropped unsent", p.max, n)
 	}
 }
