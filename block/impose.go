@@ -20,7 +20,8 @@ const ReasonExpired = "expired"
 // logs the decision). An address on the never-block list is refused
 // (Ignored, with the reason in Why); one banned already keeps its ban,
 // whatever its expiry (AlreadyBlocked); a ban that has already expired
-// is refused (Ignored, Why ReasonExpired). The backends are changed under the
+// is refused (Ignored, Why ReasonExpired); a ban the state cannot record
+// is Failed, with the error. The backends are changed under the
 // state's lock, as Resync does; a backend that fails leaves the ban in the
 // state for the next re-sync to put in place, and its error is returned.
 func (m *Manager) Impose(ctx context.Context, b Ban) (Decision, error) {
@@ -59,7 +60,7 @@ func (m *Manager) Impose(ctx context.Context, b Ban) (Decision, error) {
 		return append(bans, b), true, nil
 	})
 	if err != nil {
-		return Decision{Outcome: Ignored}, fmt.Errorf("recording the ban of %s: %w", b.Addr, err)
+		return Decision{Outcome: Failed}, fmt.Errorf("recording the ban of %s: %w", b.Addr, err)
 	}
 	return dec, errors.Join(errs...)
 }

@@ -162,9 +162,12 @@ const (
 	// someone else sent the probes in its name. Nothing is blocked,
 	// recorded or run for it.
 	Forged
+	// Failed: the ban could not be recorded (the state file could not be
+	// read or written), so nothing was blocked; the error says why.
+	Failed
 )
 
-var outcomeNames = [...]string{"ignored", "already blocked", "logged only", "rate limited", "command only", "blocked", "forged"}
+var outcomeNames = [...]string{"ignored", "already blocked", "logged only", "rate limited", "command only", "blocked", "forged", "failed"}
 
 func (o Outcome) String() string {
 	if int(o) < len(outcomeNames) {
@@ -266,7 +269,7 @@ func (m *Manager) begin(ctx context.Context, a *detect.Alert, mode string, wait 
 		bans, err := m.o.State.Load()
 		switch i := findBan(bans, p.addr); {
 		case err != nil:
-			p.outcome, p.err = Ignored, err
+			p.outcome, p.err = Failed, err
 		case i >= 0 && !bans[i].Expired(p.now):
 			p.outcome = AlreadyBlocked
 		}
@@ -357,10 +360,9 @@ func (m *Manager) finishRefusal(ctx context.Context, p *Pending, log logrus.Fiel
 		log.Warn(p.scan)
 	}
 	switch p.outcome {
+	case Failed:
+		return Decision{Outcome: Failed}, p.err
 	case Ignored:
-		if p.err != nil {
-			return Decision{Outcome: Ignored, Why: p.why}, p.err
-		}
 		if !quiet {
 			log.Infof("attackalert: Host: %s/%s is %s: not blocked", p.host, p.addr, p.why)
 		}
@@ -528,7 +530,7 @@ func (m *Manager) finish(ctx context.Context, p *Pending, log logrus.FieldLogger
 		}
 		return Decision{Outcome: RateLimited, Quiet: quiet}, nil
 	case p.err != nil && !p.acted:
-		return Decision{Outcome: Ignored}, fmt.Errorf("recording the ban of %s: %w", addr, p.err)
+		return Decision{Outcome: Failed}, fmt.Errorf("recording the ban of %s: %w", addr, p.err)
 	case p.err != nil:
 		errs = append(errs, fmt.Errorf("recording the ban of %s: %w", addr, p.err))
 	case p.taken:

@@ -1082,3 +1082,32 @@ func TestImpose(t *testing.T) {
 		t.Fatalf("the ban of a failing backend is not in the state: %+v", bans)
 	}
 }
+
+// TestFailedOutcome: a ban the state cannot record is Failed, with the
+// error, and nothing is blocked, whatever the path: an alert's block, a
+// logged-only mode (which reads the state for "already blocked"), and a
+// decision imposed by the fleet.
+func TestFailedOutcome(t *testing.T) {
+	ctx := context.Background()
+	for _, mode := range []Response{Act, LogOnly} {
+		p := defaultPolicy()
+		p.BlockTCP = mode
+		r := newRig(t, p)
+		if err := os.WriteFile(r.state.Path(), []byte(`{"version":1,"bans":[{"addr":`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		d, err := r.m.Decide(ctx, alert(scanner, detect.TypeSYN, 111), "stcp")
+		if d.Outcome != Failed || err == nil || !strings.Contains(err.Error(), r.state.Path()) {
+			t.Errorf("BLOCK_TCP %v over a damaged state: %v, %v", mode, d.Outcome, err)
+		}
+		if d.Outcome.String() != "failed" {
+			t.Errorf("outcome named %q", d.Outcome.String())
+		}
+		if got := r.c.list(); len(got) != 0 {
+			t.Errorf("BLOCK_TCP %v over a damaged state: %q", mode, got)
+		}
+		if d, err := r.m.Impose(ctx, Ban{Addr: scanner, Until: r.now.Add(time.Hour), Source: SourceCrowdSec}); d.Outcome != Failed || err == nil {
+			t.Errorf("Impose over a damaged state: %v, %v", d.Outcome, err)
+		}
+	}
+}

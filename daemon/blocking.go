@@ -107,7 +107,7 @@ func (d *daemon) handle(ctx context.Context, it alertItem) {
 	}
 	out := dec.Outcome
 	d.fold.note(a.Src, dec)
-	d.metrics.Decision(outcomeLabel(dec, err))
+	d.metrics.Decision(outcomeLabel(dec))
 	first := time.Unix(0, a.First)
 	took := msSince(first, time.Now()) // the decision done: records written
 	ruleMs := took

@@ -128,7 +128,7 @@ func (f fleet) Enforce(ctx context.Context, bans []crowdsec.Pulled) {
 			b.Proto = "udp"
 		}
 		dec, err := m.Impose(ctx, b)
-		label := fleetLabel(dec, err)
+		label := fleetLabel(dec)
 		counts[label]++
 		d.metrics.CrowdSecDecision(label)
 		log := d.log.WithFields(logrus.Fields{"src": p.Addr.String(), "scenario": p.Scenario, "origin": p.Origin,
@@ -157,11 +157,11 @@ func (f fleet) Enforce(ctx context.Context, bans []crowdsec.Pulled) {
 }
 
 // fleetLabel is the metrics' outcome of a fleet decision.
-func fleetLabel(dec block.Decision, err error) string {
+func fleetLabel(dec block.Decision) string {
 	if dec.Outcome == block.Ignored && dec.Why == block.ReasonExpired {
 		return metrics.Expired
 	}
-	return outcomeLabel(dec, err)
+	return outcomeLabel(dec)
 }
 
 // Lift lifts the bans of addrs but this host's own that the LAPI may not

@@ -69,7 +69,7 @@ func (d *daemon) snapshot() metrics.Snapshot {
 }
 
 // outcomeLabel is the metrics' outcome of a decision.
-func outcomeLabel(dec block.Decision, err error) string {
+func outcomeLabel(dec block.Decision) string {
 	switch dec.Outcome {
 	case block.Blocked:
 		return metrics.Blocked
@@ -84,12 +84,8 @@ func outcomeLabel(dec block.Decision, err error) string {
 	case block.Forged:
 		return metrics.Forged
 	case block.Ignored:
-		switch {
-		case dec.Why == block.ReasonIgnoreFile:
+		if dec.Why == block.ReasonIgnoreFile {
 			return metrics.IgnoreFile
-		case dec.Why == "" && err != nil:
-			// the ban could not be recorded: nothing was blocked
-			return metrics.Failed
 		}
 		return metrics.NeverBlock
 	}

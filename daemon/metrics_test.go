@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"errors"
 	"net/netip"
 	"testing"
 	"time"
@@ -16,26 +15,23 @@ import (
 // TestOutcomeLabel: every outcome of the block manager has its own label,
 // and the ignore file is told apart from what the host protects.
 func TestOutcomeLabel(t *testing.T) {
-	fail := errors.New("state: disk full")
 	for _, c := range []struct {
 		dec  block.Decision
-		err  error
 		want string
 	}{
-		{block.Decision{Outcome: block.Blocked}, nil, metrics.Blocked},
-		{block.Decision{Outcome: block.Blocked}, fail, metrics.Blocked}, // blocked, a record failed
-		{block.Decision{Outcome: block.AlreadyBlocked}, nil, metrics.AlreadyBlocked},
-		{block.Decision{Outcome: block.LoggedOnly}, nil, metrics.LoggedOnly},
-		{block.Decision{Outcome: block.CommandOnly}, nil, metrics.CommandOnly},
-		{block.Decision{Outcome: block.RateLimited}, nil, metrics.RateLimited},
-		{block.Decision{Outcome: block.Forged, Why: "decoy"}, nil, metrics.Forged},
-		{block.Decision{Outcome: block.Ignored, Why: block.ReasonIgnoreFile}, nil, metrics.IgnoreFile},
-		{block.Decision{Outcome: block.Ignored, Why: "a default gateway"}, nil, metrics.NeverBlock},
-		{block.Decision{Outcome: block.Ignored}, fail, metrics.Failed},
-		{block.Decision{Outcome: block.Outcome(99)}, nil, metrics.Failed},
+		{block.Decision{Outcome: block.Blocked}, metrics.Blocked},
+		{block.Decision{Outcome: block.AlreadyBlocked}, metrics.AlreadyBlocked},
+		{block.Decision{Outcome: block.LoggedOnly}, metrics.LoggedOnly},
+		{block.Decision{Outcome: block.CommandOnly}, metrics.CommandOnly},
+		{block.Decision{Outcome: block.RateLimited}, metrics.RateLimited},
+		{block.Decision{Outcome: block.Forged, Why: "decoy"}, metrics.Forged},
+		{block.Decision{Outcome: block.Ignored, Why: block.ReasonIgnoreFile}, metrics.IgnoreFile},
+		{block.Decision{Outcome: block.Ignored, Why: "a default gateway"}, metrics.NeverBlock},
+		{block.Decision{Outcome: block.Failed}, metrics.Failed},
+		{block.Decision{Outcome: block.Outcome(99)}, metrics.Failed},
 	} {
-		if got := outcomeLabel(c.dec, c.err); got != c.want {
-			t.Errorf("%v (why %q, err %v): %q, want %q", c.dec.Outcome, c.dec.Why, c.err, got, c.want)
+		if got := outcomeLabel(c.dec); got != c.want {
+			t.Errorf("%v (why %q): %q, want %q", c.dec.Outcome, c.dec.Why, got, c.want)
 		}
 	}
 }
