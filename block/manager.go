@@ -93,6 +93,12 @@ type Options struct {
 	// LookupAddr resolves a name for RESOLVE_HOST (net.DefaultResolver's
 	// when nil).
 	LookupAddr func(ctx context.Context, addr string) ([]string, error)
+	// Outlast, when not nil, is asked by Expire of each ban that has run
+	// out: a decision made elsewhere (the fleet's) that bans the address
+	// still, which then holds it (its Until, Source and Reason replace
+	// the ban's; the rules stay). It is called with the manager's lock
+	// held and must not call the manager.
+	Outlast func(addr netip.Addr, now time.Time) (Ban, bool)
 }
 
 // Manager turns alerts into blocks and keeps them: exactly one block per
@@ -669,12 +675,20 @@ func (m *Manager) Expire(ctx context.Context) (int, error) {
 	err := m.o.State.Update(func(bans []Ban) ([]Ban, bool, error) {
 		out := bans[:0]
 		gone = gone[:0]
+		held := false
 		for _, b := range bans {
-			if b.Expired(now) {
-				gone = append(gone, b)
+			if !b.Expired(now) {
+				out = append(out, b)
 				continue
 			}
-			out = append(out, b)
+			if nb, ok := m.outlast(b.Addr, now); ok {
+				m.o.Log.WithField("src", b.Addr.String()).Infof("block of %s ran out here; %s holds it until %s", b.Addr, nb.Reason, untilText(nb.Until))
+				b.Until, b.Source, b.Reason = nb.Until, nb.Source, nb.Reason
+				out = append(out, b)
+				held = true
+				continue
+			}
+			gone = append(gone, b)
 		}
 		// the backends first: a ban leaves the state only when every
 		// backend has let it go, so a failure is retried next time
@@ -688,12 +702,30 @@ func (m *Manager) Expire(ctx context.Context) (int, error) {
 			m.o.Log.WithField("src", b.Addr.String()).Warnf("attackalert: Host %s block expired (%s since %s): unblocked", b.Addr, b.Type, b.Since.Format(time.RFC3339))
 		}
 		out = append(out, kept...)
-		return out, len(gone) > 0, nil
+		return out, len(gone) > 0 || held, nil
 	})
 	if err != nil {
 		errs = append(errs, err)
 	}
 	return len(gone), errors.Join(errs...)
+}
+
+// outlast asks Options.Outlast whether a decision made elsewhere still
+// bans addr at now.
+func (m *Manager) outlast(addr netip.Addr, now time.Time) (Ban, bool) {
+	if m.o.Outlast == nil {
+		return Ban{}, false
+	}
+	b, ok := m.o.Outlast(addr, now)
+	return b, ok && !b.Expired(now)
+}
+
+// untilText is a ban's end in a log line.
+func untilText(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.UTC().Format(time.RFC3339)
 }
 
 // Restore brings the backends in line with the state on start: expired

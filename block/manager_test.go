@@ -1111,3 +1111,51 @@ func TestFailedOutcome(t *testing.T) {
 		}
 	}
 }
+
+// TestExpireOutlast: a ban that runs out while a decision made elsewhere
+// still bans its address is held by that decision (its end, source and
+// reason; the rules untouched), and lifted once that decision has ended.
+func TestExpireOutlast(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, defaultPolicy())
+	held := netip.MustParseAddr("198.51.100.70")
+	other := netip.MustParseAddr("198.51.100.71")
+	fleetUntil := r.now.Add(3 * time.Hour)
+	r.m.o.Outlast = func(a netip.Addr, now time.Time) (Ban, bool) {
+		if a != held {
+			return Ban{}, false
+		}
+		return Ban{Addr: a, Until: fleetUntil, Source: SourceCrowdSec, Reason: "CrowdSec decision: test (cscli)"}, true
+	}
+	for _, a := range []netip.Addr{held, other} {
+		if d, err := r.m.Decide(ctx, alert(a, detect.TypeSYN, 111), "stcp"); err != nil || d.Outcome != Blocked {
+			t.Fatalf("%s: %v %v", a, d.Outcome, err)
+		}
+	}
+	before := len(r.c.list())
+	r.now = r.now.Add(2 * time.Hour) // past the hour of a TCP block
+	if n, err := r.m.Expire(ctx); err != nil || n != 1 {
+		t.Fatalf("Expire: %d, %v; want 1 (the other)", n, err)
+	}
+	if got := r.c.list()[before:]; slices.ContainsFunc(got, func(c string) bool { return strings.Contains(c, held.String()) }) {
+		t.Errorf("the held ban's rules were touched: %q", got)
+	}
+	bans, err := r.m.List()
+	if err != nil || len(bans) != 1 || bans[0].Addr != held || bans[0].Source != SourceCrowdSec || !bans[0].Until.Equal(fleetUntil) ||
+		bans[0].Reason != "CrowdSec decision: test (cscli)" || bans[0].Type != "syn" {
+		t.Fatalf("bans after expiry: %+v, %v", bans, err)
+	}
+	if !slices.ContainsFunc(r.messages(), func(m string) bool {
+		return strings.Contains(m, "block of "+held.String()+" ran out here; CrowdSec decision: test (cscli) holds it until")
+	}) {
+		t.Errorf("no log line for the held ban: %q", r.messages())
+	}
+	// the decision has ended too: lifted
+	r.now = fleetUntil.Add(time.Second)
+	if n, err := r.m.Expire(ctx); err != nil || n != 1 {
+		t.Fatalf("Expire after the decision: %d, %v", n, err)
+	}
+	if bans, _ := r.m.List(); len(bans) != 0 {
+		t.Fatalf("bans left: %+v", bans)
+	}
+}

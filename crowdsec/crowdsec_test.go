@@ -115,7 +115,7 @@ func TestPullerLinks(t *testing.T) {
 	now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
 	e := &enforcer{}
 	log, _ := test.NewNullLogger()
-	p := &Puller{log: log, enf: e, now: func() time.Time { return now }, links: map[netip.Addr]map[int64]bool{}}
+	p := &Puller{log: log, enf: e, now: func() time.Time { return now }, links: map[netip.Addr]map[int64]linked{}}
 	ctx := context.Background()
 	p.apply(ctx, stream{New: []Decision{
 		ban(1, "198.51.100.7", "1h", "scanwarden/portscan-syn"),
@@ -139,6 +139,17 @@ func TestPullerLinks(t *testing.T) {
 	if len(e.active) != 3 || !e.active[netip.MustParseAddr("198.51.100.8")] {
 		t.Fatalf("reconciled with %v", e.active)
 	}
+	// the decision standing the longest for an address, while it stands
+	v6 := netip.MustParseAddr("fd00:77::7")
+	if got, ok := p.Standing(v6, now.Add(time.Hour)); !ok || got.Scenario != "crowdsecurity/ssh-bf" || !got.Until.Equal(now.Add(2*time.Hour+time.Second/2)) {
+		t.Errorf("standing for %s: %+v %v", v6, got, ok)
+	}
+	if got, ok := p.Standing(v6, now.Add(3*time.Hour)); ok {
+		t.Errorf("standing after every decision ended: %+v", got)
+	}
+	if got, ok := p.Standing(netip.MustParseAddr("::ffff:198.51.100.8"), now); !ok || got.Addr != netip.MustParseAddr("198.51.100.8") {
+		t.Errorf("standing for a mapped address: %+v %v", got, ok)
+	}
 	// one of two decisions goes: the address stays
 	p.apply(ctx, stream{Deleted: []Decision{ban(2, "fd00:77::7", "-1s", "")}}, now)
 	if got := e.take(); len(got) != 0 {
@@ -150,6 +161,9 @@ func TestPullerLinks(t *testing.T) {
 	}
 	if got := e.take(); !slices.Equal(got, []string{"lift fd00:77::7 as of 09:59:00"}) {
 		t.Fatalf("last decision deleted: %q", got)
+	}
+	if got, ok := p.Standing(v6, now); ok {
+		t.Errorf("standing after its decisions were deleted: %+v", got)
 	}
 	// deleted and replaced in one answer: enforced again, never lifted
 	p.apply(ctx, stream{Deleted: []Decision{ban(1, "198.51.100.7", "-1s", "")}, New: []Decision{ban(9, "198.51.100.7", "4h", "cscli")}}, now)

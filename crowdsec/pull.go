@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -70,7 +71,11 @@ type Puller struct {
 	enf   Enforcer
 	now   func() time.Time
 
-	links   map[netip.Addr]map[int64]bool
+	// mu guards links, which Standing reads from other goroutines; the
+	// puller's goroutine alone writes it, and never calls the Enforcer
+	// holding mu
+	mu      sync.Mutex
+	links   map[netip.Addr]map[int64]linked
 	started bool // the startup pull is done
 	// ctx ends with Close; done is closed when the puller has stopped
 	ctx    context.Context
@@ -102,7 +107,7 @@ func NewPuller(o PullOptions) (*Puller, error) {
 	}
 	c.key = o.Key
 	p := &Puller{c: c, log: o.Log, every: o.Every, enf: o.Enforcer, now: o.Now,
-		links: map[netip.Addr]map[int64]bool{}, done: make(chan struct{})}
+		links: map[netip.Addr]map[int64]linked{}, done: make(chan struct{})}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if p.now == nil {
 		p.now = time.Now
@@ -158,18 +163,43 @@ func keyHint(err error) string {
 	return ""
 }
 
+// linked is what the puller keeps of one decision.
+type linked struct {
+	until            time.Time
+	scenario, origin string
+}
+
+// Standing returns the fleet's decision that bans a the longest, as the
+// pulls so far have read the LAPI, when one stands at now: a ban here
+// that runs out before it is to be held by it. Safe for concurrent use.
+func (p *Puller) Standing(a netip.Addr, now time.Time) (Pulled, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var best Pulled
+	for _, l := range p.links[a.Unmap()] {
+		if l.until.After(now) && l.until.After(best.Until) {
+			best = Pulled{Addr: a.Unmap(), Until: l.until, Scenario: l.scenario, Origin: l.origin}
+		}
+	}
+	return best, best.Addr.IsValid()
+}
+
 // apply follows one answer of the stream, asked for at asked: the
 // deleted decisions first, then the new ones; an address whose last
 // decision went is lifted, unless a new decision stands for it again.
 func (p *Puller) apply(ctx context.Context, s stream, asked time.Time) {
 	now := p.now()
+	p.mu.Lock()
 	var gone []netip.Addr
 	for _, d := range s.Deleted {
 		a, ok := decisionAddr(d)
 		if !ok {
 			continue
 		}
-		if ids := p.links[a]; ids[d.ID] {
+		if ids := p.links[a]; ids != nil {
+			if _, ok := ids[d.ID]; !ok {
+				continue
+			}
 			delete(ids, d.ID)
 			if len(ids) == 0 {
 				delete(p.links, a)
@@ -195,11 +225,11 @@ func (p *Puller) apply(ctx context.Context, s stream, asked time.Time) {
 				skipped++
 				continue
 			}
-			ids = map[int64]bool{}
+			ids = map[int64]linked{}
 			p.links[a] = ids
 		}
-		ids[d.ID] = true
 		until := now.Add(left)
+		ids[d.ID] = linked{until: until, scenario: d.Scenario, origin: d.Origin}
 		if w := want[a]; w == nil {
 			want[a] = &Pulled{Addr: a, Until: until, Scenario: d.Scenario, Origin: d.Origin}
 			order = append(order, a)
@@ -207,14 +237,22 @@ func (p *Puller) apply(ctx context.Context, s stream, asked time.Time) {
 			w.Until, w.Scenario, w.Origin = until, d.Scenario, d.Origin
 		}
 	}
-	if skipped > 0 {
-		p.log.Warnf("crowdsec: %d decisions skipped: scanwarden follows the decisions of %d addresses at most (a block list is a firewall bouncer's business)", skipped, MaxLinked)
-	}
 	var lift []netip.Addr
 	for _, a := range gone {
 		if p.links[a] == nil {
 			lift = append(lift, a)
 		}
+	}
+	var active map[netip.Addr]bool // for the startup pull's Reconcile
+	if !p.started {
+		active = make(map[netip.Addr]bool, len(p.links))
+		for a := range p.links {
+			active[a] = true
+		}
+	}
+	p.mu.Unlock()
+	if skipped > 0 {
+		p.log.Warnf("crowdsec: %d decisions skipped: scanwarden follows the decisions of %d addresses at most (a block list is a firewall bouncer's business)", skipped, MaxLinked)
 	}
 	if len(lift) > 0 {
 		p.enf.Lift(ctx, lift, asked)
@@ -228,10 +266,6 @@ func (p *Puller) apply(ctx context.Context, s stream, asked time.Time) {
 	}
 	if !p.started {
 		p.started = true
-		active := make(map[netip.Addr]bool, len(p.links))
-		for a := range p.links {
-			active[a] = true
-		}
 		p.enf.Reconcile(ctx, active)
 	}
 }

@@ -118,16 +118,7 @@ func (f fleet) Enforce(ctx context.Context, bans []crowdsec.Pulled) {
 	m := d.manager()
 	logged, counts := 0, map[string]int{}
 	for _, p := range bans {
-		typ := p.Type()
-		b := block.Ban{Addr: p.Addr, Proto: "tcp", Type: typ, Until: p.Until, Source: block.SourceCrowdSec,
-			Reason: fmt.Sprintf("CrowdSec decision: %s (%s)", p.Scenario, p.Origin)}
-		if typ == "" {
-			b.Type = "crowdsec"
-		}
-		if typ == detect.TypeUDP.String() {
-			b.Proto = "udp"
-		}
-		dec, err := m.Impose(ctx, b)
+		dec, err := m.Impose(ctx, fleetBan(p))
 		label := fleetLabel(dec)
 		counts[label]++
 		d.metrics.CrowdSecDecision(label)
@@ -154,6 +145,34 @@ func (f fleet) Enforce(ctx context.Context, bans []crowdsec.Pulled) {
 			counts[metrics.Blocked], counts[metrics.AlreadyBlocked], counts[metrics.NeverBlock]+counts[metrics.IgnoreFile])
 	}
 	d.askRecount()
+}
+
+// fleetBan is the ban that enforces a decision of the fleet.
+func fleetBan(p crowdsec.Pulled) block.Ban {
+	typ := p.Type()
+	b := block.Ban{Addr: p.Addr, Proto: "tcp", Type: typ, Until: p.Until, Source: block.SourceCrowdSec,
+		Reason: fmt.Sprintf("CrowdSec decision: %s (%s)", p.Scenario, p.Origin)}
+	if typ == "" {
+		b.Type = "crowdsec"
+	}
+	if typ == detect.TypeUDP.String() {
+		b.Proto = "udp"
+	}
+	return b
+}
+
+// fleetOutlast is block.Options.Outlast: the fleet's decision that still
+// bans addr, as the pulls so far read the LAPI, holds a ban of this host
+// that runs out before it.
+func (d *daemon) fleetOutlast(addr netip.Addr, now time.Time) (block.Ban, bool) {
+	if d.puller == nil {
+		return block.Ban{}, false
+	}
+	p, ok := d.puller.Standing(addr, now)
+	if !ok {
+		return block.Ban{}, false
+	}
+	return fleetBan(p), true
 }
 
 // fleetLabel is the metrics' outcome of a fleet decision.

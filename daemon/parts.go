@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -290,6 +291,9 @@ type managerParts struct {
 	// prev is the manager of the config a reload replaces (nil for
 	// none: see block.Options.Previous).
 	prev *block.Manager
+	// outlast is the fleet's standing decisions (nil for none: see
+	// block.Options.Outlast).
+	outlast func(netip.Addr, time.Time) (block.Ban, bool)
 }
 
 // newManager builds the block manager of c with mp; the returned
@@ -312,7 +316,7 @@ func newManager(c *conf.Config, log logrus.FieldLogger, mp managerParts) (*block
 	j := block.NewJournal(c.HistoryFile, c.BlockedFile)
 	m, err := block.NewManager(block.Options{
 		Policy: PolicyOf(c), Blockers: parts.blockers, Route: parts.route, RunCmd: parts.runCmd,
-		Never: mp.never, State: st, Journal: j, Log: log, Quiet: mp.quiet, Previous: mp.prev,
+		Never: mp.never, State: st, Journal: j, Log: log, Quiet: mp.quiet, Previous: mp.prev, Outlast: mp.outlast,
 	})
 	if err != nil {
 		closeAll()
@@ -389,7 +393,8 @@ func (d *daemon) newParts(ctx context.Context, c *conf.Config, prev *block.Manag
 		}
 	}
 	refresh()
-	mgr, closeMgr, err := newManager(c, d.log, managerParts{never: never, runner: &command.ExecRunner{}, quiet: d.fold.quiet, prev: prev})
+	mgr, closeMgr, err := newManager(c, d.log, managerParts{never: never, runner: &command.ExecRunner{}, quiet: d.fold.quiet, prev: prev,
+		outlast: d.fleetOutlast})
 	if err != nil {
 		return nil, err
 	}

@@ -171,7 +171,8 @@ func (l *lab) refusedBy(src netip.Addr, dst netip.Addr) bool {
 // Then the LAPI is stopped: a second attacker blocked by A meanwhile, and
 // A restarted, is kept in A's queue and reaches the LAPI, and B, once the
 // LAPI is back: nothing lost. Last, B's own ban outlives another's
-// shorter decision for the same address, which A lifts when it expires.
+// shorter decision for the same address, which A lifts when it expires,
+// and a longer one holds the address when B's own ban runs out.
 func TestKernelCrowdSecFleet(t *testing.T) {
 	l := newLab(t)
 	z := newLAPI(t, l, []string{"scanwarden-a", "scanwarden-b"}, []string{"scanwarden-a", "scanwarden-b"})
@@ -282,18 +283,21 @@ func TestKernelCrowdSecFleet(t *testing.T) {
 		}
 	}
 
-	// B, restarted as a bouncer only (it pushes nothing), blocks the
-	// attacker itself; another's short decision for the attacker comes and
-	// expires: A, which only enforced that decision, lifts it, while B's
-	// own ban stands
+	// B, restarted as a bouncer only (it pushes nothing) with 15 s bans,
+	// blocks the attacker itself. Another's short decision for the
+	// attacker comes and expires: A, which only enforced it, lifts it,
+	// while B's own ban stands. Then a long decision comes: when B's own
+	// ban runs out, that decision holds it, until it is deleted.
 	stopB()
 	cfgB = l.configIn(dirB, fmt.Sprintf("CROWDSEC_BOUNCER_KEY_FILE=%q", z.file("scanwarden-b.key")), fmt.Sprintf("CROWDSEC_LAPI_URL=%q", z.url),
-		`CROWDSEC_PULL_INTERVAL="1s"`, `SCAN_TRIGGER="0"`, `TCP_PORTS="1,31337"`, `UDP_PORTS="31335"`, fmt.Sprintf("IGNORE_FILE=%q", ignoreB))
+		`CROWDSEC_PULL_INTERVAL="1s"`, `SCAN_TRIGGER="0"`, `TCP_PORTS="1,31337"`, `UDP_PORTS="31335"`, `BAN_EXPIRY_TCP="15s"`,
+		fmt.Sprintf("IGNORE_FILE=%q", ignoreB))
 	logB, _ = l.startDaemonIn("victimb", bin, "run", "-c", cfgB)
 	if out := l.attack("connect", labAttacker4.String(), labVictimB4.String(), "31337"); !strings.Contains(out, "fail") {
 		t.Fatalf("B's trap port answered:\n%s", out)
 	}
 	waitUntil(t, "B blocks the attacker", func() bool { return strings.Contains(logB.String(), "blocked "+labAttacker4.String()) }, logB)
+	ownEnd := time.Now().Add(15 * time.Second)
 	z.cscli(t, "decisions", "add", "-i", labAttacker4.String(), "-d", "4s", "-R", "test: a short decision of another")
 	waitUntil(t, "A enforces the other decision", func() bool {
 		return strings.Contains(logA.String(), "Host "+labAttacker4.String()+" has been blocked on a decision of the CrowdSec fleet: test: a short decision of another")
@@ -308,6 +312,25 @@ func TestKernelCrowdSecFleet(t *testing.T) {
 	if out := l.cli(cfgB, "list"); !strings.Contains(out, labAttacker4.String()) {
 		t.Fatalf("B no longer lists its own ban:\n%s", out)
 	}
+	z.cscli(t, "decisions", "add", "-i", labAttacker4.String(), "-d", "1h", "-R", "test: a long decision of another")
+	waitUntil(t, "A enforces the long decision", func() bool {
+		return strings.Contains(logA.String(), "Host "+labAttacker4.String()+" has been blocked on a decision of the CrowdSec fleet: test: a long decision of another")
+	}, logA)
+	if time.Now().After(ownEnd.Add(-2 * time.Second)) {
+		t.Fatalf("B's own ban ran out before the long decision was read: the test's timing is off")
+	}
+	// B's housekeeping lifts expired bans every 30 s
+	waitWithin(t, 50*time.Second, "B's own ban runs out, held by the long decision", func() bool {
+		return strings.Contains(logB.String(), "block of "+labAttacker4.String()+" ran out here; CrowdSec decision: test: a long decision of another (cscli) holds it until")
+	}, logB)
+	if l.refusedBy(labAttacker4, labVictimB4) {
+		t.Fatalf("B let the attacker in while the fleet's decision stands:\n%s", logB)
+	}
+	if out := l.cli(cfgB, "list"); !strings.Contains(out, "CrowdSec decision: test: a long decision of another") {
+		t.Fatalf("B's list after its own ban ran out:\n%s", out)
+	}
+	z.cscli(t, "decisions", "delete", "-i", labAttacker4.String())
+	waitUntil(t, "B lifts the ban the fleet's decision held", func() bool { return l.refusedBy(labAttacker4, labVictimB4) }, logB)
 }
 
 // cli runs a scanwarden command (list, unblock...) with cfg in the victim

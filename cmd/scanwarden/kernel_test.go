@@ -170,7 +170,13 @@ const labPort = 7777
 // waitUntil polls ok every 100 ms for 20 s at most.
 func waitUntil(t *testing.T, what string, ok func() bool, logs ...*syncBuffer) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	waitWithin(t, 20*time.Second, what, ok, logs...)
+}
+
+// waitWithin is waitUntil with a time limit of its own.
+func waitWithin(t *testing.T, limit time.Duration, what string, ok func() bool, logs ...*syncBuffer) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for !ok() {
 		if time.Now().After(deadline) {
 			var b strings.Builder
