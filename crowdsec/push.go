@@ -352,14 +352,14 @@ func (p *Pusher) run() {
 				down = false
 			}
 			p.confirm(batch, p.now())
-			p.remove(end, Sent)
+			p.land(end, Sent)
 			wait = 0
 		case ctx.Err() != nil:
 			return
 		case errors.As(err, &se) && (se.Code == http.StatusBadRequest || se.Code == http.StatusUnprocessableEntity):
 			// refused for its content: no retry will change that
 			p.log.Errorf("crowdsec: the LAPI refused %d alerts, dropped: %v", len(batch), err)
-			p.remove(end, Dropped)
+			p.land(end, Dropped)
 			wait = 0
 		default:
 			p.land(0, Dropped) // blocks of the batch dropped meanwhile are lost
@@ -408,16 +408,10 @@ func (p *Pusher) send(ctx context.Context, batch []Block) error {
 	return p.c.pushAlerts(ctx, alerts, names)
 }
 
-// remove takes the blocks before sequence number end (the batch that was
-// sent or refused) off the queue, and reports the whole batch as ev,
-// those of its blocks Push dropped meanwhile included.
-func (p *Pusher) remove(end uint64, ev PushEvent) {
-	p.land(end, ev)
-}
-
 // land ends the send of the batch in flight: the blocks before sequence
-// number end (0: none) leave the queue, and they and those of the batch
-// Push dropped meanwhile are reported as ev.
+// number end (the batch, when it was sent or refused; 0 when it stays
+// queued) leave the queue, and they and those of the batch Push dropped
+// meanwhile are reported as ev.
 func (p *Pusher) land(end uint64, ev PushEvent) {
 	p.mu.Lock()
 	n := p.flightDropped

@@ -122,8 +122,9 @@ func (f fleet) Enforce(ctx context.Context, bans []crowdsec.Pulled) {
 		label := fleetLabel(dec)
 		counts[label]++
 		d.metrics.CrowdSecDecision(label)
+		until := p.Until.UTC().Format(time.RFC3339)
 		log := d.log.WithFields(logrus.Fields{"src": p.Addr.String(), "scenario": p.Scenario, "origin": p.Origin,
-			"until": p.Until.UTC().Format(time.RFC3339), "outcome": label})
+			"until": until, "outcome": label})
 		switch {
 		case err != nil:
 			log.Errorf("crowdsec: blocking %s on the fleet's decision: %v", p.Addr, err)
@@ -131,7 +132,7 @@ func (f fleet) Enforce(ctx context.Context, bans []crowdsec.Pulled) {
 		default:
 			logged++
 			log.Warnf("attackalert: Host %s has been blocked on a decision of the CrowdSec fleet: %s (%s), until %s",
-				p.Addr, p.Scenario, p.Origin, p.Until.UTC().Format(time.RFC3339))
+				p.Addr, p.Scenario, p.Origin, until)
 		}
 		if dec.Outcome == block.Ignored && dec.Why != "" && dec.Why != block.ReasonExpired {
 			log.Infof("crowdsec: the fleet's decision for %s not enforced: %s", p.Addr, dec.Why)

@@ -207,7 +207,7 @@ cscli_lab() { ip netns exec "$NS_LAPI" cscli -c "$WORK/lapi/config.yaml" --error
 # LOG about ADDR whose message holds TEXT.
 fleet_line() {
 	local l
-	l=$(grep -F "\"src\":\"$2\"" "$1" | grep -F -- "$3" | head -n 1) || true
+	l=$(daemon_lines "$2" "$1" | grep -F -- "$3" | head -n 1) || true
 	[[ -n $l ]] && jmsg "$l"
 }
 

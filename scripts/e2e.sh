@@ -508,9 +508,10 @@ stop_daemon() {
 	DPID=""
 }
 
-# daemon_lines ADDR: the daemon's log lines about source ADDR.
+# daemon_lines ADDR [LOG]: the daemon's log lines about source ADDR (in
+# LOG, default DLOG).
 daemon_lines() {
-	grep -F "\"src\":\"$1\"" "$DLOG" || true
+	grep -F "\"src\":\"$1\"" "${2:-$DLOG}" || true
 }
 
 # blocked_lines ADDR: its "blocked" decision lines.

@@ -162,7 +162,7 @@ boot() {
 	[[ -n $PID1 ]] || skip "systemd-nspawn did not boot the container here: $(tail -n 5 "$WORK/console.log" | tr '\n' ' ')"
 	# the checks' `bash -c` commands enter the container with inc too
 	export PID1
-	export -f inc
+	export -f inc in_journal
 	if ! wait_for 60 inc systemctl is-system-running --wait; then
 		local state
 		state=$(inc systemctl is-system-running 2>/dev/null || true)
@@ -190,6 +190,9 @@ listed() { inc scanwarden list 2>/dev/null | grep -qF "$1"; }
 in_firewall() { inc nft list set inet scanwarden ban4 2>/dev/null | grep -qF "$1"; }
 # status_field PID FIELD: a line of /proc/PID/status
 status_field() { inc sed -n "s/^$2:[[:space:]]*//p" "/proc/$1/status"; }
+# in_journal GREP-ARGS...: the service's journal has a matching line
+# (grep reads it all: an early exit would fail journalctl under pipefail)
+in_journal() { inc journalctl -u scanwarden.service --no-pager | grep "$@" >/dev/null; }
 
 check_install() {
 	log "apt install ./scanwarden_0.1.0+systemdtest1_*.deb, from an SSH session of $ADMIN4"
@@ -227,7 +230,7 @@ check_scan() {
 	log "the same scan from the installer's address ($ADMIN4)"
 	inc ip netns exec attacker nmap -n -Pn -T4 -sS --max-retries 0 -p 1-1024 -S "$ADMIN4" -e att0 "$HOST4" >"$WORK/nmap-admin.log" 2>&1 || true
 	check "...is reported, and not blocked: it is in the ignore file" \
-		wait_for 10 bash -c "inc journalctl -u scanwarden.service --no-pager | grep -q 'Host: $ADMIN4/$ADMIN4 is in the ignore file: not blocked'"
+		wait_for 10 in_journal "Host: $ADMIN4/$ADMIN4 is in the ignore file: not blocked"
 	check "...and is not in the ban set" bash -c "! inc nft list set inet scanwarden ban4 | grep -qF '$ADMIN4'"
 }
 
@@ -240,14 +243,14 @@ check_reload() {
 	check "systemctl reload with a broken config fails (exit $rc)" test "$rc" -ne 0
 	printf '%s\n' "$out" | sed 's/^/    /'
 	check "the journal has the daemon's reason, with file, line and key" \
-		bash -c "inc journalctl -u scanwarden.service --no-pager | grep -q 'refused the new config' && inc journalctl -u scanwarden.service --no-pager | grep -qE '$conf:[0-9]+: TCP_PORTS'"
+		bash -c "in_journal 'refused the new config' && in_journal -E '$conf:[0-9]+: TCP_PORTS'"
 	check "the old config keeps running (same daemon, active)" test "$(main_pid)" = "$pid"
 	inc mv "$conf.good" "$conf"
 	rc=0
 	inc systemctl reload scanwarden.service || rc=$?
 	check "systemctl reload with a good config succeeds" test "$rc" -eq 0
 	check "...and the daemon had reloaded when it returned" \
-		bash -c "inc journalctl -u scanwarden.service --no-pager | grep -q 'configuration reloaded from $conf'"
+		in_journal "configuration reloaded from $conf"
 }
 
 check_watchdog() {
@@ -258,7 +261,7 @@ check_watchdog() {
 	check "a frozen daemon is killed by the watchdog and started again" \
 		wait_for 75 bash -c "p=\$(inc systemctl show -p MainPID --value scanwarden.service); [ -n \"\$p\" ] && [ \"\$p\" != 0 ] && [ \"\$p\" != $pid ] && [ \"\$(inc systemctl is-active scanwarden.service)\" = active ]"
 	check "the journal says the watchdog fired" \
-		bash -c "inc journalctl -u scanwarden.service --no-pager | grep -qi 'watchdog timeout'"
+		in_journal -i 'watchdog timeout'
 	check "the ban survived the watchdog's restart" wait_for 10 in_firewall "$ATT4"
 }
 

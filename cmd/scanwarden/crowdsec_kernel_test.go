@@ -180,12 +180,17 @@ func TestKernelCrowdSecFleet(t *testing.T) {
 	bin := buildScanwarden(t)
 	sh(t, "ip", "-n", l.ns("attacker"), "addr", "add", labAttackerC.String()+"/24", "dev", "eth0")
 	z.start(t)
+	// every host: a 1 s pull, and a trap port that blocks on the first hit
+	common := []string{`CROWDSEC_PULL_INTERVAL="1s"`, `SCAN_TRIGGER="0"`, `TCP_PORTS="1,31337"`, `UDP_PORTS="31335"`}
 	fleet := func(m string) []string {
-		return []string{
+		return append([]string{
 			fmt.Sprintf("CROWDSEC_CREDENTIALS=%q", z.file(m+".yaml")),
 			fmt.Sprintf("CROWDSEC_BOUNCER_KEY_FILE=%q", z.file(m+".key")),
-			`CROWDSEC_PULL_INTERVAL="1s"`, `SCAN_TRIGGER="0"`, `TCP_PORTS="1,31337"`, `UDP_PORTS="31335"`,
-		}
+		}, common...)
+	}
+	// the line of a ban on a fleet decision for a, its reason after it
+	fleetBlocked := func(a netip.Addr) string {
+		return "Host " + a.String() + " has been blocked on a decision of the CrowdSec fleet"
 	}
 	dirA, dirB := l.dir, t.TempDir()
 	cfgA := l.configIn(dirA, fleet("scanwarden-a")...)
@@ -210,10 +215,8 @@ func TestKernelCrowdSecFleet(t *testing.T) {
 
 	// a scan of A: blocked by A, then by B through the LAPI
 	l.hitTrap(labAttacker4)
-	waitUntil(t, "A blocks the attacker", func() bool { return strings.Contains(logA.String(), "blocked "+labAttacker4.String()) }, logA)
-	waitUntil(t, "B blocks the attacker on the fleet's decision", func() bool {
-		return strings.Contains(logB.String(), "Host "+labAttacker4.String()+" has been blocked on a decision of the CrowdSec fleet")
-	}, logA, logB, z.log)
+	waitLogged(t, "A blocks the attacker", logA, "blocked "+labAttacker4.String())
+	waitLogged(t, "B blocks the attacker on the fleet's decision", logB, fleetBlocked(labAttacker4), logA, z.log)
 	if l.refusedBy(labAttacker4, labVictimB4) {
 		t.Fatalf("victim B still answers the attacker after the fleet's decision:\n%s", logB)
 	}
@@ -233,12 +236,8 @@ func TestKernelCrowdSecFleet(t *testing.T) {
 	// an administrator's decision for an address B must never block:
 	// A enforces it, B does not
 	z.cscli(t, "decisions", "add", "-i", labBenign4.String(), "-d", "1h", "-R", "test: a decision for the benign client")
-	waitUntil(t, "B refuses the decision for its ignored address", func() bool {
-		return strings.Contains(logB.String(), "the fleet's decision for "+labBenign4.String()+" not enforced: in the ignore file")
-	}, logB)
-	waitUntil(t, "A enforces it", func() bool {
-		return strings.Contains(logA.String(), "Host "+labBenign4.String()+" has been blocked on a decision of the CrowdSec fleet: test: a decision for the benign client")
-	}, logA)
+	waitLogged(t, "B refuses the decision for its ignored address", logB, "the fleet's decision for "+labBenign4.String()+" not enforced: in the ignore file")
+	waitLogged(t, "A enforces it", logA, fleetBlocked(labBenign4)+": test: a decision for the benign client")
 	if out := l.cli(cfgB, "list"); strings.Contains(out, labBenign4.String()) {
 		t.Fatalf("B lists a ban of its ignored address:\n%s", out)
 	}
@@ -255,8 +254,8 @@ func TestKernelCrowdSecFleet(t *testing.T) {
 	// an outage of the LAPI, and a restart of A during it: nothing lost
 	z.stop(t)
 	l.hitTrap(labAttackerC)
-	waitUntil(t, "A blocks the second attacker", func() bool { return strings.Contains(logA.String(), "blocked "+labAttackerC.String()) }, logA)
-	waitUntil(t, "A says the LAPI is down", func() bool { return strings.Contains(logA.String(), "cannot send alerts to the LAPI") }, logA)
+	waitLogged(t, "A blocks the second attacker", logA, "blocked "+labAttackerC.String())
+	waitLogged(t, "A says the LAPI is down", logA, "cannot send alerts to the LAPI")
 	stopA()
 	q, err := os.ReadFile(filepath.Join(dirA, "state", "crowdsec-queue.json"))
 	if err != nil || !strings.Contains(string(q), labAttackerC.String()) {
@@ -267,9 +266,7 @@ func TestKernelCrowdSecFleet(t *testing.T) {
 		t.Errorf("A did not take its queue back:\n%s", logA)
 	}
 	z.start(t)
-	waitUntil(t, "B blocks the second attacker once the LAPI is back", func() bool {
-		return strings.Contains(logB.String(), "Host "+labAttackerC.String()+" has been blocked on a decision of the CrowdSec fleet")
-	}, logA, logB, z.log)
+	waitLogged(t, "B blocks the second attacker once the LAPI is back", logB, fleetBlocked(labAttackerC), logA, z.log)
 	if got := z.decisions(t)[labAttackerC.String()]; got != "scanwarden/portscan-connect" {
 		t.Fatalf("cscli decisions list after the outage: %q for the second attacker", got)
 	}
@@ -289,22 +286,15 @@ func TestKernelCrowdSecFleet(t *testing.T) {
 	// while B's own ban stands. Then a long decision comes: when B's own
 	// ban runs out, that decision holds it, until it is deleted.
 	stopB()
-	cfgB = l.configIn(dirB, fmt.Sprintf("CROWDSEC_BOUNCER_KEY_FILE=%q", z.file("scanwarden-b.key")), fmt.Sprintf("CROWDSEC_LAPI_URL=%q", z.url),
-		`CROWDSEC_PULL_INTERVAL="1s"`, `SCAN_TRIGGER="0"`, `TCP_PORTS="1,31337"`, `UDP_PORTS="31335"`, `BAN_EXPIRY_TCP="15s"`,
-		fmt.Sprintf("IGNORE_FILE=%q", ignoreB))
+	cfgB = l.configIn(dirB, append([]string{fmt.Sprintf("CROWDSEC_BOUNCER_KEY_FILE=%q", z.file("scanwarden-b.key")),
+		fmt.Sprintf("CROWDSEC_LAPI_URL=%q", z.url), `BAN_EXPIRY_TCP="15s"`, fmt.Sprintf("IGNORE_FILE=%q", ignoreB)}, common...)...)
 	logB, _ = l.startDaemonIn("victimb", bin, "run", "-c", cfgB)
-	if out := l.attack("connect", labAttacker4.String(), labVictimB4.String(), "31337"); !strings.Contains(out, "fail") {
-		t.Fatalf("B's trap port answered:\n%s", out)
-	}
-	waitUntil(t, "B blocks the attacker", func() bool { return strings.Contains(logB.String(), "blocked "+labAttacker4.String()) }, logB)
+	l.hitTrapOf(labAttacker4, labVictimB4)
+	waitLogged(t, "B blocks the attacker", logB, "blocked "+labAttacker4.String())
 	ownEnd := time.Now().Add(15 * time.Second)
 	z.cscli(t, "decisions", "add", "-i", labAttacker4.String(), "-d", "4s", "-R", "test: a short decision of another")
-	waitUntil(t, "A enforces the other decision", func() bool {
-		return strings.Contains(logA.String(), "Host "+labAttacker4.String()+" has been blocked on a decision of the CrowdSec fleet: test: a short decision of another")
-	}, logA)
-	waitUntil(t, "B keeps its own ban when the other decision expires", func() bool {
-		return strings.Contains(logB.String(), "the fleet's last decision for "+labAttacker4.String()+" is gone, but this host's own ban stands: this host does not push its bans to the LAPI")
-	}, logB, z.log)
+	waitLogged(t, "A enforces the other decision", logA, fleetBlocked(labAttacker4)+": test: a short decision of another")
+	waitLogged(t, "B keeps its own ban when the other decision expires", logB, "the fleet's last decision for "+labAttacker4.String()+" is gone, but this host's own ban stands: this host does not push its bans to the LAPI", z.log)
 	waitUntil(t, "A lifts the expired decision", func() bool { tcp4, _, _, _ := l.reach("attacker"); return tcp4 }, logA)
 	if l.refusedBy(labAttacker4, labVictimB4) {
 		t.Fatalf("B lifted its own ban with another's decision:\n%s", logB)
@@ -313,9 +303,7 @@ func TestKernelCrowdSecFleet(t *testing.T) {
 		t.Fatalf("B no longer lists its own ban:\n%s", out)
 	}
 	z.cscli(t, "decisions", "add", "-i", labAttacker4.String(), "-d", "1h", "-R", "test: a long decision of another")
-	waitUntil(t, "A enforces the long decision", func() bool {
-		return strings.Contains(logA.String(), "Host "+labAttacker4.String()+" has been blocked on a decision of the CrowdSec fleet: test: a long decision of another")
-	}, logA)
+	waitLogged(t, "A enforces the long decision", logA, fleetBlocked(labAttacker4)+": test: a long decision of another")
 	if time.Now().After(ownEnd.Add(-2 * time.Second)) {
 		t.Fatalf("B's own ban ran out before the long decision was read: the test's timing is off")
 	}

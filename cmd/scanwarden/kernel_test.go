@@ -189,12 +189,25 @@ func waitWithin(t *testing.T, limit time.Duration, what string, ok func() bool, 
 	}
 }
 
+// waitLogged is waitUntil for text to appear in log (shown, with more,
+// when it does not).
+func waitLogged(t *testing.T, what string, log *syncBuffer, text string, more ...*syncBuffer) {
+	t.Helper()
+	waitUntil(t, what, func() bool { return strings.Contains(log.String(), text) }, append([]*syncBuffer{log}, more...)...)
+}
+
 // hitTrap makes one connection attempt from src (an address of the
 // attacker) at the victim's trap port 31337, which must not answer.
 func (l *lab) hitTrap(src netip.Addr) {
 	l.t.Helper()
-	if out := l.attack("connect", src.String(), labVictim4.String(), "31337"); !strings.Contains(out, "fail") {
-		l.t.Fatalf("the trap port answered:\n%s", out)
+	l.hitTrapOf(src, labVictim4)
+}
+
+// hitTrapOf is hitTrap at dst, a victim of the lab.
+func (l *lab) hitTrapOf(src, dst netip.Addr) {
+	l.t.Helper()
+	if out := l.attack("connect", src.String(), dst.String(), "31337"); !strings.Contains(out, "fail") {
+		l.t.Fatalf("the trap port of %s answered:\n%s", dst, out)
 	}
 }
 

@@ -80,7 +80,7 @@ scrape_configs:
 	l.waitQuery(t, `up{job="scanwarden"}`, 1, &promLog)
 
 	l.hitTrap(labAttacker4)
-	waitUntil(t, "the attacker blocked", func() bool { return strings.Contains(log.String(), "blocked "+labAttacker4.String()) }, log)
+	waitLogged(t, "the attacker blocked", log, "blocked "+labAttacker4.String())
 	for q, want := range map[string]float64{
 		`scanwarden_decisions_total{outcome="blocked"}`:                               1,
 		`sum(scanwarden_alerts_total{trigger="trap"})`:                                1,
@@ -129,7 +129,7 @@ scrape_configs:
 	// a reload to a port something else holds is refused; the metrics stay
 	sh(t, "sed", "-i", fmt.Sprintf("s/^METRICS_LISTEN=.*/METRICS_LISTEN=%q/", labPrometheus), cfg)
 	syscall.Kill(l.daemon, syscall.SIGHUP)
-	waitUntil(t, "a reload to a taken address refused", func() bool { return strings.Contains(log.String(), "reload refused") }, log)
+	waitLogged(t, "a reload to a taken address refused", log, "reload refused")
 	if !strings.Contains(log.String(), "metrics: listening on "+labPrometheus) {
 		t.Errorf("the refusal does not name the address:\n%s", log)
 	}

@@ -132,7 +132,5 @@ func TestKernelReloadVerdict(t *testing.T) {
 	}
 	// the running config stays: its trap port still blocks
 	l.hitTrap(labAttacker4)
-	waitUntil(t, "the running config's trap port to block after the refused reload", func() bool {
-		return strings.Contains(log.String(), "blocked "+labAttacker4.String())
-	}, log)
+	waitLogged(t, "the running config's trap port to block after the refused reload", log, "blocked "+labAttacker4.String())
 }
