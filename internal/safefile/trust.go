@@ -115,8 +115,15 @@ func CheckDirOwner(dir string) error {
 // that group could change the file, which is worth knowing but common on
 // systems where, say, /usr/local belongs to the group staff.
 func CheckTrusted(path string) (warnings []string, err error) {
-	if path, err = filepath.Abs(path); err != nil {
-		return nil, err
+	// Not filepath.Abs: it cleans the path as text, and "link/../x" is
+	// not "x" to the kernel when link leads elsewhere. The walk below
+	// resolves each ".." where the kernel would.
+	if !filepath.IsAbs(path) {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, err
+		}
+		path = wd + "/" + path
 	}
 	check := func(name string, fi fs.FileInfo, last bool) error {
 		w, err := checkTrustedStep(path, name, fi, last)

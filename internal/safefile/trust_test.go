@@ -95,6 +95,26 @@ func TestCheckTrustedRefusals(t *testing.T) {
 	if _, err := CheckTrusted(filepath.Join(good, "x")); err == nil || !strings.Contains(err.Error(), "not a directory") {
 		t.Errorf("file as a directory: %v", err)
 	}
+	// ".." after a link leads where the kernel takes it, from the link's
+	// target, not where the path reads as text: good/up/../notify is
+	// open/notify when good/up leads to open/sub
+	os.Mkdir(filepath.Join(open, "sub"), 0o755)
+	os.Mkdir(filepath.Join(dir, "gooddir"), 0o755)
+	mustWrite(t, filepath.Join(dir, "gooddir", "notify"), "#!/bin/sh\n", 0o755)
+	os.Symlink(filepath.Join(open, "sub"), filepath.Join(dir, "gooddir", "up"))
+	dotdot := filepath.Join(dir, "gooddir", "up") + "/../notify"
+	if _, err := CheckTrusted(dotdot); err == nil || !strings.Contains(err.Error(), open+": the directory is writable by every user") {
+		t.Errorf(".. after a link into a world-writable directory: %v", err)
+	}
+	// and a relative path is taken from the working directory as it is
+	t.Chdir(filepath.Join(dir, "gooddir"))
+	if _, err := CheckTrusted("up/../notify"); err == nil || !strings.Contains(err.Error(), open) {
+		t.Errorf("relative .. after a link: %v", err)
+	}
+	if _, err := CheckTrusted("notify"); err != nil {
+		t.Errorf("relative path of a good file: %v", err)
+	}
+
 	loop := filepath.Join(dir, "loop")
 	os.Symlink("loop", loop)
 	if _, err := CheckTrusted(loop); err == nil || !strings.Contains(err.Error(), "symbolic links") {
