@@ -284,8 +284,10 @@ func defaultGateways(v4, v6 string) ([]netip.Addr, error) {
 	var out []netip.Addr
 	var errs []error
 	if err := eachLine(v4, func(f []string) {
-		// Iface Destination Gateway Flags ...
-		if len(f) < 3 || f[1] != "00000000" {
+		// Iface Destination Gateway Flags RefCnt Use Metric Mask ...:
+		// a default route is destination 0 under mask 0 (0.0.0.0/1, a
+		// VPN's half of the address space, is not one)
+		if len(f) < 8 || f[1] != "00000000" || f[7] != "00000000" {
 			return
 		}
 		b, err := hex.DecodeString(f[2])
