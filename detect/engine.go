@@ -520,6 +520,9 @@ func (e *Engine) finACK(p *Probe) *Alert {
 		return nil
 	}
 	s := e.get(p.Src, p.TS)
+	if p.HasMAC || p.TTL != 0 { // the source's own frame, as in probe
+		s.link.note(p)
+	}
 	e.expire(s, p.TS)
 	s.add(e.hash32(p.Dst), p.DstPort, ProtoTCP, p.TS, stPending)
 	s.addDst(p.Dst)

@@ -253,3 +253,32 @@ func TestEngineLinkSeen(t *testing.T) {
 		t.Fatalf("Link = %+v, want hops %b", a.Link, want)
 	}
 }
+
+// TestMaimonLinkSeen: a Maimon probe (FIN+ACK) is the source's own frame,
+// so a Maimon scan forged in a neighbour's name from another MAC is
+// judged forged, as a SYN scan is.
+func TestMaimonLinkSeen(t *testing.T) {
+	e := newEngine(t, Config{})
+	var a *Alert
+	for i, p := range seq(600, 10) {
+		ts := t0 + int64(i)*ms
+		fa := tcp(ts, benign, 42000, victim, p, FlagFIN|FlagACK)
+		fa.HasMAC, fa.SrcMAC, fa.TTL = true, macAttacker, 64
+		if x := e.Process(fa); x != nil && a == nil {
+			a = x.Clone()
+		}
+		if x := e.Process(tcp(ts+ms/10, victim, p, benign, 42000, FlagRST)); x != nil && a == nil {
+			a = x.Clone()
+		}
+	}
+	if a == nil || a.Type != TypeMaimon {
+		t.Fatalf("alert %+v, want a Maimon scan", a)
+	}
+	if a.Link.MACs != 1 || a.Link.MAC != macAttacker {
+		t.Errorf("Link = %+v, want the FIN+ACK frames' MAC", a.Link)
+	}
+	n := &lan{entries: map[netip.Addr]NeighInfo{benign: bound(macBenign), attacker: bound(macAttacker)}}
+	if j := NewOrigins().Judge(a, n); j.Verdict != Forged {
+		t.Errorf("Maimon scan in %v's name from %v's MAC judged %v (%s), want forged", benign, attacker, j.Verdict, j.Evidence)
+	}
+}
