@@ -603,14 +603,20 @@ func (e *Engine) probe(p *Probe, typ ScanType, proto uint8, stealth bool, st uin
 	}
 	switch {
 	case await:
-		// a retransmission, or a port the host answered already, waits
-		// no more than the first probe did
-		if t.st&(bitTrap|bitAwait) == 0 && t.st&stMask == stUnanswered {
+		switch {
+		case t.st&(bitTrap|bitAwait) == 0 && t.st&stMask == stUnanswered:
+			// the first probe waits for the host's answer
 			s.set(t, t.st|bitTrap|bitAwait)
 			if s.awaiting == 0 {
 				s.awaitFirst = p.TS
 			}
 			s.awaiting++
+		case t.st&(bitTrap|bitAwait) == bitTrap:
+			// The host answered closed, or not at all: a probe repeated
+			// after that is a hit at once, as repeated probes of the
+			// host's own trap ports are. A retransmission during the
+			// wait waits no more than the first probe did.
+			e.trapHit(s, p.TS)
 		}
 	case trap:
 		if t.st&bitAwait != 0 { // now without the wait (a stealth probe)

@@ -20,7 +20,8 @@ import (
 //     hit at once; open (SYN-ACK, UDP reply) makes it an ordinary
 //     connection, and the port is remembered as a service; no answer
 //     within trapAnswerWait makes it a trap hit, counted at the source's
-//     next packet.
+//     next packet. A probe of the port repeated after that is a trap hit
+//     at once; a retransmission during the wait is none.
 //   - A SYN or datagram to a port remembered as a service of its host is
 //     no trap hit.
 //   - Probes no client sends (FIN, NULL, XMAS, odd flags) never wait: one

@@ -116,6 +116,46 @@ func TestTrapHitAwaitsTheAnswer(t *testing.T) {
 			t.Fatalf("closed UDP trap port: %+v", alerts)
 		}
 	})
+	// repeated probes of one trap port count, once the host has answered
+	// it closed or not at all, as they do on the host's own addresses
+	// (newEngine: no wait)
+	t.Run("repeated probes of one port", func(t *testing.T) {
+		for _, c := range []struct {
+			name   string
+			engine func(testing.TB, Config) *Engine
+			answer bool
+		}{{"own address", newEngine, true}, {"closed answers", newReplayEngine, true}, {"no answers", newReplayEngine, false}} {
+			e := c.engine(t, Config{TrapTCP: ports(111), ScanTrigger: 3})
+			gap := ms
+			if !c.answer {
+				gap = int64(trapAnswerWait) + ms
+			}
+			var alerts []*Alert
+			for i := range 6 {
+				ts := t0 + int64(i)*gap
+				alerts = append(alerts, run(t, e, tcp(ts, attacker, 40000, victim, 111, FlagSYN))...)
+				if c.answer {
+					alerts = append(alerts, run(t, e, tcp(ts+ms/10, victim, 111, attacker, 40000, FlagRST|FlagACK))...)
+				}
+				if i < 2 && len(alerts) != 0 {
+					t.Fatalf("%s: alert after %d probes: %+v", c.name, i+1, alerts[0])
+				}
+			}
+			if len(alerts) != 1 || alerts[0].Trigger != TriggerTrap {
+				t.Errorf("%s: six SYNs to one trap port, SCAN_TRIGGER 3: %d alerts", c.name, len(alerts))
+			}
+		}
+		// a retransmission during the wait is no second hit
+		e := newReplayEngine(t, Config{TrapTCP: ports(111), ScanTrigger: 2})
+		pkts := []*Probe{
+			tcp(t0, attacker, 40000, victim, 111, FlagSYN),
+			tcp(t0+100*ms, attacker, 40000, victim, 111, FlagSYN),
+			tcp(t0+200*ms, victim, 111, attacker, 40000, FlagRST|FlagACK),
+		}
+		if alerts := run(t, e, pkts...); len(alerts) != 0 {
+			t.Errorf("a retransmission within the wait counted: %+v", alerts[0])
+		}
+	})
 	t.Run("a service that closed is forgotten", func(t *testing.T) {
 		e := newReplayEngine(t, Config{TrapTCP: trap})
 		pkts := connect(t0, benign, 50000, victim, 143)
