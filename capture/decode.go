@@ -40,8 +40,8 @@ type Stats struct {
 	// Ignored is well-formed traffic the classifier has no use for: ARP
 	// and NDP messages that bind no usable address (see Decode), ICMP of
 	// other types, other IP protocols and EtherTypes, and IPv6 packets
-	// with an IPv4-mapped source or destination (never sent on the wire,
-	// see v4Mapped).
+	// with an IPv4-mapped or unspecified (::) source or destination (see
+	// noHost6).
 	Ignored uint64
 	// Malformed is packets skipped because a header was truncated or
 	// inconsistent (including reassembled headers that made no sense).
@@ -208,20 +208,23 @@ func (d *Decoder) Decode(data []byte, ts int64, p *detect.Probe) bool {
 	// one of a tunnel: both share a struct, so the inner one is what the
 	// struct now holds).
 	var v6 bool
-	var haveIP bool
+	var ipHeaders int
 	for _, t := range d.decoded {
 		switch t {
 		case layers.LayerTypeIPv4:
-			v6, haveIP = false, true
+			v6 = false
+			ipHeaders++
 		case layers.LayerTypeIPv6:
-			v6, haveIP = true, true
+			v6 = true
+			ipHeaders++
 		}
 	}
+	haveIP := ipHeaders > 0
 	last := d.decoded[len(d.decoded)-1]
 	if !haveIP {
 		return d.linkOnly(p, ts, last)
 	}
-	if v6 && (v4Mapped(d.ip6.src) || v4Mapped(d.ip6.dst)) {
+	if v6 && (noHost6(d.ip6.src) || noHost6(d.ip6.dst)) {
 		d.stats.Ignored++
 		return false
 	}
@@ -233,7 +236,7 @@ func (d *Decoder) Decode(data []byte, ts int64, p *detect.Probe) bool {
 		ok = fillUDP(p, d.udp.Contents)
 	case layers.LayerTypeICMPv6:
 		if t := d.icmp6.TypeCode.Type(); t == layers.ICMPv6TypeNeighborSolicitation || t == layers.ICMPv6TypeNeighborAdvertisement {
-			return d.neighNDP(p, ts, v6)
+			return d.neighNDP(p, ts, v6 && ipHeaders == 1)
 		}
 		fallthrough
 	default:
@@ -428,9 +431,9 @@ const (
 const ndpHopLimit = 255
 
 // neighNDP fills p with the neighbour binding of the ICMPv6 neighbour
-// solicitation or advertisement just decoded (v6: its IP header is
-// IPv6), counts it and returns true when the message binds an address to
-// an Ethernet address:
+// solicitation or advertisement just decoded (direct: its IP header is
+// IPv6 and the frame's only one), counts it and returns true when the
+// message binds an address to an Ethernet address:
 //
 //   - a solicitation from a specified source with a Source Link-Layer
 //     Address option: Src the IPv6 source, SrcMAC the option's address,
@@ -440,16 +443,22 @@ const ndpHopLimit = 255
 //     IPv6 destination.
 //
 // TS is ts, TTL the hop limit, HasMAC set. Only options of length 1 (a
-// 6-byte address) count; the first one of the type is used. A message
-// with a hop limit other than 255, a code other than 0, a multicast
-// target, no such option, or an option address that is all-zero,
-// multicast or broadcast is ignored (a solicitation from :: too: duplicate
-// address detection binds nothing); one too short for its target, or with
-// an option of length zero or running past the end, is malformed. Either
-// way p is left zero and false returned.
-func (d *Decoder) neighNDP(p *detect.Probe, ts int64, v6 bool) bool {
+// 6-byte address) count; the first one of the type is used. These are
+// ignored:
+//   - a message inside a tunnel (its hop limit then proves nothing of
+//     where it was sent from);
+//   - one with a hop limit other than 255 or a code other than 0;
+//   - one whose target is multicast, IPv4-mapped or unspecified;
+//   - one without such an option, or whose option address is all-zero,
+//     multicast or broadcast;
+//   - a solicitation from :: (duplicate address detection binds nothing).
+//
+// One too short for its target, or with an option of length zero or
+// running past the end, is malformed. Either way p is left zero and false
+// returned.
+func (d *Decoder) neighNDP(p *detect.Probe, ts int64, direct bool) bool {
 	typ := d.icmp6.TypeCode.Type()
-	if !v6 || d.ip6.hopLimit != ndpHopLimit || d.icmp6.TypeCode.Code() != 0 {
+	if !direct || d.ip6.hopLimit != ndpHopLimit || d.icmp6.TypeCode.Code() != 0 {
 		d.stats.Ignored++
 		return false
 	}
@@ -470,7 +479,7 @@ func (d *Decoder) neighNDP(p *detect.Probe, ts int64, v6 bool) bool {
 		d.stats.Malformed++
 		return false
 	}
-	if mac == nil || !unicastMAC(mac) || target[0] == 0xff {
+	if mac == nil || !unicastMAC(mac) || target[0] == 0xff || noHost6(target[:]) {
 		d.stats.Ignored++
 		return false
 	}
@@ -604,7 +613,7 @@ func (d *Decoder) unreach(p *detect.Probe, q []byte, code uint8, v6 bool) bool {
 			d.stats.Malformed++
 			return false
 		}
-		if v4Mapped(q[8:24]) || v4Mapped(q[24:40]) {
+		if noHost6(q[8:24]) || noHost6(q[24:40]) {
 			d.stats.Ignored++ // quotes a packet that was never sent
 			return false
 		}
@@ -660,6 +669,14 @@ func (d *Decoder) unreach(p *detect.Probe, q []byte, code uint8, v6 bool) bool {
 // ignored rather than taken for IPv4 traffic.
 func v4Mapped(a []byte) bool {
 	return len(a) == 16 && binary.BigEndian.Uint64(a[:8]) == 0 && binary.BigEndian.Uint32(a[8:12]) == 0xffff
+}
+
+// noHost6 reports whether the 16-byte IPv6 address a names no host a
+// probe can come from or go to: IPv4-mapped (see v4Mapped), or the
+// unspecified address ::, which detect.Addr cannot tell from no address
+// at all.
+func noHost6(a []byte) bool {
+	return v4Mapped(a) || len(a) == 16 && binary.BigEndian.Uint64(a[:8]) == 0 && binary.BigEndian.Uint64(a[8:]) == 0
 }
 
 // fragment4 hands an IPv4 fragment to the reassembly table.

@@ -151,7 +151,7 @@ func (d *Decoder) decodeFast(data []byte, ts int64, p *detect.Probe) bool {
 		}
 		proto, ttl, seg = ip[9], ip[8], ip[ip4HeaderLen:]
 	case etherTypeIPv6:
-		if len(ip) < ip6HeaderLen || ip[0]>>4 != 6 || v4Mapped(ip[8:24]) || v4Mapped(ip[24:40]) {
+		if len(ip) < ip6HeaderLen || ip[0]>>4 != 6 || noHost6(ip[8:24]) || noHost6(ip[24:40]) {
 			return false
 		}
 		seg = ip[ip6HeaderLen:]

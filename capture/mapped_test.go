@@ -12,7 +12,8 @@ import (
 // An IPv6 packet with an IPv4-mapped source or destination is ignored:
 // such addresses are never sent (RFC 4291 2.5.5.2), and detect.Addr
 // writes IPv4 addresses that way, so one taken in would pass for IPv4
-// traffic. The same for an ICMPv6 error quoting such a packet.
+// traffic. So is one from or to ::, which detect.Addr cannot tell from
+// no address. The same for an ICMPv6 error quoting such a packet.
 func TestDecodeIgnoresV4MappedIPv6(t *testing.T) {
 	mapped := net.ParseIP("::ffff:198.51.100.201").To16()
 	for _, c := range []struct {
@@ -23,6 +24,9 @@ func TestDecodeIgnoresV4MappedIPv6(t *testing.T) {
 		{"mapped destination", ip6TCP(t, v6A, mapped, 7, 8, detect.FlagSYN, nil)},
 		{"unreachable quoting a mapped source", icmp6Unreach(t, v6B, v6A, 4, ip6TCP(t, mapped, v6B, 7, 8, detect.FlagSYN, nil))},
 		{"unreachable quoting a mapped destination", icmp6Unreach(t, v6B, v6A, 4, ip6TCP(t, v6A, mapped, 7, 8, detect.FlagSYN, nil))},
+		{"unspecified source", ip6TCP(t, net.IPv6unspecified, v6B, 7, 8, detect.FlagSYN, nil)},
+		{"unspecified destination", ip6UDP(t, v6A, net.IPv6unspecified, 7, 8, nil)},
+		{"unreachable quoting an unspecified destination", icmp6Unreach(t, v6B, v6A, 4, ip6UDP(t, v6A, net.IPv6unspecified, 7, 8, nil))},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			d := mustDecoder(t, layers.LinkTypeRaw)

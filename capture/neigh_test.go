@@ -377,6 +377,9 @@ func TestDecodeNDPSkips(t *testing.T) {
 		{"na hop limit 64", naPacket(t, v6Target, v6A, v6Target, 64, tlla(macC)), false},
 		{"na broadcast mac", naPacket(t, v6Target, v6A, v6Target, ndpHop, tlla(macBroadcast)), false},
 		{"na multicast target", naPacket(t, v6Target, v6A, v6AllNodes, ndpHop, tlla(macC)), false},
+		{"ns ipv4-mapped target", nsPacket(t, v6A, v6Solicited, net.ParseIP("::ffff:198.51.100.9").To16(), ndpHop, slla(macC)), false},
+		{"na ipv4-mapped target", naPacket(t, v6A, v6AllNodes, net.ParseIP("::ffff:198.51.100.9").To16(), ndpHop, tlla(macC)), false},
+		{"na unspecified target", naPacket(t, v6A, v6AllNodes, net.IPv6unspecified, ndpHop, tlla(macC)), false},
 		{"router solicitation", ndpRaw(t, 133, v6A, v6AllNodes, nil, ndpHop, nil), false},
 		{"ns cut before the target's end", nsPacket(t, v6A, v6Solicited, v6Target, ndpHop, slla(macC))[:40+4+19], true},
 		{"ns option of length 0", ndpRaw(t, 135, v6A, v6Solicited, v6Target, ndpHop,
@@ -399,6 +402,23 @@ func TestDecodeNDPSkips(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("tunnelled", func(t *testing.T) {
+		// An advertisement with hop limit 255 inside a tunnel packet that
+		// crossed routers (6in4, IPv6 in IPv6): anyone could have sent
+		// it, so it binds nothing.
+		na := naPacket(t, v6Target, v6A, v6Target, ndpHop, tlla(macC))
+		out4 := ip4Layer(v4A, v4B, layers.IPProtocolIPv6)
+		out4.TTL = 40
+		out6 := ip6Layer(v6B, v6A, layers.IPProtocolIPv6)
+		out6.HopLimit = 40
+		for name, outer := range map[string]gopacket.SerializableLayer{"6in4": out4, "6in6": out6} {
+			ok, p, s := decodeOne(t, layers.LinkTypeEthernet, withEth(t, serialize(t, outer, gopacket.Payload(na))))
+			if ok || s.Ignored != 1 {
+				t.Errorf("%s: Decode = %v %+v, stats %+v", name, ok, p, s)
+			}
+		}
+	})
 
 	t.Run("icmpv6 over ipv4", func(t *testing.T) {
 		// Protocol 58 in an IPv4 header: no hop limit, no NDP.
