@@ -94,6 +94,7 @@ type FileSource struct {
 
 	// pcapng
 	ng         *pcapgo.NgReader
+	ngOrder    binary.ByteOrder  // the byte order of the section being read
 	ngDecs     []ngDecoder       // one decoder per link type met, in order of appearance
 	ngReadable bool              // an interface of a link type the Decoder reads was seen
 	ngBad      []layers.LinkType // the unsupported link types of the interfaces seen, each once
@@ -204,6 +205,14 @@ func (s *FileSource) openPcapNG() (err error) {
 			err = fmt.Errorf("%s: corrupt pcapng header: %v", s.name, r)
 		}
 	}()
+	// The first section's byte order, which the reader is about to
+	// consume with its header: the magic 0x1a2b3c4d after the block
+	// type and length (open has peeked 4 bytes; a shorter file is the
+	// reader's error).
+	s.ngOrder = binary.LittleEndian
+	if h, _ := s.br.Peek(12); len(h) == 12 && binary.BigEndian.Uint32(h[8:]) == ngByteOrderMagic {
+		s.ngOrder = binary.BigEndian
+	}
 	// pcapgo wraps its input in a bufio.Reader unless it already is one
 	// (of at least 4 KiB): ours is used as it is, so the offset of what
 	// it reads is s.cr.n - s.br.Buffered().
@@ -250,16 +259,12 @@ func (s *FileSource) openPcapNG() (err error) {
 // its end and every block of it was walked.
 func (s *FileSource) peekNGLinkTypes() (links []layers.LinkType, whole bool) {
 	b, err := s.br.Peek(FileBufferSize)
-	var order binary.ByteOrder = binary.LittleEndian
+	order := s.ngOrder
 	off := 0
 	for off+12 <= len(b) {
 		typ := order.Uint32(b[off:])
 		if typ == magicPcapNG {
-			if binary.BigEndian.Uint32(b[off+8:]) == 0x1a2b3c4d {
-				order = binary.BigEndian
-			} else {
-				order = binary.LittleEndian
-			}
+			order = ngSectionOrder(b[off:])
 		}
 		if typ == 1 { // Interface Description Block
 			if l := layers.LinkType(order.Uint16(b[off+8:])); !slices.Contains(links, l) {
@@ -273,6 +278,67 @@ func (s *FileSource) peekNGLinkTypes() (links []layers.LinkType, whole bool) {
 		off += n
 	}
 	return links, off == len(b) && errors.Is(err, io.EOF)
+}
+
+// ngByteOrderMagic is a pcapng section header's byte-order magic, as
+// written in its byte order.
+const ngByteOrderMagic = 0x1a2b3c4d
+
+// ngSectionOrder returns the byte order of the section whose header
+// block starts b (at least 12 bytes).
+func ngSectionOrder(b []byte) binary.ByteOrder {
+	if binary.BigEndian.Uint32(b[8:]) == ngByteOrderMagic {
+		return binary.BigEndian
+	}
+	return binary.LittleEndian
+}
+
+// Block types that carry a packet: the reader skips every other kind.
+const (
+	ngPacketBlock         = 2 // obsolete Packet Block
+	ngSimplePacketBlock   = 3
+	ngEnhancedPacketBlock = 6
+)
+
+// ngPacketOffset returns the offset of the block the reader's next
+// packet comes from. The reader skips the blocks before it (section
+// headers, interfaces, statistics, name resolution): they are walked
+// here, in what the buffer holds or can hold, following the byte order
+// each section header sets. A block that cannot be walked (cut short,
+// corrupt, or larger than the buffer) stops the walk at its own offset,
+// where the reader's error would be.
+func (s *FileSource) ngPacketOffset() int64 {
+	off := s.cr.n - int64(s.br.Buffered())
+	b, _ := s.br.Peek(s.br.Buffered()) // nothing read: b starts at off
+	pos := 0
+	for {
+		if len(b)-pos < 12 && len(b) < FileBufferSize {
+			// the buffer ends within the header: read on (rare, at
+			// the buffer's end; Peek keeps what it holds in place)
+			b, _ = s.br.Peek(min(pos+12, FileBufferSize))
+		}
+		if len(b)-pos < 12 {
+			return off + int64(pos)
+		}
+		typ := s.ngOrder.Uint32(b[pos:])
+		if typ == magicPcapNG {
+			s.ngOrder = ngSectionOrder(b[pos:])
+		}
+		switch typ {
+		case ngPacketBlock, ngSimplePacketBlock, ngEnhancedPacketBlock:
+			return off + int64(pos)
+		}
+		n := int(s.ngOrder.Uint32(b[pos+4:]))
+		if n < 12 || n%4 != 0 || pos+n > FileBufferSize {
+			return off + int64(pos)
+		}
+		if pos+n > len(b) {
+			if b, _ = s.br.Peek(pos + n); pos+n > len(b) {
+				return off + int64(pos)
+			}
+		}
+		pos += n
+	}
 }
 
 // noteLink notes an interface of link type link: whether the Decoder
@@ -464,7 +530,7 @@ func (s *FileSource) nextNG(p *detect.Probe) (err error) {
 		}
 	}()
 	for {
-		s.off = s.cr.n - int64(s.br.Buffered())
+		s.off = s.ngPacketOffset()
 		s.records++
 		data, ci, err := s.ng.ZeroCopyReadPacketData()
 		if err != nil {

@@ -553,11 +553,19 @@ func TestFileErrors(t *testing.T) {
 		if !errors.As(err, &fe) || fe.Packet != 3 || fe.File != p || !strings.Contains(err.Error(), "truncated pcapng block") {
 			t.Fatalf("err = %v", err)
 		}
-		// The third record starts right after the second: every
-		// enhanced packet block here has the same length.
-		epb := (len(b) - int(fe.Offset)) // the third block, whole
-		if fe.Offset <= 0 || int(fe.Offset)+epb != len(b) {
-			t.Errorf("offset %d of a %d-byte file", fe.Offset, len(b))
+		// the offset of the third enhanced packet block, by the blocks'
+		// own lengths (pcapgo writes little-endian)
+		want, epbs := 0, 0
+		for off := 0; off+8 <= len(b); off += int(binary.LittleEndian.Uint32(b[off+4:])) {
+			if binary.LittleEndian.Uint32(b[off:]) == ngEnhancedPacketBlock {
+				if epbs++; epbs == 3 {
+					want = off
+					break
+				}
+			}
+		}
+		if fe.Offset != int64(want) || want == 0 {
+			t.Errorf("offset %d, the third packet block starts at %d", fe.Offset, want)
 		}
 	})
 	t.Run("garbage pcapng", func(t *testing.T) {
@@ -739,4 +747,105 @@ func BenchmarkFileNextPcapNG(b *testing.B) {
 	}
 	writePcapNG(b, path, layers.LinkTypeEthernet, recs)
 	benchFileNext(b, path, nil)
+}
+
+// ngBlock, ngSHB, ngIDB and ngEPB build pcapng blocks by hand, in either
+// byte order.
+func ngBlock(o binary.AppendByteOrder, typ uint32, body []byte) []byte {
+	for len(body)%4 != 0 {
+		body = append(body, 0)
+	}
+	n := uint32(12 + len(body))
+	b := o.AppendUint32(nil, typ)
+	b = o.AppendUint32(b, n)
+	b = append(b, body...)
+	return o.AppendUint32(b, n)
+}
+
+func ngSHB(o binary.AppendByteOrder) []byte {
+	body := o.AppendUint32(nil, ngByteOrderMagic)
+	body = o.AppendUint16(body, 1)
+	body = o.AppendUint16(body, 0)
+	body = o.AppendUint64(body, ^uint64(0))
+	return ngBlock(o, magicPcapNG, body)
+}
+
+func ngIDB(o binary.AppendByteOrder, link layers.LinkType) []byte {
+	body := o.AppendUint16(nil, uint16(link))
+	body = o.AppendUint16(body, 0)
+	body = o.AppendUint32(body, 65535)
+	return ngBlock(o, 1, body)
+}
+
+func ngEPB(o binary.AppendByteOrder, iface uint32, micros uint64, data []byte) []byte {
+	body := o.AppendUint32(nil, iface)
+	body = o.AppendUint32(body, uint32(micros>>32))
+	body = o.AppendUint32(body, uint32(micros))
+	body = o.AppendUint32(body, uint32(len(data)))
+	body = o.AppendUint32(body, uint32(len(data)))
+	body = append(body, data...)
+	return ngBlock(o, ngEnhancedPacketBlock, body)
+}
+
+// TestFilePcapNGErrorOffsets: the offset an error names is that of the
+// packet's own block, past the interface (and section) blocks the reader
+// skipped to reach it, in either byte order and across sections of
+// different byte orders.
+func TestFilePcapNGErrorOffsets(t *testing.T) {
+	write := fileWriter(t, t.TempDir())
+	syn := withEth(t, ip4TCP(t, v4A, v4B, 1, 2, detect.FlagSYN, nil))
+	le, be := binary.LittleEndian, binary.BigEndian
+	cut := func(b []byte) []byte { return b[:len(b)-10] }
+	for _, c := range []struct {
+		name   string
+		blocks [][]byte // the last one is the cut packet block
+		packet uint64
+	}{
+		{"first packet, little-endian", [][]byte{ngSHB(le), ngIDB(le, layers.LinkTypeEthernet), cut(ngEPB(le, 0, 1, syn))}, 1},
+		{"first packet, big-endian", [][]byte{ngSHB(be), ngIDB(be, layers.LinkTypeEthernet), cut(ngEPB(be, 0, 1, syn))}, 1},
+		{"after another interface", [][]byte{ngSHB(le), ngIDB(le, layers.LinkTypeEthernet), ngEPB(le, 0, 1, syn),
+			ngIDB(le, layers.LinkTypeEthernet), cut(ngEPB(le, 1, 2, syn))}, 2},
+		{"in a big-endian section after a little-endian one", [][]byte{ngSHB(le), ngIDB(le, layers.LinkTypeEthernet), ngEPB(le, 0, 1, syn),
+			ngSHB(be), ngIDB(be, layers.LinkTypeEthernet), cut(ngEPB(be, 0, 2, syn))}, 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var file []byte
+			for _, b := range c.blocks {
+				file = append(file, b...)
+			}
+			want := int64(len(file) - len(c.blocks[len(c.blocks)-1]))
+			got, _, err := readAll(t, write("cut.pcapng", file))
+			var fe *FileError
+			if !errors.As(err, &fe) || len(got) != int(c.packet-1) {
+				t.Fatalf("%d probes, err = %v", len(got), err)
+			}
+			if fe.Packet != c.packet || fe.Offset != want {
+				t.Errorf("packet %d at offset %d, want packet %d at %d (%v)", fe.Packet, fe.Offset, c.packet, want, err)
+			}
+		})
+	}
+}
+
+// TestFilePcapNGBigEndian: a big-endian pcapng's interfaces are read at
+// open as a little-endian one's are: its link type, and the refusal of a
+// file none of whose interfaces can be read.
+func TestFilePcapNGBigEndian(t *testing.T) {
+	write := fileWriter(t, t.TempDir())
+	syn := withEth(t, ip4TCP(t, v4A, v4B, 1, 2, detect.FlagSYN, nil))
+	for _, o := range []binary.AppendByteOrder{binary.LittleEndian, binary.BigEndian} {
+		name := fmt.Sprint(o)
+		file := append(append(ngSHB(o), ngIDB(o, layers.LinkTypeEthernet)...), ngEPB(o, 0, 1, syn)...)
+		got, s, err := readAll(t, write(name+".pcapng", file))
+		if err != nil || len(got) != 1 {
+			t.Fatalf("%s: %d probes, err %v", name, len(got), err)
+		}
+		if s.LinkType() != layers.LinkTypeEthernet {
+			t.Errorf("%s: LinkType() = %v, want Ethernet", name, s.LinkType())
+		}
+		wifi := append(append(ngSHB(o), ngIDB(o, layers.LinkTypeIEEE802_11)...), ngEPB(o, 0, 1, []byte{8, 0, 0, 0})...)
+		if s, err := OpenFile(write(name+"-wifi.pcapng", wifi)); err == nil {
+			s.Close()
+			t.Errorf("%s: a pcapng with no interface it can read was opened", name)
+		}
+	}
 }
