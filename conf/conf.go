@@ -208,7 +208,7 @@ type Config struct {
 	// KillHostsDeny is KILL_HOSTS_DENY, a hosts.deny line with $TARGET$;
 	// "" for none.
 	KillHostsDeny string
-	// KillRunCmd is KILL_RUN_CMD, a shell command with $TARGET$ (and
+	// KillRunCmd is KILL_RUN_CMD, a shell command, with $TARGET$ or not (and
 	// optionally $PORT$, $MODE$); "" for none.
 	KillRunCmd string
 	// KillRunCmdFirst is KILL_RUN_CMD_FIRST: run KillRunCmd before
@@ -433,7 +433,39 @@ func Parse(r io.Reader, name string) (*Config, error) {
 	if err := errs.err(); err != nil {
 		return nil, err
 	}
+	c.warnPortSentry()
 	return c, nil
+}
+
+// warnPortSentry warns of what a file written for PortSentry gets
+// otherwise than PortSentry 1.2 gave it: a KILL_RUN_CMD without $TARGET$
+// (1.2 runs it as it is, so scanwarden does: it is told nothing of the
+// scanner), and, in a portsentry.conf (a file that sets the paths every
+// portsentry.conf sets, IGNORE_FILE, HISTORY_FILE or BLOCKED_FILE, and
+// no key of scanwarden's own), BLOCK_TCP, BLOCK_UDP or KILL_HOSTS_DENY
+// left out, which 1.2 reads as "log only" and "no hosts.deny entry"
+// where scanwarden's defaults block and add one.
+func (c *Config) warnPortSentry() {
+	if cmd := strings.TrimSpace(c.KillRunCmd); cmd != "" && !strings.Contains(cmd, "$TARGET$") {
+		c.warn(c.set["KILL_RUN_CMD"], "KILL_RUN_CMD", "has no $TARGET$: it is run as written, without the scanner's address")
+	}
+	if !c.IsSet("IGNORE_FILE") && !c.IsSet("HISTORY_FILE") && !c.IsSet("BLOCKED_FILE") {
+		return
+	}
+	for _, s := range ownKeys() {
+		if c.IsSet(s.key) {
+			return
+		}
+	}
+	if !c.IsSet("BLOCK_TCP") && c.BlockTCP == BlockAct {
+		c.warn(0, "BLOCK_TCP", `not set: scanwarden blocks TCP scanners (its default "1"), where PortSentry 1.2 only logged them; set BLOCK_TCP="0" for that`)
+	}
+	if !c.IsSet("BLOCK_UDP") && c.BlockUDP == BlockAct {
+		c.warn(0, "BLOCK_UDP", `not set: scanwarden blocks UDP scanners (its default "1"), where PortSentry 1.2 only logged them; set BLOCK_UDP="0" for that`)
+	}
+	if !c.IsSet("KILL_HOSTS_DENY") && c.KillHostsDeny != "" {
+		c.warn(0, "KILL_HOSTS_DENY", fmt.Sprintf(`not set: scanwarden adds %q to %s for each blocked scanner (its default), where PortSentry 1.2 added nothing; set KILL_HOSTS_DENY="" for that`, c.KillHostsDeny, c.HostsDenyFile))
+	}
 }
 
 // parseLine reads one line of a config file into c: nil for a good line
@@ -579,8 +611,9 @@ func advancedWatch(limit int, exclude *detect.PortSet) *detect.PortSet {
 // every problem as an Errors (see Parse), each a *LineError naming the key
 // and, when the key was set in a file, the file and line. Parse does the
 // same checks; call Validate after changing a Config in code. Checked across keys:
-// BLOCK_TCP or BLOCK_UDP 2 needs a KILL_RUN_CMD; KILL_ROUTE,
-// KILL_HOSTS_DENY and KILL_RUN_CMD, when set, must contain $TARGET$.
+// BLOCK_TCP or BLOCK_UDP 2 needs a KILL_RUN_CMD; KILL_ROUTE and
+// KILL_HOSTS_DENY, when set, must contain $TARGET$ (KILL_RUN_CMD need
+// not, as in PortSentry 1.2: Parse warns).
 func (c *Config) Validate() error {
 	if errs := c.validate(nil); len(errs) > 0 {
 		return errs
@@ -614,7 +647,6 @@ func (c *Config) validate(skip map[string]bool) Errors {
 	for _, k := range []struct{ key, val string }{
 		{"KILL_ROUTE", c.KillRoute},
 		{"KILL_HOSTS_DENY", c.KillHostsDeny},
-		{"KILL_RUN_CMD", c.KillRunCmd},
 	} {
 		if skip[k.key] {
 			continue

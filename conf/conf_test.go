@@ -405,7 +405,6 @@ func TestKeyErrors(t *testing.T) {
 		{"BLOCK_UDP=\"2\"\nKILL_RUN_CMD=\"\"", 1, "BLOCK_UDP", "KILL_RUN_CMD is empty"},
 		{"BLOCK_TCP=\"0\"\nKILL_HOSTS_DENY=\"ALL: 192.0.2.1\"", 2, "KILL_HOSTS_DENY", "no $TARGET$"},
 		{"KILL_ROUTE=\"/sbin/route add -host reject\"", 1, "KILL_ROUTE", "no $TARGET$"},
-		{"\n\n\nKILL_RUN_CMD=\"/bin/page-me\"", 4, "KILL_RUN_CMD", "no $TARGET$"},
 		{"KILL_ROUTE=\"/sbin/route add -host $target$ reject\"", 1, "KILL_ROUTE", "no $TARGET$"},
 		// Every bad line is reported, the first one first (see
 		// TestEveryProblemReported).
@@ -462,6 +461,48 @@ func TestUnusedKeyWarns(t *testing.T) {
 	}
 	if d := mustParse(t, ""); d.Unused != nil || d.Warnings != nil {
 		t.Errorf("empty file: Unused %v Warnings %v", d.Unused, d.Warnings)
+	}
+}
+
+// TestPortSentryDifferencesWarn: what PortSentry 1.2 reads otherwise
+// than scanwarden is said, not refused: a KILL_RUN_CMD without $TARGET$
+// (1.2 runs it as it is), and in a portsentry.conf (its paths set, no key
+// of scanwarden's own) BLOCK_TCP, BLOCK_UDP and KILL_HOSTS_DENY left out,
+// which 1.2 reads as log only and no hosts.deny entry.
+func TestPortSentryDifferencesWarn(t *testing.T) {
+	c := mustParse(t, "\n\n\nKILL_RUN_CMD=\"/usr/local/bin/page-admin\"\n")
+	if c.KillRunCmd != "/usr/local/bin/page-admin" || len(c.Warnings) != 1 ||
+		c.Warnings[0] != "test.conf:4: KILL_RUN_CMD: has no $TARGET$: it is run as written, without the scanner's address" {
+		t.Errorf("KILL_RUN_CMD %q, warnings %q", c.KillRunCmd, c.Warnings)
+	}
+
+	portsentry := `TCP_PORTS="1,11,15,79,111"
+IGNORE_FILE="/etc/portsentry/portsentry.ignore"
+HISTORY_FILE="/var/lib/portsentry/portsentry.history"
+BLOCKED_FILE="/var/lib/portsentry/portsentry.blocked"
+KILL_ROUTE="/sbin/iptables -I INPUT -s $TARGET$ -j DROP"
+#KILL_HOSTS_DENY="ALL: $TARGET$ : DENY"
+#BLOCK_TCP="1"
+`
+	c = mustParse(t, portsentry)
+	want := []string{
+		`test.conf: BLOCK_TCP: not set: scanwarden blocks TCP scanners (its default "1"), where PortSentry 1.2 only logged them; set BLOCK_TCP="0" for that`,
+		`test.conf: BLOCK_UDP: not set: scanwarden blocks UDP scanners (its default "1"), where PortSentry 1.2 only logged them; set BLOCK_UDP="0" for that`,
+		`test.conf: KILL_HOSTS_DENY: not set: scanwarden adds "ALL: $TARGET$ : DENY" to /etc/hosts.deny for each blocked scanner (its default), where PortSentry 1.2 added nothing; set KILL_HOSTS_DENY="" for that`,
+	}
+	if !reflect.DeepEqual(c.Warnings, want) {
+		t.Errorf("portsentry.conf without the switches: warnings\n got %q\nwant %q", c.Warnings, want)
+	}
+	// the switches set, whatever their values: nothing to say
+	c = mustParse(t, portsentry+"BLOCK_TCP=\"1\"\nBLOCK_UDP=\"0\"\nKILL_HOSTS_DENY=\"\"\n")
+	if len(c.Warnings) != 0 {
+		t.Errorf("switches set: warnings %q", c.Warnings)
+	}
+	// a file with a key of scanwarden's own is scanwarden's: its
+	// defaults are what it asks for
+	c = mustParse(t, portsentry+"BLOCK_BACKEND=\"nftables\"\n")
+	if len(c.Warnings) != 0 {
+		t.Errorf("scanwarden's own file: warnings %q", c.Warnings)
 	}
 }
 

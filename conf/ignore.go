@@ -31,7 +31,10 @@ func LoadIgnore(path string) (*IgnoreList, error) {
 
 // ParseIgnore reads an ignore file in PortSentry's format: one IPv4 or IPv6
 // address per line with an optional "/bits" prefix length, "#" comments
-// (whole line or after the address), blank lines and CRLF line endings. An
+// (whole line or after the address), blank lines and CRLF line endings.
+// Text after the address and a space is a note, as PortSentry 1.2 reads
+// it, unless it starts with another address (an error: PortSentry would
+// have dropped it). An
 // address without bits is that single address (so PortSentry's "0.0.0.0"
 // line is the address 0.0.0.0, not every address). Host bits set under a
 // prefix are cleared (192.0.2.7/24 is 192.0.2.0/24), and IPv4-mapped IPv6
@@ -59,7 +62,20 @@ func ParseIgnore(r io.Reader, name string) (*IgnoreList, error) {
 		if text == "" {
 			continue
 		}
-		p, err := parseAddrOrPrefix(text)
+		// PortSentry 1.2 reads the address at the start of the line and
+		// nothing after it: a note there ("192.0.2.7 backup host") is
+		// one, but a second address would be silently lost, so it is
+		// an error
+		entry, note, _ := strings.Cut(strings.ReplaceAll(text, "\t", " "), " ")
+		if word, _, _ := strings.Cut(strings.TrimLeft(note, " "), " "); word != "" {
+			if _, err := parseAddrOrPrefix(word); err == nil {
+				if !errs.add(&LineError{File: name, Line: line, Msg: fmt.Sprintf("%q: one address or ADDRESS/BITS per line (put %s on a line of its own)", short(text), short(word))}) {
+					return nil, errs.err()
+				}
+				continue
+			}
+		}
+		p, err := parseAddrOrPrefix(entry)
 		if err != nil {
 			if !errs.add(&LineError{File: name, Line: line, Msg: err.Error()}) {
 				return nil, errs.err()

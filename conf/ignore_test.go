@@ -32,13 +32,15 @@ func TestParseIgnore(t *testing.T) {
 		"::1\n" +
 		"\t::ffff:203.0.113.5\t\n" +
 		"::ffff:10.0.0.0/104\n" +
+		"192.168.1.10 admin workstation\n" + // a note after the address, as PortSentry 1.2 reads it
+		"172.16.0.0/12\tvpn-clients # and a comment\n" +
 		"127.0.0.1/32\n" // repeat: dropped
 	l, err := ParseIgnore(strings.NewReader(text), "portsentry.ignore")
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := prefixes("127.0.0.1/32", "0.0.0.0/32", "192.0.2.0/24", "198.51.100.9/32", "2001:db8::/32",
-		"::1/128", "203.0.113.5/32", "10.0.0.0/8")
+		"::1/128", "203.0.113.5/32", "10.0.0.0/8", "192.168.1.10/32", "172.16.0.0/12")
 	if got := l.Prefixes(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Prefixes()\n got %v\nwant %v", got, want)
 	}
@@ -101,7 +103,11 @@ func TestParseIgnoreErrors(t *testing.T) {
 		{"192.0.2.0/\n", 1, "not an address/bits prefix"},
 		{"192.0.2.0/255.255.255.0\n", 1, "not an address/bits prefix"},
 		{"2001:db8::/129\n", 1, "not an address/bits prefix"},
-		{"192.0.2.1 192.0.2.2\n", 1, "one address"},
+		{"192.0.2.1 192.0.2.2\n", 1, `one address or ADDRESS/BITS per line (put 192.0.2.2 on a line of its own)`},
+		{"192.0.2.1\t2001:db8::/32 lab\n", 1, "one address"},
+		{"localhost 127.0.0.1\n", 1, "one address"},
+		{"host-a 192.0.2.1\n", 1, "one address"},
+		{"backup 192.0.2.1/24\n", 1, "one address"},
 		{"fe80::1%eth0\n", 1, "zone"},
 		{"300.1.1.1\n", 1, "not an IPv4 or IPv6 address"},
 		{"# ok\r\n10.0.0.1\r\n10.0.0.x\r\n", 3, `"10.0.0.x"`},
