@@ -107,7 +107,7 @@ type source struct {
 }
 
 // sourcePad rounds a source up to whole cache lines (a test checks it).
-const sourcePad = 56
+const sourcePad = 48
 
 // sourceHead is what a new source sets up: its counts and times. What
 // every packet of a reported source touches (its address, latest time,

@@ -21,9 +21,12 @@ import (
 type LinkSeen struct {
 	// MAC is the link-layer source address of the source's first probe
 	// that had one; MACs is 0 when none had, 1 when all that had one
-	// had MAC, 2 when they came from more than one.
+	// had MAC, 2 when they came from more than one. MAC2 is then the
+	// second one seen (a framed host's own frames and its forger's are
+	// two).
 	MAC  [6]byte
 	MACs uint8
+	MAC2 [6]byte
 	// Hops has bit h set when one of the source's probes came from h
 	// hops away (bit 63: 63 or more; see Hops); 0 when none said. A
 	// source's own packets come from one or two hop counts; forged ones
@@ -34,14 +37,20 @@ type LinkSeen struct {
 // hopBit is the bit of LinkSeen.Hops for hops.
 func hopBit(hops int) uint64 { return 1 << min(hops, 63) }
 
+// macs returns the MACs l knows, the first n of m: none, MAC, or MAC
+// and MAC2 (of two or more).
+func (l *LinkSeen) macs() (m [2][6]byte, n int) {
+	return [2][6]byte{l.MAC, l.MAC2}, int(min(l.MACs, 2))
+}
+
 // note adds one probe of the source to l.
 func (l *LinkSeen) note(p *Probe) {
 	if p.HasMAC {
 		switch {
 		case l.MACs == 0:
 			l.MAC, l.MACs = p.SrcMAC, 1
-		case l.MAC != p.SrcMAC:
-			l.MACs = 2
+		case l.MACs == 1 && l.MAC != p.SrcMAC:
+			l.MAC2, l.MACs = p.SrcMAC, 2
 		}
 	}
 	if p.TTL != 0 {
@@ -441,9 +450,15 @@ func (o *Origins) Judge(a *Alert, n Neighbourhood) Judgement {
 		if j, ok := o.decoy(a, n); ok {
 			return j
 		}
-		if !onLink && l.MACs == 1 {
-			if owner, router, ok := n.Owner(l.MAC); ok && !router && owner != src {
-				return Judgement{Forged, fmt.Sprintf("frames from %s, the MAC of %s, which routes nothing here", FormatMAC(l.MAC), owner)}
+		if !onLink {
+			// frames from a neighbour that routes nothing, in the name
+			// of an address off the link, are forged: whether or not the
+			// address's own frames (through a router) came too
+			macs, nm := l.macs()
+			for _, m := range macs[:nm] {
+				if owner, router, ok := n.Owner(m); ok && !router && owner != src {
+					return Judgement{Forged, fmt.Sprintf("frames from %s, the MAC of %s, which routes nothing here", FormatMAC(m), owner)}
+				}
 			}
 		}
 		if onLink {

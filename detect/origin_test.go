@@ -130,6 +130,19 @@ func TestJudge(t *testing.T) {
 		{"off-link from a router, no history", NewOrigins(), alertOf(netip.MustParseAddr("192.0.2.66"), macRouter, true, 62), Unknown, ""},
 		{"off-link from a host that routes nothing", NewOrigins(), alertOf(netip.MustParseAddr("192.0.2.99"), macAttacker, true, 64), Forged,
 			"the MAC of 198.51.100.66, which routes nothing here"},
+		// an off-link host's own frame (through the router) first, then
+		// probes in its name from a neighbour that routes nothing: the
+		// mix does not hide the forger
+		{"off-link through the router and from a host that routes nothing", NewOrigins(), func() *Alert {
+			a := alertOf(netip.MustParseAddr("192.0.2.99"), macRouter, true, 50)
+			a.Link.note(&Probe{TTL: 64, HasMAC: true, SrcMAC: macAttacker})
+			return a
+		}(), Forged, "frames from 02:00:00:00:00:66, the MAC of 198.51.100.66, which routes nothing here"},
+		{"off-link from two routers", NewOrigins(), func() *Alert {
+			a := alertOf(netip.MustParseAddr("192.0.2.99"), macRouter, true, 50)
+			a.Link.note(&Probe{TTL: 50, HasMAC: true, SrcMAC: [6]byte{2, 0, 0, 0, 0, 0x77}}) // a MAC nobody owns
+			return a
+		}(), Unknown, ""},
 		{"off-link, hops as learned", withHistory, alertOf(far, macRouter, true, 63), Unknown, ""},
 		{"off-link, other hops than learned", withHistory, alertOf(far, macRouter, true, 62, 62), Forged,
 			"probes from 2 hops away; 203.0.113.20's own connections come from 1"},
