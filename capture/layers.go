@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"encoding/binary"
 	"errors"
 
 	"github.com/gopacket/gopacket"
@@ -27,7 +28,8 @@ import (
 //     of a capture cut at a short snap length would allocate per packet.
 //
 // Their errors are preallocated values, so even a malformed packet costs
-// no allocation in these layers.
+// no allocation in these layers; gopacket's layers that remain are
+// guarded the same way (guard).
 
 var (
 	errShortEthernet = errors.New("ethernet header shorter than 14 bytes")
@@ -40,6 +42,129 @@ var (
 	errTCPOffset     = errors.New("TCP data offset below 5")
 	errShortARP      = errors.New("ARP message shorter than its address sizes say")
 )
+
+// guard puts a check in front of one of gopacket's layers. Those format a
+// new error for malformed input (a short UDP, ICMP, 802.1Q, cooked or
+// loopback header, a UDP length field of 1 to 7, an IPv6 extension or
+// fragment header cut short), which is an allocation per packet for
+// anyone who sends such packets. check refuses exactly that input first,
+// with a preallocated error, and marks it truncated where the layer would
+// have; what it lets through the layer decodes without an error.
+type guard struct {
+	gopacket.DecodingLayer
+	check func(data []byte, df gopacket.DecodeFeedback) error
+}
+
+func (g guard) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
+	if err := g.check(data, df); err != nil {
+		return err
+	}
+	return g.DecodingLayer.DecodeFromBytes(data, df)
+}
+
+var (
+	errShortUDP    = errors.New("UDP header shorter than 8 bytes")
+	errUDPLength   = errors.New("UDP length field of 1 to 7 bytes")
+	errShortICMPv4 = errors.New("ICMPv4 header shorter than 8 bytes")
+	errShortICMPv6 = errors.New("ICMPv6 header shorter than 4 bytes")
+	errShortDot1Q  = errors.New("802.1Q tag shorter than 4 bytes")
+	errShortSLL    = errors.New("Linux cooked capture header cut short")
+	errSLLAddrLen  = errors.New("Linux cooked capture address longer than 8 bytes")
+	errShortLoop   = errors.New("loopback header shorter than 4 bytes")
+	errLoopFamily  = errors.New("loopback protocol family above 255")
+	errShortExt6   = errors.New("IPv6 extension header cut short")
+	errShortFrag6  = errors.New("IPv6 fragment header shorter than 8 bytes")
+)
+
+// The checks of the guards, each as the layer it guards reads its header.
+func checkUDP(data []byte, df gopacket.DecodeFeedback) error {
+	if len(data) < 8 {
+		df.SetTruncated()
+		return errShortUDP
+	}
+	if n := binary.BigEndian.Uint16(data[4:6]); n != 0 && n < 8 {
+		return errUDPLength
+	}
+	return nil
+}
+
+func checkICMPv4(data []byte, df gopacket.DecodeFeedback) error {
+	if len(data) < 8 {
+		df.SetTruncated()
+		return errShortICMPv4
+	}
+	return nil
+}
+
+func checkICMPv6(data []byte, df gopacket.DecodeFeedback) error {
+	if len(data) < 4 {
+		df.SetTruncated()
+		return errShortICMPv6
+	}
+	return nil
+}
+
+func checkDot1Q(data []byte, df gopacket.DecodeFeedback) error {
+	if len(data) < 4 {
+		df.SetTruncated()
+		return errShortDot1Q
+	}
+	return nil
+}
+
+func checkSLL(data []byte, _ gopacket.DecodeFeedback) error {
+	if len(data) < 16 {
+		return errShortSLL
+	}
+	if binary.BigEndian.Uint16(data[4:6]) > 8 {
+		return errSLLAddrLen
+	}
+	return nil
+}
+
+func checkSLL2(data []byte, _ gopacket.DecodeFeedback) error {
+	if len(data) < 20 {
+		return errShortSLL
+	}
+	if data[11] > 8 {
+		return errSLLAddrLen
+	}
+	return nil
+}
+
+func checkLoopback(data []byte, _ gopacket.DecodeFeedback) error {
+	if len(data) < 4 {
+		return errShortLoop
+	}
+	// as layers.Loopback tells the byte order
+	prot := binary.LittleEndian.Uint32(data[:4])
+	if data[0] == 0 && data[1] == 0 {
+		prot = binary.BigEndian.Uint32(data[:4])
+	}
+	if prot > 0xff {
+		return errLoopFamily
+	}
+	return nil
+}
+
+func checkExt6(data []byte, df gopacket.DecodeFeedback) error {
+	if len(data) < 2 {
+		df.SetTruncated()
+		return errShortExt6
+	}
+	if len(data) < int(data[1])*8+8 {
+		return errShortExt6
+	}
+	return nil
+}
+
+func checkFrag6(data []byte, df gopacket.DecodeFeedback) error {
+	if len(data) < 8 {
+		df.SetTruncated()
+		return errShortFrag6
+	}
+	return nil
+}
 
 // etherTypeLayer maps the EtherTypes we follow to their layers; any other
 // ends decoding (the packet is then ignored).
