@@ -482,6 +482,33 @@ func TestBoundedSourcesUnderForgedFlood(t *testing.T) {
 	}
 }
 
+// TestAnsweredFloodKeepsTheScanner: a forged flood to a closed port, each
+// SYN answered with the host's RST, makes each forged source a source of
+// one probe scoring a closed port; a real scanner that has sent several
+// unanswered probes (a lower score) is not evicted for them, and is
+// reported when it goes on.
+func TestAnsweredFloodKeepsTheScanner(t *testing.T) {
+	e := newEngine(t, Config{MaxSources: 64})
+	for i := range 3 {
+		run(t, e, tcp(t0+int64(i)*ms, attacker, 40000, victim, uint16(5000+i), FlagSYN))
+	}
+	for i := range 2000 {
+		src := netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)})
+		ts := t0 + 10*ms + int64(i)*1000
+		run(t, e, tcp(ts, src, 1234, victim, 81, FlagSYN), tcp(ts+100, victim, 81, src, 1234, FlagRST|FlagACK))
+	}
+	if e.Stats().Evicted < 1000 {
+		t.Fatalf("the flood evicted nothing: %+v", e.Stats())
+	}
+	var alerts []*Alert
+	for i := 3; i < 12; i++ {
+		alerts = append(alerts, run(t, e, tcp(t0+20*ms+int64(i)*ms, attacker, 40000, victim, uint16(5000+i), FlagSYN))...)
+	}
+	if len(alerts) != 1 || alerts[0].Src != attacker || alerts[0].Probes != 12 {
+		t.Errorf("twelve unanswered probes within the window, during an answered flood: alerts %+v", alerts)
+	}
+}
+
 func TestTableAgainstMap(t *testing.T) {
 	// every tracked source must stay findable through inserts and
 	// evictions, and evicted ones must be gone
@@ -785,28 +812,31 @@ func TestProcessAllocatesNothing(t *testing.T) {
 	}
 }
 
-// rankKey orders sources as the score-then-time comparison it replaces,
-// for every score a source can have and times within its span.
+// rankKey orders sources as the comparison it replaces: sources of one
+// probe first, then by score, then by time, for every score a source can
+// have and times within its span.
 func TestRankKeyOrder(t *testing.T) {
 	if maxTargets*max(WeightClosed, WeightStealth, WeightUnanswered, WeightHalfOpen) > 255 {
 		t.Fatal("a score can exceed the 8 bits rankKey keeps")
 	}
 	r := rand.New(rand.NewPCG(5, 6))
-	base := t0 - 1<<55
+	base := t0 - 1<<(rankTimeBits-1)
 	for i := 0; i < 200000; i++ {
 		s1, s2 := int32(r.IntN(200)), int32(r.IntN(200))
 		if r.IntN(3) == 0 {
 			s2 = s1
 		}
+		p1, p2 := uint32(1+r.IntN(3)), uint32(1+r.IntN(3))
 		l1 := t0 + r.Int64N(1<<50) - 1<<49
 		l2 := l1 + r.Int64N(2000) - 1000
-		want := s1 < s2 || s1 == s2 && l1 < l2
-		if got := rankKey(s1, l1, base) < rankKey(s2, l2, base); got != want {
-			t.Fatalf("(%d, %d) < (%d, %d): key says %v", s1, l1, s2, l2, got)
+		m1, m2 := p1 > 1, p2 > 1
+		want := !m1 && m2 || m1 == m2 && (s1 < s2 || s1 == s2 && l1 < l2)
+		if got := rankKey(s1, p1, l1, base) < rankKey(s2, p2, l2, base); got != want {
+			t.Fatalf("(%d probes, %d, %d) < (%d probes, %d, %d): key says %v", p1, s1, l1, p2, s2, l2, got)
 		}
 	}
 	// out of range: the nearest end, never a wrap-around
-	if rankKey(3, math.MinInt64, base) != 3<<56 || rankKey(3, math.MaxInt64, base) != 3<<56|(1<<56-1) {
+	if rankKey(3, 1, math.MinInt64, base) != 3<<rankTimeBits || rankKey(3, 1, math.MaxInt64, base) != 3<<rankTimeBits|(1<<rankTimeBits-1) {
 		t.Fatal("times out of range are not clamped")
 	}
 }

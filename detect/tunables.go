@@ -107,10 +107,11 @@ const (
 	// for the alert's dst list; a sweep over more is reported by its
 	// first maxDsts hosts (the score still counts them all).
 	maxDsts = 8
-	// evictSample is how many of the least recently seen sources are
-	// looked at when the table is full; the one with the lowest score
-	// goes. A real scanner has a score well above a forged flood's one
-	// probe, so it survives a flood even when it probes slowly.
+	// evictSample is how many sources, under a clock hand, are looked at
+	// when the table is full; a source of one probe goes first, else the
+	// one with the lowest score (see rankKey). A real scanner has sent
+	// more than a forged flood's one probe, so it survives a flood even
+	// when it probes slowly and the host answers the flood.
 	evictSample = 8
 	// minMaxSources is the smallest table the engine accepts.
 	minMaxSources = 64
