@@ -107,7 +107,7 @@ type source struct {
 }
 
 // sourcePad rounds a source up to whole cache lines (a test checks it).
-const sourcePad = 48
+const sourcePad = 16
 
 // sourceHead is what a new source sets up: its counts and times. What
 // every packet of a reported source touches (its address, latest time,
@@ -142,6 +142,9 @@ type sourceHead struct {
 	oldest    int64 // no target is older than this
 	// awaitFirst is the time of the oldest target with bitAwait.
 	awaitFirst int64
+	// stealthLast is the time of the latest probe of each stealth kind
+	// (see stealthKinds), for types[kind] > 0.
+	stealthLast [len(stealthTypes)]int64
 }
 
 // reset makes s a new source a first seen at ts: only its head is
@@ -575,6 +578,9 @@ func (e *Engine) probe(p *Probe, typ ScanType, proto uint8, stealth bool, st uin
 	s := e.getAt(p.Src, h, pos, sl, found, p.TS)
 	s.probes++
 	s.types[typ]++
+	if stealth {
+		s.noteStealth(typ, p.TS)
+	}
 	if p.HasMAC || p.TTL != 0 { // a packet of the source's (not a Hit, nor a probe inferred from a reply)
 		s.link.note(p)
 	}
@@ -670,7 +676,7 @@ func (e *Engine) check(s *source, ts int64, proto uint8, port uint16) *Alert {
 	switch {
 	case s.trapHits >= e.trigger:
 		why = TriggerTrap
-	case s.evidence() >= e.threshold, e.threshold <= 2*WeightStealth && s.stealthKinds() >= 2:
+	case s.evidence() >= e.threshold, e.threshold <= 2*WeightStealth && s.stealthKinds(ts, e.window) >= 2:
 		why = TriggerScore
 	default:
 		return nil
@@ -804,14 +810,27 @@ func (s *source) drop(t *target) {
 	}
 }
 
+// stealthTypes are the kinds of probe no client sends.
+var stealthTypes = [...]ScanType{TypeFIN, TypeNULL, TypeXMAS, TypeOdd}
+
+// noteStealth notes a probe of type typ at ts, when typ is a stealth
+// kind.
+func (s *source) noteStealth(typ ScanType, ts int64) {
+	for i, k := range stealthTypes {
+		if k == typ {
+			s.stealthLast[i] = ts
+		}
+	}
+}
+
 // stealthKinds counts the kinds of probe no client sends (FIN, NULL, XMAS,
-// odd flags) the source has sent: two kinds are as telling as two
-// targets of one (WeightStealth), even to a single port (nmap -O's NULL
-// and SYN+FIN+PSH+URG to its one open port).
-func (s *source) stealthKinds() int {
+// odd flags) the source has sent within window of now: two kinds are as
+// telling as two targets of one (WeightStealth), even to a single port
+// (nmap -O's NULL and SYN+FIN+PSH+URG to its one open port).
+func (s *source) stealthKinds(now, window int64) int {
 	n := 0
-	for _, t := range [...]ScanType{TypeFIN, TypeNULL, TypeXMAS, TypeOdd} {
-		if s.types[t] > 0 {
+	for i, k := range stealthTypes {
+		if s.types[k] > 0 && now-s.stealthLast[i] <= window {
 			n++
 		}
 	}

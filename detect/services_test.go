@@ -251,6 +251,16 @@ func TestTwoStealthKindsToOnePort(t *testing.T) {
 	if a == nil || a.Trigger != TriggerScore {
 		t.Fatalf("NULL and SYN+FIN+PSH+URG to one port: %+v", a)
 	}
+	// the two kinds within the window: a stray FIN and a NULL an hour
+	// later, from a client, are no scan
+	e = newEngine(t, Config{})
+	hour := int64(time.Hour)
+	if alerts := run(t, e, tcp(t0, benign, 40000, victim, 80, FlagFIN), tcp(t0+hour, benign, 40001, victim, 443, 0)); len(alerts) != 0 {
+		t.Fatalf("two stealth kinds an hour apart: %+v", alerts[0])
+	}
+	if alerts := run(t, e, tcp(t0+hour+ms, benign, 40002, victim, 443, FlagFIN|FlagPSH|FlagURG)); len(alerts) != 1 {
+		t.Fatalf("NULL and XMAS within the window: %d alerts", len(alerts))
+	}
 	// a raised threshold asks for more than that
 	e = newReplayEngine(t, Config{Threshold: 40})
 	pkts = append(pkts, tcp(t0+2*ms, attacker, 60012, victim, 80, FlagSYN|FlagFIN|FlagPSH|FlagURG))
