@@ -31,7 +31,11 @@ import "hash/maphash"
 // (the TCP data offset, or 8 for UDP) are present, or when its last
 // fragment has closed it and every byte up to that length (at most
 // FragKeep) is present. It is reported once; later fragments of it are
-// ignored while its slot lasts. A fragment that starts at or beyond
+// ignored while its slot lasts, unless their bytes differ from those held:
+// that is a new datagram reusing the identification (a prober with a
+// fixed IP ID; Linux frees a queue once its datagram is complete and
+// reassembles the next one as well), which starts the slot over. A
+// fragment that starts at or beyond
 // FragKeep and belongs to no slot takes none: it holds nothing we keep.
 
 // Compile-time check: a slot's byte mask is one uint64.
@@ -160,8 +164,14 @@ func (t *fragTable) release(n int, ts int64, st *Stats) {
 // header (valid until the next call) and true.
 func (t *fragTable) add(k *fragKey, ts int64, off int, more bool, data []byte, realLen int, st *Stats) ([]byte, bool) {
 	s := t.slot(k, ts, off, st)
-	if s == nil || s.state == slotDone {
+	if s == nil {
 		return nil, false
+	}
+	if s.state == slotDone {
+		if !s.differs(off, data) {
+			return nil, false // a copy of a fragment reported already
+		}
+		s.first, s.have, s.total, s.state = ts, 0, -1, slotPending
 	}
 	s.fill(off, more, data, realLen)
 	return s.header(k.proto(), st)
@@ -203,6 +213,17 @@ func (t *fragTable) slot(k *fragKey, ts int64, off int, st *Stats) *fragSlot {
 	s.total = -1
 	s.state = slotPending
 	return s
+}
+
+// differs reports whether the fragment at off (its captured bytes data)
+// has a byte that s holds otherwise.
+func (s *fragSlot) differs(off int, data []byte) bool {
+	for i := off; i < min(off+len(data), FragKeep); i++ {
+		if s.have&(1<<uint(i)) != 0 && s.buf[i] != data[i-off] {
+			return true
+		}
+	}
+	return false
 }
 
 // fill copies the bytes of the fragment at off that s still misses (the

@@ -2,6 +2,7 @@ package capture
 
 import (
 	"encoding/binary"
+	"slices"
 	"testing"
 	"unsafe"
 
@@ -78,6 +79,31 @@ func TestFragIPv4(t *testing.T) {
 			t.Fatalf("got %+v", got)
 		}
 	})
+}
+
+// TestFragReusedID: a prober that keeps its IP identification fixed
+// (hping3 --id, scapy) sends datagram after datagram under one key; Linux
+// reassembles each, and so does the decoder, while copies of a fragment
+// already reported still count once.
+func TestFragReusedID(t *testing.T) {
+	d := mustDecoder(t, layers.LinkTypeEthernet)
+	var got []uint16
+	for i, port := range []uint16{22, 23, 24} {
+		frags := fragment4(ip4TCP(t, v4A, v4B, 40000, port, detect.FlagSYN, nmapSYNOpts), 8)
+		// every fragment twice: the copies are no new datagram
+		for _, f := range append(frags, frags...) {
+			var p detect.Probe
+			if d.Decode(withEth(t, f), ts0+int64(i)*1e9, &p) {
+				got = append(got, p.DstPort)
+			}
+		}
+	}
+	if !slices.Equal(got, []uint16{22, 23, 24}) {
+		t.Errorf("ports %v of three datagrams with one IP ID, stats %+v", got, d.Stats())
+	}
+	if s := d.Stats(); s.Reassembled != 3 {
+		t.Errorf("stats %+v", s)
+	}
 }
 
 func TestFragIPv6(t *testing.T) {
