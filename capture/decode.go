@@ -129,11 +129,11 @@ func NewDecoder(link layers.LinkType) (*Decoder, error) {
 	// fastest container, and small since every type here is below 200.
 	var dlc gopacket.DecodingLayerContainer = gopacket.DecodingLayerSparse(nil)
 	for _, l := range []gopacket.DecodingLayer{
-		&d.eth, guard{&d.dot1q, checkDot1Q}, guard{&d.sll, checkSLL}, guard{&d.sll2, checkSLL2}, guard{&d.loop, checkLoopback}, &d.arp,
+		&d.eth, guard{&d.dot1q, shorterThan(4, errShortDot1Q)}, guard{&d.sll, checkSLL}, guard{&d.sll2, checkSLL2}, guard{&d.loop, checkLoopback}, &d.arp,
 		&d.ip4, &d.ip6,
-		guard{&d.ext, checkExt6},    // hop-by-hop, routing and destination options are skipped...
-		guard{&d.frag6, checkFrag6}, // ...and the fragment header, registered after, replaces the skipper for its type
-		&d.tcp, guard{&d.udp, checkUDP}, guard{&d.icmp4, checkICMPv4}, guard{&d.icmp6, checkICMPv6},
+		guard{&d.ext, checkExt6},                       // hop-by-hop, routing and destination options are skipped...
+		guard{&d.frag6, shorterThan(8, errShortFrag6)}, // ...and the fragment header, registered after, replaces the skipper for its type
+		&d.tcp, guard{&d.udp, checkUDP}, guard{&d.icmp4, shorterThan(8, errShortICMPv4)}, guard{&d.icmp6, shorterThan(4, errShortICMPv6)},
 	} {
 		dlc = dlc.Put(l)
 	}

@@ -77,6 +77,19 @@ var (
 )
 
 // The checks of the guards, each as the layer it guards reads its header.
+
+// shorterThan is the check of a header of at least n bytes, which the
+// layer marks truncated when it is shorter.
+func shorterThan(n int, err error) func([]byte, gopacket.DecodeFeedback) error {
+	return func(data []byte, df gopacket.DecodeFeedback) error {
+		if len(data) < n {
+			df.SetTruncated()
+			return err
+		}
+		return nil
+	}
+}
+
 func checkUDP(data []byte, df gopacket.DecodeFeedback) error {
 	if len(data) < 8 {
 		df.SetTruncated()
@@ -84,30 +97,6 @@ func checkUDP(data []byte, df gopacket.DecodeFeedback) error {
 	}
 	if n := binary.BigEndian.Uint16(data[4:6]); n != 0 && n < 8 {
 		return errUDPLength
-	}
-	return nil
-}
-
-func checkICMPv4(data []byte, df gopacket.DecodeFeedback) error {
-	if len(data) < 8 {
-		df.SetTruncated()
-		return errShortICMPv4
-	}
-	return nil
-}
-
-func checkICMPv6(data []byte, df gopacket.DecodeFeedback) error {
-	if len(data) < 4 {
-		df.SetTruncated()
-		return errShortICMPv6
-	}
-	return nil
-}
-
-func checkDot1Q(data []byte, df gopacket.DecodeFeedback) error {
-	if len(data) < 4 {
-		df.SetTruncated()
-		return errShortDot1Q
 	}
 	return nil
 }
@@ -154,14 +143,6 @@ func checkExt6(data []byte, df gopacket.DecodeFeedback) error {
 	}
 	if len(data) < int(data[1])*8+8 {
 		return errShortExt6
-	}
-	return nil
-}
-
-func checkFrag6(data []byte, df gopacket.DecodeFeedback) error {
-	if len(data) < 8 {
-		df.SetTruncated()
-		return errShortFrag6
 	}
 	return nil
 }
