@@ -136,7 +136,7 @@ func (d *daemon) captureLoop(ctx context.Context, src *capture.LiveSource, eng *
 		}
 		org.Observe(&p)
 		a := eng.Process(&p)
-		if rt.tick() { // every rtCheckEvery probes: the counters for a scrape
+		if rt.tick(p.TS) { // every rtCheckEvery probes or rtBeatEvery: the counters for a scrape
 			pub.publish(eng)
 		}
 		if a == nil {

@@ -55,7 +55,7 @@ func TestEngineStatsPublished(t *testing.T) {
 				Src: detect.AddrOf(netip.AddrFrom4([4]byte{203, 0, 113, byte(i)})), Dst: victim,
 				SrcPort: 40000, DstPort: uint16(1000 + i), TS: time.Now().UnixNano()}
 			eng.Process(&p)
-			if rt.tick() {
+			if rt.tick(p.TS) {
 				s.publish(eng)
 			}
 		}

@@ -40,6 +40,12 @@ const (
 	// looks at the clock (a power of two): the check stays off the
 	// per-packet path.
 	rtCheckEvery = 256
+	// rtBeatEvery is the packet time after which a probe makes the
+	// thread check (and tell the watchdog it is alive) even before
+	// rtCheckEvery probes: steady traffic of 10 to 25 probes a second
+	// never lets a read time out, and 256 probes would take longer than
+	// captureStuckAfter. One look at the clock a second costs nothing.
+	rtBeatEvery = time.Second
 	// rtLeaveShare is the share of a CPU above which a thread leaves real
 	// time. A capture thread reading an nmap scan at full speed (100k
 	// probes/s) uses about a fifth of one.
@@ -68,6 +74,8 @@ type rtThread struct {
 	fifo bool // the thread is SCHED_FIFO now
 	shed bool // it left real time for its load
 	n    uint
+	// lastTS is the packet time of the latest check by tick (0: none yet)
+	lastTS int64
 	// start of the window: wall time and the thread's CPU time
 	wall0 time.Time
 	cpu0  time.Duration
@@ -96,14 +104,20 @@ func (p *rtPolicy) thread(name string) *rtThread {
 	return t
 }
 
-// tick counts a probe and checks the thread's share every rtCheckEvery;
-// it reports whether it checked (the capture thread publishes its
-// engine's counters then too).
-func (t *rtThread) tick() bool {
+// tick counts a probe of packet time ts and checks the thread's share
+// every rtCheckEvery probes, or at the first probe rtBeatEvery of packet
+// time after the last check (a time going backwards checks too); it
+// reports whether it checked (the capture thread publishes its engine's
+// counters then too).
+func (t *rtThread) tick(ts int64) bool {
 	t.n++
-	if t.n&(rtCheckEvery-1) != 0 {
+	if t.lastTS == 0 {
+		t.lastTS = ts
+	}
+	if d := ts - t.lastTS; t.n&(rtCheckEvery-1) != 0 && d >= 0 && d < int64(rtBeatEvery) {
 		return false
 	}
+	t.lastTS = ts
 	t.check()
 	return true
 }

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -191,5 +192,47 @@ func TestRTRefusal(t *testing.T) {
 		if got := rtRefusal(c.err, c.lim, c.limErr); !strings.Contains(got, c.want) {
 			t.Errorf("%v %+v %v: %q, want %q", c.err, c.lim, c.limErr, got, c.want)
 		}
+	}
+}
+
+// TestTickBeatsOnPacketTime: a capture thread tells the watchdog it is
+// alive at least every rtBeatEvery of packet time, also under steady
+// traffic too slow to reach rtCheckEvery probes and too fast for a read
+// to time out (20 probes a second: 256 would take 12.8 s, more than
+// captureStuckAfter); a flood still checks once every rtCheckEvery
+// probes, not per packet.
+func TestTickBeatsOnPacketTime(t *testing.T) {
+	var alive atomic.Int64
+	rt := &rtThread{p: &rtPolicy{log: logrus.New()}, name: "the capture", wall0: time.Now(), alive: &alive}
+	ts := int64(1_700_000_000) * int64(time.Second)
+	var checked []int
+	for i := range 250 {
+		if rt.tick(ts + int64(i)*int64(50*time.Millisecond)) {
+			checked = append(checked, i)
+		}
+	}
+	if len(checked) != 12 || checked[0] != 20 || alive.Load() == 0 {
+		t.Errorf("20 probes a second for 12.5 s: checks at probes %v, want one every 20 from the 20th", checked)
+	}
+	for i := 1; i < len(checked); i++ {
+		if checked[i]-checked[i-1] != 20 {
+			t.Errorf("checks at probes %v, want one every 20", checked)
+			break
+		}
+	}
+
+	rt = &rtThread{p: &rtPolicy{log: logrus.New()}, name: "the capture", wall0: time.Now()}
+	n := 0
+	for i := range 4 * rtCheckEvery {
+		if rt.tick(ts + int64(i)) { // a probe a nanosecond
+			n++
+		}
+	}
+	if n != 4 {
+		t.Errorf("a flood of %d probes checked %d times, want 4", 4*rtCheckEvery, n)
+	}
+	// a clock set back checks at once
+	if !rt.tick(ts - int64(time.Hour)) {
+		t.Error("a packet time before the last check did not check")
 	}
 }
