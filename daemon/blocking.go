@@ -127,6 +127,9 @@ func (d *daemon) handle(ctx context.Context, it alertItem) {
 	}
 	switch {
 	case out == block.Forged:
+		// its source's own alert, later in the window, must go through:
+		// a forger must not make it "not reported again"
+		d.once.forget(a.Src)
 		log = log.WithField("forged", true)
 		if kernel {
 			// the kernel trap holds it (provisionally): let it out now

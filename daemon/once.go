@@ -52,8 +52,8 @@ func (o *alertOnce) admit(src netip.Addr, now int64) bool {
 }
 
 // forget lets src's next alert through: the block manager refused the
-// last one (rate limit), and the engines report it anew when they are
-// rearmed.
+// last one (rate limit: the engines report it anew when they are
+// rearmed), or it was judged forged (src's own alert may follow).
 func (o *alertOnce) forget(src netip.Addr) {
 	if o == nil {
 		return
