@@ -201,6 +201,9 @@ type daemon struct {
 	// waits are alerts whose on-link source is being resolved
 	// (resolveLoop).
 	waits chan *detect.Alert
+	// waiting counts the alerts judge put aside that resolveLoop has not
+	// handed off yet (in waits or in its list): at most cap(waits)
+	waiting atomic.Int32
 	// choose picks the backend of BLOCK_BACKEND="auto", at start and on
 	// each reload (resolve).
 	choose chooser

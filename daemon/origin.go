@@ -116,9 +116,9 @@ func (d *daemon) startLinkView(ctx context.Context) {
 }
 
 // judge gives a its verdict on the capture thread: a Pending one goes to
-// resolveLoop and is not handed off here (past waitingMax waiting, it is
-// not blocked: Forged, for want of a check); it reports whether a is to
-// be handed off now.
+// resolveLoop and is not handed off here (past waitingMax waiting, counted
+// until resolveLoop hands them off, it is not blocked: Forged, for want
+// of a check); it reports whether a is to be handed off now.
 func (d *daemon) judge(org *detect.Origins, a *detect.Alert) bool {
 	if d.isNever(a.Src) {
 		return true // never blocked whatever the evidence (the host's own addresses among them)
@@ -127,14 +127,15 @@ func (d *daemon) judge(org *detect.Origins, a *detect.Alert) bool {
 	if a.Origin.Verdict != detect.Pending {
 		return true
 	}
-	select {
-	case d.waits <- a:
-		return false
-	default:
+	// at most cap(d.waits) wait, in the channel or in resolveLoop's list
+	if d.waiting.Add(1) > int32(cap(d.waits)) {
+		d.waiting.Add(-1)
 		a.Origin = detect.Judgement{Verdict: detect.Forged,
 			Evidence: "not checked: too many sources were being resolved on the link (a flood of forged ones); judged again if it goes on probing"}
 		return true // and forgotten by the engine, as every forged one
 	}
+	d.waits <- a // never blocks: the count keeps it from filling
+	return false
 }
 
 // waiting is an alert waiting for its source's resolution.
@@ -220,6 +221,7 @@ func (d *daemon) settle(ctx context.Context, list []waiting, now time.Time) []wa
 			d.tellEngines(rearmReq{src: w.a.Src, forget: true})
 		}
 		d.handOff(ctx, w.a, d.rearmQueued)
+		d.waiting.Add(-1)
 	}
 	clear(list[len(keep):])
 	return keep

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -137,6 +138,35 @@ func TestJudgePending(t *testing.T) {
 	a := pendingAlert("198.51.100.159", macA)
 	if !d.judge(org, a) || a.Origin.Verdict != detect.Forged || !strings.Contains(a.Origin.Evidence, "not checked") {
 		t.Fatalf("past the bound: %v %q", a.Origin.Verdict, a.Origin.Evidence)
+	}
+}
+
+// TestJudgeBoundCountsTheResolving: the bound on waiting alerts counts
+// those resolveLoop has taken from the channel too, until it hands them
+// off: a flood of forged on-link sources keeps at most cap(waits) alerts
+// (waitingMax) waiting, not a channel's worth more every time the loop
+// drains it.
+func TestJudgeBoundCountsTheResolving(t *testing.T) {
+	d := &daemon{waits: make(chan *detect.Alert, 3), alerts: make(chan alertItem, alertQueue), link: viewOf(nil)}
+	org := detect.NewOrigins()
+	var list []waiting
+	past := time.Now().Add(-time.Second)
+	for i := range 3 {
+		if d.judge(org, pendingAlert(fmt.Sprintf("198.51.100.%d", 150+i), macA)) {
+			t.Fatal("an unresolved source was handed off")
+		}
+		list = append(list, waiting{a: <-d.waits, until: past}) // as resolveLoop takes it
+	}
+	a := pendingAlert("198.51.100.160", macA)
+	if !d.judge(org, a) || a.Origin.Verdict != detect.Forged {
+		t.Fatalf("a fourth alert while three are being resolved: %v", a.Origin.Verdict)
+	}
+	// handed off (their time is up), they leave room
+	if list = d.settle(context.Background(), list, time.Now()); len(list) != 0 || len(d.alerts) != 3 {
+		t.Fatalf("settle kept %d, handed off %d", len(list), len(d.alerts))
+	}
+	if d.judge(org, pendingAlert("198.51.100.161", macA)) {
+		t.Fatal("no room once the others were handed off")
 	}
 }
 
