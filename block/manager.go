@@ -617,7 +617,7 @@ func (m *Manager) Unblock(ctx context.Context, addrs ...netip.Addr) (notBanned [
 	defer m.mu.Unlock()
 	want := map[netip.Addr]bool{}
 	for _, a := range addrs {
-		want[a.Unmap()] = true
+		want[a.WithZone("").Unmap()] = true
 	}
 	var errs []error
 	found := map[netip.Addr]bool{}

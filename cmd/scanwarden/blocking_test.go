@@ -16,6 +16,32 @@ import (
 	"github.com/scanwarden/scanwarden/internal/conftest"
 )
 
+// TestUnblockZonedAddress: a link-local address is usually written with
+// its zone (fe80::66%eth0); bans are kept without one, and unblock lifts
+// the ban all the same.
+func TestUnblockZonedAddress(t *testing.T) {
+	cfg := conftest.DryConfig(t, t.TempDir(), "")
+	c, err := daemon.LoadConfig(cfg, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, closeM, err := daemon.OpenManager(c, newCLILogger(io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &detect.Alert{Src: netip.MustParseAddr("fe80::66"), Type: detect.TypeFIN, Trigger: detect.TriggerScore, Port: 22, Probes: 4, Score: 12}
+	if out, err := m.Handle(context.Background(), a, "stcp"); err != nil || out != block.Blocked {
+		t.Fatalf("block: %v %v", out, err)
+	}
+	closeM()
+	if _, errOut, code := runCLI(t, "unblock", "-c", cfg, "fe80::66%eth0"); code != 0 || strings.Contains(errOut, "no ban") || !strings.Contains(errOut, "fe80::66 has been unblocked") {
+		t.Fatalf("unblock fe80::66%%eth0: %d %q", code, errOut)
+	}
+	if out, _, _ := runCLI(t, "list", "-c", cfg); strings.Contains(out, "fe80::66") {
+		t.Fatalf("list after unblock: %q", out)
+	}
+}
+
 func TestListUnblockFlushCLI(t *testing.T) {
 	dir := t.TempDir()
 	cfg := conftest.DryConfig(t, dir, "")
