@@ -470,14 +470,26 @@ func (p *Pending) logger() logrus.FieldLogger {
 func (p *Pending) name(host string) {
 	a := p.a
 	p.host = host
-	p.scan = records.ScanAlert(a.Type.PortSentryLabel(), host, p.addr, detect.ProtoName(a.Type.Proto()), a.Port)
+	p.scan = records.ScanAlert(a.Type.PortSentryLabel(), host, p.addr, portProto(a), a.Port)
 	if a.Connected {
-		p.scan = records.ConnectAlert(host, p.addr, detect.ProtoName(a.Type.Proto()), a.Port)
+		p.scan = records.ConnectAlert(host, p.addr, portProto(a), a.Port)
 	}
 }
 
 func (p *Pending) histLine() string {
-	return records.HistoryLine(p.now, p.host, p.addr, p.a.Port, strings.ToUpper(p.ban.Proto))
+	return records.HistoryLine(p.now, p.host, p.addr, p.a.Port, portProto(p.a))
+}
+
+// portProto names the protocol of a's port, the packet that raised it
+// ("TCP", "UDP"): "Port: 161 UDP" for a datagram to 161, even from a
+// source that mostly sent SYNs (its type, which chooses BLOCK_x and
+// BAN_EXPIRY_x, is still a TCP one). An alert without it (made by hand)
+// takes its type's.
+func portProto(a *detect.Alert) string {
+	if a.Proto == detect.ProtoTCP || a.Proto == detect.ProtoUDP {
+		return detect.ProtoName(a.Proto)
+	}
+	return detect.ProtoName(a.Type.Proto())
 }
 
 // admit is the rate limit's say, asked under the state's lock.

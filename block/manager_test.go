@@ -211,6 +211,30 @@ func (r *rig) messages() []string {
 	return out
 }
 
+// TestRecordsNameTheAlertingPort: a source that mostly sent SYNs and is
+// reported on a datagram to port 161 (one engine sees both protocols) is
+// recorded with "Port: 161 UDP", the pair that packet was, in the history
+// line and the attackalert line; its type (a TCP one) still chooses the
+// policy: BLOCK_TCP, BAN_EXPIRY_TCP and the stcp mode.
+func TestRecordsNameTheAlertingPort(t *testing.T) {
+	r := newRig(t, defaultPolicy())
+	a := alert(scanner, detect.TypeSYN, 161)
+	a.Proto = detect.ProtoUDP
+	if out, err := r.m.Handle(context.Background(), a, "stcp"); err != nil || out != Blocked {
+		t.Fatalf("Handle: %v %v", out, err)
+	}
+	hist := fmt.Sprintf("%d - %s Host: 198.51.100.66/198.51.100.66 Port: 161 UDP Blocked", r.now.Unix(), r.now.Local().Format("01/02/2006 15:04:05"))
+	if got := r.c.list(); !slices.Contains(got, "history "+hist) || !slices.Contains(got, "blocked.stcp "+hist) {
+		t.Errorf("records:\n%s\nwant %q", strings.Join(got, "\n"), hist)
+	}
+	if msgs := strings.Join(r.messages(), "\n"); !strings.Contains(msgs, "attackalert: TCP SYN/Normal scan from host: 198.51.100.66/198.51.100.66 to UDP port: 161") {
+		t.Errorf("attackalert line:\n%s", msgs)
+	}
+	if bans, _ := r.m.List(); len(bans) != 1 || bans[0].Until.Sub(bans[0].Since) != time.Hour {
+		t.Errorf("a TCP scanner's ban: %+v, want BAN_EXPIRY_TCP's hour", bans)
+	}
+}
+
 func TestHandleBlocksEverywhereOnce(t *testing.T) {
 	r := newRig(t, defaultPolicy())
 	ctx := context.Background()
