@@ -812,9 +812,9 @@ func TestProcessAllocatesNothing(t *testing.T) {
 	}
 }
 
-// rankKey orders sources as the comparison it replaces: sources of one
-// probe first, then by score, then by time, for every score a source can
-// have and times within its span.
+// rankKey orders sources as the comparison it replaces: sources that
+// have shown only one plain probe first, then by score, then by time, for
+// every score a source can have and times within its span.
 func TestRankKeyOrder(t *testing.T) {
 	if maxTargets*max(WeightClosed, WeightStealth, WeightUnanswered, WeightHalfOpen) > 255 {
 		t.Fatal("a score can exceed the 8 bits rankKey keeps")
@@ -826,17 +826,16 @@ func TestRankKeyOrder(t *testing.T) {
 		if r.IntN(3) == 0 {
 			s2 = s1
 		}
-		p1, p2 := uint32(1+r.IntN(3)), uint32(1+r.IntN(3))
+		m1, m2 := r.IntN(2) == 0, r.IntN(2) == 0
 		l1 := t0 + r.Int64N(1<<50) - 1<<49
 		l2 := l1 + r.Int64N(2000) - 1000
-		m1, m2 := p1 > 1, p2 > 1
 		want := !m1 && m2 || m1 == m2 && (s1 < s2 || s1 == s2 && l1 < l2)
-		if got := rankKey(s1, p1, l1, base) < rankKey(s2, p2, l2, base); got != want {
-			t.Fatalf("(%d probes, %d, %d) < (%d probes, %d, %d): key says %v", p1, s1, l1, p2, s2, l2, got)
+		if got := rankKey(s1, m1, l1, base) < rankKey(s2, m2, l2, base); got != want {
+			t.Fatalf("(shown %v, %d, %d) < (shown %v, %d, %d): key says %v", m1, s1, l1, m2, s2, l2, got)
 		}
 	}
 	// out of range: the nearest end, never a wrap-around
-	if rankKey(3, 1, math.MinInt64, base) != 3<<rankTimeBits || rankKey(3, 1, math.MaxInt64, base) != 3<<rankTimeBits|(1<<rankTimeBits-1) {
+	if rankKey(3, false, math.MinInt64, base) != 3<<rankTimeBits || rankKey(3, false, math.MaxInt64, base) != 3<<rankTimeBits|(1<<rankTimeBits-1) {
 		t.Fatal("times out of range are not clamped")
 	}
 }

@@ -114,7 +114,7 @@ func (e *Engine) promote(fi int32, h uint64) *source {
 		s.addDst(f.dst)
 	}
 	// its rank now, not at the end of the call: the call may evict again
-	e.ranks[idx].key = rankKey(s.score, s.probes, s.last, e.rankBase)
+	e.ranks[idx].key = rankKey(s.score, s.shown(), s.last, e.rankBase)
 	e.freeFirst(fi)
 	return s
 }

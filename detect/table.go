@@ -59,24 +59,25 @@ func (sl slot) firstIdx() int32 { return firstSlot - sl.idx }
 // promote, which writes the rank of the source it makes at once), so no
 // eviction reads a rank its own call has left stale.
 type rank struct {
-	// key orders sources as evict takes them: sources of one probe
-	// first, then by score, then by the time of their latest probe (see
-	// rankKey)
+	// key orders sources as evict takes them: sources of one plain
+	// probe first, then by score, then by the time of their latest probe
+	// (see rankKey)
 	key uint64
 	tag uint32 // its slot's tag, so that removing it reads no record
 }
 
-// rankKey packs, from the top bit down: whether the source has sent more
-// than one probe (a source of one packet goes first whatever its score:
-// each source of a forged flood is one, and the host's answer can give it
-// the score of a closed port, which must not make it outlast a real
-// scanner's unanswered probes), its score (8 bits: a score is at most
-// maxTargets times the largest weight, checked by a test), and the time of
-// its latest probe relative to base (the low 55 bits, some 1.1 years of
+// rankKey packs, from the top bit down: whether the source has shown more
+// than one forged packet can (shown: a second probe, or a trap hit; a
+// source of a single plain probe goes first whatever its score: each
+// source of a forged flood is one, and the host's answer can give it the
+// score of a closed port, which must not make it outlast a real scanner's
+// unanswered probes), its score (8 bits: a score is at most maxTargets
+// times the largest weight, checked by a test), and the time of its
+// latest probe relative to base (the low 55 bits, some 1.1 years of
 // nanoseconds around the engine's first packet, out-of-range times taken
 // to the nearest end), so that evict compares each candidate in one
 // instruction, without a branch to mispredict.
-func rankKey(score int32, probes uint32, last, base int64) uint64 {
+func rankKey(score int32, shown bool, last, base int64) uint64 {
 	const span = 1<<rankTimeBits - 1
 	t := last - base
 	switch {
@@ -86,11 +87,15 @@ func rankKey(score int32, probes uint32, last, base int64) uint64 {
 		t = span
 	}
 	key := uint64(min(max(score, 0), 255))<<rankTimeBits | uint64(t)
-	if probes > 1 {
+	if shown {
 		key |= 1 << 63
 	}
 	return key
 }
+
+// shown reports whether s has shown more than one forged packet can (see
+// rankKey).
+func (s *source) shown() bool { return s.probes > 1 || s.trapHits > 0 }
 
 // rankTimeBits is the width of a rank key's time.
 const rankTimeBits = 55
@@ -108,7 +113,7 @@ func (e *Engine) touch(idx int32) {
 func (e *Engine) syncRanks() {
 	for _, idx := range e.touched[:e.ntouched] {
 		s := &e.srcs[idx]
-		e.ranks[idx].key = rankKey(s.score, s.probes, s.last, e.rankBase)
+		e.ranks[idx].key = rankKey(s.score, s.shown(), s.last, e.rankBase)
 	}
 	e.ntouched = 0
 }

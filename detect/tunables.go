@@ -108,10 +108,11 @@ const (
 	// first maxDsts hosts (the score still counts them all).
 	maxDsts = 8
 	// evictSample is how many sources, under a clock hand, are looked at
-	// when the table is full; a source of one probe goes first, else the
-	// one with the lowest score (see rankKey). A real scanner has sent
-	// more than a forged flood's one probe, so it survives a flood even
-	// when it probes slowly and the host answers the flood.
+	// when the table is full; a source of one plain probe goes first,
+	// else the one with the lowest score (see rankKey). A real scanner
+	// has sent more than a forged flood's one probe, or hit a trap port,
+	// so it survives a flood even when it probes slowly and the host
+	// answers the flood.
 	evictSample = 8
 	// minMaxSources is the smallest table the engine accepts.
 	minMaxSources = 64
