@@ -106,7 +106,8 @@ func (p *rtPolicy) thread(name string) *rtThread {
 
 // tick counts a probe of packet time ts and checks the thread's share
 // every rtCheckEvery probes, or at the first probe rtBeatEvery of packet
-// time after the last check (a time going backwards checks too); it
+// time or more from the last check (after it, or before it: a clock set
+// back; packets a little out of order do not count); it
 // reports whether it checked (the capture thread publishes its engine's
 // counters then too).
 func (t *rtThread) tick(ts int64) bool {
@@ -114,7 +115,7 @@ func (t *rtThread) tick(ts int64) bool {
 	if t.lastTS == 0 {
 		t.lastTS = ts
 	}
-	if d := ts - t.lastTS; t.n&(rtCheckEvery-1) != 0 && d >= 0 && d < int64(rtBeatEvery) {
+	if d := ts - t.lastTS; t.n&(rtCheckEvery-1) != 0 && d > -int64(rtBeatEvery) && d < int64(rtBeatEvery) {
 		return false
 	}
 	t.lastTS = ts
