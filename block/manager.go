@@ -470,26 +470,18 @@ func (p *Pending) logger() logrus.FieldLogger {
 func (p *Pending) name(host string) {
 	a := p.a
 	p.host = host
-	p.scan = records.ScanAlert(a.Type.PortSentryLabel(), host, p.addr, portProto(a), a.Port)
+	p.scan = records.ScanAlert(a.Type.PortSentryLabel(), host, p.addr, detect.ProtoName(a.Proto), a.Port)
 	if a.Connected {
-		p.scan = records.ConnectAlert(host, p.addr, portProto(a), a.Port)
+		p.scan = records.ConnectAlert(host, p.addr, detect.ProtoName(a.Proto), a.Port)
 	}
 }
 
+// histLine is the history line of the decision. Its port and protocol,
+// as the attackalert line's, are the alerting packet's ("Port: 161 UDP"
+// for a datagram to 161 from a source that mostly sent SYNs: its type,
+// which chooses BLOCK_x and BAN_EXPIRY_x, is still a TCP one).
 func (p *Pending) histLine() string {
-	return records.HistoryLine(p.now, p.host, p.addr, p.a.Port, portProto(p.a))
-}
-
-// portProto names the protocol of a's port, the packet that raised it
-// ("TCP", "UDP"): "Port: 161 UDP" for a datagram to 161, even from a
-// source that mostly sent SYNs (its type, which chooses BLOCK_x and
-// BAN_EXPIRY_x, is still a TCP one). An alert without it (made by hand)
-// takes its type's.
-func portProto(a *detect.Alert) string {
-	if a.Proto == detect.ProtoTCP || a.Proto == detect.ProtoUDP {
-		return detect.ProtoName(a.Proto)
-	}
-	return detect.ProtoName(a.Type.Proto())
+	return records.HistoryLine(p.now, p.host, p.addr, p.a.Port, detect.ProtoName(p.a.Proto))
 }
 
 // admit is the rate limit's say, asked under the state's lock.
@@ -621,7 +613,8 @@ func (m *Manager) hostName(ctx context.Context, addr netip.Addr) string {
 func (m *Manager) List() ([]Ban, error) { return m.o.State.Load() }
 
 // Unblock lifts the bans of addrs from every backend, the state and the
-// blocked files. An address that is not banned is still removed from the
+// blocked files; addrs are taken as bans are kept, IPv4-mapped ones as
+// IPv4 and without a zone (fe80::66%eth0 is fe80::66). An address that is not banned is still removed from the
 // backends (a leftover of a crash) and reported in the returned list of
 // addresses that had no ban.
 func (m *Manager) Unblock(ctx context.Context, addrs ...netip.Addr) (notBanned []netip.Addr, err error) {

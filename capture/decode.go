@@ -219,9 +219,8 @@ func (d *Decoder) Decode(data []byte, ts int64, p *detect.Probe) bool {
 			ipHeaders++
 		}
 	}
-	haveIP := ipHeaders > 0
 	last := d.decoded[len(d.decoded)-1]
-	if !haveIP {
+	if ipHeaders == 0 {
 		return d.linkOnly(p, ts, last)
 	}
 	if v6 && (noHost6(d.ip6.src) || noHost6(d.ip6.dst)) {
@@ -451,7 +450,8 @@ const ndpHopLimit = 255
 //   - one whose target is multicast, IPv4-mapped or unspecified;
 //   - one without such an option, or whose option address is all-zero,
 //     multicast or broadcast;
-//   - a solicitation from :: (duplicate address detection binds nothing).
+//   - a solicitation from :: (duplicate address detection binds nothing;
+//     Decode ignores it before, as every packet from ::).
 //
 // One too short for its target, or with an option of length zero or
 // running past the end, is malformed. Either way p is left zero and false
@@ -484,12 +484,9 @@ func (d *Decoder) neighNDP(p *detect.Probe, ts int64, direct bool) bool {
 		return false
 	}
 	if typ == layers.ICMPv6TypeNeighborSolicitation {
-		src := [16]byte(d.ip6.src)
-		if src == [16]byte{} {
-			d.stats.Ignored++
-			return false
-		}
-		p.Src, p.Dst = detect.AddrFrom16(src), detect.AddrFrom16(target)
+		// (one from ::, duplicate address detection, binds nothing:
+		// Decode ignores every packet from :: before)
+		p.Src, p.Dst = detect.AddrFrom16([16]byte(d.ip6.src)), detect.AddrFrom16(target)
 	} else {
 		p.Src, p.Dst = detect.AddrFrom16(target), detect.AddrFrom16([16]byte(d.ip6.dst))
 	}

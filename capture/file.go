@@ -210,8 +210,8 @@ func (s *FileSource) openPcapNG() (err error) {
 	// type and length (open has peeked 4 bytes; a shorter file is the
 	// reader's error).
 	s.ngOrder = binary.LittleEndian
-	if h, _ := s.br.Peek(12); len(h) == 12 && binary.BigEndian.Uint32(h[8:]) == ngByteOrderMagic {
-		s.ngOrder = binary.BigEndian
+	if h, _ := s.br.Peek(12); len(h) == 12 {
+		_, _, s.ngOrder = ngBlockHeader(h, s.ngOrder)
 	}
 	// pcapgo wraps its input in a bufio.Reader unless it already is one
 	// (of at least 4 KiB): ours is used as it is, so the offset of what
@@ -262,17 +262,15 @@ func (s *FileSource) peekNGLinkTypes() (links []layers.LinkType, whole bool) {
 	order := s.ngOrder
 	off := 0
 	for off+12 <= len(b) {
-		typ := order.Uint32(b[off:])
-		if typ == magicPcapNG {
-			order = ngSectionOrder(b[off:])
-		}
+		var typ uint32
+		var n int
+		typ, n, order = ngBlockHeader(b[off:], order)
 		if typ == 1 { // Interface Description Block
 			if l := layers.LinkType(order.Uint16(b[off+8:])); !slices.Contains(links, l) {
 				links = append(links, l)
 			}
 		}
-		n := int(order.Uint32(b[off+4:]))
-		if n < 12 || n%4 != 0 {
+		if n == 0 {
 			return links, false
 		}
 		off += n
@@ -284,13 +282,21 @@ func (s *FileSource) peekNGLinkTypes() (links []layers.LinkType, whole bool) {
 // written in its byte order.
 const ngByteOrderMagic = 0x1a2b3c4d
 
-// ngSectionOrder returns the byte order of the section whose header
-// block starts b (at least 12 bytes).
-func ngSectionOrder(b []byte) binary.ByteOrder {
-	if binary.BigEndian.Uint32(b[8:]) == ngByteOrderMagic {
-		return binary.BigEndian
+// ngBlockHeader reads the header of the block that starts b (at least 12
+// bytes) of a section of byte order order: its type, its length (0 when
+// that is no block length: under 12 or not a multiple of 4), and the
+// byte order from the block on, which a section header sets.
+func ngBlockHeader(b []byte, order binary.ByteOrder) (typ uint32, n int, _ binary.ByteOrder) {
+	if typ = order.Uint32(b); typ == magicPcapNG { // the same in either order
+		order = binary.LittleEndian
+		if binary.BigEndian.Uint32(b[8:]) == ngByteOrderMagic {
+			order = binary.BigEndian
+		}
 	}
-	return binary.LittleEndian
+	if n = int(order.Uint32(b[4:])); n < 12 || n%4 != 0 {
+		n = 0
+	}
+	return typ, n, order
 }
 
 // Block types that carry a packet: the reader skips every other kind.
@@ -320,16 +326,14 @@ func (s *FileSource) ngPacketOffset() int64 {
 		if len(b)-pos < 12 {
 			return off + int64(pos)
 		}
-		typ := s.ngOrder.Uint32(b[pos:])
-		if typ == magicPcapNG {
-			s.ngOrder = ngSectionOrder(b[pos:])
-		}
+		var typ uint32
+		var n int
+		typ, n, s.ngOrder = ngBlockHeader(b[pos:], s.ngOrder)
 		switch typ {
 		case ngPacketBlock, ngSimplePacketBlock, ngEnhancedPacketBlock:
 			return off + int64(pos)
 		}
-		n := int(s.ngOrder.Uint32(b[pos+4:]))
-		if n < 12 || n%4 != 0 || pos+n > FileBufferSize {
+		if n == 0 || pos+n > FileBufferSize {
 			return off + int64(pos)
 		}
 		if pos+n > len(b) {

@@ -81,19 +81,21 @@ var (
 // shorterThan is the check of a header of at least n bytes, which the
 // layer marks truncated when it is shorter.
 func shorterThan(n int, err error) func([]byte, gopacket.DecodeFeedback) error {
-	return func(data []byte, df gopacket.DecodeFeedback) error {
-		if len(data) < n {
-			df.SetTruncated()
-			return err
-		}
-		return nil
+	return func(data []byte, df gopacket.DecodeFeedback) error { return short(data, n, df, err) }
+}
+
+// short is err, the packet marked truncated, when data is shorter than n.
+func short(data []byte, n int, df gopacket.DecodeFeedback, err error) error {
+	if len(data) < n {
+		df.SetTruncated()
+		return err
 	}
+	return nil
 }
 
 func checkUDP(data []byte, df gopacket.DecodeFeedback) error {
-	if len(data) < 8 {
-		df.SetTruncated()
-		return errShortUDP
+	if err := short(data, 8, df, errShortUDP); err != nil {
+		return err
 	}
 	if n := binary.BigEndian.Uint16(data[4:6]); n != 0 && n < 8 {
 		return errUDPLength
@@ -137,9 +139,8 @@ func checkLoopback(data []byte, _ gopacket.DecodeFeedback) error {
 }
 
 func checkExt6(data []byte, df gopacket.DecodeFeedback) error {
-	if len(data) < 2 {
-		df.SetTruncated()
-		return errShortExt6
+	if err := short(data, 2, df, errShortExt6); err != nil {
+		return err
 	}
 	if len(data) < int(data[1])*8+8 {
 		return errShortExt6

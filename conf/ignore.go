@@ -66,16 +66,16 @@ func ParseIgnore(r io.Reader, name string) (*IgnoreList, error) {
 		// nothing after it: a note there ("192.0.2.7 backup host") is
 		// one, but a second address would be silently lost, so it is
 		// an error
-		entry, note, _ := strings.Cut(strings.ReplaceAll(text, "\t", " "), " ")
-		if word, _, _ := strings.Cut(strings.TrimLeft(note, " "), " "); word != "" {
-			if _, err := parseAddrOrPrefix(word); err == nil {
-				if !errs.add(&LineError{File: name, Line: line, Msg: fmt.Sprintf("%q: one address or ADDRESS/BITS per line (put %s on a line of its own)", short(text), short(word))}) {
+		words := strings.Fields(text)
+		if len(words) > 1 {
+			if _, err := parseAddrOrPrefix(words[1]); err == nil {
+				if !errs.add(&LineError{File: name, Line: line, Msg: fmt.Sprintf("%q: one address or ADDRESS/BITS per line (put %s on a line of its own)", short(text), short(words[1]))}) {
 					return nil, errs.err()
 				}
 				continue
 			}
 		}
-		p, err := parseAddrOrPrefix(entry)
+		p, err := parseAddrOrPrefix(words[0])
 		if err != nil {
 			if !errs.add(&LineError{File: name, Line: line, Msg: err.Error()}) {
 				return nil, errs.err()

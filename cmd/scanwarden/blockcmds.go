@@ -107,7 +107,7 @@ func runUnblock(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("%q is not an IPv4 or IPv6 address: %w", s, errUsage)
 		}
-		addrs = append(addrs, a.WithZone("").Unmap()) // bans are kept without a zone (fe80::1%eth0 is fe80::1)
+		addrs = append(addrs, a.Unmap())
 	}
 	m, closeFn, err := daemon.OpenManager(c, newCLILogger(stderr))
 	if err != nil {

@@ -21,19 +21,7 @@ import (
 // the ban all the same.
 func TestUnblockZonedAddress(t *testing.T) {
 	cfg := conftest.DryConfig(t, t.TempDir(), "")
-	c, err := daemon.LoadConfig(cfg, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, closeM, err := daemon.OpenManager(c, newCLILogger(io.Discard))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &detect.Alert{Src: netip.MustParseAddr("fe80::66"), Type: detect.TypeFIN, Trigger: detect.TriggerScore, Port: 22, Probes: 4, Score: 12}
-	if out, err := m.Handle(context.Background(), a, "stcp"); err != nil || out != block.Blocked {
-		t.Fatalf("block: %v %v", out, err)
-	}
-	closeM()
+	banFIN(t, cfg, "fe80::66")
 	if _, errOut, code := runCLI(t, "unblock", "-c", cfg, "fe80::66%eth0"); code != 0 || strings.Contains(errOut, "no ban") || !strings.Contains(errOut, "fe80::66 has been unblocked") {
 		t.Fatalf("unblock fe80::66%%eth0: %d %q", code, errOut)
 	}
@@ -42,9 +30,10 @@ func TestUnblockZonedAddress(t *testing.T) {
 	}
 }
 
-func TestListUnblockFlushCLI(t *testing.T) {
-	dir := t.TempDir()
-	cfg := conftest.DryConfig(t, dir, "")
+// banFIN bans addrs under the config cfg as the daemon does for a FIN
+// scan of port 22, and closes the manager, for the commands to find.
+func banFIN(t *testing.T, cfg string, addrs ...string) {
+	t.Helper()
 	c, err := daemon.LoadConfig(cfg, true)
 	if err != nil {
 		t.Fatal(err)
@@ -53,13 +42,19 @@ func TestListUnblockFlushCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range []string{"198.51.100.66", "fd00:77::66"} {
+	defer closeM()
+	for _, a := range addrs {
 		out, err := m.Handle(context.Background(), &detect.Alert{Src: netip.MustParseAddr(a), Type: detect.TypeFIN, Trigger: detect.TriggerScore, Port: 22, Probes: 4, Score: 12}, "stcp")
 		if err != nil || out != block.Blocked {
 			t.Fatalf("%s: %v %v", a, out, err)
 		}
 	}
-	closeM()
+}
+
+func TestListUnblockFlushCLI(t *testing.T) {
+	dir := t.TempDir()
+	cfg := conftest.DryConfig(t, dir, "")
+	banFIN(t, cfg, "198.51.100.66", "fd00:77::66")
 
 	out, errOut, code := runCLI(t, "list", "-c", cfg)
 	if code != 0 || !strings.Contains(out, "198.51.100.66") || !strings.Contains(out, "fd00:77::66") || !strings.Contains(out, "tcp/22") || !strings.Contains(errOut, "2 blocked source(s)") {
