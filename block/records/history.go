@@ -24,21 +24,26 @@ const historyPerm fs.FileMode = 0o600
 // one line at a time. It is safe for concurrent use, and lines appended by
 // several Histories or processes to the same file never interleave.
 //
-// Each Append holds a shared flock(2) on the file's lock (PATH.scanwarden.lock,
-// or the one WithLockDir names: the lock RewriteFile takes exclusively),
-// completes first a journal an interrupted in-place rewrite left (see
-// RewriteFile), and reopens the path when the file there is no longer the
-// one it has open: a blocked file rewritten by RemoveFromBlocked, or a
-// history file moved away by logrotate, gets the line, never the replaced
-// file.
+// Each Append holds an exclusive flock(2) on the file's lock
+// (PATH.scanwarden.lock, or the one WithLockDir names: the lock RewriteFile
+// and ReadFileLocked take too), so scanwarden's appends, rewrites and
+// locked reads of the file exclude each other; it completes first a
+// journal an interrupted in-place rewrite left (see RewriteFile), and
+// reopens the path when the file there is no longer the one it has open:
+// a blocked file rewritten by RemoveFromBlocked, or a history file moved
+// away by logrotate, gets the line, never the replaced file.
 type History struct {
 	path string
 	opts options
 	mu   sync.Mutex
 	f    *os.File
-	dev  uint64
-	ino  uint64
-	lock *os.File
+	// readable is false when f could only be opened write-only (a
+	// file the process may write but not read): Append then cannot
+	// check the last byte.
+	readable bool
+	dev      uint64
+	ino      uint64
+	lock     *os.File
 }
 
 // OpenHistory opens path for appending, creating it with mode 0600 when it
@@ -74,9 +79,16 @@ func OpenHistory(path string, opts ...Option) (*History, error) {
 }
 
 // open (re)opens the file at h.path through safefile.Open: its directory
-// not world-writable, O_NOFOLLOW, a regular file, not world-writable.
+// not world-writable, O_NOFOLLOW, a regular file, not world-writable. It
+// opens it for reading too, so that Append can read the last byte, and
+// write-only when reading is not permitted.
 func (h *History) open() error {
-	f, err := safefile.Open(h.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, historyPerm)
+	readable := true
+	f, err := safefile.Open(h.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, historyPerm)
+	if errors.Is(err, fs.ErrPermission) {
+		readable = false
+		f, err = safefile.Open(h.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, historyPerm)
+	}
 	if err != nil {
 		if _, ok := err.(*fs.PathError); ok {
 			err = fmt.Errorf("opening history file: %w", err)
@@ -92,7 +104,7 @@ func (h *History) open() error {
 	if h.f != nil {
 		h.f.Close()
 	}
-	h.f, h.dev, h.ino = f, st.Dev, st.Ino
+	h.f, h.readable, h.dev, h.ino = f, readable, st.Dev, st.Ino
 	return nil
 }
 
@@ -100,23 +112,33 @@ func (h *History) open() error {
 func (h *History) Path() string { return h.path }
 
 // Append adds line and a newline to the end of the file in a single
-// write(2) on an O_APPEND descriptor, so concurrent appenders (goroutines
-// or processes) never interleave their lines; see History for the lock
-// and the reopening. line must be one line: a trailing newline is
-// accepted, any other newline or carriage return is an error and nothing
-// is written. A short write (a full disk) is an error naming the file.
+// write(2) on an O_APPEND descriptor, under the exclusive lock (see
+// History for the lock and the reopening), so concurrent appenders
+// (goroutines or processes) never interleave their lines. line must be
+// one line: a trailing newline is accepted, any other newline or carriage
+// return is an error and nothing is written.
+//
+// The record always starts on a line of its own: when the file is not
+// empty and does not end in a newline (a line cut short by a crash or
+// written by another program), a newline is written before it, in the
+// same write. (A file the process may write but not read cannot be
+// checked, and is appended to as it is.)
+//
+// A failed append leaves the file as it was: when the write is short (a
+// full disk, a file-size limit), the bytes it did write are truncated
+// away, and the error names the file and says how many bytes were
+// written, and whether the truncation failed too.
 func (h *History) Append(line string) error {
 	line = strings.TrimSuffix(line, "\n")
 	if strings.ContainsAny(line, "\n\r") {
 		return fmt.Errorf("%s: refusing to append a line with a line break in it: %q", h.path, line)
 	}
-	buf := []byte(line + "\n")
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.f == nil {
 		return fmt.Errorf("appending to %s: %w", h.path, os.ErrClosed)
 	}
-	if err := (rewriter{}).lockAndRecover(context.Background(), h.lock, h.path, h.opts, syscall.LOCK_SH); err != nil {
+	if err := (rewriter{}).lockAndRecover(context.Background(), h.lock, h.path, h.opts, syscall.LOCK_EX); err != nil {
 		return err
 	}
 	defer syscall.Flock(int(h.lock.Fd()), syscall.LOCK_UN)
@@ -126,6 +148,22 @@ func (h *History) Append(line string) error {
 			return err
 		}
 	}
+	fi, err = h.f.Stat()
+	if err != nil {
+		return fmt.Errorf("appending to %s: %w", h.path, err)
+	}
+	size := fi.Size()
+	buf := make([]byte, 0, len(line)+2)
+	if size > 0 && h.readable {
+		last := make([]byte, 1)
+		if _, err := h.f.ReadAt(last, size-1); err != nil {
+			return fmt.Errorf("appending to %s: reading its last byte: %w", h.path, err)
+		}
+		if last[0] != '\n' {
+			buf = append(buf, '\n')
+		}
+	}
+	buf = append(append(buf, line...), '\n')
 	rc, err := h.f.SyscallConn()
 	if err != nil {
 		return fmt.Errorf("appending to %s: %w", h.path, err)
@@ -144,10 +182,16 @@ func (h *History) Append(line string) error {
 		err = werr
 	}
 	if err != nil {
+		// write(2) failed: it wrote nothing (a short write returns its count)
 		return fmt.Errorf("appending to %s: %w", h.path, err)
 	}
 	if n != len(buf) {
-		return fmt.Errorf("appending to %s: short write, %d of %d bytes (disk full?)", h.path, n, len(buf))
+		// a line cut short, which the next one would be joined to: cut it
+		// off, the file goes back to what it was
+		if err := h.f.Truncate(size); err != nil {
+			return fmt.Errorf("appending to %s: short write, %d of %d bytes (disk full?), and truncating the partial line off failed, the file ends in it: %w", h.path, n, len(buf), err)
+		}
+		return fmt.Errorf("appending to %s: short write, %d of %d bytes (disk full?); the partial line was truncated off", h.path, n, len(buf))
 	}
 	return nil
 }
