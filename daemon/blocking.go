@@ -39,7 +39,10 @@ func (d *daemon) blockLoop(ctx context.Context) {
 			d.blockingBusy.Store(0)
 			rt.check()
 		case addr := <-d.releases:
-			release(ctx, d.manager(), addr, d.log)
+			if m, done := d.useManager(); m != nil {
+				release(ctx, m, addr, d.log)
+				done()
+			}
 		}
 	}
 }

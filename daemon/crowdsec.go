@@ -115,7 +115,11 @@ type fleet struct{ d *daemon }
 
 func (f fleet) Enforce(ctx context.Context, bans []crowdsec.Pulled) {
 	d := f.d
-	m := d.manager()
+	m, done := d.useManager()
+	defer done()
+	if m == nil {
+		return
+	}
 	logged, counts := 0, map[string]int{}
 	for _, p := range bans {
 		dec, err := m.Impose(ctx, fleetBan(p))
@@ -188,7 +192,12 @@ func fleetLabel(dec block.Decision) string {
 // have known of when the pull was asked for (see liftable).
 func (f fleet) Lift(ctx context.Context, addrs []netip.Addr, asOf time.Time) {
 	d := f.d
-	bans, err := d.manager().List()
+	m, done := d.useManager()
+	defer done()
+	if m == nil {
+		return
+	}
+	bans, err := m.List()
 	if err != nil {
 		d.log.Errorf("crowdsec: reading the bans before lifting those the LAPI deleted (they stand until they expire): %v", err)
 		return
@@ -205,16 +214,17 @@ func (f fleet) Lift(ctx context.Context, addrs []netip.Addr, asOf time.Time) {
 	for _, k := range kept {
 		d.log.WithField("src", k.addr.String()).Infof("crowdsec: the fleet's last decision for %s is gone, but this host's own ban stands: %s", k.addr, k.why)
 	}
-	f.lift(ctx, addrs)
+	f.lift(ctx, m, addrs)
 }
 
-// lift lifts the bans of addrs, whose decisions the LAPI deleted.
-func (f fleet) lift(ctx context.Context, addrs []netip.Addr) {
+// lift lifts, with m, the bans of addrs, whose decisions the LAPI
+// deleted.
+func (f fleet) lift(ctx context.Context, m *block.Manager, addrs []netip.Addr) {
 	if len(addrs) == 0 {
 		return
 	}
 	d := f.d
-	notBanned, err := d.manager().Unblock(ctx, addrs...)
+	notBanned, err := m.Unblock(ctx, addrs...)
 	if err != nil {
 		d.log.Errorf("crowdsec: lifting the bans the LAPI deleted: %v", err)
 	}
@@ -261,7 +271,11 @@ func liftable(addrs []netip.Addr, bans []block.Ban, keepOwn func(netip.Addr) (bo
 // decisions are gone from the LAPI (deleted while scanwarden was down).
 func (f fleet) Reconcile(ctx context.Context, active map[netip.Addr]bool) {
 	d := f.d
-	m := d.manager()
+	m, done := d.useManager()
+	defer done()
+	if m == nil {
+		return
+	}
 	bans, err := m.List()
 	if err != nil {
 		d.log.Errorf("crowdsec: reading the bans to reconcile with the LAPI: %v", err)
@@ -275,6 +289,6 @@ func (f fleet) Reconcile(ctx context.Context, active map[netip.Addr]bool) {
 	}
 	if len(gone) > 0 {
 		d.log.Infof("crowdsec: %d bans of the fleet have no decision in the LAPI any more: lifting them", len(gone))
-		f.lift(ctx, gone)
+		f.lift(ctx, m, gone)
 	}
 }

@@ -585,8 +585,24 @@ func (d *daemon) acquire() *parts {
 	return d.parts
 }
 
+// useManager returns the block manager of the config in force, counted as
+// in use (a reload retires its parts only after done) until done is
+// called; nil, with a done that does nothing, before the start is done.
+// Goroutines other than housekeeping (the blocking thread, the CrowdSec
+// puller) take the manager through it: a reload runs on housekeeping and
+// may retire the parts, closing the manager's backends and journal, at any
+// moment of theirs.
+func (d *daemon) useManager() (m *block.Manager, done func()) {
+	p := d.acquire()
+	if p == nil {
+		return nil, func() {}
+	}
+	return p.mgr, p.users.Done
+}
+
 // manager is the block manager of the config in force; nil before the
-// start is done.
+// start is done. Housekeeping only, the goroutine that reloads: any other
+// takes it with useManager.
 func (d *daemon) manager() *block.Manager {
 	d.mu.Lock()
 	defer d.mu.Unlock()
