@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/scanwarden/scanwarden/block/backends"
 	"github.com/scanwarden/scanwarden/conf"
+	"github.com/scanwarden/scanwarden/metrics"
 )
 
 // nativeRoute is PortSentry's example KILL_ROUTE, which the backend does
@@ -131,9 +133,10 @@ func TestResolveLogs(t *testing.T) {
 	d := &daemon{log: log, choose: kernelWith(errAbsent, backends.Nftables).choose}
 	dir := t.TempDir()
 	_, started := autoConfig(t, dir)
-	if err := d.resolve(ctx, started, nil); err != nil {
+	if err := d.resolve(ctx, started); err != nil {
 		t.Fatal(err)
 	}
+	d.sayAuto(started, nil)
 	if e := hook.LastEntry(); e == nil || e.Level != logrus.WarnLevel || e.Message != "adminalert: BLOCK_BACKEND auto: nftables (the kernel's nf_tables answers)" {
 		t.Fatalf("start: %+v", e)
 	}
@@ -141,24 +144,28 @@ func TestResolveLogs(t *testing.T) {
 	// nf_tables went away: ipset, said as a switch
 	d.choose = kernelWith(errAbsent, backends.Ipset).choose
 	_, reloaded := autoConfig(t, dir)
-	if err := d.resolve(ctx, reloaded, started); err != nil {
+	if err := d.resolve(ctx, reloaded); err != nil {
 		t.Fatal(err)
 	}
+	d.sayAuto(reloaded, started)
 	if e := hook.LastEntry(); e.Level != logrus.WarnLevel || e.Message != "adminalert: BLOCK_BACKEND auto: ipset (nf_tables: protocol not supported); switching from nftables" {
 		t.Fatalf("switch: %+v", e)
 	}
 	// the same again: no alert
 	_, again := autoConfig(t, dir)
-	if err := d.resolve(ctx, again, reloaded); err != nil {
+	if err := d.resolve(ctx, again); err != nil {
 		t.Fatal(err)
 	}
+	d.sayAuto(again, reloaded)
 	if e := hook.LastEntry(); e.Level != logrus.InfoLevel || e.Message != "BLOCK_BACKEND auto: ipset (nf_tables: protocol not supported)" {
 		t.Fatalf("unchanged: %+v", e)
 	}
 	// a named backend: nothing logged
 	hook.Reset()
 	_, named := autoConfig(t, dir, `BLOCK_BACKEND="dry-run"`)
-	if err := d.resolve(ctx, named, again); err != nil || len(hook.AllEntries()) != 0 {
+	err := d.resolve(ctx, named)
+	d.sayAuto(named, again)
+	if err != nil || len(hook.AllEntries()) != 0 {
 		t.Fatalf("named: %v %v", err, hook.AllEntries())
 	}
 }
@@ -270,5 +277,40 @@ func TestCheckAuto(t *testing.T) {
 				t.Errorf("asked %d times", len(tc.kernel.asked))
 			}
 		})
+	}
+}
+
+// TestRefusedReloadSaysNoSwitch: a reload refused after auto chose again
+// (here: its metrics address is taken) keeps the running backend, so it
+// must not announce a switch to the new choice.
+func TestRefusedReloadSaysNoSwitch(t *testing.T) {
+	ctx := context.Background()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	log, hook := test.NewNullLogger()
+	dir := t.TempDir()
+	_, running := autoConfig(t, dir)
+	d := &daemon{log: log, choose: kernelWith(errAbsent, backends.Nftables).choose, cfg: running, explicit: true}
+	d.metrics = metrics.New("test", d.snapshot)
+	if err := d.resolve(ctx, running); err != nil || running.BlockBackend != conf.BackendNftables {
+		t.Fatalf("start: %v, backend %q", err, running.BlockBackend)
+	}
+	// nf_tables went away, and the new config's metrics address is taken
+	d.choose = kernelWith(errAbsent, backends.Ipset).choose
+	d.cfgPath, _ = autoConfig(t, dir, fmt.Sprintf("METRICS_LISTEN=%q", taken.Addr().String()))
+	hook.Reset()
+	if err := d.tryReload(ctx); err == nil {
+		t.Fatal("a reload whose metrics address is taken was not refused")
+	}
+	for _, e := range hook.AllEntries() {
+		if strings.Contains(e.Message, "switching") || strings.Contains(e.Message, "BLOCK_BACKEND auto") {
+			t.Errorf("a refused reload logged %q", e.Message)
+		}
+	}
+	if d.cfg != running {
+		t.Error("the refused reload replaced the running config")
 	}
 }

@@ -330,9 +330,10 @@ func (d *daemon) start(ctx context.Context) error {
 	if err := d.checkFiles(c); err != nil {
 		return err
 	}
-	if err := d.resolve(ctx, c, nil); err != nil {
+	if err := d.resolve(ctx, c); err != nil {
 		return err
 	}
+	d.sayAuto(c, nil)
 	// classic ports are bound first: they are no traps of the capture
 	d.classic = classic.New(d.modes.ClassicTCP, d.modes.ClassicUDP, d.log, func(a *detect.Alert) {
 		d.handOff(context.Background(), a, d.classic.Rearm)
@@ -498,12 +499,9 @@ func (d *daemon) tryReload(ctx context.Context) error {
 	if err := d.checkFiles(c); err != nil {
 		return err
 	}
-	d.mu.Lock()
-	running := d.cfg
-	d.mu.Unlock()
 	// auto is chosen again: a kernel that gained nf_tables, or a new
 	// KILL_ROUTE, may make it another backend
-	if err := d.resolve(ctx, c, running); err != nil {
+	if err := d.resolve(ctx, c); err != nil {
 		return err
 	}
 	// the new metrics address is bound before anything changes: one
@@ -523,6 +521,7 @@ func (d *daemon) tryReload(ctx context.Context) error {
 	d.rt.want.Store(c.CaptureRealtime)
 	d.mu.Unlock()
 	go oldP.retire()
+	d.sayAuto(c, old)
 	// the backends in force, "auto" resolved: a new choice switches as a
 	// changed BLOCK_BACKEND does
 	if c.BlockBackend != old.BlockBackend {

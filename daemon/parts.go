@@ -137,29 +137,34 @@ func autoLine(c *conf.Config) string {
 	return fmt.Sprintf("BLOCK_BACKEND auto: %s (%s)", c.BlockBackend, why)
 }
 
-// resolve resolves BLOCK_BACKEND="auto" in c (resolveBackend) and logs
-// the choice with its reason. old is the config in force on a reload (nil
-// at start): a choice other than its backend is logged as a switch, which
-// reload then makes as for a changed BLOCK_BACKEND (removeOtherBackends,
-// the bans restored into the new one).
-func (d *daemon) resolve(ctx context.Context, c, old *conf.Config) error {
+// resolve resolves BLOCK_BACKEND="auto" in c (resolveBackend). It says
+// nothing: the caller logs the choice (sayAuto) once the config it belongs
+// to is in force, so that a reload refused afterwards announces no switch.
+func (d *daemon) resolve(ctx context.Context, c *conf.Config) error {
 	choose := d.choose
 	if choose == nil {
 		choose = backends.Choose
 	}
-	_, auto, err := resolveBackend(ctx, c, choose)
-	if err != nil || !auto {
-		return err
-	}
+	_, _, err := resolveBackend(ctx, c, choose)
+	return err
+}
+
+// sayAuto logs what BLOCK_BACKEND="auto" chose in c, now in force, and
+// why. old is the config it replaced on a reload (nil at start): a choice
+// other than its backend is logged as a switch, which reload makes as for
+// a changed BLOCK_BACKEND (removeOtherBackends, the bans restored into the
+// new one). A config that names its backend says nothing.
+func (d *daemon) sayAuto(c, old *conf.Config) {
+	line := autoLine(c)
 	switch {
+	case line == "":
 	case old == nil:
-		d.log.Warnf("adminalert: %s", autoLine(c))
+		d.log.Warnf("adminalert: %s", line)
 	case old.BlockBackend != c.BlockBackend:
-		d.log.Warnf("adminalert: %s; switching from %s", autoLine(c), old.BlockBackend)
+		d.log.Warnf("adminalert: %s; switching from %s", line, old.BlockBackend)
 	default:
-		d.log.Info(autoLine(c))
+		d.log.Info(line)
 	}
-	return nil
 }
 
 // removeOtherBackends flushes what the firewall backends other than c's
