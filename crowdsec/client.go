@@ -202,7 +202,11 @@ func newClient(base, version string) (*client, error) {
 	if version = strings.Map(agentRune, version); version != "" {
 		agent = "scanwarden/" + version
 	}
-	return &client{base: b, http: &http.Client{Timeout: requestTimeout}, agent: agent}, nil
+	// a redirect is not followed: the LAPI makes none, and a client that
+	// follows one turns a POST into a GET (alerts a 301 answers would be
+	// taken for sent) and hands the X-Api-Key header to another host
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &client{base: b, http: &http.Client{Timeout: requestTimeout, CheckRedirect: noRedirect}, agent: agent}, nil
 }
 
 // agentRune keeps the characters of a version that a User-Agent's
@@ -214,7 +218,8 @@ func agentRune(r rune) rune {
 	return -1
 }
 
-// StatusError is a LAPI answer other than success.
+// StatusError is a LAPI answer other than success (a redirect among
+// them: it is not followed, and Body names where it leads).
 type StatusError struct {
 	Method, Path string
 	Code         int
@@ -261,7 +266,11 @@ func (c *client) do(ctx context.Context, method, path string, hdr http.Header, i
 		return fmt.Errorf("LAPI %s %s: answer over %d bytes", method, name, maxBody)
 	}
 	if resp.StatusCode/100 != 2 {
-		return &StatusError{Method: method, Path: name, Code: resp.StatusCode, Body: string(b)}
+		body := string(b)
+		if loc := resp.Header.Get("Location"); resp.StatusCode/100 == 3 && loc != "" {
+			body = "a redirect to " + loc + ", not followed: set the LAPI's own URL"
+		}
+		return &StatusError{Method: method, Path: name, Code: resp.StatusCode, Body: body}
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
@@ -295,6 +304,10 @@ func (c *client) bearer(ctx context.Context, scenarios []string) (string, error)
 	return c.token, nil
 }
 
+// alertsPath is where alerts are posted: a StatusError of another path
+// (the login's) says nothing of the alerts.
+const alertsPath = "/v1/alerts"
+
 // pushAlerts sends alerts in one request, logging in first when needed
 // (and once again on a 401: a token the LAPI forgot).
 func (c *client) pushAlerts(ctx context.Context, alerts []Alert, scenarios []string) error {
@@ -303,7 +316,7 @@ func (c *client) pushAlerts(ctx context.Context, alerts []Alert, scenarios []str
 		if err != nil {
 			return err
 		}
-		err = c.do(ctx, http.MethodPost, "/v1/alerts", http.Header{"Authorization": {"Bearer " + tok}}, alerts, nil)
+		err = c.do(ctx, http.MethodPost, alertsPath, http.Header{"Authorization": {"Bearer " + tok}}, alerts, nil)
 		var se *StatusError
 		if try == 0 && errors.As(err, &se) && se.Code == http.StatusUnauthorized {
 			c.token = ""

@@ -77,6 +77,10 @@ type Puller struct {
 	mu      sync.Mutex
 	links   map[netip.Addr]map[int64]linked
 	started bool // the startup pull is done
+	// resync asks the next pull for every active decision again (the
+	// puller's goroutine alone uses it): a pull failed, and the LAPI may
+	// count the changes it answered with as delivered all the same
+	resync bool
 	// ctx ends with Close; done is closed when the puller has stopped
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -130,11 +134,16 @@ func (p *Puller) run() {
 	defer tick.Stop()
 	for {
 		asked := p.now()
-		s, err := p.c.pullStream(ctx, !p.started)
+		full := !p.started || p.resync
+		s, err := p.c.pullStream(ctx, full)
 		switch {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
+			// the LAPI moves the bouncer's last pull on when it has written
+			// its answer, whether it was read or not: the changes it held
+			// are in no later delta
+			p.resync = true
 			if !down {
 				p.log.Warnf("adminalert: crowdsec: cannot read the LAPI's decisions: %v%s; trying again every %v", err, keyHint(err), p.every)
 			}
@@ -144,6 +153,7 @@ func (p *Puller) run() {
 				p.log.Warnf("adminalert: crowdsec: the LAPI at %s answers again", p.c.base)
 				down = false
 			}
+			p.resync = false
 			p.apply(ctx, s, asked)
 		}
 		select {
@@ -187,6 +197,12 @@ func (p *Puller) Standing(a netip.Addr, now time.Time) (Pulled, bool) {
 // apply follows one answer of the stream, asked for at asked: the
 // deleted decisions first, then the new ones; an address whose last
 // decision went is lifted, unless a new decision stands for it again.
+//
+// A full answer (startup=true, asked for again after a failed pull) lifts
+// nothing it lacks: a decision deleted while an answer was lost keeps its
+// ban until the ban's own end (a restart's Reconcile lifts it sooner), so
+// that an answer cut short, or a broken one that reads as empty, never
+// lifts the fleet's bans.
 func (p *Puller) apply(ctx context.Context, s stream, asked time.Time) {
 	now := p.now()
 	p.mu.Lock()

@@ -167,7 +167,8 @@ type PushOptions struct {
 }
 
 // NewPusher loads the queue left by the last run (a damaged queue file is
-// an error: it is not overwritten) and starts sending.
+// an error: it is not overwritten; past QueueMax, its oldest blocks are
+// dropped) and starts sending.
 func NewPusher(o PushOptions) (*Pusher, error) {
 	c, err := newClient(o.Credentials.URL, o.Version)
 	if err != nil {
@@ -210,6 +211,12 @@ func (p *Pusher) load() error {
 	}
 	if err := json.Unmarshal(b, &p.q); err != nil {
 		return fmt.Errorf("crowdsec queue %s: %w (move it away to start with an empty queue)", p.path, err)
+	}
+	if n := len(p.q) - p.max; n > 0 { // written under a larger bound: the oldest go, as Push drops them
+		p.q = p.q[n:]
+		p.dropped += n
+		p.dirty = true
+		p.notify(Dropped, n)
 	}
 	return nil
 }
@@ -321,6 +328,9 @@ func (p *Pusher) run() {
 	ctx := p.ctx
 	wait := time.Duration(0)
 	down := false // an outage is in progress (and logged)
+	// the blocks before sequence number solo go one to a request: the
+	// LAPI refused a batch of them whole, for one alert or more
+	solo := uint64(0)
 	for {
 		if wait > 0 && !p.pause(wait) {
 			return
@@ -330,7 +340,11 @@ func (p *Pusher) run() {
 		}
 		p.logDropped()
 		p.mu.Lock()
-		batch := append([]Block(nil), p.q[:min(len(p.q), pushBatch)]...)
+		n := pushBatch
+		if p.seq0 < solo {
+			n = 1
+		}
+		batch := append([]Block(nil), p.q[:min(len(p.q), n)]...)
 		end := p.seq0 + uint64(len(batch)) // the sequence number after the batch
 		p.flightEnd = end
 		p.mu.Unlock()
@@ -356,9 +370,16 @@ func (p *Pusher) run() {
 			wait = 0
 		case ctx.Err() != nil:
 			return
-		case errors.As(err, &se) && (se.Code == http.StatusBadRequest || se.Code == http.StatusUnprocessableEntity):
+		case errors.As(err, &se) && se.Path == alertsPath && (se.Code == http.StatusBadRequest || se.Code == http.StatusUnprocessableEntity) && len(batch) > 1:
+			// the LAPI refuses a request whole: its alerts are sent again
+			// one by one, so that only those it refuses are dropped
+			p.log.Warnf("crowdsec: the LAPI refused a batch of %d alerts (%v): sending them one by one", len(batch), err)
+			p.land(0, Dropped) // blocks of the batch dropped meanwhile are lost
+			solo = end
+			wait = 0
+		case errors.As(err, &se) && se.Path == alertsPath && (se.Code == http.StatusBadRequest || se.Code == http.StatusUnprocessableEntity):
 			// refused for its content: no retry will change that
-			p.log.Errorf("crowdsec: the LAPI refused %d alerts, dropped: %v", len(batch), err)
+			p.log.Errorf("crowdsec: the LAPI refused the alert for %s, dropped: %v", batch[0].Addr, err)
 			p.land(end, Dropped)
 			wait = 0
 		default:
