@@ -25,9 +25,12 @@ const gcHeadroom = 32 << 20
 // memory in use grows past what the process holds now, plus two engines
 // (a replay of several files makes an engine for each; the one before is
 // garbage), plus gcHeadroom: never in a replay of one file, every other
-// file or so in a replay of many, whose memory stays bounded.
+// file or so in a replay of many, whose memory stays bounded. A lower
+// memory limit the process already has (GOMEMLIMIT) is kept: the
+// collector then runs when the memory in use reaches it.
 func QuietGC(opt Options) (restore func()) {
 	limit := memoryInUse() + 2*detect.Footprint(opt.Engine) + gcHeadroom
+	limit = min(limit, debug.SetMemoryLimit(-1)) // -1 reads it
 	oldLimit := debug.SetMemoryLimit(limit)
 	oldPercent := debug.SetGCPercent(-1)
 	return func() {

@@ -42,7 +42,9 @@ type AlertFunc func(a *detect.Alert, file string) error
 // Files runs the engine over files in order, handing each alert to emit.
 // A file that cannot be read to its end does not stop the others: its
 // alerts up to the damage are handed over, and the errors are returned
-// together at the end.
+// together at the end. An error of emit stops the replay at once (its
+// file counts in Files, not in Failed; no further file is opened) and is
+// returned, joined after the errors of the files that failed before.
 //
 // When ctx is done, Files stops between two batches of packets (within a
 // few thousand packets) and opens no further file: the alerts handed to
@@ -74,8 +76,11 @@ func Files(ctx context.Context, files []string, opt Options, emit AlertFunc) (Su
 			if stopped = errors.Is(err, errStopped); stopped {
 				break
 			}
-			sum.Failed++
 			errs = append(errs, err)
+			if errors.Is(err, errEmit) {
+				break // the caller refused an alert: it gets no more
+			}
+			sum.Failed++
 		}
 	}
 	if eng != nil {
@@ -89,6 +94,10 @@ func Files(ctx context.Context, files []string, opt Options, emit AlertFunc) (Su
 
 // errStopped is replayFile's report that ctx stopped it.
 var errStopped = errors.New("replay stopped")
+
+// errEmit wraps the errors of emit, which stop the replay as a whole
+// where a damaged file stops only itself.
+var errEmit = errors.New("writing alerts")
 
 // Decoding and classification run on two cores: a reader goroutine
 // decodes packets into batches of Probes, the caller's goroutine runs the
@@ -242,7 +251,7 @@ func classify(p *detect.Probe, path string, eng *detect.Engine, org *detect.Orig
 	a.Origin = org.Judge(a, org)
 	sum.Alerts++
 	if err := emit(a, path); err != nil {
-		return fmt.Errorf("writing alerts: %w", err)
+		return fmt.Errorf("%w: %w", errEmit, err)
 	}
 	return nil
 }
