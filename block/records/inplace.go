@@ -234,7 +234,8 @@ func (r rewriter) lockAndRecover(ctx context.Context, lf *os.File, path string, 
 // recoverJournal completes the in-place rewrite of path that the journal
 // at jpath describes (the caller holds the exclusive lock), then removes
 // the journal. A journal whose file is gone is removed: the file was
-// deleted since, and is not brought back.
+// deleted since, and is not brought back. A file with more than one hard
+// link is not written: the error names it and the journal, which stays.
 func recoverJournal(path, jpath string) error {
 	raw, err := readJournal(jpath)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -255,12 +256,17 @@ func recoverJournal(path, jpath string) error {
 		return err
 	}
 	if fi != nil {
-		cur, _, err := readNoFollow(path)
+		cur, st, err := readNoFollow(path)
 		if err != nil {
 			return err
 		}
 		if !bytes.Equal(cur, data) {
-			if err := (rewriter{}).writeInPlace(path, nil, cur, data); err != nil {
+			if st.Nlink > 1 {
+				return fmt.Errorf("%s: refusing to complete the interrupted rewrite from the journal %s: the file has %d hard links (one planted in its directory would have the journal written into another file): check the file and remove the journal", path, jpath, st.Nlink)
+			}
+			// st: the file written is the one just read (cur), and
+			// still has one link
+			if _, err := (rewriter{}).writeInPlace(path, st, cur, data); err != nil {
 				return fmt.Errorf("%s: completing the interrupted rewrite from the journal %s: %w", path, jpath, err)
 			}
 		}
@@ -279,9 +285,10 @@ func (r rewriter) inPlace(path string, old []byte, st *syscall.Stat_t, updated [
 	if err := r.writeJournal(jpath, path, updated); err != nil {
 		return fmt.Errorf("%s: cannot be replaced (%v), and rewriting it in place needs a journal: %w", path, why, err)
 	}
+	written := false
 	err := r.inject("inplace")
 	if err == nil {
-		err = r.writeInPlace(path, st, old, updated)
+		written, err = r.writeInPlace(path, st, old, updated)
 	}
 	if err == nil {
 		if err := os.Remove(jpath); err != nil {
@@ -289,12 +296,20 @@ func (r rewriter) inPlace(path string, old []byte, st *syscall.Stat_t, updated [
 		}
 		return nil
 	}
-	if errors.Is(err, errChanged) {
-		os.Remove(jpath) // nothing was written
-		return err
+	if !written {
+		// the file was not touched (it could not be opened, changed
+		// meanwhile, had no room): the journal must not complete later
+		// a rewrite that is reported failed now
+		if rerr := os.Remove(jpath); rerr != nil {
+			return fmt.Errorf("%s: rewriting in place failed, nothing was written (%w), but removing the journal %s failed: remove it, or the next writer writes these contents: %v", path, err, jpath, rerr)
+		}
+		if errors.Is(err, errChanged) {
+			return err
+		}
+		return fmt.Errorf("%s: cannot be replaced (%v), and writing it in place failed, nothing was written: %w", path, why, err)
 	}
 	// the write may have stopped part-way: put the old contents back
-	if rerr := (rewriter{}).writeInPlace(path, nil, nil, old); rerr != nil {
+	if _, rerr := (rewriter{}).writeInPlace(path, nil, nil, old); rerr != nil {
 		return fmt.Errorf("%s: rewriting in place failed (%w), and so did writing the old contents back (%v): the journal %s holds the new contents and the next change completes them", path, err, rerr, jpath)
 	}
 	os.Remove(jpath)
@@ -305,26 +320,28 @@ func (r rewriter) inPlace(path string, old []byte, st *syscall.Stat_t, updated [
 // bytes from the first that differs from cur (what path holds now; nil
 // when unknown) are written, the file is cut to the new length and
 // fsynced. With st set, a file that is no longer st (inode, size, times)
-// is errChanged and nothing is written.
-func (r rewriter) writeInPlace(path string, st *syscall.Stat_t, cur, updated []byte) error {
+// is errChanged and nothing is written. written says whether the file
+// may have been changed: false when it failed before the first write
+// (the open, the check of st, reserving the room).
+func (r rewriter) writeInPlace(path string, st *syscall.Stat_t, cur, updated []byte) (written bool, err error) {
 	f, err := safefile.Open(path, os.O_WRONLY, 0)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return err
+		return false, err
 	}
 	if st != nil && !sameFile(st, fi.Sys().(*syscall.Stat_t)) {
-		return fmt.Errorf("%s: %w", path, errChanged)
+		return false, fmt.Errorf("%s: %w", path, errChanged)
 	}
 	if n := int64(len(updated)); n > fi.Size() {
 		// reserve the room first, so that a full disk fails here, with
 		// nothing written yet (not every file system can)
 		err := syscall.Fallocate(int(f.Fd()), 1 /* FALLOC_FL_KEEP_SIZE */, 0, n)
 		if err != nil && !errors.Is(err, syscall.EOPNOTSUPP) && !errors.Is(err, syscall.ENOSYS) && !errors.Is(err, syscall.EINVAL) {
-			return fmt.Errorf("%s: reserving %d bytes: %w", path, n, err)
+			return false, fmt.Errorf("%s: reserving %d bytes: %w", path, n, err)
 		}
 	}
 	p := 0
@@ -332,18 +349,18 @@ func (r rewriter) writeInPlace(path string, st *syscall.Stat_t, cur, updated []b
 		p++
 	}
 	if _, err := f.WriteAt(updated[p:], int64(p)); err != nil {
-		return err
+		return true, err
 	}
 	if err := r.inject("inplace-write"); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return true, fmt.Errorf("%s: %w", path, err)
 	}
 	if err := f.Truncate(int64(len(updated))); err != nil {
-		return err
+		return true, err
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("%s: fsync: %w", path, err)
+		return true, fmt.Errorf("%s: fsync: %w", path, err)
 	}
-	return nil
+	return true, nil
 }
 
 // ReadFileLocked is ReadFile under path's lock (shared with other

@@ -292,14 +292,19 @@ func inheritOwner(path string, f *os.File) error {
 // half-written on disk; the next scanwarden writer of path (RewriteFile,
 // OpenHistory, History.Append, ReadFileLocked: every operation of the
 // hosts.deny backend) finds the journal under the lock and completes
-// the copy before anything else. A reader that takes the lock never sees
-// a partial file; one that does not (tcpd, reading hosts.deny for each
-// connection) can, during the write itself (one write(2) of the changed
-// tail: microseconds), see the new bytes before the old tail is cut.
-// When the write fails (a full disk, an I/O error) the old contents are
-// written back and the journal removed; if even that fails the journal
-// stays, and the error says so. A missing path cannot be created in this
-// mode: the error says the directory refuses a new file.
+// the copy before anything else (unless path has more than one hard
+// link by then: a link planted in its directory must not get the
+// journal's contents; the error says so, and the journal stays). A
+// reader that takes the lock never sees a partial file; one that does
+// not (tcpd, reading hosts.deny for each connection) can, during the
+// write itself (one write(2) of the changed tail: microseconds), see the
+// new bytes before the old tail is cut. When the write fails (a full
+// disk, an I/O error) the old contents are written back and the journal
+// removed; if even that fails the journal stays, and the error says so.
+// When it fails before anything was written (path cannot be opened for
+// writing: an immutable file, a read-only mount), the journal is removed
+// and path is as it was. A missing path cannot be created in this mode:
+// the error says the directory refuses a new file.
 func RewriteFile(ctx context.Context, path string, perm fs.FileMode, edit EditFunc, opts ...Option) error {
 	return rewriter{}.rewrite(ctx, path, perm, makeOptions(opts), edit)
 }
@@ -463,7 +468,9 @@ func sameFile(a, b *syscall.Stat_t) bool {
 // through safefile.Open: its directory not world-writable, no symbolic
 // link, a regular file, not world-writable. A lock file root owns in a
 // directory of another user is given to that user (best effort, see
-// inheritOwner).
+// inheritOwner), unless it has more than one hard link: that is no lock
+// file root made, but another file linked there, which must not change
+// hands.
 func openLock(path string) (*os.File, error) {
 	f, err := safefile.Open(path, os.O_RDWR|os.O_CREATE, lockFilePerm)
 	if err != nil {
@@ -474,7 +481,7 @@ func openLock(path string) (*os.File, error) {
 		f.Close()
 		return nil, fmt.Errorf("lock file %s: %w", path, err)
 	}
-	if fi.Sys().(*syscall.Stat_t).Uid == 0 {
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid == 0 && st.Nlink == 1 {
 		inheritOwner(path, f) // a failure only matters to the other user, who will say so
 	}
 	return f, nil
