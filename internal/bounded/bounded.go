@@ -12,8 +12,8 @@ type Map[K comparable, V any] struct {
 	next  int
 }
 
-// New returns an empty Map of at most max entries (max >= 1), its memory
-// allocated up front.
+// New returns an empty Map of at most max entries (max >= 0; one of 0
+// entries keeps none), its memory allocated up front.
 func New[K comparable, V any](max int) *Map[K, V] {
 	return &Map[K, V]{m: make(map[K]V, max), order: make([]K, 0, max)}
 }
@@ -28,6 +28,9 @@ func (b *Map[K, V]) Get(k K) (V, bool) {
 // the oldest one; updating a key keeps its place in the order.
 func (b *Map[K, V]) Put(k K, v V) {
 	if _, ok := b.m[k]; !ok {
+		if cap(b.order) == 0 {
+			return // a bound of 0: nothing is kept
+		}
 		if len(b.order) < cap(b.order) {
 			b.order = append(b.order, k)
 		} else {
