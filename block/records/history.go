@@ -50,7 +50,8 @@ type History struct {
 // does not exist, and its lock file (path + LockSuffix, or in the
 // directory of WithLockDir; 0600). It refuses a symbolic link (the file is
 // opened with O_NOFOLLOW, so a link put in place after the check is
-// refused too), a path that is not a regular file, and a world-writable
+// refused too), a path that is not a regular file, a file of more than
+// one hard link (also when the file is reopened), and a world-writable
 // file or directory; the error names the file. A journal an interrupted
 // in-place rewrite of path left is completed first.
 func OpenHistory(path string, opts ...Option) (*History, error) {
@@ -79,7 +80,8 @@ func OpenHistory(path string, opts ...Option) (*History, error) {
 }
 
 // open (re)opens the file at h.path through safefile.Open: its directory
-// not world-writable, O_NOFOLLOW, a regular file, not world-writable. It
+// not world-writable, O_NOFOLLOW, a regular file, not world-writable, and
+// of one hard link (a link is no file of scanwarden's). It
 // opens it for reading too, so that Append can read the last byte, and
 // write-only when reading is not permitted.
 func (h *History) open() error {
@@ -101,6 +103,12 @@ func (h *History) open() error {
 		return fmt.Errorf("opening history file: %w", err)
 	}
 	st := fi.Sys().(*syscall.Stat_t)
+	if st.Nlink > 1 {
+		// a hard link planted in the directory would have the lines
+		// appended to another file (one the daemon's user owns)
+		f.Close()
+		return fmt.Errorf("opening history file %s: refusing a file with %d hard links: it may be another file linked there; give it a path of its own", h.path, st.Nlink)
+	}
 	if h.f != nil {
 		h.f.Close()
 	}

@@ -160,3 +160,44 @@ func TestRemoveExact(t *testing.T) {
 		t.Errorf("file %q, want %q", b, want)
 	}
 }
+
+// TestHistoryRefusesHardLink: a history or blocked file that is a hard
+// link of another file (planted in the directory by whoever may write
+// there) gets no line, at open or at a reopen after the file was
+// replaced, and the linked file is untouched.
+func TestHistoryRefusesHardLink(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "victim")
+	mustWrite(t, victim, "root:x:0:0\n", 0o600)
+	path := filepath.Join(dir, "portsentry.history")
+	if err := os.Link(victim, path); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := OpenHistory(path); err == nil || !strings.Contains(err.Error(), path) {
+		if h != nil {
+			h.Append("1 - planted")
+			h.Close()
+		}
+		t.Fatalf("OpenHistory of a hard link: %v, want an error naming %s", err, path)
+	}
+
+	// a reopen (the file was moved away, as by logrotate) that finds a link
+	os.Remove(path)
+	h, err := OpenHistory(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(victim, path); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Append("2 - planted"); err == nil {
+		t.Error("Append through a hard link planted after a rotation succeeded")
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "root:x:0:0\n" {
+		t.Errorf("the linked file was written: %q", b)
+	}
+}
