@@ -70,6 +70,28 @@ type LiveSource struct {
 	// mu), for Stats from another goroutine: the decoder's own are the
 	// capture thread's alone.
 	pub Stats
+	// kernel holds libpcap's counters of received, dropped and
+	// interface-dropped packets (under mu), made 64-bit (see widen).
+	kernel [3]wideCounter
+}
+
+// wideCounter makes a 64-bit counter of one of libpcap's, which are 32
+// bits (struct pcap_stat) and wrap after 2^32 packets: some hours of a
+// flood. Each reading adds what the counter moved since the one before,
+// modulo 2^32, so the total stays right as long as it is read once
+// between two wraps (the daemon reads it every stats interval and at
+// every scrape, far more often).
+type wideCounter struct {
+	last  uint32
+	total uint64
+}
+
+// widen takes a new reading of the 32-bit counter and returns the total.
+func (c *wideCounter) widen(raw int) uint64 {
+	v := uint32(raw)
+	c.total += uint64(v - c.last)
+	c.last = v
+	return c.total
 }
 
 // OpenLive opens iface for capture with opt's settings and filter. It
@@ -163,8 +185,9 @@ func (s *LiveSource) Next(p *detect.Probe) error {
 	return ErrTimeout
 }
 
-// Stats returns the decoder's counters and libpcap's kernel counters
-// (after Close, only the decoder's, with an error). It is safe to call
+// Stats returns the decoder's counters and libpcap's kernel counters,
+// 64-bit however often libpcap's 32-bit ones wrapped between two calls
+// but once (after Close, only the decoder's, with an error). It is safe to call
 // from any goroutine: the decoder's counters are those Next last
 // published, at most statsEvery probes or one read timeout old.
 func (s *LiveSource) Stats() (LiveStats, error) {
@@ -178,9 +201,9 @@ func (s *LiveSource) Stats() (LiveStats, error) {
 	if err != nil {
 		return st, fmt.Errorf("capture on %s: stats: %w", s.iface, err)
 	}
-	st.Received = uint64(uint32(ks.PacketsReceived))
-	st.Dropped = uint64(uint32(ks.PacketsDropped))
-	st.IfDropped = uint64(uint32(ks.PacketsIfDropped))
+	st.Received = s.kernel[0].widen(ks.PacketsReceived)
+	st.Dropped = s.kernel[1].widen(ks.PacketsDropped)
+	st.IfDropped = s.kernel[2].widen(ks.PacketsIfDropped)
 	return st, nil
 }
 
