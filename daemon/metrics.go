@@ -6,7 +6,11 @@ package daemon
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net"
 	"sync"
+	"syscall"
 
 	"github.com/scanwarden/scanwarden/block"
 	"github.com/scanwarden/scanwarden/conf"
@@ -123,7 +127,22 @@ func (d *daemon) listenMetrics(c *conf.Config) (*metrics.Server, error) {
 	if c.MetricsListen == "" || d.metricsSrv != nil && d.metricsSrv.Configured() == c.MetricsListen {
 		return nil, nil
 	}
-	return metrics.Listen(c.MetricsListen, d.metrics)
+	srv, err := metrics.Listen(c.MetricsListen, d.metrics)
+	if err != nil && errors.Is(err, syscall.EADDRINUSE) && d.metricsSrv != nil && samePort(d.metricsSrv.Addr(), c.MetricsListen) {
+		// the kernel refuses another address on the port our own
+		// listener holds (127.0.0.1:P and :P), and the reload binds the
+		// new one before it lets go of the old
+		err = fmt.Errorf("%w (scanwarden's own listener on %s holds the port, and a reload binds the new address before it closes the old one: restart scanwarden to move the metrics to another address on the same port)", err, d.metricsSrv.Addr())
+	}
+	return srv, err
+}
+
+// samePort reports whether the host:port addresses a and b have the same
+// port.
+func samePort(a, b string) bool {
+	_, pa, errA := net.SplitHostPort(a)
+	_, pb, errB := net.SplitHostPort(b)
+	return errA == nil && errB == nil && pa == pb
 }
 
 // switchMetrics puts srv (from listenMetrics) in service in place of the

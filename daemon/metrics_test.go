@@ -1,13 +1,18 @@
 package daemon
 
 import (
+	"errors"
+	"net"
 	"net/netip"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/scanwarden/scanwarden/block"
+	"github.com/scanwarden/scanwarden/conf"
 	"github.com/scanwarden/scanwarden/detect"
 	"github.com/scanwarden/scanwarden/metrics"
 )
@@ -77,5 +82,40 @@ func TestEngineStatsPublished(t *testing.T) {
 	s.publish(eng) // the read timeout's publication
 	if got := s.load(); got.Packets != 2*rtCheckEvery {
 		t.Fatalf("after the timeout's publication: %d", got.Packets)
+	}
+}
+
+// TestMetricsMoveOnOnePort: a reload that moves METRICS_LISTEN to another
+// address on the port the running listener holds (127.0.0.1:P to :P) is
+// refused by the kernel; the error says that scanwarden's own listener is
+// in the way and that a restart moves it, and the old listener goes on.
+func TestMetricsMoveOnOnePort(t *testing.T) {
+	d := &daemon{}
+	d.metrics = metrics.New("test", d.snapshot)
+	old, err := metrics.Listen("127.0.0.1:0", d.metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	d.metricsSrv = old
+	_, port, _ := net.SplitHostPort(old.Addr())
+	c := &conf.Config{MetricsListen: ":" + port}
+	srv, err := d.listenMetrics(c)
+	if err == nil {
+		srv.Close()
+		t.Skip("this kernel let :P be bound beside 127.0.0.1:P")
+	}
+	if !errors.Is(err, syscall.EADDRINUSE) || !strings.Contains(err.Error(), "own listener on "+old.Addr()) || !strings.Contains(err.Error(), "restart") {
+		t.Errorf("error %q: want EADDRINUSE naming our own listener and a restart", err)
+	}
+	// another program on another port: the plain error
+	other, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	c.MetricsListen = other.Addr().String()
+	if _, err := d.listenMetrics(c); err == nil || strings.Contains(err.Error(), "own listener") {
+		t.Errorf("a port another program holds: %v", err)
 	}
 }
