@@ -260,7 +260,13 @@ func recoverJournal(path, jpath string) error {
 		if err != nil {
 			return err
 		}
-		if !bytes.Equal(cur, data) {
+		if bytes.Equal(cur, data) {
+			// the write was done, but maybe not on disk: the journal
+			// goes only once the file is
+			if err := syncFile(path); err != nil {
+				return fmt.Errorf("%s: completing the interrupted rewrite from the journal %s: %w", path, jpath, err)
+			}
+		} else {
 			if st.Nlink > 1 {
 				return fmt.Errorf("%s: refusing to complete the interrupted rewrite from the journal %s: the file has %d hard links (one planted in its directory would have the journal written into another file): check the file and remove the journal", path, jpath, st.Nlink)
 			}
@@ -271,8 +277,40 @@ func recoverJournal(path, jpath string) error {
 			}
 		}
 	}
-	if err := os.Remove(jpath); err != nil {
+	if err := removeJournal(jpath); err != nil {
 		return fmt.Errorf("%s: completed from the journal, but removing %s failed: %w", path, jpath, err)
+	}
+	return nil
+}
+
+// syncFile fsyncs the file at path.
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("fsync: %w", err)
+	}
+	return nil
+}
+
+// removeJournal removes the journal at jpath durably: its directory is
+// fsynced, so that a power cut cannot bring back a journal whose rewrite
+// is done, which the next writer would apply again over the lines
+// written since.
+func removeJournal(jpath string) error {
+	if err := os.Remove(jpath); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(jpath))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync of %s: %w", filepath.Dir(jpath), err)
 	}
 	return nil
 }
@@ -291,7 +329,7 @@ func (r rewriter) inPlace(path string, old []byte, st *syscall.Stat_t, updated [
 		written, err = r.writeInPlace(path, st, old, updated)
 	}
 	if err == nil {
-		if err := os.Remove(jpath); err != nil {
+		if err := removeJournal(jpath); err != nil {
 			return fmt.Errorf("%s: rewritten in place, but removing its journal failed (remove it, or the next writer writes these contents again): %w", path, err)
 		}
 		return nil
