@@ -314,3 +314,33 @@ func TestRefusedReloadSaysNoSwitch(t *testing.T) {
 		t.Error("the refused reload replaced the running config")
 	}
 }
+
+// TestMissingConfig: without -c and without the file, the start runs on
+// the built-in defaults and says so; a reload that finds the file gone
+// is refused (an administrator's config moved away must not turn into
+// the defaults under a running daemon), -c or not.
+func TestMissingConfig(t *testing.T) {
+	dir := t.TempDir()
+	gone := filepath.Join(dir, "scanwarden.conf")
+	if line := defaultsNote(gone, false); !strings.Contains(line, gone) || !strings.Contains(line, "built-in defaults") {
+		t.Errorf("start without the file: %q", line)
+	}
+	if line := defaultsNote(gone, true); line != "" {
+		t.Errorf("start with -c: %q (LoadConfig refuses it)", line)
+	}
+	path, running := autoConfig(t, dir)
+	if line := defaultsNote(path, false); line != "" {
+		t.Errorf("start with the file: %q", line)
+	}
+	log, _ := test.NewNullLogger()
+	d := &daemon{log: log, cfg: running, cfgPath: path, explicit: false}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.tryReload(context.Background()); err == nil || !strings.Contains(err.Error(), path) {
+		t.Errorf("reload with the file gone: %v, want a refusal naming %s", err, path)
+	}
+	if d.cfg != running {
+		t.Error("the refused reload replaced the running config")
+	}
+}

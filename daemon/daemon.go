@@ -136,8 +136,9 @@ func (m Modes) Name(proto uint8) string {
 // Options are what `scanwarden run` hands the daemon.
 type Options struct {
 	// ConfigPath is the config file, re-read on SIGHUP; Explicit says it
-	// was given (-c), so that its absence is an error rather than the
-	// built-in defaults.
+	// was given (-c), so that its absence at start is an error rather
+	// than the built-in defaults (at a reload a missing file is always
+	// refused).
 	ConfigPath string
 	Explicit   bool
 	// Config is the config as read at start.
@@ -258,6 +259,9 @@ func Run(ctx context.Context, o Options) error {
 
 func (d *daemon) run(ctx context.Context) error {
 	d.log.Warnf("adminalert: scanwarden %s is starting.", d.version)
+	if line := defaultsNote(d.cfgPath, d.explicit); line != "" {
+		d.log.Warn(line)
+	}
 	if err := d.start(ctx); err != nil {
 		return err
 	}
@@ -492,7 +496,10 @@ func (d *daemon) reload(ctx context.Context) error {
 
 // tryReload is reload; an error is a refusal, before anything changed.
 func (d *daemon) tryReload(ctx context.Context) error {
-	c, err := LoadConfig(d.cfgPath, d.explicit)
+	// a file that is gone refuses the reload, given with -c or not: the
+	// built-in defaults are for a start without one, not for an
+	// administrator's config moved away under a running daemon
+	c, err := LoadConfig(d.cfgPath, true)
 	if err != nil {
 		return err
 	}

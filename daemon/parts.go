@@ -454,6 +454,16 @@ func LoadConfig(path string, explicit bool) (*conf.Config, error) {
 	return c, nil
 }
 
+// defaultsNote is the start's warning that the config file the daemon was
+// not told of (-c) is missing, so that it runs on the built-in defaults;
+// "" when there is one, or it was given.
+func defaultsNote(path string, explicit bool) string {
+	if _, err := os.Stat(path); explicit || !errors.Is(err, fs.ErrNotExist) {
+		return ""
+	}
+	return fmt.Sprintf("adminalert: no config file at %s: running on the built-in defaults (install one there, or give one with -c)", path)
+}
+
 // ConfigWarnings returns the config's warnings as they apply to modes m:
 // PORT_BANNER is used by the classic TCP mode, so conf's "accepted but
 // not used" is dropped there; a classic UDP daemon alone says why it

@@ -20,7 +20,7 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	cfgPath := configFlag(fs)
 	format := fs.String("log-format", "text", "log format: text (for journald) or json")
-	control := fs.String("control-socket", runtimeSocket(), "where `scanwarden reload` reaches the daemon (default: control.sock in the unit's RuntimeDirectory; none outside systemd)")
+	control := fs.String("control-socket", runtimeSocket(), "the socket `PATH` where scanwarden reload reaches the daemon (default: control.sock in the unit's RuntimeDirectory; none outside systemd)")
 	flags := map[string]*bool{}
 	for _, f := range []struct{ name, usage string }{
 		{"stcp", "stealth TCP: watch TCP_PORTS and every other port for probes (the default with -sudp)"},
@@ -84,7 +84,7 @@ func runReload(args []string, stdout, stderr io.Writer) error {
 	if def == "" {
 		def = daemon.DefaultControlSocket
 	}
-	control := fs.String("control-socket", def, "the daemon's control socket (scanwarden run --control-socket)")
+	control := fs.String("control-socket", def, "the daemon's control socket `PATH` (scanwarden run --control-socket)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `usage: scanwarden reload [--control-socket PATH]
 
