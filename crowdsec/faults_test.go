@@ -70,12 +70,7 @@ func TestRedirectedAlerts(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	log, hook := test.NewNullLogger()
-	var ev pushEvents
-	p, err := NewPusher(PushOptions{Credentials: Credentials{URL: srv.URL, Login: "web1", Password: "pw"}, StateDir: t.TempDir(), Log: log, Notify: ev.notify})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, hook, ev := watchedPusher(t, srv.URL)
 	defer p.Close()
 	p.Push(block(1, time.Now().Add(time.Hour)))
 	waitFor(t, "the send's outcome", func() bool {
@@ -99,12 +94,7 @@ func TestLoginRefused(t *testing.T) {
 		http.Error(w, "400 Bad Request: The plain HTTP request was sent to HTTPS port", http.StatusBadRequest)
 	}))
 	defer srv.Close()
-	log, hook := test.NewNullLogger()
-	var ev pushEvents
-	p, err := NewPusher(PushOptions{Credentials: Credentials{URL: srv.URL, Login: "web1", Password: "pw"}, StateDir: t.TempDir(), Log: log, Notify: ev.notify})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, hook, ev := watchedPusher(t, srv.URL)
 	defer p.Close()
 	for i := range 3 {
 		p.Push(block(i+1, time.Now().Add(time.Hour)))
@@ -304,4 +294,17 @@ func TestPullLostAnswer(t *testing.T) {
 	if lifted {
 		t.Error("a full answer lifted a ban it did not mention")
 	}
+}
+
+// watchedPusher returns a pusher to the LAPI at url, with its log and its
+// events (the caller closes it).
+func watchedPusher(t *testing.T, url string) (*Pusher, *test.Hook, *pushEvents) {
+	t.Helper()
+	log, hook := test.NewNullLogger()
+	ev := &pushEvents{}
+	p, err := NewPusher(PushOptions{Credentials: Credentials{URL: url, Login: "web1", Password: "pw"}, StateDir: t.TempDir(), Log: log, Notify: ev.notify})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, hook, ev
 }
