@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -143,6 +144,12 @@ func TestLoadOverMax(t *testing.T) {
 	if ev.get(Dropped) != max+1 {
 		t.Errorf("%d dropped, want %d", ev.get(Dropped), max+1)
 	}
+	// the dropped blocks (at load and by Push) never reach the LAPI
+	for _, i := range []int{1, max + 1} {
+		if a := netip.MustParseAddr(fmt.Sprintf("198.51.100.%d", i)); !p.Unconfirmed(a, time.Now()) {
+			t.Errorf("the dropped block of %s counts as confirmed", a)
+		}
+	}
 }
 
 // TestRefusedBatch: the LAPI refuses a request whole when one of
@@ -180,6 +187,15 @@ func TestRefusedBatch(t *testing.T) {
 	want := []string{"198.51.100.1", "198.51.100.2", "198.51.100.3", "198.51.100.4"}
 	if got := l.sources(); !slices.Equal(got, want) || ev.get(Dropped) != 1 || ev.get(Sent) != 4 {
 		t.Fatalf("sent %q (%d sent, %d dropped), want %q, 4 and 1", got, ev.get(Sent), ev.get(Dropped), want)
+	}
+	// the refused block never reached the LAPI: whatever a pull says of
+	// the address, this host's own ban must not be lifted on it
+	later := time.Now().Add(time.Minute)
+	if !p.Unconfirmed(netip.MustParseAddr("198.51.100.66"), later) {
+		t.Error("the refused block's address counts as confirmed")
+	}
+	if p.Unconfirmed(netip.MustParseAddr("198.51.100.1"), later) {
+		t.Error("a block the LAPI took counts as unconfirmed after it")
 	}
 }
 

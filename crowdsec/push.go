@@ -16,6 +16,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/scanwarden/scanwarden/internal/bounded"
 	"github.com/scanwarden/scanwarden/internal/safefile"
 )
 
@@ -139,7 +140,12 @@ type Pusher struct {
 	// acked is when the LAPI took the latest block of each address sent
 	// lately (see Unconfirmed)
 	acked map[netip.Addr]time.Time
-	wake  chan struct{}
+	// unsent holds the addresses whose latest block was dropped without
+	// the LAPI taking it (the queue full, or the LAPI refused it): true
+	// until a later block of the address is taken. At most ackedMax,
+	// the oldest forgotten first.
+	unsent *bounded.Map[netip.Addr, bool]
+	wake   chan struct{}
 	// ctx ends with Close; done is closed when the sender has stopped
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -176,7 +182,8 @@ func NewPusher(o PushOptions) (*Pusher, error) {
 	}
 	c.login, c.password = o.Credentials.Login, o.Credentials.Password
 	p := &Pusher{c: c, path: filepath.Join(o.StateDir, QueueFile), log: o.Log, now: o.Now, notify: o.Notify,
-		wake: make(chan struct{}, 1), done: make(chan struct{}), acked: map[netip.Addr]time.Time{}, max: o.queueMax}
+		wake: make(chan struct{}, 1), done: make(chan struct{}), acked: map[netip.Addr]time.Time{}, max: o.queueMax,
+		unsent: bounded.New[netip.Addr, bool](ackedMax)}
 	if p.max <= 0 {
 		p.max = QueueMax
 	}
@@ -213,6 +220,7 @@ func (p *Pusher) load() error {
 		return fmt.Errorf("crowdsec queue %s: %w (move it away to start with an empty queue)", p.path, err)
 	}
 	if n := len(p.q) - p.max; n > 0 { // written under a larger bound: the oldest go, as Push drops them
+		p.markUnsent(p.q[:n])
 		p.q = p.q[n:]
 		p.dropped += n
 		p.dirty = true
@@ -228,6 +236,7 @@ func (p *Pusher) Push(b Block) {
 	p.mu.Lock()
 	if len(p.q) >= p.max {
 		inFlight := p.seq0 < p.flightEnd // the oldest is in the batch being sent
+		p.markUnsent(p.q[:1])
 		p.q = p.q[1:]
 		p.seq0++
 		p.dropped++
@@ -255,7 +264,8 @@ func (p *Pusher) Pending() int {
 
 // Unconfirmed reports whether the LAPI may not have held this host's
 // decision for a at asOf: a block for a is still queued (or being sent),
-// or the LAPI took it at asOf or later. A pull asked for at asOf may then
+// its latest block was dropped unsent or refused (of the last ackedMax
+// such addresses), or the LAPI took it at asOf or later. A pull asked for at asOf may then
 // lack that decision, and another decision's end says nothing of it.
 func (p *Pusher) Unconfirmed(a netip.Addr, asOf time.Time) bool {
 	p.mu.Lock()
@@ -265,8 +275,19 @@ func (p *Pusher) Unconfirmed(a netip.Addr, asOf time.Time) bool {
 			return true
 		}
 	}
+	if unsent, _ := p.unsent.Get(a); unsent {
+		return true // the LAPI never took its latest block
+	}
 	t, ok := p.acked[a]
 	return ok && !t.Before(asOf)
+}
+
+// markUnsent notes that blocks leave the queue without the LAPI taking
+// them (the caller holds p.mu).
+func (p *Pusher) markUnsent(blocks []Block) {
+	for i := range blocks {
+		p.unsent.Put(blocks[i].Addr, true)
+	}
 }
 
 // confirm notes that the LAPI took batch at now.
@@ -285,6 +306,9 @@ func (p *Pusher) confirm(batch []Block, now time.Time) {
 	}
 	for i := range batch {
 		p.acked[batch[i].Addr] = now
+		if _, ok := p.unsent.Get(batch[i].Addr); ok {
+			p.unsent.Put(batch[i].Addr, false)
+		}
 	}
 }
 
@@ -380,6 +404,9 @@ func (p *Pusher) run() {
 		case errors.As(err, &se) && se.Path == alertsPath && (se.Code == http.StatusBadRequest || se.Code == http.StatusUnprocessableEntity):
 			// refused for its content: no retry will change that
 			p.log.Errorf("crowdsec: the LAPI refused the alert for %s, dropped: %v", batch[0].Addr, err)
+			p.mu.Lock()
+			p.markUnsent(batch)
+			p.mu.Unlock()
 			p.land(end, Dropped)
 			wait = 0
 		default:
