@@ -304,12 +304,7 @@ func removeJournal(jpath string) error {
 	if err := os.Remove(jpath); err != nil {
 		return err
 	}
-	d, err := os.Open(filepath.Dir(jpath))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := safefile.SyncDir(filepath.Dir(jpath)); err != nil {
 		return fmt.Errorf("fsync of %s: %w", filepath.Dir(jpath), err)
 	}
 	return nil
