@@ -141,10 +141,10 @@ type Pusher struct {
 	// lately (see Unconfirmed)
 	acked map[netip.Addr]time.Time
 	// unsent holds the addresses whose latest block was dropped without
-	// the LAPI taking it (the queue full, or the LAPI refused it): true
-	// until a later block of the address is taken. At most ackedMax,
-	// the oldest forgotten first.
-	unsent *bounded.Map[netip.Addr, bool]
+	// the LAPI taking it (the queue full, or the LAPI refused it), until a
+	// later block of the address is taken. At most ackedMax, the oldest
+	// forgotten first.
+	unsent *bounded.Map[netip.Addr, struct{}]
 	wake   chan struct{}
 	// ctx ends with Close; done is closed when the sender has stopped
 	ctx    context.Context
@@ -183,7 +183,7 @@ func NewPusher(o PushOptions) (*Pusher, error) {
 	c.login, c.password = o.Credentials.Login, o.Credentials.Password
 	p := &Pusher{c: c, path: filepath.Join(o.StateDir, QueueFile), log: o.Log, now: o.Now, notify: o.Notify,
 		wake: make(chan struct{}, 1), done: make(chan struct{}), acked: map[netip.Addr]time.Time{}, max: o.queueMax,
-		unsent: bounded.New[netip.Addr, bool](ackedMax)}
+		unsent: bounded.New[netip.Addr, struct{}](ackedMax)}
 	if p.max <= 0 {
 		p.max = QueueMax
 	}
@@ -265,8 +265,9 @@ func (p *Pusher) Pending() int {
 // Unconfirmed reports whether the LAPI may not have held this host's
 // decision for a at asOf: a block for a is still queued (or being sent),
 // its latest block was dropped unsent or refused (of the last ackedMax
-// such addresses), or the LAPI took it at asOf or later. A pull asked for at asOf may then
-// lack that decision, and another decision's end says nothing of it.
+// such addresses), or the LAPI took it at asOf or later. A pull asked
+// for at asOf may then lack that decision, and another decision's end
+// says nothing of it.
 func (p *Pusher) Unconfirmed(a netip.Addr, asOf time.Time) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -275,7 +276,7 @@ func (p *Pusher) Unconfirmed(a netip.Addr, asOf time.Time) bool {
 			return true
 		}
 	}
-	if unsent, _ := p.unsent.Get(a); unsent {
+	if _, unsent := p.unsent.Get(a); unsent {
 		return true // the LAPI never took its latest block
 	}
 	t, ok := p.acked[a]
@@ -286,7 +287,7 @@ func (p *Pusher) Unconfirmed(a netip.Addr, asOf time.Time) bool {
 // them (the caller holds p.mu).
 func (p *Pusher) markUnsent(blocks []Block) {
 	for i := range blocks {
-		p.unsent.Put(blocks[i].Addr, true)
+		p.unsent.Put(blocks[i].Addr, struct{}{})
 	}
 }
 
@@ -306,9 +307,7 @@ func (p *Pusher) confirm(batch []Block, now time.Time) {
 	}
 	for i := range batch {
 		p.acked[batch[i].Addr] = now
-		if _, ok := p.unsent.Get(batch[i].Addr); ok {
-			p.unsent.Put(batch[i].Addr, false)
-		}
+		p.unsent.Delete(batch[i].Addr)
 	}
 }
 
@@ -382,7 +381,11 @@ func (p *Pusher) run() {
 			continue
 		}
 		err := p.send(ctx, batch)
+		// refused: the LAPI refused the alerts for their content, which no
+		// retry will change
 		var se *StatusError
+		refused := errors.As(err, &se) && se.Path == alertsPath &&
+			(se.Code == http.StatusBadRequest || se.Code == http.StatusUnprocessableEntity)
 		switch {
 		case err == nil:
 			if down {
@@ -394,15 +397,14 @@ func (p *Pusher) run() {
 			wait = 0
 		case ctx.Err() != nil:
 			return
-		case errors.As(err, &se) && se.Path == alertsPath && (se.Code == http.StatusBadRequest || se.Code == http.StatusUnprocessableEntity) && len(batch) > 1:
+		case refused && len(batch) > 1:
 			// the LAPI refuses a request whole: its alerts are sent again
 			// one by one, so that only those it refuses are dropped
 			p.log.Warnf("crowdsec: the LAPI refused a batch of %d alerts (%v): sending them one by one", len(batch), err)
 			p.land(0, Dropped) // blocks of the batch dropped meanwhile are lost
 			solo = end
 			wait = 0
-		case errors.As(err, &se) && se.Path == alertsPath && (se.Code == http.StatusBadRequest || se.Code == http.StatusUnprocessableEntity):
-			// refused for its content: no retry will change that
+		case refused:
 			p.log.Errorf("crowdsec: the LAPI refused the alert for %s, dropped: %v", batch[0].Addr, err)
 			p.mu.Lock()
 			p.markUnsent(batch)
