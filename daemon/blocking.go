@@ -39,10 +39,7 @@ func (d *daemon) blockLoop(ctx context.Context) {
 			d.blockingBusy.Store(0)
 			rt.check()
 		case addr := <-d.releases:
-			if m, done := d.useManager(); m != nil {
-				release(ctx, m, addr, d.log)
-				done()
-			}
+			d.withManager(func(m *block.Manager) { release(ctx, m, addr, d.log) })
 		}
 	}
 }

@@ -114,12 +114,11 @@ func hostname() string {
 type fleet struct{ d *daemon }
 
 func (f fleet) Enforce(ctx context.Context, bans []crowdsec.Pulled) {
+	f.d.withManager(func(m *block.Manager) { f.enforce(ctx, m, bans) })
+}
+
+func (f fleet) enforce(ctx context.Context, m *block.Manager, bans []crowdsec.Pulled) {
 	d := f.d
-	m, done := d.useManager()
-	defer done()
-	if m == nil {
-		return
-	}
 	logged, counts := 0, map[string]int{}
 	for _, p := range bans {
 		dec, err := m.Impose(ctx, fleetBan(p))
@@ -191,12 +190,11 @@ func fleetLabel(dec block.Decision) string {
 // Lift lifts the bans of addrs but this host's own that the LAPI may not
 // have known of when the pull was asked for (see liftable).
 func (f fleet) Lift(ctx context.Context, addrs []netip.Addr, asOf time.Time) {
+	f.d.withManager(func(m *block.Manager) { f.liftDeleted(ctx, m, addrs, asOf) })
+}
+
+func (f fleet) liftDeleted(ctx context.Context, m *block.Manager, addrs []netip.Addr, asOf time.Time) {
 	d := f.d
-	m, done := d.useManager()
-	defer done()
-	if m == nil {
-		return
-	}
 	bans, err := m.List()
 	if err != nil {
 		d.log.Errorf("crowdsec: reading the bans before lifting those the LAPI deleted (they stand until they expire): %v", err)
@@ -270,12 +268,11 @@ func liftable(addrs []netip.Addr, bans []block.Ban, keepOwn func(netip.Addr) (bo
 // Reconcile lifts the bans the fleet imposed in an earlier run whose
 // decisions are gone from the LAPI (deleted while scanwarden was down).
 func (f fleet) Reconcile(ctx context.Context, active map[netip.Addr]bool) {
+	f.d.withManager(func(m *block.Manager) { f.reconcile(ctx, m, active) })
+}
+
+func (f fleet) reconcile(ctx context.Context, m *block.Manager, active map[netip.Addr]bool) {
 	d := f.d
-	m, done := d.useManager()
-	defer done()
-	if m == nil {
-		return
-	}
 	bans, err := m.List()
 	if err != nil {
 		d.log.Errorf("crowdsec: reading the bans to reconcile with the LAPI: %v", err)

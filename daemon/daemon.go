@@ -135,12 +135,9 @@ func (m Modes) Name(proto uint8) string {
 
 // Options are what `scanwarden run` hands the daemon.
 type Options struct {
-	// ConfigPath is the config file, re-read on SIGHUP; Explicit says it
-	// was given (-c), so that its absence at start is an error rather
-	// than the built-in defaults (at a reload a missing file is always
-	// refused).
+	// ConfigPath is the config file, re-read on SIGHUP (at a reload a
+	// missing file is always refused).
 	ConfigPath string
-	Explicit   bool
 	// Config is the config as read at start.
 	Config *conf.Config
 	Modes  Modes
@@ -153,11 +150,10 @@ type Options struct {
 }
 
 type daemon struct {
-	cfgPath  string
-	explicit bool
-	version  string
-	modes    Modes
-	log      *logrus.Logger
+	cfgPath string
+	version string
+	modes   Modes
+	log     *logrus.Logger
 
 	mu    sync.Mutex // guards cfg and parts, replaced on reload
 	cfg   *conf.Config
@@ -240,7 +236,7 @@ func Run(ctx context.Context, o Options) error {
 	for _, w := range ConfigWarnings(c, o.Modes) {
 		o.Log.Warn(w)
 	}
-	d := &daemon{cfgPath: o.ConfigPath, explicit: o.Explicit, version: o.Version, modes: o.Modes, log: o.Log, cfg: c,
+	d := &daemon{cfgPath: o.ConfigPath, version: o.Version, modes: o.Modes, log: o.Log, cfg: c,
 		fold: newLogFold(time.Now()), refresh: make(chan struct{}, 1), recount: make(chan struct{}, 1),
 		bound:  host.SockDiag{Proc: "/proc/net"},
 		alerts: make(chan alertItem, alertQueue), releases: make(chan netip.Addr, releaseQueue),
@@ -259,7 +255,7 @@ func Run(ctx context.Context, o Options) error {
 
 func (d *daemon) run(ctx context.Context) error {
 	d.log.Warnf("adminalert: scanwarden %s is starting.", d.version)
-	if line := defaultsNote(d.cfgPath, d.explicit); line != "" {
+	if line := defaultsNote(d.cfg, d.cfgPath); line != "" {
 		d.log.Warn(line)
 	}
 	if err := d.start(ctx); err != nil {
@@ -591,24 +587,25 @@ func (d *daemon) acquire() *parts {
 	return d.parts
 }
 
-// useManager returns the block manager of the config in force, counted as
-// in use (a reload retires its parts only after done) until done is
-// called; nil, with a done that does nothing, before the start is done.
-// Goroutines other than housekeeping (the blocking thread, the CrowdSec
-// puller) take the manager through it: a reload runs on housekeeping and
-// may retire the parts, closing the manager's backends and journal, at any
-// moment of theirs.
-func (d *daemon) useManager() (m *block.Manager, done func()) {
+// withManager runs fn with the block manager of the config in force,
+// counted as in use until fn returns (a reload retires its parts only
+// after that); it does nothing before the start is done. Goroutines other
+// than housekeeping (the blocking thread, the CrowdSec puller) take the
+// manager through it: a reload runs on housekeeping and may retire the
+// parts, closing the manager's backends and journal, at any moment of
+// theirs.
+func (d *daemon) withManager(fn func(m *block.Manager)) {
 	p := d.acquire()
 	if p == nil {
-		return nil, func() {}
+		return
 	}
-	return p.mgr, p.users.Done
+	defer p.users.Done()
+	fn(p.mgr)
 }
 
 // manager is the block manager of the config in force; nil before the
 // start is done. Housekeeping only, the goroutine that reloads: any other
-// takes it with useManager.
+// takes it with withManager.
 func (d *daemon) manager() *block.Manager {
 	d.mu.Lock()
 	defer d.mu.Unlock()
