@@ -293,7 +293,7 @@ func TestRefusedReloadSaysNoSwitch(t *testing.T) {
 	log, hook := test.NewNullLogger()
 	dir := t.TempDir()
 	_, running := autoConfig(t, dir)
-	d := &daemon{log: log, choose: kernelWith(errAbsent, backends.Nftables).choose, cfg: running, explicit: true}
+	d := &daemon{log: log, choose: kernelWith(errAbsent, backends.Nftables).choose, cfg: running}
 	d.metrics = metrics.New("test", d.snapshot)
 	if err := d.resolve(ctx, running); err != nil || running.BlockBackend != conf.BackendNftables {
 		t.Fatalf("start: %v, backend %q", err, running.BlockBackend)
@@ -322,18 +322,22 @@ func TestRefusedReloadSaysNoSwitch(t *testing.T) {
 func TestMissingConfig(t *testing.T) {
 	dir := t.TempDir()
 	gone := filepath.Join(dir, "scanwarden.conf")
-	if line := defaultsNote(gone, false); !strings.Contains(line, gone) || !strings.Contains(line, "built-in defaults") {
+	c, err := LoadConfig(gone, false)
+	if err != nil {
+		t.Fatalf("start without -c and without the file: %v, want the defaults", err)
+	}
+	if line := defaultsNote(c, gone); !strings.Contains(line, gone) || !strings.Contains(line, "built-in defaults") {
 		t.Errorf("start without the file: %q", line)
 	}
-	if line := defaultsNote(gone, true); line != "" {
-		t.Errorf("start with -c: %q (LoadConfig refuses it)", line)
+	if _, err := LoadConfig(gone, true); err == nil || !strings.Contains(err.Error(), gone) {
+		t.Errorf("start with -c and without the file: %v, want an error naming it", err)
 	}
 	path, running := autoConfig(t, dir)
-	if line := defaultsNote(path, false); line != "" {
+	if line := defaultsNote(running, path); line != "" {
 		t.Errorf("start with the file: %q", line)
 	}
 	log, _ := test.NewNullLogger()
-	d := &daemon{log: log, cfg: running, cfgPath: path, explicit: false}
+	d := &daemon{log: log, cfg: running, cfgPath: path}
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}

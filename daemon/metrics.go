@@ -128,7 +128,7 @@ func (d *daemon) listenMetrics(c *conf.Config) (*metrics.Server, error) {
 		return nil, nil
 	}
 	srv, err := metrics.Listen(c.MetricsListen, d.metrics)
-	if err != nil && errors.Is(err, syscall.EADDRINUSE) && d.metricsSrv != nil && samePort(d.metricsSrv.Addr(), c.MetricsListen) {
+	if errors.Is(err, syscall.EADDRINUSE) && d.metricsSrv != nil && samePort(d.metricsSrv.Addr(), c.MetricsListen) {
 		// the kernel refuses another address on the port our own
 		// listener holds (127.0.0.1:P and :P), and the reload binds the
 		// new one before it lets go of the old

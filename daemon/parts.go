@@ -454,11 +454,11 @@ func LoadConfig(path string, explicit bool) (*conf.Config, error) {
 	return c, nil
 }
 
-// defaultsNote is the start's warning that the config file the daemon was
-// not told of (-c) is missing, so that it runs on the built-in defaults;
-// "" when there is one, or it was given.
-func defaultsNote(path string, explicit bool) string {
-	if _, err := os.Stat(path); explicit || !errors.Is(err, fs.ErrNotExist) {
+// defaultsNote is the start's warning that c is the built-in defaults
+// (LoadConfig found no file at path, which was not given with -c); ""
+// when c was read from a file.
+func defaultsNote(c *conf.Config, path string) string {
+	if c.Path != "" {
 		return ""
 	}
 	return fmt.Sprintf("adminalert: no config file at %s: running on the built-in defaults (install one there, or give one with -c)", path)

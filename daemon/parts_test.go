@@ -228,7 +228,7 @@ func TestRunRefusesUnsafeFiles(t *testing.T) {
 	var logBuf bytes.Buffer
 	log := logrus.New()
 	log.SetOutput(&logBuf)
-	err = Run(context.Background(), Options{ConfigPath: cfg, Explicit: true, Config: c, Modes: Modes{TCP: true, UDP: true}, Log: log, Version: "test"})
+	err = Run(context.Background(), Options{ConfigPath: cfg, Config: c, Modes: Modes{TCP: true, UDP: true}, Log: log, Version: "test"})
 	var errs FileErrors
 	if !errors.As(err, &errs) || !strings.Contains(err.Error(), cfg+": the file is writable by every user") {
 		t.Fatalf("Run: %v", err)
@@ -241,7 +241,7 @@ func TestRunRefusesUnsafeFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	logBuf.Reset()
-	d := &daemon{cfgPath: cfg, explicit: true, log: log, cfg: running}
+	d := &daemon{cfgPath: cfg, log: log, cfg: running}
 	os.Chmod(cfg, 0o666)
 	d.reload(context.Background())
 	if d.cfg != running || d.parts != nil {

@@ -70,7 +70,7 @@ keeping the blocks.
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	return daemon.Run(ctx, daemon.Options{ConfigPath: path, Explicit: explicit, Config: c, Modes: m, Log: log, Version: version,
+	return daemon.Run(ctx, daemon.Options{ConfigPath: path, Config: c, Modes: m, Log: log, Version: version,
 		ControlSocket: *control})
 }
 
