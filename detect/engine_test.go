@@ -888,8 +888,8 @@ func TestStatsAdd(t *testing.T) {
 // TestFootprint checks Footprint against what New and NewOrigins really
 // allocate, for the default table and a larger one.
 func TestFootprint(t *testing.T) {
-	for _, n := range []int{0, 100_000} {
-		cfg := Config{MaxSources: n}
+	for _, cfg := range []Config{{}, {MaxSources: 100_000}, {HugePages: true}, {MaxSources: 100_000, HugePages: true}} {
+		n := cfg.MaxSources
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
@@ -902,9 +902,9 @@ func TestFootprint(t *testing.T) {
 		got := int64(after.TotalAlloc - before.TotalAlloc)
 		want := Footprint(cfg)
 		if got < want*98/100 || got > want*102/100 {
-			t.Errorf("MaxSources %d: New and NewOrigins allocated %d bytes, Footprint says %d", n, got, want)
+			t.Errorf("MaxSources %d, huge pages %v: New and NewOrigins allocated %d bytes, Footprint says %d", n, cfg.HugePages, got, want)
 		}
-		t.Logf("MaxSources %d: %d bytes allocated, Footprint %d", n, got, want)
+		t.Logf("MaxSources %d, huge pages %v: %d bytes allocated, Footprint %d", n, cfg.HugePages, got, want)
 		runtime.KeepAlive(e)
 		runtime.KeepAlive(o)
 	}

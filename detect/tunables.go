@@ -39,6 +39,11 @@ const (
 	// room for a new one. 16384 take about 15 MiB.
 	DefaultMaxSources = 16384
 
+	// hugePage is the size of a transparent huge page on amd64 and arm64
+	// (with 4 KiB pages), as the source table is laid out for them when
+	// Config.HugePages asks (see makeTable).
+	hugePage = 2 << 20
+
 	// DefaultScanTrigger is PortSentry's SCAN_TRIGGER default: react on the
 	// first hit on a watched (trap) port.
 	DefaultScanTrigger = 0
