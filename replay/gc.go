@@ -29,7 +29,7 @@ const gcHeadroom = 32 << 20
 // memory limit the process already has (GOMEMLIMIT) is kept: the
 // collector then runs when the memory in use reaches it.
 func QuietGC(opt Options) (restore func()) {
-	limit := memoryInUse() + 2*detect.Footprint(opt.Engine) + gcHeadroom
+	limit := memoryInUse() + 2*detect.Footprint(engineConfig(opt)) + gcHeadroom
 	limit = min(limit, debug.SetMemoryLimit(-1)) // -1 reads it
 	oldLimit := debug.SetMemoryLimit(limit)
 	oldPercent := debug.SetGCPercent(-1)

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 
 	"github.com/scanwarden/scanwarden/capture"
 	"github.com/scanwarden/scanwarden/detect"
@@ -23,6 +22,19 @@ type Options struct {
 	// from file to file); by default each file is replayed on its own.
 	Merge bool
 }
+
+// engineConfig is opt's engine config as a replay runs it: its tables
+// laid out for huge pages (a replay fills them within its first packets,
+// and each page fault saved is worth many packets).
+func engineConfig(opt Options) detect.Config {
+	c := opt.Engine
+	c.HugePages = hugeTables
+	return c
+}
+
+// hugeTables is engineConfig's HugePages (a variable: a test compares
+// both layouts).
+var hugeTables = true
 
 // Summary counts what a replay saw.
 type Summary struct {
@@ -46,12 +58,11 @@ type AlertFunc func(a *detect.Alert, file string) error
 // file counts in Files, not in Failed; no further file is opened) and is
 // returned, joined after the errors of the files that failed before.
 //
-// When ctx is done, Files stops between two batches of packets (within a
-// few thousand packets) and opens no further file: the alerts handed to
-// emit so far stand, the summary counts what was read up to then (the
-// file being read counts in Files, not in Failed), and the error returned
-// wraps context.Cause(ctx), joined with the errors of the files that
-// failed before.
+// When ctx is done, Files stops within checkEvery packets and opens no
+// further file: the alerts handed to emit so far stand, the summary
+// counts what was read up to then (the file being read counts in Files,
+// not in Failed), and the error returned wraps context.Cause(ctx), joined
+// with the errors of the files that failed before.
 func Files(ctx context.Context, files []string, opt Options, emit AlertFunc) (Summary, error) {
 	var sum Summary
 	var errs []error
@@ -66,7 +77,7 @@ func Files(ctx context.Context, files []string, opt Options, emit AlertFunc) (Su
 			if eng != nil {
 				sum.Sources += eng.Stats().Sources
 			}
-			e, err := detect.New(opt.Engine)
+			e, err := detect.New(engineConfig(opt))
 			if err != nil {
 				return sum, err
 			}
@@ -99,32 +110,18 @@ var errStopped = errors.New("replay stopped")
 // where a damaged file stops only itself.
 var errEmit = errors.New("writing alerts")
 
-// Decoding and classification run on two cores: a reader goroutine
-// decodes packets into batches of Probes, the caller's goroutine runs the
-// engine over them. Batches go back and forth over channels (a channel
-// operation per batch, not per packet) and are reused, so the replay does
-// not allocate per packet. With one CPU to run on (GOMAXPROCS 1: taskset,
-// a container's CPU limit), one goroutine decodes and classifies each
-// packet in turn (runInline): the hand-off would only add its cost.
+// One goroutine reads, decodes and classifies each packet in turn, with
+// no hand-off between threads. A reader goroutine handing batches of
+// decoded probes to the engine's goroutine was measured (make bench, on
+// 2-CPU virtual machines): no faster in wall time, and 40 to 60 ns of CPU
+// a packet more, for the probes written on one core and read on the
+// other and the wake-ups of both.
 const (
-	// replayBatch is the number of Probes in a batch: large enough that
-	// the hand-over and the wake-ups of the other goroutine are noise,
-	// small enough that the batches in flight stay in a core's L2 cache
-	// (measured on make bench's captures of 10,000 and 1,000,000
-	// sources, best of 5: 256 to 4096 a batch within 5% of each other,
-	// the engine's side the slower one whenever there is a slower one).
-	replayBatch = 1024
-	// replayBatches is how many batches are in flight, so that a burst
-	// of slow packets on one side does not stall the other: 8 batches of
-	// 1024 Probes (72 bytes each) are 576 KiB.
-	replayBatches = 8
+	// checkEvery is how many packets go between two looks at ctx: a
+	// cancel is seen within a millisecond or so, and the per-packet loop
+	// does not look at a channel.
+	checkEvery = 1024
 )
-
-type probeBatch struct {
-	probes [replayBatch]detect.Probe
-	n      int
-	err    error // set on the last batch: io.EOF or what stopped the reader
-}
 
 // replayFile runs eng and org over one file; it returns errStopped when
 // ctx stopped it.
@@ -147,89 +144,17 @@ func replayFile(ctx context.Context, path string, eng *detect.Engine, org *detec
 	return err
 }
 
-// run feeds eng and org with the probes of src, decoded by a reader
-// goroutine, until the end of the file, an error, or ctx; it returns once
-// the reader has stopped. ctx is looked at between batches only, so that
-// the per-packet loops stay as they are. Each alert is judged (is its
-// source real?) by what org learned from the capture so far, its ARP and
-// NDP standing for the kernel's neighbour table.
+// run feeds eng and org with the probes of src until the end of the
+// file, an error, or ctx (looked at every checkEvery packets). Each alert
+// is judged (is its source real?) by what org learned from the capture
+// so far, its ARP and NDP standing for the kernel's neighbour table.
 func run(ctx context.Context, src *capture.FileSource, path string, eng *detect.Engine, org *detect.Origins, emit AlertFunc, sum *Summary) error {
-	if oneCPU() {
-		return runInline(ctx, src, path, eng, org, emit, sum)
-	}
-	free := make(chan *probeBatch, replayBatches)
-	full := make(chan *probeBatch, replayBatches)
-	done := make(chan struct{})
-	for range replayBatches {
-		free <- new(probeBatch)
-	}
-	stop := ctx.Done() // nil, never ready, for a context that cannot end
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		for {
-			var b *probeBatch
-			select {
-			case b = <-free:
-			case <-done:
-				return
-			case <-stop:
-				return
-			}
-			b.n, b.err = 0, nil
-			for b.n < len(b.probes) {
-				if b.err = src.Next(&b.probes[b.n]); b.err != nil {
-					break
-				}
-				b.n++
-			}
-			full <- b // never blocks: full holds every batch
-			if b.err != nil {
-				return
-			}
-		}
-	}()
-	// stop and wait for the reader before src is closed or its stats read
-	defer func() { <-finished }()
-	defer close(done)
-
-	for {
-		var b *probeBatch
-		select {
-		case <-stop: // before a batch that is ready, too
-			return errStopped
-		default:
-		}
-		select {
-		case b = <-full:
-		case <-stop:
-			return errStopped
-		}
-		for i := range b.probes[:b.n] {
-			if err := classify(&b.probes[i], path, eng, org, emit, sum); err != nil {
-				return err
-			}
-		}
-		if b.err != nil {
-			return b.err
-		}
-		free <- b
-	}
-}
-
-// oneCPU reports whether the replay has one CPU to run on (a variable:
-// tests run both paths).
-var oneCPU = func() bool { return runtime.GOMAXPROCS(0) == 1 }
-
-// runInline is run on one goroutine: each packet is decoded, then
-// classified. ctx is looked at every replayBatch packets, as run does.
-func runInline(ctx context.Context, src *capture.FileSource, path string, eng *detect.Engine, org *detect.Origins, emit AlertFunc, sum *Summary) error {
 	var p detect.Probe
 	for {
 		if ctx.Err() != nil {
 			return errStopped
 		}
-		for range replayBatch {
+		for range checkEvery {
 			if err := src.Next(&p); err != nil {
 				return err
 			}

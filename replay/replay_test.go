@@ -68,10 +68,10 @@ func TestReplayNoForgedScanners(t *testing.T) {
 	}
 }
 
-// The one-goroutine path (one CPU) and the two-goroutine one give the
-// same alerts, judgements included, on every recorded capture, one by one
-// and merged.
-func TestReplayInlineSameAlerts(t *testing.T) {
+// The engine's tables laid out for huge pages, as a replay has them, give
+// the same alerts, judgements included, as plain ones on every recorded
+// capture, one by one and merged.
+func TestReplayHugeTablesSameAlerts(t *testing.T) {
 	var files []string
 	for _, g := range []string{"pcaps/*.pcap*", "captures/*.pcap"} {
 		m, err := filepath.Glob(filepath.Join("..", "testdata", g))
@@ -83,9 +83,9 @@ func TestReplayInlineSameAlerts(t *testing.T) {
 	if len(files) < 20 {
 		t.Fatalf("only %d captures", len(files))
 	}
-	defer func(f func() bool) { oneCPU = f }(oneCPU)
-	replayAll := func(inline, merge bool) ([]*detect.Alert, Summary) {
-		oneCPU = func() bool { return inline }
+	defer func(h bool) { hugeTables = h }(hugeTables)
+	replayAll := func(huge, merge bool) ([]*detect.Alert, Summary) {
+		hugeTables = huge
 		var got []*detect.Alert
 		sum, err := Files(context.Background(), files, Options{Merge: merge}, func(a *detect.Alert, _ string) error {
 			got = append(got, a.Clone())
@@ -97,13 +97,13 @@ func TestReplayInlineSameAlerts(t *testing.T) {
 		return got, sum
 	}
 	for _, merge := range []bool{false, true} {
-		two, sum2 := replayAll(false, merge)
-		one, sum1 := replayAll(true, merge)
-		if len(two) == 0 {
+		plain, sum0 := replayAll(false, merge)
+		huge, sum1 := replayAll(true, merge)
+		if len(plain) == 0 {
 			t.Fatal("no alerts at all")
 		}
-		if !reflect.DeepEqual(one, two) || sum1 != sum2 {
-			t.Errorf("merge %v: one goroutine: %d alerts %+v; two: %d alerts %+v", merge, len(one), sum1, len(two), sum2)
+		if !reflect.DeepEqual(plain, huge) || sum0 != sum1 {
+			t.Errorf("merge %v: plain tables: %d alerts %+v; huge: %d alerts %+v", merge, len(plain), sum0, len(huge), sum1)
 		}
 	}
 }

@@ -14,53 +14,50 @@ import (
 )
 
 // An error of emit (a closed standard output: EPIPE) stops the replay
-// there, on either path: no further file is opened, emit is not called
+// there: no further file is opened, emit is not called
 // again, the file is not counted as damaged, and the error is returned.
 func TestReplayEmitErrorStops(t *testing.T) {
 	syn := filepath.Join("..", "testdata", "pcaps", "syn.pcap")
 	fin := filepath.Join("..", "testdata", "pcaps", "fin.pcap")
-	defer func(f func() bool) { oneCPU = f }(oneCPU)
-	for _, inline := range []bool{false, true} {
-		oneCPU = func() bool { return inline }
-		calls := 0
-		sum, err := Files(context.Background(), []string{syn, fin, syn}, Options{}, func(*detect.Alert, string) error {
-			calls++
-			return syscall.EPIPE
-		})
-		if !errors.Is(err, syscall.EPIPE) {
-			t.Errorf("inline %v: error %v, want EPIPE", inline, err)
-		}
-		if calls != 1 || sum.Files != 1 || sum.Failed != 0 {
-			t.Errorf("inline %v: emit called %d times after its error, %d file(s) opened, %d counted as failed; want 1, 1, 0 (err %v)",
-				inline, calls, sum.Files, sum.Failed, err)
-		}
+	calls := 0
+	sum, err := Files(context.Background(), []string{syn, fin, syn}, Options{}, func(*detect.Alert, string) error {
+		calls++
+		return syscall.EPIPE
+	})
+	if !errors.Is(err, syscall.EPIPE) {
+		t.Errorf("error %v, want EPIPE", err)
+	}
+	if calls != 1 || sum.Files != 1 || sum.Failed != 0 {
+		t.Errorf("emit called %d times after its error, %d file(s) opened, %d counted as failed; want 1, 1, 0 (err %v)",
+			calls, sum.Files, sum.Failed, err)
 	}
 }
 
-// Cancelled from emit, a replay stops on either path, returns the cause,
-// and leaves no reader goroutine behind.
+// Cancelled from emit, a replay stops, returns the cause, and leaves no
+// goroutine behind.
 func TestReplayCancelNoLeak(t *testing.T) {
 	syn := filepath.Join("..", "testdata", "pcaps", "syn.pcap")
-	defer func(f func() bool) { oneCPU = f }(oneCPU)
 	cause := errors.New("enough")
-	for _, inline := range []bool{false, true} {
-		oneCPU = func() bool { return inline }
-		before := runtime.NumGoroutine()
-		ctx, cancel := context.WithCancelCause(context.Background())
-		_, err := Files(ctx, []string{syn, syn, syn}, Options{}, func(*detect.Alert, string) error {
-			cancel(cause)
-			return nil
-		})
-		cancel(nil)
-		if !errors.Is(err, cause) {
-			t.Errorf("inline %v: %v, want the cause", inline, err)
-		}
-		for i := 0; runtime.NumGoroutine() > before && i < 100; i++ {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			t.Errorf("inline %v: %d goroutines after the replay, %d before", inline, n, before)
-		}
+	before := runtime.NumGoroutine()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	calls := 0
+	sum, err := Files(ctx, []string{syn, syn, syn}, Options{}, func(*detect.Alert, string) error {
+		calls++
+		cancel(cause)
+		return nil
+	})
+	cancel(nil)
+	if !errors.Is(err, cause) {
+		t.Errorf("%v, want the cause", err)
+	}
+	if calls != 1 || sum.Files != 1 {
+		t.Errorf("emit called %d times, %d file(s) opened after the cancel; want 1 and 1", calls, sum.Files)
+	}
+	for i := 0; runtime.NumGoroutine() > before && i < 100; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after the replay, %d before", n, before)
 	}
 }
 
