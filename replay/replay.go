@@ -38,9 +38,12 @@ var hugeTables = true
 
 // Summary counts what a replay saw.
 type Summary struct {
-	Files, Failed     int
-	Packets, Decoded  uint64
-	Malformed, Alerts uint64
+	Files, Failed    int
+	Packets, Decoded uint64
+	Malformed        uint64
+	// Alerts counts the alerts emit took (an error of emit stops the
+	// replay, its alert not counted).
+	Alerts uint64
 	// Sources is the number of sources tracked at the end, added up over
 	// the engines (one per file unless Merge).
 	Sources int
@@ -174,9 +177,9 @@ func classify(p *detect.Probe, path string, eng *detect.Engine, org *detect.Orig
 		return nil
 	}
 	a.Origin = org.Judge(a, org)
-	sum.Alerts++
 	if err := emit(a, path); err != nil {
 		return fmt.Errorf("%w: %w", errEmit, err)
 	}
+	sum.Alerts++
 	return nil
 }

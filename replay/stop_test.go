@@ -31,6 +31,9 @@ func TestReplayEmitErrorStops(t *testing.T) {
 		t.Errorf("emit called %d times after its error, %d file(s) opened, %d counted as failed; want 1, 1, 0 (err %v)",
 			calls, sum.Files, sum.Failed, err)
 	}
+	if sum.Alerts != 0 {
+		t.Errorf("%d alert(s) counted, want 0: emit refused the only one", sum.Alerts)
+	}
 }
 
 // Cancelled from emit, a replay stops, returns the cause, and leaves no
