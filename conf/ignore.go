@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+
+	"github.com/scanwarden/scanwarden/internal/excerpt"
 )
 
 // IgnoreList is the set of addresses that are never reported or blocked,
@@ -69,7 +71,7 @@ func ParseIgnore(r io.Reader, name string) (*IgnoreList, error) {
 		words := strings.Fields(text)
 		if len(words) > 1 {
 			if _, err := parseAddrOrPrefix(words[1]); err == nil {
-				if !errs.add(&LineError{File: name, Line: line, Msg: fmt.Sprintf("%q: one address or ADDRESS/BITS per line (put %s on a line of its own)", short(text), short(words[1]))}) {
+				if !errs.add(&LineError{File: name, Line: line, Msg: fmt.Sprintf("%q: one address or ADDRESS/BITS per line (put %s on a line of its own)", excerpt.Of(text), excerpt.Of(words[1]))}) {
 					return nil, errs.err()
 				}
 				continue
@@ -146,22 +148,22 @@ func (l *IgnoreList) Len() int {
 // link, not a host, and would never match a packet's source.
 func parseAddrOrPrefix(s string) (netip.Prefix, error) {
 	if strings.ContainsAny(s, " \t") {
-		return netip.Prefix{}, fmt.Errorf("%q: one address or ADDRESS/BITS per line", short(s))
+		return netip.Prefix{}, fmt.Errorf("%q: one address or ADDRESS/BITS per line", excerpt.Of(s))
 	}
 	if strings.Contains(s, "%") {
-		return netip.Prefix{}, fmt.Errorf("%q: addresses with an IPv6 zone (%%) are not supported", short(s))
+		return netip.Prefix{}, fmt.Errorf("%q: addresses with an IPv6 zone (%%) are not supported", excerpt.Of(s))
 	}
 	var p netip.Prefix
 	if strings.Contains(s, "/") {
 		var err error
 		p, err = netip.ParsePrefix(s)
 		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("%q is not an address/bits prefix (like 192.0.2.0/24 or 2001:db8::/32)", short(s))
+			return netip.Prefix{}, fmt.Errorf("%q is not an address/bits prefix (like 192.0.2.0/24 or 2001:db8::/32)", excerpt.Of(s))
 		}
 	} else {
 		a, err := netip.ParseAddr(s)
 		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("%q is not an IPv4 or IPv6 address", short(s))
+			return netip.Prefix{}, fmt.Errorf("%q is not an IPv4 or IPv6 address", excerpt.Of(s))
 		}
 		p = netip.PrefixFrom(a, a.BitLen())
 	}

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/scanwarden/scanwarden/internal/excerpt"
 )
 
 // keySpec describes one config key: how its value is read into a Config
@@ -149,7 +151,7 @@ func parseSwitch(v string) (bool, error) {
 	case "1":
 		return true, nil
 	}
-	return false, fmt.Errorf(`must be "0" or "1", got %q`, short(v))
+	return false, fmt.Errorf(`must be "0" or "1", got %q`, excerpt.Of(v))
 }
 
 // parseBlockMode reads BLOCK_TCP/BLOCK_UDP.
@@ -162,7 +164,7 @@ func parseBlockMode(v string) (BlockMode, error) {
 	case "2":
 		return BlockRunCmdOnly, nil
 	}
-	return 0, fmt.Errorf(`must be "0" (log only), "1" (block) or "2" (run KILL_RUN_CMD only), got %q`, short(v))
+	return 0, fmt.Errorf(`must be "0" (log only), "1" (block) or "2" (run KILL_RUN_CMD only), got %q`, excerpt.Of(v))
 }
 
 func checkBlockMode(m BlockMode) error {
@@ -176,11 +178,11 @@ func checkBlockMode(m BlockMode) error {
 func parseCount(v string) (int, error) {
 	v = strings.TrimSpace(v)
 	if !isDigits(v) {
-		return 0, fmt.Errorf("must be a whole number, got %q", short(v))
+		return 0, fmt.Errorf("must be a whole number, got %q", excerpt.Of(v))
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n > math.MaxInt32 {
-		return 0, fmt.Errorf("number %s is too large", short(v))
+		return 0, fmt.Errorf("number %s is too large", excerpt.Of(v))
 	}
 	return int(n), nil
 }
@@ -199,13 +201,13 @@ func parseDuration(v string) (time.Duration, error) {
 	if isDigits(v) {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n > math.MaxInt64/int64(time.Second) {
-			return 0, fmt.Errorf("%s seconds is too long", short(v))
+			return 0, fmt.Errorf("%s seconds is too long", excerpt.Of(v))
 		}
 		return time.Duration(n) * time.Second, nil
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil {
-		return 0, fmt.Errorf(`must be a duration like "90s", "10m" or "1h30m", or a number of seconds, got %q`, short(v))
+		return 0, fmt.Errorf(`must be a duration like "90s", "10m" or "1h30m", or a number of seconds, got %q`, excerpt.Of(v))
 	}
 	return d, nil
 }
@@ -257,7 +259,7 @@ func checkPath(p string, emptyOK bool) error {
 		return errors.New("must not be empty")
 	}
 	if !filepath.IsAbs(p) {
-		return fmt.Errorf("must be an absolute path, got %q", short(p))
+		return fmt.Errorf("must be an absolute path, got %q", excerpt.Of(p))
 	}
 	return nil
 }
@@ -290,7 +292,7 @@ func checkInterfaces(names []string) error {
 	for _, n := range names {
 		switch {
 		case n == "" || len(n) > maxIfaceName:
-			return fmt.Errorf("interface name %q must be 1 to %d characters", short(n), maxIfaceName)
+			return fmt.Errorf("interface name %q must be 1 to %d characters", excerpt.Of(n), maxIfaceName)
 		case n == "." || n == "..":
 			return fmt.Errorf("%q is not an interface name", n)
 		case strings.ContainsAny(n, " \t\n\r\v\f"):
@@ -343,19 +345,19 @@ func checkBackend(b Backend) error {
 	case BackendAuto, BackendIptables, BackendNftables, BackendIpset, BackendDryRun, BackendNone:
 		return nil
 	}
-	return fmt.Errorf(`must be "auto", "iptables", "nftables", "ipset", "dry-run" or "none", got %q`, short(string(b)))
+	return fmt.Errorf(`must be "auto", "iptables", "nftables", "ipset", "dry-run" or "none", got %q`, excerpt.Of(string(b)))
 }
 
 // checkSyslogTag keeps the tag to what every syslog daemon parses as a
 // tag: 1..32 of letters, digits, ".", "_" and "-".
 func checkSyslogTag(t string) error {
 	if t == "" || len(t) > maxSyslogTag {
-		return fmt.Errorf("must be 1 to %d characters, got %q", maxSyslogTag, short(t))
+		return fmt.Errorf("must be 1 to %d characters, got %q", maxSyslogTag, excerpt.Of(t))
 	}
 	for i := 0; i < len(t); i++ {
 		c := t[i]
 		if !(c == '.' || c == '_' || c == '-' || (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')) {
-			return fmt.Errorf("may only contain letters, digits, \".\", \"_\" and \"-\", got %q", short(t))
+			return fmt.Errorf("may only contain letters, digits, \".\", \"_\" and \"-\", got %q", excerpt.Of(t))
 		}
 	}
 	return nil
@@ -370,15 +372,15 @@ func checkListen(v string) error {
 	}
 	host, port, err := net.SplitHostPort(v)
 	if err != nil {
-		return fmt.Errorf(`must be an address and port like "127.0.0.1:9717", "[::1]:9717" or ":9717", got %q`, short(v))
+		return fmt.Errorf(`must be an address and port like "127.0.0.1:9717", "[::1]:9717" or ":9717", got %q`, excerpt.Of(v))
 	}
 	if host != "" {
 		if a, err := netip.ParseAddr(host); err != nil || a.Zone() != "" {
-			return fmt.Errorf("%q is not an IP address (a host name is not accepted), in %q", short(host), short(v))
+			return fmt.Errorf("%q is not an IP address (a host name is not accepted), in %q", excerpt.Of(host), excerpt.Of(v))
 		}
 	}
 	if n, err := strconv.Atoi(port); err != nil || !isDigits(port) || n < 1 || n > 65535 {
-		return fmt.Errorf("port %q must be from 1 to 65535, in %q", short(port), short(v))
+		return fmt.Errorf("port %q must be from 1 to 65535, in %q", excerpt.Of(port), excerpt.Of(v))
 	}
 	return nil
 }
@@ -390,7 +392,7 @@ func checkURL(v string) error {
 	}
 	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.User != nil {
-		return fmt.Errorf(`must be an http or https URL like "http://127.0.0.1:8080", got %q`, short(v))
+		return fmt.Errorf(`must be an http or https URL like "http://127.0.0.1:8080", got %q`, excerpt.Of(v))
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package conf
 import (
 	"fmt"
 	"strings"
+
+	"github.com/scanwarden/scanwarden/internal/excerpt"
 )
 
 const (
@@ -30,14 +32,14 @@ func splitLine(text string) (key, val string, skip bool, lerr *LineError) {
 		return "", "", true, nil
 	}
 	if !strings.Contains(t, "=") {
-		return "", "", false, &LineError{Msg: fmt.Sprintf(`missing "=": lines are KEY="value", got %q`, short(t))}
+		return "", "", false, &LineError{Msg: fmt.Sprintf(`missing "=": lines are KEY="value", got %q`, excerpt.Of(t))}
 	}
 	i := 0
 	for i < len(t) && isKeyByte(t[i]) {
 		i++
 	}
 	if i == 0 {
-		return "", "", false, &LineError{Msg: fmt.Sprintf(`expected KEY="value", got %q`, short(t))}
+		return "", "", false, &LineError{Msg: fmt.Sprintf(`expected KEY="value", got %q`, excerpt.Of(t))}
 	}
 	key = t[:i]
 	rest := strings.TrimLeft(t[i:], " \t")
@@ -53,7 +55,7 @@ func splitLine(text string) (key, val string, skip bool, lerr *LineError) {
 		val = v[1 : 1+end]
 		after := strings.TrimLeft(v[2+end:], " \t")
 		if after != "" && after[0] != '#' {
-			return "", "", false, &LineError{Key: key, Msg: fmt.Sprintf("unexpected text %q after the closing quote", short(after))}
+			return "", "", false, &LineError{Key: key, Msg: fmt.Sprintf("unexpected text %q after the closing quote", excerpt.Of(after))}
 		}
 	} else {
 		val = v
@@ -81,13 +83,4 @@ func splitLine(text string) (key, val string, skip bool, lerr *LineError) {
 // say which key was meant.
 func isKeyByte(c byte) bool {
 	return c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-}
-
-// short cuts s to a length that reads well inside an error message.
-func short(s string) string {
-	const limit = 60
-	if len(s) <= limit {
-		return s
-	}
-	return s[:limit] + "..."
 }

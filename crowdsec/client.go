@@ -29,6 +29,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/scanwarden/scanwarden/internal/excerpt"
 	"github.com/scanwarden/scanwarden/internal/safefile"
 )
 
@@ -72,7 +73,7 @@ func ReadCredentials(path string) (Credentials, error) {
 		}
 		key, value, ok := strings.Cut(line, ":")
 		if !ok {
-			return Credentials{}, fmt.Errorf("%s:%d: want \"key: value\", got %q", path, i+1, clip(line))
+			return Credentials{}, fmt.Errorf("%s:%d: want \"key: value\", got %q", path, i+1, excerpt.Of(line))
 		}
 		value = unquote(strings.TrimSpace(value))
 		switch strings.TrimSpace(key) {
@@ -117,19 +118,12 @@ func unquote(v string) string {
 	return v
 }
 
-func clip(s string) string {
-	if len(s) > 60 {
-		return s[:60] + "..."
-	}
-	return s
-}
-
 // baseURL checks a LAPI URL (http or https, a host, no query) and returns
 // it without a trailing slash.
 func baseURL(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
-		return "", fmt.Errorf("LAPI url %q: want http://HOST:PORT or https://HOST:PORT", clip(raw))
+		return "", fmt.Errorf("LAPI url %q: want http://HOST:PORT or https://HOST:PORT", excerpt.Of(raw))
 	}
 	return strings.TrimRight(u.String(), "/"), nil
 }
@@ -227,7 +221,7 @@ type StatusError struct {
 }
 
 func (e *StatusError) Error() string {
-	return fmt.Sprintf("LAPI %s %s: %d %s: %s", e.Method, e.Path, e.Code, http.StatusText(e.Code), clip(strings.TrimSpace(e.Body)))
+	return fmt.Sprintf("LAPI %s %s: %d %s: %s", e.Method, e.Path, e.Code, http.StatusText(e.Code), excerpt.Of(strings.TrimSpace(e.Body)))
 }
 
 // do makes one request and decodes a JSON answer into out (nil: the body
