@@ -113,18 +113,17 @@ var errStopped = errors.New("replay stopped")
 // where a damaged file stops only itself.
 var errEmit = errors.New("writing alerts")
 
+// checkEvery is how many packets go between two looks at ctx: a cancel
+// is seen within a millisecond or so, and the per-packet loop does not
+// look at a channel.
+//
 // One goroutine reads, decodes and classifies each packet in turn, with
 // no hand-off between threads. A reader goroutine handing batches of
 // decoded probes to the engine's goroutine was measured (make bench, on
 // 2-CPU virtual machines): no faster in wall time, and 40 to 60 ns of CPU
 // a packet more, for the probes written on one core and read on the
 // other and the wake-ups of both.
-const (
-	// checkEvery is how many packets go between two looks at ctx: a
-	// cancel is seen within a millisecond or so, and the per-packet loop
-	// does not look at a channel.
-	checkEvery = 1024
-)
+const checkEvery = 1024
 
 // replayFile runs eng and org over one file; it returns errStopped when
 // ctx stopped it.
@@ -136,8 +135,7 @@ func replayFile(ctx context.Context, path string, eng *detect.Engine, org *detec
 	defer src.Close()
 	sum.Files++
 	err = run(ctx, src, path, eng, org, emit, sum)
-	// the reader has stopped: its counters may be read
-	st := src.Stats()
+	st := src.Stats() // read no further: its counters are final
 	sum.Packets += st.Packets
 	sum.Decoded += st.Decoded
 	sum.Malformed += st.Malformed
