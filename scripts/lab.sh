@@ -213,12 +213,15 @@ cmd_adopt() {
 	[[ $2 =~ ^[0-9]+$ ]] || die "bad PID '$2'"
 	local i
 	# A process just started with `ip netns exec` may not have entered its
-	# namespace yet: give it two seconds.
+	# namespace yet: give it two seconds. One that has already exited
+	# (gone, or a zombie its parent has not reaped: a short nmap run on a
+	# loaded machine) leaves nothing to end: it is not recorded.
 	for ((i = 0; i < 40; i++)); do
 		if in_lab "$2"; then
 			record "$1" "$2"
 			return
 		fi
+		proc_start "$2" >/dev/null 2>&1 || return 0
 		sleep 0.05
 	done
 	die "PID $2 is not in one of the lab's namespaces"
