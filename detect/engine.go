@@ -29,10 +29,12 @@ type Config struct {
 	// Home lists the protected addresses: only probes aimed at them count.
 	// Empty means every destination is protected.
 	Home []netip.Prefix
-	// HugePages lays the largest tables (sources, first sights) out for
-	// transparent huge pages: far fewer page faults as they fill, for
-	// some 2 MiB more resident at most (see makeTable). Replay asks for
-	// it; the daemon fills its tables once, over time.
+	// HugePages lays the source and first-sight tables out for
+	// transparent huge pages, each that is a huge page (2 MiB) or larger:
+	// at the default MaxSources the source table only. Far fewer page
+	// faults as they fill, for less than a huge page more resident each
+	// (see makeTable). Replay asks for it; the daemon fills its tables
+	// once, over time.
 	HugePages bool
 }
 

@@ -16,8 +16,8 @@ import (
 // TestMakeTableLayout: a huge table starts within one element after a
 // huge page boundary, is n zero elements long with no room to grow
 // into the padding, and its memory is advised for huge pages (the "hg"
-// flag of its mapping). A small table, or one not asked huge, is a plain
-// allocation.
+// flag of its mapping). A table smaller than a huge page is exactly n
+// long.
 func TestMakeTableLayout(t *testing.T) {
 	n := DefaultMaxSources
 	tab := makeTable[source](n, true)
